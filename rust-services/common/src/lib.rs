@@ -1,0 +1,26 @@
+//! Shared infrastructure for the Rust service twins.
+//!
+//! The article's team regretted reinventing tracing setup, error handling and
+//! Kafka wrappers in every service; this crate is that shared layer, written
+//! once so the ingest, session-cache and fan-out twins look and behave alike.
+//!
+//! # Layout
+//! - [`json`]: the one JSON string escaper both languages agree on byte for byte.
+//! - [`error`]: [`ApiError`], the machine-readable error body and its HTTP status.
+//! - [`routing`]: method guards that answer 405 with `Allow` the same way Go does.
+//! - [`metrics`]: a Prometheus registry with process metrics and HTTP middleware.
+//! - [`health`]: `/healthz` and `/readyz` handlers.
+//! - [`kafka`]: producer configuration shared by every twin that talks to Kafka.
+//! - [`server`]: serving a router with graceful, bounded shutdown.
+//! - [`telemetry`]: tracing to stderr.
+
+pub mod error;
+pub mod health;
+pub mod json;
+pub mod kafka;
+pub mod metrics;
+pub mod routing;
+pub mod server;
+pub mod telemetry;
+
+pub use error::ApiError;

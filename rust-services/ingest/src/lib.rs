@@ -1,0 +1,72 @@
+//! Event ingestion, Rust twin: protobuf or JSON event batches over HTTP,
+//! validated and published to Kafka.
+//!
+//! It answers exactly like the Go reference (`go-reference/cmd/ingest`), byte
+//! for byte; `docs/contract-ingest.md` is the contract and `conformance/`
+//! proves it. What differs is inside: prost decodes payloads as slices of the
+//! request body, and a batch's records are produced together and awaited
+//! together.
+//!
+//! # Layout
+//! - [`config`]: flags and env vars.
+//! - [`media`]: content negotiation.
+//! - [`decode`]: protobuf and proto3-JSON request decoding.
+//! - [`validate`]: per-event rules and reason codes.
+//! - [`publish`]: the [`Publisher`](publish::Publisher) trait and its Kafka implementation.
+//! - [`response`]: encoding the answer.
+//! - [`handler`]: routes and the request pipeline.
+//! - [`metrics`]: ingest counters.
+
+pub mod config;
+pub mod decode;
+pub mod handler;
+pub mod media;
+pub mod metrics;
+pub mod proto;
+pub mod publish;
+pub mod response;
+pub mod validate;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use publish::KafkaPublisher;
+
+/// Why the service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not create the Kafka producer (check --kafka-brokers): {0}")]
+    Producer(#[from] KafkaError),
+    #[error("serving HTTP failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Runs the service on an already-bound `listener` until `shutdown`
+/// resolves, then drains in-flight requests and flushes the producer.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let producer: FutureProducer = config.producer().client_config().create()?;
+    let publisher = KafkaPublisher::new(producer, config.topic.clone(), config.produce_timeout());
+    let app = handler::App::new(
+        Arc::new(publisher.clone()),
+        parallax_common::metrics::Metrics::new(),
+    );
+    parallax_common::server::serve(
+        listener,
+        handler::router(app),
+        shutdown,
+        config.shutdown_grace(),
+    )
+    .await?;
+    publisher.flush(config.shutdown_grace()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,17 @@
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use parallax_ingest::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    parallax_common::telemetry::init();
+    let config = Config::parse();
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    tracing::info!("listening on {}", listener.local_addr()?);
+    parallax_ingest::run(listener, config, parallax_common::server::signal()).await?;
+    Ok(())
+}
