@@ -1,0 +1,80 @@
+//! CPU-seconds and resident memory of a process, read from `/proc/<pid>`:
+//! the same numbers the services export as `process_cpu_seconds_total` and
+//! `process_resident_memory_bytes`, but measured from outside so both twins
+//! are measured the same way.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::Context;
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// User + system CPU time so far.
+    pub cpu_seconds: f64,
+    /// Resident set size now.
+    pub rss_bytes: u64,
+    /// The highest resident set size so far (`VmHWM`).
+    pub peak_rss_bytes: u64,
+}
+
+pub fn read(pid: u32) -> anyhow::Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); `fields[0]` is field 3.
+    let cpu_seconds = (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second();
+
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok(Usage {
+        cpu_seconds,
+        rss_bytes: kib("VmRSS:"),
+        peak_rss_bytes: kib("VmHWM:"),
+    })
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let usage = read(std::process::id()).unwrap();
+        assert!(usage.rss_bytes > 0);
+        assert!(usage.peak_rss_bytes >= usage.rss_bytes);
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Parallax needs beyond the toolchains (Rust, Go, a JDK 17+ and
+# Maven are expected on the machine): Debian's protobuf-compiler (protoc, for
+# the Rust crates' build scripts) and prometheus (promtool, to lint every
+# service's /metrics). Idempotent and quick when everything is present.
+set -euo pipefail
+
+need=()
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+
+for tool in cargo go java mvn; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "deps.sh: '$tool' not found: install the Rust toolchain (rustup), Go 1.26+, a JDK 17+ and Maven first" >&2
+    exit 1
+  fi
+done
+
+if ((${#need[@]})); then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "deps.sh: need root or sudo to install: ${need[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "deps.sh: installing ${need[*]} from Debian" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
