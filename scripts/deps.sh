@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs what Parallax needs beyond the toolchains (Rust, Go, a JDK 17+ and
-# Maven are expected on the machine): Debian's protobuf-compiler (protoc, for
-# the Rust crates' build scripts) and prometheus (promtool, to lint every
-# service's /metrics). Idempotent and quick when everything is present.
+# Installs what Parallax's tests need beyond the toolchains (Rust, Go, a JDK
+# 17+ and Maven are expected on the machine): Debian's prometheus package, for
+# promtool, which lints every service's /metrics. (protoc is not needed: the
+# Rust build scripts compile .proto files with protox, and the Go code
+# generated from them is checked in.) Idempotent and quick when present.
 set -euo pipefail
 
 need=()
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 for tool in cargo go java mvn; do

@@ -8,12 +8,14 @@
 //! bodies.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::{alphabet, Engine};
 use bytes::Bytes;
 use prost::Message;
-use serde::de::{self, Deserializer};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::media::Media;
@@ -33,80 +35,230 @@ pub fn decode(media: Media, body: Bytes) -> Result<EventBatch, MalformedBody> {
 }
 
 fn decode_json(body: &[u8]) -> Result<EventBatch, MalformedBody> {
-    let batch: JsonBatch =
-        serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
-    Ok(EventBatch {
-        events: batch
-            .events
-            .unwrap_or_default()
-            .into_iter()
-            .map(JsonEvent::into_event)
-            .collect(),
-    })
+    let batch: JsonBatch = serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
+    Ok(EventBatch { events: batch.events })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+// The JSON types are deserialised by hand rather than derived: a derived
+// struct also accepts a JSON array (`[]`) and silently keeps the last of two
+// equal keys, where protojson rejects both.
+
 struct JsonBatch {
-    #[serde(default)]
-    events: Option<Vec<JsonEvent>>,
+    events: Vec<Event>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonEvent {
-    #[serde(default, rename = "eventId", alias = "event_id")]
-    event_id: Option<String>,
-    #[serde(default, rename = "tenantId", alias = "tenant_id")]
-    tenant_id: Option<String>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(
-        default,
-        rename = "occurredAtUnixMs",
-        alias = "occurred_at_unix_ms",
-        deserialize_with = "int64"
-    )]
-    occurred_at_unix_ms: Option<i64>,
-    #[serde(default)]
-    attributes: Option<BTreeMap<String, String>>,
-    #[serde(default, deserialize_with = "base64_bytes")]
-    payload: Option<Bytes>,
+impl<'de> Deserialize<'de> for JsonBatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ObjectVisitor::<JsonBatch>::new("an EventBatch object"))
+    }
 }
 
-impl JsonEvent {
-    fn into_event(self) -> Event {
-        Event {
-            event_id: self.event_id.unwrap_or_default(),
-            tenant_id: self.tenant_id.unwrap_or_default(),
-            r#type: self.kind.unwrap_or_default(),
-            occurred_at_unix_ms: self.occurred_at_unix_ms.unwrap_or_default(),
-            attributes: self.attributes.unwrap_or_default(),
-            payload: self.payload.unwrap_or_default(),
+impl FromFields for JsonBatch {
+    const FIELDS: &'static [&'static str] = &["events"];
+
+    fn empty() -> Self {
+        JsonBatch { events: Vec::new() }
+    }
+
+    fn field<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<usize, A::Error> {
+        match name {
+            "events" => {
+                let events: Option<Vec<JsonEvent>> = map.next_value()?;
+                self.events = events.unwrap_or_default().into_iter().map(|e| e.0).collect();
+                Ok(0)
+            }
+            other => Err(de::Error::unknown_field(other, Self::FIELDS)),
         }
     }
 }
 
-/// int64 as a JSON number or a string holding one; integral values written
-/// with a fraction or exponent (`1.0`, `1e3`) are accepted as protojson does.
+struct JsonEvent(Event);
+
+impl<'de> Deserialize<'de> for JsonEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ObjectVisitor::<JsonEvent>::new("an Event object"))
+    }
+}
+
+impl FromFields for JsonEvent {
+    const FIELDS: &'static [&'static str] = &[
+        "eventId",
+        "tenantId",
+        "type",
+        "occurredAtUnixMs",
+        "attributes",
+        "payload",
+    ];
+
+    fn empty() -> Self {
+        JsonEvent(Event::default())
+    }
+
+    /// Each field under its JSON name or its proto name; `null` = default.
+    fn field<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<usize, A::Error> {
+        let e = &mut self.0;
+        Ok(match name {
+            "eventId" | "event_id" => {
+                e.event_id = map.next_value::<Option<String>>()?.unwrap_or_default();
+                0
+            }
+            "tenantId" | "tenant_id" => {
+                e.tenant_id = map.next_value::<Option<String>>()?.unwrap_or_default();
+                1
+            }
+            "type" => {
+                e.r#type = map.next_value::<Option<String>>()?.unwrap_or_default();
+                2
+            }
+            "occurredAtUnixMs" | "occurred_at_unix_ms" => {
+                e.occurred_at_unix_ms = map.next_value::<Int64>()?.0.unwrap_or_default();
+                3
+            }
+            "attributes" => {
+                e.attributes = map.next_value::<Option<Attributes>>()?.map(|a| a.0).unwrap_or_default();
+                4
+            }
+            "payload" => {
+                e.payload = map.next_value::<Base64>()?.0.unwrap_or_default();
+                5
+            }
+            other => return Err(de::Error::unknown_field(other, Self::FIELDS)),
+        })
+    }
+}
+
+/// A JSON object read field by field; `field` returns the field's index so
+/// the same field given twice (under either name) is refused.
+trait FromFields: Sized {
+    const FIELDS: &'static [&'static str];
+    fn empty() -> Self;
+    fn field<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<usize, A::Error>;
+}
+
+struct ObjectVisitor<T> {
+    expecting: &'static str,
+    target: PhantomData<T>,
+}
+
+impl<T> ObjectVisitor<T> {
+    fn new(expecting: &'static str) -> Self {
+        Self { expecting, target: PhantomData }
+    }
+}
+
+impl<'de, T: FromFields> Visitor<'de> for ObjectVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut value = T::empty();
+        let mut seen = 0u32;
+        while let Some(name) = map.next_key::<String>()? {
+            let index = value.field(&name, &mut map)?;
+            if seen & (1 << index) != 0 {
+                return Err(de::Error::custom(format!("duplicate field `{name}`")));
+            }
+            seen |= 1 << index;
+        }
+        Ok(value)
+    }
+}
+
+/// `map<string, string>`: an object of strings, each key once.
+struct Attributes(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Attributes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AttributesVisitor;
+        impl<'de> Visitor<'de> for AttributesVisitor {
+            type Value = Attributes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of string attributes")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attributes, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, String>()? {
+                    if out.contains_key(&k) {
+                        return Err(de::Error::custom(format!("duplicate attribute `{k}`")));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(Attributes(out))
+            }
+        }
+        d.deserialize_map(AttributesVisitor)
+    }
+}
+
+struct Int64(Option<i64>);
+
+impl<'de> Deserialize<'de> for Int64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        int64(d).map(Int64)
+    }
+}
+
+struct Base64(Option<Bytes>);
+
+impl<'de> Deserialize<'de> for Base64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        base64_bytes(d).map(Base64)
+    }
+}
+
+/// int64 as a JSON number or a string holding a JSON number token;
+/// integral values written with a fraction or exponent (`1.0`, `1e3`) are
+/// accepted, as protojson does.
 fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let value: Option<serde_json::Value> = Option::deserialize(d)?;
     let parsed = match &value {
         None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(serde_json::Value::Number(n)) => {
-            n.as_i64().or_else(|| n.as_f64().and_then(integral_f64))
-        }
-        Some(serde_json::Value::String(s)) => s.parse::<i64>().ok().or_else(|| {
-            s.parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .and_then(integral_f64)
-        }),
+        Some(serde_json::Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(integral_f64)),
+        Some(serde_json::Value::String(s)) if is_json_number(s) => s
+            .parse::<i64>()
+            .ok()
+            .or_else(|| s.parse::<f64>().ok().and_then(integral_f64)),
         Some(_) => None,
     };
     parsed
         .map(Some)
         .ok_or_else(|| de::Error::custom("occurredAtUnixMs is not an int64"))
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, the JSON number grammar.
+fn is_json_number(s: &str) -> bool {
+    fn digits(b: &[u8]) -> usize {
+        b.iter().take_while(|c| c.is_ascii_digit()).count()
+    }
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i += digits(&b[i..]),
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        let n = digits(&b[i + 1..]);
+        if n == 0 {
+            return false;
+        }
+        i += 1 + n;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(&b[i..]);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == b.len()
 }
 
 fn integral_f64(f: f64) -> Option<i64> {
@@ -166,6 +318,19 @@ mod tests {
     }
 
     #[test]
+    fn json_must_be_objects_not_arrays() {
+        assert!(json("[]").is_err());
+        assert!(json(r#"{"events":[[]]}"#).is_err());
+    }
+
+    #[test]
+    fn json_repeated_keys_are_malformed() {
+        assert!(json(r#"{"events":[],"events":[]}"#).is_err());
+        assert!(json(r#"{"events":[{"type":"a","type":"b"}]}"#).is_err());
+        assert!(json(r#"{"events":[{"attributes":{"k":"1","k":"2"}}]}"#).is_err());
+    }
+
+    #[test]
     fn json_unknown_fields_are_malformed() {
         assert!(json(r#"{"events":[],"extra":1}"#).is_err());
         assert!(json(r#"{"events":[{"eventId":"a","color":"red"}]}"#).is_err());
@@ -177,7 +342,10 @@ mod tests {
             let batch = json(&format!(r#"{{"events":[{{"occurredAtUnixMs":{v}}}]}}"#)).unwrap();
             assert_eq!(batch.events[0].occurred_at_unix_ms, -42, "{v}");
         }
-        assert!(json(r#"{"events":[{"occurredAtUnixMs":1.5}]}"#).is_err());
+        for bad in ["1.5", r#""1.5""#, r#"" 1""#, r#""+1""#, r#""012""#, r#""1e""#] {
+            let body = format!(r#"{{"events":[{{"occurredAtUnixMs":{bad}}}]}}"#);
+            assert!(json(&body).is_err(), "{bad} was accepted");
+        }
         assert!(json(r#"{"events":[{"occurredAtUnixMs":"x"}]}"#).is_err());
         assert!(json(r#"{"events":[{"occurredAtUnixMs":true}]}"#).is_err());
     }
@@ -190,6 +358,8 @@ mod tests {
             assert_eq!(&batch.events[0].payload[..], &[0xfb, 0xff], "{p}");
         }
         assert!(json(r#"{"events":[{"payload":"!!"}]}"#).is_err());
+        // Non-zero trailing bits are tolerated, as Go's decoder does.
+        assert_eq!(&json(r#"{"events":[{"payload":"aGl="}]}"#).unwrap().events[0].payload[..], b"hi");
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub const KAFKA_NOT_READY: ApiError = ApiError::new(
     StatusCode::SERVICE_UNAVAILABLE,
     "kafka_unavailable",
     "Kafka is not reachable",
-);
+)
+.with_retry_after(1);
 
 /// Shared state of the handlers.
 #[derive(Clone)]
