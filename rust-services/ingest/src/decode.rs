@@ -35,8 +35,11 @@ pub fn decode(media: Media, body: Bytes) -> Result<EventBatch, MalformedBody> {
 }
 
 fn decode_json(body: &[u8]) -> Result<EventBatch, MalformedBody> {
-    let batch: JsonBatch = serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
-    Ok(EventBatch { events: batch.events })
+    let batch: JsonBatch =
+        serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
+    Ok(EventBatch {
+        events: batch.events,
+    })
 }
 
 // The JSON types are deserialised by hand rather than derived: a derived
@@ -60,11 +63,19 @@ impl FromFields for JsonBatch {
         JsonBatch { events: Vec::new() }
     }
 
-    fn field<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<usize, A::Error> {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<usize, A::Error> {
         match name {
             "events" => {
                 let events: Option<Vec<JsonEvent>> = map.next_value()?;
-                self.events = events.unwrap_or_default().into_iter().map(|e| e.0).collect();
+                self.events = events
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|e| e.0)
+                    .collect();
                 Ok(0)
             }
             other => Err(de::Error::unknown_field(other, Self::FIELDS)),
@@ -95,7 +106,11 @@ impl FromFields for JsonEvent {
     }
 
     /// Each field under its JSON name or its proto name; `null` = default.
-    fn field<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<usize, A::Error> {
+    fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+    ) -> Result<usize, A::Error> {
         let e = &mut self.0;
         Ok(match name {
             "eventId" | "event_id" => {
@@ -115,7 +130,10 @@ impl FromFields for JsonEvent {
                 3
             }
             "attributes" => {
-                e.attributes = map.next_value::<Option<Attributes>>()?.map(|a| a.0).unwrap_or_default();
+                e.attributes = map
+                    .next_value::<Option<Attributes>>()?
+                    .map(|a| a.0)
+                    .unwrap_or_default();
                 4
             }
             "payload" => {
@@ -132,7 +150,8 @@ impl FromFields for JsonEvent {
 trait FromFields: Sized {
     const FIELDS: &'static [&'static str];
     fn empty() -> Self;
-    fn field<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<usize, A::Error>;
+    fn field<'de, A: MapAccess<'de>>(&mut self, name: &str, map: &mut A)
+        -> Result<usize, A::Error>;
 }
 
 struct ObjectVisitor<T> {
@@ -142,7 +161,10 @@ struct ObjectVisitor<T> {
 
 impl<T> ObjectVisitor<T> {
     fn new(expecting: &'static str) -> Self {
-        Self { expecting, target: PhantomData }
+        Self {
+            expecting,
+            target: PhantomData,
+        }
     }
 }
 
@@ -216,7 +238,9 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let value: Option<serde_json::Value> = Option::deserialize(d)?;
     let parsed = match &value {
         None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(serde_json::Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(integral_f64)),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().or_else(|| n.as_f64().and_then(integral_f64))
+        }
         Some(serde_json::Value::String(s)) if is_json_number(s) => s
             .parse::<i64>()
             .ok()
@@ -342,7 +366,9 @@ mod tests {
             let batch = json(&format!(r#"{{"events":[{{"occurredAtUnixMs":{v}}}]}}"#)).unwrap();
             assert_eq!(batch.events[0].occurred_at_unix_ms, -42, "{v}");
         }
-        for bad in ["1.5", r#""1.5""#, r#"" 1""#, r#""+1""#, r#""012""#, r#""1e""#] {
+        for bad in [
+            "1.5", r#""1.5""#, r#"" 1""#, r#""+1""#, r#""012""#, r#""1e""#,
+        ] {
             let body = format!(r#"{{"events":[{{"occurredAtUnixMs":{bad}}}]}}"#);
             assert!(json(&body).is_err(), "{bad} was accepted");
         }
@@ -359,7 +385,10 @@ mod tests {
         }
         assert!(json(r#"{"events":[{"payload":"!!"}]}"#).is_err());
         // Non-zero trailing bits are tolerated, as Go's decoder does.
-        assert_eq!(&json(r#"{"events":[{"payload":"aGl="}]}"#).unwrap().events[0].payload[..], b"hi");
+        assert_eq!(
+            &json(r#"{"events":[{"payload":"aGl="}]}"#).unwrap().events[0].payload[..],
+            b"hi"
+        );
     }
 
     #[test]
