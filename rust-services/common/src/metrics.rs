@@ -25,6 +25,16 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Route label for requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// The route label a response asks to be counted under, in place of the
+/// matched router pattern.
+///
+/// For a contract route that one router pattern cannot express: axum's
+/// `{*rest}` does not match an empty rest, so the session cache serves
+/// `/v1/sessions/{id}` through two patterns and labels both with the
+/// contract's template by inserting this into its responses' extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLabel(pub &'static str);
+
 /// A registry with process and HTTP metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -122,7 +132,9 @@ pub async fn handler(State(metrics): State<Metrics>) -> Response {
         .into_response()
 }
 
-/// Middleware that counts and times every request, labelled by route template.
+/// Middleware that counts and times every request, labelled by route
+/// template: the response's [`RouteLabel`] if it has one, else the matched
+/// pattern, else [`UNMATCHED_ROUTE`].
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -130,11 +142,11 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
-    metrics.observe(
-        route.as_deref().unwrap_or(UNMATCHED_ROUTE),
-        response.status(),
-        started,
-    );
+    let label = match response.extensions().get::<RouteLabel>() {
+        Some(RouteLabel(label)) => label,
+        None => route.as_deref().unwrap_or(UNMATCHED_ROUTE),
+    };
+    metrics.observe(label, response.status(), started);
     response
 }
 
@@ -151,5 +163,40 @@ mod tests {
         assert!(text.contains("process_open_fds"));
         assert!(text.contains(r#"http_requests_total{route="/v1/events",status="200"} 1"#));
         assert!(text.contains("http_request_duration_seconds_bucket"));
+    }
+
+    #[tokio::test]
+    async fn a_route_label_on_the_response_replaces_the_matched_pattern() {
+        use axum::body::Body;
+        use axum::routing::get;
+        use axum::{middleware, Router};
+        use tower::ServiceExt;
+
+        let metrics = Metrics::new();
+        let router = Router::new()
+            .route(
+                "/v1/things/{*rest}",
+                get(|| async {
+                    let mut response = StatusCode::OK.into_response();
+                    response
+                        .extensions_mut()
+                        .insert(RouteLabel("/v1/things/{id}"));
+                    response
+                }),
+            )
+            .route("/plain", get(|| async { "ok" }))
+            .layer(middleware::from_fn_with_state(metrics.clone(), track));
+        for uri in ["/v1/things/a/b", "/plain", "/nowhere"] {
+            let request = axum::http::Request::builder()
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap();
+            router.clone().oneshot(request).await.unwrap();
+        }
+        let text = metrics.render();
+        assert!(text.contains(r#"http_requests_total{route="/v1/things/{id}",status="200"} 1"#));
+        assert!(text.contains(r#"http_requests_total{route="/plain",status="200"} 1"#));
+        assert!(text.contains(r#"http_requests_total{route="unmatched",status="404"} 1"#));
+        assert!(!text.contains("{*rest}"));
     }
 }
