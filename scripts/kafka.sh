@@ -12,6 +12,8 @@
 #   scripts/kafka.sh down [--purge]              stop it; --purge also deletes its data
 #   scripts/kafka.sh status                      exit 0 if running and answering, else 3
 #   scripts/kafka.sh create-topic NAME [PARTS]   create a topic if missing (default 3 partitions)
+#   scripts/kafka.sh consume NAME [MAX]          print a topic's records from the beginning
+#                                                (partition, key, headers, value; default 10)
 #
 # Environment:
 #   PARALLAX_HOME                   cache root (default ~/.cache/parallax); jars go to
@@ -71,6 +73,7 @@ usage: $PROG up                          start (or reuse) the local Kafka broker
        $PROG down [--purge]              stop it (--purge also deletes its data)
        $PROG status                      print state; exit 0 running, 3 stopped
        $PROG create-topic NAME [PARTS]   create topic NAME (default 3 partitions)
+       $PROG consume NAME [MAX]          print up to MAX records of NAME from the beginning (default 10)
 EOF
   exit "${1:-2}"
 }
@@ -459,6 +462,24 @@ cmd_create_topic() {
   echo "topic $name ok on $HOST:$port"
 }
 
+cmd_consume() {
+  [[ $# -ge 1 && $# -le 2 ]] || usage
+  local name="$1" max="${2:-10}"
+  [[ "$name" =~ ^[A-Za-z0-9._-]{1,249}$ ]] || die "invalid topic name '$name'"
+  is_posint "$max" || die "invalid record count '$max': must be a positive integer"
+  find_java
+  local port
+  broker_pid >/dev/null || die "Kafka is not running: start it with '$PROG up'"
+  port="$(running_port)"
+  # Values are binary protobuf for the ingest topics; the console consumer
+  # prints them with non-printable bytes as they are.
+  run_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$HOST:$port" \
+    --consumer.config "$CLIENT_PROPS" --topic "$name" --from-beginning \
+    --max-messages "$max" --timeout-ms 10000 \
+    --property print.partition=true --property print.key=true --property print.headers=true \
+    2> >(grep -v -e 'TimeoutException' -e 'Error processing message' >&2)
+}
+
 main() {
   [[ $# -ge 1 ]] || usage
   local cmd="$1"
@@ -468,6 +489,7 @@ main() {
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
     create-topic) cmd_create_topic "$@" ;;
+    consume) cmd_consume "$@" ;;
     -h | --help | help) usage 0 ;;
     *) note "unknown command '$cmd'"; usage ;;
   esac
