@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project against real processes and a real Kafka:
 # Go unit tests, Rust unit and integration tests, and the conformance suite
-# against both twins. This is the README's test command; .ci/run calls it
-# after the lints.
+# against both twins of every service (ingest, session cache). This is the
+# README's test command; .ci/run calls it after the lints.
 #
 # Kafka is started once for the whole run (scripts/kafka.sh up, reused if it
 # is already running) and stopped at the end only if this script started it.
@@ -32,10 +32,8 @@ fi
 export PARALLAX_KAFKA_BROKERS="${PARALLAX_KAFKA_BROKERS:-127.0.0.1:${PARALLAX_KAFKA_PORT:-9092}}"
 export PARALLAX_INGEST_GO_BIN="$bin/ingest"
 export PARALLAX_INGEST_RUST_BIN="$root/target/debug/parallax-ingest"
-if [[ -x "$bin/session-cache" && -x "$root/target/debug/parallax-session-cache" ]]; then
-  export PARALLAX_CACHE_GO_BIN="$bin/session-cache"
-  export PARALLAX_CACHE_RUST_BIN="$root/target/debug/parallax-session-cache"
-fi
+export PARALLAX_CACHE_GO_BIN="$bin/session-cache"
+export PARALLAX_CACHE_RUST_BIN="$root/target/debug/parallax-session-cache"
 
 echo "== Go tests" >&2
 (cd go-reference && go test ./...)

@@ -1,7 +1,8 @@
-//! The contract's fixed texts and limits (`docs/contract-ingest.md`), and
-//! assertions that compare answers with them byte for byte.
+//! The ingest contract's fixed texts and limits (`docs/contract-ingest.md`),
+//! and assertions that compare answers with a contract's texts byte for byte
+//! (shared by every contract through [`ErrorAnswer`]).
 
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 
 use crate::http::Response;
 
@@ -45,8 +46,31 @@ pub enum ServiceError {
     KafkaNotReachable,
 }
 
-impl ServiceError {
-    pub fn status(self) -> u16 {
+/// An answer of a contract's error table: a status and the JSON body
+/// `{"code":"…","message":"…"}`. Implemented by each contract's error enum,
+/// so one set of assertions serves every contract.
+pub trait ErrorAnswer: Copy + Debug {
+    fn status(self) -> u16;
+    fn code(self) -> &'static str;
+    fn message(self) -> &'static str;
+
+    /// The `Retry-After` value the answer must carry, if any.
+    fn retry_after(self) -> Option<&'static str> {
+        None
+    }
+
+    /// The exact body: `{"code":"…","message":"…"}`.
+    fn body(self) -> String {
+        format!(
+            r#"{{"code":"{}","message":"{}"}}"#,
+            self.code(),
+            self.message()
+        )
+    }
+}
+
+impl ErrorAnswer for ServiceError {
+    fn status(self) -> u16 {
         match self {
             ServiceError::MalformedBody => 400,
             ServiceError::NotFound => 404,
@@ -57,7 +81,7 @@ impl ServiceError {
         }
     }
 
-    pub fn code(self) -> &'static str {
+    fn code(self) -> &'static str {
         match self {
             ServiceError::MalformedBody => "malformed_body",
             ServiceError::NotFound => "not_found",
@@ -69,11 +93,11 @@ impl ServiceError {
         }
     }
 
-    pub fn message(self) -> &'static str {
+    fn message(self) -> &'static str {
         match self {
             ServiceError::MalformedBody => "request body is not a valid EventBatch",
-            ServiceError::NotFound => "no such route",
-            ServiceError::MethodNotAllowed => "method not allowed on this route",
+            ServiceError::NotFound => NO_SUCH_ROUTE,
+            ServiceError::MethodNotAllowed => METHOD_NOT_ALLOWED,
             ServiceError::BodyTooLarge => "request body exceeds 8388608 bytes",
             ServiceError::TooManyEvents => "batch holds more than 10000 events",
             ServiceError::UnsupportedMediaType => {
@@ -84,27 +108,28 @@ impl ServiceError {
         }
     }
 
-    /// The exact body: `{"code":"…","message":"…"}`.
-    pub fn body(self) -> String {
-        format!(
-            r#"{{"code":"{}","message":"{}"}}"#,
-            self.code(),
-            self.message()
-        )
+    /// `Retry-After: 1` on `kafka_unavailable` from `/v1/events`.
+    fn retry_after(self) -> Option<&'static str> {
+        (self == ServiceError::KafkaUnavailable).then_some("1")
     }
 }
 
+/// The `not_found` message every contract shares.
+pub const NO_SUCH_ROUTE: &str = "no such route";
+/// The `method_not_allowed` message every contract shares.
+pub const METHOD_NOT_ALLOWED: &str = "method not allowed on this route";
+
 /// Asserts `response` is exactly the contract's answer for `error`: status,
-/// `Content-Type: application/json`, the body byte for byte, and
-/// `Retry-After: 1` for `kafka_unavailable` on `/v1/events`.
+/// `Content-Type: application/json`, the body byte for byte, and the
+/// `Retry-After` the error carries (`kafka_unavailable` on `/v1/events`).
 #[track_caller]
-pub fn assert_error(response: &Response, error: ServiceError) {
+pub fn assert_error(response: &Response, error: impl ErrorAnswer) {
     assert_error_for(response, error, "the request");
 }
 
 /// [`assert_error`], naming `what` was sent in failure messages.
 #[track_caller]
-pub fn assert_error_for(response: &Response, error: ServiceError, what: impl Display) {
+pub fn assert_error_for(response: &Response, error: impl ErrorAnswer, what: impl Display) {
     assert_eq!(
         (response.status, response.text().as_str()),
         (error.status(), error.body().as_str()),
@@ -116,10 +141,10 @@ pub fn assert_error_for(response: &Response, error: ServiceError, what: impl Dis
         Some(JSON),
         "Content-Type of the error answer to {what}"
     );
-    if error == ServiceError::KafkaUnavailable {
+    if let Some(retry_after) = error.retry_after() {
         assert_eq!(
             response.header("Retry-After"),
-            Some("1"),
+            Some(retry_after),
             "Retry-After of the answer to {what}"
         );
     }

@@ -6,12 +6,14 @@
 //! chunked uploads, and connections left half-written across a SIGTERM. Every
 //! request opens its own connection and says `Connection: close`.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// How long any single read may block before a request is declared hung.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`send_then_drain`] waits for bytes after the response.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An HTTP request exactly as the suite wants it on the wire.
 #[derive(Clone, Debug)]
@@ -44,6 +46,18 @@ impl Request {
 
     pub fn post(path: &str) -> Self {
         Self::new("POST", path)
+    }
+
+    pub fn put(path: &str) -> Self {
+        Self::new("PUT", path)
+    }
+
+    pub fn head(path: &str) -> Self {
+        Self::new("HEAD", path)
+    }
+
+    pub fn delete(path: &str) -> Self {
+        Self::new("DELETE", path)
     }
 
     /// `POST /v1/events` with `Content-Type: application/x-protobuf`.
@@ -173,6 +187,18 @@ pub fn send(addr: SocketAddr, request: &Request) -> Response {
 
 /// [`send`] that reports I/O failures instead of panicking.
 pub fn try_send(addr: SocketAddr, request: &Request) -> io::Result<Response> {
+    exchange(addr, request, false).map(|(response, _)| response)
+}
+
+/// [`send`], then reads on until the server closes the connection (or stays
+/// silent for [`DRAIN_TIMEOUT`]): the response and the bytes that followed
+/// it. Shows what a framed read hides, e.g. a body after a `HEAD` answer.
+pub fn send_then_drain(addr: SocketAddr, request: &Request) -> (Response, Vec<u8>) {
+    exchange(addr, request, true)
+        .unwrap_or_else(|e| panic!("{} {} to {addr}: {e}", request.method, request.path))
+}
+
+fn exchange(addr: SocketAddr, request: &Request, drain: bool) -> io::Result<(Response, Vec<u8>)> {
     let stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_nodelay(true)?;
@@ -191,10 +217,87 @@ pub fn try_send(addr: SocketAddr, request: &Request) -> io::Result<Response> {
         });
         let mut reader = BufReader::new(&stream);
         let response = read_response(&mut reader, is_head);
+        let mut rest = Vec::new();
+        let drained = if drain && response.is_ok() {
+            drain_until_close(&stream, &mut reader, &mut rest)
+        } else {
+            Ok(())
+        };
         // Unblocks the writer if the server stopped reading.
         let _ = stream.shutdown(Shutdown::Both);
-        response
+        let response = response?;
+        drained.map(|()| (response, rest))
     })
+}
+
+/// Reads into `rest` until end of stream; silence for [`DRAIN_TIMEOUT`]
+/// counts as the end.
+fn drain_until_close(
+    stream: &TcpStream,
+    reader: &mut impl Read,
+    rest: &mut Vec<u8>,
+) -> io::Result<()> {
+    stream.set_read_timeout(Some(DRAIN_TIMEOUT))?;
+    match reader.read_to_end(rest) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A request whose body is half sent: the service is provably reading it
+/// (it sent `100 Continue`), so a signal finds it in flight.
+pub struct InFlight {
+    connection: TcpStream,
+    reader: BufReader<TcpStream>,
+    rest: Vec<u8>,
+}
+
+impl InFlight {
+    /// Sends the head of `request` with `Expect: 100-continue`, waits for the
+    /// interim answer and sends the first half of the body.
+    pub fn begin(addr: SocketAddr, request: &Request) -> InFlight {
+        let request = request.clone().header("Expect", "100-continue");
+        let body = request.body_bytes();
+        let mut connection = TcpStream::connect(addr).unwrap();
+        connection.set_nodelay(true).unwrap();
+        connection.write_all(&request.head_bytes(addr)).unwrap();
+        let mut reader = BufReader::new(connection.try_clone().unwrap());
+        // The interim answer proves the handler is reading the body. A server
+        // may skip it (HTTP allows that); then a short wait must do.
+        connection
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        match read_head(&mut reader) {
+            Ok((100, _)) => {}
+            Ok((status, _)) => panic!("expected 100 Continue, got {status}"),
+            Err(e) => eprintln!("no 100 Continue ({e}); sending the body anyway"),
+        }
+        connection.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let half = body.len() / 2;
+        connection.write_all(&body[..half]).unwrap();
+        InFlight {
+            connection,
+            reader,
+            rest: body[half..].to_vec(),
+        }
+    }
+
+    /// Sends the rest of the body and reads the answer.
+    pub fn finish(mut self) -> Response {
+        self.connection.write_all(&self.rest).unwrap();
+        let response =
+            read_response(&mut self.reader, false).expect("an answer to the in-flight request");
+        let _ = self.connection.shutdown(Shutdown::Both);
+        response
+    }
 }
 
 /// Reads one final response from `reader`, skipping interim `1xx` responses.
@@ -334,6 +437,30 @@ mod tests {
         let response = read_response(&mut &raw[..], true).unwrap();
         assert_eq!(response.status, 405);
         assert!(response.body.is_empty());
+    }
+
+    #[test]
+    fn draining_shows_a_body_sent_after_a_head_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut connection, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0];
+                io::Read::read_exact(&mut connection, &mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            connection
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc")
+                .unwrap();
+        });
+
+        let (response, rest) = send_then_drain(addr, &Request::head("/x"));
+
+        server.join().unwrap();
+        assert_eq!((response.status, response.body.as_slice()), (404, &b""[..]));
+        assert_eq!(rest, b"abc");
     }
 
     #[test]

@@ -46,6 +46,43 @@ pub fn value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
         .map(|s| s.value)
 }
 
+/// Asserts every `(family, type)` is declared by a `# TYPE` line.
+#[track_caller]
+pub fn assert_family_types(exposition: &str, families: &[(&str, &str)]) {
+    for (family, kind) in families {
+        assert_eq!(
+            family_type(exposition, family),
+            Some(*kind),
+            "# TYPE of {family} in:\n{exposition}"
+        );
+    }
+}
+
+/// Asserts, for every `(label values, value)` of `expected`, that the sample
+/// `name` with `label_names` set to those values has that value.
+///
+/// ```
+/// # use parallax_conformance::metrics::assert_values;
+/// let exposition = "http_requests_total{route=\"/healthz\",status=\"200\"} 1\n";
+/// assert_values(exposition, "http_requests_total", ["route", "status"], &[(["/healthz", "200"], 1.0)]);
+/// ```
+#[track_caller]
+pub fn assert_values<const N: usize>(
+    exposition: &str,
+    name: &str,
+    label_names: [&str; N],
+    expected: &[([&str; N], f64)],
+) {
+    for (label_values, expected) in expected {
+        let labels: Vec<(&str, &str)> = label_names.into_iter().zip(*label_values).collect();
+        assert_eq!(
+            value(exposition, name, &labels),
+            Some(*expected),
+            "{name}{labels:?} in:\n{exposition}"
+        );
+    }
+}
+
 fn parse_sample(line: &str) -> Option<Sample> {
     let (series, rest) = match line.find('{') {
         Some(_) => {

@@ -5,8 +5,17 @@
 //! let ingest = service(&Implementation::go()).produce_timeout_ms(2000).spawn();
 //! let response = ingest.send(&Request::get("/healthz"));
 //! assert_eq!(response.status, 200);
+//!
+//! let cache = service(&Implementation::rust_cache()).flag("--shards", 1).spawn();
+//! assert_eq!(cache.send(&Request::get("/readyz")).status, 200);
 //! ```
+//!
+//! What is wired up follows the implementation's
+//! [`Contract`](crate::implementation::Contract): an ingest
+//! binary gets `--kafka-brokers` and a fresh `--topic`; a session cache gets
+//! only `--listen` and the flags given.
 
+use std::fmt::Display;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -18,21 +27,11 @@ use crate::http::{self, Request, Response};
 use crate::implementation::Implementation;
 use crate::kafka::{self, Record};
 
-/// How long a binary may take from exec to logging `listening on`.
+/// How long a binary may take from exec to logging `listening on` (or, for
+/// [`ServiceBuilder::exit_at_startup`], to exiting).
 pub const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 /// How long reading back a topic may take.
 pub const KAFKA_READ_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Environment variables the binaries read; cleared so the suite's flags are
-/// the whole configuration.
-const INGEST_ENV: [&str; 6] = [
-    "INGEST_LISTEN",
-    "INGEST_KAFKA_BROKERS",
-    "INGEST_TOPIC",
-    "INGEST_PRODUCE_TIMEOUT_MS",
-    "INGEST_LINGER_MS",
-    "INGEST_SHUTDOWN_GRACE_MS",
-];
 
 /// Starts building a service run of `implementation`.
 pub fn service(implementation: &Implementation) -> ServiceBuilder {
@@ -40,8 +39,7 @@ pub fn service(implementation: &Implementation) -> ServiceBuilder {
         implementation: implementation.clone(),
         topic: None,
         kafka: None,
-        produce_timeout_ms: None,
-        shutdown_grace_ms: None,
+        flags: Vec::new(),
         env: Vec::new(),
     }
 }
@@ -52,116 +50,80 @@ pub struct ServiceBuilder {
     implementation: Implementation,
     topic: Option<String>,
     kafka: Option<String>,
-    produce_timeout_ms: Option<u64>,
-    shutdown_grace_ms: Option<u64>,
+    flags: Vec<(String, String)>,
     env: Vec<(String, String)>,
 }
 
 impl ServiceBuilder {
-    /// The topic to publish to. Default: a fresh one named after the
-    /// current test and implementation.
+    /// The topic to publish to (ingest only). Default: a fresh one named
+    /// after the current test and implementation.
     pub fn topic(mut self, topic: &str) -> Self {
         self.topic = Some(topic.to_owned());
         self
     }
 
-    /// Bootstrap brokers other than the suite's Kafka (e.g. an address where
-    /// nothing listens). The suite then creates no topic.
+    /// Bootstrap brokers other than the suite's Kafka (ingest only; e.g. an
+    /// address where nothing listens). The suite then creates no topic.
     pub fn kafka(mut self, brokers: &str) -> Self {
         self.kafka = Some(brokers.to_owned());
         self
     }
 
-    pub fn produce_timeout_ms(mut self, ms: u64) -> Self {
-        self.produce_timeout_ms = Some(ms);
+    /// A command-line flag and its value, passed after the suite's own
+    /// (`--listen`, and for ingest `--kafka-brokers` and `--topic`).
+    pub fn flag(mut self, name: &str, value: impl Display) -> Self {
+        self.flags.push((name.to_owned(), value.to_string()));
         self
     }
 
-    pub fn shutdown_grace_ms(mut self, ms: u64) -> Self {
-        self.shutdown_grace_ms = Some(ms);
-        self
+    pub fn produce_timeout_ms(self, ms: u64) -> Self {
+        self.flag("--produce-timeout-ms", ms)
     }
 
-    /// An environment variable for the process. The `INGEST_*` variables of
-    /// the suite's own environment are never passed on; these are.
+    pub fn shutdown_grace_ms(self, ms: u64) -> Self {
+        self.flag("--shutdown-grace-ms", ms)
+    }
+
+    /// An environment variable for the process. The variables of the
+    /// contract's prefix (`INGEST_*`, `CACHE_*`) in the suite's own
+    /// environment are never passed on; these are.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Starts the binary, waits for its `listening on HOST:PORT` line and
-    /// returns the running service. Stderr is forwarded to the test's stderr,
-    /// each line prefixed with the implementation's name.
+    /// returns the running service. Stdout and stderr are forwarded to the
+    /// test's stderr, each line prefixed with the implementation's name.
     ///
     /// # Panics
     /// When the binary cannot start, exits, or stays silent past
     /// [`STARTUP_DEADLINE`].
     pub fn spawn(self) -> Service {
         let name = self.implementation.name;
-        let topic = self.topic.unwrap_or_else(|| {
-            let test = thread::current().name().unwrap_or("test").to_owned();
-            if test.starts_with(name) {
-                kafka::unique_topic(&test)
-            } else {
-                kafka::unique_topic(&format!("{name}-{test}"))
-            }
-        });
-        let brokers = match self.kafka {
-            Some(brokers) => brokers,
-            None => {
-                let brokers = kafka::brokers();
-                kafka::create_topic(&topic);
-                brokers
-            }
-        };
-
-        let mut command = Command::new(&self.implementation.binary);
-        command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--kafka-brokers", &brokers])
-            .args(["--topic", &topic]);
-        if let Some(ms) = self.produce_timeout_ms {
-            command.args(["--produce-timeout-ms", &ms.to_string()]);
-        }
-        if let Some(ms) = self.shutdown_grace_ms {
-            command.args(["--shutdown-grace-ms", &ms.to_string()]);
-        }
-        for var in INGEST_ENV {
-            command.env_remove(var);
-        }
-        command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        command
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap_or_else(|e| {
-            panic!(
-                "start {name} ingest ({}): {e}",
-                self.implementation.binary.display()
-            )
-        });
-
-        forward(name, child.stdout.take().expect("piped stdout"), None);
-        let (bound_tx, bound_rx) = mpsc::channel();
-        forward(
-            name,
-            child.stderr.take().expect("piped stderr"),
-            Some(bound_tx),
-        );
-
-        let addr = match bound_rx.recv_timeout(STARTUP_DEADLINE) {
-            Ok(addr) => addr,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{name} ingest logged no `listening on HOST:PORT` within {STARTUP_DEADLINE:?}"
-                )
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                panic!("{name} ingest closed stderr ({status}) before logging `listening on HOST:PORT`")
+        let label = self.implementation.contract.label();
+        let (mut child, lines, topic) = self.start();
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        let addr = loop {
+            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(addr) = parse_listening(&line) {
+                        break addr;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "{name} {label} logged no `listening on HOST:PORT` within {STARTUP_DEADLINE:?}"
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                    panic!(
+                        "{name} {label} closed its output ({status}) before logging `listening on HOST:PORT`"
+                    )
+                }
             }
         };
         Service {
@@ -171,6 +133,110 @@ impl ServiceBuilder {
             topic,
         }
     }
+
+    /// Starts the binary expecting it to refuse its configuration: returns
+    /// its exit status and everything it printed.
+    ///
+    /// # Panics
+    /// When the binary logs `listening on` or is still running after
+    /// [`STARTUP_DEADLINE`].
+    pub fn exit_at_startup(self) -> (ExitStatus, String) {
+        let name = self.implementation.name;
+        let label = self.implementation.contract.label();
+        let (mut child, lines, _) = self.start();
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        let mut output = String::new();
+        loop {
+            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if parse_listening(&line).is_some() => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{name} {label} started although its configuration is invalid: {line}")
+                }
+                Ok(line) => {
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{name} {label} still running {STARTUP_DEADLINE:?} after start")
+                }
+            }
+        }
+        (child.wait().expect("wait for child"), output)
+    }
+
+    /// Execs the binary with the suite's flags, then `flags`; returns the
+    /// child, a receiver of its output lines and its topic (ingest only).
+    fn start(self) -> (Child, mpsc::Receiver<String>, Option<String>) {
+        let name = self.implementation.name;
+        let contract = self.implementation.contract;
+        let mut command = Command::new(&self.implementation.binary);
+        command.args(["--listen", "127.0.0.1:0"]);
+        let topic = if contract.uses_kafka() {
+            let topic = self.topic.unwrap_or_else(|| default_topic(name));
+            let brokers = match self.kafka {
+                Some(brokers) => brokers,
+                None => {
+                    kafka::create_topic(&topic);
+                    kafka::brokers()
+                }
+            };
+            command
+                .args(["--kafka-brokers", &brokers])
+                .args(["--topic", &topic]);
+            Some(topic)
+        } else {
+            assert!(
+                self.topic.is_none() && self.kafka.is_none(),
+                "a {} has no Kafka to configure",
+                contract.label()
+            );
+            None
+        };
+        for (flag, value) in &self.flags {
+            command.args([flag, value]);
+        }
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with(contract.env_prefix()) {
+                command.env_remove(var);
+            }
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "start {name} {} ({}): {e}",
+                contract.label(),
+                self.implementation.binary.display()
+            )
+        });
+
+        let (lines_tx, lines_rx) = mpsc::channel();
+        forward(
+            name,
+            child.stdout.take().expect("piped stdout"),
+            lines_tx.clone(),
+        );
+        forward(name, child.stderr.take().expect("piped stderr"), lines_tx);
+        (child, lines_rx, topic)
+    }
+}
+
+/// A fresh topic named after the current test and implementation.
+fn default_topic(name: &str) -> String {
+    let test = thread::current().name().unwrap_or("test").to_owned();
+    if test.starts_with(name) {
+        kafka::unique_topic(&test)
+    } else {
+        kafka::unique_topic(&format!("{name}-{test}"))
+    }
 }
 
 /// A running binary. Dropping it kills the process.
@@ -179,7 +245,7 @@ pub struct Service {
     name: &'static str,
     child: Child,
     addr: SocketAddr,
-    topic: String,
+    topic: Option<String>,
 }
 
 impl Service {
@@ -198,8 +264,13 @@ impl Service {
     }
 
     /// The topic the service publishes to.
+    ///
+    /// # Panics
+    /// For a service without Kafka.
     pub fn topic(&self) -> &str {
-        &self.topic
+        self.topic
+            .as_deref()
+            .unwrap_or_else(|| panic!("the {} service has no Kafka topic", self.name))
     }
 
     pub fn pid(&self) -> u32 {
@@ -211,16 +282,22 @@ impl Service {
         http::send(self.addr, request)
     }
 
+    /// Sends one request on a fresh connection and reads until the service
+    /// closes it: see [`http::send_then_drain`].
+    pub fn send_then_drain(&self, request: &Request) -> (Response, Vec<u8>) {
+        http::send_then_drain(self.addr, request)
+    }
+
     /// Every record of the service's topic, read until `expected` arrived
     /// (or [`KAFKA_READ_DEADLINE`] passed).
     pub fn records(&self, expected: usize) -> Vec<Record> {
-        kafka::read_topic(&self.topic, expected, KAFKA_READ_DEADLINE)
+        kafka::read_topic(self.topic(), expected, KAFKA_READ_DEADLINE)
     }
 
     /// Every record of the service's topic right now: what Kafka has
     /// acknowledged, without waiting for more.
     pub fn records_now(&self) -> Vec<Record> {
-        kafka::read_topic(&self.topic, 0, KAFKA_READ_DEADLINE)
+        kafka::read_topic(self.topic(), 0, KAFKA_READ_DEADLINE)
     }
 
     /// Sends a signal (`"TERM"`, `"INT"`, …) to the process.
@@ -258,17 +335,12 @@ impl Drop for Service {
     }
 }
 
-/// Copies `from` line by line to this test's stderr; when `bound` is given,
-/// sends the address of the first `listening on` line through it.
-fn forward(
-    name: &'static str,
-    from: impl Read + Send + 'static,
-    bound: Option<mpsc::Sender<SocketAddr>>,
-) {
+/// Copies `from` line by line to this test's stderr, and sends each line
+/// (ANSI colours stripped) through `lines` while someone listens.
+fn forward(name: &'static str, from: impl Read + Send + 'static, lines: mpsc::Sender<String>) {
     // Threads spawned from a test inherit its output capture, so the lines
     // show up with the failing test that produced them.
     thread::spawn(move || {
-        let mut bound = bound;
         let mut reader = BufReader::new(from);
         let mut line = Vec::new();
         loop {
@@ -280,11 +352,8 @@ fn forward(
             let text = strip_ansi(&String::from_utf8_lossy(&line));
             let text = text.trim_end();
             eprintln!("[{name}] {text}");
-            if let Some(addr) = parse_listening(text) {
-                if let Some(tx) = bound.take() {
-                    let _ = tx.send(addr);
-                }
-            }
+            // Nobody listens once the service is up; forwarding goes on.
+            let _ = lines.send(text.to_owned());
         }
     });
 }

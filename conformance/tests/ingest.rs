@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,14 @@ use parallax_conformance::corpus::{self, Kafka};
 use parallax_conformance::events::{
     batch, bytes_long, encode, event, ingest_response, rejection, valid_events,
 };
+use parallax_conformance::http::InFlight;
 use parallax_conformance::kafka::{self, murmur2_partition, Record, PARTITIONS};
-use parallax_conformance::metrics;
 use parallax_conformance::pb::Event;
 use parallax_conformance::service::KAFKA_READ_DEADLINE;
-use parallax_conformance::{http, service, Implementation, Request, Response, Service};
+use parallax_conformance::{
+    for_each_implementation, http, metrics, parity, service, Implementation, Request, Response,
+    Service,
+};
 use prost::Message;
 
 /// Bootstrap address where nothing listens: Kafka is down.
@@ -33,29 +36,8 @@ const NO_KAFKA: &str = "127.0.0.1:1";
 /// Produce timeout of the Kafka-down cases.
 const SHORT_PRODUCE_TIMEOUT_MS: u64 = 2000;
 
-/// Generates `go::<case>` and `rust::<case>` for every case function.
-macro_rules! for_each_implementation {
-    ($($case:ident),* $(,)?) => {
-        mod go {
-            $(
-                #[test]
-                fn $case() {
-                    super::$case(&parallax_conformance::Implementation::go());
-                }
-            )*
-        }
-        mod rust {
-            $(
-                #[test]
-                fn $case() {
-                    super::$case(&parallax_conformance::Implementation::rust());
-                }
-            )*
-        }
-    };
-}
-
 for_each_implementation! {
+    go = Implementation::go(), rust = Implementation::rust();
     // Publishing
     happy_path_publishes_every_accepted_event,
     events_are_in_kafka_when_the_200_arrives,
@@ -867,21 +849,18 @@ fn metrics_expose_the_contract_families(implementation: &Implementation) {
 
     let exposition = scrape(&ingest);
 
-    for (family, kind) in [
-        ("http_requests_total", "counter"),
-        ("http_request_duration_seconds", "histogram"),
-        ("ingest_events_total", "counter"),
-        ("ingest_kafka_produce_errors_total", "counter"),
-        ("process_cpu_seconds_total", "counter"),
-        ("process_resident_memory_bytes", "gauge"),
-        ("process_open_fds", "gauge"),
-    ] {
-        assert_eq!(
-            metrics::family_type(&exposition, family),
-            Some(kind),
-            "# TYPE of {family} in:\n{exposition}"
-        );
-    }
+    metrics::assert_family_types(
+        &exposition,
+        &[
+            ("http_requests_total", "counter"),
+            ("http_request_duration_seconds", "histogram"),
+            ("ingest_events_total", "counter"),
+            ("ingest_kafka_produce_errors_total", "counter"),
+            ("process_cpu_seconds_total", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("process_open_fds", "gauge"),
+        ],
+    );
 }
 
 fn metrics_count_requests_by_route_and_status(implementation: &Implementation) {
@@ -890,22 +869,16 @@ fn metrics_count_requests_by_route_and_status(implementation: &Implementation) {
 
     let exposition = scrape(&ingest);
 
-    for (route, status) in [
-        ("/v1/events", "200"),
-        ("/healthz", "200"),
-        ("unmatched", "404"),
-    ] {
-        let count = metrics::value(
-            &exposition,
-            "http_requests_total",
-            &[("route", route), ("status", status)],
-        );
-        assert_eq!(
-            count,
-            Some(1.0),
-            "route={route} status={status} in:\n{exposition}"
-        );
-    }
+    metrics::assert_values(
+        &exposition,
+        "http_requests_total",
+        ["route", "status"],
+        &[
+            (["/v1/events", "200"], 1.0),
+            (["/healthz", "200"], 1.0),
+            (["unmatched", "404"], 1.0),
+        ],
+    );
     let observed = metrics::value(
         &exposition,
         "http_request_duration_seconds_count",
@@ -999,7 +972,7 @@ fn a_batch_with_nothing_to_publish_answers_200_even_when_kafka_is_down(
 
 fn an_in_flight_request_completes_after_sigterm(implementation: &Implementation) {
     let ingest = service(implementation).spawn();
-    let in_flight = InFlight::begin(&ingest, &valid_events("drain", 5));
+    let in_flight = in_flight(&ingest, &valid_events("drain", 5));
 
     ingest.signal("TERM");
     thread::sleep(SIGNAL_SETTLE);
@@ -1011,7 +984,7 @@ fn an_in_flight_request_completes_after_sigterm(implementation: &Implementation)
 fn in_flight_events_are_published_before_exit(implementation: &Implementation) {
     let mut ingest = service(implementation).spawn();
     let events = valid_events("flush", 5);
-    let in_flight = InFlight::begin(&ingest, &events);
+    let in_flight = in_flight(&ingest, &events);
 
     ingest.signal("TERM");
     thread::sleep(SIGNAL_SETTLE);
@@ -1024,7 +997,7 @@ fn in_flight_events_are_published_before_exit(implementation: &Implementation) {
 
 fn the_service_exits_zero_once_drained(implementation: &Implementation) {
     let mut ingest = service(implementation).spawn();
-    let in_flight = InFlight::begin(&ingest, &valid_events("exit", 2));
+    let in_flight = in_flight(&ingest, &valid_events("exit", 2));
 
     ingest.signal("TERM");
     thread::sleep(SIGNAL_SETTLE);
@@ -1040,7 +1013,7 @@ fn the_service_exits_zero_once_drained(implementation: &Implementation) {
 fn no_new_connections_are_served_after_sigterm(implementation: &Implementation) {
     let ingest = service(implementation).spawn();
     // Keeps the process alive while the new connection is tried.
-    let in_flight = InFlight::begin(&ingest, &valid_events("hold", 1));
+    let in_flight = in_flight(&ingest, &valid_events("hold", 1));
 
     ingest.signal("TERM");
     thread::sleep(SIGNAL_SETTLE);
@@ -1059,7 +1032,7 @@ fn no_new_connections_are_served_after_sigterm(implementation: &Implementation) 
 
 fn sigint_shuts_down_like_sigterm(implementation: &Implementation) {
     let mut ingest = service(implementation).spawn();
-    let in_flight = InFlight::begin(&ingest, &valid_events("int", 2));
+    let in_flight = in_flight(&ingest, &valid_events("int", 2));
 
     ingest.signal("INT");
     thread::sleep(SIGNAL_SETTLE);
@@ -1080,7 +1053,7 @@ fn sigint_shuts_down_like_sigterm(implementation: &Implementation) {
 /// `--shutdown-grace-ms`.
 fn the_grace_period_bounds_a_stuck_request(implementation: &Implementation) {
     let mut ingest = service(implementation).shutdown_grace_ms(1000).spawn();
-    let _stuck = InFlight::begin(&ingest, &valid_events("stuck", 2));
+    let _stuck = in_flight(&ingest, &valid_events("stuck", 2));
 
     ingest.signal("TERM");
     let signalled = Instant::now();
@@ -1115,23 +1088,14 @@ fn corpus_statuses_follow_the_contract(implementation: &Implementation) {
     let up = service(implementation).spawn();
     let down = without_kafka(implementation);
 
-    let mut wrong = Vec::new();
-    for entry in corpus::corpus() {
+    let entries = corpus::corpus();
+    let wrong = parity::wrong_statuses(entries.iter().map(|entry| {
         let target = match entry.kafka {
             Kafka::Reachable => &up,
             Kafka::Unreachable => &down,
         };
-        let response = target.send(&entry.request);
-        if response.status != entry.status {
-            wrong.push(format!(
-                "{}: expected {}, got {} {:?}",
-                entry.name,
-                entry.status,
-                response.status,
-                excerpt(&response.body)
-            ));
-        }
-    }
+        (entry.name, &entry.request, entry.status, target)
+    }));
     assert!(
         wrong.is_empty(),
         "{} of the corpus disagrees with the contract:\n{}",
@@ -1149,27 +1113,14 @@ fn twins_answer_the_corpus_byte_for_byte() {
     let up = [service(&go).spawn(), service(&rust).spawn()];
     let down = [without_kafka(&go), without_kafka(&rust)];
 
-    let mut differences = Vec::new();
     let entries = corpus::corpus();
-    for entry in &entries {
+    let differences = parity::twin_differences(entries.iter().map(|entry| {
         let [go, rust] = match entry.kafka {
             Kafka::Reachable => &up,
             Kafka::Unreachable => &down,
         };
-        let (go_answer, rust_answer) = thread::scope(|scope| {
-            let go_answer = scope.spawn(|| go.send(&entry.request));
-            let rust_answer = rust.send(&entry.request);
-            (go_answer.join().expect("go request"), rust_answer)
-        });
-        if Answer::of(&go_answer) != Answer::of(&rust_answer) {
-            differences.push(format!(
-                "{}:\n  go:   {:?}\n  rust: {:?}",
-                entry.name,
-                Answer::of(&go_answer),
-                Answer::of(&rust_answer)
-            ));
-        }
-    }
+        (entry.name, &entry.request, [go, rust])
+    }));
     assert!(
         differences.is_empty(),
         "the twins differ on {} of {} corpus entries:\n{}",
@@ -1313,58 +1264,9 @@ fn batch_of_exactly(len: usize) -> (Vec<u8>, u32) {
     (body, u32::try_from(events.len()).unwrap())
 }
 
-/// A `POST /v1/events` whose body is half sent: the service is provably
-/// reading it (it sent `100 Continue`), so a signal finds it in flight.
-struct InFlight {
-    connection: TcpStream,
-    reader: BufReader<TcpStream>,
-    rest: Vec<u8>,
-}
-
-impl InFlight {
-    fn begin(ingest: &Service, events: &[Event]) -> InFlight {
-        let body = encode(&batch(events.iter().cloned()));
-        let mut connection = TcpStream::connect(ingest.addr()).unwrap();
-        connection.set_nodelay(true).unwrap();
-        write!(
-            connection,
-            "POST /v1/events HTTP/1.1\r\nHost: {}\r\nContent-Type: {PROTOBUF}\r\n\
-             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-            ingest.addr(),
-            body.len()
-        )
-        .unwrap();
-        let mut reader = BufReader::new(connection.try_clone().unwrap());
-        // The interim answer proves the handler is reading the body. A server
-        // may skip it (HTTP allows that); then a short wait must do.
-        connection
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        match http::read_head(&mut reader) {
-            Ok((100, _)) => {}
-            Ok((status, _)) => panic!("expected 100 Continue, got {status}"),
-            Err(e) => eprintln!("no 100 Continue ({e}); sending the body anyway"),
-        }
-        connection
-            .set_read_timeout(Some(http::READ_TIMEOUT))
-            .unwrap();
-        let half = body.len() / 2;
-        connection.write_all(&body[..half]).unwrap();
-        InFlight {
-            connection,
-            reader,
-            rest: body[half..].to_vec(),
-        }
-    }
-
-    /// Sends the rest of the body and reads the answer.
-    fn finish(mut self) -> Response {
-        self.connection.write_all(&self.rest).unwrap();
-        let response = http::read_response(&mut self.reader, false)
-            .expect("an answer to the in-flight request");
-        let _ = self.connection.shutdown(Shutdown::Both);
-        response
-    }
+/// A `POST /v1/events` of these events, half sent: see [`InFlight`].
+fn in_flight(ingest: &Service, events: &[Event]) -> InFlight {
+    InFlight::begin(ingest.addr(), &protobuf(events))
 }
 
 /// Tries `GET /healthz` on a new connection; the response, if served.
@@ -1380,61 +1282,6 @@ fn late_request(ingest: &Service) -> Option<Response> {
     )
     .ok()?;
     http::read_response(&mut BufReader::new(&connection), false).ok()
-}
-
-/// What the twins must agree on.
-#[derive(Debug, PartialEq, Eq)]
-struct Answer {
-    status: u16,
-    content_type: Option<String>,
-    retry_after: Option<String>,
-    allow: Option<String>,
-    body: String,
-}
-
-impl Answer {
-    fn of(response: &Response) -> Answer {
-        let header = |name| response.header(name).map(str::to_owned);
-        Answer {
-            status: response.status,
-            content_type: header("Content-Type"),
-            retry_after: header("Retry-After"),
-            allow: header("Allow"),
-            body: excerpt(&response.body),
-        }
-    }
-}
-
-/// A body for messages: text as is (escaped), binary as hex; long ones cut
-/// after a prefix and summarised by length.
-fn excerpt(body: &[u8]) -> String {
-    const SHOWN: usize = 600;
-    let text = match std::str::from_utf8(body) {
-        Ok(text) if !text.contains('\0') => text.to_owned(),
-        _ => body.iter().map(|b| format!("{b:02x}")).collect(),
-    };
-    if text.len() <= SHOWN {
-        text
-    } else {
-        let mut cut = SHOWN;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!(
-            "{}… ({} bytes, fnv {:016x})",
-            &text[..cut],
-            body.len(),
-            fnv(body)
-        )
-    }
-}
-
-/// FNV-1a, so two long bodies that differ after the shown prefix still show
-/// different summaries.
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Hand-made protobuf wire bytes, for encodings prost would never produce.
