@@ -1,6 +1,8 @@
 package httpx
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -95,4 +97,16 @@ func (s *statusRecorder) code() int {
 		return http.StatusOK
 	}
 	return s.status
+}
+
+// Hijack lets a handler take over the connection (a WebSocket upgrade). The
+// request is then counted with status 101 Switching Protocols: the
+// hijacker, not net/http, writes the answer, and the only reason a handler
+// of ours hijacks is to switch protocols.
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil && s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
 }

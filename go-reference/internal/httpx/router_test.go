@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -157,6 +158,47 @@ func TestRegistryCarriesGoAndProcessMetrics(t *testing.T) {
 	for _, name := range []string{"go_gc_duration_seconds", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"} {
 		if !have[name] {
 			t.Errorf("missing %s", name)
+		}
+	}
+}
+
+func TestRouterCountsAHijackedRequestAsSwitchingProtocols(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rt := NewRouter(NewHTTPMetrics(reg))
+	rt.HandleFunc(http.MethodGet, "/ws", func(w http.ResponseWriter, _ *http.Request) {
+		conn, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: close\r\n\r\n")
+		_ = brw.Flush()
+		_ = conn.Close()
+	})
+	srv := httptest.NewServer(rt)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	want := `
+# HELP http_requests_total HTTP requests answered, by route and status.
+# TYPE http_requests_total counter
+http_requests_total{route="/ws",status="101"} 1
+`
+	// The router counts the request when the handler returns, which may be
+	// just after the client has read the answer.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		err := testutil.GatherAndCompare(reg, strings.NewReader(want), "http_requests_total")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
 		}
 	}
 }
