@@ -7,9 +7,15 @@
 //! - [`procstat`]: CPU-seconds and RSS of a child from `/proc`.
 //! - [`records`]: reading a topic back and diffing two twins' Kafka side effects.
 //! - [`run`]: `parallax run`, the side-by-side job.
+//! - [`bench`]: `parallax bench cache|cache-churn`, the twins under the same
+//!   open-model load from `parallax-loadgen`, one at a time.
+//! - [`proxy`]: `parallax proxy --config parallax.toml`, the shadowing proxy
+//!   (`parallax-proxy`).
 
+mod bench;
 mod kafka;
 mod procstat;
+mod proxy;
 mod records;
 mod run;
 mod twin;
@@ -35,13 +41,28 @@ enum Command {
     /// Start the Go and Rust twins on a local stack, drive the same traffic
     /// through both and print a side-by-side comparison.
     Run(run::RunArgs),
+    /// Benchmark the Go and Rust twins one at a time (A/B/B/A) under the
+    /// same open-model load and print a side-by-side table.
+    Bench {
+        #[command(subcommand)]
+        bench: bench::Bench,
+    },
+    /// Run the shadowing proxy: clients get the primary's answers, a copy of
+    /// each request goes to the shadow, and the answers are compared.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Proxy(args) = &cli.command {
+        // The proxy runs anywhere: it needs no repository checkout.
+        return proxy::run(args);
+    }
     let root = workspace::root()?;
     match cli.command {
         Command::Kafka { action } => kafka::run(&root, &action),
         Command::Run(args) => run::run(&root, &args),
+        Command::Bench { bench } => bench::run(&root, &bench),
+        Command::Proxy(_) => unreachable!("served above"),
     }
 }

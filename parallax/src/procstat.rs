@@ -54,6 +54,26 @@ pub fn read(pid: u32) -> anyhow::Result<Usage> {
     })
 }
 
+/// CPU time the whole machine has spent busy (all CPUs, every process and
+/// the kernel) since boot, from the first line of `/proc/stat`. Minus what
+/// the processes under test used, it says how much other work competed.
+pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let line = stat.lines().next().unwrap_or_default();
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already inside user).
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    Ok(busy as f64 / clock_ticks_per_second())
+}
+
 fn clock_ticks_per_second() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -76,5 +96,10 @@ mod tests {
         let usage = read(std::process::id()).unwrap();
         assert!(usage.rss_bytes > 0);
         assert!(usage.peak_rss_bytes >= usage.rss_bytes);
+    }
+
+    #[test]
+    fn the_machine_has_been_busy_since_boot() {
+        assert!(machine_busy_seconds().unwrap() > 0.0);
     }
 }

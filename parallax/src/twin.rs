@@ -73,7 +73,29 @@ impl Twin {
         args: &[String],
         log: &Path,
     ) -> anyhow::Result<Self> {
-        let mut child = Command::new(binary)
+        Self::spawn_on(name, binary, args, log, None)
+    }
+
+    /// As [`Twin::spawn`], but restricted to `cpus` (a `taskset` list such
+    /// as `1` or `0-1`) from its first instruction, so that its runtime sizes
+    /// its thread pool (GOMAXPROCS, tokio's workers) to those CPUs.
+    pub fn spawn_on(
+        name: &'static str,
+        binary: &Path,
+        args: &[String],
+        log: &Path,
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        // taskset execs the binary, so the child's pid is the twin's.
+        let mut command = match cpus {
+            Some(list) => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", list]).arg(binary);
+                taskset
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("NO_COLOR", "1")

@@ -1,0 +1,44 @@
+//! `parallax-loadgen`: open-model load generation for the Parallax twins.
+//!
+//! A benchmark that waits for each answer before sending the next measures
+//! a service only as fast as the service lets it, and hides its stalls.
+//! This crate sends on a schedule instead, measures every latency from the
+//! moment the request was due, and says how often it could not keep the
+//! schedule. It is a library so that `parallax bench` drives it in-process
+//! (one less process competing for a small machine's cores) and the later
+//! load generator can grow from it.
+//!
+//! # Layout
+//! - [`pacing`]: the open-model schedule, slots, late-slot counting and
+//!   coordinated-omission-corrected latency histograms.
+//! - [`http`]: a dedicated keep-alive HTTP/1.1 connection per sender, on
+//!   hyper's low-level client.
+//! - [`cache`]: the session-cache read/write scenario (Zipf keys, preload).
+//! - [`churn`]: the session-cache memory scenario (fill, then constant
+//!   eviction; RSS against the cache's own accounting).
+//! - [`result`]: the serde result structs written to `results.json`.
+
+pub mod cache;
+pub mod churn;
+pub mod http;
+pub mod pacing;
+pub mod result;
+
+/// Why a scenario could not run (failed requests are results, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A scenario setting is out of range.
+    #[error("invalid scenario setting: {0}")]
+    Config(String),
+    /// The server's `/metrics` could not be read or lacked a gauge.
+    #[error("cannot read the server's metrics: {0}")]
+    Metrics(String),
+    /// The caller's process probe failed.
+    #[error("cannot measure the server process: {0}")]
+    Probe(String),
+}
+
+/// Whether a setting is a finite number above zero (NaN is not).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}

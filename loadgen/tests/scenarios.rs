@@ -1,0 +1,161 @@
+//! The scenarios end to end against small in-process servers on
+//! `127.0.0.1:0`: a fake session cache, a failing one, one that closes every
+//! connection.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use parallax_loadgen::cache::{self, CacheConfig};
+use parallax_loadgen::http::Connection;
+
+/// How the fake server behaves.
+#[derive(Clone, Copy)]
+enum Fake {
+    /// A session cache: PUT stores (204), GET answers 200 or 404.
+    Cache,
+    /// Answers every request 503.
+    Unavailable,
+    /// Answers 200 and closes the connection each time.
+    CloseEveryTime,
+}
+
+async fn serve(fake: Fake) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The fake's store: a std mutex, never held across an await.
+    let store: Arc<Mutex<HashMap<String, Bytes>>> = Arc::default();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let store = store.clone();
+                    async move { Ok::<_, Infallible>(answer(fake, &store, req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(!matches!(fake, Fake::CloseEveryTime))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn answer(
+    fake: Fake,
+    store: &Mutex<HashMap<String, Bytes>>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let status = |s: StatusCode| {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = s;
+        r
+    };
+    match fake {
+        Fake::Unavailable => status(StatusCode::SERVICE_UNAVAILABLE),
+        Fake::CloseEveryTime => status(StatusCode::OK),
+        Fake::Cache => {
+            let id = req
+                .uri()
+                .path()
+                .trim_start_matches("/v1/sessions/")
+                .to_owned();
+            if req.method() == Method::PUT {
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                store.lock().unwrap().insert(id, body);
+                status(StatusCode::NO_CONTENT)
+            } else {
+                match store.lock().unwrap().get(&id) {
+                    Some(value) => Response::new(Full::new(value.clone())),
+                    None => status(StatusCode::NOT_FOUND),
+                }
+            }
+        }
+    }
+}
+
+fn short_run() -> CacheConfig {
+    CacheConfig {
+        rate_per_sec: 500.0,
+        duration_secs: 0.4,
+        warmup_secs: 0.1,
+        keys: 50,
+        connections: 8,
+        // Debug builds on a shared test machine: timing is not the point.
+        late_after_ms: 1000.0,
+        ..CacheConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn after_the_preload_every_read_hits_and_nothing_errs() {
+    let addr = serve(Fake::Cache).await;
+    let config = short_run();
+    let preloaded = cache::preload(addr, &config).await.unwrap();
+    let result = cache::run(addr, &config, preloaded).await.unwrap();
+
+    assert_eq!(result.preload_puts, 50);
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!(result.misses, 0);
+    assert!(result.hits > 0 && result.stored > 0);
+    assert_eq!(result.hits + result.stored, result.load.requests);
+    // 0.4 s at 500/s.
+    assert!((190..=210).contains(&result.load.requests));
+}
+
+#[tokio::test]
+async fn reads_of_keys_never_written_are_misses_not_errors() {
+    let addr = serve(Fake::Cache).await;
+    let config = CacheConfig {
+        read_ratio: 1.0,
+        ..short_run()
+    };
+    // No preload: the cache is empty.
+    let result = cache::run(addr, &config, cache::Preloaded::default())
+        .await
+        .unwrap();
+
+    assert!(result.errors.is_empty(), "{:?}", result.errors);
+    assert_eq!(result.hits, 0);
+    assert_eq!(result.misses, result.load.requests);
+}
+
+#[tokio::test]
+async fn a_failing_server_shows_up_as_http_errors_by_method_and_status() {
+    let addr = serve(Fake::Unavailable).await;
+    let config = short_run();
+    let preloaded = cache::preload(addr, &config).await.unwrap();
+    let result = cache::run(addr, &config, preloaded).await.unwrap();
+
+    assert_eq!(result.preload_puts, 0);
+    let gets = result.errors.status.get("GET 503").copied().unwrap_or(0);
+    let puts = result.errors.status.get("PUT 503").copied().unwrap_or(0);
+    // Preload, warm-up and measured requests all failed.
+    let sent = 50 + result.load.warmup_requests + result.load.requests;
+    assert_eq!(gets + puts, sent);
+    assert_eq!(result.errors.transport_total(), 0);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_replaced_transparently() {
+    let addr = serve(Fake::CloseEveryTime).await;
+    let mut connection = Connection::new(addr, Duration::from_secs(5));
+    for _ in 0..5 {
+        let answer = connection
+            .send(Method::GET, "/healthz", Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+}

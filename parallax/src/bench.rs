@@ -1,0 +1,708 @@
+//! `parallax bench cache | cache-churn`: the session-cache twins under the
+//! same open-model load, one at a time, side by side.
+//!
+//! Both twins are built (release) and run **one at a time** on a fresh
+//! process each, in A/B/B/A order — go, rust, rust, go — so that neither
+//! competes with the other for the machine's cores and slow drift (thermal,
+//! page cache, a noisy neighbour) cancels out instead of favouring one side.
+//! The load generator ([`parallax_loadgen`]) runs in this process on a
+//! current-thread tokio runtime by default: on a 2-core machine that is one
+//! core for the driver and one for the service, and the driver's own CPU is
+//! reported so a saturated driver is visible.
+//!
+//! Each figure in the table is the mean of the backend's two runs; p99 is
+//! also shown per run so the noise between runs is visible. CPU-seconds and
+//! RSS are read from `/proc` around the measured phase (warm-up included,
+//! preload/fill excluded); peak RSS is the process's `VmHWM`.
+//!
+//! Tuning: none. Both twins get the same `--capacity-bytes` and `--shards`;
+//! Go runs with its defaults (GOGC=100, no GOMEMLIMIT, GOMAXPROCS = the
+//! machine's cores) unless those variables are set in this command's
+//! environment, in which case they are inherited and recorded in
+//! `results.json`. The Rust twin uses its default allocator.
+//!
+//! The command exits non-zero when a backend errored — a transport error or
+//! an HTTP answer other than the expected ones (a 404 on a read is a miss,
+//! not an error) — or did not shut down cleanly. Late slots are reported,
+//! not failed on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use parallax_loadgen::cache::{self, CacheConfig};
+use parallax_loadgen::churn::{self, ChurnConfig};
+use parallax_loadgen::result::{CacheResult, ChurnResult, Errors, ProcessStats};
+
+use crate::procstat::{self, Usage};
+use crate::twin::{self, Binaries, Twin};
+
+const SERVICE: &str = "session-cache";
+/// A/B/B/A: each backend goes first once and last once.
+const ORDER: [&str; 4] = ["go", "rust", "rust", "go"];
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Read-mostly Zipf-skewed GET/PUT load at a fixed arrival rate:
+    /// latency (from each request's intended time), CPU and RSS.
+    Cache(CacheArgs),
+    /// Fill the cache with random-size values, then PUT random keys so
+    /// eviction never stops: RSS against the cache's own accounting.
+    CacheChurn(ChurnArgs),
+}
+
+/// Flags both benches share.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// `--shards` for both twins.
+    #[arg(long, default_value_t = 64)]
+    pub shards: u32,
+    /// A slot taken this many ms after its time counts as late.
+    #[arg(long, default_value_t = 1.0)]
+    pub late_threshold_ms: f64,
+    /// Driver threads: 1 runs the driver on a current-thread runtime (one
+    /// core); more use a multi-thread runtime with that many workers.
+    #[arg(long, default_value_t = 1)]
+    pub driver_threads: usize,
+    /// Pin each twin to these CPUs (a `taskset` list, e.g. `1`) from its
+    /// start, so GOMAXPROCS and tokio's worker count follow; default: not
+    /// pinned (both runtimes see every core).
+    #[arg(long)]
+    pub server_cpus: Option<String>,
+    /// Pin this process (the driver) to these CPUs, e.g. `0`.
+    #[arg(long)]
+    pub driver_cpus: Option<String>,
+    /// Before each run, wait up to this many seconds for the rest of the
+    /// machine to go quiet (under 0.2 of a core busy over one second); other
+    /// work on a small machine skews every figure. 0: don't wait.
+    #[arg(long, default_value_t = 120)]
+    pub quiet_wait_secs: u64,
+    /// Seed for keys, operations and value sizes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where results.json and the twins' logs go (a subfolder per bench).
+    #[arg(long, default_value = "target/parallax-bench")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Target arrival rate, requests per second.
+    #[arg(long, default_value_t = 50_000.0)]
+    pub rate: f64,
+    /// Measured seconds per run, after the warm-up.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration_secs: f64,
+    /// Seconds at the full schedule before measuring.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_secs: f64,
+    /// Linear ramp from 0 to --rate at the start, in seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub ramp_secs: f64,
+    /// Share of requests that are GETs; the rest are PUTs.
+    #[arg(long, default_value_t = 0.9)]
+    pub read_ratio: f64,
+    /// Key space: s-0 … s-<keys-1>, all PUT once before the run.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Zipf exponent of key popularity (0 = uniform).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    /// Bytes per PUT value.
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+    /// `--capacity-bytes` for both twins.
+    #[arg(long, default_value_t = 268_435_456)]
+    pub capacity_bytes: u64,
+    /// Keep-alive connections (the most requests in flight).
+    #[arg(long, default_value_t = 128)]
+    pub connections: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnArgs {
+    /// `--capacity-bytes` for both twins; the fill writes 1.1 × this.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub capacity_bytes: u64,
+    /// Churn PUTs after the fill.
+    #[arg(long, default_value_t = 200_000)]
+    pub ops: u64,
+    /// Churn PUTs per second.
+    #[arg(long, default_value_t = 5_000.0)]
+    pub rate: f64,
+    /// Churn keys are uniform over this many times the keys the fill stored.
+    #[arg(long, default_value_t = 4.0)]
+    pub key_space_factor: f64,
+    /// Smallest value, bytes.
+    #[arg(long, default_value_t = 64)]
+    pub min_value_bytes: usize,
+    /// Largest value, bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_value_bytes: usize,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// One backend run, as written to results.json.
+#[derive(Debug, Serialize)]
+struct Run<R> {
+    backend: &'static str,
+    /// 1–4, in A/B/B/A order.
+    round: usize,
+    process: ProcessStats,
+    clean_exit: bool,
+    result: R,
+}
+
+#[derive(Debug, Serialize)]
+struct Results<'a, C, R> {
+    bench: &'a str,
+    config: &'a C,
+    twin_flags: &'a [String],
+    machine: Machine,
+    runs: &'a [Run<R>],
+}
+
+/// What the numbers were measured on.
+#[derive(Debug, Serialize)]
+struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    /// GOGC, GOMEMLIMIT, GOMAXPROCS as the Go twin inherited them.
+    go_env: BTreeMap<String, String>,
+    driver_threads: usize,
+    /// `--server-cpus` / `--driver-cpus`, when pinned.
+    server_cpus: Option<String>,
+    driver_cpus: Option<String>,
+    /// 1-minute load average at the end: other work on the machine skews
+    /// every figure.
+    load_average: String,
+}
+
+impl Machine {
+    fn read(bench: &Bencher) -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_default();
+        let go_env = ["GOGC", "GOMEMLIMIT", "GOMAXPROCS"]
+            .into_iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v)))
+            .collect();
+        Self {
+            // Not available_parallelism: --driver-cpus narrows that.
+            cpus: std::fs::read_to_string("/proc/cpuinfo")
+                .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
+                .unwrap_or(0),
+            cpu_model,
+            go_env,
+            driver_threads: bench.driver_threads,
+            server_cpus: bench.server_cpus.clone(),
+            driver_cpus: bench.driver_cpus.clone(),
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        }
+    }
+}
+
+pub fn run(root: &Path, bench: &Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Cache(args) => run_cache(root, args),
+        Bench::CacheChurn(args) => run_churn(root, args),
+    }
+}
+
+fn run_cache(root: &Path, args: &CacheArgs) -> anyhow::Result<()> {
+    let config = CacheConfig {
+        rate_per_sec: args.rate,
+        duration_secs: args.duration_secs,
+        warmup_secs: args.warmup_secs,
+        ramp_secs: args.ramp_secs,
+        read_ratio: args.read_ratio,
+        keys: args.keys,
+        zipf_exponent: args.zipf,
+        value_size: args.value_size,
+        connections: args.connections,
+        late_after_ms: args.common.late_threshold_ms,
+        seed: args.common.seed,
+        ..CacheConfig::default()
+    };
+    let bench = Bencher::new(root, "cache", args.capacity_bytes, &args.common)?;
+    let runs = bench.ab_ba(|twin, runtime| {
+        eprintln!("  preloading {} keys", config.keys);
+        let preloaded = runtime.block_on(cache::preload(twin.addr, &config))?;
+        let before = Sample::take(twin)?;
+        eprintln!(
+            "  {} req/s for {} s (+{} s warm-up)",
+            config.rate_per_sec, config.duration_secs, config.warmup_secs
+        );
+        let result = runtime.block_on(cache::run(twin.addr, &config, preloaded))?;
+        let process = before.until(twin)?;
+        Ok((result, process))
+    })?;
+    bench.finish(&config, &runs, |runs| print_cache_table(&config, runs))
+}
+
+fn run_churn(root: &Path, args: &ChurnArgs) -> anyhow::Result<()> {
+    let config = ChurnConfig {
+        capacity_bytes: args.capacity_bytes,
+        ops: args.ops,
+        rate_per_sec: args.rate,
+        key_space_factor: args.key_space_factor,
+        min_value_bytes: args.min_value_bytes,
+        max_value_bytes: args.max_value_bytes,
+        connections: args.connections,
+        late_after_ms: args.common.late_threshold_ms,
+        seed: args.common.seed,
+        ..ChurnConfig::default()
+    };
+    let bench = Bencher::new(root, "cache-churn", args.capacity_bytes, &args.common)?;
+    let runs = bench.ab_ba(|twin, runtime| {
+        eprintln!("  filling {} MiB of capacity", config.capacity_bytes >> 20);
+        let filled = runtime.block_on(churn::fill(twin.addr, &config))?;
+        let before = Sample::take(twin)?;
+        eprintln!("  {} churn PUTs at {} /s", config.ops, config.rate_per_sec);
+        let rss = || -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(twin.usage()?.rss_bytes)
+        };
+        let result = runtime.block_on(churn::run(twin.addr, &config, filled, &rss))?;
+        let process = before.until(twin)?;
+        Ok((result, process))
+    })?;
+    bench.finish(&config, &runs, |runs| print_churn_table(&config, runs))
+}
+
+/// Errors a result carries; a backend with any failed the bench.
+trait HasErrors {
+    fn errors(&self) -> &Errors;
+}
+
+impl HasErrors for CacheResult {
+    fn errors(&self) -> &Errors {
+        &self.errors
+    }
+}
+
+impl HasErrors for ChurnResult {
+    fn errors(&self) -> &Errors {
+        &self.errors
+    }
+}
+
+/// The parts every bench shares: binaries, output folder, runtime.
+struct Bencher {
+    name: &'static str,
+    binaries: Binaries,
+    twin_flags: Vec<String>,
+    out: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    driver_threads: usize,
+    quiet_wait: Duration,
+    server_cpus: Option<String>,
+    driver_cpus: Option<String>,
+    ready_client: reqwest::blocking::Client,
+}
+
+impl Bencher {
+    fn new(
+        root: &Path,
+        name: &'static str,
+        capacity_bytes: u64,
+        common: &Common,
+    ) -> anyhow::Result<Self> {
+        let binaries = twin::build(root, SERVICE)?;
+        let out = root.join(&common.out).join(name);
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        if let Some(cpus) = &common.driver_cpus {
+            // After the build (which should use every core); threads made
+            // from here on inherit the mask.
+            let pid = std::process::id().to_string();
+            let status = std::process::Command::new("taskset")
+                .args(["-a", "-p", "-c", cpus, &pid])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .context("cannot run taskset")?;
+            if !status.success() {
+                bail!("taskset -c {cpus} failed for the driver (--driver-cpus)");
+            }
+        }
+        let runtime = match common.driver_threads {
+            0 => bail!("--driver-threads must be at least 1"),
+            1 => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            n => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build()?,
+        };
+        Ok(Self {
+            name,
+            binaries,
+            twin_flags: vec![
+                "--capacity-bytes".into(),
+                capacity_bytes.to_string(),
+                "--shards".into(),
+                common.shards.to_string(),
+            ],
+            out,
+            runtime,
+            driver_threads: common.driver_threads,
+            quiet_wait: Duration::from_secs(common.quiet_wait_secs),
+            server_cpus: common.server_cpus.clone(),
+            driver_cpus: common.driver_cpus.clone(),
+            ready_client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        })
+    }
+
+    /// Runs `drive` against a fresh twin per round, in A/B/B/A order.
+    fn ab_ba<R>(
+        &self,
+        mut drive: impl FnMut(&Twin, &tokio::runtime::Runtime) -> anyhow::Result<(R, ProcessStats)>,
+    ) -> anyhow::Result<Vec<Run<R>>> {
+        let mut runs = Vec::new();
+        for (i, backend) in ORDER.into_iter().enumerate() {
+            let round = i + 1;
+            let binary = match backend {
+                "go" => &self.binaries.go,
+                _ => &self.binaries.rust,
+            };
+            wait_for_quiet(self.quiet_wait)?;
+            let log = self.out.join(format!("{round}-{backend}.log"));
+            let twin = Twin::spawn_on(
+                backend,
+                binary,
+                &self.twin_flags,
+                &log,
+                self.server_cpus.as_deref(),
+            )?;
+            twin.wait_ready(&self.ready_client, Duration::from_secs(30))?;
+            eprintln!(
+                "{} run {round}/4: {backend} twin on {}",
+                self.name, twin.addr
+            );
+            let (result, process) =
+                drive(&twin, &self.runtime).with_context(|| format!("{backend} run {round}"))?;
+            // Let the dropped connections' tasks run to completion, so the
+            // twin sees them close before it is asked to stop.
+            self.runtime
+                .block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+            let clean_exit = twin.stop(Duration::from_secs(30))?.success();
+            runs.push(Run {
+                backend,
+                round,
+                process,
+                clean_exit,
+                result,
+            });
+        }
+        Ok(runs)
+    }
+
+    /// Prints the table, writes results.json and fails if a backend erred.
+    fn finish<C: Serialize, R: Serialize + HasErrors>(
+        &self,
+        config: &C,
+        runs: &[Run<R>],
+        print: impl FnOnce(&[Run<R>]),
+    ) -> anyhow::Result<()> {
+        print(runs);
+        let pinned = |cpus: &Option<String>| {
+            cpus.as_deref()
+                .map_or("unpinned".into(), |c| format!("CPUs {c}"))
+        };
+        println!(
+            "twins: {} ({}); driver: {} thread(s), {}; load average at end: {}",
+            self.twin_flags.join(" "),
+            pinned(&self.server_cpus),
+            self.driver_threads,
+            pinned(&self.driver_cpus),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+        );
+        let path = self.out.join("results.json");
+        let results = Results {
+            bench: self.name,
+            config,
+            twin_flags: &self.twin_flags,
+            machine: Machine::read(self),
+            runs,
+        };
+        std::fs::write(&path, serde_json::to_vec_pretty(&results)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("results in {}", path.display());
+
+        let failed: Vec<String> = runs
+            .iter()
+            .filter(|r| !r.result.errors().is_empty() || !r.clean_exit)
+            .map(|r| {
+                let e = r.result.errors();
+                format!(
+                    "{} run {}: {} HTTP errors {:?}, {} transport errors {:?}, clean exit: {}",
+                    r.backend,
+                    r.round,
+                    e.status_total(),
+                    e.status,
+                    e.transport_total(),
+                    e.transport,
+                    r.clean_exit
+                )
+            })
+            .collect();
+        if !failed.is_empty() {
+            bail!(
+                "a backend errored; logs in {}\n{}",
+                self.out.display(),
+                failed.join("\n")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the machine, this process aside, is nearly idle for a
+/// second, or `patience` has passed (then warns and goes on).
+fn wait_for_quiet(patience: Duration) -> anyhow::Result<()> {
+    const QUIET_CORES: f64 = 0.2;
+    let started = std::time::Instant::now();
+    let mut busiest = 0.0;
+    while started.elapsed() < patience {
+        let (machine, me) = (
+            procstat::machine_busy_seconds()?,
+            procstat::read(std::process::id())?.cpu_seconds,
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        let others = (procstat::machine_busy_seconds()? - machine)
+            - (procstat::read(std::process::id())?.cpu_seconds - me);
+        if others < QUIET_CORES {
+            return Ok(());
+        }
+        if busiest == 0.0 {
+            eprintln!("  waiting for the machine to go quiet ({others:.2} cores busy elsewhere)");
+        }
+        busiest = f64::max(busiest, others);
+    }
+    if !patience.is_zero() {
+        eprintln!(
+            "  warning: the machine stayed busy ({busiest:.2} cores elsewhere) for {patience:?}; running anyway"
+        );
+    }
+    Ok(())
+}
+
+/// `/proc` readings of the twin and of this process (the driver).
+struct Sample {
+    server: Usage,
+    driver: Usage,
+    machine_busy_seconds: f64,
+}
+
+impl Sample {
+    fn take(twin: &Twin) -> anyhow::Result<Self> {
+        Ok(Self {
+            server: twin.usage()?,
+            driver: procstat::read(std::process::id())?,
+            machine_busy_seconds: procstat::machine_busy_seconds()?,
+        })
+    }
+
+    fn until(self, twin: &Twin) -> anyhow::Result<ProcessStats> {
+        let now = Self::take(twin)?;
+        let server = now.server.cpu_seconds - self.server.cpu_seconds;
+        let driver = now.driver.cpu_seconds - self.driver.cpu_seconds;
+        let machine = now.machine_busy_seconds - self.machine_busy_seconds;
+        Ok(ProcessStats {
+            cpu_seconds: server,
+            driver_cpu_seconds: driver,
+            other_cpu_seconds: (machine - server - driver).max(0.0),
+            peak_rss_bytes: now.server.peak_rss_bytes,
+            end_rss_bytes: now.server.rss_bytes,
+        })
+    }
+}
+
+/// Rows of `label  go  rust  rust/go`, each the mean of a backend's runs.
+struct Table<'a, R> {
+    runs: &'a [Run<R>],
+}
+
+impl<'a, R> Table<'a, R> {
+    fn of(&self, backend: &str) -> impl Iterator<Item = &'a Run<R>> + '_ {
+        let backend = backend.to_owned();
+        self.runs.iter().filter(move |r| r.backend == backend)
+    }
+
+    fn mean(&self, backend: &str, f: &impl Fn(&Run<R>) -> f64) -> f64 {
+        let values: Vec<f64> = self.of(backend).map(f).collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    }
+
+    fn header(&self) {
+        println!("{:<32} {:>17} {:>17} {:>8}", "", "go", "rust", "rust/go");
+    }
+
+    /// A row of means with `decimals` decimals and their ratio.
+    fn row(&self, label: &str, decimals: usize, f: impl Fn(&Run<R>) -> f64) {
+        let (go, rust) = (self.mean("go", &f), self.mean("rust", &f));
+        let ratio = if go != 0.0 {
+            format!("{:.2}", rust / go)
+        } else {
+            "-".into()
+        };
+        println!("{label:<32} {go:>17.decimals$} {rust:>17.decimals$} {ratio:>8}");
+    }
+
+    /// A row that lists each run's value instead of the mean.
+    fn per_run(&self, label: &str, decimals: usize, f: impl Fn(&Run<R>) -> f64) {
+        let list = |backend: &str| {
+            self.of(backend)
+                .map(|r| format!("{:.decimals$}", f(r)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        println!("{label:<32} {:>17} {:>17}", list("go"), list("rust"));
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn print_cache_table(config: &CacheConfig, runs: &[Run<CacheResult>]) {
+    let t = Table { runs };
+    println!();
+    println!(
+        "session-cache: {} req/s for {} s (+{} s warm-up), {:.0}% GET, {} keys zipf {}, {} B values, {} connections",
+        config.rate_per_sec,
+        config.duration_secs,
+        config.warmup_secs,
+        config.read_ratio * 100.0,
+        config.keys,
+        config.zipf_exponent,
+        config.value_size,
+        config.connections
+    );
+    println!("A/B/B/A, one twin at a time; each figure the mean of its two runs; latency from each request's intended time");
+    t.header();
+    t.row("achieved rate (req/s)", 0, |r| {
+        r.result.load.achieved_rate_per_sec
+    });
+    t.row("late slots (%)", 2, |r| r.result.load.late_ratio * 100.0);
+    t.row("p50 latency (ms)", 3, |r| ms(r.result.load.latency.p50_us));
+    t.row("p90 latency (ms)", 3, |r| ms(r.result.load.latency.p90_us));
+    t.row("p99 latency (ms)", 3, |r| ms(r.result.load.latency.p99_us));
+    t.per_run("p99 per run (ms)", 3, |r| ms(r.result.load.latency.p99_us));
+    t.row("p99.9 latency (ms)", 3, |r| {
+        ms(r.result.load.latency.p999_us)
+    });
+    t.row("max latency (ms)", 3, |r| ms(r.result.load.latency.max_us));
+    t.row("server CPU-seconds", 2, |r| r.process.cpu_seconds);
+    t.row("server CPU µs per request", 2, |r| {
+        let sent = r.result.load.requests + r.result.load.warmup_requests;
+        r.process.cpu_seconds * 1e6 / sent.max(1) as f64
+    });
+    t.row("peak RSS (MiB)", 1, |r| {
+        r.process.peak_rss_bytes as f64 / MIB
+    });
+    t.row("driver CPU-seconds", 2, |r| r.process.driver_cpu_seconds);
+    t.per_run("other processes' CPU-s per run", 2, |r| {
+        r.process.other_cpu_seconds
+    });
+    t.row("hit ratio (%)", 2, |r| r.result.hit_ratio() * 100.0);
+    t.row("HTTP errors (not 404)", 0, |r| {
+        r.result.errors.status_total() as f64
+    });
+    t.row("transport errors", 0, |r| {
+        r.result.errors.transport_total() as f64
+    });
+}
+
+fn print_churn_table(config: &ChurnConfig, runs: &[Run<ChurnResult>]) {
+    let t = Table { runs };
+    println!();
+    println!(
+        "session-cache churn: {} MiB capacity filled with {}–{} B values, then {} PUTs at {}/s over {}x the keys that fit, {} connections",
+        config.capacity_bytes >> 20,
+        config.min_value_bytes,
+        config.max_value_bytes,
+        config.ops,
+        config.rate_per_sec,
+        config.key_space_factor,
+        config.connections
+    );
+    println!("A/B/B/A, one twin at a time; each figure the mean of its two runs");
+    t.header();
+    t.row("fill PUTs", 0, |r| r.result.fill_puts as f64);
+    t.row("achieved churn rate (PUT/s)", 0, |r| {
+        r.result.load.achieved_rate_per_sec
+    });
+    t.row("late slots (%)", 2, |r| r.result.load.late_ratio * 100.0);
+    t.row("p50 PUT latency (ms)", 3, |r| {
+        ms(r.result.load.latency.p50_us)
+    });
+    t.row("p99 PUT latency (ms)", 3, |r| {
+        ms(r.result.load.latency.p99_us)
+    });
+    t.per_run("p99 per run (ms)", 3, |r| ms(r.result.load.latency.p99_us));
+    t.row("max PUT latency (ms)", 3, |r| {
+        ms(r.result.load.latency.max_us)
+    });
+    t.row("cache_bytes after fill (MiB)", 1, |r| {
+        r.result.start.cache_bytes as f64 / MIB
+    });
+    t.row("entries after fill", 0, |r| {
+        r.result.start.cache_entries as f64
+    });
+    t.row("RSS after fill (MiB)", 1, |r| {
+        r.result.start.rss_bytes as f64 / MIB
+    });
+    t.row("RSS / accounted after fill", 3, |r| {
+        r.result.start.rss_per_accounted_byte
+    });
+    t.row("cache_bytes after churn (MiB)", 1, |r| {
+        r.result.end.cache_bytes as f64 / MIB
+    });
+    t.row("RSS after churn (MiB)", 1, |r| {
+        r.result.end.rss_bytes as f64 / MIB
+    });
+    t.row("RSS / accounted after churn", 3, |r| {
+        r.result.end.rss_per_accounted_byte
+    });
+    t.row("RSS growth over churn (%)", 1, |r| r.result.rss_growth_pct);
+    t.row("peak RSS (MiB)", 1, |r| {
+        r.process.peak_rss_bytes as f64 / MIB
+    });
+    t.row("server CPU-seconds (churn)", 2, |r| r.process.cpu_seconds);
+    t.row("server CPU µs per PUT", 1, |r| {
+        r.process.cpu_seconds * 1e6 / r.result.load.requests.max(1) as f64
+    });
+    t.row("driver CPU-seconds", 2, |r| r.process.driver_cpu_seconds);
+    t.per_run("other processes' CPU-s per run", 2, |r| {
+        r.process.other_cpu_seconds
+    });
+    t.row("HTTP errors", 0, |r| r.result.errors.status_total() as f64);
+    t.row("transport errors", 0, |r| {
+        r.result.errors.transport_total() as f64
+    });
+}

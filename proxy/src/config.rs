@@ -1,0 +1,801 @@
+//! The proxy's configuration: a TOML file (`parallax proxy --config
+//! parallax.toml`), every field documented here with its default, and its
+//! validation.
+//!
+//! Parsing is strict (`deny_unknown_fields`: a misspelt key is an error, not
+//! a silently ignored setting). [`Config::validate`] checks what the types
+//! cannot and turns the text into [`Settings`] the proxy runs on; every error
+//! names the field (`services[0].mirror_percent`) and says why.
+//! `proxy/parallax.example.toml` shows every field.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::uri::{Authority, Scheme};
+use parallax_compare::pointer::PointerGlob;
+use parallax_compare::Rules;
+use serde::Deserialize;
+
+use crate::route::RouteTable;
+use crate::sampling::{MirrorMethods, Sampler, StickyKey};
+
+/// A configuration that cannot be used, naming the field and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, a misspelt key, or a value of the wrong type; the message
+    /// from the TOML parser shows the line and the key.
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    /// A value that parses but cannot be used.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: impl fmt::Display, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the admin listener serving `/metrics`, `/admin/latency` and
+    /// `/admin/mismatches`. Loopback by default: it exposes mismatch samples.
+    /// Default `"127.0.0.1:9901"`.
+    pub admin_listen: String,
+    /// Width of the sliding window behind `/admin/latency`, in seconds (it
+    /// rotates in six equal slots). 6–3600. Default `60`.
+    pub latency_window_secs: u64,
+    /// How long in-flight client requests may run after SIGTERM/SIGINT before
+    /// they are abandoned. Default `10000`.
+    pub shutdown_grace_ms: u64,
+    /// The proxied services, one listener each. At least one.
+    pub services: Vec<ServiceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            admin_listen: "127.0.0.1:9901".into(),
+            latency_window_secs: 60,
+            shutdown_grace_ms: 10_000,
+            services: Vec::new(),
+        }
+    }
+}
+
+/// One proxied service: a listener in front of a primary, a shadow and
+/// optionally a secondary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Name used in metric labels and admin output; unique, `[A-Za-z0-9_.-]+`.
+    /// Required.
+    pub name: String,
+    /// Address clients connect to, `HOST:PORT` (port 0 picks a free one).
+    /// Required.
+    pub listen: String,
+    /// The primary upstream, `http://HOST:PORT` or `HOST:PORT`: its answer
+    /// goes to the client. Required.
+    pub primary: String,
+    /// The shadow upstream (the candidate under test): it gets a copy of
+    /// sampled requests; its answer is only compared. Required.
+    pub shadow: String,
+    /// A second instance of the primary for noise cancellation: it gets the
+    /// same copies as the shadow, and a field that differs between primary
+    /// and secondary about as often as between primary and shadow counts as
+    /// `noise`, not `mismatch`. Default: none.
+    pub secondary: Option<String>,
+    /// Process id of the primary for `parallax_backend_*` metrics. Default:
+    /// found from the process listening on the primary's port, if local.
+    pub primary_pid: Option<u32>,
+    /// Process id of the shadow. Default: found from its listening port.
+    pub shadow_pid: Option<u32>,
+    /// Process id of the secondary. Default: found from its listening port.
+    pub secondary_pid: Option<u32>,
+    /// Route templates, matched in order against the request path; the
+    /// first match is the `route` label and picks the compare rules. A path
+    /// matching none is labelled `other`. Default: none.
+    pub routes: Vec<RouteConfig>,
+    /// Share of eligible requests mirrored, 0–100 (fractions allowed).
+    /// Default `100`.
+    pub mirror_percent: f64,
+    /// Sticky sampling: `"header:<name>"` or `"path"`. Requests with the
+    /// same key are always all mirrored or all not (hash of the key against
+    /// `mirror_percent`). A request without the header is sampled like
+    /// without a key. Default: none (requests sampled independently).
+    pub sticky_key: Option<String>,
+    /// `"all"`, or `"safe"` (only GET, HEAD, OPTIONS and TRACE are
+    /// mirrored; others count as `sampled_out`). Default `"all"`.
+    pub mirror_methods: MirrorMethods,
+    /// The largest request body buffered to be sent twice. A larger one goes
+    /// to the primary only, streamed, and counts as `body_too_large`.
+    /// Default `1048576`.
+    pub max_mirror_body_bytes: u64,
+    /// The most of each response body kept for the comparison. A longer
+    /// answer still streams whole to the client, but the comparison is
+    /// skipped and counted as `body_too_large`. Default `1048576`.
+    pub max_compare_body_bytes: u64,
+    /// How long the shadow (and the secondary) may take to answer,
+    /// body included, before the copy counts as `shadow_timeout`.
+    /// Default `1000`.
+    pub shadow_timeout_ms: u64,
+    /// The most mirror copies in flight at once (from sending to the shadow
+    /// until the comparison is done). When all are taken, a new copy is
+    /// dropped and counted as `dropped_queue_full`. Default `256`.
+    pub shadow_max_in_flight: usize,
+    /// A header set to `1` on the copies sent to the shadow and the
+    /// secondary, so they can tell mirrored traffic apart. Default: none.
+    pub shadow_marker_header: Option<String>,
+    /// Compare rules of routes that have none of their own, and of `other`.
+    pub compare: CompareConfig,
+    /// Mismatch samples kept in memory per route for `/admin/mismatches`.
+    /// Default `20`.
+    pub mismatch_samples: usize,
+    /// Append-only JSON-lines file receiving every mismatch sample (relative
+    /// paths are relative to the working directory). Default: none.
+    pub mismatch_log: Option<PathBuf>,
+    /// What to redact in mismatch samples besides the `Authorization`,
+    /// `Cookie` and `Set-Cookie` headers, which always are:
+    /// `"header:<name>"` or a JSON-pointer glob into request and response
+    /// bodies (`"/user/email"`, `"/**/token"`). Default: none.
+    pub redact: Vec<String>,
+    /// Comparisons after which the noise model's counts halve. Default `1000`.
+    pub noise_window: usize,
+    /// How close the primary-vs-secondary disagreement rate of a field must
+    /// come to its primary-vs-shadow rate for a difference to be noise:
+    /// noise when `noise_rate ≥ (1 − tolerance) × raw_rate`. 0–1.
+    /// Default `0.2`.
+    pub noise_relative_tolerance: f64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            listen: String::new(),
+            primary: String::new(),
+            shadow: String::new(),
+            secondary: None,
+            primary_pid: None,
+            shadow_pid: None,
+            secondary_pid: None,
+            routes: Vec::new(),
+            mirror_percent: 100.0,
+            sticky_key: None,
+            mirror_methods: MirrorMethods::All,
+            max_mirror_body_bytes: 1 << 20,
+            max_compare_body_bytes: 1 << 20,
+            shadow_timeout_ms: 1000,
+            shadow_max_in_flight: 256,
+            shadow_marker_header: None,
+            compare: CompareConfig::default(),
+            mismatch_samples: 20,
+            mismatch_log: None,
+            redact: Vec::new(),
+            noise_window: 1000,
+            noise_relative_tolerance: 0.2,
+        }
+    }
+}
+
+/// One route template.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteConfig {
+    /// `/v1/sessions/{id}`: literal segments and `{name}` placeholders that
+    /// match exactly one non-empty segment. Used verbatim as the `route`
+    /// label. Required.
+    pub template: String,
+    /// This route's compare rules, replacing the service's `compare`
+    /// entirely. Default: the service's.
+    pub compare: Option<CompareConfig>,
+}
+
+/// How answers are compared (see the `parallax-compare` crate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareConfig {
+    /// Response headers compared (case-insensitive); all others are ignored.
+    /// Default `["content-type"]`.
+    pub headers: Vec<String>,
+    /// Differences to ignore: JSON-pointer globs into the body (`*` one
+    /// segment, `**` any number: `"/meta/**"`, `"/**/updatedAt"`), or
+    /// `"status"`, `"header:<name>"`, `"body"`. Default: none.
+    pub ignore: Vec<String>,
+    /// Regex replacements applied, in order, to text and JSON bodies before
+    /// comparing, and to compared header values. Default: none.
+    pub replace: Vec<Replace>,
+    /// Fully qualified message of `application/x-protobuf` bodies
+    /// (`"parallax.ingest.v1.IngestResponse"`), so they diff field by field;
+    /// without it they compare as bytes. Default: none.
+    pub protobuf_message: Option<String>,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        Self {
+            headers: vec!["content-type".into()],
+            ignore: Vec::new(),
+            replace: Vec::new(),
+            protobuf_message: None,
+        }
+    }
+}
+
+/// One regex replacement: `{ pattern = "\\d+ms", with = "<t>" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replace {
+    /// A regex (Rust `regex` syntax).
+    pub pattern: String,
+    /// The replacement; `$1` etc. refer to groups.
+    pub with: String,
+}
+
+/// A validated configuration, ready to run.
+#[derive(Debug)]
+pub struct Settings {
+    pub admin_listen: SocketAddr,
+    pub latency_window: Duration,
+    pub shutdown_grace: Duration,
+    pub services: Vec<ServiceSettings>,
+}
+
+/// An upstream address: `http://` plus an authority.
+#[derive(Debug, Clone)]
+pub struct UpstreamAddr {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+impl fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.authority)
+    }
+}
+
+/// One validated service.
+#[derive(Debug)]
+pub struct ServiceSettings {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub primary: UpstreamAddr,
+    pub shadow: UpstreamAddr,
+    pub secondary: Option<UpstreamAddr>,
+    pub primary_pid: Option<u32>,
+    pub shadow_pid: Option<u32>,
+    pub secondary_pid: Option<u32>,
+    pub routes: RouteTable,
+    /// Compare rules by route index; the last entry is `other`'s.
+    pub rules: Vec<Rules>,
+    pub sampler: Sampler,
+    pub methods: MirrorMethods,
+    pub max_mirror_body_bytes: u64,
+    pub max_compare_body_bytes: usize,
+    pub shadow_timeout: Duration,
+    pub shadow_max_in_flight: usize,
+    pub shadow_marker_header: Option<HeaderName>,
+    pub mismatch_samples: usize,
+    pub mismatch_log: Option<PathBuf>,
+    pub redact_headers: Vec<String>,
+    pub redact_pointers: Vec<PointerGlob>,
+    pub noise_window: usize,
+    pub noise_relative_tolerance: f64,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::parse(&text, &path.display().to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (not yet validated); `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks every field and builds the settings the proxy runs on.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let admin_listen = socket_addr("admin_listen", &self.admin_listen)?;
+        if !(6..=3600).contains(&self.latency_window_secs) {
+            return Err(invalid(
+                "latency_window_secs",
+                format_args!("{} is not within 6-3600", self.latency_window_secs),
+            ));
+        }
+        if self.services.is_empty() {
+            return Err(invalid(
+                "services",
+                "no service configured; add at least one [[services]] table",
+            ));
+        }
+        let mut names = HashSet::new();
+        let mut listens = HashSet::new();
+        let mut services = Vec::with_capacity(self.services.len());
+        for (i, service) in self.services.iter().enumerate() {
+            let field = format!("services[{i}]");
+            let settings = service.validate(&field)?;
+            if !names.insert(settings.name.clone()) {
+                return Err(invalid(
+                    format_args!("{field}.name"),
+                    format_args!("{:?} is used by an earlier service", settings.name),
+                ));
+            }
+            if settings.listen.port() != 0 && !listens.insert(settings.listen) {
+                return Err(invalid(
+                    format_args!("{field}.listen"),
+                    format_args!("{} is used by an earlier service", settings.listen),
+                ));
+            }
+            if admin_listen.port() != 0 && settings.listen == admin_listen {
+                return Err(invalid(
+                    format_args!("{field}.listen"),
+                    format_args!("{} is the admin_listen address", settings.listen),
+                ));
+            }
+            services.push(settings);
+        }
+        Ok(Settings {
+            admin_listen,
+            latency_window: Duration::from_secs(self.latency_window_secs),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            services,
+        })
+    }
+}
+
+impl ServiceConfig {
+    fn validate(&self, field: &str) -> Result<ServiceSettings, ConfigError> {
+        let name = &self.name;
+        if name.is_empty() {
+            return Err(invalid(
+                format_args!("{field}.name"),
+                "missing; every service needs a name for its metric labels",
+            ));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(invalid(
+                format_args!("{field}.name"),
+                format_args!("{name:?} may hold only A-Z a-z 0-9 _ - ."),
+            ));
+        }
+        let listen = socket_addr(&format!("{field}.listen"), &self.listen)?;
+        let primary = upstream(&format!("{field}.primary"), &self.primary)?;
+        let shadow = upstream(&format!("{field}.shadow"), &self.shadow)?;
+        let secondary = match &self.secondary {
+            Some(s) => Some(upstream(&format!("{field}.secondary"), s)?),
+            None => None,
+        };
+        if self.secondary_pid.is_some() && secondary.is_none() {
+            return Err(invalid(
+                format_args!("{field}.secondary_pid"),
+                "set without a secondary",
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.mirror_percent) {
+            return Err(invalid(
+                format_args!("{field}.mirror_percent"),
+                format_args!("{} is not within 0-100", self.mirror_percent),
+            ));
+        }
+        let sticky = match &self.sticky_key {
+            None => None,
+            Some(key) => Some(StickyKey::parse(key).ok_or_else(|| {
+                invalid(
+                    format_args!("{field}.sticky_key"),
+                    format_args!(
+                        "{key:?} is neither \"path\" nor \"header:<name>\" with a valid header name"
+                    ),
+                )
+            })?),
+        };
+        if self.shadow_timeout_ms == 0 {
+            return Err(invalid(
+                format_args!("{field}.shadow_timeout_ms"),
+                "0 would time out every copy; use mirror_percent = 0 to stop mirroring",
+            ));
+        }
+        if self.shadow_max_in_flight == 0 {
+            return Err(invalid(
+                format_args!("{field}.shadow_max_in_flight"),
+                "0 would drop every copy; use mirror_percent = 0 to stop mirroring",
+            ));
+        }
+        if self.max_compare_body_bytes > (1 << 30) {
+            return Err(invalid(
+                format_args!("{field}.max_compare_body_bytes"),
+                format_args!(
+                    "{} is more than 1073741824 (1 GiB)",
+                    self.max_compare_body_bytes
+                ),
+            ));
+        }
+        let shadow_marker_header = match &self.shadow_marker_header {
+            None => None,
+            Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                invalid(
+                    format_args!("{field}.shadow_marker_header"),
+                    format_args!("{h:?} is not a valid header name"),
+                )
+            })?),
+        };
+        if !(0.0..=1.0).contains(&self.noise_relative_tolerance) {
+            return Err(invalid(
+                format_args!("{field}.noise_relative_tolerance"),
+                format_args!("{} is not within 0-1", self.noise_relative_tolerance),
+            ));
+        }
+        if self.noise_window == 0 {
+            return Err(invalid(
+                format_args!("{field}.noise_window"),
+                "must be at least 1",
+            ));
+        }
+
+        let default_rules = self.compare.rules(&format!("{field}.compare"))?;
+        let mut templates = Vec::with_capacity(self.routes.len());
+        let mut rules = Vec::with_capacity(self.routes.len() + 1);
+        for (j, route) in self.routes.iter().enumerate() {
+            let route_field = format!("{field}.routes[{j}]");
+            if route.template.is_empty() {
+                return Err(invalid(
+                    format_args!("{route_field}.template"),
+                    "missing; e.g. \"/v1/sessions/{id}\"",
+                ));
+            }
+            if templates.contains(&route.template.as_str()) {
+                return Err(invalid(
+                    format_args!("{route_field}.template"),
+                    format_args!("{:?} is listed twice", route.template),
+                ));
+            }
+            templates.push(route.template.as_str());
+            rules.push(match &route.compare {
+                Some(c) => c.rules(&format!("{route_field}.compare"))?,
+                None => default_rules.clone(),
+            });
+        }
+        rules.push(default_rules);
+        let routes = RouteTable::new(&templates)
+            .map_err(|(j, reason)| invalid(format_args!("{field}.routes[{j}].template"), reason))?;
+
+        let mut redact_headers = Vec::new();
+        let mut redact_pointers = Vec::new();
+        for (j, entry) in self.redact.iter().enumerate() {
+            if let Some(h) = entry.strip_prefix("header:") {
+                if HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    return Err(invalid(
+                        format_args!("{field}.redact[{j}]"),
+                        format_args!("{h:?} is not a valid header name"),
+                    ));
+                }
+                redact_headers.push(h.to_ascii_lowercase());
+            } else if entry.starts_with('/') {
+                redact_pointers.push(PointerGlob::new(entry));
+            } else {
+                return Err(invalid(
+                    format_args!("{field}.redact[{j}]"),
+                    format_args!(
+                        "{entry:?} is neither \"header:<name>\" nor a JSON pointer starting with /"
+                    ),
+                ));
+            }
+        }
+
+        Ok(ServiceSettings {
+            name: name.clone(),
+            listen,
+            primary,
+            shadow,
+            secondary,
+            primary_pid: self.primary_pid,
+            shadow_pid: self.shadow_pid,
+            secondary_pid: self.secondary_pid,
+            routes,
+            rules,
+            sampler: Sampler::new(self.mirror_percent, sticky),
+            methods: self.mirror_methods,
+            max_mirror_body_bytes: self.max_mirror_body_bytes,
+            max_compare_body_bytes: self.max_compare_body_bytes as usize,
+            shadow_timeout: Duration::from_millis(self.shadow_timeout_ms),
+            shadow_max_in_flight: self.shadow_max_in_flight,
+            shadow_marker_header,
+            mismatch_samples: self.mismatch_samples,
+            mismatch_log: self.mismatch_log.clone(),
+            redact_headers,
+            redact_pointers,
+            noise_window: self.noise_window,
+            noise_relative_tolerance: self.noise_relative_tolerance,
+        })
+    }
+}
+
+impl CompareConfig {
+    fn rules(&self, field: &str) -> Result<Rules, ConfigError> {
+        let mut builder = Rules::builder();
+        for (i, h) in self.headers.iter().enumerate() {
+            if HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(
+                    format_args!("{field}.headers[{i}]"),
+                    format_args!("{h:?} is not a valid header name"),
+                ));
+            }
+            builder = builder.header(h);
+        }
+        for (i, glob) in self.ignore.iter().enumerate() {
+            let known = glob.starts_with('/')
+                || glob.starts_with("header:")
+                || matches!(glob.as_str(), "status" | "body");
+            if !known {
+                return Err(invalid(
+                    format_args!("{field}.ignore[{i}]"),
+                    format_args!(
+                        "{glob:?} is not a JSON pointer (starting with /), \"status\", \"body\" or \"header:<name>\""
+                    ),
+                ));
+            }
+            builder = builder.ignore(glob);
+        }
+        for (i, r) in self.replace.iter().enumerate() {
+            if let Err(e) = regex_check(&r.pattern) {
+                return Err(invalid(
+                    format_args!("{field}.replace[{i}].pattern"),
+                    format_args!("{:?} is not a valid regex: {e}", r.pattern),
+                ));
+            }
+            builder = builder.replace(&r.pattern, &r.with);
+        }
+        if let Some(message) = &self.protobuf_message {
+            // An empty message decodes as any known type: this only fails
+            // for names the project's descriptors do not hold.
+            if parallax_compare::protobuf::to_json(message, &[]).is_none() {
+                return Err(invalid(
+                    format_args!("{field}.protobuf_message"),
+                    format_args!(
+                        "{message:?} is not a message of the project's .proto files (e.g. \"parallax.ingest.v1.IngestResponse\")"
+                    ),
+                ));
+            }
+            builder = builder.protobuf_message(message);
+        }
+        builder
+            .build()
+            .map_err(|e| invalid(format_args!("{field}.replace"), e))
+    }
+}
+
+/// Compiles one pattern on its own, to name the replacement that is wrong.
+fn regex_check(pattern: &str) -> Result<(), String> {
+    Rules::builder()
+        .replace(pattern, "")
+        .build()
+        .map(drop)
+        .map_err(|e| match e {
+            parallax_compare::rules::RuleError::Regex { source, .. } => source.to_string(),
+        })
+}
+
+fn socket_addr(field: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    if value.is_empty() {
+        return Err(invalid(field, "missing; e.g. \"127.0.0.1:8080\""));
+    }
+    value.parse().map_err(|_| {
+        invalid(
+            field,
+            format_args!("{value:?} is not an IP address and port (e.g. \"127.0.0.1:8080\")"),
+        )
+    })
+}
+
+fn upstream(field: &str, value: &str) -> Result<UpstreamAddr, ConfigError> {
+    if value.is_empty() {
+        return Err(invalid(field, "missing; e.g. \"http://127.0.0.1:8080\""));
+    }
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    let uri: http::Uri = with_scheme.parse().map_err(|_| {
+        invalid(
+            field,
+            format_args!("{value:?} is not an upstream address (e.g. \"http://127.0.0.1:8080\")"),
+        )
+    })?;
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return Err(invalid(
+            field,
+            format_args!("{value:?}: only http:// upstreams are supported"),
+        ));
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(invalid(
+            field,
+            format_args!("{value:?} has a path; give only the scheme, host and port"),
+        ));
+    }
+    let authority = uri
+        .authority()
+        .filter(|a| a.port_u16().is_some())
+        .cloned()
+        .ok_or_else(|| invalid(field, format_args!("{value:?} has no port")))?;
+    Ok(UpstreamAddr {
+        scheme: Scheme::HTTP,
+        authority,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [[services]]
+        name = "cache"
+        listen = "127.0.0.1:0"
+        primary = "http://127.0.0.1:8081"
+        shadow = "127.0.0.1:8082"
+    "#;
+
+    fn error(text: &str) -> String {
+        match Config::parse(text, "parallax.toml").and_then(|c| c.validate().map(drop)) {
+            Ok(()) => panic!("accepted: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn with(extra: &str) -> String {
+        format!("{MINIMAL}\n{extra}")
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let config = Config::parse(MINIMAL, "t").unwrap();
+        assert_eq!(config.admin_listen, "127.0.0.1:9901");
+        let s = &config.services[0];
+        assert_eq!(s.mirror_percent, 100.0);
+        assert_eq!(s.mirror_methods, MirrorMethods::All);
+        assert_eq!(s.max_mirror_body_bytes, 1048576);
+        assert_eq!(s.shadow_timeout_ms, 1000);
+        assert_eq!(s.shadow_max_in_flight, 256);
+        assert_eq!(s.mismatch_samples, 20);
+        assert_eq!(s.compare.headers, ["content-type"]);
+        let settings = config.validate().unwrap();
+        assert_eq!(
+            settings.services[0].shadow.to_string(),
+            "http://127.0.0.1:8082"
+        );
+        assert_eq!(settings.services[0].rules.len(), 1, "only `other`");
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../parallax.example.toml");
+        let config = Config::parse(text, "parallax.example.toml").unwrap();
+        let settings = config.validate().unwrap();
+        assert_eq!(settings.services.len(), 2);
+        assert_eq!(settings.services[0].routes.label(0), "/v1/events");
+    }
+
+    #[test]
+    fn an_out_of_range_percent_names_the_field() {
+        assert_eq!(
+            error(&with("mirror_percent = 150")),
+            "services[0].mirror_percent: 150 is not within 0-100"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let e = error(&with("mirror_precent = 5"));
+        assert!(e.contains("mirror_precent"), "{e}");
+        assert!(e.starts_with("parallax.toml: "), "{e}");
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let e = error(
+            "[[services]]\nname = \"x\"\nlisten = \"127.0.0.1:0\"\nprimary = \"127.0.0.1:1\"",
+        );
+        assert!(e.starts_with("services[0].shadow: missing"), "{e}");
+        assert!(error("admin_listen = \"127.0.0.1:1\"").starts_with("services: "));
+    }
+
+    #[test]
+    fn bad_addresses_are_named() {
+        let e = error(&MINIMAL.replace("127.0.0.1:8082", "https://x:1"));
+        assert!(e.starts_with("services[0].shadow: "), "{e}");
+        assert!(e.contains("only http://"), "{e}");
+        let e = error(&MINIMAL.replace("127.0.0.1:0", "localhost"));
+        assert!(e.starts_with("services[0].listen: "), "{e}");
+        let e = error(&MINIMAL.replace("http://127.0.0.1:8081", "http://h:1/api"));
+        assert!(e.contains("has a path"), "{e}");
+    }
+
+    #[test]
+    fn compare_rule_errors_name_the_route_and_entry() {
+        let e = error(&with(
+            r#"
+            [[services.routes]]
+            template = "/v1/events"
+            [[services.routes]]
+            template = "/v1/x/{id}"
+            compare = { replace = [{ pattern = "(", with = "" }] }
+            "#,
+        ));
+        assert!(
+            e.starts_with("services[0].routes[1].compare.replace[0].pattern: "),
+            "{e}"
+        );
+        let e = error(&with(
+            "[[services.routes]]\ntemplate = \"/a\"\ncompare = { protobuf_message = \"no.Such\" }",
+        ));
+        assert!(
+            e.starts_with("services[0].routes[0].compare.protobuf_message: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_templates_and_duplicates_are_named() {
+        let e = error(&with("[[services.routes]]\ntemplate = \"v1/x\""));
+        assert!(e.starts_with("services[0].routes[0].template: "), "{e}");
+        let e = error(&with(
+            "[[services.routes]]\ntemplate = \"/a\"\n[[services.routes]]\ntemplate = \"/a\"",
+        ));
+        assert!(e.starts_with("services[0].routes[1].template: "), "{e}");
+    }
+
+    #[test]
+    fn sticky_keys_and_redactions_are_checked() {
+        let e = error(&with("sticky_key = \"cookie\""));
+        assert!(e.starts_with("services[0].sticky_key: "), "{e}");
+        let e = error(&with("redact = [\"/ok\", \"email\"]"));
+        assert!(e.starts_with("services[0].redact[1]: "), "{e}");
+    }
+
+    #[test]
+    fn duplicate_service_names_are_refused() {
+        let e = error(&format!("{MINIMAL}\n{}", MINIMAL.replace("8081", "9")));
+        assert!(e.starts_with("services[1].name: "), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_method_policy_shows_the_choices() {
+        let e = error(&with("mirror_methods = \"some\""));
+        assert!(e.contains("mirror_methods"), "{e}");
+        assert!(e.contains("`all`") && e.contains("`safe`"), "{e}");
+    }
+
+    #[test]
+    fn zero_limits_explain_the_alternative() {
+        let e = error(&with("shadow_max_in_flight = 0"));
+        assert!(e.contains("mirror_percent = 0"), "{e}");
+    }
+}

@@ -1,0 +1,260 @@
+//! The Parallax shadowing proxy.
+//!
+//! Clients talk to the proxy as if it were the primary: they get the
+//! primary's answer, streamed, and never wait on anything else. A sampled
+//! copy of each request goes to the shadow (the candidate under test) and,
+//! optionally, to a secondary (a second primary instance), off the client's
+//! path; their answers are compared with the primary's by
+//! [`parallax_compare`], mismatches are sampled (redacted) and everything is
+//! counted for Prometheus on the admin listener.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), parallax_proxy::StartError> {
+//! let config = parallax_proxy::Config::load("parallax.toml".as_ref())?;
+//! let proxy = parallax_proxy::Proxy::bind(&config).await?;
+//! proxy.serve(parallax_common::server::signal()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! Each module has one responsibility, in the order a request meets them:
+//! - [`config`]: the TOML file, its defaults and validation.
+//! - [`server`]: accepting client connections (HTTP/1.1, keep-alive,
+//!   graceful shutdown).
+//! - [`service`]: the client path of one request: route, hop headers, mirror
+//!   plan, body buffering, forwarding.
+//! - [`route`]: route templates → bounded `route` labels.
+//! - [`headers`]: hop-by-hop headers (RFC 9110), `X-Forwarded-For`.
+//! - [`sampling`]: method policy, mirror fraction, sticky keys.
+//! - [`upstream`]: one pooled keep-alive client per upstream.
+//! - [`body`]: request and response body types of both hops.
+//! - [`tee`]: streaming the primary's answer to the client while capturing
+//!   it for the comparison.
+//! - [`mirror`]: the shadow side, a spawned task per copy: send, time out,
+//!   compare, classify noise, sample.
+//! - [`error`]: errors tagged by side; only downstream and primary errors
+//!   can shape a client answer.
+//! - [`metrics`]: the Prometheus families and per-route series.
+//! - [`latency`]: exact percentiles over a sliding window (HDR histograms).
+//! - [`procwatch`]: CPU and RSS of the upstream processes from `/proc`.
+//! - [`redact`] and [`samples`]: mismatch samples, redacted, in memory and
+//!   in a JSON-lines file.
+//! - [`admin`]: `/metrics`, `/admin/latency`, `/admin/mismatches`.
+
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod latency;
+pub mod metrics;
+pub mod mirror;
+pub mod procwatch;
+pub mod redact;
+pub mod route;
+pub mod samples;
+pub mod sampling;
+pub mod server;
+pub mod service;
+pub mod tee;
+pub mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::{Config, ConfigError};
+
+use crate::admin::Admin;
+use crate::metrics::{Backend, ProxyMetrics};
+use crate::procwatch::{BackendUsage, Target};
+use crate::samples::JsonlLog;
+use crate::service::ServiceState;
+
+/// Why the proxy could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{field}: cannot listen on {addr}: {source}")]
+    Bind {
+        field: String,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{field}: cannot open {}: {source}", path.display())]
+    MismatchLog {
+        field: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// A proxy with every listener bound, ready to serve.
+pub struct Proxy {
+    admin_listener: TcpListener,
+    services: Vec<(TcpListener, Arc<ServiceState>)>,
+    admin: Arc<Admin>,
+    grace: Duration,
+}
+
+impl Proxy {
+    /// Validates `config`, binds the admin and service listeners and builds
+    /// the upstream clients. Nothing is served until [`Proxy::serve`].
+    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let settings = config.validate()?;
+        let metrics = ProxyMetrics::new();
+        let now = Instant::now();
+        let mut targets = Vec::new();
+        let mut services = Vec::with_capacity(settings.services.len());
+        for (i, service) in settings.services.into_iter().enumerate() {
+            let listener =
+                TcpListener::bind(service.listen)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        field: format!("services[{i}].listen"),
+                        addr: service.listen,
+                        source,
+                    })?;
+            let log = match &service.mismatch_log {
+                None => None,
+                Some(path) => {
+                    Some(
+                        JsonlLog::open(path).map_err(|source| StartError::MismatchLog {
+                            field: format!("services[{i}].mismatch_log"),
+                            path: path.clone(),
+                            source,
+                        })?,
+                    )
+                }
+            };
+            let name = service.name.as_str();
+            targets.push(Target::new(
+                name,
+                Backend::Primary,
+                &service.primary,
+                service.primary_pid,
+            ));
+            targets.push(Target::new(
+                name,
+                Backend::Shadow,
+                &service.shadow,
+                service.shadow_pid,
+            ));
+            if let Some(secondary) = &service.secondary {
+                targets.push(Target::new(
+                    name,
+                    Backend::Secondary,
+                    secondary,
+                    service.secondary_pid,
+                ));
+            }
+            let state = ServiceState::new(service, &metrics, log, settings.latency_window, now);
+            services.push((listener, Arc::new(state)));
+        }
+        metrics.register(BackendUsage::new(targets));
+        let admin_listener = TcpListener::bind(settings.admin_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                field: "admin_listen".into(),
+                addr: settings.admin_listen,
+                source,
+            })?;
+        let admin = Arc::new(Admin {
+            metrics,
+            services: services.iter().map(|(_, s)| Arc::clone(s)).collect(),
+            window: settings.latency_window,
+        });
+        Ok(Self {
+            admin_listener,
+            services,
+            admin,
+            grace: settings.shutdown_grace,
+        })
+    }
+
+    /// The admin listener's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The bound address of the service called `name`.
+    pub fn service_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.services
+            .iter()
+            .find(|(_, s)| s.name == name)
+            .and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// Serves every listener until `shutdown` resolves, then stops
+    /// accepting and lets in-flight requests finish within the grace period.
+    pub async fn serve<F>(self, shutdown: F) -> Result<(), StartError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // Poll `shutdown` once before announcing the listeners: signal
+        // handlers install on first poll, and a SIGTERM sent as soon as
+        // "listening on" appears must not be lost.
+        let mut shutdown = std::pin::pin!(shutdown);
+        let stopped_early = tokio::select! {
+            biased;
+            () = &mut shutdown => true,
+            () = std::future::ready(()) => false,
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let admin_addr = self.admin_addr();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (listener, state) in self.services {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(
+                    primary = %state.primary.addr,
+                    shadow = %state.shadow.addr,
+                    secondary = state.secondary.as_ref().map(|s| s.addr.to_string()),
+                    "service {} listening on {addr}",
+                    state.name
+                );
+            }
+            tasks.spawn(server::serve(listener, state, stop_rx.clone(), self.grace));
+        }
+        tracing::info!("admin listening on {admin_addr}");
+        let mut admin_stop = stop_rx.clone();
+        let admin = parallax_common::server::serve(
+            self.admin_listener,
+            admin::router(self.admin),
+            async move {
+                let _ = admin_stop.wait_for(|stop| *stop).await;
+            },
+            self.grace,
+        );
+        let admin = tokio::spawn(admin);
+        if !stopped_early {
+            shutdown.await;
+        }
+        // The admin server logs "shutdown requested" for the whole proxy.
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        admin
+            .await
+            .map_err(|e| StartError::Serve(std::io::Error::other(e)))??;
+        Ok(())
+    }
+}
+
+/// Binds and serves `config` until `shutdown` resolves.
+pub async fn run<F>(config: &Config, shutdown: F) -> Result<(), StartError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Proxy::bind(config).await?.serve(shutdown).await
+}

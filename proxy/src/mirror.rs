@@ -1,0 +1,256 @@
+//! The mirror task: the shadow side, isolated from the client.
+//!
+//! A [`MirrorJob`] is spawned per mirrored request and never awaited by the
+//! client path. It sends the copy to the shadow (and the secondary) at the
+//! same time as the primary gets the original, reads their answers within
+//! `shadow_timeout_ms`, waits for the primary's teed answer, compares, and
+//! records exactly one outcome. Its errors ([`MirrorError`]) are tagged
+//! shadow or secondary and end as a counter and a debug log: the task
+//! returns `()`, and nothing converts them into a client answer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::HeaderValue;
+use http_body::Body;
+use http_body_util::BodyExt;
+use parallax_compare::{compare, Observed, Outcome, Verdict};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+use crate::body::UpstreamBody;
+use crate::error::Side;
+use crate::headers::strip_hop_by_hop;
+use crate::metrics::MirrorOutcome;
+use crate::samples::{Message, Sample};
+use crate::service::{header_list, ServiceState};
+use crate::tee::{Captured, PrimaryCapture};
+use crate::upstream::{CallError, Upstream};
+
+/// How long a mirror task waits for the primary's answer to finish
+/// streaming to the client before giving up on the comparison (a long
+/// download or a stalled client must not hold an in-flight slot forever).
+pub const PRIMARY_CAPTURE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A failure of the shadow or the secondary. Private to this module's task.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("{}: no answer within the shadow timeout", side.as_str())]
+    Timeout { side: Side },
+    #[error("{}: {source}", side.as_str())]
+    Transport {
+        side: Side,
+        #[source]
+        source: CallError,
+    },
+    #[error("{}: the answer's body broke off: {source}", side.as_str())]
+    Body {
+        side: Side,
+        #[source]
+        source: hyper::Error,
+    },
+}
+
+impl MirrorError {
+    fn outcome(&self) -> MirrorOutcome {
+        match self {
+            MirrorError::Timeout { .. } => MirrorOutcome::ShadowTimeout,
+            MirrorError::Transport { .. } | MirrorError::Body { .. } => MirrorOutcome::ShadowError,
+        }
+    }
+}
+
+/// A backend answer read for comparison: `None` when longer than the limit.
+type Answer = Option<Observed>;
+
+/// One mirrored request.
+pub struct MirrorJob {
+    pub state: Arc<ServiceState>,
+    pub route: usize,
+    /// The request head as sent to the primary (hop-by-hop headers removed,
+    /// `X-Forwarded-For` appended).
+    pub head: Parts,
+    pub body: Vec<Bytes>,
+}
+
+impl MirrorJob {
+    /// Starts the task, holding `permit` (an in-flight slot) until the
+    /// comparison is done; `primary` delivers the primary's teed answer and
+    /// closes when the primary failed. The handle is dropped: nobody waits
+    /// for the task.
+    pub fn spawn(self, permit: OwnedSemaphorePermit, primary: oneshot::Receiver<PrimaryCapture>) {
+        tokio::spawn(self.run(permit, primary));
+    }
+
+    async fn run(self, _permit: OwnedSemaphorePermit, primary: oneshot::Receiver<PrimaryCapture>) {
+        let state = Arc::clone(&self.state);
+        let route = &state.route_states[self.route];
+        let shadow = self.call(&state.shadow, Side::Shadow);
+        let secondary = async {
+            match &state.secondary {
+                Some(upstream) => Some(self.call(upstream, Side::Secondary).await),
+                None => None,
+            }
+        };
+        let (shadow, secondary) = tokio::join!(shadow, secondary);
+
+        let shadow = match shadow {
+            Ok(Some(answer)) => answer,
+            Ok(None) => return route.metrics.outcome(MirrorOutcome::BodyTooLarge),
+            Err(error) => {
+                tracing::debug!(service = %state.name, route = %route.label, %error, "mirror copy failed");
+                return route.metrics.outcome(error.outcome());
+            }
+        };
+        let primary = match tokio::time::timeout(PRIMARY_CAPTURE_DEADLINE, primary).await {
+            Ok(Ok(capture)) => capture,
+            // The primary failed, or the deadline passed.
+            _ => return route.metrics.outcome(MirrorOutcome::PrimaryError),
+        };
+        let primary = match primary.body {
+            Captured::Complete(body) => Observed {
+                status: primary.status,
+                headers: primary.headers,
+                body,
+            },
+            Captured::TooLarge => return route.metrics.outcome(MirrorOutcome::BodyTooLarge),
+            Captured::Aborted => return route.metrics.outcome(MirrorOutcome::PrimaryError),
+        };
+
+        let raw = compare(&primary, &shadow, &route.rules);
+        let secondary = match secondary {
+            Some(Ok(Some(answer))) => Some(answer),
+            Some(Err(error)) => {
+                tracing::debug!(service = %state.name, route = %route.label, %error, "secondary copy failed; comparing without noise model");
+                None
+            }
+            _ => None,
+        };
+        let verdict = match &secondary {
+            Some(answer) => {
+                let noise = compare(&primary, answer, &route.rules);
+                route.noise.lock().classify(raw, &noise)
+            }
+            None => Verdict::without_secondary(raw),
+        };
+        route.metrics.outcome(MirrorOutcome::Compared);
+        route.metrics.result(verdict.outcome);
+        if verdict.outcome == Outcome::Mismatch {
+            let sample =
+                Arc::new(self.sample(&state, &primary, &shadow, secondary.as_ref(), verdict));
+            if let Some(log) = &state.log {
+                log.append(&sample);
+            }
+            route.samples.push(sample);
+        }
+    }
+
+    /// Sends the copy to `upstream` and reads its answer, all within the
+    /// shadow timeout.
+    async fn call(&self, upstream: &Upstream, side: Side) -> Result<Answer, MirrorError> {
+        let state = &self.state;
+        let mut head = Upstream::copy_head(&self.head);
+        if let Some(marker) = &state.marker {
+            head.headers
+                .insert(marker.clone(), HeaderValue::from_static("1"));
+        }
+        let body = UpstreamBody::buffered(self.body.iter().cloned());
+        let exchange = async {
+            let started = Instant::now();
+            let response = upstream
+                .send(head, body)
+                .await
+                .map_err(|source| MirrorError::Transport { side, source })?;
+            state.observe(self.route, upstream.backend, started.elapsed());
+            let (mut parts, body) = response.into_parts();
+            // As for the primary's answer: compare and show end-to-end
+            // headers only.
+            strip_hop_by_hop(&mut parts.headers);
+            let Some(body) = read_limited(body, state.max_compare_body_bytes)
+                .await
+                .map_err(|source| MirrorError::Body { side, source })?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(Observed {
+                status: parts.status.as_u16(),
+                headers: header_list(&parts.headers),
+                body,
+            }))
+        };
+        tokio::time::timeout(state.shadow_timeout, exchange)
+            .await
+            .map_err(|_| MirrorError::Timeout { side })?
+    }
+
+    fn sample(
+        &self,
+        state: &ServiceState,
+        primary: &Observed,
+        shadow: &Observed,
+        secondary: Option<&Observed>,
+        verdict: Verdict,
+    ) -> Sample {
+        let route = &state.route_states[self.route];
+        let message = route.rules.protobuf_message.as_deref();
+        let r = &state.redactor;
+        let answer = |o: &Observed| Message::new(Some(o.status), &o.headers, &o.body, message, r);
+        let request_body: BytesMut = self.body.iter().fold(BytesMut::new(), |mut all, c| {
+            all.extend_from_slice(c);
+            all
+        });
+        let mut mismatches = verdict.mismatches;
+        let mut noise = verdict.noise;
+        for d in mismatches.iter_mut().chain(noise.iter_mut()) {
+            r.difference(d);
+        }
+        Sample {
+            at_unix_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            service: state.name.clone(),
+            route: route.label.clone(),
+            method: self.head.method.to_string(),
+            target: self
+                .head
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.to_string()),
+            outcome: verdict.outcome,
+            // The request body is shown as the request's content type says.
+            request: Message::new(
+                None,
+                &header_list(&self.head.headers),
+                &request_body,
+                None,
+                r,
+            ),
+            primary: answer(primary),
+            shadow: answer(shadow),
+            secondary: secondary.map(answer),
+            mismatches,
+            noise,
+        }
+    }
+}
+
+/// The whole body, or `None` once it exceeds `limit` bytes.
+async fn read_limited<B>(mut body: B, limit: usize) -> Result<Option<Bytes>, B::Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut all = BytesMut::new();
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        if let Ok(data) = frame?.into_data() {
+            if all.len() + data.len() > limit {
+                return Ok(None);
+            }
+            all.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(all.freeze()))
+}

@@ -1,0 +1,315 @@
+//! One proxied service: its state, and the client path of a request.
+//!
+//! The client path, in order, each step one concern:
+//! 1. route: the path's template, for labels and rules ([`crate::route`]);
+//! 2. hop: hop-by-hop headers out, `X-Forwarded-For` in ([`crate::headers`]);
+//! 3. plan: mirror or not — method policy, sampling, declared body size,
+//!    a free in-flight slot (`ServiceState::plan`);
+//! 4. body: for a mirrored request, buffer the body up to
+//!    `max_mirror_body_bytes`; past it, give up mirroring and stream on;
+//! 5. mirror: hand a copy to a spawned task ([`crate::mirror`]) — it is
+//!    never awaited here;
+//! 6. forward: send to the primary and return its answer, streamed, teed
+//!    for the comparison when mirrored ([`crate::tee`]).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName};
+use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use parallax_compare::{NoiseModel, Rules};
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::body::{ResponseBody, UpstreamBody};
+use crate::config::ServiceSettings;
+use crate::error::ClientPathError;
+use crate::headers::{append_forwarded_for, strip_hop_by_hop};
+use crate::latency::SlidingLatency;
+use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics};
+use crate::mirror::MirrorJob;
+use crate::redact::Redactor;
+use crate::route::RouteTable;
+use crate::samples::{JsonlLog, SampleRing};
+use crate::sampling::{MirrorMethods, Sampler};
+use crate::tee::TeeBody;
+use crate::upstream::Upstream;
+
+/// Everything a service's requests share.
+pub struct ServiceState {
+    pub name: String,
+    pub primary: Upstream,
+    pub shadow: Upstream,
+    pub secondary: Option<Upstream>,
+    pub routes: RouteTable,
+    /// By route index; the last is `other`.
+    pub route_states: Vec<RouteState>,
+    sampler: Sampler,
+    methods: MirrorMethods,
+    max_mirror_body_bytes: u64,
+    pub max_compare_body_bytes: usize,
+    pub shadow_timeout: Duration,
+    /// Mirror copies in flight: a permit is taken (without waiting) before
+    /// the copy exists and released when its comparison is done, so the
+    /// memory and shadow load of mirroring stay bounded whatever the shadow
+    /// does. A semaphore rather than a queue: a copy that cannot start now
+    /// is dropped, never delayed.
+    in_flight: Arc<Semaphore>,
+    pub marker: Option<HeaderName>,
+    pub redactor: Redactor,
+    pub log: Option<JsonlLog>,
+    latency: [Option<SlidingLatency>; 3],
+}
+
+/// One route of a service.
+pub struct RouteState {
+    pub label: String,
+    pub rules: Rules,
+    pub metrics: RouteMetrics,
+    /// A blocking mutex: `classify` is short and synchronous, and no
+    /// `.await` happens while it is held.
+    pub noise: Mutex<NoiseModel>,
+    pub samples: SampleRing,
+}
+
+/// What to do with a request's mirror copy.
+enum Plan {
+    Mirror(OwnedSemaphorePermit),
+    Skip(MirrorOutcome),
+}
+
+/// A request body read for mirroring.
+enum Buffered {
+    Complete(Vec<Bytes>),
+    /// Longer than the limit: what was read, and the rest still streaming.
+    TooLarge(Vec<Bytes>, Incoming),
+}
+
+impl ServiceState {
+    pub fn new(
+        settings: ServiceSettings,
+        metrics: &ProxyMetrics,
+        log: Option<JsonlLog>,
+        window: Duration,
+        now: Instant,
+    ) -> Self {
+        let s = settings;
+        let with_secondary = s.secondary.is_some();
+        let route_states = s
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rules)| {
+                let label = s.routes.label(i).to_owned();
+                RouteState {
+                    metrics: metrics.route(&s.name, &label, with_secondary),
+                    label,
+                    rules,
+                    noise: Mutex::new(NoiseModel::new(s.noise_window, s.noise_relative_tolerance)),
+                    samples: SampleRing::new(s.mismatch_samples),
+                }
+            })
+            .collect();
+        let window = || Some(SlidingLatency::new(window, now));
+        Self {
+            primary: Upstream::new(Backend::Primary, s.primary),
+            shadow: Upstream::new(Backend::Shadow, s.shadow),
+            secondary: s.secondary.map(|a| Upstream::new(Backend::Secondary, a)),
+            latency: [
+                window(),
+                window(),
+                if with_secondary { window() } else { None },
+            ],
+            name: s.name,
+            routes: s.routes,
+            route_states,
+            sampler: s.sampler,
+            methods: s.methods,
+            max_mirror_body_bytes: s.max_mirror_body_bytes,
+            max_compare_body_bytes: s.max_compare_body_bytes,
+            shadow_timeout: s.shadow_timeout,
+            in_flight: Arc::new(Semaphore::new(s.shadow_max_in_flight)),
+            marker: s.shadow_marker_header,
+            redactor: Redactor::new(&s.redact_headers, &s.redact_pointers),
+            log,
+        }
+    }
+
+    /// The sliding latency window of `backend`, if it is configured.
+    pub fn latency(&self, backend: Backend) -> Option<&SlidingLatency> {
+        let i = Backend::ALL.iter().position(|b| *b == backend)?;
+        self.latency[i].as_ref()
+    }
+
+    /// Records one upstream call's time to the answer's head.
+    pub fn observe(&self, route: usize, backend: Backend, elapsed: Duration) {
+        self.route_states[route]
+            .metrics
+            .observe(backend, elapsed.as_secs_f64());
+        if let Some(window) = self.latency(backend) {
+            window.record(Instant::now(), elapsed);
+        }
+    }
+
+    /// The client path of one request. Infallible: every failure becomes an
+    /// answer here, and only client-path failures can.
+    pub async fn handle(
+        self: Arc<Self>,
+        client: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Response<ResponseBody> {
+        let (mut head, body) = request.into_parts();
+        let route = self.routes.find(head.uri.path());
+        strip_hop_by_hop(&mut head.headers);
+        append_forwarded_for(&mut head.headers, client.ip());
+        let metrics = &self.route_states[route].metrics;
+
+        let permit = match self.plan(&head) {
+            Plan::Skip(outcome) => {
+                metrics.outcome(outcome);
+                return self.forward_streaming(route, head, Vec::new(), body).await;
+            }
+            Plan::Mirror(permit) => permit,
+        };
+        let chunks = match read_body(body, self.max_mirror_body_bytes).await {
+            Err(e) => {
+                let error = ClientPathError::DownstreamBody(e);
+                tracing::debug!(service = %self.name, side = error.side().as_str(), %error, "request failed");
+                return error.response();
+            }
+            Ok(Buffered::TooLarge(read, rest)) => {
+                drop(permit);
+                metrics.outcome(MirrorOutcome::BodyTooLarge);
+                return self.forward_streaming(route, head, read, rest).await;
+            }
+            Ok(Buffered::Complete(chunks)) => chunks,
+        };
+        let (capture_tx, capture_rx) = oneshot::channel();
+        MirrorJob {
+            state: Arc::clone(&self),
+            route,
+            head: Upstream::copy_head(&head),
+            body: chunks.clone(),
+        }
+        .spawn(permit, capture_rx);
+        let body = UpstreamBody::buffered(chunks);
+        match self.primary_call(route, head, body).await {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                let tee = TeeBody::new(
+                    body,
+                    parts.status.as_u16(),
+                    header_list(&parts.headers),
+                    self.max_compare_body_bytes,
+                    capture_tx,
+                );
+                Response::from_parts(parts, ResponseBody::Tee(tee))
+            }
+            // Dropping `capture_tx` tells the mirror task there is no answer.
+            Err(error) => self.client_error(error),
+        }
+    }
+
+    /// Decides the mirror copy's fate before anything is read.
+    fn plan(&self, head: &Parts) -> Plan {
+        if !self.methods.allows(&head.method) || !self.sampler.sample(head) {
+            return Plan::Skip(MirrorOutcome::SampledOut);
+        }
+        let declared = head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_mirror_body_bytes) {
+            return Plan::Skip(MirrorOutcome::BodyTooLarge);
+        }
+        match Arc::clone(&self.in_flight).try_acquire_owned() {
+            Ok(permit) => Plan::Mirror(permit),
+            Err(_) => Plan::Skip(MirrorOutcome::DroppedQueueFull),
+        }
+    }
+
+    /// Forwards without mirroring: `read` then the rest of the client's body.
+    async fn forward_streaming(
+        &self,
+        route: usize,
+        head: Parts,
+        read: Vec<Bytes>,
+        rest: Incoming,
+    ) -> Response<ResponseBody> {
+        let downstream_failed = Arc::new(AtomicBool::new(false));
+        let body = UpstreamBody::streaming(read, rest, Arc::clone(&downstream_failed));
+        match self.primary_call(route, head, body).await {
+            Ok(response) => response.map(ResponseBody::Upstream),
+            Err(_) if downstream_failed.load(Ordering::Relaxed) => {
+                self.client_error(ClientPathError::DownstreamAborted)
+            }
+            Err(error) => self.client_error(error),
+        }
+    }
+
+    /// Sends to the primary, timing it, and prepares its answer's head.
+    async fn primary_call(
+        &self,
+        route: usize,
+        head: Parts,
+        body: UpstreamBody,
+    ) -> Result<Response<Incoming>, ClientPathError> {
+        let started = Instant::now();
+        let mut response = self
+            .primary
+            .send(head, body)
+            .await
+            .map_err(ClientPathError::PrimaryUnavailable)?;
+        self.observe(route, Backend::Primary, started.elapsed());
+        strip_hop_by_hop(response.headers_mut());
+        Ok(response)
+    }
+
+    fn client_error(&self, error: ClientPathError) -> Response<ResponseBody> {
+        tracing::debug!(service = %self.name, side = error.side().as_str(), %error, "request failed");
+        error.response()
+    }
+}
+
+/// Reads a body for mirroring, giving up past `limit` bytes.
+async fn read_body(mut body: Incoming, limit: u64) -> Result<Buffered, hyper::Error> {
+    let mut chunks = Vec::new();
+    let mut len = 0u64;
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        // Trailers are dropped: `Trailer` is hop-by-hop, and none of the
+        // services mirrored here use them.
+        if let Ok(data) = frame?.into_data() {
+            len += data.len() as u64;
+            chunks.push(data);
+            if len > limit {
+                return Ok(Buffered::TooLarge(chunks, body));
+            }
+        }
+    }
+    Ok(Buffered::Complete(chunks))
+}
+
+/// Headers as `(lower-case name, value)` pairs, in order; values that are
+/// not UTF-8 are shown lossily.
+pub fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,242 @@
+//! Teeing the primary's answer: it streams to the client frame by frame as
+//! it arrives, while the same frames (reference-counted `Bytes`, no copy)
+//! are kept, up to the compare limit, for the comparison.
+//!
+//! The capture is handed to the mirror task through a oneshot when the body
+//! ends, fails, or is dropped. The client never waits for anyone: sending on
+//! a oneshot does not block, and nobody receiving is fine.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::oneshot;
+
+/// What became of the primary's body.
+#[derive(Debug)]
+pub enum Captured {
+    /// The whole body, within the limit.
+    Complete(Bytes),
+    /// Longer than the compare limit: streamed on, not kept.
+    TooLarge,
+    /// Failed or abandoned (client gone) before its end.
+    Aborted,
+}
+
+/// The primary's answer as the comparison needs it.
+#[derive(Debug)]
+pub struct PrimaryCapture {
+    pub status: u16,
+    /// Lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: Captured,
+}
+
+struct Pending {
+    status: u16,
+    headers: Vec<(String, String)>,
+    chunks: Vec<Bytes>,
+    len: usize,
+    limit: usize,
+    tx: oneshot::Sender<PrimaryCapture>,
+}
+
+impl Pending {
+    fn finish(self, body: Captured) {
+        // The mirror task may be gone (e.g. runtime shutting down): fine.
+        let _ = self.tx.send(PrimaryCapture {
+            status: self.status,
+            headers: self.headers,
+            body,
+        });
+    }
+
+    fn complete(self) {
+        let body = match self.chunks.len() {
+            0 => Bytes::new(),
+            1 => self.chunks[0].clone(),
+            _ => {
+                let mut all = BytesMut::with_capacity(self.len);
+                for c in &self.chunks {
+                    all.extend_from_slice(c);
+                }
+                all.freeze()
+            }
+        };
+        self.finish(Captured::Complete(body));
+    }
+}
+
+/// A body that passes `inner` through and captures it.
+pub struct TeeBody<B> {
+    inner: B,
+    pending: Option<Pending>,
+}
+
+impl<B> std::fmt::Debug for TeeBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeeBody")
+            .field("capturing", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> TeeBody<B> {
+    /// Tees `inner`, keeping up to `limit` bytes; the capture, with `status`
+    /// and `headers`, goes to `tx`.
+    pub fn new(
+        inner: B,
+        status: u16,
+        headers: Vec<(String, String)>,
+        limit: usize,
+        tx: oneshot::Sender<PrimaryCapture>,
+    ) -> Self {
+        let pending = Pending {
+            status,
+            headers,
+            chunks: Vec::new(),
+            len: 0,
+            limit,
+            tx,
+        };
+        let mut tee = Self {
+            inner,
+            pending: Some(pending),
+        };
+        // hyper never polls a body that is empty from the start (HEAD, 204).
+        if tee.inner.is_end_stream() {
+            if let Some(p) = tee.pending.take() {
+                p.complete();
+            }
+        }
+        tee
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for TeeBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &polled {
+            Some(Ok(frame)) => {
+                if let (Some(data), Some(p)) = (frame.data_ref(), this.pending.as_mut()) {
+                    p.len += data.len();
+                    if p.len > p.limit {
+                        if let Some(p) = this.pending.take() {
+                            p.finish(Captured::TooLarge);
+                        }
+                    } else {
+                        p.chunks.push(data.clone());
+                    }
+                }
+                // hyper stops polling once the body says it has ended.
+                if this.inner.is_end_stream() {
+                    if let Some(p) = this.pending.take() {
+                        p.complete();
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(p) = this.pending.take() {
+                    p.finish(Captured::Aborted);
+                }
+            }
+            None => {
+                if let Some(p) = this.pending.take() {
+                    p.complete();
+                }
+            }
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for TeeBody<B> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.finish(Captured::Aborted);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+
+    /// A body of ready chunks that says it has ended once they are out.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> Chunks {
+        Chunks(parts.iter().map(|p| Bytes::from_static(p)).collect())
+    }
+
+    #[tokio::test]
+    async fn streams_everything_and_captures_within_the_limit() {
+        let (tx, rx) = oneshot::channel();
+        let tee = TeeBody::new(chunks(&[b"ab", b"cd"]), 200, vec![], 10, tx);
+        let out = tee.collect().await.unwrap().to_bytes();
+        assert_eq!(out, "abcd");
+        match rx.await.unwrap().body {
+            Captured::Complete(b) => assert_eq!(b, "abcd"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_body_streams_whole_but_is_not_kept() {
+        let (tx, rx) = oneshot::channel();
+        let tee = TeeBody::new(chunks(&[b"abc", b"def"]), 200, vec![], 4, tx);
+        assert_eq!(tee.collect().await.unwrap().to_bytes(), "abcdef");
+        assert!(matches!(rx.await.unwrap().body, Captured::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_body_is_aborted() {
+        let (tx, rx) = oneshot::channel();
+        drop(TeeBody::new(chunks(&[b"abc"]), 200, vec![], 4, tx));
+        assert!(matches!(rx.await.unwrap().body, Captured::Aborted));
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_is_complete_without_being_polled() {
+        let (tx, rx) = oneshot::channel();
+        let _tee = TeeBody::new(Full::new(Bytes::new()), 204, vec![], 4, tx);
+        let capture = rx.await.unwrap();
+        assert_eq!(capture.status, 204);
+        assert!(matches!(capture.body, Captured::Complete(b) if b.is_empty()));
+    }
+}

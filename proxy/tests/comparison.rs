@@ -1,0 +1,389 @@
+//! What the proxy learns from the copies: mismatches found and sampled,
+//! noise cancelled by a secondary, secrets redacted, latency and metrics on
+//! the admin listener; and configuration errors that name their field.
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use parallax_proxy::{Config, Proxy, StartError};
+use serde_json::Value;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_shadow_is_caught_field_by_field_and_sampled() {
+    let primary = upstream(|_| json(200, r#"{"total":10,"items":[1,2],"currency":"EUR"}"#))
+        .start()
+        .await;
+    let shadow = upstream(|_| json(200, r#"{"total":"10","items":[1],"unit":"EUR"}"#))
+        .start()
+        .await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .tables("[[services.routes]]\ntemplate = \"/v1/orders/{id}\"")
+        .start()
+        .await;
+    let answer = proxy.get("/v1/orders/42").await;
+    assert_eq!(
+        answer.text(),
+        r#"{"total":10,"items":[1,2],"currency":"EUR"}"#
+    );
+    proxy.wait_outcome("compared", 1.0).await;
+    let metrics = proxy.metrics().await;
+    let mismatch = parallax_conformance::metrics::value(
+        &metrics,
+        "parallax_comparisons_total",
+        &[("route", "/v1/orders/{id}"), ("result", "mismatch")],
+    );
+    assert_eq!(mismatch, Some(1.0), "{metrics}");
+
+    let samples = proxy.admin_json("/admin/mismatches").await;
+    let sample = &samples["services"]["svc"]["/v1/orders/{id}"][0];
+    assert_eq!(sample["target"], "/v1/orders/42");
+    assert_eq!(sample["outcome"], "mismatch");
+    assert_eq!(sample["primary"]["body"]["total"], 10);
+    assert_eq!(sample["shadow"]["body"]["total"], "10");
+    let mut kinds: Vec<(String, String)> = sample["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_owned(),
+                d["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("/currency".into(), "missing".into()),
+            ("/items".into(), "array_length".into()),
+            ("/total".into(), "type".into()),
+            ("/unit".into(), "extra".into()),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_rules_ignore_and_normalise_expected_differences() {
+    let n = Arc::new(AtomicU64::new(0));
+    let (n1, n2) = (Arc::clone(&n), Arc::clone(&n));
+    let primary = upstream(move |_| {
+        let i = n1.fetch_add(1, Ordering::SeqCst);
+        json(
+            200,
+            &format!(r#"{{"a":1,"meta":{{"at":{i}}},"id":"req-{i}"}}"#),
+        )
+    })
+    .start()
+    .await;
+    let shadow = upstream(move |_| {
+        let i = n2.fetch_add(1, Ordering::SeqCst) + 1000;
+        json(
+            200,
+            &format!(r#"{{"a":1,"meta":{{"at":{i}}},"id":"req-{i}"}}"#),
+        )
+    })
+    .start()
+    .await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .tables(
+            r#"
+            [[services.routes]]
+            template = "/v1/things"
+            [services.routes.compare]
+            headers = ["content-type"]
+            ignore = ["/meta/**"]
+            replace = [{ pattern = 'req-\d+', with = "req-N" }]
+            "#,
+        )
+        .start()
+        .await;
+    for _ in 0..5 {
+        proxy.get("/v1/things").await;
+    }
+    proxy.wait_outcome("compared", 5.0).await;
+    assert_eq!(proxy.result("match").await, 5.0);
+    // The same answers on a route without those rules are mismatches.
+    proxy.get("/elsewhere").await;
+    proxy.wait_outcome("compared", 6.0).await;
+    assert_eq!(proxy.result("mismatch").await, 1.0);
+}
+
+/// An upstream whose answers carry a field that differs on every call.
+fn random_field(
+    counter: Arc<AtomicU64>,
+    total: &'static str,
+) -> impl Fn(&Seen) -> http::Response<Reply> {
+    move |_| {
+        let id = counter.fetch_add(7919, Ordering::SeqCst);
+        json(200, &format!(r#"{{"requestId":"r{id}","total":{total}}}"#))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_turns_a_random_field_into_noise() {
+    let ids = Arc::new(AtomicU64::new(1));
+    let primary = upstream(random_field(Arc::clone(&ids), "10")).start().await;
+    let secondary = upstream(random_field(Arc::clone(&ids), "10")).start().await;
+    let shadow = upstream(random_field(Arc::clone(&ids), "10")).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .secondary(secondary.addr)
+        .start()
+        .await;
+    for _ in 0..20 {
+        proxy.get("/v1/quote").await;
+    }
+    proxy.wait_outcome("compared", 20.0).await;
+    assert_eq!(proxy.result("noise").await, 20.0);
+    assert_eq!(proxy.result("mismatch").await, 0.0);
+    assert_eq!(secondary.hits(), 20);
+    let samples = proxy.admin_json("/admin/mismatches").await;
+    assert_eq!(samples["services"]["svc"], serde_json::json!({}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_in_one_field_does_not_hide_a_real_mismatch_in_another() {
+    let ids = Arc::new(AtomicU64::new(1));
+    let primary = upstream(random_field(Arc::clone(&ids), "10")).start().await;
+    let secondary = upstream(random_field(Arc::clone(&ids), "10")).start().await;
+    let shadow = upstream(random_field(Arc::clone(&ids), "11")).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .secondary(secondary.addr)
+        .start()
+        .await;
+    for _ in 0..10 {
+        proxy.get("/v1/quote").await;
+    }
+    proxy.wait_outcome("compared", 10.0).await;
+    assert_eq!(proxy.result("mismatch").await, 10.0);
+    let samples = proxy.admin_json("/admin/mismatches").await;
+    let sample = &samples["services"]["svc"]["other"][0];
+    assert_eq!(sample["mismatches"][0]["path"], "/total");
+    assert_eq!(sample["noise"][0]["path"], "/requestId");
+    assert!(sample["secondary"]["body"]["requestId"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_are_redacted_in_memory_and_in_the_log() {
+    let log = std::env::temp_dir().join(format!(
+        "parallax-proxy-redaction-{}.jsonl",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let answer = |plan: &'static str| {
+        move |_: &Seen| {
+            http::Response::builder()
+                .header("content-type", "application/json")
+                .header("set-cookie", "session=SECRET-SET-COOKIE")
+                .header("x-api-key", "SECRET-RESPONSE-KEY")
+                .body(Reply::Full(Bytes::from(format!(
+                    r#"{{"plan":"{plan}","user":{{"email":"SECRET-EMAIL","name":"Ann"}},"token":"SECRET-TOKEN"}}"#
+                ))))
+                .unwrap()
+        }
+    };
+    let primary = upstream(answer("gold")).start().await;
+    let shadow = upstream(answer("silver")).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .set(&format!("mismatch_log = {:?}", log.display().to_string()))
+        .set(r#"redact = ["header:x-api-key", "/user/email", "/**/token", "/password"]"#)
+        .tables("[services.compare]\nheaders = [\"content-type\", \"set-cookie\"]")
+        .start()
+        .await;
+    let request = Request::post("/v1/account")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer SECRET-BEARER")
+        .header("cookie", "sid=SECRET-COOKIE")
+        .header("x-api-key", "SECRET-REQUEST-KEY")
+        .body(Full::from(
+            r#"{"login":"ann","password":"SECRET-PASSWORD"}"#,
+        ))
+        .unwrap();
+    proxy.send(request).await;
+    proxy.wait_outcome("compared", 1.0).await;
+
+    let in_memory = proxy.admin("/admin/mismatches").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let in_file = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.ends_with('\n') {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line in {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(in_file.lines().count(), 1);
+    for (where_, text) in [
+        ("/admin/mismatches", &in_memory),
+        ("mismatch_log", &in_file),
+    ] {
+        assert!(!text.contains("SECRET"), "{where_} leaks a secret: {text}");
+        assert!(text.contains("[redacted]"), "{where_}: {text}");
+        // What is not secret stays readable.
+        assert!(
+            text.contains("silver") && text.contains("Ann") && text.contains("ann"),
+            "{where_}: {text}"
+        );
+    }
+    let sample: Value = serde_json::from_str(in_file.lines().next().unwrap()).unwrap();
+    assert_eq!(sample["request"]["body"]["password"], "[redacted]");
+    assert_eq!(sample["primary"]["body"]["user"]["email"], "[redacted]");
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_percentiles_per_backend_are_served_as_json() {
+    let primary = upstream(|_| json(200, "{}"))
+        .delay(Duration::from_millis(20))
+        .start()
+        .await;
+    let shadow = upstream(|_| json(200, "{}")).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .start()
+        .await;
+    for _ in 0..10 {
+        proxy.get("/").await;
+    }
+    proxy.settle(10.0).await;
+    let latency = proxy.admin_json("/admin/latency").await;
+    assert_eq!(latency["window_seconds"], 60);
+    let p = &latency["services"]["svc"]["primary"];
+    let s = &latency["services"]["svc"]["shadow"];
+    assert_eq!(p["count"], 10, "{latency}");
+    assert_eq!(s["count"], 10, "{latency}");
+    let us = |v: &Value, k: &str| v[k].as_u64().unwrap();
+    assert!(us(p, "p50_us") >= 20_000, "{latency}");
+    assert!(us(p, "p50_us") <= us(p, "p90_us") && us(p, "p90_us") <= us(p, "p99_us"));
+    assert!(us(p, "p99_us") <= us(p, "p999_us") && us(p, "p999_us") <= us(p, "max_us"));
+    assert!(us(s, "p50_us") < us(p, "p50_us"), "{latency}");
+    assert!(latency["services"]["svc"].get("secondary").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_have_the_documented_names_and_pass_promtool() {
+    let primary = upstream(echo).start().await;
+    let secondary = upstream(echo).start().await;
+    let shadow = upstream(echo).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .secondary(secondary.addr)
+        .tables("[[services.routes]]\ntemplate = \"/v1/sessions/{id}\"")
+        .start()
+        .await;
+    proxy.get("/v1/sessions/abc").await;
+    proxy.get("/some/raw/path/123").await;
+    proxy.settle(2.0).await;
+    let text = proxy.metrics().await;
+    parallax_conformance::metrics::promtool_check(&text).unwrap();
+    parallax_conformance::metrics::assert_family_types(
+        &text,
+        &[
+            ("parallax_upstream_request_duration_seconds", "histogram"),
+            ("parallax_mirror_total", "counter"),
+            ("parallax_comparisons_total", "counter"),
+            ("parallax_backend_cpu_seconds_total", "counter"),
+            ("parallax_backend_resident_memory_bytes", "gauge"),
+            ("process_cpu_seconds_total", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+        ],
+    );
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        parallax_conformance::metrics::value(&text, name, labels)
+    };
+    for backend in ["primary", "shadow", "secondary"] {
+        let count = value(
+            "parallax_upstream_request_duration_seconds_count",
+            &[
+                ("service", "svc"),
+                ("route", "/v1/sessions/{id}"),
+                ("backend", backend),
+            ],
+        );
+        assert_eq!(count, Some(1.0), "{backend}");
+        // The fakes run in this test process, found from their ports.
+        let rss = value(
+            "parallax_backend_resident_memory_bytes",
+            &[("service", "svc"), ("backend", backend)],
+        );
+        assert!(rss.unwrap_or(0.0) > 0.0, "{backend}: {text}");
+    }
+    assert!(
+        text.contains(r#"le="5e-5""#) || text.contains(r#"le="0.00005""#),
+        "{text}"
+    );
+    assert!(text.contains(r#"le="10""#));
+    // Raw paths never become labels.
+    assert!(!text.contains("/some/raw/path"), "{text}");
+    assert_eq!(
+        value(
+            "parallax_mirror_total",
+            &[("route", "other"), ("outcome", "compared")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_error_names_the_field() {
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("parallax-proxy-config-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[services]]\nname = \"cache\"\nlisten = \"127.0.0.1:0\"\nprimary = \"127.0.0.1:1\"\nshadow = \"127.0.0.1:2\"\nmirror_percent = 150\n",
+    )
+    .unwrap();
+    let error = Config::load(&path).unwrap_err().to_string();
+    assert_eq!(error, "services[0].mirror_percent: 150 is not within 0-100");
+    std::fs::write(&path, "[[services]]\nnmae = \"cache\"\n").unwrap();
+    let error = Config::load(&path).unwrap_err().to_string();
+    assert!(
+        error.contains("nmae") && error.contains(&path.display().to_string()),
+        "{error}"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_address_in_use_names_the_field() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let toml = format!(
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"a\"\nlisten = \"{}\"\nprimary = \"127.0.0.1:1\"\nshadow = \"127.0.0.1:2\"\n",
+        taken.local_addr().unwrap()
+    );
+    let config = Config::parse(&toml, "t.toml").unwrap();
+    match Proxy::bind(&config).await {
+        Err(e @ StartError::Bind { .. }) => {
+            assert!(
+                e.to_string()
+                    .starts_with("services[0].listen: cannot listen on"),
+                "{e}"
+            )
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("bound a taken address"),
+    }
+}

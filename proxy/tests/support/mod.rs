@@ -1,0 +1,550 @@
+//! Test helpers: purpose-built upstreams (well-behaved and misbehaving), a
+//! proxy builder, a client, and metric reading.
+//!
+//! ```ignore
+//! let primary = upstream(|_| json(200, r#"{"a":1}"#)).start().await;
+//! let shadow = upstream(|_| json(500, "{}")).delay(Duration::from_secs(2)).start().await;
+//! let proxy = proxy().primary(primary.addr).shadow(shadow.addr).start().await;
+//! let answer = proxy.get("/x").await;
+//! ```
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use parallax_proxy::{Config, Proxy};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+// ---------------------------------------------------------------- upstreams
+
+/// A request as an upstream saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A body fed through a channel: lets an upstream stream in steps.
+pub struct ChannelBody(pub mpsc::Receiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// An upstream's answer body.
+pub enum Reply {
+    Full(Bytes),
+    Channel(ChannelBody),
+}
+
+impl Body for Reply {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Reply::Full(b) => {
+                if b.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(std::mem::take(b)))))
+                }
+            }
+            Reply::Channel(c) => Pin::new(c).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Reply::Full(b) if b.is_empty())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Reply::Full(b) => http_body::SizeHint::with_exact(b.len() as u64),
+            Reply::Channel(_) => http_body::SizeHint::default(),
+        }
+    }
+}
+
+pub type Handler = Arc<dyn Fn(&Seen) -> Response<Reply> + Send + Sync>;
+
+/// A JSON answer.
+pub fn json(status: u16, body: &str) -> Response<Reply> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Reply::Full(Bytes::copy_from_slice(body.as_bytes())))
+        .unwrap()
+}
+
+/// A text answer.
+pub fn text(status: u16, body: &str) -> Response<Reply> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Reply::Full(Bytes::copy_from_slice(body.as_bytes())))
+        .unwrap()
+}
+
+/// Echoes method, target and body length as JSON.
+pub fn echo(seen: &Seen) -> Response<Reply> {
+    json(
+        200,
+        &format!(
+            r#"{{"method":"{}","target":"{}","length":{}}}"#,
+            seen.method,
+            seen.target,
+            seen.body.len()
+        ),
+    )
+}
+
+pub fn upstream(
+    handler: impl Fn(&Seen) -> Response<Reply> + Send + Sync + 'static,
+) -> UpstreamBuilder {
+    UpstreamBuilder {
+        handler: Arc::new(handler),
+        delay: Duration::ZERO,
+    }
+}
+
+pub struct UpstreamBuilder {
+    handler: Handler,
+    delay: Duration,
+}
+
+/// A running test upstream; stops when dropped.
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    seen: Arc<parking_lot::Mutex<Vec<Seen>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestUpstream {
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().clone()
+    }
+}
+
+impl UpstreamBuilder {
+    /// Waits this long before answering each request.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub async fn start(self) -> TestUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let connections2 = Arc::clone(&connections);
+        let (handler, delay) = (self.handler, self.delay);
+        let (hits2, seen2) = (Arc::clone(&hits), Arc::clone(&seen));
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    a = listener.accept() => a.unwrap(),
+                    _ = &mut stop_rx => return,
+                };
+                connections2.fetch_add(1, Ordering::SeqCst);
+                let (handler, hits, seen) =
+                    (Arc::clone(&handler), Arc::clone(&hits2), Arc::clone(&seen2));
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let (handler, hits, seen) =
+                            (Arc::clone(&handler), Arc::clone(&hits), Arc::clone(&seen));
+                        async move {
+                            let (head, body) = request.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            let s = Seen {
+                                method: head.method,
+                                target: head
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
+                                headers: head.headers,
+                                body,
+                            };
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            seen.lock().push(s.clone());
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            Ok::<_, Infallible>(handler(&s))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestUpstream {
+            addr,
+            hits,
+            connections,
+            seen,
+            _stop: stop_tx,
+        }
+    }
+}
+
+/// An upstream that reads the request head and resets the connection.
+pub async fn resetting() -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let hits2 = Arc::clone(&hits);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let hits = Arc::clone(&hits2);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                hits.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.set_zero_linger();
+                drop(stream);
+            });
+        }
+    });
+    (addr, hits)
+}
+
+/// An address where nothing listens.
+pub fn down() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+// ---------------------------------------------------------------- the proxy
+
+pub fn proxy() -> ProxyBuilder {
+    ProxyBuilder {
+        primary: None,
+        shadow: None,
+        secondary: None,
+        extra: String::new(),
+        tail: String::new(),
+    }
+}
+
+pub struct ProxyBuilder {
+    primary: Option<SocketAddr>,
+    shadow: Option<SocketAddr>,
+    secondary: Option<SocketAddr>,
+    extra: String,
+    tail: String,
+}
+
+impl ProxyBuilder {
+    pub fn primary(mut self, addr: SocketAddr) -> Self {
+        self.primary = Some(addr);
+        self
+    }
+
+    pub fn shadow(mut self, addr: SocketAddr) -> Self {
+        self.shadow = Some(addr);
+        self
+    }
+
+    pub fn secondary(mut self, addr: SocketAddr) -> Self {
+        self.secondary = Some(addr);
+        self
+    }
+
+    /// A TOML line of the service table (`mirror_percent = 0`).
+    pub fn set(mut self, line: &str) -> Self {
+        self.extra.push_str(line);
+        self.extra.push('\n');
+        self
+    }
+
+    /// TOML after the service's own keys (`[[services.routes]]` tables).
+    pub fn tables(mut self, toml: &str) -> Self {
+        self.tail.push_str(toml);
+        self.tail.push('\n');
+        self
+    }
+
+    pub fn toml(&self) -> String {
+        let mut t = String::from("admin_listen = \"127.0.0.1:0\"\n\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\n");
+        t += &format!(
+            "primary = \"http://{}\"\n",
+            self.primary.expect("a primary")
+        );
+        t += &format!("shadow = \"http://{}\"\n", self.shadow.expect("a shadow"));
+        if let Some(s) = self.secondary {
+            t += &format!("secondary = \"http://{s}\"\n");
+        }
+        t += &self.extra;
+        t += &self.tail;
+        t
+    }
+
+    pub async fn start(self) -> TestProxy {
+        let toml = self.toml();
+        let config = Config::parse(&toml, "test.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let proxy = Proxy::bind(&config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let addr = proxy.service_addr("svc").unwrap();
+        let admin = proxy.admin_addr();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        tokio::spawn(proxy.serve(async move {
+            let _ = stop_rx.await;
+        }));
+        TestProxy {
+            addr,
+            admin,
+            client: client(),
+            _stop: stop_tx,
+        }
+    }
+}
+
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    client: TestClient,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestProxy {
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
+        send(&self.client, self.addr, request).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Request::get(path).body(Full::default()).unwrap())
+            .await
+    }
+
+    pub async fn admin(&self, path: &str) -> String {
+        let answer = send(
+            &self.client,
+            self.admin,
+            Request::get(path).body(Full::default()).unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{path}");
+        String::from_utf8(answer.body.to_vec()).unwrap()
+    }
+
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.admin(path).await).unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.admin("/metrics").await
+    }
+
+    /// `parallax_mirror_total{outcome}` summed over routes.
+    pub async fn outcome(&self, outcome: &str) -> f64 {
+        sum(
+            &self.metrics().await,
+            "parallax_mirror_total",
+            "outcome",
+            outcome,
+        )
+    }
+
+    /// `parallax_comparisons_total{result}` summed over routes.
+    pub async fn result(&self, result: &str) -> f64 {
+        sum(
+            &self.metrics().await,
+            "parallax_comparisons_total",
+            "result",
+            result,
+        )
+    }
+
+    /// Waits until `outcome` reaches `n` (mirror tasks finish after the
+    /// client's answer), failing after 10 s.
+    pub async fn wait_outcome(&self, outcome: &str, n: f64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.outcome(outcome).await;
+            if now >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{outcome} stayed at {now}, expected {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the outcomes of all copies add up to `n`.
+    pub async fn settle(&self, n: f64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.metrics().await;
+            let total: f64 = parallax_conformance::metrics::samples(&text)
+                .iter()
+                .filter(|s| s.name == "parallax_mirror_total")
+                .map(|s| s.value)
+                .sum();
+            if total >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "outcomes stayed at {total}, expected {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Sum of the series of `name` whose `label` is `value`.
+pub fn sum(exposition: &str, name: &str, label: &str, value: &str) -> f64 {
+    parallax_conformance::metrics::samples(exposition)
+        .iter()
+        .filter(|s| s.name == name && s.labels.get(label).map(String::as_str) == Some(value))
+        .map(|s| s.value)
+        .sum()
+}
+
+// ---------------------------------------------------------------- a client
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// A whole answer and how long it took.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub elapsed: Duration,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn send(
+    client: &TestClient,
+    addr: SocketAddr,
+    mut request: Request<Full<Bytes>>,
+) -> Answer {
+    let started = Instant::now();
+    let pq = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "/".into());
+    *request.uri_mut() = format!("http://{addr}{pq}").parse().unwrap();
+    let response = client.request(request).await.expect("the proxy answers");
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.expect("a whole body").to_bytes();
+    Answer {
+        status: head.status,
+        headers: head.headers,
+        body,
+        elapsed: started.elapsed(),
+    }
+}
+
+// ---------------------------------------------------------------- the wire
+
+/// Sends `request` byte for byte (conformance's raw HTTP/1.1 client) on a
+/// blocking thread.
+pub async fn wire(
+    addr: SocketAddr,
+    request: parallax_conformance::Request,
+) -> parallax_conformance::Response {
+    tokio::task::spawn_blocking(move || parallax_conformance::http::send(addr, &request))
+        .await
+        .unwrap()
+}
+
+/// What must be identical between a direct and a proxied answer: status,
+/// headers without hop-by-hop ones and `Date` (names lower-cased, sorted),
+/// body.
+pub fn comparable(
+    response: &parallax_conformance::Response,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    const SKIP: [&str; 8] = [
+        "date",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    ];
+    let mut headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .filter(|(k, _)| !SKIP.contains(&k.as_str()))
+        .collect();
+    headers.sort();
+    (response.status, headers, response.body.clone())
+}

@@ -1,0 +1,197 @@
+//! The proxy in front of the real twins: the Go reference as primary, the
+//! Rust twin as shadow. Every answer through the proxy equals what a second
+//! Go instance answers directly, and every comparison is a match.
+//!
+//! Needs the binaries the conformance suite uses — `PARALLAX_INGEST_GO_BIN`,
+//! `PARALLAX_INGEST_RUST_BIN`, `PARALLAX_CACHE_GO_BIN`,
+//! `PARALLAX_CACHE_RUST_BIN` — and, for ingest, Kafka at
+//! `PARALLAX_KAFKA_BROKERS` (default `127.0.0.1:9092`); `scripts/test.sh`
+//! provides them all. And `promtool`.
+
+mod support;
+
+use parallax_conformance::cache::corpus as cache_corpus;
+use parallax_conformance::corpus::{self as ingest_corpus, Kafka};
+use parallax_conformance::{service, Implementation, Service, ServiceBuilder};
+use support::*;
+
+/// Starts a twin on a blocking thread (the builder waits for its log line).
+async fn spawn(builder: ServiceBuilder) -> Service {
+    tokio::task::spawn_blocking(move || builder.spawn())
+        .await
+        .unwrap()
+}
+
+/// No series of `name` has a `result`/`outcome` other than those allowed.
+fn assert_only(exposition: &str, name: &str, label: &str, allowed: &[&str]) {
+    for s in parallax_conformance::metrics::samples(exposition) {
+        if s.name == name && s.value > 0.0 {
+            let value = s.labels.get(label).map(String::as_str).unwrap_or("");
+            assert!(
+                allowed.contains(&value),
+                "{name}{:?} = {}",
+                s.labels,
+                s.value
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_batches_through_the_proxy_all_match() {
+    let primary = spawn(service(&Implementation::go())).await;
+    let direct = spawn(service(&Implementation::go())).await;
+    let shadow = spawn(service(&Implementation::rust())).await;
+    let proxy = proxy()
+        .primary(primary.addr())
+        .shadow(shadow.addr())
+        .tables(
+            r#"
+            [[services.routes]]
+            template = "/v1/events"
+            [services.routes.compare]
+            headers = ["content-type", "retry-after", "allow"]
+            protobuf_message = "parallax.ingest.v1.IngestResponse"
+            "#,
+        )
+        .start()
+        .await;
+
+    let mut sent = 0.0;
+    for entry in ingest_corpus::corpus() {
+        if entry.kafka != Kafka::Reachable {
+            continue;
+        }
+        let proxied = wire(proxy.addr, entry.request.clone()).await;
+        let expected = wire(direct.addr(), entry.request).await;
+        assert_eq!(
+            proxied.status,
+            entry.status,
+            "{}: {}",
+            entry.name,
+            proxied.text()
+        );
+        assert_eq!(
+            comparable(&proxied),
+            comparable(&expected),
+            "{}",
+            entry.name
+        );
+        sent += 1.0;
+    }
+    proxy.settle(sent).await;
+    let metrics = proxy.metrics().await;
+    assert_only(&metrics, "parallax_comparisons_total", "result", &["match"]);
+    // Bodies over the default 1 MiB mirror limit are not compared.
+    assert_only(
+        &metrics,
+        "parallax_mirror_total",
+        "outcome",
+        &["compared", "body_too_large"],
+    );
+    let compared = sum(&metrics, "parallax_mirror_total", "outcome", "compared");
+    let too_large = sum(
+        &metrics,
+        "parallax_mirror_total",
+        "outcome",
+        "body_too_large",
+    );
+    assert_eq!(compared + too_large, sent, "{metrics}");
+    assert!(
+        too_large <= 2.0,
+        "only the two bodies of 8 MiB exceed the limit:\n{metrics}"
+    );
+    assert_eq!(
+        proxy.admin_json("/admin/mismatches").await["services"]["svc"],
+        serde_json::json!({})
+    );
+
+    // Both twins are local processes found from their ports.
+    for backend in ["primary", "shadow"] {
+        let rss = parallax_conformance::metrics::value(
+            &metrics,
+            "parallax_backend_resident_memory_bytes",
+            &[("backend", backend)],
+        );
+        assert!(rss.unwrap_or(0.0) > 1e6, "{backend}: {metrics}");
+        let cpu = parallax_conformance::metrics::value(
+            &metrics,
+            "parallax_backend_cpu_seconds_total",
+            &[("backend", backend)],
+        );
+        assert!(cpu.is_some(), "{backend}: {metrics}");
+    }
+    parallax_conformance::metrics::promtool_check(&metrics).unwrap();
+
+    // The shadow really published what it accepted: its topic has records.
+    let shadow_records = tokio::task::spawn_blocking(move || shadow.records_now().len())
+        .await
+        .unwrap();
+    assert!(shadow_records > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_corpus_through_the_proxy_all_matches() {
+    let with_flags = |imp: &Implementation| {
+        cache_corpus::flags()
+            .into_iter()
+            .fold(service(imp), |b, (flag, value)| b.flag(flag, value))
+    };
+    let primary = spawn(with_flags(&Implementation::go_cache())).await;
+    let direct = spawn(with_flags(&Implementation::go_cache())).await;
+    let shadow = spawn(with_flags(&Implementation::rust_cache())).await;
+    let proxy = proxy()
+        .primary(primary.addr())
+        .shadow(shadow.addr())
+        .tables(
+            r#"
+            [services.compare]
+            headers = ["content-type", "allow"]
+
+            [[services.routes]]
+            template = "/v1/sessions/{id}"
+            [services.routes.compare]
+            headers = ["content-type", "allow"]
+            "#,
+        )
+        .start()
+        .await;
+
+    let mut sent = 0.0;
+    for step in cache_corpus::corpus() {
+        let proxied = wire(proxy.addr, step.request.clone()).await;
+        // The shadow's copy must land before the next step reads its state.
+        sent += 1.0;
+        proxy.settle(sent).await;
+        let expected = wire(direct.addr(), step.request).await;
+        assert_eq!(
+            proxied.status,
+            step.status,
+            "{}: {}",
+            step.name,
+            proxied.text()
+        );
+        assert_eq!(comparable(&proxied), comparable(&expected), "{}", step.name);
+    }
+    let metrics = proxy.metrics().await;
+    assert_only(&metrics, "parallax_comparisons_total", "result", &["match"]);
+    assert_only(
+        &metrics,
+        "parallax_mirror_total",
+        "outcome",
+        &["compared", "body_too_large"],
+    );
+    let matched = sum(&metrics, "parallax_comparisons_total", "result", "match");
+    let too_large = sum(
+        &metrics,
+        "parallax_mirror_total",
+        "outcome",
+        "body_too_large",
+    );
+    assert_eq!(matched + too_large, sent, "{metrics}");
+    assert!(
+        too_large <= 2.0,
+        "only the values over 1 MiB exceed the limit:\n{metrics}"
+    );
+    parallax_conformance::metrics::promtool_check(&metrics).unwrap();
+}
