@@ -78,7 +78,8 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
-    fn validate(&self) -> Result<(), Error> {
+    /// Checks every setting is in range; the scenario's phases call it too.
+    pub fn validate(&self) -> Result<(), Error> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if !positive(self.rate_per_sec) {
             return bad("rate must be above 0");

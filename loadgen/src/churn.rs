@@ -84,7 +84,8 @@ impl Default for ChurnConfig {
 }
 
 impl ChurnConfig {
-    fn validate(&self) -> Result<(), Error> {
+    /// Checks every setting is in range; the scenario's phases call it too.
+    pub fn validate(&self) -> Result<(), Error> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if self.capacity_bytes == 0 || !positive(self.fill_factor) {
             return bad("capacity and fill factor must be above 0");

@@ -106,7 +106,7 @@ pub struct CacheArgs {
     /// Share of requests that are GETs; the rest are PUTs.
     #[arg(long, default_value_t = 0.9)]
     pub read_ratio: f64,
-    /// Key space: s-0 … s-<keys-1>, all PUT once before the run.
+    /// Key space: `s-0` … `s-<keys-1>`, all PUT once before the run.
     #[arg(long, default_value_t = 100_000)]
     pub keys: u64,
     /// Zipf exponent of key popularity (0 = uniform).
@@ -242,6 +242,7 @@ fn run_cache(root: &Path, args: &CacheArgs) -> anyhow::Result<()> {
         seed: args.common.seed,
         ..CacheConfig::default()
     };
+    config.validate()?;
     let bench = Bencher::new(root, "cache", args.capacity_bytes, &args.common)?;
     let runs = bench.ab_ba(|twin, runtime| {
         eprintln!("  preloading {} keys", config.keys);
@@ -271,6 +272,7 @@ fn run_churn(root: &Path, args: &ChurnArgs) -> anyhow::Result<()> {
         seed: args.common.seed,
         ..ChurnConfig::default()
     };
+    config.validate()?;
     let bench = Bencher::new(root, "cache-churn", args.capacity_bytes, &args.common)?;
     let runs = bench.ab_ba(|twin, runtime| {
         eprintln!("  filling {} MiB of capacity", config.capacity_bytes >> 20);

@@ -7,7 +7,7 @@
 //! - [`procstat`]: CPU-seconds and RSS of a child from `/proc`.
 //! - [`records`]: reading a topic back and diffing two twins' Kafka side effects.
 //! - [`run`]: `parallax run`, the side-by-side job.
-//! - [`bench`]: `parallax bench cache|cache-churn`, the twins under the same
+//! - [`bench`](mod@bench): `parallax bench cache|cache-churn`, the twins under the same
 //!   open-model load from `parallax-loadgen`, one at a time.
 //! - [`proxy`]: `parallax proxy --config parallax.toml`, the shadowing proxy
 //!   (`parallax-proxy`).
