@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project against real processes and a real Kafka:
 # Go unit tests, Rust unit and integration tests, and the conformance suite
-# against both twins of every service (ingest, session cache). This is the
-# README's test command; .ci/run calls it after the lints.
+# against both twins of every service (ingest, session cache, fan-out). This
+# is the README's test command; .ci/run calls it after the lints.
 #
 # Kafka is started once for the whole run (scripts/kafka.sh up, reused if it
 # is already running) and stopped at the end only if this script started it.
@@ -34,6 +34,8 @@ export PARALLAX_INGEST_GO_BIN="$bin/ingest"
 export PARALLAX_INGEST_RUST_BIN="$root/target/debug/parallax-ingest"
 export PARALLAX_CACHE_GO_BIN="$bin/session-cache"
 export PARALLAX_CACHE_RUST_BIN="$root/target/debug/parallax-session-cache"
+export PARALLAX_FANOUT_GO_BIN="$bin/fanout"
+export PARALLAX_FANOUT_RUST_BIN="$root/target/debug/parallax-fanout"
 
 echo "== Go tests" >&2
 (cd go-reference && go test ./...)

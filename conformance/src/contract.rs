@@ -4,7 +4,9 @@
 
 use std::fmt::{Debug, Display};
 
-use crate::http::Response;
+use crate::http::{Request, Response};
+use crate::parity::excerpt;
+use crate::service::Service;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 8_388_608;
@@ -179,4 +181,25 @@ pub fn assert_ok_for(response: &Response, content_type: &str, body: &[u8], what:
         response.text(),
         String::from_utf8_lossy(body)
     );
+}
+
+/// Asserts `service` answers `method path` with 405 and `Allow: allow`:
+/// `error`'s body, or for `HEAD` no body at all (nor bytes after the head).
+#[track_caller]
+pub fn assert_method_not_allowed(
+    service: &Service,
+    method: &str,
+    path: &str,
+    allow: &str,
+    error: impl ErrorAnswer,
+) {
+    let (response, after) = service.send_then_drain(&Request::new(method, path));
+    let what = format!("{method} {path}");
+    if method == "HEAD" {
+        assert_eq!(response.status, 405, "{what}");
+        assert_eq!(excerpt(&after), "", "bytes after {what}");
+    } else {
+        assert_error_for(&response, error, &what);
+    }
+    assert_eq!(response.header("Allow"), Some(allow), "Allow of {what}");
 }

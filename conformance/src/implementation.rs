@@ -12,6 +12,10 @@ pub const RUST_BIN_ENV: &str = "PARALLAX_INGEST_RUST_BIN";
 pub const CACHE_GO_BIN_ENV: &str = "PARALLAX_CACHE_GO_BIN";
 /// Environment variable holding the Rust session cache's binary.
 pub const CACHE_RUST_BIN_ENV: &str = "PARALLAX_CACHE_RUST_BIN";
+/// Environment variable holding the Go notification fan-out's binary.
+pub const FANOUT_GO_BIN_ENV: &str = "PARALLAX_FANOUT_GO_BIN";
+/// Environment variable holding the Rust notification fan-out's binary.
+pub const FANOUT_RUST_BIN_ENV: &str = "PARALLAX_FANOUT_RUST_BIN";
 
 /// The contract a binary implements; it decides what the launcher wires up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +24,21 @@ pub enum Contract {
     Ingest,
     /// `docs/contract-cache.md`: no dependency.
     SessionCache,
+    /// `docs/contract-fanout.md`: Kafka only when asked for.
+    Fanout,
+}
+
+/// How the launcher wires a contract's binary to Kafka.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KafkaWiring {
+    /// The binary has no Kafka flags.
+    Never,
+    /// Every run gets `--kafka-brokers` and the topic flag.
+    Always { topic_flag: &'static str },
+    /// Only runs that ask for it ([`ServiceBuilder::with_kafka`]) get them.
+    ///
+    /// [`ServiceBuilder::with_kafka`]: crate::service::ServiceBuilder::with_kafka
+    OnRequest { topic_flag: &'static str },
 }
 
 impl Contract {
@@ -28,6 +47,7 @@ impl Contract {
         match self {
             Contract::Ingest => "ingest",
             Contract::SessionCache => "session-cache",
+            Contract::Fanout => "fanout",
         }
     }
 
@@ -37,12 +57,21 @@ impl Contract {
         match self {
             Contract::Ingest => "INGEST_",
             Contract::SessionCache => "CACHE_",
+            Contract::Fanout => "FANOUT_",
         }
     }
 
-    /// Whether the binary needs `--kafka-brokers` and `--topic`.
-    pub fn uses_kafka(self) -> bool {
-        self == Contract::Ingest
+    /// Whether and how the binary gets `--kafka-brokers` and a topic.
+    pub fn kafka_wiring(self) -> KafkaWiring {
+        match self {
+            Contract::Ingest => KafkaWiring::Always {
+                topic_flag: "--topic",
+            },
+            Contract::SessionCache => KafkaWiring::Never,
+            Contract::Fanout => KafkaWiring::OnRequest {
+                topic_flag: "--kafka-topic",
+            },
+        }
     }
 
     /// The variables naming the Go and the Rust binary.
@@ -50,6 +79,7 @@ impl Contract {
         match self {
             Contract::Ingest => [GO_BIN_ENV, RUST_BIN_ENV],
             Contract::SessionCache => [CACHE_GO_BIN_ENV, CACHE_RUST_BIN_ENV],
+            Contract::Fanout => [FANOUT_GO_BIN_ENV, FANOUT_RUST_BIN_ENV],
         }
     }
 }
@@ -84,6 +114,18 @@ impl Implementation {
     /// `$PARALLAX_CACHE_RUST_BIN`.
     pub fn rust_cache() -> Self {
         Self::from_env("rust", Contract::SessionCache, CACHE_RUST_BIN_ENV)
+    }
+
+    /// The Go notification fan-out (`go-reference/cmd/fanout`), from
+    /// `$PARALLAX_FANOUT_GO_BIN`.
+    pub fn go_fanout() -> Self {
+        Self::from_env("go", Contract::Fanout, FANOUT_GO_BIN_ENV)
+    }
+
+    /// The Rust notification fan-out (`rust-services/fanout`), from
+    /// `$PARALLAX_FANOUT_RUST_BIN`.
+    pub fn rust_fanout() -> Self {
+        Self::from_env("rust", Contract::Fanout, FANOUT_RUST_BIN_ENV)
     }
 
     /// Reads `var` and checks it names an executable file; panics with a

@@ -38,6 +38,73 @@ impl Answer {
     }
 }
 
+/// One request of a contract's corpus, and the status the contract
+/// prescribes for it (so two twins that agree on a wrong answer are still
+/// caught).
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: &'static str,
+    /// The status the contract prescribes.
+    pub status: u16,
+    pub request: Request,
+}
+
+/// A [`Step`].
+pub fn step(name: &'static str, status: u16, request: Request) -> Step {
+    Step {
+        name,
+        status,
+        request,
+    }
+}
+
+/// Asserts a corpus is usable: unique step names, at least `good` steps
+/// the contract answers with a 2xx and at least `bad` with a 4xx or 5xx.
+#[track_caller]
+pub fn assert_corpus_shape(steps: &[Step], good: usize, bad: usize) {
+    let names: std::collections::BTreeSet<_> = steps.iter().map(|s| s.name).collect();
+    assert_eq!(names.len(), steps.len(), "step names must be unique");
+    let successes = steps.iter().filter(|s| s.status < 300).count();
+    let failures = steps.iter().filter(|s| s.status >= 400).count();
+    assert!(successes >= good, "{successes} good steps, wanted {good}");
+    assert!(failures >= bad, "{failures} bad steps, wanted {bad}");
+}
+
+/// Asserts `service` (of the twin `twin`) answers every step, in order,
+/// with the status the contract prescribes.
+#[track_caller]
+pub fn assert_statuses(twin: &str, steps: &[Step], service: &Service) {
+    let wrong = wrong_statuses(
+        steps
+            .iter()
+            .map(|step| (step.name, &step.request, step.status, service)),
+    );
+    assert!(
+        wrong.is_empty(),
+        "{twin} answers {} of {} corpus steps against the contract:\n{}",
+        wrong.len(),
+        steps.len(),
+        wrong.join("\n")
+    );
+}
+
+/// Asserts the twins give the same [`Answer`] to every step, in order.
+#[track_caller]
+pub fn assert_twins_agree(steps: &[Step], go: &Service, rust: &Service) {
+    let differences = twin_differences(
+        steps
+            .iter()
+            .map(|step| (step.name, &step.request, [go, rust])),
+    );
+    assert!(
+        differences.is_empty(),
+        "the twins differ on {} of {} corpus steps:\n{}",
+        differences.len(),
+        steps.len(),
+        differences.join("\n")
+    );
+}
+
 /// Sends each `(name, request, expected status, service)` in order; one line
 /// per answer whose status is not the expected one.
 pub fn wrong_statuses<'a>(

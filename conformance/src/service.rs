@@ -12,8 +12,10 @@
 //!
 //! What is wired up follows the implementation's
 //! [`Contract`](crate::implementation::Contract): an ingest
-//! binary gets `--kafka-brokers` and a fresh `--topic`; a session cache gets
-//! only `--listen` and the flags given.
+//! binary gets `--kafka-brokers` and a fresh `--topic`; a fan-out gets
+//! `--kafka-brokers` and a fresh `--kafka-topic` only when the run asks for
+//! Kafka ([`ServiceBuilder::with_kafka`]); a session cache gets only
+//! `--listen` and the flags given.
 
 use std::fmt::Display;
 use std::io::{BufRead, BufReader, Read};
@@ -24,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Request, Response};
-use crate::implementation::Implementation;
+use crate::implementation::{Implementation, KafkaWiring};
 use crate::kafka::{self, Record};
 
 /// How long a binary may take from exec to logging `listening on` (or, for
@@ -37,9 +39,11 @@ pub const KAFKA_READ_DEADLINE: Duration = Duration::from_secs(30);
 pub fn service(implementation: &Implementation) -> ServiceBuilder {
     ServiceBuilder {
         implementation: implementation.clone(),
+        listen: None,
+        with_kafka: false,
         topic: None,
         kafka: None,
-        flags: Vec::new(),
+        args: Vec::new(),
         env: Vec::new(),
     }
 }
@@ -48,31 +52,59 @@ pub fn service(implementation: &Implementation) -> ServiceBuilder {
 #[derive(Clone, Debug)]
 pub struct ServiceBuilder {
     implementation: Implementation,
+    listen: Option<String>,
+    with_kafka: bool,
     topic: Option<String>,
     kafka: Option<String>,
-    flags: Vec<(String, String)>,
+    /// Command-line arguments after the suite's own.
+    args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
 impl ServiceBuilder {
-    /// The topic to publish to (ingest only). Default: a fresh one named
-    /// after the current test and implementation.
+    /// The `--listen` address instead of `127.0.0.1:0` (e.g. the port of
+    /// another process, with `--reuse-port`).
+    pub fn listen(mut self, addr: impl Display) -> Self {
+        self.listen = Some(addr.to_string());
+        self
+    }
+
+    /// Wires up the suite's Kafka for a contract where it is optional (the
+    /// fan-out's Kafka path): `--kafka-brokers` and a fresh topic. Implied
+    /// by [`topic`](Self::topic) and [`kafka`](Self::kafka).
+    pub fn with_kafka(mut self) -> Self {
+        self.with_kafka = true;
+        self
+    }
+
+    /// The Kafka topic to use (a contract with Kafka only). Default: a fresh
+    /// one named after the current test and implementation.
     pub fn topic(mut self, topic: &str) -> Self {
         self.topic = Some(topic.to_owned());
         self
     }
 
-    /// Bootstrap brokers other than the suite's Kafka (ingest only; e.g. an
-    /// address where nothing listens). The suite then creates no topic.
+    /// Bootstrap brokers other than the suite's Kafka (a contract with
+    /// Kafka only; e.g. an address where nothing listens). The suite then
+    /// creates no topic.
     pub fn kafka(mut self, brokers: &str) -> Self {
         self.kafka = Some(brokers.to_owned());
         self
     }
 
     /// A command-line flag and its value, passed after the suite's own
-    /// (`--listen`, and for ingest `--kafka-brokers` and `--topic`).
+    /// (`--listen`, and where Kafka is wired `--kafka-brokers` and the
+    /// topic).
     pub fn flag(mut self, name: &str, value: impl Display) -> Self {
-        self.flags.push((name.to_owned(), value.to_string()));
+        self.args.push(name.to_owned());
+        self.args.push(value.to_string());
+        self
+    }
+
+    /// A command-line flag without a value (`--reuse-port`), passed like
+    /// [`flag`](Self::flag).
+    pub fn switch(mut self, name: &str) -> Self {
+        self.args.push(name.to_owned());
         self
     }
 
@@ -85,7 +117,7 @@ impl ServiceBuilder {
     }
 
     /// An environment variable for the process. The variables of the
-    /// contract's prefix (`INGEST_*`, `CACHE_*`) in the suite's own
+    /// contract's prefix (`INGEST_*`, `CACHE_*`, `FANOUT_*`) in the suite's own
     /// environment are never passed on; these are.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
@@ -168,14 +200,25 @@ impl ServiceBuilder {
         (child.wait().expect("wait for child"), output)
     }
 
-    /// Execs the binary with the suite's flags, then `flags`; returns the
-    /// child, a receiver of its output lines and its topic (ingest only).
+    /// Execs the binary with the suite's flags, then the arguments given;
+    /// returns the child, a receiver of its output lines and its topic
+    /// (where Kafka is wired).
     fn start(self) -> (Child, mpsc::Receiver<String>, Option<String>) {
         let name = self.implementation.name;
         let contract = self.implementation.contract;
         let mut command = Command::new(&self.implementation.binary);
-        command.args(["--listen", "127.0.0.1:0"]);
-        let topic = if contract.uses_kafka() {
+        command.args(["--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")]);
+        let asked = self.with_kafka || self.topic.is_some() || self.kafka.is_some();
+        let topic_flag = match contract.kafka_wiring() {
+            KafkaWiring::Always { topic_flag } => Some(topic_flag),
+            KafkaWiring::OnRequest { topic_flag } if asked => Some(topic_flag),
+            KafkaWiring::OnRequest { .. } => None,
+            KafkaWiring::Never => {
+                assert!(!asked, "a {} has no Kafka to configure", contract.label());
+                None
+            }
+        };
+        let topic = if let Some(topic_flag) = topic_flag {
             let topic = self.topic.unwrap_or_else(|| default_topic(name));
             let brokers = match self.kafka {
                 Some(brokers) => brokers,
@@ -186,19 +229,12 @@ impl ServiceBuilder {
             };
             command
                 .args(["--kafka-brokers", &brokers])
-                .args(["--topic", &topic]);
+                .args([topic_flag, &topic]);
             Some(topic)
         } else {
-            assert!(
-                self.topic.is_none() && self.kafka.is_none(),
-                "a {} has no Kafka to configure",
-                contract.label()
-            );
             None
         };
-        for (flag, value) in &self.flags {
-            command.args([flag, value]);
-        }
+        command.args(&self.args);
         for (var, _) in std::env::vars_os() {
             if var.to_string_lossy().starts_with(contract.env_prefix()) {
                 command.env_remove(var);
@@ -226,6 +262,21 @@ impl ServiceBuilder {
         );
         forward(name, child.stderr.take().expect("piped stderr"), lines_tx);
         (child, lines_rx, topic)
+    }
+}
+
+/// Asserts `implementation` refuses every `(flag, value)` at start-up: it
+/// exits non-zero with a message that names the flag.
+#[track_caller]
+pub fn assert_flags_refused(implementation: &Implementation, flags: &[(&str, &str)]) {
+    for (flag, value) in flags {
+        let (status, output) = service(implementation).flag(flag, value).exit_at_startup();
+        assert!(!status.success(), "{flag} {value}: exit status {status}");
+        let name = flag.trim_start_matches('-');
+        assert!(
+            output.contains(name),
+            "{flag} {value}: the message does not name {name}:\n{output}"
+        );
     }
 }
 
@@ -263,7 +314,7 @@ impl Service {
         format!("http://{}", self.addr)
     }
 
-    /// The topic the service publishes to.
+    /// The Kafka topic the service uses.
     ///
     /// # Panics
     /// For a service without Kafka.

@@ -18,9 +18,12 @@ use parallax_conformance::cache::{
     DEFAULT_CONTENT_TYPE, MAX_ID_BYTES, MAX_TTL_SECS, MAX_VALUE_BYTES, SESSION_METHODS, TTL_HEADER,
     UNRESERVED,
 };
-use parallax_conformance::contract::{assert_error, assert_error_for, assert_ok, assert_ok_for};
+use parallax_conformance::contract::{
+    assert_error, assert_error_for, assert_method_not_allowed, assert_ok, assert_ok_for,
+};
 use parallax_conformance::http::InFlight;
 use parallax_conformance::parity::{self, excerpt};
+use parallax_conformance::service::assert_flags_refused;
 use parallax_conformance::{
     for_each_implementation, http, metrics, service, Implementation, Request, Response, Service,
 };
@@ -646,15 +649,7 @@ fn other_methods_on_probes_and_metrics_are_405_allowing_get(implementation: &Imp
 
     for path in ["/healthz", "/readyz", "/metrics"] {
         for method in ["POST", "PUT", "DELETE", "HEAD"] {
-            let (response, after) = cache.send_then_drain(&Request::new(method, path));
-            let what = format!("{method} {path}");
-            if method == "HEAD" {
-                assert_eq!(response.status, 405, "{what}");
-                assert_eq!(excerpt(&after), "", "bytes after {what}");
-            } else {
-                assert_error_for(&response, CacheError::MethodNotAllowed, &what);
-            }
-            assert_eq!(response.header("Allow"), Some("GET"), "{what}");
+            assert_method_not_allowed(&cache, method, path, "GET", CacheError::MethodNotAllowed);
         }
     }
 }
@@ -850,21 +845,16 @@ fn environment_variables_apply_when_no_flag_is_given(implementation: &Implementa
 }
 
 fn invalid_flag_values_exit_non_zero_naming_the_flag(implementation: &Implementation) {
-    for (flag, value) in [
-        ("--shards", "0"),
-        ("--shards", "65537"),
-        ("--default-ttl-secs", "0"),
-        ("--default-ttl-secs", "604801"),
-        ("--capacity-bytes", "lots"),
-    ] {
-        let (status, output) = service(implementation).flag(flag, value).exit_at_startup();
-        assert!(!status.success(), "{flag} {value}: exit status {status}");
-        let name = flag.trim_start_matches('-');
-        assert!(
-            output.contains(name),
-            "{flag} {value}: the message does not name {name}:\n{output}"
-        );
-    }
+    assert_flags_refused(
+        implementation,
+        &[
+            ("--shards", "0"),
+            ("--shards", "65537"),
+            ("--default-ttl-secs", "0"),
+            ("--default-ttl-secs", "604801"),
+            ("--capacity-bytes", "lots"),
+        ],
+    );
 }
 
 // ----------------------------------------------------------------------------
@@ -873,20 +863,7 @@ fn invalid_flag_values_exit_non_zero_naming_the_flag(implementation: &Implementa
 fn corpus_statuses_follow_the_contract(implementation: &Implementation) {
     let cache = corpus_cache(implementation);
 
-    let steps = corpus::corpus();
-    let wrong = parity::wrong_statuses(
-        steps
-            .iter()
-            .map(|step| (step.name, &step.request, step.status, &cache)),
-    );
-    assert!(
-        wrong.is_empty(),
-        "{} answers {} of {} corpus steps against the contract:\n{}",
-        implementation.name,
-        wrong.len(),
-        steps.len(),
-        wrong.join("\n")
-    );
+    parity::assert_statuses(implementation.name, &corpus::corpus(), &cache);
 }
 
 /// For every corpus request, in order: the same status, `Content-Type`,
@@ -896,19 +873,7 @@ fn twins_answer_the_corpus_byte_for_byte() {
     let go = corpus_cache(&Implementation::go_cache());
     let rust = corpus_cache(&Implementation::rust_cache());
 
-    let steps = corpus::corpus();
-    let differences = parity::twin_differences(
-        steps
-            .iter()
-            .map(|step| (step.name, &step.request, [&go, &rust])),
-    );
-    assert!(
-        differences.is_empty(),
-        "the twins differ on {} of {} corpus steps:\n{}",
-        differences.len(),
-        steps.len(),
-        differences.join("\n")
-    );
+    parity::assert_twins_agree(&corpus::corpus(), &go, &rust);
 }
 
 /// The seeded sequence gives both twins the same answers, one for one, and

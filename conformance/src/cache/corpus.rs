@@ -10,6 +10,8 @@ use super::{
     delete, get, head, put, MAX_ID_BYTES, MAX_TTL_SECS, MAX_VALUE_BYTES, TTL_HEADER, UNRESERVED,
 };
 use crate::http::Request;
+use crate::parity::step;
+pub use crate::parity::Step;
 
 /// Shards of the corpus's services.
 pub const SHARDS: u64 = 4;
@@ -20,23 +22,6 @@ pub const CAPACITY_BYTES: u64 = 8192;
 /// The flags the corpus's services run with.
 pub fn flags() -> [(&'static str, u64); 2] {
     [("--shards", SHARDS), ("--capacity-bytes", CAPACITY_BYTES)]
-}
-
-/// One request of the corpus.
-#[derive(Clone, Debug)]
-pub struct Step {
-    pub name: &'static str,
-    /// The status the contract prescribes.
-    pub status: u16,
-    pub request: Request,
-}
-
-fn step(name: &'static str, status: u16, request: Request) -> Step {
-    Step {
-        name,
-        status,
-        request,
-    }
 }
 
 fn with_ttl(request: Request, ttl: &str) -> Request {
@@ -169,19 +154,9 @@ pub fn corpus() -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     #[test]
-    fn step_names_are_unique() {
-        let steps = corpus();
-        let names: BTreeSet<_> = steps.iter().map(|s| s.name).collect();
-        assert_eq!(names.len(), steps.len());
-    }
-
-    #[test]
-    fn the_corpus_covers_good_and_bad_requests() {
-        let steps = corpus();
-        assert!(steps.iter().filter(|s| s.status < 300).count() >= 20);
-        assert!(steps.iter().filter(|s| s.status >= 400).count() >= 20);
+    fn step_names_are_unique_and_cover_good_and_bad_requests() {
+        crate::parity::assert_corpus_shape(&corpus(), 20, 20);
     }
 }
