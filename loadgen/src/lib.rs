@@ -16,6 +16,8 @@
 //! - [`cache`]: the session-cache read/write scenario (Zipf keys, preload).
 //! - [`churn`]: the session-cache memory scenario (fill, then constant
 //!   eviction; RSS against the cache's own accounting).
+//! - [`ws`]: idle WebSocket subscribers for the fan-out twins, timing
+//!   each notification against its `published_at_unix_us`.
 //! - [`result`]: the serde result structs written to `results.json`.
 
 pub mod cache;
@@ -23,6 +25,7 @@ pub mod churn;
 pub mod http;
 pub mod pacing;
 pub mod result;
+pub mod ws;
 
 /// Why a scenario could not run (failed requests are results, not errors).
 #[derive(Debug, thiserror::Error)]

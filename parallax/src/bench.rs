@@ -53,6 +53,12 @@ pub enum Bench {
     /// Fill the cache with random-size values, then PUT random keys so
     /// eviction never stops: RSS against the cache's own accounting.
     CacheChurn(ChurnArgs),
+    /// WebSocket fan-out: idle memory per connection at 10K and 19K
+    /// connections, broadcast latency at 1/s and 100/s.
+    Fanout(crate::fanout::FanoutArgs),
+    /// One share of `fanout`'s clients (started by `fanout` itself).
+    #[command(hide = true)]
+    FanoutWorker(crate::fanout::WorkerArgs),
 }
 
 /// Flags both benches share.
@@ -224,6 +230,8 @@ pub fn run(root: &Path, bench: &Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Cache(args) => run_cache(root, args),
         Bench::CacheChurn(args) => run_churn(root, args),
+        Bench::Fanout(args) => crate::fanout::run(root, args),
+        Bench::FanoutWorker(args) => crate::fanout::worker(args),
     }
 }
 

@@ -9,10 +9,13 @@
 //! - [`run`]: `parallax run`, the side-by-side job.
 //! - [`bench`](mod@bench): `parallax bench cache|cache-churn`, the twins under the same
 //!   open-model load from `parallax-loadgen`, one at a time.
+//! - [`fanout`]: `parallax bench fanout`, idle WebSocket memory and broadcast
+//!   latency of the fan-out twins, clients in worker processes.
 //! - [`proxy`]: `parallax proxy --config parallax.toml`, the shadowing proxy
 //!   (`parallax-proxy`).
 
 mod bench;
+mod fanout;
 mod kafka;
 mod procstat;
 mod proxy;

@@ -1,0 +1,493 @@
+//! `parallax bench fanout`: idle memory per WebSocket connection and
+//! broadcast latency of the notification fan-out twins, one twin at a time.
+//!
+//! A twin may hold at most 20,000 descriptors, and so may any process, so
+//! the clients live in worker processes of this binary (`parallax bench
+//! fanout-worker`, [`worker`]): each opens its share of connections with
+//! [`parallax_loadgen::ws`] and answers line commands on stdin with one JSON
+//! line on stdout. Per twin:
+//!
+//! 1. start it with `--ping-interval-secs 3600` (idle clients are not
+//!    reaped) and read its `VmRSS` as the baseline once ready;
+//! 2. add workers until each checkpoint (10,000 and 19,000 connections by
+//!    default), let it settle, and report (RSS − baseline) / connections;
+//! 3. with every connection still open, `POST /v1/notify` to the topic the
+//!    first `--latency-clients` connections subscribe to (the rest
+//!    subscribe to an idle topic), setting `published_at_unix_us` at send
+//!    time, at 1/s and then 100/s; the workers' histograms are merged.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use parallax_loadgen::result::Latency;
+use parallax_loadgen::ws::{self, SubscribeConfig};
+
+use crate::twin::{self, Twin};
+
+const BUSY_TOPIC: &str = "bench";
+const IDLE_TOPIC: &str = "idle";
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    /// Connection counts at which idle memory is read, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "10000,19000")]
+    pub checkpoints: Vec<usize>,
+    /// Connections per worker process.
+    #[arg(long, default_value_t = 5000)]
+    pub per_worker: usize,
+    /// Source addresses 127.0.0.2 … 127.0.0.(1+N), round-robin.
+    #[arg(long, default_value_t = 4)]
+    pub sources: u8,
+    /// Seconds to wait after connecting before reading RSS.
+    #[arg(long, default_value_t = 5)]
+    pub settle_secs: u64,
+    /// Connections (the first ones) subscribed to the broadcast topic.
+    #[arg(long, default_value_t = 10_000)]
+    pub latency_clients: usize,
+    /// Notifications at 1/s.
+    #[arg(long, default_value_t = 30)]
+    pub slow_count: u64,
+    /// Seconds at 100/s.
+    #[arg(long, default_value_t = 20)]
+    pub fast_secs: u64,
+    /// Backends, in order.
+    #[arg(long, value_delimiter = ',', default_value = "go,rust")]
+    pub backends: Vec<String>,
+    /// Where results.json and the twins' logs go.
+    #[arg(long, default_value = "target/parallax-bench/fanout")]
+    pub out: std::path::PathBuf,
+}
+
+/// One twin's figures.
+#[derive(Debug, Serialize)]
+struct TwinResult {
+    backend: String,
+    baseline_rss_bytes: u64,
+    memory: Vec<MemoryPoint>,
+    broadcasts: Vec<Broadcast>,
+    clean_exit: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct MemoryPoint {
+    connections: usize,
+    failed: usize,
+    rss_bytes: u64,
+    kib_per_connection: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Broadcast {
+    rate_per_sec: u64,
+    notifications: u64,
+    clients: usize,
+    expected: u64,
+    received: u64,
+    /// Wall time the publisher took; above count / rate it fell behind.
+    publish_secs: f64,
+    /// The twin's CPU-seconds from the first notify to the report.
+    server_cpu_seconds: f64,
+    latency: Latency,
+}
+
+pub fn run(root: &Path, args: &FanoutArgs) -> anyhow::Result<()> {
+    let binaries = twin::build(root, "fanout")?;
+    let out = root.join(&args.out);
+    std::fs::create_dir_all(&out)?;
+    let mut results = Vec::new();
+    for backend in &args.backends {
+        let binary = match backend.as_str() {
+            "go" => &binaries.go,
+            "rust" => &binaries.rust,
+            other => bail!("unknown backend {other}"),
+        };
+        let name: &'static str = if backend == "go" { "go" } else { "rust" };
+        eprintln!("fanout: {name} twin");
+        let flags = ["--ping-interval-secs".to_owned(), "3600".to_owned()];
+        let twin = Twin::spawn(name, binary, &flags, &out.join(format!("{name}.log")))?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        twin.wait_ready(&http, Duration::from_secs(30))?;
+        let result = measure(&twin, &http, args).with_context(|| format!("{name} twin"))?;
+        let clean_exit = twin.stop(Duration::from_secs(30))?.success();
+        results.push(TwinResult {
+            clean_exit,
+            ..result
+        });
+    }
+    print_tables(&results);
+    let path = out.join("results.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&results)?)?;
+    eprintln!("results in {}", path.display());
+    Ok(())
+}
+
+fn measure(
+    twin: &Twin,
+    http: &reqwest::blocking::Client,
+    args: &FanoutArgs,
+) -> anyhow::Result<TwinResult> {
+    std::thread::sleep(Duration::from_secs(1));
+    let baseline = twin.usage()?.rss_bytes;
+    let mut workers: Vec<Worker> = Vec::new();
+    let mut memory = Vec::new();
+    let mut total = 0;
+    for &checkpoint in &args.checkpoints {
+        while total < checkpoint {
+            let n = args.per_worker.min(checkpoint - total);
+            let topic = if total < args.latency_clients {
+                BUSY_TOPIC
+            } else {
+                IDLE_TOPIC
+            };
+            let worker = Worker::spawn(twin.addr, topic, n, total, args.sources)?;
+            total += n;
+            workers.push(worker);
+        }
+        std::thread::sleep(Duration::from_secs(args.settle_secs));
+        let connected: usize = workers.iter().map(|w| w.hello.connected).sum();
+        let failed: usize = workers.iter().map(|w| w.hello.failed).sum();
+        if let Some(e) = workers.iter().find_map(|w| w.hello.first_error.clone()) {
+            eprintln!("  {failed} connections failed; first: {e}");
+        }
+        let rss = twin.usage()?.rss_bytes;
+        let point = MemoryPoint {
+            connections: connected,
+            failed,
+            rss_bytes: rss,
+            kib_per_connection: kib_per_connection(baseline, rss, connected),
+        };
+        eprintln!(
+            "  {connected} connected: RSS {} MiB, {:.2} KiB/connection",
+            rss >> 20,
+            point.kib_per_connection
+        );
+        memory.push(point);
+    }
+    let clients: usize = workers
+        .iter()
+        .filter(|w| w.topic == BUSY_TOPIC)
+        .map(|w| w.hello.connected)
+        .sum();
+    let mut broadcasts = Vec::new();
+    for (rate, count) in [(1, args.slow_count), (100, 100 * args.fast_secs)] {
+        for w in &mut workers {
+            w.command("reset")?;
+        }
+        eprintln!("  {count} notifications at {rate}/s to {clients} clients");
+        let (cpu, started) = (twin.usage()?.cpu_seconds, Instant::now());
+        publish(http, twin, rate, count)?;
+        let publish_secs = started.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_secs(3));
+        let server_cpu_seconds = twin.usage()?.cpu_seconds - cpu;
+        let mut merged = ws::new_histogram();
+        for w in &mut workers {
+            let report = w.command("report")?;
+            merged.add(ws::decode_histogram(&report.histogram).map_err(anyhow::Error::msg)?)?;
+        }
+        broadcasts.push(Broadcast {
+            publish_secs,
+            server_cpu_seconds,
+            ..summarise(rate, count, clients, &merged)
+        });
+    }
+    for w in &mut workers {
+        let _ = w.command("exit");
+    }
+    Ok(TwinResult {
+        backend: twin.name.to_owned(),
+        baseline_rss_bytes: baseline,
+        memory,
+        broadcasts,
+        clean_exit: false,
+    })
+}
+
+fn kib_per_connection(baseline: u64, rss: u64, connections: usize) -> f64 {
+    rss.saturating_sub(baseline) as f64 / 1024.0 / connections.max(1) as f64
+}
+
+fn summarise(rate: u64, count: u64, clients: usize, h: &Histogram<u64>) -> Broadcast {
+    Broadcast {
+        rate_per_sec: rate,
+        notifications: count,
+        clients,
+        expected: count * clients as u64,
+        received: h.len(),
+        publish_secs: 0.0,
+        server_cpu_seconds: 0.0,
+        latency: Latency::from_histogram(h),
+    }
+}
+
+/// `count` notifications at `rate`/s on an absolute schedule.
+fn publish(
+    http: &reqwest::blocking::Client,
+    twin: &Twin,
+    rate: u64,
+    count: u64,
+) -> anyhow::Result<()> {
+    let url = twin.url("/v1/notify");
+    let start = Instant::now();
+    for seq in 0..count {
+        let due = start + Duration::from_secs_f64(seq as f64 / rate as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let body = format!(
+            r#"{{"topic":"{BUSY_TOPIC}","published_at_unix_us":{},"body":{{"seq":{seq}}}}}"#,
+            ws::now_unix_us()
+        );
+        let status = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()?
+            .status();
+        if status.as_u16() != 202 {
+            bail!("POST /v1/notify answered {status}");
+        }
+    }
+    Ok(())
+}
+
+/// A worker's first line: how its connections went.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hello {
+    connected: usize,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+/// A worker's answer to `reset`, `report` or `exit`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Hex of the V2-serialised latency histogram (µs).
+    histogram: String,
+    unparsed: u64,
+}
+
+struct Worker {
+    topic: &'static str,
+    hello: Hello,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn spawn(
+        server: SocketAddr,
+        topic: &'static str,
+        connections: usize,
+        first_index: usize,
+        sources: u8,
+    ) -> anyhow::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["bench", "fanout-worker", "--server"])
+            .arg(server.to_string())
+            .args(["--topic", topic, "--connections"])
+            .arg(connections.to_string())
+            .arg("--first-index")
+            .arg(first_index.to_string())
+            .arg("--sources")
+            .arg(sources.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start a fanout worker")?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let hello = serde_json::from_str(&read_line(&mut stdout)?)?;
+        Ok(Self {
+            topic,
+            hello,
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn command(&mut self, command: &str) -> anyhow::Result<Report> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        Ok(serde_json::from_str(&read_line(&mut self.stdout)?)?)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_line(r: &mut impl BufRead) -> anyhow::Result<String> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        bail!("a fanout worker exited early");
+    }
+    Ok(line)
+}
+
+/// `parallax bench fanout-worker` (hidden): one share of the clients.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    server: SocketAddr,
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    connections: usize,
+    #[arg(long, default_value_t = 0)]
+    first_index: usize,
+    #[arg(long, default_value_t = 4)]
+    sources: u8,
+}
+
+/// Connects, prints [`Hello`], then answers `reset`/`report`/`exit` lines.
+pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let config = SubscribeConfig {
+        server: args.server,
+        topic: args.topic.clone(),
+        connections: args.connections,
+        sources: (0..args.sources.max(1))
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+            .collect(),
+        first_index: args.first_index,
+        concurrency: 256,
+    };
+    let subscribers = runtime.block_on(ws::connect(&config));
+    let mut stdout = std::io::stdout().lock();
+    let hello = Hello {
+        connected: subscribers.connected,
+        failed: subscribers.failed,
+        first_error: subscribers.first_error.clone(),
+    };
+    writeln!(stdout, "{}", serde_json::to_string(&hello)?)?;
+    stdout.flush()?;
+    // The readers run on the runtime while this thread waits for commands.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    runtime.block_on(async {
+        while let Some(line) = rx.recv().await {
+            let mut report = Report::default();
+            {
+                let mut r = subscribers.recorder.lock().expect("not poisoned");
+                match line.trim() {
+                    "reset" => *r = ws::Recorder::default(),
+                    "report" => {
+                        report.histogram = ws::encode_histogram(&r.latency_us);
+                        report.unparsed = r.unparsed;
+                    }
+                    _ => {}
+                }
+            }
+            writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
+            stdout.flush()?;
+            if line.trim() == "exit" {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    drop(subscribers);
+    Ok(())
+}
+
+/// A figure of one broadcast phase, for the table.
+type Field = fn(&Broadcast) -> f64;
+
+fn print_tables(results: &[TwinResult]) {
+    let find = |b: &str| results.iter().find(|r| r.backend == b);
+    let (go, rust) = (find("go"), find("rust"));
+    let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+    let ratio = |g: Option<f64>, r: Option<f64>| match (g, r) {
+        (Some(g), Some(r)) if g > 0.0 => format!("{:.2}", r / g),
+        _ => "-".to_owned(),
+    };
+    println!("\nidle memory, KiB per connection ((VmRSS - baseline) / connections)");
+    println!("{:<36}{:>10}{:>10}{:>10}", "", "go", "rust", "rust/go");
+    let any = go.or(rust).expect("at least one backend");
+    for (i, point) in any.memory.iter().enumerate() {
+        let v = |t: Option<&TwinResult>| {
+            t.and_then(|t| t.memory.get(i))
+                .map(|m| m.kib_per_connection)
+        };
+        let label = format!("{} connections", point.connections);
+        println!(
+            "{label:<36}{:>10}{:>10}{:>10}",
+            cell(v(go)),
+            cell(v(rust)),
+            ratio(v(go), v(rust))
+        );
+    }
+    println!("\nbroadcast latency to all clients, ms (receive − published_at)");
+    println!("{:<36}{:>10}{:>10}{:>10}", "", "go", "rust", "rust/go");
+    for (i, b) in any.broadcasts.iter().enumerate() {
+        let rows: [(&str, Field); 6] = [
+            ("p50", |b| b.latency.p50_us as f64 / 1000.0),
+            ("p99", |b| b.latency.p99_us as f64 / 1000.0),
+            ("max", |b| b.latency.max_us as f64 / 1000.0),
+            ("server CPU-s", |b| b.server_cpu_seconds),
+            ("publish secs", |b| b.publish_secs),
+            ("delivered %", |b| {
+                100.0 * b.received as f64 / b.expected.max(1) as f64
+            }),
+        ];
+        for (name, f) in rows {
+            let label = format!(
+                "{}/s × {} to {}: {name}",
+                b.rate_per_sec, b.notifications, b.clients
+            );
+            let (g, r) = (
+                go.and_then(|t| t.broadcasts.get(i)).map(f),
+                rust.and_then(|t| t.broadcasts.get(i)).map(f),
+            );
+            println!(
+                "{label:<36}{:>10}{:>10}{:>10}",
+                cell(g),
+                cell(r),
+                ratio(g, r)
+            );
+        }
+    }
+    for r in results {
+        println!(
+            "{}: baseline RSS {} KiB, clean exit: {}",
+            r.backend,
+            r.baseline_rss_bytes / 1024,
+            r.clean_exit
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_per_connection_is_the_rss_delta_over_connections() {
+        assert_eq!(kib_per_connection(1 << 20, (1 << 20) + 10 * 8192, 10), 8.0);
+        assert_eq!(kib_per_connection(2048, 1024, 10), 0.0);
+        assert_eq!(kib_per_connection(0, 1024, 0), 1.0);
+    }
+}
