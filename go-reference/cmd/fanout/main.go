@@ -16,11 +16,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/parallax-dev/parallax/go-reference/internal/cmdutil"
 	"github.com/parallax-dev/parallax/go-reference/internal/fanout"
 	"github.com/parallax-dev/parallax/go-reference/internal/httpx"
 )
@@ -72,12 +72,7 @@ type config struct {
 // contract's command-line table). An empty environment variable counts as
 // unset.
 func parseConfig(args []string, getenv func(string) string, output io.Writer) (config, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	env := cmdutil.Env(getenv)
 	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
 	fs.SetOutput(output)
 	listen := fs.String("listen", env("FANOUT_LISTEN", "127.0.0.1:8082"), "`HOST:PORT` to serve HTTP and WebSocket on (FANOUT_LISTEN)")
@@ -127,7 +122,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if cfg.service.KafkaTopic = *topic; cfg.service.KafkaTopic == "" {
 		return config{}, errors.New("--kafka-topic: empty")
 	}
-	if cfg.service.ShutdownGrace, err = millis("shutdown-grace-ms", *graceMS, 0); err != nil {
+	if cfg.service.ShutdownGrace, err = cmdutil.Millis("shutdown-grace-ms", *graceMS, 0); err != nil {
 		return config{}, err
 	}
 	return cfg, nil
@@ -149,18 +144,8 @@ func (s switchValue) Set(v string) error { *s.v = v; return nil }
 // IsBoolFlag makes the flag package accept it bare.
 func (s switchValue) IsBoolFlag() bool { return true }
 
+// integer is cmdutil.Integer for int-typed settings.
 func integer(name, v string, least, most int) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < least || n > most {
-		return 0, fmt.Errorf("--%s: want an integer from %d to %d, got %q", name, least, most, v)
-	}
-	return n, nil
-}
-
-func millis(name, v string, least int64) (time.Duration, error) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < least || n > int64(time.Duration(1<<63-1)/time.Millisecond) {
-		return 0, fmt.Errorf("--%s: want an integer of milliseconds >= %d, got %q", name, least, v)
-	}
-	return time.Duration(n) * time.Millisecond, nil
+	n, err := cmdutil.Integer(name, v, int64(least), int64(most))
+	return int(n), err
 }

@@ -15,11 +15,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/parallax-dev/parallax/go-reference/internal/cmdutil"
 	"github.com/parallax-dev/parallax/go-reference/internal/httpx"
 	"github.com/parallax-dev/parallax/go-reference/internal/ingest"
 )
@@ -93,12 +93,7 @@ type config struct {
 // contract's command-line table). An empty environment variable counts as
 // unset.
 func parseConfig(args []string, getenv func(string) string, output io.Writer) (config, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	env := cmdutil.Env(getenv)
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(output)
 	listen := fs.String("listen", env("INGEST_LISTEN", "127.0.0.1:8080"), "`HOST:PORT` to serve HTTP on (INGEST_LISTEN)")
@@ -127,22 +122,14 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		return config{}, errors.New("--topic: empty")
 	}
 	var err error
-	if cfg.produceTimeout, err = millis("produce-timeout-ms", *produceMS, 1); err != nil {
+	if cfg.produceTimeout, err = cmdutil.Millis("produce-timeout-ms", *produceMS, 1); err != nil {
 		return config{}, err
 	}
-	if cfg.linger, err = millis("linger-ms", *lingerMS, 0); err != nil {
+	if cfg.linger, err = cmdutil.Millis("linger-ms", *lingerMS, 0); err != nil {
 		return config{}, err
 	}
-	if cfg.grace, err = millis("shutdown-grace-ms", *graceMS, 0); err != nil {
+	if cfg.grace, err = cmdutil.Millis("shutdown-grace-ms", *graceMS, 0); err != nil {
 		return config{}, err
 	}
 	return cfg, nil
-}
-
-func millis(name, v string, least int64) (time.Duration, error) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < least || n > int64(time.Duration(1<<63-1)/time.Millisecond) {
-		return 0, fmt.Errorf("--%s: want an integer of milliseconds >= %d, got %q", name, least, v)
-	}
-	return time.Duration(n) * time.Millisecond, nil
 }

@@ -16,12 +16,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/parallax-dev/parallax/go-reference/internal/cache"
+	"github.com/parallax-dev/parallax/go-reference/internal/cmdutil"
 	"github.com/parallax-dev/parallax/go-reference/internal/httpx"
 )
 
@@ -85,12 +85,7 @@ type config struct {
 // contract's command-line table). An empty environment variable counts as
 // unset.
 func parseConfig(args []string, getenv func(string) string, output io.Writer) (config, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	env := cmdutil.Env(getenv)
 	fs := flag.NewFlagSet("session-cache", flag.ContinueOnError)
 	fs.SetOutput(output)
 	listen := fs.String("listen", env("CACHE_LISTEN", "127.0.0.1:8081"), "`HOST:PORT` to serve HTTP on (CACHE_LISTEN)")
@@ -108,39 +103,23 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 
 	cfg := config{listen: *listen}
 	var err error
-	if cfg.capacityBytes, err = integer("capacity-bytes", *capacity, 1, 1<<63-1); err != nil {
+	if cfg.capacityBytes, err = cmdutil.Integer("capacity-bytes", *capacity, 1, 1<<63-1); err != nil {
 		return config{}, err
 	}
-	n, err := integer("shards", *shards, 1, 65536)
+	n, err := cmdutil.Integer("shards", *shards, 1, 65536)
 	if err != nil {
 		return config{}, err
 	}
 	cfg.shards = int(n)
-	if n, err = integer("default-ttl-secs", *ttl, 1, cache.MaxTTLSeconds); err != nil {
+	if n, err = cmdutil.Integer("default-ttl-secs", *ttl, 1, cache.MaxTTLSeconds); err != nil {
 		return config{}, err
 	}
 	cfg.defaultTTL = time.Duration(n) * time.Second
-	if cfg.sweepInterval, err = millis("sweep-interval-ms", *sweepMS, 1); err != nil {
+	if cfg.sweepInterval, err = cmdutil.Millis("sweep-interval-ms", *sweepMS, 1); err != nil {
 		return config{}, err
 	}
-	if cfg.grace, err = millis("shutdown-grace-ms", *graceMS, 0); err != nil {
+	if cfg.grace, err = cmdutil.Millis("shutdown-grace-ms", *graceMS, 0); err != nil {
 		return config{}, err
 	}
 	return cfg, nil
-}
-
-func integer(name, v string, least, most int64) (int64, error) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < least || n > most {
-		return 0, fmt.Errorf("--%s: want an integer from %d to %d, got %q", name, least, most, v)
-	}
-	return n, nil
-}
-
-func millis(name, v string, least int64) (time.Duration, error) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < least || n > int64(time.Duration(1<<63-1)/time.Millisecond) {
-		return 0, fmt.Errorf("--%s: want an integer of milliseconds >= %d, got %q", name, least, v)
-	}
-	return time.Duration(n) * time.Millisecond, nil
 }
