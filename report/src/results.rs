@@ -1,0 +1,438 @@
+//! The results file, `parallax.results/v1`: what one `parallax run` produced.
+//!
+//! Plain data with public fields so the runner fills it in directly and the
+//! gate and the renderers read it without accessors. Every field is described
+//! in `docs/results-schema.md`; change both together. Latencies are integer
+//! microseconds everywhere, and every backend carries its full HDR histogram
+//! (lossless) so a later reader can compute any percentile or statistic the
+//! summaries do not hold.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The value of [`RunResults::schema`] this crate writes and accepts.
+pub const SCHEMA: &str = "parallax.results/v1";
+
+/// One run: the machine, the mode and one result per scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Always [`SCHEMA`]; readers refuse anything else.
+    pub schema: String,
+    /// When the run started, RFC 3339 in UTC (`2026-11-27T10:15:00Z`).
+    pub created_at: String,
+    /// The command line that produced the file, for the report header.
+    pub command: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// How the backends were loaded.
+    pub mode: Mode,
+    /// One entry per scenario, in the order they ran.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// The machine a run was measured on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    /// `/etc/hostname` (or the kernel's hostname).
+    pub hostname: String,
+    /// CPUs this process may run on.
+    pub cpus: usize,
+    /// `MemTotal` from `/proc/meminfo`, in bytes.
+    pub memory_bytes: u64,
+    /// Kernel release (`/proc/sys/kernel/osrelease`).
+    pub kernel: String,
+}
+
+/// How the backends were loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Through the shadowing proxy: Go primary, Rust shadow, at the same time.
+    Shadow,
+    /// Each backend alone in turn (A, B, B, A): a pure performance comparison.
+    Direct,
+    /// Go against Go: the harness's own noise.
+    Aa,
+}
+
+/// One scenario (ingest, cache or fan-out) of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// `ingest`, `cache` or `fanout`.
+    pub scenario: String,
+    /// What one counted request is: `requests`, `events` or `notifications`.
+    pub unit: String,
+    /// The offered (open-model) rate, in `unit`s per second.
+    pub target_rate_per_sec: f64,
+    /// Length of the measured part, warm-up excluded.
+    pub duration_secs: f64,
+    /// Warm-up before the measured part; not in any figure.
+    pub warmup_secs: f64,
+    /// One entry per backend; exactly one has [`Role::Baseline`] and at least
+    /// one [`Role::Candidate`] for the gate to compare them.
+    pub backends: Vec<BackendResult>,
+    /// The proxy's comparison of the answers (shadow mode only).
+    pub comparison: Option<Comparison>,
+    /// Free-form remarks for the report (a backend that failed to start,
+    /// slots sent late, ...).
+    pub notes: Vec<String>,
+}
+
+/// What one backend did in one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendResult {
+    /// `go`, `rust`; in A/A mode `go-a`, `go-b`.
+    pub name: String,
+    /// `go` or `rust`.
+    pub language: String,
+    /// Which side of the comparison this backend is on.
+    pub role: Role,
+    /// `requests` / `duration_secs`.
+    pub achieved_rate_per_sec: f64,
+    /// Requests completed in the measured part (errors included).
+    pub requests: u64,
+    /// Requests that failed (transport error or unexpected status).
+    pub errors: u64,
+    /// Schedule slots sent after their intended time (open model): the
+    /// generator could not keep up; their latency still counts from the slot.
+    pub late: u64,
+    /// Summary of `histogram`.
+    pub latency: LatencySummary,
+    /// The latency HDR histogram in µs: V2 + deflate serialisation, base64
+    /// (standard alphabet, padded). See [`crate::histogram`].
+    pub histogram: String,
+    /// Per-window figures over the measured part, in time order.
+    pub timeline: Vec<Window>,
+    /// User + system CPU time the backend's processes used in the measured part.
+    pub cpu_seconds: f64,
+    /// Largest resident set size seen while sampling, in bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Which side of the comparison a backend is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// What the candidate is measured against: Go (`go-a` in A/A mode).
+    Baseline,
+    /// What is being judged: Rust (`go-b` in A/A mode).
+    Candidate,
+}
+
+/// Percentiles of one latency histogram, in µs.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Recorded samples.
+    pub count: u64,
+    /// Smallest recorded latency.
+    pub min_us: u64,
+    /// Arithmetic mean.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest recorded latency.
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    /// The summary of a histogram of µs values (all zero when it is empty).
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            min_us: h.min(),
+            mean_us: h.mean(),
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// One window of the timeline (typically one second).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Window start, seconds from the start of the measured part.
+    pub t_secs: f64,
+    /// Requests completed in the window.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Median latency in the window, µs (0 when it saw no request).
+    pub p50_us: u64,
+    /// 99th percentile in the window, µs.
+    pub p99_us: u64,
+    /// Largest latency in the window, µs.
+    pub max_us: u64,
+}
+
+/// The proxy's verdicts on primary vs shadow answers (shadow mode).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Pairs compared (both sides answered).
+    pub compared: u64,
+    /// Pairs with no difference left after the route's rules.
+    pub matched: u64,
+    /// Pairs with a real difference.
+    pub mismatched: u64,
+    /// Pairs whose differences were classed as noise (they differ between
+    /// two primaries too).
+    pub noise: u64,
+    /// Mirrored requests not compared (shadow queue full, shadow timeout).
+    pub dropped: u64,
+    /// Mismatched pairs by difference class (`status`, `value`, `missing`,
+    /// ...; a pair may count in several).
+    pub classes: BTreeMap<String, u64>,
+    /// The join of both backends' Kafka side effects (ingest only).
+    pub kafka: Option<KafkaComparison>,
+}
+
+/// The join of primary and shadow Kafka records by event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KafkaComparison {
+    /// Records present on both sides with equal content.
+    pub matched: u64,
+    /// Records the primary wrote and the shadow did not.
+    pub missing_in_shadow: u64,
+    /// Records only the shadow wrote.
+    pub extra_in_shadow: u64,
+    /// Records on both sides whose content differs.
+    pub different: u64,
+}
+
+impl KafkaComparison {
+    /// Records seen on either side.
+    pub fn total(&self) -> u64 {
+        self.matched + self.missing_in_shadow + self.extra_in_shadow + self.different
+    }
+
+    /// Records that did not match.
+    pub fn bad(&self) -> u64 {
+        self.missing_in_shadow + self.extra_in_shadow + self.different
+    }
+}
+
+impl RunResults {
+    /// An empty run stamped now, on this machine.
+    pub fn new(command: impl Into<String>, mode: Mode) -> Self {
+        Self {
+            schema: SCHEMA.to_owned(),
+            created_at: now_rfc3339(),
+            command: command.into(),
+            machine: Machine::detect(),
+            mode,
+            scenarios: Vec::new(),
+        }
+    }
+
+    /// Reads and checks a results file. Errors name the file and, for a
+    /// malformed file, the JSON path of the offending field.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(&text).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses and checks a results document (see [`RunResults::load`]).
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        // Check the schema tag first so an unrelated JSON file gets the
+        // clearer message rather than "missing field".
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: None,
+            field: String::from("."),
+            message: e.to_string(),
+        })?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => {}
+            other => {
+                return Err(Error::Schema {
+                    path: None,
+                    found: other.map(str::to_owned),
+                })
+            }
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| Error::Parse {
+            path: None,
+            field: e.path().to_string(),
+            message: e.inner().to_string(),
+        })
+    }
+
+    /// Writes the file as pretty JSON (atomically: a temporary file renamed
+    /// over the target, so a reader never sees half a file).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut text = serde_json::to_string_pretty(self).expect("plain data serialises");
+        text.push('\n');
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// The scenario of that name, if the run has it.
+    pub fn scenario(&self, name: &str) -> Option<&ScenarioResult> {
+        self.scenarios.iter().find(|s| s.scenario == name)
+    }
+}
+
+impl ScenarioResult {
+    /// The backend of that name.
+    pub fn backend(&self, name: &str) -> Option<&BackendResult> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    /// The first backend with [`Role::Baseline`].
+    pub fn baseline(&self) -> Option<&BackendResult> {
+        self.backends.iter().find(|b| b.role == Role::Baseline)
+    }
+
+    /// The backends with [`Role::Candidate`].
+    pub fn candidates(&self) -> impl Iterator<Item = &BackendResult> {
+        self.backends.iter().filter(|b| b.role == Role::Candidate)
+    }
+}
+
+impl BackendResult {
+    /// Decodes [`BackendResult::histogram`].
+    pub fn decode_histogram(&self) -> Result<Histogram<u64>, Error> {
+        crate::histogram::decode(&self.histogram)
+    }
+}
+
+impl Machine {
+    /// This machine, from `/etc/hostname` and `/proc`. Fields that cannot be
+    /// read are left empty or zero rather than failing a run.
+    pub fn detect() -> Self {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let mut hostname = read("/etc/hostname");
+        if hostname.is_empty() {
+            hostname = read("/proc/sys/kernel/hostname");
+        }
+        let memory_bytes = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024);
+        Self {
+            hostname,
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_bytes,
+            kernel: read("/proc/sys/kernel/osrelease"),
+        }
+    }
+}
+
+/// Now as RFC 3339 UTC with second precision (`2026-11-27T10:15:00Z`).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339_from_unix(secs)
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 UTC.
+pub fn rfc3339_from_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_from_unix(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_from_unix(1_795_774_509), "2026-11-27T10:15:09Z");
+    }
+
+    #[test]
+    fn modes_and_roles_serialise_lowercase() {
+        assert_eq!(serde_json::to_string(&Mode::Aa).unwrap(), "\"aa\"");
+        assert_eq!(serde_json::to_string(&Mode::Shadow).unwrap(), "\"shadow\"");
+        assert_eq!(
+            serde_json::to_string(&Role::Candidate).unwrap(),
+            "\"candidate\""
+        );
+    }
+
+    #[test]
+    fn machine_detect_reads_this_machine() {
+        let m = Machine::detect();
+        assert!(m.cpus >= 1);
+        assert!(m.memory_bytes > 0);
+        assert!(!m.kernel.is_empty());
+    }
+
+    #[test]
+    fn a_foreign_schema_is_refused_before_field_checks() {
+        let err = RunResults::from_json(r#"{"schema":"other/v9"}"#).unwrap_err();
+        assert!(err.to_string().contains("other/v9"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_field_is_named_by_path() {
+        let mut run = RunResults::new("test", Mode::Shadow);
+        run.scenarios.push(ScenarioResult {
+            scenario: "ingest".into(),
+            unit: "events".into(),
+            target_rate_per_sec: 1.0,
+            duration_secs: 1.0,
+            warmup_secs: 0.0,
+            backends: vec![],
+            comparison: None,
+            notes: vec![],
+        });
+        let mut v = serde_json::to_value(&run).unwrap();
+        v["scenarios"][0]["duration_secs"] = serde_json::json!("ten");
+        let err = RunResults::from_json(&v.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("scenarios[0].duration_secs"),
+            "{err}"
+        );
+    }
+}
