@@ -12,15 +12,22 @@
 //! - [`results`]: the schema types, loading and saving with errors that name
 //!   the file and the field.
 //! - [`histogram`]: HDR histograms as base64 V2 + DEFLATE strings.
+//! - [`stats`]: bootstrap intervals of quantile ratios and the Mann-Whitney U
+//!   test, on histogram buckets.
+//! - [`gate`]: budgets, the checks of `parallax gate` and the verdict table.
+//! - [`synthetic`]: seeded synthetic runs for tests and sample reports.
 
+pub mod gate;
 pub mod histogram;
 pub mod results;
+pub mod stats;
+pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 
 pub use results::{
-    BackendResult, Comparison, KafkaComparison, LatencySummary, Machine, Mode, Role,
-    RunResults, ScenarioResult, Window, SCHEMA,
+    BackendResult, Comparison, KafkaComparison, LatencySummary, Machine, Mode, Role, RunResults,
+    ScenarioResult, Window, SCHEMA,
 };
 
 /// Why a results file or histogram could not be read or written.

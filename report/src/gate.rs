@@ -1,0 +1,870 @@
+//! The regression gate: budgets a run must keep, and the verdict.
+//!
+//! Per scenario, every candidate is judged against the baseline of the same
+//! run (Rust against Go; `go-b` against `go-a` in A/A mode), and with an older
+//! results file every backend is judged against itself in that file. Latency
+//! checks use [`stats`](crate::stats): a budget is broken only when the whole
+//! confidence interval of the ratio lies above it, so sampling noise passes
+//! and a real regression fails. CPU and RSS are one measurement per run, with
+//! no interval to compute: they are compared directly, and the table says so.
+//!
+//! A check is `PASS` or `FAIL` against its budget, `INFO` when it has no
+//! budget (shown for the reader), and `SKIP` when the run lacks what it needs
+//! (no proxy comparison in direct mode, a backend missing from the older file).
+
+use std::fmt::Write as _;
+
+use crate::results::{BackendResult, RunResults, ScenarioResult};
+use crate::stats::{self, Empirical, Settings};
+
+/// The budgets a run is held to. `None` disables a check (it is then shown
+/// as `INFO` where there is something to show).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budgets {
+    /// Largest candidate/baseline p99 ratio.
+    pub max_p99_ratio: Option<f64>,
+    /// Largest candidate/baseline p50 ratio (judged by a Mann-Whitney test
+    /// against the baseline scaled by this factor).
+    pub max_p50_ratio: Option<f64>,
+    /// Largest candidate/baseline peak-RSS ratio.
+    pub max_rss_ratio: Option<f64>,
+    /// Largest candidate/baseline ratio of CPU-seconds per request.
+    pub max_cpu_ratio: Option<f64>,
+    /// Largest share of compared pairs that mismatch (also applied to the
+    /// Kafka join: bad records over all records).
+    pub max_mismatch_rate: Option<f64>,
+    /// Largest share of a backend's requests that fail.
+    pub max_error_rate: Option<f64>,
+    /// Largest growth against the older file, as a fraction (0.10 = 10 %),
+    /// for p99, CPU per request and peak RSS of every backend.
+    pub max_regression: Option<f64>,
+    /// Bootstrap settings, confidence level included.
+    pub stats: Settings,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            max_p99_ratio: Some(1.5),
+            max_p50_ratio: None,
+            max_rss_ratio: Some(1.0),
+            max_cpu_ratio: None,
+            max_mismatch_rate: Some(0.001),
+            max_error_rate: None,
+            max_regression: Some(0.10),
+            stats: Settings::default(),
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within budget.
+    Pass,
+    /// Budget broken.
+    Fail,
+    /// Not evaluated: the run lacks the data.
+    Skip,
+    /// No budget set; shown for information.
+    Info,
+}
+
+impl Verdict {
+    /// `PASS`, `FAIL`, `SKIP` or `INFO`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+            Verdict::Info => "INFO",
+        }
+    }
+}
+
+/// How a check's numbers read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// A ratio, shown as `1.23x`.
+    Ratio,
+    /// A share, shown as a percentage.
+    Rate,
+    /// A probability, shown as a plain number.
+    Probability,
+}
+
+/// One line of the verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The scenario.
+    pub scenario: String,
+    /// What is checked (`p99 ratio`, `mismatch rate`, `p99 regression`...).
+    pub name: String,
+    /// Which backends (`rust/go`, `rust now/before`, `proxy`).
+    pub subject: String,
+    /// The observed value, when there is one.
+    pub observed: Option<f64>,
+    /// The confidence interval of `observed`, for statistical checks.
+    pub interval: Option<(f64, f64)>,
+    /// The budget, when one is set.
+    pub budget: Option<f64>,
+    /// How the numbers read.
+    pub measure: Measure,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// How it was judged, or why it was skipped.
+    pub note: String,
+}
+
+/// The whole verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateReport {
+    /// Every check, in scenario order.
+    pub checks: Vec<Check>,
+    /// The confidence level of the intervals.
+    pub confidence: f64,
+}
+
+impl GateReport {
+    /// Checks that broke their budget.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.verdict == Verdict::Fail)
+    }
+
+    /// True when no budget was broken.
+    pub fn passed(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    /// The verdict as an aligned text table with a summary line.
+    pub fn table(&self) -> String {
+        let ci_header = format!("{:.0}% CI", self.confidence * 100.0);
+        let header = [
+            "scenario", "check", "subject", "observed", &ci_header, "budget", "verdict", "note",
+        ];
+        let rows: Vec<[String; 8]> = self
+            .checks
+            .iter()
+            .map(|c| {
+                [
+                    c.scenario.clone(),
+                    c.name.clone(),
+                    c.subject.clone(),
+                    c.observed.map_or("-".into(), |v| fmt(c.measure, v)),
+                    c.interval.map_or("-".into(), |(lo, hi)| {
+                        format!("{} .. {}", fmt(c.measure, lo), fmt(c.measure, hi))
+                    }),
+                    c.budget
+                        .map_or("-".into(), |b| format!("<= {}", fmt(c.measure, b))),
+                    c.verdict.as_str().into(),
+                    c.note.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let mut line = |cells: &[&str]| {
+            let mut l = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(cell);
+                } else {
+                    let _ = write!(l, "{cell:<w$}  ");
+                }
+            }
+            out.push_str(l.trim_end());
+            out.push('\n');
+        };
+        line(&header);
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        line(&rule.iter().map(String::as_str).collect::<Vec<_>>());
+        for row in &rows {
+            line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let count = |v: Verdict| self.checks.iter().filter(|c| c.verdict == v).count();
+        let _ = writeln!(
+            out,
+            "\ngate: {} ({} checks: {} passed, {} failed, {} skipped, {} info)",
+            if self.passed() { "PASS" } else { "FAIL" },
+            self.checks.len(),
+            count(Verdict::Pass),
+            count(Verdict::Fail),
+            count(Verdict::Skip),
+            count(Verdict::Info),
+        );
+        out
+    }
+}
+
+fn fmt(measure: Measure, v: f64) -> String {
+    match measure {
+        Measure::Ratio => format!("{v:.3}x"),
+        Measure::Rate => format!("{:.4}%", v * 100.0),
+        Measure::Probability => format!("{v:.3}"),
+    }
+}
+
+/// Why a run cannot be judged at all (exit code 2 in the CLI).
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The results file has no scenario.
+    #[error("the results hold no scenario")]
+    NoScenarios,
+    /// A scenario lacks a baseline backend.
+    #[error("scenario `{scenario}`: no backend with role \"baseline\"")]
+    NoBaseline {
+        /// The scenario.
+        scenario: String,
+    },
+    /// A scenario lacks a candidate backend.
+    #[error("scenario `{scenario}`: no backend with role \"candidate\"")]
+    NoCandidate {
+        /// The scenario.
+        scenario: String,
+    },
+    /// A histogram does not decode.
+    #[error("scenario `{scenario}`, backend `{backend}`: field `histogram`: {source}")]
+    Histogram {
+        /// The scenario.
+        scenario: String,
+        /// The backend.
+        backend: String,
+        /// The decoding error.
+        source: crate::Error,
+    },
+    /// The older file shares no scenario with the current one.
+    #[error("the baseline file shares no scenario with the results (it has: {older})")]
+    NothingInCommon {
+        /// The older file's scenarios.
+        older: String,
+    },
+    /// A budget or setting is out of range.
+    #[error("{name}: {value} is out of range ({expected})")]
+    Setting {
+        /// The option.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// What is allowed.
+        expected: &'static str,
+    },
+}
+
+/// Judges `current` (and, with `older`, its change since then) against `budgets`.
+pub fn evaluate(
+    current: &RunResults,
+    older: Option<&RunResults>,
+    budgets: &Budgets,
+) -> Result<GateReport, GateError> {
+    validate(budgets)?;
+    if current.scenarios.is_empty() {
+        return Err(GateError::NoScenarios);
+    }
+    if let Some(older) = older {
+        if !current
+            .scenarios
+            .iter()
+            .any(|s| older.scenario(&s.scenario).is_some())
+        {
+            let names: Vec<&str> = older
+                .scenarios
+                .iter()
+                .map(|s| s.scenario.as_str())
+                .collect();
+            return Err(GateError::NothingInCommon {
+                older: if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                },
+            });
+        }
+    }
+    let mut checks = Vec::new();
+    for scenario in &current.scenarios {
+        let judge = Judge {
+            scenario,
+            budgets,
+            checks: &mut checks,
+        };
+        judge.scenario(
+            older.and_then(|o| o.scenario(&scenario.scenario)),
+            older.is_some(),
+        )?;
+    }
+    Ok(GateReport {
+        checks,
+        confidence: budgets.stats.confidence,
+    })
+}
+
+fn validate(b: &Budgets) -> Result<(), GateError> {
+    let positive = [
+        ("--max-p99-ratio", b.max_p99_ratio),
+        ("--max-p50-ratio", b.max_p50_ratio),
+        ("--max-rss-ratio", b.max_rss_ratio),
+        ("--max-cpu-ratio", b.max_cpu_ratio),
+    ];
+    for (name, v) in positive {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(GateError::Setting {
+                name,
+                value: v,
+                expected: "a ratio above 0",
+            });
+        }
+    }
+    let shares = [
+        ("--max-mismatch-rate", b.max_mismatch_rate),
+        ("--max-error-rate", b.max_error_rate),
+    ];
+    for (name, v) in shares {
+        if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
+            return Err(GateError::Setting {
+                name,
+                value: v,
+                expected: "a share from 0 to 1",
+            });
+        }
+    }
+    if let Some(v) = b.max_regression.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+        return Err(GateError::Setting {
+            name: "--max-regression",
+            value: v,
+            expected: "a percentage of 0 or more",
+        });
+    }
+    let c = b.stats.confidence;
+    if !(c > 0.0 && c < 1.0) {
+        return Err(GateError::Setting {
+            name: "--confidence",
+            value: c,
+            expected: "strictly between 0 and 1",
+        });
+    }
+    Ok(())
+}
+
+struct Judge<'a> {
+    scenario: &'a ScenarioResult,
+    budgets: &'a Budgets,
+    checks: &'a mut Vec<Check>,
+}
+
+impl Judge<'_> {
+    fn scenario(
+        mut self,
+        older: Option<&ScenarioResult>,
+        have_older: bool,
+    ) -> Result<(), GateError> {
+        let s = self.scenario;
+        let base = s.baseline().ok_or_else(|| GateError::NoBaseline {
+            scenario: s.scenario.clone(),
+        })?;
+        if s.candidates().next().is_none() {
+            return Err(GateError::NoCandidate {
+                scenario: s.scenario.clone(),
+            });
+        }
+        let base_hist = self.empirical(base)?;
+        for cand in s.candidates() {
+            let cand_hist = self.empirical(cand)?;
+            self.latency(base, &base_hist, cand, &cand_hist);
+            self.resources(base, cand);
+        }
+        if let Some(budget) = self.budgets.max_error_rate {
+            for b in &s.backends {
+                self.error_rate(b, budget);
+            }
+        }
+        self.mismatches();
+        if have_older {
+            match older {
+                Some(older) => {
+                    for b in &s.backends {
+                        self.regression(b, older)?;
+                    }
+                }
+                None => self.push(
+                    "regression",
+                    "all",
+                    None,
+                    None,
+                    None,
+                    Measure::Ratio,
+                    Verdict::Skip,
+                    "scenario absent from the baseline file".into(),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn empirical(&self, b: &BackendResult) -> Result<Empirical, GateError> {
+        let h = b
+            .decode_histogram()
+            .map_err(|source| GateError::Histogram {
+                scenario: self.scenario.scenario.clone(),
+                backend: b.name.clone(),
+                source,
+            })?;
+        Ok(Empirical::new(&h))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        name: &str,
+        subject: &str,
+        observed: Option<f64>,
+        interval: Option<(f64, f64)>,
+        budget: Option<f64>,
+        measure: Measure,
+        verdict: Verdict,
+        note: String,
+    ) {
+        self.checks.push(Check {
+            scenario: self.scenario.scenario.clone(),
+            name: name.into(),
+            subject: subject.into(),
+            observed,
+            interval,
+            budget,
+            measure,
+            verdict,
+            note,
+        });
+    }
+
+    /// Settings with a seed of its own per check, so adding a check or a
+    /// scenario does not move the other intervals.
+    fn settings(&self, check: &str, subject: &str) -> Settings {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in [&self.scenario.scenario, check, subject]
+            .iter()
+            .flat_map(|s| s.bytes().chain([0]))
+        {
+            h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Settings {
+            seed: self.budgets.stats.seed ^ h,
+            ..self.budgets.stats
+        }
+    }
+
+    /// One-sided significance level matching the two-sided interval.
+    fn alpha(&self) -> f64 {
+        (1.0 - self.budgets.stats.confidence) / 2.0
+    }
+
+    /// A p-quantile ratio check: fail only when the interval's low end is
+    /// above the budget.
+    fn quantile_check(
+        &mut self,
+        name: &str,
+        subject: &str,
+        q: f64,
+        base: &Empirical,
+        cand: &Empirical,
+        budget: Option<f64>,
+    ) {
+        if let Some(why) = empty_side(base, cand) {
+            self.push(
+                name,
+                subject,
+                None,
+                None,
+                budget,
+                Measure::Ratio,
+                Verdict::Fail,
+                why,
+            );
+            return;
+        }
+        let settings = self.settings(name, subject);
+        let iv = stats::quantile_ratio(base, cand, q, &settings).expect("both sides have samples");
+        let verdict = match budget {
+            None => Verdict::Info,
+            Some(b) if iv.low > b => Verdict::Fail,
+            Some(_) => Verdict::Pass,
+        };
+        let mut note = format!(
+            "bootstrap, n={}/{} (resampled at most {})",
+            cand.count(),
+            base.count(),
+            settings.resample_cap
+        );
+        if verdict == Verdict::Pass && budget.is_some_and(|b| iv.estimate > b) {
+            note.push_str("; above budget but within noise");
+        }
+        self.push(
+            name,
+            subject,
+            Some(iv.estimate),
+            Some((iv.low, iv.high)),
+            budget,
+            Measure::Ratio,
+            verdict,
+            note,
+        );
+    }
+
+    fn latency(
+        &mut self,
+        base: &BackendResult,
+        base_hist: &Empirical,
+        cand: &BackendResult,
+        cand_hist: &Empirical,
+    ) {
+        let subject = format!("{}/{}", cand.name, base.name);
+        let b = self.budgets.clone();
+        self.quantile_check(
+            "p99 ratio",
+            &subject,
+            0.99,
+            base_hist,
+            cand_hist,
+            b.max_p99_ratio,
+        );
+
+        // p50: the interval is shown; the verdict comes from a one-sided
+        // Mann-Whitney test of "candidate slower than budget x baseline",
+        // which uses the whole distribution rather than one order statistic.
+        if let Some(why) = empty_side(base_hist, cand_hist) {
+            self.push(
+                "p50 ratio",
+                &subject,
+                None,
+                None,
+                b.max_p50_ratio,
+                Measure::Ratio,
+                Verdict::Fail,
+                why,
+            );
+            return;
+        }
+        let settings = self.settings("p50 ratio", &subject);
+        let iv = stats::quantile_ratio(base_hist, cand_hist, 0.5, &settings)
+            .expect("both sides have samples");
+        let (verdict, note) = match b.max_p50_ratio {
+            None => (Verdict::Info, "bootstrap".to_owned()),
+            Some(budget) => {
+                let mw = stats::mann_whitney(base_hist, cand_hist, budget, settings.resample_cap)
+                    .expect("both sides have samples");
+                let fail = mw.p_slower < self.alpha() && iv.estimate > budget;
+                (
+                    if fail { Verdict::Fail } else { Verdict::Pass },
+                    format!(
+                        "Mann-Whitney vs {budget}x baseline: z={:.2}, one-sided p={:.2e}",
+                        mw.z, mw.p_slower
+                    ),
+                )
+            }
+        };
+        self.push(
+            "p50 ratio",
+            &subject,
+            Some(iv.estimate),
+            Some((iv.low, iv.high)),
+            b.max_p50_ratio,
+            Measure::Ratio,
+            verdict,
+            note,
+        );
+        let mw = stats::mann_whitney(base_hist, cand_hist, 1.0, settings.resample_cap)
+            .expect("both sides have samples");
+        self.push(
+            "P(slower) (Mann-Whitney)",
+            &subject,
+            Some(mw.prob_slower),
+            None,
+            None,
+            Measure::Probability,
+            Verdict::Info,
+            format!(
+                "0.5 = no shift; z={:.2}, two-sided p={:.2e}",
+                mw.z, mw.p_two_sided
+            ),
+        );
+    }
+
+    fn resources(&mut self, base: &BackendResult, cand: &BackendResult) {
+        let subject = format!("{}/{}", cand.name, base.name);
+        let b = self.budgets.clone();
+        self.direct_ratio(
+            "RSS ratio",
+            &subject,
+            cand.peak_rss_bytes as f64,
+            base.peak_rss_bytes as f64,
+            b.max_rss_ratio,
+            format!(
+                "single measurement, compared directly ({} / {})",
+                mib(cand.peak_rss_bytes),
+                mib(base.peak_rss_bytes)
+            ),
+        );
+        let (c, bb) = (cpu_per_request(cand), cpu_per_request(base));
+        self.direct_ratio(
+            "CPU/request ratio",
+            &subject,
+            c,
+            bb,
+            b.max_cpu_ratio,
+            format!(
+                "single measurement, compared directly ({:.3} s / {:.3} s)",
+                cand.cpu_seconds, base.cpu_seconds
+            ),
+        );
+    }
+
+    fn direct_ratio(
+        &mut self,
+        name: &str,
+        subject: &str,
+        num: f64,
+        den: f64,
+        budget: Option<f64>,
+        note: String,
+    ) {
+        if !(den > 0.0 && num.is_finite()) {
+            self.push(
+                name,
+                subject,
+                None,
+                None,
+                budget,
+                Measure::Ratio,
+                Verdict::Skip,
+                "not measured (zero in the denominator)".into(),
+            );
+            return;
+        }
+        let ratio = num / den;
+        let verdict = match budget {
+            None => Verdict::Info,
+            Some(b) if ratio > b => Verdict::Fail,
+            Some(_) => Verdict::Pass,
+        };
+        self.push(
+            name,
+            subject,
+            Some(ratio),
+            None,
+            budget,
+            Measure::Ratio,
+            verdict,
+            note,
+        );
+    }
+
+    fn error_rate(&mut self, b: &BackendResult, budget: f64) {
+        if b.requests == 0 {
+            self.push(
+                "error rate",
+                &b.name,
+                None,
+                None,
+                Some(budget),
+                Measure::Rate,
+                Verdict::Fail,
+                "no requests completed".into(),
+            );
+            return;
+        }
+        let rate = b.errors as f64 / b.requests as f64;
+        let verdict = if rate > budget {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        };
+        self.push(
+            "error rate",
+            &b.name,
+            Some(rate),
+            None,
+            Some(budget),
+            Measure::Rate,
+            verdict,
+            format!("{} of {}", b.errors, b.requests),
+        );
+    }
+
+    fn mismatches(&mut self) {
+        let budget = self.budgets.max_mismatch_rate;
+        let Some(cmp) = self.scenario.comparison.clone() else {
+            self.push(
+                "mismatch rate",
+                "proxy",
+                None,
+                None,
+                budget,
+                Measure::Rate,
+                Verdict::Skip,
+                "no proxy comparison in this run".into(),
+            );
+            return;
+        };
+        let rate_check = |observed: u64, total: u64| match (total, budget) {
+            (0, _) => (None, Verdict::Skip),
+            (t, None) => (Some(observed as f64 / t as f64), Verdict::Info),
+            (t, Some(b)) => {
+                let r = observed as f64 / t as f64;
+                (Some(r), if r > b { Verdict::Fail } else { Verdict::Pass })
+            }
+        };
+        let (rate, mut verdict) = rate_check(cmp.mismatched, cmp.compared);
+        let mut note = if cmp.classes.is_empty() {
+            format!("{} of {} compared", cmp.mismatched, cmp.compared)
+        } else {
+            let classes: Vec<String> = cmp
+                .classes
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            format!(
+                "{} of {} compared ({})",
+                cmp.mismatched,
+                cmp.compared,
+                classes.join(", ")
+            )
+        };
+        if cmp.compared == 0 {
+            // A shadow that never answers is broken, not "not applicable".
+            if cmp.dropped > 0 {
+                verdict = Verdict::Fail;
+                note = format!("nothing compared, {} dropped", cmp.dropped);
+            } else {
+                note = "nothing compared".into();
+            }
+        }
+        self.push(
+            "mismatch rate",
+            "proxy",
+            rate,
+            None,
+            budget,
+            Measure::Rate,
+            verdict,
+            note,
+        );
+        if let Some(k) = cmp.kafka {
+            let (rate, verdict) = rate_check(k.bad(), k.total());
+            self.push(
+                "kafka mismatch rate",
+                "proxy",
+                rate,
+                None,
+                budget,
+                Measure::Rate,
+                verdict,
+                format!(
+                    "{} matched, {} missing in shadow, {} extra, {} different",
+                    k.matched, k.missing_in_shadow, k.extra_in_shadow, k.different
+                ),
+            );
+        }
+    }
+
+    fn regression(&mut self, now: &BackendResult, older: &ScenarioResult) -> Result<(), GateError> {
+        let subject = format!("{} now/before", now.name);
+        let Some(before) = older.backend(&now.name) else {
+            self.push(
+                "regression",
+                &subject,
+                None,
+                None,
+                None,
+                Measure::Ratio,
+                Verdict::Skip,
+                "backend absent from the baseline file".into(),
+            );
+            return Ok(());
+        };
+        let budget = self.budgets.max_regression.map(|r| 1.0 + r);
+        let now_hist = self.empirical(now)?;
+        let before_hist = self.empirical(before)?;
+        self.quantile_check(
+            "p99 regression",
+            &subject,
+            0.99,
+            &before_hist,
+            &now_hist,
+            budget,
+        );
+        self.direct_ratio(
+            "CPU/request regression",
+            &subject,
+            cpu_per_request(now),
+            cpu_per_request(before),
+            budget,
+            "single measurement, compared directly".into(),
+        );
+        self.direct_ratio(
+            "RSS regression",
+            &subject,
+            now.peak_rss_bytes as f64,
+            before.peak_rss_bytes as f64,
+            budget,
+            format!(
+                "single measurement, compared directly ({} / {})",
+                mib(now.peak_rss_bytes),
+                mib(before.peak_rss_bytes)
+            ),
+        );
+        Ok(())
+    }
+}
+
+fn empty_side(base: &Empirical, cand: &Empirical) -> Option<String> {
+    match (base.count(), cand.count()) {
+        (0, 0) => Some("no latency samples on either side".into()),
+        (0, _) => Some("baseline recorded no latency samples".into()),
+        (_, 0) => Some("candidate recorded no latency samples".into()),
+        _ => None,
+    }
+}
+
+/// CPU-seconds per request, so runs or backends that served different
+/// numbers of requests compare fairly; raw CPU-seconds when none completed.
+fn cpu_per_request(b: &BackendResult) -> f64 {
+    if b.requests > 0 {
+        b.cpu_seconds / b.requests as f64
+    } else {
+        b.cpu_seconds
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Parses a regression budget: `10%` or `10` mean ten percent.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let number = t.strip_suffix('%').unwrap_or(t).trim();
+    let v: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a percentage (e.g. 10%)"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("`{text}`: a percentage of 0 or more"));
+    }
+    Ok(v / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_parse_with_or_without_the_sign() {
+        assert_eq!(parse_percent("10%"), Ok(0.10));
+        assert_eq!(parse_percent("2.5"), Ok(0.025));
+        assert!(parse_percent("ten").is_err());
+        assert!(parse_percent("-5%").is_err());
+    }
+}
