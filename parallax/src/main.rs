@@ -13,10 +13,13 @@
 //!   latency of the fan-out twins, clients in worker processes.
 //! - [`proxy`]: `parallax proxy --config parallax.toml`, the shadowing proxy
 //!   (`parallax-proxy`).
+//! - [`kafka_diff`]: `parallax kafka-diff`, the twins' Kafka side effects
+//!   compared (`parallax-kafka-diff`).
 
 mod bench;
 mod fanout;
 mod kafka;
+mod kafka_diff;
 mod procstat;
 mod proxy;
 mod records;
@@ -53,6 +56,10 @@ enum Command {
     /// Run the shadowing proxy: clients get the primary's answers, a copy of
     /// each request goes to the shadow, and the answers are compared.
     Proxy(proxy::ProxyArgs),
+    /// Compare the Kafka side effects of the twins: join the primary's and
+    /// the shadow's topics on the `event-id` header and report matched,
+    /// missing, extra and different records (exit 1 on differences).
+    KafkaDiff(kafka_diff::KafkaDiffArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,11 +68,15 @@ fn main() -> anyhow::Result<()> {
         // The proxy runs anywhere: it needs no repository checkout.
         return proxy::run(args);
     }
+    if let Command::KafkaDiff(args) = &cli.command {
+        // Like the proxy, it needs only brokers, no checkout.
+        kafka_diff::run(args);
+    }
     let root = workspace::root()?;
     match cli.command {
         Command::Kafka { action } => kafka::run(&root, &action),
         Command::Run(args) => run::run(&root, &args),
         Command::Bench { bench } => bench::run(&root, &bench),
-        Command::Proxy(_) => unreachable!("served above"),
+        Command::Proxy(_) | Command::KafkaDiff(_) => unreachable!("served above"),
     }
 }
