@@ -14,14 +14,18 @@
 //! - [`histogram`]: HDR histograms as base64 V2 + DEFLATE strings.
 //! - [`stats`]: bootstrap intervals of quantile ratios and the Mann-Whitney U
 //!   test, on histogram buckets.
+//! - [`table`]: the side-by-side terminal table per scenario.
+//! - [`html`]: the self-contained HTML report (inline CSS and SVG plots).
 //! - [`gate`]: budgets, the checks of `parallax gate` and the verdict table.
 //! - [`synthetic`]: seeded synthetic runs for tests and sample reports.
 
 pub mod gate;
 pub mod histogram;
+pub mod html;
 pub mod results;
 pub mod stats;
 pub mod synthetic;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,582 @@
+//! The HTML report: one self-contained file per run.
+//!
+//! Inline CSS and inline SVG only — no scripts, fonts or anything fetched —
+//! so the file can be attached to a CI run or mailed and still open offline.
+//! Per scenario: the side-by-side table (the same cells as the terminal
+//! table), the comparison, latency over time (p50 dashed and p99 solid per
+//! backend, per window) and the percentile distribution from the full
+//! histograms on a "nines" axis (50 %, 90 %, 99 %, 99.9 %, 99.99 % equally
+//! spaced), where tail differences are visible that averages hide.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+
+use crate::results::{RunResults, ScenarioResult};
+use crate::table;
+
+/// Backend colours, in backend order (colour-blind-safe Okabe-Ito hues).
+const PALETTE: [&str; 6] = [
+    "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
+];
+
+const CSS: &str = "
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1000px;color:#1b1b1b;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.meta{color:#555;margin:.2em 0}code{background:#f3f3f3;padding:0 .3em;border-radius:3px}
+table{border-collapse:collapse;margin:.8em 0;font-variant-numeric:tabular-nums}
+th,td{padding:.25em .7em;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
+th:nth-child(-n+2),td:nth-child(-n+2){text-align:left}
+thead th{border-bottom:2px solid #999}tr.ratio td{color:#444;font-style:italic;background:#fafafa}
+.swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:baseline}
+figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
+svg.plot{background:#fff;border:1px solid #e4e4e4;max-width:100%;height:auto}
+svg.plot text{font:11px system-ui,sans-serif;fill:#333}
+svg.plot .grid{stroke:#ececec}svg.plot .axis{stroke:#888}
+.notes li{color:#7a4b00}
+";
+
+/// The whole run as one HTML document.
+pub fn render(run: &RunResults) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Parallax run {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        esc(&run.created_at)
+    );
+    let _ = writeln!(out, "<h1>Parallax run</h1>");
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">{} &middot; {} &middot; {} ({} CPUs, {}, kernel {})</p>",
+        esc(table::mode_name(run.mode)),
+        esc(&run.created_at),
+        esc(&run.machine.hostname),
+        run.machine.cpus,
+        esc(&table::bytes(run.machine.memory_bytes)),
+        esc(&run.machine.kernel)
+    );
+    if !run.command.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\"><code>{}</code></p>",
+            esc(&run.command)
+        );
+    }
+    for s in &run.scenarios {
+        scenario(&mut out, s);
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+fn scenario(out: &mut String, s: &ScenarioResult) {
+    let _ = writeln!(out, "<section>\n<h2>{}</h2>", esc(&table::title(s)));
+    // The table.
+    out.push_str("<table>\n<thead><tr>");
+    for c in table::COLUMNS {
+        let _ = write!(out, "<th>{}</th>", esc(c));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for (i, row) in table::rows(s).iter().enumerate() {
+        let is_ratio = i >= s.backends.len();
+        out.push_str(if is_ratio {
+            "<tr class=\"ratio\">"
+        } else {
+            "<tr>"
+        });
+        for (j, cell) in row.iter().enumerate() {
+            if j == 0 && !is_ratio {
+                let _ = write!(
+                    out,
+                    "<td><span class=\"swatch\" style=\"background:{}\"></span>{}</td>",
+                    PALETTE[i % PALETTE.len()],
+                    esc(cell)
+                );
+            } else {
+                let _ = write!(out, "<td>{}</td>", esc(cell));
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if let Some(c) = &s.comparison {
+        for line in table::comparison_lines(c) {
+            let _ = writeln!(out, "<p>{}</p>", esc(&line));
+        }
+    }
+    if !s.notes.is_empty() {
+        out.push_str("<ul class=\"notes\">\n");
+        for n in &s.notes {
+            let _ = writeln!(out, "<li>{}</li>", esc(n));
+        }
+        out.push_str("</ul>\n");
+    }
+    let _ = writeln!(
+        out,
+        "<figure>\n{}<figcaption>Latency per window: p99 solid, p50 dashed \
+         (log scale).</figcaption>\n</figure>",
+        timeline_plot(s)
+    );
+    let _ = writeln!(
+        out,
+        "<figure>\n{}<figcaption>Latency by percentile over the whole measured part, \
+         from the recorded histograms (log scales).</figcaption>\n</figure>",
+        percentile_plot(s)
+    );
+    out.push_str("</section>\n");
+}
+
+/// One axis of a plot.
+#[derive(Debug, Clone, Copy)]
+struct Axis {
+    min: f64,
+    max: f64,
+    log: bool,
+}
+
+impl Axis {
+    /// Position of `v` along the axis, 0 at `min` and 1 at `max`.
+    fn frac(&self, v: f64) -> f64 {
+        let f = if self.log {
+            (v.max(self.min).ln() - self.min.ln()) / (self.max.ln() - self.min.ln())
+        } else {
+            (v - self.min) / (self.max - self.min)
+        };
+        if f.is_finite() {
+            f
+        } else {
+            0.0
+        }
+    }
+
+    /// A log axis around the positive values in `values`, or `None`.
+    fn log_around(values: impl Iterator<Item = f64>) -> Option<Self> {
+        let (lo, hi) = values
+            .filter(|v| *v > 0.0)
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        (hi > 0.0).then(|| Self {
+            min: lo / 1.3,
+            max: hi * 1.3,
+            log: true,
+        })
+    }
+}
+
+const W: f64 = 760.0;
+const H: f64 = 300.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 130.0;
+const TOP: f64 = 14.0;
+const BOTTOM: f64 = 38.0;
+
+/// An SVG plot under construction.
+struct Plot {
+    x: Axis,
+    y: Axis,
+    svg: String,
+}
+
+impl Plot {
+    fn new(label: &str, x: Axis, y: Axis) -> Self {
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            "<svg class=\"plot\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" \
+             role=\"img\" aria-label=\"{0}\">\n<title>{0}</title>\n",
+            esc(label)
+        );
+        Self { x, y, svg }
+    }
+
+    fn px(&self, v: f64) -> f64 {
+        LEFT + self.x.frac(v) * (W - LEFT - RIGHT)
+    }
+
+    fn py(&self, v: f64) -> f64 {
+        H - BOTTOM - self.y.frac(v) * (H - TOP - BOTTOM)
+    }
+
+    fn x_tick(&mut self, v: f64, label: &str) {
+        let x = self.px(v);
+        let _ = writeln!(
+            self.svg,
+            "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{:.1}\"/>\
+             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            H - BOTTOM,
+            H - BOTTOM + 14.0,
+            esc(label)
+        );
+    }
+
+    fn y_ticks(&mut self) {
+        for v in log_ticks(self.y.min, self.y.max) {
+            let y = self.py(v);
+            let _ = writeln!(
+                self.svg,
+                "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                W - RIGHT,
+                LEFT - 6.0,
+                y + 4.0,
+                esc(&short_micros(v))
+            );
+        }
+    }
+
+    fn frame(&mut self, x_label: &str) {
+        let _ = writeln!(
+            self.svg,
+            "<rect class=\"axis\" fill=\"none\" x=\"{LEFT}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{:.1}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            W - LEFT - RIGHT,
+            H - TOP - BOTTOM,
+            (LEFT + W - RIGHT) / 2.0,
+            H - 6.0,
+            esc(x_label)
+        );
+    }
+
+    /// A line through `points`, broken where a point is `None`.
+    fn line(&mut self, points: &[Option<(f64, f64)>], colour: &str, dashed: bool) {
+        for run in points.split(Option::is_none) {
+            let coords: Vec<String> = run
+                .iter()
+                .flatten()
+                .map(|&(x, y)| format!("{:.1},{:.1}", self.px(x), self.py(y)))
+                .collect();
+            if coords.is_empty() {
+                continue;
+            }
+            let dash = if dashed {
+                " stroke-dasharray=\"5 3\""
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                self.svg,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\"{dash} points=\"{}\"/>",
+                coords.join(" ")
+            );
+        }
+    }
+
+    fn legend(&mut self, entries: &[(String, &str, bool)]) {
+        let x = W - RIGHT + 12.0;
+        for (i, (name, colour, dashed)) in entries.iter().enumerate() {
+            let y = TOP + 10.0 + i as f64 * 16.0;
+            let dash = if *dashed {
+                " stroke-dasharray=\"5 3\""
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                self.svg,
+                "<line x1=\"{x}\" y1=\"{y}\" x2=\"{:.1}\" y2=\"{y}\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                x + 20.0,
+                x + 26.0,
+                y + 4.0,
+                esc(name)
+            );
+        }
+    }
+
+    fn message(&mut self, text: &str) {
+        let _ = writeln!(
+            self.svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            (LEFT + W - RIGHT) / 2.0,
+            H / 2.0,
+            esc(text)
+        );
+    }
+
+    fn finish(mut self) -> String {
+        self.svg.push_str("</svg>\n");
+        self.svg
+    }
+}
+
+fn timeline_plot(s: &ScenarioResult) -> String {
+    let label = format!("{}: latency over time", s.scenario);
+    let values = s
+        .backends
+        .iter()
+        .flat_map(|b| &b.timeline)
+        .filter(|w| w.requests > 0)
+        .flat_map(|w| [w.p50_us as f64, w.p99_us as f64]);
+    let t_max = s
+        .backends
+        .iter()
+        .flat_map(|b| &b.timeline)
+        .map(|w| w.t_secs)
+        .fold(0.0_f64, f64::max)
+        .max(s.duration_secs)
+        .max(1.0);
+    let x = Axis {
+        min: 0.0,
+        max: t_max,
+        log: false,
+    };
+    let Some(y) = Axis::log_around(values) else {
+        let mut p = Plot::new(
+            &label,
+            x,
+            Axis {
+                min: 1.0,
+                max: 10.0,
+                log: true,
+            },
+        );
+        p.frame("seconds since the measured start");
+        p.message("no timeline recorded");
+        return p.finish();
+    };
+    let mut p = Plot::new(&label, x, y);
+    p.y_ticks();
+    for t in linear_ticks(t_max) {
+        p.x_tick(t, &format!("{t}"));
+    }
+    p.frame("seconds since the measured start");
+    let mut legend = Vec::new();
+    for (i, b) in s.backends.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let series = |f: fn(&crate::Window) -> u64| -> Vec<Option<(f64, f64)>> {
+            b.timeline
+                .iter()
+                .map(|w| (w.requests > 0).then(|| (w.t_secs, f(w) as f64)))
+                .collect()
+        };
+        p.line(&series(|w| w.p99_us), colour, false);
+        p.line(&series(|w| w.p50_us), colour, true);
+        legend.push((format!("{} p99", b.name), colour, false));
+        legend.push((format!("{} p50", b.name), colour, true));
+    }
+    p.legend(&legend);
+    p.finish()
+}
+
+/// The x positions of the percentile plot, in nines (`-log10(1 - q)`).
+const NINES_MAX: f64 = 4.0;
+
+fn percentile_plot(s: &ScenarioResult) -> String {
+    let label = format!("{}: latency by percentile", s.scenario);
+    let x = Axis {
+        min: 0.0,
+        max: NINES_MAX,
+        log: false,
+    };
+    // (backend index, name, curve) for each backend with samples.
+    type Curve<'a> = (usize, &'a str, Vec<(f64, f64)>);
+    let curves: Vec<Curve> = s
+        .backends
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let h = b.decode_histogram().ok().filter(|h| !h.is_empty())?;
+            Some((i, b.name.as_str(), percentile_curve(&h)))
+        })
+        .collect();
+    let Some(y) = Axis::log_around(curves.iter().flat_map(|c| c.2.iter().map(|p| p.1))) else {
+        let mut p = Plot::new(
+            &label,
+            x,
+            Axis {
+                min: 1.0,
+                max: 10.0,
+                log: true,
+            },
+        );
+        p.frame("percentile");
+        p.message("no histogram recorded");
+        return p.finish();
+    };
+    let mut p = Plot::new(&label, x, y);
+    p.y_ticks();
+    for (n, text) in [
+        (0.0, "0%"),
+        (std::f64::consts::LOG10_2, "50%"),
+        (1.0, "90%"),
+        (2.0, "99%"),
+        (3.0, "99.9%"),
+        (4.0, "99.99%"),
+    ] {
+        p.x_tick(n, text);
+    }
+    p.frame("percentile");
+    let mut legend = Vec::new();
+    for (i, name, curve) in &curves {
+        let colour = PALETTE[i % PALETTE.len()];
+        let points: Vec<Option<(f64, f64)>> = curve.iter().copied().map(Some).collect();
+        p.line(&points, colour, false);
+        legend.push((name.to_string(), colour, false));
+    }
+    p.legend(&legend);
+    p.finish()
+}
+
+/// `(nines, latency µs)` from 0 to [`NINES_MAX`], stopping where the
+/// histogram runs out of samples (beyond `1 - 1/n` every point is the max).
+fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let last = (h.len() as f64).log10().min(NINES_MAX);
+    let steps = 200;
+    (0..=steps)
+        .map(|i| last * i as f64 / steps as f64)
+        .map(|n| {
+            let q = 1.0 - 10f64.powf(-n);
+            (n, h.value_at_quantile(q).max(1) as f64)
+        })
+        .collect()
+}
+
+/// Round linear ticks from 0 to `max` (steps of 1, 2 or 5 × 10^k).
+fn linear_ticks(max: f64) -> Vec<f64> {
+    let raw = max / 8.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag)
+        .max(1e-9);
+    (0..)
+        .map(|i| i as f64 * step)
+        .take_while(|t| *t <= max + 1e-9)
+        .collect()
+}
+
+/// 1, 2, 5 × 10^k between `min` and `max`; every integer mantissa when
+/// that gives fewer than four (a range narrower than a decade or so).
+fn log_ticks(min: f64, max: f64) -> Vec<f64> {
+    let ticks = |mantissas: &[f64]| {
+        let mut ticks = Vec::new();
+        let mut decade = 10f64.powf(min.log10().floor());
+        while decade <= max {
+            for m in mantissas {
+                let v = m * decade;
+                if v >= min && v <= max {
+                    ticks.push(v);
+                }
+            }
+            decade *= 10.0;
+        }
+        ticks
+    };
+    let coarse = ticks(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 4 {
+        coarse
+    } else {
+        ticks(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
+}
+
+fn short_micros(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us}µs")
+    } else if us < 1_000_000.0 {
+        format!("{}ms", us / 1e3)
+    } else {
+        format!("{}s", us / 1e6)
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{self, LogNormal};
+    use crate::Mode;
+
+    const GO: LogNormal = LogNormal {
+        median_us: 700.0,
+        sigma: 0.6,
+    };
+
+    fn sample() -> RunResults {
+        synthetic::run(
+            Mode::Shadow,
+            vec![
+                synthetic::pair("ingest", GO, GO.scaled(0.7), 1, 5_000, 10),
+                synthetic::pair("cache", GO, GO.scaled(1.1), 2, 5_000, 10),
+            ],
+        )
+    }
+
+    #[test]
+    fn each_scenario_gets_a_table_and_two_plots() {
+        let html = render(&sample());
+        assert_eq!(html.matches("<svg").count(), 4);
+        assert_eq!(html.matches("</svg>").count(), 4);
+        assert_eq!(html.matches("<table>").count(), 2);
+        assert_eq!(html.matches("<section>").count(), 2);
+        assert_eq!(html.matches("</section>").count(), 2);
+        // p50 + p99 per backend in the timeline, one curve per backend in
+        // the percentile plot, in each scenario.
+        assert_eq!(html.matches("<polyline").count(), 2 * (4 + 2));
+        assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    }
+
+    #[test]
+    fn the_file_is_self_contained() {
+        let html = render(&sample());
+        for needle in ["<script", "http:", "https:", "<link", "src="] {
+            assert!(!html.contains(needle), "found {needle}");
+        }
+    }
+
+    #[test]
+    fn names_and_notes_are_escaped() {
+        let mut run = sample();
+        run.scenarios[0].backends[1].name = "<script>alert('x')</script>".into();
+        run.scenarios[0].notes.push("a & b < c".into());
+        run.command = "parallax run --rate \"5\"".into();
+        let html = render(&run);
+        assert!(!html.contains("<script"), "unescaped name");
+        assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(html.contains("a &amp; b &lt; c"));
+        assert!(html.contains("--rate &quot;5&quot;"));
+    }
+
+    #[test]
+    fn a_backend_without_data_still_renders() {
+        let mut run = sample();
+        let b = &mut run.scenarios[0].backends[0];
+        b.timeline.clear();
+        b.histogram = synthetic::backend("go", crate::Role::Baseline, GO, 1, 0, 1).histogram;
+        let html = render(&run);
+        assert_eq!(html.matches("<svg").count(), 4);
+        // Only the other backend is drawn in that scenario.
+        assert_eq!(html.matches("<polyline").count(), 2 + 1 + 6);
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(linear_ticks(10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(
+            log_ticks(90.0, 30_000.0),
+            [100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4, 2e4]
+        );
+        assert_eq!(
+            log_ticks(300.0, 1_000.0),
+            [300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1e3]
+        );
+        assert_eq!(short_micros(2_000.0), "2ms");
+    }
+}
