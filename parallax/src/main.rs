@@ -13,11 +13,14 @@
 //!   latency of the fan-out twins, clients in worker processes.
 //! - [`proxy`]: `parallax proxy --config parallax.toml`, the shadowing proxy
 //!   (`parallax-proxy`).
+//! - [`gate`]: `parallax gate results.json`, a run held to its budgets
+//!   (`parallax-report`), exit code for CI.
 //! - [`kafka_diff`]: `parallax kafka-diff`, the twins' Kafka side effects
 //!   compared (`parallax-kafka-diff`).
 
 mod bench;
 mod fanout;
+mod gate;
 mod kafka;
 mod kafka_diff;
 mod procstat;
@@ -56,6 +59,9 @@ enum Command {
     /// Run the shadowing proxy: clients get the primary's answers, a copy of
     /// each request goes to the shadow, and the answers are compared.
     Proxy(proxy::ProxyArgs),
+    /// Judge a results.json against budgets (p99/p50/RSS/CPU ratios, mismatch
+    /// rate, regression since a previous run): exit 0 pass, 1 fail, 2 invalid.
+    Gate(gate::GateArgs),
     /// Compare the Kafka side effects of the twins: join the primary's and
     /// the shadow's topics on the `event-id` header and report matched,
     /// missing, extra and different records (exit 1 on differences).
@@ -72,11 +78,16 @@ fn main() -> anyhow::Result<()> {
         // Like the proxy, it needs only brokers, no checkout.
         kafka_diff::run(args);
     }
+    if let Command::Gate(args) = &cli.command {
+        // Judging a results file needs no checkout either.
+        std::process::exit(gate::run(args));
+    }
     let root = workspace::root()?;
     match cli.command {
         Command::Kafka { action } => kafka::run(&root, &action),
         Command::Run(args) => run::run(&root, &args),
         Command::Bench { bench } => bench::run(&root, &bench),
         Command::Proxy(_) | Command::KafkaDiff(_) => unreachable!("served above"),
+        Command::Gate(_) => unreachable!("served above"),
     }
 }
