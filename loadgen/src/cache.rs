@@ -326,6 +326,77 @@ pub async fn run(
     Ok(result)
 }
 
+/// The same read/write mix for [`crate::open`] (goose). Every goose user
+/// shares one workload, so the key and the operation are derived from the
+/// slot number alone: no locks, and a run is reproducible from its seed.
+pub struct CacheWorkload {
+    keys: KeyGen,
+    read_ratio: f64,
+    value: Bytes,
+    seed: u64,
+}
+
+impl CacheWorkload {
+    pub fn new(config: &CacheConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self {
+            keys: KeyGen::new(config.keys, config.zipf_exponent)?,
+            read_ratio: config.read_ratio,
+            value: config.value(),
+            seed: config.seed,
+        })
+    }
+
+    /// The operation and key index of slot `n`.
+    pub fn pick(&self, n: u64) -> (Op, u64) {
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let k = self.keys.sample(&mut rng);
+        let op = if rng.random_bool(self.read_ratio) {
+            Op::Get
+        } else {
+            Op::Put
+        };
+        (op, k)
+    }
+}
+
+impl crate::open::Workload for CacheWorkload {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+
+    fn request(&self, n: u64) -> crate::open::Request {
+        use goose::prelude::GooseMethod;
+        let (op, k) = self.pick(n);
+        let (method, body, content_type) = match op {
+            Op::Get => (GooseMethod::Get, None, None),
+            Op::Put => (
+                GooseMethod::Put,
+                Some(self.value.clone()),
+                Some("application/octet-stream"),
+            ),
+        };
+        crate::open::Request {
+            method,
+            path: path(k),
+            body,
+            content_type,
+            units: 1,
+        }
+    }
+
+    /// Hits, misses and stores are all answers the contract allows.
+    fn judge(&self, n: u64, status: u16, _body: &[u8]) -> crate::open::Verdict {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match classify(self.pick(n).0, Ok(status)) {
+            CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Stored => {
+                crate::open::Verdict::Ok
+            }
+            _ => crate::open::Verdict::Error,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,11 @@
 //!   coordinated-omission-corrected latency histograms.
 //! - [`http`]: a dedicated keep-alive HTTP/1.1 connection per sender, on
 //!   hyper's low-level client.
+//! - [`ingest`]: the event-ingestion workload: pre-encoded protobuf
+//!   batches, unique event ids stamped per request, skewed tenants.
+//! - [`open`]: open-model load on goose: users take slots from a shared
+//!   schedule; latency from each slot's time, per-second windows, goose's
+//!   HTML report.
 //! - [`cache`]: the session-cache read/write scenario (Zipf keys, preload).
 //! - [`churn`]: the session-cache memory scenario (fill, then constant
 //!   eviction; RSS against the cache's own accounting).
@@ -23,6 +28,8 @@
 pub mod cache;
 pub mod churn;
 pub mod http;
+pub mod ingest;
+pub mod open;
 pub mod pacing;
 pub mod result;
 pub mod ws;
@@ -36,6 +43,9 @@ pub enum Error {
     /// The server's `/metrics` could not be read or lacked a gauge.
     #[error("cannot read the server's metrics: {0}")]
     Metrics(String),
+    /// goose refused the configuration or the attack failed.
+    #[error("goose: {0}")]
+    Goose(String),
     /// The caller's process probe failed.
     #[error("cannot measure the server process: {0}")]
     Probe(String),

@@ -13,8 +13,8 @@
 //!    default), let it settle, and report (RSS − baseline) / connections;
 //! 3. with every connection still open, `POST /v1/notify` to the topic the
 //!    first `--latency-clients` connections subscribe to (the rest
-//!    subscribe to an idle topic), setting `published_at_unix_us` at send
-//!    time, at 1/s and then 100/s; the workers' histograms are merged.
+//!    subscribe to an idle topic), setting `published_at_unix_us` to each
+//!    notification's scheduled time (a late publisher counts as latency), at 1/s and then 100/s; the workers' histograms are merged.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -143,12 +143,7 @@ fn measure(
     let mut total = 0;
     for &checkpoint in &args.checkpoints {
         while total < checkpoint {
-            let n = args.per_worker.min(checkpoint - total);
-            let topic = if total < args.latency_clients {
-                BUSY_TOPIC
-            } else {
-                IDLE_TOPIC
-            };
+            let (topic, n) = next_worker(total, checkpoint, args.per_worker, args.latency_clients);
             let worker = Worker::spawn(twin.addr, topic, n, total, args.sources)?;
             total += n;
             workers.push(worker);
@@ -212,6 +207,22 @@ fn measure(
     })
 }
 
+/// The topic and size of the next worker: workers never straddle the
+/// `latency_clients` boundary, so exactly that many connections are busy.
+fn next_worker(
+    total: usize,
+    checkpoint: usize,
+    per_worker: usize,
+    latency_clients: usize,
+) -> (&'static str, usize) {
+    let n = per_worker.min(checkpoint - total);
+    if total < latency_clients {
+        (BUSY_TOPIC, n.min(latency_clients - total))
+    } else {
+        (IDLE_TOPIC, n)
+    }
+}
+
 fn kib_per_connection(baseline: u64, rss: u64, connections: usize) -> f64 {
     rss.saturating_sub(baseline) as f64 / 1024.0 / connections.max(1) as f64
 }
@@ -237,15 +248,17 @@ fn publish(
     count: u64,
 ) -> anyhow::Result<()> {
     let url = twin.url("/v1/notify");
-    let start = Instant::now();
+    let (start, start_us) = (Instant::now(), ws::now_unix_us());
     for seq in 0..count {
-        let due = start + Duration::from_secs_f64(seq as f64 / rate as f64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        let offset = Duration::from_secs_f64(seq as f64 / rate as f64);
+        if let Some(wait) = (start + offset).checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
+        // Stamped with the slot's due time, not the send time: a publisher
+        // that falls behind then shows up in the latency instead of hiding.
+        let due_us = start_us + offset.as_micros() as u64;
         let body = format!(
-            r#"{{"topic":"{BUSY_TOPIC}","published_at_unix_us":{},"body":{{"seq":{seq}}}}}"#,
-            ws::now_unix_us()
+            r#"{{"topic":"{BUSY_TOPIC}","published_at_unix_us":{due_us},"body":{{"seq":{seq}}}}}"#
         );
         let status = http
             .post(&url)
@@ -489,5 +502,24 @@ mod tests {
         assert_eq!(kib_per_connection(1 << 20, (1 << 20) + 10 * 8192, 10), 8.0);
         assert_eq!(kib_per_connection(2048, 1024, 10), 0.0);
         assert_eq!(kib_per_connection(0, 1024, 0), 1.0);
+    }
+
+    #[test]
+    fn exactly_latency_clients_connections_are_busy() {
+        let mut plan = Vec::new();
+        let mut total = 0;
+        while total < 10_000 {
+            let (topic, n) = next_worker(total, 10_000, 5_000, 1_000);
+            plan.push((topic, n));
+            total += n;
+        }
+        assert_eq!(
+            plan,
+            vec![
+                (BUSY_TOPIC, 1_000),
+                (IDLE_TOPIC, 5_000),
+                (IDLE_TOPIC, 4_000)
+            ]
+        );
     }
 }

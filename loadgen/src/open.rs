@@ -1,0 +1,501 @@
+//! Open-model load on goose.
+//!
+//! goose 0.19 only knows closed loops: each user sends, waits for the
+//! answer and sends again, so a slow service slows the load down with it
+//! and hides its own stalls (coordinated omission). `--throttle-requests`
+//! only caps that loop. This module turns goose users into senders on a
+//! schedule, the same one [`crate::pacing`] uses: request `n` is due at
+//! `start + n / rate` (after a linear ramp), whatever became of earlier
+//! requests. Each goose user takes the next unclaimed slot, sleeps until
+//! it, sends with goose's own client (so goose's request metrics and HTML
+//! report see every request), and records the latency **from the slot's
+//! time** into HDR histograms. The same corrected latency is also handed to
+//! goose as a custom request named `slot:<name>`, so its report shows both
+//! the raw request times and the corrected ones side by side.
+//!
+//! Slots a user takes later than [`OpenConfig::late_after`] are counted as
+//! late (they are still sent); a late count says the generator had too few
+//! users or too little CPU, and [`OpenReport::held`] turns that into a yes
+//! or no. Users are many (`rate × latency` with room for stalls): an idle
+//! user costs a sleeping task and, with the shared client goose builds for
+//! a `without_cookies` builder, no connection of its own.
+//!
+//! goose's stop switch is process-wide: the run pulls it once the schedule
+//! is complete and nothing is in flight, and goose resets it when the next
+//! attack starts, so runs in one process must not overlap.
+//!
+//! Latencies are split into one-second windows from the end of the
+//! warm-up, for latency-over-time plots, and a progress line is printed
+//! once a second while the run goes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use goose::client::GooseClientBuilder;
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::pacing::{latency_histogram, Schedule};
+use crate::Error;
+
+/// One request a workload wants sent for a slot.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: GooseMethod,
+    /// Path and query, joined to the target's base URL.
+    pub path: String,
+    pub body: Option<Bytes>,
+    pub content_type: Option<&'static str>,
+    /// Work units it carries (events in a batch; 1 otherwise).
+    pub units: u64,
+}
+
+/// How an answer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// An answer the workload did not expect (wrong status, bad body).
+    Error,
+}
+
+/// What to send: built per slot, judged per answer. Implementations are
+/// shared by every user, so they keep no per-request mutable state.
+pub trait Workload: Send + Sync + 'static {
+    /// A short name for reports (`ingest`, `cache`).
+    fn name(&self) -> &'static str;
+    /// The request for slot `n`.
+    fn request(&self, n: u64) -> Request;
+    /// Whether the answer to slot `n`'s request is what the contract says.
+    fn judge(&self, n: u64, status: u16, body: &[u8]) -> Verdict;
+}
+
+/// Where and how fast to send.
+#[derive(Debug, Clone)]
+pub struct OpenConfig {
+    /// `http://host:port` of the service (or of the proxy in front of it).
+    pub base_url: String,
+    pub schedule: Schedule,
+    /// Slots due before this offset are sent but not measured.
+    pub warmup: Duration,
+    /// goose users, i.e. the most requests in flight at once.
+    pub users: usize,
+    /// A slot taken more than this after its time counts as late.
+    pub late_after: Duration,
+    /// Per-request timeout (a timeout is an error, measured at its length).
+    pub timeout: Duration,
+    /// How long after the schedule's end slots may still be taken.
+    pub overrun: Duration,
+    /// Where goose writes its HTML report, if anywhere.
+    pub html_report: Option<PathBuf>,
+    /// Print a progress line to stderr once a second.
+    pub progress: bool,
+}
+
+impl OpenConfig {
+    pub fn new(base_url: impl Into<String>, schedule: Schedule) -> Self {
+        Self {
+            base_url: base_url.into(),
+            schedule,
+            warmup: Duration::ZERO,
+            users: 64,
+            late_after: Duration::from_millis(10),
+            timeout: Duration::from_secs(10),
+            overrun: Duration::from_secs(5),
+            html_report: None,
+            progress: false,
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let s = &self.schedule;
+        if !crate::positive(s.rate_per_sec) {
+            return Err(Error::Config("the rate must be above zero".into()));
+        }
+        if s.duration <= self.warmup {
+            return Err(Error::Config(format!(
+                "the duration ({:?}) must be longer than the warm-up ({:?})",
+                s.duration, self.warmup
+            )));
+        }
+        if self.users == 0 {
+            return Err(Error::Config("at least one user is needed".into()));
+        }
+        if !self.base_url.starts_with("http://") {
+            return Err(Error::Config(format!(
+                "the target {:?} must be an http:// URL",
+                self.base_url
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One second of the measured run.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Seconds from the end of the warm-up to the window's start.
+    pub t_secs: f64,
+    pub errors: u64,
+    pub latency_us: Histogram<u64>,
+}
+
+/// What an open-model run measured (warm-up excluded).
+#[derive(Debug, Clone)]
+pub struct OpenReport {
+    pub target_rate_per_sec: f64,
+    /// Latency from each slot's time, µs.
+    pub latency_us: Histogram<u64>,
+    /// Requests answered (or failed) after the warm-up.
+    pub requests: u64,
+    /// Units (events) those requests carried.
+    pub units: u64,
+    pub errors: u64,
+    /// Measured slots taken later than `late_after`.
+    pub late: u64,
+    /// Slots never sent because the run passed its overrun.
+    pub not_sent: u64,
+    /// From the end of the warm-up to the last measured completion.
+    pub measured_secs: f64,
+    pub windows: Vec<Window>,
+    /// The first few error messages, for the user.
+    pub error_samples: Vec<String>,
+}
+
+impl OpenReport {
+    pub fn achieved_rate(&self) -> f64 {
+        per_sec(self.requests, self.measured_secs)
+    }
+
+    pub fn achieved_units_rate(&self) -> f64 {
+        per_sec(self.units, self.measured_secs)
+    }
+
+    /// Whether the schedule was kept: at most `max_late_ratio` of the slots
+    /// late, none left unsent, and the achieved rate within 5 % of target.
+    pub fn held(&self, max_late_ratio: f64) -> bool {
+        let late_ratio = self.late as f64 / self.requests.max(1) as f64;
+        self.not_sent == 0
+            && late_ratio <= max_late_ratio
+            && self.achieved_rate() >= 0.95 * self.target_rate_per_sec
+    }
+}
+
+fn per_sec(count: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Keep only this many error messages.
+const ERROR_SAMPLES: usize = 5;
+/// Users are started at once; the schedule begins this long after that so
+/// every user is waiting for its first slot.
+const START_GRACE: Duration = Duration::from_millis(1500);
+/// How often an idle user (the schedule is over) checks whether to stop:
+/// goose only stops a user between transactions.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// The state every user shares. The mutex guards the histograms; it is held
+/// for one record (no `.await` inside), and at the rates one goose process
+/// reaches (tens of thousands of requests per second) it is not contended
+/// enough to matter next to an HTTP round trip.
+struct Shared<W> {
+    workload: W,
+    config: OpenConfig,
+    start: Instant,
+    next: AtomicU64,
+    /// Slots taken and not yet recorded.
+    in_flight: AtomicU64,
+    done: AtomicBool,
+    stats: Mutex<Stats>,
+}
+
+struct Stats {
+    latency_us: Histogram<u64>,
+    requests: u64,
+    units: u64,
+    errors: u64,
+    late: u64,
+    taken: u64,
+    last_done: Option<Instant>,
+    windows: Vec<Window>,
+    error_samples: Vec<String>,
+}
+
+/// Runs `workload` on goose under `config` and returns what it measured.
+pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenReport, Error> {
+    config.validate()?;
+    let total = config.schedule.len();
+    let shared = Arc::new(Shared {
+        start: Instant::now() + START_GRACE,
+        next: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+        stats: Mutex::new(Stats {
+            latency_us: latency_histogram(),
+            requests: 0,
+            units: 0,
+            errors: 0,
+            late: 0,
+            taken: 0,
+            last_done: None,
+            windows: Vec::new(),
+            error_samples: Vec::new(),
+        }),
+        workload,
+        config,
+    });
+    let attack = attack(Arc::clone(&shared))?;
+    let progress = shared
+        .config
+        .progress
+        .then(|| tokio::spawn(progress(Arc::clone(&shared))));
+    let outcome = attack.execute().await;
+    shared.done.store(true, Ordering::Relaxed);
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    outcome.map_err(|e| Error::Goose(e.to_string()))?;
+
+    let config = &shared.config;
+    let stats = shared.stats.lock();
+    let measured_start = shared.start + config.warmup;
+    let measured_secs = stats
+        .last_done
+        .map(|d| d.saturating_duration_since(measured_start).as_secs_f64())
+        .unwrap_or(0.0);
+    Ok(OpenReport {
+        target_rate_per_sec: config.schedule.rate_per_sec,
+        latency_us: stats.latency_us.clone(),
+        requests: stats.requests,
+        units: stats.units,
+        errors: stats.errors,
+        late: stats.late,
+        not_sent: total.saturating_sub(stats.taken),
+        measured_secs,
+        windows: stats.windows.clone(),
+        error_samples: stats.error_samples.clone(),
+    })
+}
+
+/// The goose attack: one scenario, one transaction that keeps taking slots.
+fn attack<W: Workload>(shared: Arc<Shared<W>>) -> Result<GooseAttack, Error> {
+    let config = &shared.config;
+    let goose = |e: GooseError| Error::Goose(e.to_string());
+    // Users run until the schedule, its overrun and the slowest answer are
+    // over; goose then stops them all.
+    let run_time = START_GRACE + config.schedule.duration + config.overrun + config.timeout;
+    let name = shared.workload.name();
+    let step_state = Arc::clone(&shared);
+    let step: TransactionFunction = Arc::new(move |user| {
+        let shared = Arc::clone(&step_state);
+        Box::pin(async move { shared.step(user).await })
+    });
+    let scenario = Scenario::new(name).register_transaction(Transaction::new(step).set_name(name));
+    let client = GooseClientBuilder::new()
+        .without_cookies()
+        .timeout(config.timeout)
+        .user_agent("parallax-load");
+    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
+        .map_err(goose)?
+        .register_scenario(scenario)
+        .set_client_builder_without_cookies(client)
+        .map_err(goose)?
+        .set_default(GooseDefault::Host, config.base_url.as_str())
+        .map_err(goose)?
+        .set_default(GooseDefault::Users, config.users)
+        .map_err(goose)?
+        .set_default(
+            GooseDefault::IncreaseRate,
+            config.users.to_string().as_str(),
+        )
+        .map_err(goose)?
+        .set_default(GooseDefault::RunTime, run_time.as_secs() as usize + 1)
+        .map_err(goose)?
+        .set_default(GooseDefault::NoResetMetrics, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::NoPrintMetrics, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::Quiet, 1usize)
+        .map_err(goose)?
+        .set_default(GooseDefault::NoTelnet, true)
+        .map_err(goose)?
+        .set_default(GooseDefault::WebSocket, false)
+        .map_err(goose)?;
+    if let Some(path) = &config.html_report {
+        attack = attack
+            .set_default(GooseDefault::ReportFile, path.to_string_lossy().as_ref())
+            .map_err(goose)?;
+    }
+    Ok(*attack)
+}
+
+impl<W: Workload> Shared<W> {
+    /// One goose transaction: take a slot, wait for it, send, record. When
+    /// the schedule is over the user idles until goose stops it.
+    async fn step(&self, user: &mut GooseUser) -> TransactionResult {
+        let config = &self.config;
+        let stop_taking = self.start + config.schedule.duration + config.overrun;
+        // Counted in flight before taking a slot, so a user that finds the
+        // schedule empty never sees zero while another holds a slot.
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let result = match config.schedule.offset(n) {
+            Some(offset) if Instant::now() < stop_taking => self.send(user, n, offset).await,
+            _ => Ok(()),
+        };
+        let remaining = self.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        let exhausted = config.schedule.offset(n).is_none() || Instant::now() >= stop_taking;
+        if exhausted {
+            // Every slot is taken; once none is in flight, stop goose
+            // instead of letting it wait out its run time.
+            if remaining == 0 {
+                goose::trigger_killswitch("the schedule is complete");
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+        result
+    }
+
+    /// Sends slot `n` and records its answer.
+    async fn send(&self, user: &mut GooseUser, n: u64, offset: Duration) -> TransactionResult {
+        let config = &self.config;
+        let due = self.start + offset;
+        tokio::time::sleep_until(due).await;
+        let sent = Instant::now();
+        let measured = offset >= config.warmup;
+        let late = measured && sent > due + config.late_after;
+
+        let request = self.workload.request(n);
+        let units = request.units;
+        let mut builder = user.get_request_builder(&request.method, &request.path)?;
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        if let Some(content_type) = request.content_type {
+            builder = builder.header("content-type", content_type);
+        }
+        let name = self.workload.name();
+        let goose_request = GooseRequest::builder()
+            .method(request.method)
+            .path(request.path.as_str())
+            .name(name)
+            .set_request_builder(builder)
+            .build();
+        let answer = user.request(goose_request).await?;
+        let (status, verdict, error) = match answer.response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.bytes().await {
+                    Ok(body) => (
+                        Some(status),
+                        self.workload.judge(n, status, &body),
+                        (status >= 400).then(|| format!("HTTP {status}")),
+                    ),
+                    Err(e) => (Some(status), Verdict::Error, Some(e.to_string())),
+                }
+            }
+            Err(e) => (None, Verdict::Error, Some(e.to_string())),
+        };
+        let done = Instant::now();
+        let latency = done.saturating_duration_since(due.min(sent));
+        let ok = verdict == Verdict::Ok;
+        self.record(offset, measured, late, units, ok, latency, done, error);
+        user.record_custom_request_duration(
+            "SLOT",
+            &format!("slot:{name}"),
+            latency,
+            ok,
+            status,
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        offset: Duration,
+        measured: bool,
+        late: bool,
+        units: u64,
+        ok: bool,
+        latency: Duration,
+        done: Instant,
+        error: Option<String>,
+    ) {
+        let mut stats = self.stats.lock();
+        stats.taken += 1;
+        if !measured {
+            return;
+        }
+        let us = (latency.as_micros() as u64).clamp(1, stats.latency_us.high());
+        stats.latency_us.saturating_record(us);
+        stats.requests += 1;
+        stats.units += units;
+        stats.late += u64::from(late);
+        stats.last_done = stats.last_done.max(Some(done));
+        let second = (offset - self.config.warmup).as_secs() as usize;
+        while stats.windows.len() <= second {
+            let t_secs = stats.windows.len() as f64;
+            stats.windows.push(Window {
+                t_secs,
+                errors: 0,
+                latency_us: latency_histogram(),
+            });
+        }
+        let window = &mut stats.windows[second];
+        window.latency_us.saturating_record(us);
+        if !ok {
+            window.errors += 1;
+            stats.errors += 1;
+            if stats.error_samples.len() < ERROR_SAMPLES {
+                let message = error.unwrap_or_else(|| "unexpected answer".to_owned());
+                stats.error_samples.push(message);
+            }
+        }
+    }
+}
+
+/// Prints achieved rate, errors, late slots and p99 so far, once a second.
+async fn progress<W: Workload>(shared: Arc<Shared<W>>) {
+    let mut tick = tokio::time::interval_at(
+        shared.start + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let mut last = 0u64;
+    while !shared.done.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let (taken, requests, errors, late, p99) = {
+            let s = shared.stats.lock();
+            (
+                s.taken,
+                s.requests,
+                s.errors,
+                s.late,
+                s.latency_us.value_at_quantile(0.99),
+            )
+        };
+        let elapsed = shared.start.elapsed().as_secs();
+        let _ = writeln!(
+            std::io::stderr(),
+            "  [{:>3}s] {}: {} req/s (target {:.0}), measured {requests}, errors {errors}, late {late}, p99 so far {:.2} ms",
+            elapsed,
+            shared.workload.name(),
+            taken - last,
+            shared.config.schedule.rate_per_sec,
+            p99 as f64 / 1000.0,
+        );
+        last = taken;
+    }
+}
