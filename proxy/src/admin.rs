@@ -4,6 +4,9 @@
 //! - `GET /admin/latency`: exact p50/p90/p99/p99.9 per service and backend
 //!   over the sliding window, in microseconds:
 //!   `{"window_seconds":60,"services":{"cache":{"primary":{"count":…,"p50_us":…,…}}}}`.
+//! - `GET /admin/latency/histograms`: the same windows as whole HDR
+//!   histograms (µs, V2-deflate serialised, base64), for tools that merge
+//!   or subtract them: `{"window_seconds":60,"services":{"cache":{"primary":"HISTFAA…"}}}`.
 //! - `GET /admin/mismatches`: the last samples per service and route,
 //!   oldest first, redacted: `{"services":{"cache":{"/v1/sessions/{id}":[…]}}}`.
 //! - `GET /healthz`: `{"status":"ok"}`.
@@ -33,6 +36,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/admin/latency", get(latency))
+        .route("/admin/latency/histograms", get(histograms))
         .route("/admin/mismatches", get(mismatches))
         .route(
             "/healthz",
@@ -63,6 +67,34 @@ async fn latency(State(admin): State<Arc<Admin>>) -> Response {
                     backend.as_str().to_owned(),
                     serde_json::to_value(window.summary(now)).unwrap_or(Value::Null),
                 );
+            }
+        }
+        services.insert(service.name.clone(), Value::Object(backends));
+    }
+    json_response(&json!({
+        "window_seconds": admin.window.as_secs(),
+        "services": services,
+    }))
+}
+
+async fn histograms(State(admin): State<Arc<Admin>>) -> Response {
+    use base64::Engine;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let now = Instant::now();
+    let mut serializer = V2DeflateSerializer::new();
+    let mut services = Map::new();
+    for service in &admin.services {
+        let mut backends = Map::new();
+        for backend in Backend::ALL {
+            if let Some(window) = service.latency(backend) {
+                let mut bytes = Vec::new();
+                if serializer
+                    .serialize(&window.histogram(now), &mut bytes)
+                    .is_ok()
+                {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    backends.insert(backend.as_str().to_owned(), Value::String(encoded));
+                }
             }
         }
         services.insert(service.name.clone(), Value::Object(backends));

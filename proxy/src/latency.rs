@@ -68,17 +68,23 @@ impl SlidingLatency {
         ring.slots[current].saturating_record(micros);
     }
 
+    /// Everything recorded in the window ending at `now`, as one histogram
+    /// (µs). Within one slot's width two snapshots differ by exactly what
+    /// was recorded between them, which is how `parallax run` cuts a
+    /// measured phase out of a proxy's life.
+    pub fn histogram(&self, now: Instant) -> Histogram<u64> {
+        let mut ring = self.ring.lock();
+        ring.advance(now);
+        let mut merged = ring.slots[0].clone();
+        for slot in &ring.slots[1..] {
+            merged.add(slot).expect("same bounds");
+        }
+        merged
+    }
+
     /// The percentiles of everything recorded in the window ending at `now`.
     pub fn summary(&self, now: Instant) -> Summary {
-        let merged = {
-            let mut ring = self.ring.lock();
-            ring.advance(now);
-            let mut merged = ring.slots[0].clone();
-            for slot in &ring.slots[1..] {
-                merged.add(slot).expect("same bounds");
-            }
-            merged
-        };
+        let merged = self.histogram(now);
         let q = |q: f64| {
             if merged.is_empty() {
                 0
