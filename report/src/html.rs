@@ -210,8 +210,18 @@ impl Plot {
         );
     }
 
+    /// Log-scale ticks at 1, 2, 5 × 10^k, plus other integer mantissas
+    /// where they fit without crowding (narrow ranges get more labels).
     fn y_ticks(&mut self) {
-        for v in log_ticks(self.y.min, self.y.max) {
+        const MIN_GAP_PX: f64 = 18.0;
+        let mut placed: Vec<f64> = log_ticks(self.y.min, self.y.max, &[1.0, 2.0, 5.0]);
+        for v in log_ticks(self.y.min, self.y.max, &[3.0, 4.0, 6.0, 7.0, 8.0, 9.0]) {
+            let y = self.py(v);
+            if placed.iter().all(|p| (self.py(*p) - y).abs() >= MIN_GAP_PX) {
+                placed.push(v);
+            }
+        }
+        for v in placed {
             let y = self.py(v);
             let _ = writeln!(
                 self.svg,
@@ -447,29 +457,20 @@ fn linear_ticks(max: f64) -> Vec<f64> {
         .collect()
 }
 
-/// 1, 2, 5 × 10^k between `min` and `max`; every integer mantissa when
-/// that gives fewer than four (a range narrower than a decade or so).
-fn log_ticks(min: f64, max: f64) -> Vec<f64> {
-    let ticks = |mantissas: &[f64]| {
-        let mut ticks = Vec::new();
-        let mut decade = 10f64.powf(min.log10().floor());
-        while decade <= max {
-            for m in mantissas {
-                let v = m * decade;
-                if v >= min && v <= max {
-                    ticks.push(v);
-                }
+/// `mantissas` × 10^k between `min` and `max`.
+fn log_ticks(min: f64, max: f64, mantissas: &[f64]) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powf(min.log10().floor());
+    while decade <= max {
+        for m in mantissas {
+            let v = m * decade;
+            if v >= min && v <= max {
+                ticks.push(v);
             }
-            decade *= 10.0;
         }
-        ticks
-    };
-    let coarse = ticks(&[1.0, 2.0, 5.0]);
-    if coarse.len() >= 4 {
-        coarse
-    } else {
-        ticks(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+        decade *= 10.0;
     }
+    ticks
 }
 
 fn short_micros(us: f64) -> String {
@@ -569,14 +570,40 @@ mod tests {
     #[test]
     fn ticks_are_round() {
         assert_eq!(linear_ticks(10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let coarse = [1.0, 2.0, 5.0];
         assert_eq!(
-            log_ticks(90.0, 30_000.0),
+            log_ticks(90.0, 30_000.0, &coarse),
             [100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4, 2e4]
         );
-        assert_eq!(
-            log_ticks(300.0, 1_000.0),
-            [300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1e3]
-        );
+        assert_eq!(log_ticks(300.0, 1_000.0, &coarse), [500.0, 1e3]);
         assert_eq!(short_micros(2_000.0), "2ms");
+    }
+
+    #[test]
+    fn a_narrow_range_gets_extra_ticks_that_do_not_crowd() {
+        let mut p = Plot::new(
+            "t",
+            Axis {
+                min: 0.0,
+                max: 1.0,
+                log: false,
+            },
+            Axis {
+                min: 250.0,
+                max: 4_000.0,
+                log: true,
+            },
+        );
+        p.y_ticks();
+        let labels: Vec<&str> = p
+            .svg
+            .split("text-anchor=\"end\">")
+            .skip(1)
+            .map(|t| &t[..t.find('<').unwrap()])
+            .collect();
+        assert!(labels.len() >= 5, "{labels:?}");
+        for must in ["500µs", "1ms", "2ms"] {
+            assert!(labels.contains(&must), "{labels:?}");
+        }
     }
 }

@@ -181,6 +181,22 @@ pub struct Window {
     pub max_us: u64,
 }
 
+impl Window {
+    /// A window from its own histogram (every completed request recorded,
+    /// errors included) and its error count.
+    pub fn from_histogram(t_secs: f64, h: &Histogram<u64>, errors: u64) -> Self {
+        let s = LatencySummary::from_histogram(h);
+        Self {
+            t_secs,
+            requests: s.count,
+            errors,
+            p50_us: s.p50_us,
+            p99_us: s.p99_us,
+            max_us: s.max_us,
+        }
+    }
+}
+
 /// The proxy's verdicts on primary vs shadow answers (shadow mode).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Comparison {

@@ -79,15 +79,7 @@ pub fn backend(
             h.saturating_record(latency.sample(&mut rng));
         }
         all.add(&h).expect("same bounds");
-        let summary = LatencySummary::from_histogram(&h);
-        timeline.push(Window {
-            t_secs: w as f64,
-            requests: share,
-            errors: 0,
-            p50_us: summary.p50_us,
-            p99_us: summary.p99_us,
-            max_us: summary.max_us,
-        });
+        timeline.push(Window::from_histogram(w as f64, &h, 0));
     }
     BackendResult {
         name: name.into(),
