@@ -8,6 +8,8 @@ set -euo pipefail
 
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# The proxy's WebSocket tests run a third-party client: Python's `websockets`.
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 
 for tool in cargo go java mvn; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -25,4 +27,10 @@ if ((${#need[@]})); then
   echo "deps.sh: installing ${need[*]} from Debian" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import websockets' >/dev/null 2>&1; then
+  echo "deps.sh: installing the Python websockets package" >&2
+  python3 -m pip install --quiet websockets 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages websockets
 fi

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use crate::route::RouteTable;
 use crate::sampling::{MirrorMethods, Sampler, StickyKey};
+use crate::ws::matcher::MatchBy;
 
 /// A configuration that cannot be used, naming the field and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,11 @@ pub struct ServiceConfig {
     /// Address clients connect to, `HOST:PORT` (port 0 picks a free one).
     /// Required.
     pub listen: String,
+    /// Bind `listen` with `SO_REUSEPORT`, so several proxy processes share
+    /// one address and the kernel spreads connections over them (each
+    /// process may hold 20,000 descriptors here, and a proxied WebSocket
+    /// costs three). Default `false`.
+    pub reuse_port: bool,
     /// The primary upstream, `http://HOST:PORT` or `HOST:PORT`: its answer
     /// goes to the client. Required.
     pub primary: String,
@@ -155,6 +161,26 @@ pub struct ServiceConfig {
     pub redact: Vec<String>,
     /// Comparisons after which the noise model's counts halve. Default `1000`.
     pub noise_window: usize,
+    /// How WebSocket messages of the primary and the shadow are paired: a
+    /// JSON pointer whose value identifies a message (messages without it
+    /// are paired by their order among such messages), or `"sequence"` to
+    /// pair every message by its position. Default `"/id"`.
+    pub ws_match: String,
+    /// How long a WebSocket message waits for its counterpart before it
+    /// counts as `missing` (primary) or `extra` (shadow), in ms.
+    /// Default `2000`.
+    pub ws_match_window_ms: u64,
+    /// The most messages of one side waiting for their counterpart, per
+    /// connection; more count as `overflow`. Default `64`.
+    pub ws_max_pending_frames: usize,
+    /// The most payload bytes waiting for a counterpart per connection (both
+    /// sides together); a message that does not fit, or is larger, is not
+    /// compared and counts as `overflow`. Default `65536`.
+    pub ws_max_pending_bytes: usize,
+    /// The most client bytes queued for a shadow that is still connecting
+    /// or not reading; past it the shadow connection is dropped (`stalled`)
+    /// and the client's connection goes on. Default `65536`.
+    pub ws_shadow_max_queued_bytes: usize,
     /// How close the primary-vs-secondary disagreement rate of a field must
     /// come to its primary-vs-shadow rate for a difference to be noise:
     /// noise when `noise_rate ≥ (1 − tolerance) × raw_rate`. 0–1.
@@ -167,6 +193,7 @@ impl Default for ServiceConfig {
         Self {
             name: String::new(),
             listen: String::new(),
+            reuse_port: false,
             primary: String::new(),
             shadow: String::new(),
             secondary: None,
@@ -188,6 +215,11 @@ impl Default for ServiceConfig {
             redact: Vec::new(),
             noise_window: 1000,
             noise_relative_tolerance: 0.2,
+            ws_match: "/id".into(),
+            ws_match_window_ms: 2000,
+            ws_max_pending_frames: 64,
+            ws_max_pending_bytes: 65536,
+            ws_shadow_max_queued_bytes: 65536,
         }
     }
 }
@@ -273,6 +305,7 @@ impl fmt::Display for UpstreamAddr {
 pub struct ServiceSettings {
     pub name: String,
     pub listen: SocketAddr,
+    pub reuse_port: bool,
     pub primary: UpstreamAddr,
     pub shadow: UpstreamAddr,
     pub secondary: Option<UpstreamAddr>,
@@ -295,6 +328,17 @@ pub struct ServiceSettings {
     pub redact_pointers: Vec<PointerGlob>,
     pub noise_window: usize,
     pub noise_relative_tolerance: f64,
+    pub ws: WsSettings,
+}
+
+/// A service's validated WebSocket settings.
+#[derive(Debug, Clone)]
+pub struct WsSettings {
+    pub match_by: MatchBy,
+    pub window: Duration,
+    pub max_pending_frames: usize,
+    pub max_pending_bytes: usize,
+    pub shadow_max_queued_bytes: usize,
 }
 
 impl Config {
@@ -458,6 +502,28 @@ impl ServiceConfig {
             ));
         }
 
+        let match_by = MatchBy::parse(&self.ws_match).ok_or_else(|| {
+            invalid(
+                format_args!("{field}.ws_match"),
+                format_args!(
+                    "{:?} is neither \"sequence\" nor a JSON pointer without globs (e.g. \"/id\")",
+                    self.ws_match
+                ),
+            )
+        })?;
+        if self.ws_match_window_ms == 0 {
+            return Err(invalid(
+                format_args!("{field}.ws_match_window_ms"),
+                "0 would count every message missing; give the shadow some time, e.g. 2000",
+            ));
+        }
+        if self.ws_max_pending_frames == 0 {
+            return Err(invalid(
+                format_args!("{field}.ws_max_pending_frames"),
+                "0 would leave nothing to compare; use mirror_percent = 0 to stop shadowing",
+            ));
+        }
+
         let default_rules = self.compare.rules(&format!("{field}.compare"))?;
         let mut templates = Vec::with_capacity(self.routes.len());
         let mut rules = Vec::with_capacity(self.routes.len() + 1);
@@ -511,6 +577,7 @@ impl ServiceConfig {
         Ok(ServiceSettings {
             name: name.clone(),
             listen,
+            reuse_port: self.reuse_port,
             primary,
             shadow,
             secondary,
@@ -532,6 +599,13 @@ impl ServiceConfig {
             redact_pointers,
             noise_window: self.noise_window,
             noise_relative_tolerance: self.noise_relative_tolerance,
+            ws: WsSettings {
+                match_by,
+                window: Duration::from_millis(self.ws_match_window_ms),
+                max_pending_frames: self.ws_max_pending_frames,
+                max_pending_bytes: self.ws_max_pending_bytes,
+                shadow_max_queued_bytes: self.ws_shadow_max_queued_bytes,
+            },
         })
     }
 }
@@ -699,7 +773,8 @@ mod tests {
         let text = include_str!("../parallax.example.toml");
         let config = Config::parse(text, "parallax.example.toml").unwrap();
         let settings = config.validate().unwrap();
-        assert_eq!(settings.services.len(), 2);
+        assert_eq!(settings.services.len(), 3);
+        assert!(settings.services[2].reuse_port);
         assert_eq!(settings.services[0].routes.label(0), "/v1/events");
     }
 
@@ -791,6 +866,29 @@ mod tests {
         let e = error(&with("mirror_methods = \"some\""));
         assert!(e.contains("mirror_methods"), "{e}");
         assert!(e.contains("`all`") && e.contains("`safe`"), "{e}");
+    }
+
+    #[test]
+    fn websocket_settings_default_and_are_checked() {
+        let config = Config::parse(MINIMAL, "t").unwrap();
+        let s = &config.services[0];
+        assert_eq!(s.ws_match, "/id");
+        assert_eq!(s.ws_match_window_ms, 2000);
+        assert_eq!(s.ws_max_pending_frames, 64);
+        assert_eq!(s.ws_max_pending_bytes, 65536);
+        assert_eq!(s.ws_shadow_max_queued_bytes, 65536);
+        assert!(!s.reuse_port);
+        let e = error(&with("ws_match = \"id\""));
+        assert!(e.starts_with("services[0].ws_match: "), "{e}");
+        let e = error(&with("ws_match = \"/**/id\""));
+        assert!(e.starts_with("services[0].ws_match: "), "{e}");
+        let e = error(&with("ws_match_window_ms = 0"));
+        assert!(e.starts_with("services[0].ws_match_window_ms: "), "{e}");
+        let settings = Config::parse(&with("ws_match = \"sequence\""), "t")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(settings.services[0].ws.match_by, MatchBy::Sequence);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! optionally, to a secondary (a second primary instance), off the client's
 //! path; their answers are compared with the primary's by
 //! [`parallax_compare`], mismatches are sampled (redacted) and everything is
-//! counted for Prometheus on the admin listener.
+//! counted for Prometheus on the admin listener. WebSocket connections are
+//! shadowed the same way, message by message ([`ws`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), parallax_proxy::StartError> {
@@ -40,6 +41,20 @@
 //! - [`redact`] and [`samples`]: mismatch samples, redacted, in memory and
 //!   in a JSON-lines file.
 //! - [`admin`]: `/metrics`, `/admin/latency`, `/admin/mismatches`.
+//!
+//! WebSocket upgrades leave the request path early for their own modules:
+//! - [`ws`]: the upgrade — the primary's handshake (its 101 or refusal goes
+//!   to the client), the shadow's alongside when sampled;
+//! - [`ws::relay`]: one task per connection moving bytes between client,
+//!   primary and shadow without per-connection buffers while idle;
+//! - [`ws::frame`]: reading frame boundaries and messages off the streams;
+//! - [`ws::matcher`]: pairing the shadow's messages with the primary's (by
+//!   id or position, within a window) into matched, missing, extra,
+//!   different and reordered.
+//!
+//! Several proxy processes can share a listener (`reuse_port = true`,
+//! `SO_REUSEPORT`): a proxied WebSocket holds three descriptors, and a
+//! process may hold 20,000 here.
 
 pub mod admin;
 pub mod body;
@@ -58,6 +73,7 @@ pub mod server;
 pub mod service;
 pub mod tee;
 pub mod upstream;
+pub mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -117,14 +133,13 @@ impl Proxy {
         let mut targets = Vec::new();
         let mut services = Vec::with_capacity(settings.services.len());
         for (i, service) in settings.services.into_iter().enumerate() {
-            let listener =
-                TcpListener::bind(service.listen)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        field: format!("services[{i}].listen"),
-                        addr: service.listen,
-                        source,
-                    })?;
+            let listener = server::bind(service.listen, service.reuse_port).map_err(|source| {
+                StartError::Bind {
+                    field: format!("services[{i}].listen"),
+                    addr: service.listen,
+                    source,
+                }
+            })?;
             let log = match &service.mismatch_log {
                 None => None,
                 Some(path) => {

@@ -7,6 +7,12 @@
 //! | `parallax_comparisons_total` | counter | `service`, `route`, `result` ∈ {`match`,`mismatch`,`noise`} |
 //! | `parallax_backend_cpu_seconds_total` | counter | `service`, `backend` |
 //! | `parallax_backend_resident_memory_bytes` | gauge | `service`, `backend` |
+//! | `parallax_ws_upgrades_total` | counter | `service`, `outcome` (see [`WsUpgrade`]) |
+//! | `parallax_ws_connections` | gauge | `service`, `backend` ∈ {`primary`,`shadow`} |
+//! | `parallax_ws_frames_total` | counter | `service`, `result` (see [`WsResult`]) |
+//! | `parallax_ws_delivery_skew_seconds` | histogram, 100 µs–10 s | `service` |
+//! | `parallax_ws_delivery_skew_negative_total` | counter | `service` |
+//! | `parallax_ws_shadow_ends_total` | counter | `service`, `reason` (see [`ShadowEnd`]) |
 //! | `process_*` | the proxy's own process metrics | — |
 //!
 //! Upstream durations run from sending the request to receiving the answer's
@@ -14,9 +20,19 @@
 //! series of a route is resolved once at start-up ([`RouteMetrics`]), so the
 //! hot path does no label hashing and the series exist (at zero) from the
 //! first scrape.
+//!
+//! WebSocket skew is the shadow's arrival minus the primary's for each
+//! paired frame, and may be negative (the shadow was first). A Prometheus
+//! histogram's buckets cannot hold negative values usefully, so the
+//! histogram observes the **absolute** skew and
+//! `parallax_ws_delivery_skew_negative_total` counts the pairs where the
+//! shadow was first: `negative / _count` is the share of frames the shadow
+//! delivered earlier.
 
 use parallax_common::metrics::Metrics;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
 
 use parallax_compare::Outcome;
 
@@ -24,6 +40,12 @@ use parallax_compare::Outcome;
 pub const DURATION_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
+];
+
+/// Buckets of `parallax_ws_delivery_skew_seconds` (absolute skew).
+pub const SKEW_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// Which upstream.
@@ -93,6 +115,116 @@ impl MirrorOutcome {
     }
 }
 
+/// What became of a WebSocket upgrade request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsUpgrade {
+    /// Upgraded, and the shadow was asked to upgrade too.
+    Mirrored,
+    /// Upgraded; not selected for shadowing by the sampling settings.
+    SampledOut,
+    /// The primary answered something other than 101; relayed as is.
+    PrimaryRefused,
+    /// The primary could not be reached or broke off: 502.
+    PrimaryError,
+}
+
+impl WsUpgrade {
+    pub const ALL: [WsUpgrade; 4] = [
+        WsUpgrade::Mirrored,
+        WsUpgrade::SampledOut,
+        WsUpgrade::PrimaryRefused,
+        WsUpgrade::PrimaryError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WsUpgrade::Mirrored => "mirrored",
+            WsUpgrade::SampledOut => "sampled_out",
+            WsUpgrade::PrimaryRefused => "primary_refused",
+            WsUpgrade::PrimaryError => "primary_error",
+        }
+    }
+}
+
+/// What became of one WebSocket data message in the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsResult {
+    /// Both sent it (same key), equal after the compare rules, in order.
+    Matched,
+    /// The primary sent it; the shadow did not within the window.
+    Missing,
+    /// The shadow sent it; the primary did not within the window.
+    Extra,
+    /// Both sent it, with differences (a mismatch sample is kept).
+    Different,
+    /// Both sent it, equal, but out of the primary's order.
+    Reordered,
+    /// Not compared: over the per-connection pending bounds.
+    Overflow,
+    /// Still waiting for its counterpart when the connection ended.
+    Unresolved,
+}
+
+impl WsResult {
+    pub const ALL: [WsResult; 7] = [
+        WsResult::Matched,
+        WsResult::Missing,
+        WsResult::Extra,
+        WsResult::Different,
+        WsResult::Reordered,
+        WsResult::Overflow,
+        WsResult::Unresolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WsResult::Matched => "matched",
+            WsResult::Missing => "missing",
+            WsResult::Extra => "extra",
+            WsResult::Different => "different",
+            WsResult::Reordered => "reordered",
+            WsResult::Overflow => "overflow",
+            WsResult::Unresolved => "unresolved",
+        }
+    }
+}
+
+/// Why a shadow connection ended before the client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowEnd {
+    /// The shadow answered the upgrade with something other than 101.
+    Refused,
+    /// Connecting, the handshake or the socket failed (or timed out).
+    Error,
+    /// The shadow closed the connection (close frame or EOF).
+    Closed,
+    /// The shadow did not take the client's frames fast enough: more than
+    /// `ws_shadow_max_queued_bytes` waited for it.
+    Stalled,
+    /// The shadow's bytes could not be read as WebSocket frames.
+    Protocol,
+}
+
+impl ShadowEnd {
+    pub const ALL: [ShadowEnd; 5] = [
+        ShadowEnd::Refused,
+        ShadowEnd::Error,
+        ShadowEnd::Closed,
+        ShadowEnd::Stalled,
+        ShadowEnd::Protocol,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowEnd::Refused => "refused",
+            ShadowEnd::Error => "error",
+            ShadowEnd::Closed => "closed",
+            ShadowEnd::Stalled => "stalled",
+            ShadowEnd::Protocol => "protocol",
+        }
+    }
+}
+
 /// The registry and the proxy's metric families.
 #[derive(Clone)]
 pub struct ProxyMetrics {
@@ -100,6 +232,12 @@ pub struct ProxyMetrics {
     durations: HistogramVec,
     mirror: IntCounterVec,
     comparisons: IntCounterVec,
+    ws_upgrades: IntCounterVec,
+    ws_connections: IntGaugeVec,
+    ws_frames: IntCounterVec,
+    ws_skew: HistogramVec,
+    ws_skew_negative: IntCounterVec,
+    ws_shadow_ends: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -130,14 +268,83 @@ impl ProxyMetrics {
             &["service", "route", "result"],
         )
         .expect("valid metric");
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(c.clone());
+            c
+        };
+        let ws_upgrades = counter(
+            "parallax_ws_upgrades_total",
+            "WebSocket upgrade requests by outcome.",
+            &["service", "outcome"],
+        );
+        let ws_frames = counter(
+            "parallax_ws_frames_total",
+            "WebSocket data messages of shadowed connections by comparison result.",
+            &["service", "result"],
+        );
+        let ws_skew_negative = counter(
+            "parallax_ws_delivery_skew_negative_total",
+            "Paired WebSocket messages that the shadow delivered before the primary.",
+            &["service"],
+        );
+        let ws_shadow_ends = counter(
+            "parallax_ws_shadow_ends_total",
+            "Shadow WebSocket connections that ended before the client's, by reason.",
+            &["service", "reason"],
+        );
+        let ws_connections = IntGaugeVec::new(
+            Opts::new(
+                "parallax_ws_connections",
+                "Open proxied WebSocket connections to each upstream.",
+            ),
+            &["service", "backend"],
+        )
+        .expect("valid metric");
+        let ws_skew = HistogramVec::new(
+            HistogramOpts::new(
+                "parallax_ws_delivery_skew_seconds",
+                "Absolute difference between the shadow's and the primary's arrival of each paired WebSocket message.",
+            )
+            .buckets(SKEW_BUCKETS.to_vec()),
+            &["service"],
+        )
+        .expect("valid metric");
         registry.register(durations.clone());
         registry.register(mirror.clone());
         registry.register(comparisons.clone());
+        registry.register(ws_connections.clone());
+        registry.register(ws_skew.clone());
         Self {
             registry,
             durations,
             mirror,
             comparisons,
+            ws_upgrades,
+            ws_connections,
+            ws_frames,
+            ws_skew,
+            ws_skew_negative,
+            ws_shadow_ends,
+        }
+    }
+
+    /// The WebSocket series of one service, resolved once.
+    pub fn ws(&self, service: &str) -> WsMetrics {
+        WsMetrics {
+            upgrades: WsUpgrade::ALL
+                .map(|o| self.ws_upgrades.with_label_values(&[service, o.as_str()])),
+            connections: [Backend::Primary, Backend::Shadow].map(|b| {
+                self.ws_connections
+                    .with_label_values(&[service, b.as_str()])
+            }),
+            frames: WsResult::ALL.map(|r| self.ws_frames.with_label_values(&[service, r.as_str()])),
+            skew: self.ws_skew.with_label_values(&[service]),
+            skew_negative: self.ws_skew_negative.with_label_values(&[service]),
+            shadow_ends: ShadowEnd::ALL.map(|r| {
+                self.ws_shadow_ends
+                    .with_label_values(&[service, r.as_str()])
+            }),
         }
     }
 
@@ -215,5 +422,50 @@ impl RouteMetrics {
             Outcome::Noise => 2,
         };
         self.results[i].inc();
+    }
+}
+
+/// One service's WebSocket series.
+#[derive(Clone)]
+pub struct WsMetrics {
+    upgrades: [IntCounter; 4],
+    /// Primary, shadow.
+    connections: [IntGauge; 2],
+    frames: [IntCounter; 7],
+    skew: Histogram,
+    skew_negative: IntCounter,
+    shadow_ends: [IntCounter; 5],
+}
+
+impl WsMetrics {
+    pub fn upgrade(&self, outcome: WsUpgrade) {
+        let i = WsUpgrade::ALL.iter().position(|o| *o == outcome);
+        self.upgrades[i.expect("every outcome is listed")].inc();
+    }
+
+    /// The open-connections gauge of `backend` (primary or shadow).
+    pub fn connections(&self, backend: Backend) -> &IntGauge {
+        match backend {
+            Backend::Shadow => &self.connections[1],
+            _ => &self.connections[0],
+        }
+    }
+
+    pub fn frame(&self, result: WsResult) {
+        let i = WsResult::ALL.iter().position(|r| *r == result);
+        self.frames[i.expect("every result is listed")].inc();
+    }
+
+    /// Records the skew of one paired message (shadow minus primary).
+    pub fn skew(&self, seconds: f64) {
+        self.skew.observe(seconds.abs());
+        if seconds < 0.0 {
+            self.skew_negative.inc();
+        }
+    }
+
+    pub fn shadow_end(&self, reason: ShadowEnd) {
+        let i = ShadowEnd::ALL.iter().position(|r| *r == reason);
+        self.shadow_ends[i.expect("every reason is listed")].inc();
     }
 }

@@ -11,6 +11,9 @@
 //!    never awaited here;
 //! 6. forward: send to the primary and return its answer, streamed, teed
 //!    for the comparison when mirrored ([`crate::tee`]).
+//!
+//! A WebSocket upgrade (`GET` with `Upgrade: websocket`) leaves this path
+//! before step 2 for [`crate::ws`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,11 +32,11 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::body::{ResponseBody, UpstreamBody};
-use crate::config::ServiceSettings;
+use crate::config::{ServiceSettings, WsSettings};
 use crate::error::ClientPathError;
 use crate::headers::{append_forwarded_for, strip_hop_by_hop};
 use crate::latency::SlidingLatency;
-use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics};
+use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics, WsMetrics};
 use crate::mirror::MirrorJob;
 use crate::redact::Redactor;
 use crate::route::RouteTable;
@@ -41,6 +44,7 @@ use crate::samples::{JsonlLog, SampleRing};
 use crate::sampling::{MirrorMethods, Sampler};
 use crate::tee::TeeBody;
 use crate::upstream::Upstream;
+use crate::ws;
 
 /// Everything a service's requests share.
 pub struct ServiceState {
@@ -51,7 +55,7 @@ pub struct ServiceState {
     pub routes: RouteTable,
     /// By route index; the last is `other`.
     pub route_states: Vec<RouteState>,
-    sampler: Sampler,
+    pub(crate) sampler: Sampler,
     methods: MirrorMethods,
     max_mirror_body_bytes: u64,
     pub max_compare_body_bytes: usize,
@@ -66,6 +70,12 @@ pub struct ServiceState {
     pub redactor: Redactor,
     pub log: Option<JsonlLog>,
     latency: [Option<SlidingLatency>; 3],
+    pub ws: WsSettings,
+    pub ws_metrics: WsMetrics,
+    /// Turns true at shutdown: WebSocket relays close (1001) and end. A
+    /// watch channel: every relay holds a receiver, and the last value is
+    /// what a relay that starts late sees.
+    pub ws_stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// One route of a service.
@@ -118,6 +128,7 @@ impl ServiceState {
             })
             .collect();
         let window = || Some(SlidingLatency::new(window, now));
+        let ws_metrics = metrics.ws(&s.name);
         Self {
             primary: Upstream::new(Backend::Primary, s.primary),
             shadow: Upstream::new(Backend::Shadow, s.shadow),
@@ -139,6 +150,9 @@ impl ServiceState {
             marker: s.shadow_marker_header,
             redactor: Redactor::new(&s.redact_headers, &s.redact_pointers),
             log,
+            ws_metrics,
+            ws: s.ws,
+            ws_stop: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -165,6 +179,9 @@ impl ServiceState {
         client: SocketAddr,
         request: Request<Incoming>,
     ) -> Response<ResponseBody> {
+        if ws::is_upgrade_request(&request) {
+            return ws::proxy_upgrade(self, client, request).await;
+        }
         let (mut head, body) = request.into_parts();
         let route = self.routes.find(head.uri.path());
         strip_hop_by_hop(&mut head.headers);
