@@ -59,6 +59,9 @@ pub enum Bench {
     /// One share of `fanout`'s clients (started by `fanout` itself).
     #[command(hide = true)]
     FanoutWorker(crate::fanout::WorkerArgs),
+    /// The shadowing proxy against direct-to-primary and nginx `mirror`:
+    /// max throughput, added latency at 50% load, a 500 ms-slow shadow.
+    Proxy(crate::proxy_bench::ProxyBenchArgs),
 }
 
 /// Flags both benches share.
@@ -232,6 +235,7 @@ pub fn run(root: &Path, bench: &Bench) -> anyhow::Result<()> {
         Bench::CacheChurn(args) => run_churn(root, args),
         Bench::Fanout(args) => crate::fanout::run(root, args),
         Bench::FanoutWorker(args) => crate::fanout::worker(args),
+        Bench::Proxy(args) => crate::proxy_bench::run(root, args),
     }
 }
 

@@ -17,6 +17,8 @@
 //!   (`parallax-report`), exit code for CI.
 //! - [`kafka_diff`]: `parallax kafka-diff`, the twins' Kafka side effects
 //!   compared (`parallax-kafka-diff`).
+//! - [`proxy_bench`]: `parallax bench proxy`, the proxy against direct and
+//!   against nginx's `mirror`.
 
 mod bench;
 mod fanout;
@@ -25,6 +27,7 @@ mod kafka;
 mod kafka_diff;
 mod procstat;
 mod proxy;
+mod proxy_bench;
 mod records;
 mod run;
 mod twin;

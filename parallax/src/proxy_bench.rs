@@ -1,0 +1,1906 @@
+//! `parallax bench proxy`: what the shadowing proxy costs the client,
+//! against going straight to the primary and against nginx's `mirror`.
+//!
+//! Three paths to the same primary, measured side by side in one run:
+//! - **direct**: the client talks to the primary;
+//! - **parallax**: through `parallax proxy` (this binary, a child process),
+//!   mirroring 100 % of requests to the shadow and comparing the answers;
+//! - **nginx**: through Debian's nginx with an equivalent `mirror`
+//!   configuration (keep-alive pools to both upstreams, HTTP/1.1 upstream,
+//!   `mirror_request_body on`, `access_log off`; see [`nginx_conf`]).
+//!
+//! The primary is the Go session-cache twin and the shadow the Rust one,
+//! both real services; the request is a GET of one preloaded 116-byte JSON
+//! value (a hit on both, so the proxy's comparison matches). Phases:
+//! 1. **max throughput**, closed loop: `wrk -t1 -c32` per path;
+//! 2. **added latency**, open model: the project's loadgen at a constant
+//!    rate, latency from each request's intended send time (coordinated
+//!    omission corrected), at 50 % of the direct maximum and, when lower,
+//!    at 50 % of the slowest path's maximum (so every path has headroom);
+//! 3. **slow shadow**: the shadow replaced by a responder in this process
+//!    that answers after 500 ms; Parallax and nginx at the lower rate of
+//!    phase 2, against their own fast-shadow figures.
+//!
+//! Every phase runs the paths in A/B/C then C/B/A order (per `--rounds`),
+//! so drift on a shared machine hits each path alike. All servers stay up
+//! for the whole run (idle ones cost nothing); fresh Parallax and nginx
+//! instances front the slow shadow.
+//!
+//! Threads: Parallax runs tokio's default runtime (one worker per CPU it
+//! may use), so nginx gets `worker_processes` = that same CPU count. With
+//! `--server-cpus` every server (twins, proxies) is pinned there and the
+//! driver (this process, wrk, the slow shadow) to `--driver-cpus`.
+//!
+//! nginx and wrk are required and are not installed from here: the command
+//! says how to install them and exits non-zero.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::Args;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use parallax_loadgen::http::{Connection, TransportError};
+use parallax_loadgen::pacing::{self, Plan, Schedule};
+use parallax_loadgen::result::{Latency, Load};
+
+use crate::procstat;
+use crate::twin::{self, Twin};
+
+/// The one key every request reads.
+const KEY_PATH: &str = "/v1/sessions/bench";
+/// Its value: a small JSON session, so Parallax's comparison parses JSON.
+const VALUE: &str = r#"{"user":"u-1","tenant":"acme","roles":["reader","writer"],"expires":1900000000,"prefs":{"theme":"dark","lang":"en"}}"#;
+const VALUE_TYPE: &str = "application/json";
+
+#[derive(Debug, Args)]
+pub struct ProxyBenchArgs {
+    /// Pairs of A/B/C + C/B/A orders per phase.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Seconds of each wrk run (max throughput).
+    #[arg(long, default_value_t = 10)]
+    pub wrk_secs: u64,
+    /// wrk connections (closed loop: the most requests in flight).
+    #[arg(long, default_value_t = 32)]
+    pub wrk_connections: usize,
+    /// Open-model load as a share of the measured direct maximum.
+    #[arg(long, default_value_t = 0.5)]
+    pub load_fraction: f64,
+    /// Measured seconds of each open-model run.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_secs: f64,
+    /// Seconds at full rate before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup_secs: f64,
+    /// Loadgen keep-alive connections (the most requests in flight).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// A slot taken this many ms after its time counts as late.
+    #[arg(long, default_value_t = 1.0)]
+    pub late_threshold_ms: f64,
+    /// How long the slow shadow takes to answer.
+    #[arg(long, default_value_t = 500)]
+    pub slow_shadow_ms: u64,
+    /// Parallax `shadow_max_in_flight` (its default) and `shadow_timeout_ms`
+    /// (nginx's mirror `proxy_read_timeout` gets the same).
+    #[arg(long, default_value_t = 256)]
+    pub shadow_max_in_flight: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub shadow_timeout_ms: u64,
+    /// Pin the servers (twins, Parallax, nginx) to these CPUs, e.g. `0`.
+    #[arg(long)]
+    pub server_cpus: Option<String>,
+    /// Pin the driver (this process, wrk, the slow shadow) to these CPUs.
+    #[arg(long)]
+    pub driver_cpus: Option<String>,
+    /// Before each run, wait up to this long for the rest of the machine to
+    /// go quiet (under 0.2 of a core busy); 0: don't wait.
+    #[arg(long, default_value_t = 60)]
+    pub quiet_wait_secs: u64,
+    /// Where results.json and the logs go (in a `proxy` subfolder).
+    #[arg(long, default_value = "target/parallax-bench")]
+    pub out: PathBuf,
+}
+
+/// One of the three ways to the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    Direct,
+    Parallax,
+    Nginx,
+}
+
+impl Variant {
+    const ALL: [Variant; 3] = [Variant::Direct, Variant::Parallax, Variant::Nginx];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Direct => "direct",
+            Variant::Parallax => "parallax",
+            Variant::Nginx => "nginx",
+        }
+    }
+}
+
+/// `rounds` pairs of `variants` forwards then backwards.
+fn orders(variants: &[Variant], rounds: usize) -> Vec<Variant> {
+    let mut out = Vec::new();
+    for _ in 0..rounds {
+        out.extend(variants.iter().copied());
+        out.extend(variants.iter().rev().copied());
+    }
+    out
+}
+
+pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
+    check_tools()?;
+    if args.rounds == 0 || !(args.load_fraction > 0.0 && args.load_fraction <= 1.0) {
+        bail!("--rounds must be at least 1 and --load-fraction within (0, 1]");
+    }
+    let binaries = twin::build(root, "session-cache")?;
+    let parallax_bin = build_parallax(root)?;
+    let out = root.join(&args.out).join("proxy");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    if let Some(cpus) = &args.driver_cpus {
+        pin_self(cpus)?;
+    }
+    let server_threads = cpu_count(args.server_cpus.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let load_at_start = loadavg();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+
+    // The upstreams, up for the whole run.
+    let cpus = args.server_cpus.as_deref();
+    let primary = Twin::spawn_on("go", &binaries.go, &[], &out.join("primary-go.log"), cpus)?;
+    let shadow = Twin::spawn_on(
+        "rust",
+        &binaries.rust,
+        &[],
+        &out.join("shadow-rust.log"),
+        cpus,
+    )?;
+    for twin in [&primary, &shadow] {
+        twin.wait_ready(&http, Duration::from_secs(30))?;
+        preload(&http, twin.addr)?;
+    }
+    let parallax = Server::parallax(
+        &parallax_bin,
+        &out,
+        "parallax",
+        &ProxySetup {
+            primary: primary.addr,
+            shadow: shadow.addr,
+            max_in_flight: args.shadow_max_in_flight,
+            timeout_ms: args.shadow_timeout_ms,
+        },
+        cpus,
+    )?;
+    let nginx_conf_fast = NginxSetup {
+        dir: out.join("nginx"),
+        listen: free_port()?,
+        primary: primary.addr,
+        shadow: shadow.addr,
+        workers: server_threads,
+        as_root: is_root(),
+        shadow_timeout_ms: args.shadow_timeout_ms,
+    };
+    let nginx = Server::nginx(&nginx_conf_fast, cpus)?;
+    for server in [&parallax, &nginx] {
+        server.wait_serving(&http)?;
+    }
+    let fast = Stack {
+        primary: &primary,
+        shadow: &shadow,
+        parallax: &parallax,
+        nginx: &nginx,
+        slow: None,
+    };
+    let quiet = Duration::from_secs(args.quiet_wait_secs);
+
+    // Phase 1: max throughput.
+    eprintln!(
+        "phase 1: max throughput (wrk -t1 -c{})",
+        args.wrk_connections
+    );
+    let mut throughput = Vec::new();
+    for (i, variant) in orders(&Variant::ALL, args.rounds).into_iter().enumerate() {
+        wait_for_quiet(quiet)?;
+        let run = fast.wrk(variant, args, &http)?;
+        eprintln!(
+            "  {}. {:<8} {:>9.0} req/s  (others {:.2} cores)",
+            i + 1,
+            variant.name(),
+            run.wrk.requests_per_sec,
+            run.cpu.others_cores
+        );
+        throughput.push(run);
+    }
+    let max = |v: Variant| {
+        mean(throughput.iter().filter(|r| r.variant == v), |r| {
+            r.wrk.requests_per_sec
+        })
+    };
+    let direct_max = max(Variant::Direct);
+    let slowest_max = Variant::ALL
+        .into_iter()
+        .map(max)
+        .fold(f64::INFINITY, f64::min);
+    let mut rates = vec![(direct_max * args.load_fraction).round()];
+    let lower = (slowest_max * args.load_fraction).round();
+    if lower < rates[0] * 0.9 {
+        rates.push(lower);
+    }
+
+    // Phase 2: added latency, open model.
+    let mut latency = Vec::new();
+    for &rate in &rates {
+        eprintln!("phase 2: open model at {rate} req/s");
+        for (i, variant) in orders(&Variant::ALL, args.rounds).into_iter().enumerate() {
+            wait_for_quiet(quiet)?;
+            let run = fast.paced(variant, rate, args, &runtime, &http)?;
+            eprintln!(
+                "  {}. {:<8} p50 {:>6} µs  p99 {:>7} µs  late {:.2}%  (others {:.2} cores)",
+                i + 1,
+                variant.name(),
+                run.load.latency.p50_us,
+                run.load.latency.p99_us,
+                run.load.late_ratio * 100.0,
+                run.cpu.others_cores
+            );
+            latency.push(run);
+        }
+    }
+    drop(fast);
+    let clean_fast = [parallax.stop(), nginx.stop()];
+
+    // Phase 3: a slow shadow, at the lower rate.
+    let slow_rate = *rates.last().expect("at least one rate");
+    let slow_shadow = SlowShadow::start(Duration::from_millis(args.slow_shadow_ms))?;
+    let parallax_slow = Server::parallax(
+        &parallax_bin,
+        &out,
+        "parallax-slow",
+        &ProxySetup {
+            primary: primary.addr,
+            shadow: slow_shadow.addr,
+            max_in_flight: args.shadow_max_in_flight,
+            timeout_ms: args.shadow_timeout_ms,
+        },
+        cpus,
+    )?;
+    let nginx_slow = Server::nginx(
+        &NginxSetup {
+            dir: out.join("nginx-slow"),
+            listen: free_port()?,
+            shadow: slow_shadow.addr,
+            ..nginx_conf_fast
+        },
+        cpus,
+    )?;
+    for server in [&parallax_slow, &nginx_slow] {
+        server.wait_serving(&http)?;
+    }
+    let slow = Stack {
+        primary: &primary,
+        shadow: &shadow,
+        parallax: &parallax_slow,
+        nginx: &nginx_slow,
+        slow: Some(&slow_shadow),
+    };
+    eprintln!(
+        "phase 3: {} ms shadow, open model at {slow_rate} req/s",
+        args.slow_shadow_ms
+    );
+    let mut slow_runs = Vec::new();
+    for (i, variant) in orders(&[Variant::Parallax, Variant::Nginx], args.rounds)
+        .into_iter()
+        .enumerate()
+    {
+        wait_for_quiet(quiet)?;
+        let run = slow.paced(variant, slow_rate, args, &runtime, &http)?;
+        eprintln!(
+            "  {}. {:<8} p50 {:>6} µs  p99 {:>7} µs  late {:.2}%  (others {:.2} cores)",
+            i + 1,
+            variant.name(),
+            run.load.latency.p50_us,
+            run.load.latency.p99_us,
+            run.load.late_ratio * 100.0,
+            run.cpu.others_cores
+        );
+        slow_runs.push(run);
+    }
+    drop(slow);
+    let clean_slow = [parallax_slow.stop(), nginx_slow.stop()];
+    let clean_twins = [
+        primary.stop(Duration::from_secs(30))?.success(),
+        shadow.stop(Duration::from_secs(30))?.success(),
+    ];
+
+    let results = Results {
+        bench: "proxy",
+        request: format!("GET {KEY_PATH} ({} B {VALUE_TYPE})", VALUE.len()),
+        primary: "go session-cache",
+        shadow: "rust session-cache",
+        args: ArgsRecord::from(args),
+        machine: MachineRecord {
+            cpus: cpu_count(None)?,
+            cpu_model: cpu_model(),
+            server_cpus: args.server_cpus.clone(),
+            driver_cpus: args.driver_cpus.clone(),
+            server_threads,
+            nginx_version: tool_version("nginx", &["-v"]),
+            wrk_version: tool_version("wrk", &["-v"]),
+            load_average_start: load_at_start,
+            load_average_end: loadavg(),
+        },
+        direct_max_per_sec: direct_max,
+        rates_per_sec: rates.clone(),
+        slow_rate_per_sec: slow_rate,
+        throughput,
+        latency,
+        slow_shadow: slow_runs,
+        clean_exit: clean_fast
+            .into_iter()
+            .chain(clean_slow)
+            .chain(clean_twins)
+            .all(|c| c),
+    };
+    let summary = Summary::of(&results);
+    print_table(&results, &summary);
+    let path = out.join("results.json");
+    let json = serde_json::json!({ "results": &results, "summary": &summary });
+    std::fs::write(&path, serde_json::to_vec_pretty(&json)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("results in {}", path.display());
+
+    let failed: Vec<String> = results
+        .throughput
+        .iter()
+        .filter(|r| r.wrk.non_2xx + r.wrk.socket_errors > 0)
+        .map(|r| format!("wrk via {}: {:?}", r.variant.name(), r.wrk))
+        .chain(
+            results
+                .latency
+                .iter()
+                .filter(|r| !r.errors.is_empty())
+                .map(|r| format!("open model via {}: {:?}", r.variant.name(), r.errors)),
+        )
+        .collect();
+    if !failed.is_empty() || !results.clean_exit {
+        bail!(
+            "a path answered with errors or a server did not stop cleanly (logs in {}):\n{}",
+            out.display(),
+            failed.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Refuses to start without nginx and wrk, saying how to get them.
+fn check_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = ["nginx", "wrk"]
+        .into_iter()
+        .filter(|tool| {
+            Command::new(tool)
+                .arg("-v")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_err()
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} not found; this bench compares against Debian's nginx and loads with wrk. \
+             Install them with `apt-get install -y nginx-light wrk` (as root) and run it again",
+            missing.join(" and ")
+        );
+    }
+    Ok(())
+}
+
+fn build_parallax(root: &Path) -> anyhow::Result<PathBuf> {
+    // This binary may be a debug build; the proxy under test is release.
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["build", "--release", "-q", "-p", "parallax"])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p parallax failed");
+    }
+    Ok(root.join("target/release/parallax"))
+}
+
+fn pin_self(cpus: &str) -> anyhow::Result<()> {
+    let pid = std::process::id().to_string();
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid])
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run taskset")?;
+    if !status.success() {
+        bail!("taskset -c {cpus} failed for the driver (--driver-cpus)");
+    }
+    Ok(())
+}
+
+/// CPUs in a taskset list (`0`, `0-1`, `0,2`), or on the machine.
+fn cpu_count(list: Option<&str>) -> anyhow::Result<usize> {
+    let Some(list) = list else {
+        let info = std::fs::read_to_string("/proc/cpuinfo")?;
+        return Ok(info.lines().filter(|l| l.starts_with("processor")).count());
+    };
+    let mut n = 0;
+    for part in list.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (usize, usize) = (lo.trim().parse()?, hi.trim().parse()?);
+        if hi < lo {
+            bail!("bad CPU list {list:?}");
+        }
+        n += hi - lo + 1;
+    }
+    Ok(n)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default()
+}
+
+fn tool_version(tool: &str, args: &[&str]) -> String {
+    Command::new(tool)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = String::from_utf8_lossy(if o.stderr.is_empty() {
+                &o.stdout
+            } else {
+                &o.stderr
+            });
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// A free loopback port (nginx cannot report the one it picked).
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// PUTs the bench key into one twin, with a day's TTL.
+fn preload(http: &reqwest::blocking::Client, addr: SocketAddr) -> anyhow::Result<()> {
+    let url = format!("http://{addr}{KEY_PATH}");
+    let status = http
+        .put(&url)
+        .header("Content-Type", VALUE_TYPE)
+        .header("X-Session-TTL", "86400")
+        .body(VALUE)
+        .send()?
+        .status();
+    if status != StatusCode::NO_CONTENT {
+        bail!("preloading {url}: {status}");
+    }
+    Ok(())
+}
+
+/// Waits until the machine, this process aside, is nearly idle for a
+/// second, or `patience` has passed (then warns and goes on).
+fn wait_for_quiet(patience: Duration) -> anyhow::Result<()> {
+    const QUIET_CORES: f64 = 0.2;
+    let started = Instant::now();
+    let mut busiest: f64 = 0.0;
+    while started.elapsed() < patience {
+        let (machine, me) = (
+            procstat::machine_busy_seconds()?,
+            procstat::read(std::process::id())?.cpu_seconds,
+        );
+        thread::sleep(Duration::from_secs(1));
+        let others = (procstat::machine_busy_seconds()? - machine)
+            - (procstat::read(std::process::id())?.cpu_seconds - me);
+        if others < QUIET_CORES {
+            return Ok(());
+        }
+        busiest = busiest.max(others);
+    }
+    if !patience.is_zero() {
+        eprintln!(
+            "  machine stayed busy ({busiest:.2} cores elsewhere) for {patience:?}; running anyway"
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Configurations.
+
+/// What a Parallax instance fronts.
+struct ProxySetup {
+    primary: SocketAddr,
+    shadow: SocketAddr,
+    max_in_flight: usize,
+    timeout_ms: u64,
+}
+
+/// The Parallax config: one service, 100 % mirrored, one route template.
+/// Ports 0: the proxy logs where it listens. No pids: the proxy finds the
+/// upstreams from their ports when its `/metrics` is scraped, which this
+/// bench does only between runs.
+fn parallax_toml(s: &ProxySetup) -> String {
+    format!(
+        r#"admin_listen = "127.0.0.1:0"
+
+[[services]]
+name = "bench"
+listen = "127.0.0.1:0"
+primary = "{primary}"
+shadow = "{shadow}"
+mirror_percent = 100.0
+mirror_methods = "all"
+shadow_timeout_ms = {timeout}
+shadow_max_in_flight = {in_flight}
+
+[[services.routes]]
+template = "/v1/sessions/{{id}}"
+"#,
+        primary = s.primary,
+        shadow = s.shadow,
+        timeout = s.timeout_ms,
+        in_flight = s.max_in_flight,
+    )
+}
+
+/// What an nginx instance fronts, and where it keeps its files.
+#[derive(Clone)]
+struct NginxSetup {
+    dir: PathBuf,
+    listen: SocketAddr,
+    primary: SocketAddr,
+    shadow: SocketAddr,
+    workers: usize,
+    as_root: bool,
+    shadow_timeout_ms: u64,
+}
+
+/// Idle keep-alive connections nginx caches per worker and upstream.
+const NGINX_KEEPALIVE: usize = 256;
+
+/// nginx as a mirroring proxy, made as close to Parallax as its directives
+/// allow: HTTP/1.1 keep-alive pools to both upstreams with no per-connection
+/// request cap (hyper's pool has none), `Host` and `X-Forwarded-For` as
+/// Parallax sends them, the whole request body mirrored, the mirror's read
+/// timeout equal to Parallax's shadow timeout, no access log. Every path
+/// (pid, logs, temp files) is inside `dir`, so it runs without touching
+/// /etc or /var. `user root` only when started as root (workers would
+/// otherwise drop to `nobody` and could not read `dir`).
+fn nginx_conf(s: &NginxSetup) -> String {
+    let dir = s.dir.display();
+    let user = if s.as_root { "user root;\n" } else { "" };
+    // Each client connection may hold a primary and a mirror connection.
+    format!(
+        r#"# Generated by `parallax bench proxy`; run as
+# nginx -p {dir} -c {dir}/nginx.conf -g 'daemon off;'
+{user}worker_processes {workers};
+worker_rlimit_nofile 19000;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+
+events {{
+    worker_connections 6000;
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+
+    upstream primary {{
+        server {primary};
+        keepalive {keepalive};
+        keepalive_requests 1000000;
+    }}
+    upstream shadow {{
+        server {shadow};
+        keepalive {keepalive};
+        keepalive_requests 1000000;
+    }}
+
+    server {{
+        listen {listen};
+        location / {{
+            mirror /_parallax_mirror;
+            mirror_request_body on;
+            proxy_pass http://primary;
+        }}
+        location = /_parallax_mirror {{
+            internal;
+            proxy_connect_timeout {timeout}ms;
+            proxy_send_timeout {timeout}ms;
+            proxy_read_timeout {timeout}ms;
+            proxy_pass http://shadow$request_uri;
+        }}
+    }}
+}}
+"#,
+        workers = s.workers,
+        primary = s.primary,
+        shadow = s.shadow,
+        listen = s.listen,
+        keepalive = NGINX_KEEPALIVE,
+        timeout = s.shadow_timeout_ms,
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Child processes.
+
+/// A proxy under test (Parallax or nginx), killed when dropped.
+struct Server {
+    name: String,
+    child: Child,
+    addr: SocketAddr,
+    /// Parallax's admin listener.
+    admin: Option<SocketAddr>,
+}
+
+impl Server {
+    fn parallax(
+        binary: &Path,
+        out: &Path,
+        name: &str,
+        setup: &ProxySetup,
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let config = out.join(format!("{name}.toml"));
+        std::fs::write(&config, parallax_toml(setup))?;
+        let mut command = pinned(binary, cpus);
+        let mut child = command
+            .arg("proxy")
+            .arg("--config")
+            .arg(&config)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let log = out.join(format!("{name}.log"));
+        let mut file = std::fs::File::create(&log)?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = tx.send((line.contains("admin listening"), addr));
+                }
+            }
+        });
+        let (mut addr, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while addr.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((true, a)) => admin = Some(a),
+                Ok((false, a)) => addr = Some(a),
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!(
+                        "{name} did not log its listeners within 30 s; see {}",
+                        log.display()
+                    );
+                }
+            }
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            addr: addr.expect("set above"),
+            admin,
+        })
+    }
+
+    fn nginx(setup: &NginxSetup, cpus: Option<&str>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&setup.dir)?;
+        let conf = setup.dir.join("nginx.conf");
+        std::fs::write(&conf, nginx_conf(setup))?;
+        let log = std::fs::File::create(setup.dir.join("stderr.log"))?;
+        let child = pinned(Path::new("nginx"), cpus)
+            .arg("-p")
+            .arg(&setup.dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start nginx")?;
+        Ok(Self {
+            name: format!("nginx ({})", setup.dir.display()),
+            child,
+            addr: setup.listen,
+            admin: None,
+        })
+    }
+
+    /// Polls the bench key through the proxy until it answers 200.
+    fn wait_serving(&self, http: &reqwest::blocking::Client) -> anyhow::Result<()> {
+        let url = format!("http://{}{KEY_PATH}", self.addr);
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = http.get(&url).send() {
+                if r.status() == StatusCode::OK {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("{} does not answer {url} with 200 after 30 s", self.name);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.child.id()];
+        if self.admin.is_none() {
+            pids.extend(children(self.child.id()));
+        }
+        pids
+    }
+
+    /// CPU-seconds of the process and its children so far.
+    fn cpu_seconds(&self) -> f64 {
+        self.pids()
+            .into_iter()
+            .filter_map(|p| procstat::read(p).ok())
+            .map(|u| u.cpu_seconds)
+            .sum()
+    }
+
+    /// SIGTERM (nginx: fast shutdown), then waits; whether it exited
+    /// cleanly within 15 s.
+    fn stop(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not exit within 15 s of SIGTERM", self.name);
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `binary`, under `taskset -c cpus` when pinned (taskset execs it, so the
+/// child's pid is the binary's).
+fn pinned(binary: &Path, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(list) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", list]).arg(binary);
+            taskset
+        }
+        None => Command::new(binary),
+    }
+}
+
+/// Pids whose parent is `pid`, from `/proc/*/stat`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// The address in a `… listening on HOST:PORT …` log line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    rest.split(|c: char| c.is_whitespace() || c == '"')
+        .next()?
+        .parse()
+        .ok()
+}
+
+// ---------------------------------------------------------------------------
+// The slow shadow.
+
+/// A shadow in this process that answers every request with the bench
+/// value after a fixed delay, on a thread and runtime of its own; it lives
+/// until the process ends. It counts the copies it receives.
+struct SlowShadow {
+    addr: SocketAddr,
+    received: Arc<AtomicU64>,
+}
+
+impl SlowShadow {
+    fn start(delay: Duration) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let received = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&received);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        thread::Builder::new()
+            .name("slow-shadow".into())
+            .spawn(move || runtime.block_on(serve_slowly(listener, delay, count)))?;
+        Ok(Self { addr, received })
+    }
+}
+
+async fn serve_slowly(listener: std::net::TcpListener, delay: Duration, count: Arc<AtomicU64>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let count = Arc::clone(&count);
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            count.fetch_add(1, Ordering::Relaxed);
+            async move {
+                // Read the whole copy before answering, as a service would.
+                let _ = request.into_body().collect().await;
+                tokio::time::sleep(delay).await;
+                let response = Response::builder()
+                    .header(http::header::CONTENT_TYPE, VALUE_TYPE)
+                    .body(Full::new(Bytes::from_static(VALUE.as_bytes())))
+                    .expect("a static response is valid");
+                Ok::<_, Infallible>(response)
+            }
+        });
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Measuring.
+
+/// Every process of one configuration.
+struct Stack<'a> {
+    primary: &'a Twin,
+    shadow: &'a Twin,
+    parallax: &'a Server,
+    nginx: &'a Server,
+    slow: Option<&'a SlowShadow>,
+}
+
+/// CPU use over one run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct CpuUse {
+    /// The proxy (Parallax, or nginx's master and workers); 0 for direct.
+    proxy_seconds: f64,
+    primary_seconds: f64,
+    shadow_seconds: f64,
+    /// This process (loadgen, slow shadow) and wrk.
+    driver_seconds: f64,
+    /// Everything else on the machine, in cores over the run.
+    others_cores: f64,
+}
+
+/// A reading of every process, to subtract from a later one.
+struct Snapshot {
+    at: Instant,
+    machine: f64,
+    me: f64,
+    primary: f64,
+    shadow: f64,
+    proxy: f64,
+    shadow_copies: f64,
+    mirror: BTreeMap<String, f64>,
+}
+
+impl Stack<'_> {
+    fn proxy(&self, variant: Variant) -> Option<&Server> {
+        match variant {
+            Variant::Direct => None,
+            Variant::Parallax => Some(self.parallax),
+            Variant::Nginx => Some(self.nginx),
+        }
+    }
+
+    fn target(&self, variant: Variant) -> SocketAddr {
+        self.proxy(variant).map_or(self.primary.addr, |p| p.addr)
+    }
+
+    fn snapshot(
+        &self,
+        variant: Variant,
+        http: &reqwest::blocking::Client,
+    ) -> anyhow::Result<Snapshot> {
+        let proxy = self.proxy(variant);
+        let shadow_copies = match self.slow {
+            Some(slow) => slow.received.load(Ordering::Relaxed) as f64,
+            None => {
+                let text = http.get(self.shadow.url("/metrics")).send()?.text()?;
+                counter_sum(
+                    &text,
+                    "http_requests_total",
+                    &[("route", "/v1/sessions/{id}")],
+                )
+            }
+        };
+        let mirror = match proxy.and_then(|p| p.admin) {
+            Some(admin) => {
+                let text = http.get(format!("http://{admin}/metrics")).send()?.text()?;
+                counters_by(&text, "parallax_mirror_total", "outcome")
+            }
+            None => BTreeMap::new(),
+        };
+        Ok(Snapshot {
+            at: Instant::now(),
+            machine: procstat::machine_busy_seconds()?,
+            me: procstat::read(std::process::id())?.cpu_seconds,
+            primary: self.primary.usage()?.cpu_seconds,
+            shadow: self.shadow.usage()?.cpu_seconds,
+            proxy: proxy.map_or(0.0, Server::cpu_seconds),
+            shadow_copies,
+            mirror,
+        })
+    }
+
+    fn since(
+        &self,
+        before: Snapshot,
+        variant: Variant,
+        extra_driver: f64,
+        http: &reqwest::blocking::Client,
+    ) -> anyhow::Result<(CpuUse, f64, BTreeMap<String, u64>)> {
+        let now = self.snapshot(variant, http)?;
+        let proxy = now.proxy - before.proxy;
+        let primary = now.primary - before.primary;
+        // The slow shadow lives in this process: its CPU is the driver's.
+        let shadow = if self.slow.is_some() {
+            0.0
+        } else {
+            now.shadow - before.shadow
+        };
+        let driver = now.me - before.me + extra_driver;
+        let machine = now.machine - before.machine;
+        let secs = now.at.duration_since(before.at).as_secs_f64().max(1e-9);
+        let cpu = CpuUse {
+            proxy_seconds: proxy,
+            primary_seconds: primary,
+            shadow_seconds: shadow,
+            driver_seconds: driver,
+            others_cores: ((machine - proxy - primary - shadow - driver) / secs).max(0.0),
+        };
+        let mirror = now
+            .mirror
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    (v - before.mirror.get(k).copied().unwrap_or(0.0)).round() as u64,
+                )
+            })
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        Ok((cpu, now.shadow_copies - before.shadow_copies, mirror))
+    }
+
+    /// One closed-loop wrk run against `variant`.
+    fn wrk(
+        &self,
+        variant: Variant,
+        args: &ProxyBenchArgs,
+        http: &reqwest::blocking::Client,
+    ) -> anyhow::Result<WrkRun> {
+        let url = format!("http://{}{KEY_PATH}", self.target(variant));
+        let before = self.snapshot(variant, http)?;
+        let mut command = pinned(Path::new("wrk"), args.driver_cpus.as_deref());
+        let child = command
+            .args(["-t1", "--latency"])
+            .arg(format!("-c{}", args.wrk_connections))
+            .arg(format!("-d{}s", args.wrk_secs))
+            .arg(&url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run wrk")?;
+        // wrk's own CPU, read while it runs (it is gone once it exits).
+        let pid = child.id();
+        let (done_tx, done_rx) = mpsc::channel();
+        let watcher = thread::spawn(move || {
+            let mut last = 0.0;
+            while done_rx.recv_timeout(Duration::from_millis(100)).is_err() {
+                match procstat::read(pid) {
+                    Ok(u) => last = u.cpu_seconds,
+                    Err(_) => break,
+                }
+            }
+            last
+        });
+        let output = child.wait_with_output()?;
+        let _ = done_tx.send(());
+        let wrk_cpu = watcher.join().unwrap_or(0.0);
+        let text = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "wrk {url} failed: {}{}",
+                text,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let wrk = parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))?;
+        let (cpu, shadow_copies, mirror) = self.since(before, variant, wrk_cpu, http)?;
+        Ok(WrkRun {
+            variant,
+            shadow_copies_per_request: shadow_copies / wrk.requests.max(1) as f64,
+            wrk,
+            cpu,
+            mirror_outcomes: mirror,
+        })
+    }
+
+    /// One open-model run against `variant` at `rate` requests/s.
+    fn paced(
+        &self,
+        variant: Variant,
+        rate: f64,
+        args: &ProxyBenchArgs,
+        runtime: &tokio::runtime::Runtime,
+        http: &reqwest::blocking::Client,
+    ) -> anyhow::Result<PacedRun> {
+        let target = self.target(variant);
+        let before = self.snapshot(variant, http)?;
+        let ms = |v: f64| Duration::from_secs_f64(v / 1000.0);
+        let duration = Duration::from_secs_f64(args.warmup_secs + args.duration_secs);
+        let plan = Plan {
+            schedule: Schedule {
+                rate_per_sec: rate,
+                ramp: Duration::ZERO,
+                duration,
+                max_requests: u64::MAX,
+            },
+            warmup: Duration::from_secs_f64(args.warmup_secs),
+            late_after: ms(args.late_threshold_ms),
+            early_by: ms(1.0),
+            overrun: duration / 4 + Duration::from_secs(5),
+        };
+        let senders = (0..args.connections)
+            .map(|_| GetSender(Connection::new(target, Duration::from_secs(10))))
+            .collect();
+        let (report, senders) = runtime.block_on(pacing::run(plan, senders));
+        // Close the connections and let their tasks see it before reading
+        // the processes.
+        drop(senders);
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+        let (cpu, shadow_copies, mirror) = self.since(before, variant, 0.0, http)?;
+        let load = Load::from_report(rate, &report);
+        let sent = (report.measured + report.warmup).max(1) as f64;
+        let mut errors = BTreeMap::new();
+        for (outcome, count) in report.outcomes.iter().chain(report.warmup_outcomes.iter()) {
+            match outcome {
+                Got::Ok => {}
+                Got::Status(s) => *errors.entry(format!("status {s}")).or_default() += count,
+                Got::Transport(e) => *errors.entry(format!("{e}")).or_default() += count,
+            }
+        }
+        Ok(PacedRun {
+            variant,
+            proxy_cpu_us_per_request: cpu.proxy_seconds * 1e6 / sent,
+            shadow_copies_per_request: shadow_copies / sent,
+            load,
+            errors,
+            cpu,
+            mirror_outcomes: mirror,
+        })
+    }
+}
+
+/// What one open-model request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Got {
+    Ok,
+    Status(u16),
+    Transport(TransportError),
+}
+
+/// GETs the bench key on its own keep-alive connection.
+struct GetSender(Connection);
+
+impl pacing::Sender for GetSender {
+    type Outcome = Got;
+
+    async fn send(&mut self, _n: u64) -> Got {
+        match self.0.send(Method::GET, KEY_PATH, Bytes::new()).await {
+            Ok(answer) if answer.status == StatusCode::OK => Got::Ok,
+            Ok(answer) => Got::Status(answer.status.as_u16()),
+            Err(e) => Got::Transport(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing.
+
+/// What `wrk --latency` printed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+struct WrkSummary {
+    requests_per_sec: f64,
+    requests: u64,
+    p50_us: f64,
+    p99_us: f64,
+    non_2xx: u64,
+    socket_errors: u64,
+}
+
+fn parse_wrk(text: &str) -> anyhow::Result<WrkSummary> {
+    let mut out = WrkSummary::default();
+    let mut seen_rate = false;
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(rest) = line.strip_prefix("Requests/sec:") {
+            out.requests_per_sec = rest.trim().parse()?;
+            seen_rate = true;
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            out.non_2xx = rest.trim().parse()?;
+        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            out.socket_errors = rest
+                .split(',')
+                .filter_map(|part| part.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+        } else if words.len() >= 2 && words[1] == "requests" && line.contains(" in ") {
+            out.requests = words[0].parse()?;
+        } else if words.len() == 2 && (words[0] == "50%" || words[0] == "99%") {
+            let us = duration_us(words[1])?;
+            if words[0] == "50%" {
+                out.p50_us = us;
+            } else {
+                out.p99_us = us;
+            }
+        }
+    }
+    if !seen_rate {
+        bail!("no Requests/sec line");
+    }
+    Ok(out)
+}
+
+/// wrk's `386.00us`, `5.61ms`, `1.02s`, in µs.
+fn duration_us(text: &str) -> anyhow::Result<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60e6)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        bail!("not a wrk duration: {text}")
+    };
+    Ok(number.parse::<f64>()? * scale)
+}
+
+/// The sum of every sample of counter `name` whose labels include `filter`.
+fn counter_sum(text: &str, name: &str, filter: &[(&str, &str)]) -> f64 {
+    samples(text, name)
+        .filter(|(labels, _)| {
+            filter
+                .iter()
+                .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Counter `name` summed by the value of its label `by`.
+fn counters_by(text: &str, name: &str, by: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (labels, value) in samples(text, name) {
+        if let Some((_, v)) = labels.iter().find(|(k, _)| k == by) {
+            *out.entry(v.clone()).or_default() += value;
+        }
+    }
+    out
+}
+
+/// `(labels, value)` of each sample of metric `name` in a Prometheus text
+/// exposition (label values without escapes, as ours are).
+fn samples<'a>(
+    text: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = (Vec<(String, String)>, f64)> + 'a {
+    text.lines().filter_map(move |line| {
+        let mut rest = line.strip_prefix(name)?;
+        let mut labels = Vec::new();
+        if let Some(mut inner) = rest.strip_prefix('{') {
+            // `key="value"` pairs; values may hold `,` and `}` (route
+            // templates do), so walk them quote by quote.
+            loop {
+                inner = inner.trim_start_matches([',', ' ']);
+                if let Some(after) = inner.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let (key, after) = inner.split_once("=\"")?;
+                let end = after.find('"')?;
+                labels.push((key.trim().to_owned(), after[..end].to_owned()));
+                inner = &after[end + 1..];
+            }
+        } else if !rest.starts_with(' ') {
+            return None;
+        }
+        let value = rest.split_whitespace().next()?.parse().ok()?;
+        Some((labels, value))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Results.
+
+#[derive(Debug, Serialize)]
+struct WrkRun {
+    variant: Variant,
+    wrk: WrkSummary,
+    cpu: CpuUse,
+    shadow_copies_per_request: f64,
+    /// Parallax's `parallax_mirror_total` by outcome over the run.
+    mirror_outcomes: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct PacedRun {
+    variant: Variant,
+    load: Load,
+    /// Non-200 answers and transport errors, warm-up included.
+    errors: BTreeMap<String, u64>,
+    cpu: CpuUse,
+    proxy_cpu_us_per_request: f64,
+    shadow_copies_per_request: f64,
+    mirror_outcomes: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ArgsRecord {
+    rounds: usize,
+    wrk_secs: u64,
+    wrk_connections: usize,
+    load_fraction: f64,
+    duration_secs: f64,
+    warmup_secs: f64,
+    connections: usize,
+    late_threshold_ms: f64,
+    slow_shadow_ms: u64,
+    shadow_max_in_flight: usize,
+    shadow_timeout_ms: u64,
+}
+
+impl From<&ProxyBenchArgs> for ArgsRecord {
+    fn from(a: &ProxyBenchArgs) -> Self {
+        Self {
+            rounds: a.rounds,
+            wrk_secs: a.wrk_secs,
+            wrk_connections: a.wrk_connections,
+            load_fraction: a.load_fraction,
+            duration_secs: a.duration_secs,
+            warmup_secs: a.warmup_secs,
+            connections: a.connections,
+            late_threshold_ms: a.late_threshold_ms,
+            slow_shadow_ms: a.slow_shadow_ms,
+            shadow_max_in_flight: a.shadow_max_in_flight,
+            shadow_timeout_ms: a.shadow_timeout_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct MachineRecord {
+    cpus: usize,
+    cpu_model: String,
+    server_cpus: Option<String>,
+    driver_cpus: Option<String>,
+    /// Parallax's tokio workers = nginx's `worker_processes`.
+    server_threads: usize,
+    nginx_version: String,
+    wrk_version: String,
+    load_average_start: String,
+    load_average_end: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Results {
+    bench: &'static str,
+    request: String,
+    primary: &'static str,
+    shadow: &'static str,
+    args: ArgsRecord,
+    machine: MachineRecord,
+    direct_max_per_sec: f64,
+    rates_per_sec: Vec<f64>,
+    slow_rate_per_sec: f64,
+    throughput: Vec<WrkRun>,
+    latency: Vec<PacedRun>,
+    slow_shadow: Vec<PacedRun>,
+    clean_exit: bool,
+}
+
+/// The issue's targets, checked against the means.
+#[derive(Debug, Serialize)]
+struct Summary {
+    /// Parallax − direct at the first rate (50 % of the direct max), µs.
+    added_p50_us: f64,
+    added_p99_us: f64,
+    nginx_added_p50_us: f64,
+    nginx_added_p99_us: f64,
+    throughput_parallax_over_nginx: f64,
+    /// p99 with the slow shadow / p99 with the fast one, same rate.
+    parallax_slow_p99_ratio: f64,
+    nginx_slow_p99_ratio: f64,
+    /// Target: added p50 ≤ 100 µs.
+    added_p50_met: bool,
+    /// Target: added p99 ≤ 1 ms.
+    added_p99_met: bool,
+    /// Target: throughput ≥ nginx's.
+    throughput_met: bool,
+    /// Target: slow-shadow p99 within 5 % of the fast-shadow p99.
+    slow_shadow_met: bool,
+}
+
+fn mean<'a, T: 'a>(runs: impl Iterator<Item = &'a T>, f: impl Fn(&T) -> f64) -> f64 {
+    let values: Vec<f64> = runs.map(f).collect();
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+impl Summary {
+    fn of(r: &Results) -> Self {
+        let first_rate = r.rates_per_sec[0];
+        let at = |rate: f64, v: Variant, f: &dyn Fn(&Latency) -> u64| {
+            mean(
+                r.latency
+                    .iter()
+                    .filter(|p| p.variant == v && p.load.target_rate_per_sec == rate),
+                |p| f(&p.load.latency) as f64,
+            )
+        };
+        let p50 = |l: &Latency| l.p50_us;
+        let p99 = |l: &Latency| l.p99_us;
+        let added = |v: Variant, f: &dyn Fn(&Latency) -> u64| {
+            at(first_rate, v, f) - at(first_rate, Variant::Direct, f)
+        };
+        let max = |v: Variant| {
+            mean(r.throughput.iter().filter(|w| w.variant == v), |w| {
+                w.wrk.requests_per_sec
+            })
+        };
+        let slow_ratio = |v: Variant| {
+            mean(r.slow_shadow.iter().filter(|p| p.variant == v), |p| {
+                p.load.latency.p99_us as f64
+            }) / at(r.slow_rate_per_sec, v, &p99)
+        };
+        let s = Self {
+            added_p50_us: added(Variant::Parallax, &p50),
+            added_p99_us: added(Variant::Parallax, &p99),
+            nginx_added_p50_us: added(Variant::Nginx, &p50),
+            nginx_added_p99_us: added(Variant::Nginx, &p99),
+            throughput_parallax_over_nginx: max(Variant::Parallax) / max(Variant::Nginx),
+            parallax_slow_p99_ratio: slow_ratio(Variant::Parallax),
+            nginx_slow_p99_ratio: slow_ratio(Variant::Nginx),
+            added_p50_met: false,
+            added_p99_met: false,
+            throughput_met: false,
+            slow_shadow_met: false,
+        };
+        Self {
+            added_p50_met: s.added_p50_us <= 100.0,
+            added_p99_met: s.added_p99_us <= 1000.0,
+            throughput_met: s.throughput_parallax_over_nginx >= 1.0,
+            slow_shadow_met: s.parallax_slow_p99_ratio <= 1.05,
+            ..s
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The table.
+
+/// `a / b` to two decimals, or `-` when either is missing or `b` is 0.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 && a.is_finite() && b.is_finite() => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// One row: a value per variant (or none), then parallax/direct,
+/// nginx/direct and parallax/nginx.
+fn row(label: &str, values: [Option<f64>; 3], decimals: usize) -> String {
+    let cell = |v: Option<f64>| match v {
+        Some(v) if v.is_finite() => format!("{v:.decimals$}"),
+        _ => "-".into(),
+    };
+    let [d, p, n] = values;
+    format!(
+        "{label:<36} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        cell(d),
+        cell(p),
+        cell(n),
+        ratio(p, d),
+        ratio(n, d),
+        ratio(p, n)
+    )
+}
+
+fn header() -> String {
+    format!(
+        "{:<36} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "", "direct", "parallax", "nginx", "px/direct", "ngx/direct", "px/nginx"
+    )
+}
+
+/// Each run's value of `f` for `variant`, joined with ` / `.
+fn per_run<T>(
+    runs: &[T],
+    variant: Variant,
+    of: impl Fn(&T) -> Variant,
+    f: impl Fn(&T) -> f64,
+    decimals: usize,
+) -> String {
+    let list: Vec<String> = runs
+        .iter()
+        .filter(|r| of(r) == variant)
+        .map(|r| format!("{:.decimals$}", f(r)))
+        .collect();
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.join(" / ")
+    }
+}
+
+fn print_table(r: &Results, s: &Summary) {
+    let m = &r.machine;
+    let pin = |c: &Option<String>| {
+        c.as_deref()
+            .map_or("unpinned".to_owned(), |c| format!("CPUs {c}"))
+    };
+    println!();
+    println!(
+        "proxy bench: {}; primary {}, shadow {}; 100% mirrored",
+        r.request, r.primary, r.shadow
+    );
+    println!(
+        "servers {} (Parallax {} tokio worker(s), nginx worker_processes {}); driver + wrk {}; load average {} -> {}",
+        pin(&m.server_cpus),
+        m.server_threads,
+        m.server_threads,
+        pin(&m.driver_cpus),
+        m.load_average_start,
+        m.load_average_end
+    );
+    println!("paths in A/B/C then C/B/A order; figures are means over runs, per-run values listed");
+    println!("{}", header());
+    let wrk_mean = |v: Variant, f: &dyn Fn(&WrkRun) -> f64| {
+        Some(mean(r.throughput.iter().filter(|w| w.variant == v), f))
+    };
+    let wrk_row = |label: &str, decimals: usize, f: &dyn Fn(&WrkRun) -> f64| {
+        println!(
+            "{}",
+            row(label, Variant::ALL.map(|v| wrk_mean(v, f)), decimals)
+        );
+    };
+    println!(
+        "max throughput (wrk -t1 -c{}, closed loop, {} s):",
+        r.args.wrk_connections, r.args.wrk_secs
+    );
+    wrk_row("  requests/s", 0, &|w| w.wrk.requests_per_sec);
+    let list = |v| {
+        per_run(
+            &r.throughput,
+            v,
+            |w| w.variant,
+            |w| w.wrk.requests_per_sec,
+            0,
+        )
+    };
+    println!(
+        "{:<36} {} | {} | {}",
+        "  requests/s per run (d | px | ngx)",
+        list(Variant::Direct),
+        list(Variant::Parallax),
+        list(Variant::Nginx)
+    );
+    wrk_row("  wrk p50 (µs, closed loop)", 0, &|w| w.wrk.p50_us);
+    wrk_row("  wrk p99 (µs, closed loop)", 0, &|w| w.wrk.p99_us);
+    wrk_row("  proxy CPU µs/request", 1, &|w| {
+        w.cpu.proxy_seconds * 1e6 / w.wrk.requests.max(1) as f64
+    });
+    wrk_row("  all servers' CPU µs/request", 1, &|w| {
+        (w.cpu.proxy_seconds + w.cpu.primary_seconds + w.cpu.shadow_seconds) * 1e6
+            / w.wrk.requests.max(1) as f64
+    });
+    wrk_row("  shadow copies per request", 2, &|w| {
+        w.shadow_copies_per_request
+    });
+    wrk_row("  other processes (cores)", 2, &|w| w.cpu.others_cores);
+
+    let paced_rows = |runs: &[PacedRun], rate: f64, variants: &[Variant]| {
+        let runs: Vec<&PacedRun> = runs
+            .iter()
+            .filter(|p| p.load.target_rate_per_sec == rate)
+            .collect();
+        let value = |v: Variant, f: &dyn Fn(&PacedRun) -> f64| {
+            variants
+                .contains(&v)
+                .then(|| mean(runs.iter().copied().filter(|p| p.variant == v), f))
+        };
+        let line = |label: &str, decimals: usize, f: &dyn Fn(&PacedRun) -> f64| {
+            println!(
+                "{}",
+                row(label, Variant::ALL.map(|v| value(v, f)), decimals)
+            );
+        };
+        line("  achieved rate (req/s)", 0, &|p| {
+            p.load.achieved_rate_per_sec
+        });
+        line("  late slots (%)", 2, &|p| p.load.late_ratio * 100.0);
+        line("  p50 (µs)", 0, &|p| p.load.latency.p50_us as f64);
+        line("  p99 (µs)", 0, &|p| p.load.latency.p99_us as f64);
+        line("  p99.9 (µs)", 0, &|p| p.load.latency.p999_us as f64);
+        line("  max (µs)", 0, &|p| p.load.latency.max_us as f64);
+        let owned: Vec<&PacedRun> = runs.clone();
+        let list = |v: Variant| {
+            let l: Vec<String> = owned
+                .iter()
+                .filter(|p| p.variant == v)
+                .map(|p| p.load.latency.p99_us.to_string())
+                .collect();
+            if l.is_empty() {
+                "-".into()
+            } else {
+                l.join(" / ")
+            }
+        };
+        println!(
+            "{:<36} {} | {} | {}",
+            "  p99 per run (µs; d | px | ngx)",
+            list(Variant::Direct),
+            list(Variant::Parallax),
+            list(Variant::Nginx)
+        );
+        line("  proxy CPU µs/request", 1, &|p| {
+            p.proxy_cpu_us_per_request
+        });
+        line("  shadow copies per request", 2, &|p| {
+            p.shadow_copies_per_request
+        });
+        line("  other processes (cores)", 2, &|p| p.cpu.others_cores);
+        let direct = value(Variant::Direct, &|p| p.load.latency.p50_us as f64);
+        if direct.is_some() {
+            let added = |f: &dyn Fn(&PacedRun) -> f64| {
+                let d = value(Variant::Direct, f).unwrap_or(f64::NAN);
+                [
+                    None,
+                    value(Variant::Parallax, f).map(|x| x - d),
+                    value(Variant::Nginx, f).map(|x| x - d),
+                ]
+            };
+            let p50 = added(&|p| p.load.latency.p50_us as f64);
+            let p99 = added(&|p| p.load.latency.p99_us as f64);
+            println!("{}", row("  added p50 vs direct (µs)", p50, 0));
+            println!("{}", row("  added p99 vs direct (µs)", p99, 0));
+        }
+    };
+    for &rate in &r.rates_per_sec {
+        println!(
+            "open model at {rate:.0} req/s ({:.0}% of the {} max), {} connections, {} s (+{} s warm-up), latency from intended send:",
+            rate / if rate == r.rates_per_sec[0] { r.direct_max_per_sec } else { rate / r.args.load_fraction } * 100.0,
+            if rate == r.rates_per_sec[0] { "direct" } else { "slowest path's" },
+            r.args.connections,
+            r.args.duration_secs,
+            r.args.warmup_secs
+        );
+        paced_rows(&r.latency, rate, &Variant::ALL);
+    }
+    println!(
+        "shadow answering after {} ms, at {:.0} req/s (fast-shadow figures above at the same rate):",
+        r.args.slow_shadow_ms, r.slow_rate_per_sec
+    );
+    paced_rows(
+        &r.slow_shadow,
+        r.slow_rate_per_sec,
+        &[Variant::Parallax, Variant::Nginx],
+    );
+    let outcomes: BTreeMap<String, u64> = r
+        .slow_shadow
+        .iter()
+        .filter(|p| p.variant == Variant::Parallax)
+        .flat_map(|p| p.mirror_outcomes.iter())
+        .fold(BTreeMap::new(), |mut all, (k, v)| {
+            *all.entry(k.clone()).or_default() += v;
+            all
+        });
+    println!("  parallax mirror outcomes (all slow runs): {outcomes:?}");
+    println!(
+        "{}",
+        row(
+            "  p99 slow / p99 fast shadow",
+            [
+                None,
+                Some(s.parallax_slow_p99_ratio),
+                Some(s.nginx_slow_p99_ratio)
+            ],
+            2
+        )
+    );
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    println!("targets:");
+    println!(
+        "  added p50 <= 100 µs at {:.0}% of direct max: {:.0} µs ({}); nginx {:.0} µs",
+        r.args.load_fraction * 100.0,
+        s.added_p50_us,
+        verdict(s.added_p50_met),
+        s.nginx_added_p50_us
+    );
+    println!(
+        "  added p99 <= 1 ms: {:.0} µs ({}); nginx {:.0} µs",
+        s.added_p99_us,
+        verdict(s.added_p99_met),
+        s.nginx_added_p99_us
+    );
+    println!(
+        "  throughput >= nginx: {:.2}x ({})",
+        s.throughput_parallax_over_nginx,
+        verdict(s.throughput_met)
+    );
+    println!(
+        "  p99 with slow shadow within 5% of fast: {:.2}x ({}); nginx {:.2}x",
+        s.parallax_slow_p99_ratio,
+        verdict(s.slow_shadow_met),
+        s.nginx_slow_p99_ratio
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nginx_setup(as_root: bool) -> NginxSetup {
+        NginxSetup {
+            dir: PathBuf::from("/tmp/px-bench/nginx"),
+            listen: "127.0.0.1:18094".parse().unwrap(),
+            primary: "127.0.0.1:18091".parse().unwrap(),
+            shadow: "127.0.0.1:18092".parse().unwrap(),
+            workers: 2,
+            as_root,
+            shadow_timeout_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn nginx_mirrors_everything_over_keepalive_pools_to_both_upstreams() {
+        let conf = nginx_conf(&nginx_setup(true));
+        for directive in [
+            "worker_processes 2;",
+            "user root;",
+            "access_log off;",
+            "proxy_http_version 1.1;",
+            "proxy_set_header Connection \"\";",
+            "mirror /_parallax_mirror;",
+            "mirror_request_body on;",
+            "server 127.0.0.1:18091;",
+            "server 127.0.0.1:18092;",
+            "proxy_pass http://primary;",
+            "proxy_pass http://shadow$request_uri;",
+            "proxy_read_timeout 1000ms;",
+            "listen 127.0.0.1:18094;",
+        ] {
+            assert!(conf.contains(directive), "missing {directive:?} in\n{conf}");
+        }
+        assert_eq!(
+            conf.matches("keepalive 256;").count(),
+            2,
+            "a pool per upstream"
+        );
+    }
+
+    #[test]
+    fn nginx_keeps_every_file_inside_its_folder() {
+        let conf = nginx_conf(&nginx_setup(false));
+        for line in conf
+            .lines()
+            .filter(|l| l.contains("_path ") || l.starts_with("pid") || l.starts_with("error_log"))
+        {
+            assert!(line.contains("/tmp/px-bench/nginx/"), "{line}");
+        }
+        assert!(!conf.contains("user root"), "only as root");
+        let opens = conf.matches('{').count();
+        assert_eq!(opens, conf.matches('}').count(), "balanced braces");
+    }
+
+    #[test]
+    fn the_parallax_config_is_valid_and_mirrors_everything() {
+        let text = parallax_toml(&ProxySetup {
+            primary: "127.0.0.1:1".parse().unwrap(),
+            shadow: "127.0.0.1:2".parse().unwrap(),
+            max_in_flight: 256,
+            timeout_ms: 1000,
+        });
+        let config = parallax_proxy::Config::parse(&text, "bench").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.services.len(), 1);
+        assert!(text.contains("mirror_percent = 100.0"));
+    }
+
+    #[test]
+    fn paths_run_forwards_then_backwards_each_round() {
+        use Variant::*;
+        assert_eq!(
+            orders(&Variant::ALL, 1),
+            vec![Direct, Parallax, Nginx, Nginx, Parallax, Direct]
+        );
+        assert_eq!(orders(&[Parallax, Nginx], 2).len(), 8);
+    }
+
+    #[test]
+    fn ratios_are_blank_when_a_side_is_missing_or_zero() {
+        assert_eq!(ratio(Some(3.0), Some(2.0)), "1.50");
+        assert_eq!(ratio(None, Some(2.0)), "-");
+        assert_eq!(ratio(Some(1.0), Some(0.0)), "-");
+        let line = row("x", [Some(100.0), Some(50.0), Some(25.0)], 0);
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells, ["x", "100", "50", "25", "0.50", "0.25", "2.00"]);
+    }
+
+    #[test]
+    fn reads_throughput_latency_and_errors_from_wrk() {
+        let text = "Running 5s test @ http://127.0.0.1:1/v1/sessions/bench
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   612.11us    1.20ms  40.10ms   97.00%
+    Req/Sec    66.94k     3.10k   70.10k    80.00%
+  Latency Distribution
+     50%  386.00us
+     75%  450.00us
+     90%  600.00us
+     99%    5.61ms
+  333583 requests in 5.00s, 60.42MB read
+  Non-2xx or 3xx responses: 5
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:  66716.21
+Transfer/sec:     12.08MB
+";
+        let w = parse_wrk(text).unwrap();
+        assert_eq!(w.requests, 333_583);
+        assert_eq!(w.requests_per_sec, 66_716.21);
+        assert_eq!(w.p50_us, 386.0);
+        assert_eq!(w.p99_us, 5610.0);
+        assert_eq!(w.non_2xx, 5);
+        assert_eq!(w.socket_errors, 3);
+        assert!(parse_wrk("garbage").is_err());
+    }
+
+    #[test]
+    fn sums_prometheus_counters_by_label() {
+        let text = r#"# TYPE http_requests_total counter
+http_requests_total{route="/v1/sessions/{id}",status="200"} 7
+http_requests_total{route="/v1/sessions/{id}",status="204"} 2
+http_requests_total{route="/healthz",status="200"} 100
+parallax_mirror_total{service="bench",route="a",outcome="compared"} 3
+parallax_mirror_total{service="bench",route="b",outcome="compared"} 4
+parallax_mirror_total{service="bench",route="b",outcome="dropped_queue_full"} 1
+"#;
+        assert_eq!(
+            counter_sum(
+                text,
+                "http_requests_total",
+                &[("route", "/v1/sessions/{id}")]
+            ),
+            9.0
+        );
+        let by = counters_by(text, "parallax_mirror_total", "outcome");
+        assert_eq!(by["compared"], 7.0);
+        assert_eq!(by["dropped_queue_full"], 1.0);
+    }
+
+    #[test]
+    fn counts_cpus_in_a_taskset_list() {
+        assert_eq!(cpu_count(Some("0")).unwrap(), 1);
+        assert_eq!(cpu_count(Some("0-1")).unwrap(), 2);
+        assert_eq!(cpu_count(Some("0,2-3")).unwrap(), 3);
+        assert!(cpu_count(Some("x")).is_err());
+    }
+
+    #[test]
+    fn the_listening_line_of_the_proxy_gives_its_address() {
+        let line = "2026-11-27T02:24:56Z  INFO service bench listening on 127.0.0.1:18093 primary=http://127.0.0.1:1";
+        assert_eq!(
+            listening_addr(line),
+            Some("127.0.0.1:18093".parse().unwrap())
+        );
+    }
+}
