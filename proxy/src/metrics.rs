@@ -10,7 +10,7 @@
 //! | `parallax_ws_upgrades_total` | counter | `service`, `outcome` (see [`WsUpgrade`]) |
 //! | `parallax_ws_connections` | gauge | `service`, `backend` ∈ {`primary`,`shadow`} |
 //! | `parallax_ws_frames_total` | counter | `service`, `result` (see [`WsResult`]) |
-//! | `parallax_ws_delivery_skew_seconds` | histogram, 100 µs–10 s | `service` |
+//! | `parallax_ws_delivery_skew_seconds` | histogram, 50 µs–10 s | `service` |
 //! | `parallax_ws_delivery_skew_negative_total` | counter | `service` |
 //! | `parallax_ws_shadow_ends_total` | counter | `service`, `reason` (see [`ShadowEnd`]) |
 //! | `process_*` | the proxy's own process metrics | — |
@@ -42,10 +42,11 @@ pub const DURATION_BUCKETS: &[f64] = &[
     2.5, 5.0, 10.0,
 ];
 
-/// Buckets of `parallax_ws_delivery_skew_seconds` (absolute skew).
+/// Buckets of `parallax_ws_delivery_skew_seconds` (absolute skew): 1-2-5
+/// steps from 50 µs to 10 s, fine enough to read percentiles from.
 pub const SKEW_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
+    2.0, 5.0, 10.0,
 ];
 
 /// Which upstream.

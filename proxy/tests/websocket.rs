@@ -219,6 +219,11 @@ fn a_mirrored_fanout_session_delivers_every_frame_and_matches_them_all() {
         f64::from(h.connections("primary") == 0.0 && h.connections("shadow") == 0.0)
     });
     assert_eq!(h.results(), vec![("matched".to_owned(), 22.0)]);
+    assert_eq!(
+        h.value("parallax_ws_shadow_ends_total", None),
+        0.0,
+        "a close the client started is no shadow failure"
+    );
 }
 
 #[test]

@@ -79,6 +79,11 @@ struct Relay {
     primary_reader: Reader,
     /// `false` once the primary's stream could not be framed.
     primary_framed: bool,
+    /// Reads the client's frames for their close frame only.
+    client_reader: Reader,
+    /// The client or the primary sent a close frame: the shadow closing
+    /// now is the normal end, not a shadow failure.
+    closing: bool,
     matcher: Option<Matcher>,
     client_open: bool,
     primary_open: bool,
@@ -153,6 +158,8 @@ pub async fn run(
         to_shadow: Vec::new(),
         primary_reader: Reader::new(collect),
         primary_framed: true,
+        client_reader: Reader::new(0),
+        closing: false,
         matcher,
         client_open: true,
         primary_open: true,
@@ -332,9 +339,11 @@ impl Relay {
                     Event::Oversize { opcode } => {
                         m.oversize(true, now, opcode, &mut self.decisions)
                     }
-                    Event::Close(_) => {}
+                    Event::Close(_) => self.closing = true,
                 }
             }
+        } else if events.iter().any(|e| matches!(e, Event::Close(_))) {
+            self.closing = true;
         }
         events.clear();
         self.events = events;
@@ -390,6 +399,14 @@ impl Relay {
 
     /// Bytes from the client: to the primary and the shadow, unchanged.
     fn on_client_bytes(&mut self, bytes: &[u8]) {
+        if !self.closing {
+            let mut events = std::mem::take(&mut self.events);
+            // Unframeable client bytes are the upstreams' to refuse.
+            let _ = self.client_reader.feed(bytes, &mut events);
+            self.closing = events.iter().any(|e| matches!(e, Event::Close(_)));
+            events.clear();
+            self.events = events;
+        }
         if self.primary_open && send(&self.primary, &mut self.to_primary, bytes).is_err() {
             self.primary_ended();
         }
@@ -549,7 +566,7 @@ impl Relay {
         }
         self.to_shadow = Vec::new();
         if let Some(reason) = reason {
-            if self.client_open && self.primary_open {
+            if self.client_open && self.primary_open && !self.closing {
                 self.state.ws_metrics.shadow_end(reason);
                 tracing::debug!(service = %self.state.name, side = Side::Shadow.as_str(), reason = reason.as_str(), "shadow connection ended");
             }
@@ -567,12 +584,14 @@ impl Relay {
 
     // ---------------------------------------------------------- comparing
 
+    /// Ends the comparison (what waits is unresolved) and the shadow with it.
     fn stop_comparing(&mut self) {
         if let Some(mut m) = self.matcher.take() {
             m.finish(&mut self.decisions);
             self.record();
         }
         self.primary_reader.stop_collecting();
+        self.drop_shadow(None);
     }
 
     /// Counts (and samples) what the matcher decided.
@@ -747,7 +766,6 @@ impl Relay {
             self.drop_shadow(None);
         }
         self.stop_comparing();
-        self.drop_shadow(None);
     }
 }
 
