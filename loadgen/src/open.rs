@@ -499,3 +499,35 @@ async fn progress<W: Workload>(shared: Arc<Shared<W>>) {
         last = taken;
     }
 }
+
+/// Shared workloads: one per run, several runs (warm-up, measured phases).
+impl<W: Workload> Workload for Arc<W> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn request(&self, n: u64) -> Request {
+        (**self).request(n)
+    }
+    fn judge(&self, n: u64, status: u16, body: &[u8]) -> Verdict {
+        (**self).judge(n, status, body)
+    }
+}
+
+/// A workload whose slot numbers start at `first` (so a warm-up and the
+/// measured phases of one run never send the same event ids).
+pub struct Offset<W> {
+    pub workload: W,
+    pub first: u64,
+}
+
+impl<W: Workload> Workload for Offset<W> {
+    fn name(&self) -> &'static str {
+        self.workload.name()
+    }
+    fn request(&self, n: u64) -> Request {
+        self.workload.request(self.first + n)
+    }
+    fn judge(&self, n: u64, status: u16, body: &[u8]) -> Verdict {
+        self.workload.judge(self.first + n, status, body)
+    }
+}

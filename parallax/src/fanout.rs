@@ -273,6 +273,85 @@ fn publish(
     Ok(())
 }
 
+/// Subscribers spread over worker processes (each holds at most
+/// `per_worker` connections, so no process nears the descriptor limit),
+/// used by `parallax run` and `parallax load ws`.
+pub struct Fleet {
+    workers: Vec<Worker>,
+}
+
+impl Fleet {
+    /// Opens `clients` connections to `server`, subscribed round-robin per
+    /// worker to `topics`, from `sources` source addresses 127.0.0.2….
+    pub fn connect(
+        server: SocketAddr,
+        clients: usize,
+        per_worker: usize,
+        topics: &[String],
+        sources: u8,
+    ) -> anyhow::Result<Self> {
+        let mut workers = Vec::new();
+        let mut total = 0;
+        while total < clients {
+            let n = per_worker.max(1).min(clients - total);
+            let topic = &topics[workers.len() % topics.len().max(1)];
+            workers.push(Worker::spawn(server, topic, n, total, sources)?);
+            total += n;
+        }
+        Ok(Self { workers })
+    }
+
+    pub fn connected(&self) -> usize {
+        self.workers.iter().map(|w| w.hello.connected).sum()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.workers.iter().map(|w| w.hello.failed).sum()
+    }
+
+    /// Connections subscribed to `topic`.
+    pub fn subscribed_to(&self, topic: &str) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| w.topic == topic)
+            .map(|w| w.hello.connected)
+            .sum()
+    }
+
+    pub fn first_error(&self) -> Option<String> {
+        self.workers
+            .iter()
+            .find_map(|w| w.hello.first_error.clone())
+    }
+
+    /// Forgets everything received so far.
+    pub fn reset(&mut self) -> anyhow::Result<()> {
+        for w in &mut self.workers {
+            w.command("reset")?;
+        }
+        Ok(())
+    }
+
+    /// Delivery latency (µs) of every notification received since the last
+    /// reset, merged over the workers.
+    pub fn latency(&mut self) -> anyhow::Result<Histogram<u64>> {
+        let mut merged = ws::new_histogram();
+        for w in &mut self.workers {
+            let report = w.command("report")?;
+            merged.add(ws::decode_histogram(&report.histogram).map_err(anyhow::Error::msg)?)?;
+        }
+        Ok(merged)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.command("exit");
+        }
+    }
+}
+
 /// A worker's first line: how its connections went.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Hello {
@@ -290,7 +369,7 @@ pub struct Report {
 }
 
 struct Worker {
-    topic: &'static str,
+    topic: String,
     hello: Hello,
     child: Child,
     stdin: ChildStdin,
@@ -300,12 +379,12 @@ struct Worker {
 impl Worker {
     fn spawn(
         server: SocketAddr,
-        topic: &'static str,
+        topic: &str,
         connections: usize,
         first_index: usize,
         sources: u8,
     ) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+        let mut child = Command::new(crate::workspace::self_exe()?)
             .args(["bench", "fanout-worker", "--server"])
             .arg(server.to_string())
             .args(["--topic", topic, "--connections"])
@@ -321,6 +400,7 @@ impl Worker {
         let stdin = child.stdin.take().expect("piped");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
         let hello = serde_json::from_str(&read_line(&mut stdout)?)?;
+        let topic = topic.to_owned();
         Ok(Self {
             topic,
             hello,

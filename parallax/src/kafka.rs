@@ -45,6 +45,25 @@ pub fn up(root: &Path) -> anyhow::Result<String> {
     Ok(format!("127.0.0.1:{port}"))
 }
 
+/// Whether the local broker runs and answers (quietly).
+pub fn running(root: &Path) -> bool {
+    Command::new(root.join("scripts/kafka.sh"))
+        .arg("status")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Stops the local broker.
+pub fn down(root: &Path) -> anyhow::Result<()> {
+    let code = script(root, &["down"])?;
+    if code != 0 {
+        bail!("scripts/kafka.sh down failed (exit {code})");
+    }
+    Ok(())
+}
+
 fn script(root: &Path, args: &[&str]) -> anyhow::Result<i32> {
     let path = root.join("scripts/kafka.sh");
     let status = Command::new(&path)

@@ -6,7 +6,10 @@
 //! - [`twin`]: building the Go and Rust twins and running them as child processes.
 //! - [`procstat`]: CPU-seconds and RSS of a child from `/proc`.
 //! - [`records`]: reading a topic back and diffing two twins' Kafka side effects.
-//! - [`run`]: `parallax run`, the side-by-side job.
+//! - [`run`]: `parallax run`, the side-by-side job (shadow, direct, A/A).
+//! - [`stack`]: the proxy as a child process of a run, and reading its
+//!   histograms and counters back.
+//! - [`load`]: `parallax load ingest|cache|ws`, open-model load on goose.
 //! - [`bench`](mod@bench): `parallax bench cache|cache-churn`, the twins under the same
 //!   open-model load from `parallax-loadgen`, one at a time.
 //! - [`fanout`]: `parallax bench fanout`, idle WebSocket memory and broadcast
@@ -25,11 +28,13 @@ mod fanout;
 mod gate;
 mod kafka;
 mod kafka_diff;
+mod load;
 mod procstat;
 mod proxy;
 mod proxy_bench;
 mod records;
 mod run;
+mod stack;
 mod twin;
 mod workspace;
 
@@ -58,6 +63,12 @@ enum Command {
     Bench {
         #[command(subcommand)]
         bench: bench::Bench,
+    },
+    /// Open-model load on goose against one target: ingest batches, cache
+    /// reads/writes, or WebSocket subscribers plus notifications.
+    Load {
+        #[command(subcommand)]
+        load: load::Load,
     },
     /// Run the shadowing proxy: clients get the primary's answers, a copy of
     /// each request goes to the shadow, and the answers are compared.
@@ -90,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Command::Kafka { action } => kafka::run(&root, &action),
         Command::Run(args) => run::run(&root, &args),
         Command::Bench { bench } => bench::run(&root, &bench),
+        Command::Load { load } => load::run(&root, &load),
         Command::Proxy(_) | Command::KafkaDiff(_) => unreachable!("served above"),
         Command::Gate(_) => unreachable!("served above"),
     }

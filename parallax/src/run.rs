@@ -1,288 +1,794 @@
 //! `parallax run`: the side-by-side job.
 //!
-//! Today it covers the ingest twins: it brings up Kafka, builds and starts
-//! the Go reference and the Rust twin (each publishing to a topic of its
-//! own), sends the same batches to both — alternating which goes first, to
-//! cancel drift — checks that the answers are byte-identical, reads both
-//! topics back and joins them on `event-id`, and prints one table with
-//! latency, CPU-seconds, peak RSS and every difference found. It exits
-//! non-zero when anything differs.
+//! For each scenario (ingest, cache, fan-out) it builds the Go reference and
+//! the Rust twin, starts them as child processes (and Kafka for ingest,
+//! reusing a running one), drives open-model load from goose and prints one
+//! side-by-side table per service; it writes `results.json`
+//! (`parallax.results/v1`, see docs/results-schema.md) and `report.html`.
 //!
-//! Requests are sent one at a time (closed loop), so the latencies describe
-//! an unloaded service; the open-model load generator is `parallax load`'s
-//! job.
+//! Modes:
+//! - **shadow** (default): `parallax proxy` in front, Go primary and Rust
+//!   shadow; every request is mirrored and compared; both backends' latency
+//!   is measured by the proxy the same way, and ingest's Kafka records are
+//!   joined on `event-id` and compared.
+//! - **direct** (`--direct`): each backend alone in turn, A, B, B, A (each
+//!   half the duration) so drift cancels; latency from the load generator,
+//!   coordinated-omission corrected. The same batches go to both ingest
+//!   twins, so their Kafka records are still compared.
+//! - **A/A** (`--aa`): Go against Go (shadow topology, or direct with
+//!   `--direct`): what the harness itself reports when nothing differs.
+//!
+//! The fan-out scenario holds WebSocket subscribers in worker processes and
+//! publishes notifications at a rate to each twin in turn (its delivery
+//! latency is end to end, receive time minus the server's stamp).
+//!
+//! Everything it starts it stops: child processes are killed on drop, and
+//! the Kafka it started is stopped at the end unless `--keep-kafka`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use prost::Message;
 
-use parallax_ingest::proto::{Event, EventBatch};
+use parallax_loadgen::cache::{CacheConfig, CacheWorkload};
+use parallax_loadgen::ingest::{IngestConfig, IngestWorkload};
+use parallax_loadgen::open::{OpenReport, Workload};
+use parallax_report::synthetic::empty_histogram;
+use parallax_report::{
+    histogram, BackendResult, Comparison, KafkaComparison, LatencySummary, Mode, Role, RunResults,
+    ScenarioResult, Window,
+};
 
+use crate::load::{self, Phase};
 use crate::procstat::Usage;
-use crate::twin::{self, Twin};
+use crate::stack::{self, ProxyProcess};
+use crate::twin::{self, Binaries, Twin};
 use crate::{kafka, records};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     /// Event ingestion: protobuf batches over HTTP, published to Kafka.
     Ingest,
+    /// Session cache: Zipf-keyed reads and writes.
+    Cache,
+    /// Notification fan-out: WebSocket subscribers, broadcast latency.
+    Fanout,
+    /// All three, one after the other.
+    All,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Which twin pair to compare.
-    #[arg(long, value_enum, default_value = "ingest")]
+    /// Which twin pair(s) to compare.
+    #[arg(long, value_enum, default_value = "all")]
     pub scenario: Scenario,
-    /// Batches sent to each twin.
-    #[arg(long, default_value_t = 200)]
-    pub batches: usize,
-    /// Events per batch.
+    /// Measured seconds per scenario (split A, B, B, A with --direct).
+    #[arg(long, default_value_t = 15.0)]
+    pub duration_secs: f64,
+    /// Seconds of unmeasured load first.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup_secs: f64,
+    /// Rate: events/s for ingest (default 10000), ops/s for cache (2000),
+    /// notifications/s for fan-out (20). Applies to every scenario run.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Events per ingest batch.
     #[arg(long, default_value_t = 500)]
     pub batch_size: usize,
+    /// WebSocket subscribers per fan-out twin.
+    #[arg(long, default_value_t = 2000)]
+    pub clients: usize,
+    /// goose users (most requests in flight).
+    #[arg(long, default_value_t = 32)]
+    pub users: usize,
+    /// Load each backend alone in turn (A, B, B, A) instead of mirroring.
+    #[arg(long)]
+    pub direct: bool,
+    /// Go against Go: the harness's own noise.
+    #[arg(long)]
+    pub aa: bool,
     /// Use this Kafka instead of starting the local one.
     #[arg(long)]
     pub kafka_brokers: Option<String>,
-    /// Where the twins' logs go.
+    /// Leave the local Kafka running if this run started it.
+    #[arg(long)]
+    pub keep_kafka: bool,
+    /// Where results.json, report.html and the logs go.
     #[arg(long, default_value = "target/parallax-run")]
-    pub out: std::path::PathBuf,
+    pub out: PathBuf,
 }
 
-/// What one twin did during the run.
+impl RunArgs {
+    fn mode(&self) -> Mode {
+        match (self.aa, self.direct) {
+            (true, _) => Mode::Aa,
+            (false, true) => Mode::Direct,
+            (false, false) => Mode::Shadow,
+        }
+    }
+
+    fn scenarios(&self) -> Vec<Scenario> {
+        match self.scenario {
+            Scenario::All => vec![Scenario::Ingest, Scenario::Cache, Scenario::Fanout],
+            one => vec![one],
+        }
+    }
+}
+
+/// One backend of a scenario: which binary plays it and how it is labelled.
+#[derive(Debug, Clone)]
 struct Side {
-    latency: Histogram<u64>,
-    accepted: u64,
-    before: Usage,
-    after: Usage,
+    name: &'static str,
+    /// Units (events) per request, for rates in the scenario's unit.
+    units_per_request: f64,
+    language: &'static str,
+    role: Role,
+    binary: PathBuf,
+}
+
+fn sides(binaries: &Binaries, aa: bool, units_per_request: f64) -> [Side; 2] {
+    let side = |name, language, role, binary: &PathBuf| Side {
+        name,
+        units_per_request,
+        language,
+        role,
+        binary: binary.clone(),
+    };
+    if aa {
+        [
+            side("go-a", "go", Role::Baseline, &binaries.go),
+            side("go-b", "go", Role::Candidate, &binaries.go),
+        ]
+    } else {
+        [
+            side("go", "go", Role::Baseline, &binaries.go),
+            side("rust", "rust", Role::Candidate, &binaries.rust),
+        ]
+    }
 }
 
 pub fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
-    let Scenario::Ingest = args.scenario;
-    if args.batch_size == 0 || args.batch_size > 10_000 {
-        bail!("--batch-size must be 1-10000 (the contract's batch limit)");
+    if args.duration_secs < 2.0 {
+        bail!("--duration-secs must be at least 2");
     }
-    let brokers = match &args.kafka_brokers {
-        Some(b) => b.clone(),
-        None => kafka::up(root)?,
-    };
-    let binaries = twin::build(root, "ingest")?;
     let out = root.join(&args.out);
     std::fs::create_dir_all(&out)?;
+    let mode = args.mode();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut results = RunResults::new(command, mode);
+    let scenarios = args.scenarios();
 
-    let run_id = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
-    let topic = |name: &str| format!("parallax-run-{run_id}-{name}");
-    let flags = |name: &str| {
-        vec![
-            "--kafka-brokers".to_owned(),
-            brokers.clone(),
-            "--topic".to_owned(),
-            topic(name),
-        ]
-    };
-    let go = Twin::spawn("go", &binaries.go, &flags("go"), &out.join("ingest-go.log"))?;
-    let rust = Twin::spawn(
-        "rust",
-        &binaries.rust,
-        &flags("rust"),
-        &out.join("ingest-rust.log"),
-    )?;
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    go.wait_ready(&client, Duration::from_secs(60))?;
-    rust.wait_ready(&client, Duration::from_secs(60))?;
-    eprintln!(
-        "go twin on {}, rust twin on {}; sending {} batches of {} events to each",
-        go.addr, rust.addr, args.batches, args.batch_size
-    );
-
-    let twins = [&go, &rust];
-    let mut sides: Vec<Side> = twins
-        .iter()
-        .map(|t| -> anyhow::Result<Side> {
-            Ok(Side {
-                latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-                accepted: 0,
-                before: t.usage()?,
-                after: Usage::default(),
-            })
+    let mut started_kafka = false;
+    let brokers = if scenarios.contains(&Scenario::Ingest) {
+        Some(match &args.kafka_brokers {
+            Some(b) => b.clone(),
+            None => {
+                started_kafka = !kafka::running(root);
+                kafka::up(root)?
+            }
         })
-        .collect::<anyhow::Result<_>>()?;
-    let mut response_mismatches = 0usize;
-    let mut failures = 0usize;
-    for b in 0..args.batches {
-        let body = batch(run_id, b, args.batch_size);
-        let mut answers: [Option<(u16, Bytes)>; 2] = [None, None];
-        // Alternate who goes first so warm caches and drift favour neither.
-        let order = if b % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let started = Instant::now();
-            let response = client
-                .post(twins[i].url("/v1/events"))
-                .header("content-type", "application/x-protobuf")
-                .body(body.clone())
-                .send()
-                .with_context(|| format!("POST to the {} twin", twins[i].name))?;
-            let status = response.status().as_u16();
-            let bytes = response.bytes()?;
-            sides[i]
-                .latency
-                .record(started.elapsed().as_micros().max(1) as u64)?;
-            if status == 200 {
-                sides[i].accepted += args.batch_size as u64;
-            } else {
-                failures += 1;
+    } else {
+        None
+    };
+    let outcome = (|| -> anyhow::Result<()> {
+        for scenario in scenarios {
+            let result = match scenario {
+                Scenario::Ingest => {
+                    ingest(root, args, brokers.as_deref().unwrap_or_default(), &out)
+                }
+                Scenario::Cache => cache(root, args, &out),
+                Scenario::Fanout => fanout(root, args, &out),
+                Scenario::All => unreachable!("expanded above"),
             }
-            answers[i] = Some((status, bytes));
+            .with_context(|| format!("scenario {scenario:?}"))?;
+            results.scenarios.push(result);
         }
-        if answers[0] != answers[1] {
-            response_mismatches += 1;
-        }
+        Ok(())
+    })();
+    if started_kafka && !args.keep_kafka {
+        eprintln!("stopping the Kafka this run started (--keep-kafka keeps it)");
+        let _ = kafka::down(root);
     }
-    for (side, t) in sides.iter_mut().zip(twins) {
-        side.after = t.usage()?;
-    }
+    outcome?;
 
-    eprintln!("reading both topics back from Kafka");
-    let deadline = Duration::from_secs(60);
-    let go_topic = records::read(&brokers, &topic("go"), sides[0].accepted as usize, deadline)?;
-    let rust_topic = records::read(
-        &brokers,
-        &topic("rust"),
-        sides[1].accepted as usize,
-        deadline,
-    )?;
-    let kafka_diff = records::diff(&go_topic, &rust_topic);
-
-    let go_exit = go.stop(Duration::from_secs(30))?;
-    let rust_exit = rust.stop(Duration::from_secs(30))?;
-
-    print_table(
-        args,
-        &sides,
-        response_mismatches,
-        &go_topic,
-        &rust_topic,
-        &kafka_diff,
-    );
-    let clean = failures == 0
-        && response_mismatches == 0
-        && kafka_diff
-            == records::Diff {
-                matched: kafka_diff.matched,
-                ..Default::default()
-            }
-        && kafka_diff.matched as u64 == sides[0].accepted
-        && go_exit.success()
-        && rust_exit.success();
-    if !clean {
-        bail!(
-            "the twins differ or failed (non-200 answers: {failures}, go exit: {go_exit}, rust exit: {rust_exit}); logs in {}",
-            out.display()
-        );
-    }
-    eprintln!("no differences; logs in {}", out.display());
+    let json = out.join("results.json");
+    results.save(&json)?;
+    let html = out.join("report.html");
+    std::fs::write(&html, parallax_report::html::render(&results))?;
+    println!("{}", parallax_report::table::render(&results));
+    println!("results: {}\nreport:  {}", json.display(), html.display());
+    println!("judge it: parallax gate {}", json.display());
     Ok(())
 }
 
-/// A protobuf batch with run-unique event ids, skewed tenants, three
-/// attributes and a 200-byte payload.
-fn batch(run_id: u128, b: usize, size: usize) -> Bytes {
-    let events = (0..size)
-        .map(|i| Event {
-            event_id: format!("{run_id}-{b}-{i}"),
-            // Skewed: half the events come from tenant 0.
-            tenant_id: format!("tenant-{}", if i % 2 == 0 { 0 } else { i % 97 }),
-            r#type: ["page_view", "click", "purchase"][i % 3].to_owned(),
-            occurred_at_unix_ms: 1_764_000_000_000 + (b * size + i) as i64,
-            attributes: BTreeMap::from([
-                ("country".to_owned(), ["NL", "DE", "US"][i % 3].to_owned()),
-                ("device".to_owned(), "mobile".to_owned()),
-                ("plan".to_owned(), "pro".to_owned()),
-            ]),
-            payload: Bytes::from(vec![b'x'; 200]),
-        })
-        .collect();
-    Bytes::from(EventBatch { events }.encode_to_vec())
+fn ingest(
+    root: &Path,
+    args: &RunArgs,
+    brokers: &str,
+    out: &Path,
+) -> anyhow::Result<ScenarioResult> {
+    let dir = stack::scenario_dir(out, "ingest")?;
+    let binaries = twin::build(root, "ingest")?;
+    let run_id = format!("run{}", load::unix_millis());
+    let events_per_sec = args.rate.unwrap_or(10_000.0);
+    let workload = Arc::new(IngestWorkload::new(&IngestConfig {
+        batch_size: args.batch_size,
+        tenants: 1000,
+        tenant_skew: 1.1,
+        payload_bytes: 64,
+        run_id: run_id.clone(),
+        seed: 1,
+    })?);
+    let topic = |side: &Side| format!("parallax-{run_id}-{}", side.name);
+    let flags = |side: &Side| {
+        vec![
+            "--kafka-brokers".to_owned(),
+            brokers.to_owned(),
+            "--topic".to_owned(),
+            topic(side),
+        ]
+    };
+    let plan = Plan {
+        service: "ingest",
+        unit: "events",
+        target: events_per_sec,
+        rate: events_per_sec / args.batch_size as f64,
+        routes: r#"
+[[services.routes]]
+template = "/v1/events"
+[services.routes.compare]
+headers = ["content-type"]
+protobuf_message = "parallax.ingest.v1.IngestResponse"
+"#,
+    };
+    let sides = sides(&binaries, args.aa, args.batch_size as f64);
+    let mut result = http_scenario(args, &plan, &sides, &flags, workload, &dir)?;
+
+    // The Kafka side effect: both topics read back and joined on event-id.
+    let expected = result.backends[0].requests as usize * args.batch_size;
+    eprintln!("ingest: reading both topics back from Kafka");
+    let deadline = Duration::from_secs(60);
+    let a = records::read(
+        brokers,
+        &topic(&sides[0]),
+        usize::MAX,
+        deadline.min(read_time(expected)),
+    )?;
+    let b = records::read(
+        brokers,
+        &topic(&sides[1]),
+        usize::MAX,
+        deadline.min(read_time(expected)),
+    )?;
+    let diff = records::diff(&a, &b);
+    let kafka = KafkaComparison {
+        matched: diff.matched as u64,
+        missing_in_shadow: diff.missing_in_rust as u64,
+        extra_in_shadow: diff.extra_in_rust as u64,
+        different: diff.different as u64,
+    };
+    result.notes.push(format!(
+        "Kafka: {} records from {}, {} from {} (warm-up included), joined on event-id",
+        a.by_event_id.len(),
+        sides[0].name,
+        b.by_event_id.len(),
+        sides[1].name
+    ));
+    result
+        .comparison
+        .get_or_insert_with(Comparison::default)
+        .kafka = Some(kafka);
+    Ok(result)
 }
 
-fn print_table(
-    args: &RunArgs,
-    sides: &[Side],
-    response_mismatches: usize,
-    go_topic: &records::Topic,
-    rust_topic: &records::Topic,
-    diff: &records::Diff,
-) {
-    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let cpu = |s: &Side| s.after.cpu_seconds - s.before.cpu_seconds;
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let ratio = |go: f64, rust: f64| {
-        if go > 0.0 {
-            format!("{:.2}", rust / go)
-        } else {
-            "-".into()
-        }
-    };
-    let (g, r) = (&sides[0], &sides[1]);
+/// How long to keep reading a topic: until it has gone quiet, bounded.
+fn read_time(expected: usize) -> Duration {
+    Duration::from_secs(10 + (expected / 50_000) as u64)
+}
 
-    println!();
-    println!(
-        "ingest: {} batches x {} events, sequential requests (not a load test)",
-        args.batches, args.batch_size
-    );
-    println!("{:<28} {:>12} {:>12} {:>10}", "", "go", "rust", "rust/go");
-    for (label, q) in [
-        ("p50 latency (ms)", 0.5),
-        ("p99 latency (ms)", 0.99),
-        ("max latency (ms)", 1.0),
-    ] {
-        let (a, b) = (ms(&g.latency, q), ms(&r.latency, q));
-        println!("{label:<28} {a:>12.2} {b:>12.2} {:>10}", ratio(a, b));
+fn cache(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioResult> {
+    let dir = stack::scenario_dir(out, "cache")?;
+    let binaries = twin::build(root, "session-cache")?;
+    let ops = args.rate.unwrap_or(2_000.0);
+    let workload = Arc::new(CacheWorkload::new(&CacheConfig {
+        rate_per_sec: ops,
+        read_ratio: 0.9,
+        keys: 10_000,
+        zipf_exponent: 1.0,
+        value_size: 512,
+        ..CacheConfig::default()
+    })?);
+    let plan = Plan {
+        service: "cache",
+        unit: "requests",
+        target: ops,
+        rate: ops,
+        routes: r#"
+[services.compare]
+headers = ["content-type"]
+
+[[services.routes]]
+template = "/v1/sessions/{id}"
+[services.routes.compare]
+headers = ["content-type"]
+"#,
+    };
+    let sides = sides(&binaries, args.aa, 1.0);
+    http_scenario(args, &plan, &sides, &|_| Vec::new(), workload, &dir)
+}
+
+/// What an HTTP scenario sends and how the proxy is set up for it.
+struct Plan {
+    service: &'static str,
+    unit: &'static str,
+    /// In units (events/s for ingest).
+    target: f64,
+    /// Requests per second.
+    rate: f64,
+    /// Proxy TOML for the service's routes.
+    routes: &'static str,
+}
+
+fn http_scenario<W: Workload>(
+    args: &RunArgs,
+    plan: &Plan,
+    sides: &[Side; 2],
+    flags: &dyn Fn(&Side) -> Vec<String>,
+    workload: Arc<W>,
+    dir: &Path,
+) -> anyhow::Result<ScenarioResult> {
+    let mut result = ScenarioResult {
+        scenario: plan.service.to_owned(),
+        unit: plan.unit.to_owned(),
+        target_rate_per_sec: plan.target,
+        duration_secs: args.duration_secs,
+        warmup_secs: args.warmup_secs,
+        backends: Vec::new(),
+        comparison: None,
+        notes: Vec::new(),
+    };
+    if args.direct {
+        result.backends = direct(args, plan, sides, flags, workload, dir)?;
+        result.notes.push(
+            "direct: each backend alone, A B B A; latency from the load generator, from each request's intended start"
+                .into(),
+        );
+    } else {
+        let (backends, comparison, notes) = shadow(args, plan, sides, flags, workload, dir)?;
+        result.backends = backends;
+        result.comparison = Some(comparison);
+        result.notes.extend(notes);
     }
-    let (a, b) = (cpu(g), cpu(r));
-    println!(
-        "{:<28} {a:>12.2} {b:>12.2} {:>10}",
-        "CPU-seconds",
-        ratio(a, b)
+    Ok(result)
+}
+
+fn start_twin(side: &Side, flags: &[String], dir: &Path) -> anyhow::Result<Twin> {
+    let twin = Twin::spawn(
+        side.name,
+        &side.binary,
+        flags,
+        &dir.join(format!("{}.log", side.name)),
+    )?;
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    twin.wait_ready(&http, Duration::from_secs(60))?;
+    Ok(twin)
+}
+
+/// Shadow (or A/A) mode: both backends behind the proxy at once.
+fn shadow<W: Workload>(
+    args: &RunArgs,
+    plan: &Plan,
+    sides: &[Side; 2],
+    flags: &dyn Fn(&Side) -> Vec<String>,
+    workload: Arc<W>,
+    dir: &Path,
+) -> anyhow::Result<(Vec<BackendResult>, Comparison, Vec<String>)> {
+    let primary = start_twin(&sides[0], &flags(&sides[0]), dir)?;
+    let shadow = start_twin(&sides[1], &flags(&sides[1]), dir)?;
+    let proxy = ProxyProcess::start(plan.service, primary.addr, shadow.addr, plan.routes, dir)?;
+    eprintln!(
+        "{}: {} primary on {}, {} shadow on {}, proxy on {}",
+        plan.service, sides[0].name, primary.addr, sides[1].name, shadow.addr, proxy.listen
     );
-    let (a, b) = (mib(g.after.peak_rss_bytes), mib(r.after.peak_rss_bytes));
-    println!(
-        "{:<28} {a:>12.1} {b:>12.1} {:>10}",
-        "peak RSS (MiB)",
-        ratio(a, b)
+    let runtime = load::runtime()?;
+    let mut phase = Phase {
+        url: proxy.url(),
+        rate_per_sec: plan.rate,
+        warmup: Duration::ZERO,
+        ramp: Duration::ZERO,
+        duration: load::secs(args.warmup_secs.max(0.5))?,
+        users: args.users,
+        first_slot: 1 << 41,
+        html: None,
+        progress: false,
+    };
+    eprintln!("{}: warm-up, {:.1} requests/s", plan.service, plan.rate);
+    let warm = load::drive(&runtime, Arc::clone(&workload), &phase)?;
+    settle();
+
+    let before = Snapshot::take(&proxy, plan.service, [&primary, &shadow])?;
+    let proxy_before = proxy.usage()?;
+    let kinds_before = proxy.sampled_difference_kinds().unwrap_or_default();
+    phase.duration = load::secs(args.duration_secs)?;
+    phase.first_slot = 0;
+    phase.html = Some(dir.join("goose.html"));
+    phase.progress = true;
+    eprintln!(
+        "{}: measuring {:?} through the proxy",
+        plan.service, phase.duration
     );
-    let (a, b) = (mib(g.after.rss_bytes), mib(r.after.rss_bytes));
-    println!(
-        "{:<28} {a:>12.1} {b:>12.1} {:>10}",
-        "RSS at end (MiB)",
-        ratio(a, b)
-    );
-    println!(
-        "{:<28} {:>12} {:>12}",
-        "events accepted", g.accepted, r.accepted
-    );
-    println!(
-        "{:<28} {:>12} {:>12}",
-        "kafka records read",
-        go_topic.by_event_id.len(),
-        rust_topic.by_event_id.len()
-    );
-    println!(
-        "{:<28} {:>25}",
-        "response bodies differing", response_mismatches
-    );
-    println!(
-        "{:<28} {:>25}",
-        "kafka records",
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (client, snapshots) = std::thread::scope(|scope| {
+        let poller = scope.spawn(|| poll_histograms(&proxy, plan.service, &stop));
+        let client = load::drive(&runtime, workload, &phase);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (client, poller.join().expect("the poller does not panic"))
+    });
+    let client = client?;
+    settle();
+    let after = Snapshot::take(&proxy, plan.service, [&primary, &shadow])?;
+    let proxy_after = proxy.usage()?;
+    let counters = after.counters.since(&before.counters);
+    let kinds: BTreeMap<String, u64> = proxy
+        .sampled_difference_kinds()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(kind, n)| {
+            let earlier = kinds_before.get(&kind).copied().unwrap_or(0);
+            (kind, n.saturating_sub(earlier))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    proxy.stop();
+    let clean = [
+        primary.stop(Duration::from_secs(20))?.success(),
+        shadow.stop(Duration::from_secs(20))?.success(),
+    ];
+
+    let mut backends = Vec::new();
+    for (i, (side, backend)) in sides.iter().zip(["primary", "shadow"]).enumerate() {
+        let h = after.histogram(backend)?.clone();
+        let mut h = subtract(h, before.histogram(backend)?)?;
+        if h.is_empty() {
+            h = empty_histogram();
+        }
+        let timeline = timeline_from(&snapshots, backend);
+        let (errors, late) = if i == 0 {
+            (client.errors, client.late)
+        } else {
+            (
+                counters.mirror("shadow_error") + counters.mirror("shadow_timeout"),
+                0,
+            )
+        };
+        backends.push(backend_result(
+            side,
+            &h,
+            client.measured_secs,
+            errors,
+            late,
+            timeline,
+            &before.usage[i],
+            &after.usage[i],
+        ));
+    }
+    let matched = counters.comparison("match");
+    let mismatched = counters.comparison("mismatch");
+    let noise = counters.comparison("noise");
+    let comparison = Comparison {
+        compared: matched + mismatched + noise,
+        matched,
+        mismatched,
+        noise,
+        dropped: counters.mirror("dropped_queue_full"),
+        classes: kinds,
+        kafka: None,
+    };
+    let s = LatencySummary::from_histogram(&client.latency_us);
+    let mut notes = vec![
         format!(
-            "{} matched, {} missing, {} extra, {} different",
-            diff.matched, diff.missing_in_rust, diff.extra_in_rust, diff.different
-        )
-    );
+            "shadow: {} primary, {} shadow, every request mirrored by parallax proxy; backend latency as the proxy measured it",
+            sides[0].name, sides[1].name
+        ),
+        format!(
+            "client through the proxy (from intended start): {:.1} req/s of {:.1}, p50 {} µs, p99 {} µs, {} late, {} errors; warm-up {} requests",
+            client.achieved_rate(),
+            plan.rate,
+            s.p50_us,
+            s.p99_us,
+            client.late,
+            client.errors,
+            warm.requests
+        ),
+        format!(
+            "the proxy used {:.2} CPU-seconds in the measured phase, peak RSS {} MiB",
+            proxy_after.cpu_seconds - proxy_before.cpu_seconds,
+            proxy_after.peak_rss_bytes >> 20
+        ),
+        "mismatch classes are counted over the samples the proxy kept (the last few per route)".into(),
+    ];
+    if !clean.iter().all(|c| *c) {
+        notes.push("a backend did not exit cleanly on SIGTERM; see its log".into());
+    }
+    Ok((backends, comparison, notes))
+}
+
+/// Direct mode: each backend alone, A B B A.
+fn direct<W: Workload>(
+    args: &RunArgs,
+    plan: &Plan,
+    sides: &[Side; 2],
+    flags: &dyn Fn(&Side) -> Vec<String>,
+    workload: Arc<W>,
+    dir: &Path,
+) -> anyhow::Result<Vec<BackendResult>> {
+    let runtime = load::runtime()?;
+    let half = load::secs(args.duration_secs / 2.0)?;
+    let twins = [
+        start_twin(&sides[0], &flags(&sides[0]), dir)?,
+        start_twin(&sides[1], &flags(&sides[1]), dir)?,
+    ];
+    let mut reports: [Vec<OpenReport>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu = [0.0f64; 2];
+    // The same slots (hence the same event ids) go to both backends.
+    let half_slots = (plan.rate * half.as_secs_f64()).ceil() as u64;
+    for (round, (i, first_slot)) in [(0, 0), (1, 0), (1, half_slots), (0, half_slots)]
+        .into_iter()
+        .enumerate()
+    {
+        let twin = &twins[i];
+        eprintln!(
+            "{}: round {} of 4: {} alone",
+            plan.service,
+            round + 1,
+            sides[i].name
+        );
+        let phase = Phase {
+            url: format!("http://{}", twin.addr),
+            rate_per_sec: plan.rate,
+            warmup: load::secs(args.warmup_secs / 2.0)?,
+            ramp: Duration::ZERO,
+            duration: half,
+            users: args.users,
+            first_slot,
+            html: Some(dir.join(format!("goose-{}-{}.html", sides[i].name, round + 1))),
+            progress: true,
+        };
+        let before = twin.usage()?.cpu_seconds;
+        reports[i].push(load::drive(&runtime, Arc::clone(&workload), &phase)?);
+        cpu[i] += twin.usage()?.cpu_seconds - before;
+    }
+    let mut backends = Vec::new();
+    for (i, twin) in twins.into_iter().enumerate() {
+        let usage = twin.usage()?;
+        let mut h = empty_histogram();
+        let mut timeline = Vec::new();
+        let (mut errors, mut late, mut secs) = (0, 0, 0.0);
+        for r in &reports[i] {
+            h.add(&r.latency_us)?;
+            timeline.extend(load::timeline(r, secs));
+            errors += r.errors;
+            late += r.late;
+            secs += r.measured_secs;
+        }
+        let zero = Usage::default();
+        let measured = Usage {
+            cpu_seconds: cpu[i],
+            ..usage
+        };
+        backends.push(backend_result(
+            &sides[i], &h, secs, errors, late, timeline, &zero, &measured,
+        ));
+        twin.stop(Duration::from_secs(20))?;
+    }
+    Ok(backends)
+}
+
+/// Proxy state and backend usage at one moment.
+struct Snapshot {
+    histograms: BTreeMap<String, Histogram<u64>>,
+    counters: stack::Counters,
+    usage: [Usage; 2],
+}
+
+impl Snapshot {
+    fn take(proxy: &ProxyProcess, service: &str, twins: [&Twin; 2]) -> anyhow::Result<Self> {
+        Ok(Self {
+            histograms: proxy.histograms(service)?,
+            counters: proxy.counters()?,
+            usage: [twins[0].usage()?, twins[1].usage()?],
+        })
+    }
+
+    fn histogram(&self, backend: &str) -> anyhow::Result<&Histogram<u64>> {
+        self.histograms
+            .get(backend)
+            .with_context(|| format!("the proxy reports no {backend} histogram"))
+    }
+}
+
+/// Lets mirrored requests still in flight land before a snapshot.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+/// `later − earlier`, bucket by bucket (the proxy's windows only grow
+/// during a run shorter than one window slot).
+fn subtract(mut later: Histogram<u64>, earlier: &Histogram<u64>) -> anyhow::Result<Histogram<u64>> {
+    later
+        .subtract(earlier)
+        .map_err(|e| anyhow::anyhow!("histograms do not subtract: {e:?}"))?;
+    Ok(later)
+}
+
+/// Snapshots of the proxy's histograms once a second while `stop` is unset.
+fn poll_histograms(
+    proxy: &ProxyProcess,
+    service: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<BTreeMap<String, Histogram<u64>>> {
+    let mut snapshots = Vec::new();
+    let mut next = std::time::Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(h) = proxy.histograms(service) {
+            snapshots.push(h);
+        }
+        next += Duration::from_secs(1);
+        while std::time::Instant::now() < next && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    snapshots
+}
+
+/// Per-second windows from consecutive snapshots of one backend.
+fn timeline_from(snapshots: &[BTreeMap<String, Histogram<u64>>], backend: &str) -> Vec<Window> {
+    snapshots
+        .windows(2)
+        .enumerate()
+        .filter_map(|(t, pair)| {
+            let (a, b) = (pair[0].get(backend)?, pair[1].get(backend)?);
+            let h = subtract(b.clone(), a).ok()?;
+            Some(Window::from_histogram(t as f64, &h, 0))
+        })
+        .filter(|w| w.requests > 0)
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backend_result(
+    side: &Side,
+    latency: &Histogram<u64>,
+    measured_secs: f64,
+    errors: u64,
+    late: u64,
+    timeline: Vec<Window>,
+    before: &Usage,
+    after: &Usage,
+) -> BackendResult {
+    let mut h = empty_histogram();
+    let _ = h.add(latency);
+    BackendResult {
+        name: side.name.to_owned(),
+        language: side.language.to_owned(),
+        role: side.role,
+        achieved_rate_per_sec: if measured_secs > 0.0 {
+            h.len() as f64 * side.units_per_request / measured_secs
+        } else {
+            0.0
+        },
+        requests: h.len(),
+        errors,
+        late,
+        latency: LatencySummary::from_histogram(&h),
+        histogram: histogram::encode(&h),
+        timeline,
+        cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+        peak_rss_bytes: after.peak_rss_bytes,
+    }
+}
+
+/// Fan-out: each twin in turn holds `--clients` subscribers; notifications
+/// are published at the rate; delivery latency per twin.
+fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioResult> {
+    let dir = stack::scenario_dir(out, "fanout")?;
+    let binaries = twin::build(root, "fanout")?;
+    let rate = args.rate.unwrap_or(20.0);
+    let topics = vec!["run".to_owned()];
+    let sides = sides(&binaries, args.aa, 1.0);
+    let runtime = load::runtime()?;
+    let mut backends = Vec::new();
+    let mut notes = vec![format!(
+        "each twin in turn: {} WebSocket subscribers in worker processes from 127.0.0.2-5, {rate}/s notifications; latency = receive − the server's published_at",
+        args.clients
+    )];
+    for side in &sides {
+        let twin = start_twin(side, &[], &dir)?;
+        let mut fleet = crate::fanout::Fleet::connect(twin.addr, args.clients, 10_000, &topics, 4)?;
+        eprintln!(
+            "fanout: {} holds {} subscribers ({} failed)",
+            side.name,
+            fleet.connected(),
+            fleet.failed()
+        );
+        let phase =
+            |duration: f64, first_slot: u64, html: Option<PathBuf>| -> anyhow::Result<Phase> {
+                let progress = html.is_some();
+                Ok(Phase {
+                    url: twin.url(""),
+                    rate_per_sec: rate,
+                    warmup: Duration::ZERO,
+                    ramp: Duration::ZERO,
+                    duration: load::secs(duration)?,
+                    users: 8,
+                    first_slot,
+                    html,
+                    progress,
+                })
+            };
+        let workload = Arc::new(load::NotifyWorkload {
+            topics: topics.clone(),
+        });
+        load::drive(
+            &runtime,
+            Arc::clone(&workload),
+            &phase(args.warmup_secs.max(0.5), 1 << 41, None)?,
+        )?;
+        std::thread::sleep(Duration::from_secs(1));
+        fleet.reset()?;
+        let before = twin.usage()?;
+        let report = load::drive(
+            &runtime,
+            workload,
+            &phase(
+                args.duration_secs,
+                0,
+                Some(dir.join(format!("goose-{}.html", side.name))),
+            )?,
+        )?;
+        std::thread::sleep(Duration::from_secs(2));
+        let after = twin.usage()?;
+        let latency = fleet.latency()?;
+        let expected = load::expected_deliveries(&fleet, &topics, report.requests);
+        notes.push(format!(
+            "{}: {} connected, {} failed; {} of {expected} deliveries; {} publishes failed",
+            side.name,
+            fleet.connected(),
+            fleet.failed(),
+            latency.len(),
+            report.errors
+        ));
+        let missing = expected.saturating_sub(latency.len());
+        drop(fleet);
+        backends.push(BackendResult {
+            errors: report.errors + missing,
+            ..backend_result(
+                side,
+                &latency,
+                report.measured_secs,
+                0,
+                report.late,
+                Vec::new(),
+                &before,
+                &after,
+            )
+        });
+        twin.stop(Duration::from_secs(20))?;
+    }
+    Ok(ScenarioResult {
+        scenario: "fanout".into(),
+        unit: "deliveries".into(),
+        target_rate_per_sec: rate * args.clients as f64,
+        duration_secs: args.duration_secs,
+        warmup_secs: args.warmup_secs,
+        backends,
+        comparison: None,
+        notes,
+    })
 }

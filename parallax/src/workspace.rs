@@ -32,3 +32,19 @@ pub fn root() -> anyhow::Result<PathBuf> {
 fn is_root(dir: &Path) -> bool {
     dir.join("scripts/kafka.sh").is_file() && dir.join("go-reference/go.mod").is_file()
 }
+
+/// This program's path, for starting helpers (the proxy, fan-out workers)
+/// as child processes. When the binary was rebuilt while running, Linux
+/// reports the old file as `… (deleted)`; the rebuilt one at the same path
+/// is then used.
+pub fn self_exe() -> std::io::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    match text.strip_suffix(" (deleted)") {
+        Some(path) => Ok(std::path::PathBuf::from(path)),
+        None => Ok(exe),
+    }
+}

@@ -1,0 +1,576 @@
+//! `parallax load ingest|cache|ws`: open-model load against one target
+//! (a twin, the proxy, anything speaking the contract), on goose.
+//!
+//! Each HTTP run is a warm-up (sent, not measured, with slot numbers of its
+//! own so no event id repeats) followed by the measured phase; latency is
+//! measured from each request's intended start ([`parallax_loadgen::open`]).
+//! The command prints a progress line a second, then a summary, writes a
+//! JSON report (`load.json`, schema `parallax.load/v1`, documented on
+//! [`LoadReport`]) and goose's HTML report, and exits non-zero when a
+//! request failed or the target rate was not held.
+//!
+//! `ws` holds WebSocket subscribers in worker processes (see
+//! [`crate::fanout::Fleet`]) and publishes notifications at the given rate
+//! through the same open model; delivery latency is receive time minus the
+//! server's `published_at_unix_us`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use goose::prelude::GooseMethod;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use parallax_loadgen::cache::{CacheConfig, CacheWorkload};
+use parallax_loadgen::ingest::{IngestConfig, IngestWorkload};
+use parallax_loadgen::open::{self, Offset, OpenConfig, OpenReport, Request, Verdict, Workload};
+use parallax_loadgen::pacing::Schedule;
+use parallax_report::{histogram, LatencySummary, Machine, Window};
+
+/// Warm-up slots are numbered from here, far from the measured ones.
+const WARMUP_FIRST_SLOT: u64 = 1 << 40;
+
+#[derive(Debug, Subcommand)]
+pub enum Load {
+    /// Protobuf event batches to POST /v1/events.
+    Ingest(IngestArgs),
+    /// Session-cache reads and writes (Zipf keys).
+    Cache(CacheArgs),
+    /// WebSocket subscribers plus notifications published at a rate.
+    Ws(WsArgs),
+}
+
+/// Flags every HTTP load shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Base URL of the service (or the proxy in front of it).
+    #[arg(long)]
+    pub target: String,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 30.0)]
+    pub duration_secs: f64,
+    /// Seconds of load sent before measuring.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_secs: f64,
+    /// Linear ramp to the full rate at the start of the warm-up.
+    #[arg(long, default_value_t = 0.0)]
+    pub ramp_secs: f64,
+    /// goose users: the most requests in flight.
+    #[arg(long, default_value_t = 64)]
+    pub users: usize,
+    /// Largest share of measured slots that may start late (>10 ms).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_late_ratio: f64,
+    /// Where load.json and goose.html go.
+    #[arg(long, default_value = "target/parallax-load")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Events per second (sent as batches).
+    #[arg(long, default_value_t = 100_000.0)]
+    pub events_per_sec: f64,
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub tenants: u64,
+    /// Zipf exponent of tenant popularity.
+    #[arg(long, default_value_t = 1.1)]
+    pub tenant_skew: f64,
+    #[arg(long, default_value_t = 64)]
+    pub payload_bytes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long, default_value_t = 5_000.0)]
+    pub ops_per_sec: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub read_ratio: f64,
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Zipf exponent over key ranks.
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct WsArgs {
+    /// host:port of the fan-out service (or the proxy).
+    #[arg(long)]
+    pub target: std::net::SocketAddr,
+    #[arg(long, default_value_t = 1000)]
+    pub clients: usize,
+    /// Topics; worker processes are spread over them round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "load")]
+    pub topics: Vec<String>,
+    /// Notifications per second, spread over the topics.
+    #[arg(long, default_value_t = 10.0)]
+    pub notify_rate: f64,
+    #[arg(long, default_value_t = 30.0)]
+    pub duration_secs: f64,
+    /// Source addresses, e.g. 127.0.0.2-127.0.0.17 (each gives ~28K ports).
+    #[arg(long, default_value = "127.0.0.2-127.0.0.5")]
+    pub source_addrs: String,
+    /// Worker processes holding the clients (each at most 20,000
+    /// descriptors here, so keep clients / workers below ~19,000).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    #[arg(long, default_value = "target/parallax-load")]
+    pub out: PathBuf,
+}
+
+/// `load.json`: one load run, schema `parallax.load/v1`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// `parallax.load/v1`.
+    pub schema: String,
+    pub created_at: String,
+    pub command: String,
+    pub machine: Machine,
+    /// `ingest`, `cache` or `ws`.
+    pub scenario: String,
+    pub target: String,
+    /// Requests per second asked for.
+    pub target_rate_per_sec: f64,
+    /// Requests per second completed in the measured phase.
+    pub achieved_rate_per_sec: f64,
+    /// Units (events per batch for ingest, else requests) per second.
+    pub achieved_units_per_sec: f64,
+    pub requests: u64,
+    pub units: u64,
+    pub errors: u64,
+    /// Measured slots that started more than 10 ms late.
+    pub late: u64,
+    /// Slots never sent (the run overran).
+    pub not_sent: u64,
+    /// Whether the schedule was kept (see `--max-late-ratio`).
+    pub held: bool,
+    /// Latency from each slot's intended start, µs.
+    pub latency: LatencySummary,
+    /// The same, as a base64 HDR histogram (V2-deflate).
+    pub histogram: String,
+    pub timeline: Vec<Window>,
+    pub error_samples: Vec<String>,
+    /// Generator CPU-seconds (user + system) during the whole run.
+    pub generator_cpu_seconds: f64,
+}
+
+/// One phase of open-model load.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub url: String,
+    pub rate_per_sec: f64,
+    pub warmup: Duration,
+    pub ramp: Duration,
+    pub duration: Duration,
+    pub users: usize,
+    pub first_slot: u64,
+    pub html: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// Warm-up (unmeasured), then the measured phase.
+pub fn drive<W: Workload>(
+    runtime: &tokio::runtime::Runtime,
+    workload: Arc<W>,
+    phase: &Phase,
+) -> anyhow::Result<OpenReport> {
+    let schedule = |duration: Duration, ramp: Duration| Schedule {
+        rate_per_sec: phase.rate_per_sec,
+        ramp,
+        duration,
+        max_requests: u64::MAX,
+    };
+    if !phase.warmup.is_zero() {
+        let mut config = OpenConfig::new(&phase.url, schedule(phase.warmup, phase.ramp));
+        config.users = phase.users;
+        let warm = Offset {
+            workload: Arc::clone(&workload),
+            first: WARMUP_FIRST_SLOT + phase.first_slot,
+        };
+        runtime
+            .block_on(open::run(warm, config))
+            .context("warm-up")?;
+    }
+    let mut config = OpenConfig::new(&phase.url, schedule(phase.duration, Duration::ZERO));
+    config.users = phase.users;
+    config.html_report = phase.html.clone();
+    config.progress = phase.progress;
+    let measured = Offset {
+        workload,
+        first: phase.first_slot,
+    };
+    Ok(runtime.block_on(open::run(measured, config))?)
+}
+
+/// Per-second windows of a report, shifted by `offset_secs`.
+pub fn timeline(report: &OpenReport, offset_secs: f64) -> Vec<Window> {
+    report
+        .windows
+        .iter()
+        .map(|w| Window::from_histogram(offset_secs + w.t_secs, &w.latency_us, w.errors))
+        .collect()
+}
+
+pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
+    match load {
+        Load::Ingest(args) => {
+            let run_id = format!("load{}", unix_millis());
+            let workload = IngestWorkload::new(&IngestConfig {
+                batch_size: args.batch_size,
+                tenants: args.tenants,
+                tenant_skew: args.tenant_skew,
+                payload_bytes: args.payload_bytes,
+                run_id,
+                seed: 1,
+            })?;
+            let rate = args.events_per_sec / args.batch_size as f64;
+            http_load(root, &args.common, "ingest", workload, rate)
+        }
+        Load::Cache(args) => {
+            let workload = CacheWorkload::new(&CacheConfig {
+                rate_per_sec: args.ops_per_sec,
+                read_ratio: args.read_ratio,
+                keys: args.keys,
+                zipf_exponent: args.zipf,
+                value_size: args.value_size,
+                ..CacheConfig::default()
+            })?;
+            http_load(root, &args.common, "cache", workload, args.ops_per_sec)
+        }
+        Load::Ws(args) => ws_load(root, args),
+    }
+}
+
+fn http_load<W: Workload>(
+    root: &Path,
+    common: &Common,
+    scenario: &str,
+    workload: W,
+    rate: f64,
+) -> anyhow::Result<()> {
+    let out = root.join(&common.out);
+    std::fs::create_dir_all(&out)?;
+    let runtime = runtime()?;
+    let cpu_before = crate::procstat::read(std::process::id())?.cpu_seconds;
+    let phase = Phase {
+        url: common.target.trim_end_matches('/').to_owned(),
+        rate_per_sec: rate,
+        warmup: secs(common.warmup_secs)?,
+        ramp: secs(common.ramp_secs)?,
+        duration: secs(common.duration_secs)?,
+        users: common.users,
+        first_slot: 0,
+        html: Some(out.join("goose.html")),
+        progress: true,
+    };
+    eprintln!(
+        "{scenario}: {rate:.1} requests/s to {} for {:?} after a {:?} warm-up",
+        phase.url, phase.duration, phase.warmup
+    );
+    let report = drive(&runtime, Arc::new(workload), &phase)?;
+    let cpu = crate::procstat::read(std::process::id())?.cpu_seconds - cpu_before;
+    let held = report.held(common.max_late_ratio);
+    let load = LoadReport {
+        schema: "parallax.load/v1".into(),
+        created_at: parallax_report::results::now_rfc3339(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: Machine::detect(),
+        scenario: scenario.into(),
+        target: phase.url.clone(),
+        target_rate_per_sec: rate,
+        achieved_rate_per_sec: report.achieved_rate(),
+        achieved_units_per_sec: report.achieved_units_rate(),
+        requests: report.requests,
+        units: report.units,
+        errors: report.errors,
+        late: report.late,
+        not_sent: report.not_sent,
+        held,
+        latency: LatencySummary::from_histogram(&report.latency_us),
+        histogram: histogram::encode(&report.latency_us),
+        timeline: timeline(&report, 0.0),
+        error_samples: report.error_samples.clone(),
+        generator_cpu_seconds: cpu,
+    };
+    print_summary(&load);
+    let path = out.join("load.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&load)?)?;
+    eprintln!(
+        "report: {} and {}",
+        path.display(),
+        out.join("goose.html").display()
+    );
+    if load.errors > 0 {
+        bail!(
+            "{} requests failed; first: {:?}",
+            load.errors,
+            load.error_samples.first()
+        );
+    }
+    if !held {
+        bail!(
+            "the target rate was not held: {:.1}/s of {:.1}/s, {} late, {} not sent",
+            load.achieved_rate_per_sec,
+            rate,
+            load.late,
+            load.not_sent
+        );
+    }
+    Ok(())
+}
+
+fn print_summary(l: &LoadReport) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "{}: {:.1} req/s ({:.0} units/s) of {:.1} target; {} requests, {} errors, {} late, {} not sent",
+        l.scenario,
+        l.achieved_rate_per_sec,
+        l.achieved_units_per_sec,
+        l.target_rate_per_sec,
+        l.requests,
+        l.errors,
+        l.late,
+        l.not_sent
+    );
+    println!(
+        "latency ms (from intended start): p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        ms(l.latency.p50_us),
+        ms(l.latency.p90_us),
+        ms(l.latency.p99_us),
+        ms(l.latency.p999_us),
+        ms(l.latency.max_us)
+    );
+    println!("generator CPU: {:.2} s", l.generator_cpu_seconds);
+}
+
+/// Notifications to `POST /v1/notify`, spread over topics; the server
+/// stamps `published_at_unix_us` on receipt.
+pub struct NotifyWorkload {
+    pub topics: Vec<String>,
+}
+
+impl Workload for NotifyWorkload {
+    fn name(&self) -> &'static str {
+        "notify"
+    }
+
+    fn request(&self, n: u64) -> Request {
+        let topic = &self.topics[(n % self.topics.len() as u64) as usize];
+        Request {
+            method: GooseMethod::Post,
+            path: "/v1/notify".into(),
+            body: Some(Bytes::from(format!(
+                r#"{{"topic":"{topic}","body":{{"seq":{n}}}}}"#
+            ))),
+            content_type: Some("application/json"),
+            units: 1,
+        }
+    }
+
+    fn judge(&self, _n: u64, status: u16, _body: &[u8]) -> Verdict {
+        if status == 202 {
+            Verdict::Ok
+        } else {
+            Verdict::Error
+        }
+    }
+}
+
+/// Parses `127.0.0.2-127.0.0.17` (or one address) into a count of sources
+/// starting at 127.0.0.2, which is what the workers bind.
+pub fn source_count(range: &str) -> anyhow::Result<u8> {
+    let parse = |s: &str| -> anyhow::Result<std::net::Ipv4Addr> {
+        s.trim()
+            .parse()
+            .with_context(|| format!("{s:?} is not an IPv4 address"))
+    };
+    let (first, last) = match range.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => (parse(range)?, parse(range)?),
+    };
+    let [a, b, c, d] = first.octets();
+    let [e, f, g, h] = last.octets();
+    if (a, b, c, d) != (127, 0, 0, 2) || (e, f, g) != (127, 0, 0) || h < d || h > 254 {
+        bail!("--source-addrs must be a range 127.0.0.2-127.0.0.N (the workers bind from 127.0.0.2 up)");
+    }
+    Ok(h - d + 1)
+}
+
+fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
+    let out = root.join(&args.out);
+    std::fs::create_dir_all(&out)?;
+    if args.topics.is_empty() {
+        bail!("--topics needs at least one topic");
+    }
+    let sources = source_count(&args.source_addrs)?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| args.clients.div_ceil(15_000).max(1));
+    let per_worker = args.clients.div_ceil(workers);
+    eprintln!(
+        "ws: {} clients in {workers} worker processes from {sources} source addresses",
+        args.clients
+    );
+    let mut fleet = crate::fanout::Fleet::connect(
+        args.target,
+        args.clients,
+        per_worker,
+        &args.topics,
+        sources,
+    )?;
+    eprintln!(
+        "  {} connected, {} failed",
+        fleet.connected(),
+        fleet.failed()
+    );
+    if let Some(e) = fleet.first_error() {
+        eprintln!("  first connect error: {e}");
+    }
+    fleet.reset()?;
+    let runtime = runtime()?;
+    let phase = Phase {
+        url: format!("http://{}", args.target),
+        rate_per_sec: args.notify_rate,
+        warmup: Duration::ZERO,
+        ramp: Duration::ZERO,
+        duration: secs(args.duration_secs)?,
+        users: 16,
+        first_slot: 0,
+        html: Some(out.join("goose.html")),
+        progress: true,
+    };
+    let workload = NotifyWorkload {
+        topics: args.topics.clone(),
+    };
+    let report = drive(&runtime, Arc::new(workload), &phase)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let latency = fleet.latency()?;
+    let expected: u64 = expected_deliveries(&fleet, &args.topics, report.requests);
+    print_ws(
+        &report,
+        &latency,
+        expected,
+        fleet.connected(),
+        fleet.failed(),
+    );
+    let summary = serde_json::json!({
+        "schema": "parallax.load-ws/v1",
+        "created_at": parallax_report::results::now_rfc3339(),
+        "machine": Machine::detect(),
+        "clients": args.clients,
+        "connected": fleet.connected(),
+        "connect_failed": fleet.failed(),
+        "notifications": report.requests,
+        "publish_errors": report.errors,
+        "expected_deliveries": expected,
+        "delivered": latency.len(),
+        "delivery_latency": LatencySummary::from_histogram(&latency),
+        "delivery_histogram": histogram::encode(&latency),
+        "publish_latency": LatencySummary::from_histogram(&report.latency_us),
+    });
+    std::fs::write(out.join("load.json"), serde_json::to_vec_pretty(&summary)?)?;
+    if fleet.failed() > 0 || report.errors > 0 || latency.len() < expected {
+        bail!(
+            "{} connects failed, {} publishes failed, {} of {} deliveries arrived",
+            fleet.failed(),
+            report.errors,
+            latency.len(),
+            expected
+        );
+    }
+    Ok(())
+}
+
+/// Notifications go round-robin over the topics; each reaches every
+/// connection subscribed to its topic.
+pub fn expected_deliveries(fleet: &crate::fanout::Fleet, topics: &[String], sent: u64) -> u64 {
+    let k = topics.len() as u64;
+    topics
+        .iter()
+        .enumerate()
+        .map(|(i, topic)| {
+            let to_topic = sent / k + u64::from((i as u64) < sent % k);
+            to_topic * fleet.subscribed_to(topic) as u64
+        })
+        .sum()
+}
+
+fn print_ws(
+    report: &OpenReport,
+    latency: &Histogram<u64>,
+    expected: u64,
+    connected: usize,
+    failed: usize,
+) {
+    let s = LatencySummary::from_histogram(latency);
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "ws: {connected} connected ({failed} failed); {} notifications at {:.1}/s; {} of {expected} deliveries",
+        report.requests,
+        report.achieved_rate(),
+        latency.len()
+    );
+    println!(
+        "delivery latency ms: p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        ms(s.p50_us),
+        ms(s.p99_us),
+        ms(s.p999_us),
+        ms(s.max_us)
+    );
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn secs(value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("{value} is not a duration in seconds"))
+}
+
+pub fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ranges_start_at_127_0_0_2() {
+        assert_eq!(source_count("127.0.0.2-127.0.0.17").unwrap(), 16);
+        assert_eq!(source_count("127.0.0.2").unwrap(), 1);
+        assert!(source_count("127.0.0.3-127.0.0.9").is_err());
+        assert!(source_count("10.0.0.2-10.0.0.9").is_err());
+    }
+
+    #[test]
+    fn notifications_cycle_through_the_topics() {
+        let w = NotifyWorkload {
+            topics: vec!["a".into(), "b".into()],
+        };
+        let body = |n| String::from_utf8(w.request(n).body.unwrap().to_vec()).unwrap();
+        assert_eq!(body(0), r#"{"topic":"a","body":{"seq":0}}"#);
+        assert_eq!(body(3), r#"{"topic":"b","body":{"seq":3}}"#);
+        assert_eq!(w.judge(0, 202, b""), Verdict::Ok);
+        assert_eq!(w.judge(0, 400, b""), Verdict::Error);
+    }
+}
