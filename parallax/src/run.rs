@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// goose users (most requests in flight).
     #[arg(long, default_value_t = 32)]
     pub users: usize,
+    /// Extra flags for the candidate twin (e.g. a fault injection when
+    /// testing the gate), one string split on spaces.
+    #[arg(long, allow_hyphen_values = true, default_value = "")]
+    pub candidate_flags: String,
     /// Load each backend alone in turn (A, B, B, A) instead of mirroring.
     #[arg(long)]
     pub direct: bool,
@@ -125,15 +129,26 @@ struct Side {
     name: &'static str,
     /// Units (events) per request, for rates in the scenario's unit.
     units_per_request: f64,
+    /// `--candidate-flags` for the candidate.
+    extra_flags: Vec<String>,
     language: &'static str,
     role: Role,
     binary: PathBuf,
 }
 
-fn sides(binaries: &Binaries, aa: bool, units_per_request: f64) -> [Side; 2] {
-    let side = |name, language, role, binary: &PathBuf| Side {
+fn sides(args: &RunArgs, binaries: &Binaries, units_per_request: f64) -> [Side; 2] {
+    let aa = args.aa;
+    let side = |name, language, role: Role, binary: &PathBuf| Side {
         name,
         units_per_request,
+        extra_flags: match role {
+            Role::Candidate => args
+                .candidate_flags
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            Role::Baseline => Vec::new(),
+        },
         language,
         role,
         binary: binary.clone(),
@@ -245,7 +260,7 @@ headers = ["content-type"]
 protobuf_message = "parallax.ingest.v1.IngestResponse"
 "#,
     };
-    let sides = sides(&binaries, args.aa, args.batch_size as f64);
+    let sides = sides(args, &binaries, args.batch_size as f64);
     let mut result = http_scenario(args, &plan, &sides, &flags, workload, &dir)?;
 
     // The Kafka side effect: both topics read back and joined on event-id.
@@ -317,7 +332,7 @@ template = "/v1/sessions/{id}"
 headers = ["content-type"]
 "#,
     };
-    let sides = sides(&binaries, args.aa, 1.0);
+    let sides = sides(args, &binaries, 1.0);
     http_scenario(args, &plan, &sides, &|_| Vec::new(), workload, &dir)
 }
 
@@ -367,10 +382,12 @@ fn http_scenario<W: Workload>(
 }
 
 fn start_twin(side: &Side, flags: &[String], dir: &Path) -> anyhow::Result<Twin> {
+    let mut flags = flags.to_vec();
+    flags.extend(side.extra_flags.iter().cloned());
     let twin = Twin::spawn(
         side.name,
         &side.binary,
-        flags,
+        &flags,
         &dir.join(format!("{}.log", side.name)),
     )?;
     let http = reqwest::blocking::Client::builder()
@@ -701,7 +718,7 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
     let binaries = twin::build(root, "fanout")?;
     let rate = args.rate.unwrap_or(20.0);
     let topics = vec!["run".to_owned()];
-    let sides = sides(&binaries, args.aa, 1.0);
+    let sides = sides(args, &binaries, 1.0);
     let runtime = load::runtime()?;
     let mut backends = Vec::new();
     let mut notes = vec![format!(

@@ -26,6 +26,9 @@ pub struct Binaries {
 /// Builds the Go reference (`go build`) and the Rust twin (`cargo build
 /// --release`) of `service` (`ingest`, …).
 pub fn build(root: &Path, service: &str) -> anyhow::Result<Binaries> {
+    if let Some(prebuilt) = prebuilt(service) {
+        return Ok(prebuilt);
+    }
     let out = root.join("target/parallax-bin");
     std::fs::create_dir_all(&out)?;
     eprintln!("building {service}: Go reference and Rust twin (release)");
@@ -45,6 +48,23 @@ pub fn build(root: &Path, service: &str) -> anyhow::Result<Binaries> {
     Ok(Binaries {
         go: out.join(service),
         rust: root.join("target/release").join(&package),
+    })
+}
+
+/// Binaries named by `PARALLAX_<SERVICE>_{GO,RUST}_BIN` (both must be set),
+/// as `scripts/test.sh` exports them: tests then reuse the debug builds
+/// instead of building release ones.
+fn prebuilt(service: &str) -> Option<Binaries> {
+    let key = match service {
+        "session-cache" => "CACHE",
+        "ingest" => "INGEST",
+        "fanout" => "FANOUT",
+        _ => return None,
+    };
+    let var = |lang| std::env::var_os(format!("PARALLAX_{key}_{lang}_BIN")).map(PathBuf::from);
+    Some(Binaries {
+        go: var("GO")?,
+        rust: var("RUST")?,
     })
 }
 

@@ -46,6 +46,11 @@ pub struct Config {
     /// How long in-flight requests may run after SIGTERM/SIGINT, in milliseconds.
     #[arg(long, env = "CACHE_SHUTDOWN_GRACE_MS", value_name = "N", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
+    /// Fault injection for the harness's own tests (a deliberately
+    /// regressed build for `parallax gate`): every answer waits this many
+    /// microseconds first. Hidden; 0 everywhere else.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub debug_delay_us: u64,
 }
 
 /// A config value out of range; the message names the flag and the range.
@@ -66,6 +71,7 @@ impl Default for Config {
             default_ttl_secs: DEFAULT_TTL_SECS,
             sweep_interval_ms: DEFAULT_SWEEP_INTERVAL_MS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            debug_delay_us: 0,
         }
     }
 }

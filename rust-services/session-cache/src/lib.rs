@@ -61,9 +61,20 @@ pub async fn run(
         config.default_ttl(),
         parallax_common::metrics::Metrics::new(),
     );
+    let mut router = handler::router(app);
+    if config.debug_delay_us > 0 {
+        let delay = std::time::Duration::from_micros(config.debug_delay_us);
+        tracing::warn!(?delay, "fault injection: every answer is delayed");
+        router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                tokio::time::sleep(delay).await;
+                next.run(request).await
+            },
+        ));
+    }
     parallax_common::server::serve(
         listener,
-        handler::router(app),
+        router,
         shutdown,
         config.shutdown_grace(),
     )
