@@ -12,7 +12,7 @@
 //! `ws` holds WebSocket subscribers in worker processes (see
 //! [`crate::fanout::Fleet`]) and publishes notifications at the given rate
 //! through the same open model; delivery latency is receive time minus the
-//! server's `published_at_unix_us`.
+//! `published_at_unix_us` the publisher stamped when it sent.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -356,8 +356,8 @@ fn print_summary(l: &LoadReport) {
     println!("generator CPU: {:.2} s", l.generator_cpu_seconds);
 }
 
-/// Notifications to `POST /v1/notify`, spread over topics; the server
-/// stamps `published_at_unix_us` on receipt.
+/// Notifications to `POST /v1/notify`, spread over topics, each with its
+/// own id and `published_at_unix_us` stamped when it is sent.
 pub struct NotifyWorkload {
     pub topics: Vec<String>,
 }
@@ -372,8 +372,11 @@ impl Workload for NotifyWorkload {
         Request {
             method: GooseMethod::Post,
             path: "/v1/notify".into(),
+            // The id and the timestamp are the client's, so a notification
+            // mirrored to a shadow gives byte-identical frames there.
             body: Some(Bytes::from(format!(
-                r#"{{"topic":"{topic}","body":{{"seq":{n}}}}}"#
+                r#"{{"id":"n-{n}","topic":"{topic}","published_at_unix_us":{},"body":{{"seq":{n}}}}}"#,
+                parallax_loadgen::ws::now_unix_us()
             ))),
             content_type: Some("application/json"),
             units: 1,
@@ -568,8 +571,9 @@ mod tests {
             topics: vec!["a".into(), "b".into()],
         };
         let body = |n| String::from_utf8(w.request(n).body.unwrap().to_vec()).unwrap();
-        assert_eq!(body(0), r#"{"topic":"a","body":{"seq":0}}"#);
-        assert_eq!(body(3), r#"{"topic":"b","body":{"seq":3}}"#);
+        assert!(body(0).starts_with(r#"{"id":"n-0","topic":"a","published_at_unix_us":"#));
+        assert!(body(3).starts_with(r#"{"id":"n-3","topic":"b","#));
+        assert!(body(3).ends_with(r#","body":{"seq":3}}"#));
         assert_eq!(w.judge(0, 202, b""), Verdict::Ok);
         assert_eq!(w.judge(0, 400, b""), Verdict::Error);
     }

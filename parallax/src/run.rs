@@ -20,7 +20,7 @@
 //!
 //! The fan-out scenario holds WebSocket subscribers in worker processes and
 //! publishes notifications at a rate to each twin in turn (its delivery
-//! latency is end to end, receive time minus the server's stamp).
+//! latency is end to end: receive time minus the publisher's send stamp).
 //!
 //! Everything it starts it stops: child processes are killed on drop, and
 //! the Kafka it started is stopped at the end unless `--keep-kafka`.
@@ -722,7 +722,7 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
     let runtime = load::runtime()?;
     let mut backends = Vec::new();
     let mut notes = vec![format!(
-        "each twin in turn: {} WebSocket subscribers in worker processes from 127.0.0.2-5, {rate}/s notifications; latency = receive − the server's published_at",
+        "each twin in turn: {} WebSocket subscribers in worker processes from 127.0.0.2-5, {rate}/s notifications; latency = receive − published_at stamped by the publisher when sending",
         args.clients
     )];
     for side in &sides {
@@ -798,14 +798,103 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
         });
         twin.stop(Duration::from_secs(20))?;
     }
+    let comparison = if args.direct {
+        None
+    } else {
+        let (comparison, note) = mirrored_fanout(args, &sides, rate, &topics, &dir)?;
+        notes.push(note);
+        Some(comparison)
+    };
     Ok(ScenarioResult {
+        comparison,
         scenario: "fanout".into(),
         unit: "deliveries".into(),
         target_rate_per_sec: rate * args.clients as f64,
         duration_secs: args.duration_secs,
         warmup_secs: args.warmup_secs,
         backends,
-        comparison: None,
         notes,
     })
+}
+
+/// The fan-out's correctness half: subscribers connect through the proxy
+/// (primary's frames to them, the shadow's compared message by message),
+/// notifications are published through it (mirrored with the same id and
+/// timestamp), and the proxy's frame counters become the comparison.
+fn mirrored_fanout(
+    args: &RunArgs,
+    sides: &[Side; 2],
+    rate: f64,
+    topics: &[String],
+    dir: &Path,
+) -> anyhow::Result<(Comparison, String)> {
+    let primary = start_twin(&sides[0], &[], dir)?;
+    let shadow = start_twin(&sides[1], &[], dir)?;
+    let proxy = ProxyProcess::start("fanout", primary.addr, shadow.addr, "", dir)?;
+    // Every proxied connection holds three descriptors in the proxy.
+    let clients = args.clients.min(1000);
+    let fleet = crate::fanout::Fleet::connect(proxy.listen, clients, 10_000, topics, 4)?;
+    eprintln!(
+        "fanout: {} subscribers through the proxy ({} primary, {} shadow)",
+        fleet.connected(),
+        sides[0].name,
+        sides[1].name
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let before = proxy.counters()?;
+    let runtime = load::runtime()?;
+    let phase = Phase {
+        url: proxy.url(),
+        rate_per_sec: rate,
+        warmup: Duration::ZERO,
+        ramp: Duration::ZERO,
+        duration: load::secs((args.duration_secs / 2.0).max(1.0))?,
+        users: 8,
+        first_slot: 1 << 42,
+        html: None,
+        progress: false,
+    };
+    let workload = Arc::new(load::NotifyWorkload {
+        topics: topics.to_vec(),
+    });
+    let report = load::drive(&runtime, workload, &phase)?;
+    // Let the match window (2 s) close on the last messages.
+    std::thread::sleep(Duration::from_secs(3));
+    let frames = proxy.counters()?.since(&before);
+    let kinds = proxy.sampled_difference_kinds().unwrap_or_default();
+    drop(fleet);
+    proxy.stop();
+    primary.stop(Duration::from_secs(20))?;
+    shadow.stop(Duration::from_secs(20))?;
+
+    let results = ["missing", "extra", "different", "reordered"];
+    let mut classes: BTreeMap<String, u64> = results
+        .iter()
+        .map(|r| (r.to_string(), frames.ws_frames(r)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    for (kind, n) in kinds {
+        *classes.entry(kind).or_default() += n;
+    }
+    let matched = frames.ws_frames("matched");
+    let mismatched: u64 = results.iter().map(|r| frames.ws_frames(r)).sum();
+    let comparison = Comparison {
+        compared: matched + mismatched,
+        matched,
+        mismatched,
+        noise: 0,
+        dropped: frames.ws_frames("overflow") + frames.ws_frames("unresolved"),
+        classes,
+        kafka: None,
+    };
+    let note = format!(
+        "mirrored session: {clients} subscribers through parallax proxy, {} notifications published through it; frames paired by /id: {} matched, {} missing, {} extra, {} different, {} reordered",
+        report.requests,
+        matched,
+        frames.ws_frames("missing"),
+        frames.ws_frames("extra"),
+        frames.ws_frames("different"),
+        frames.ws_frames("reordered"),
+    );
+    Ok((comparison, note))
 }

@@ -34,6 +34,8 @@ pub struct Counters {
     pub comparisons: BTreeMap<String, f64>,
     /// `parallax_mirror_total` by outcome.
     pub mirrors: BTreeMap<String, f64>,
+    /// `parallax_ws_frames_total` by result.
+    pub ws_frames: BTreeMap<String, f64>,
 }
 
 impl Counters {
@@ -46,6 +48,7 @@ impl Counters {
         Counters {
             comparisons: delta(&self.comparisons, &earlier.comparisons),
             mirrors: delta(&self.mirrors, &earlier.mirrors),
+            ws_frames: delta(&self.ws_frames, &earlier.ws_frames),
         }
     }
 
@@ -55,6 +58,10 @@ impl Counters {
 
     pub fn mirror(&self, outcome: &str) -> u64 {
         self.mirrors.get(outcome).copied().unwrap_or(0.0) as u64
+    }
+
+    pub fn ws_frames(&self, result: &str) -> u64 {
+        self.ws_frames.get(result).copied().unwrap_or(0.0) as u64
     }
 }
 
@@ -216,19 +223,21 @@ impl Drop for ProxyProcess {
     }
 }
 
-/// Sums `parallax_comparisons_total` by `result` and `parallax_mirror_total`
-/// by `outcome` over every route.
+/// Sums `parallax_comparisons_total` by `result`, `parallax_mirror_total`
+/// by `outcome` (over every route) and `parallax_ws_frames_total` by
+/// `result`.
 pub fn parse_counters(exposition: &str) -> Counters {
     let mut counters = Counters::default();
     for line in exposition.lines() {
-        let (family, label, map) = if line.starts_with("parallax_comparisons_total{") {
-            ("comparisons", "result", &mut counters.comparisons)
+        let (label, map) = if line.starts_with("parallax_comparisons_total{") {
+            ("result", &mut counters.comparisons)
         } else if line.starts_with("parallax_mirror_total{") {
-            ("mirrors", "outcome", &mut counters.mirrors)
+            ("outcome", &mut counters.mirrors)
+        } else if line.starts_with("parallax_ws_frames_total{") {
+            ("result", &mut counters.ws_frames)
         } else {
             continue;
         };
-        let _ = family;
         let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
             continue;
         };
@@ -285,12 +294,14 @@ parallax_comparisons_total{result="mismatch",route="/b",service="s"} 1
 parallax_mirror_total{outcome="compared",route="/a",service="s"} 8
 parallax_mirror_total{outcome="dropped_queue_full",route="/a",service="s"} 2
 parallax_upstream_request_duration_seconds_count{backend="primary"} 9
+parallax_ws_frames_total{result="matched",service="fanout"} 5
 "#;
         let c = parse_counters(text);
         assert_eq!(c.comparison("match"), 7);
         assert_eq!(c.comparison("mismatch"), 1);
         assert_eq!(c.mirror("compared"), 8);
         assert_eq!(c.mirror("dropped_queue_full"), 2);
+        assert_eq!(c.ws_frames("matched"), 5);
         let later = parse_counters(&text.replace("} 4", "} 10"));
         assert_eq!(later.since(&c).comparison("match"), 6);
     }
