@@ -18,7 +18,8 @@
 //!
 //! 1. Idle memory: the proxy's `VmRSS` once started, then at each
 //!    checkpoint after the connections settled; (RSS − baseline) / N.
-//!    Every connection is shadowed (`mirror_percent = 100`).
+//!    Every connection is shadowed (`--mirror-percent 100`, the default; 0
+//!    shows the cost of relaying alone: client and primary sockets).
 //! 2. Skew: `--notifications` notifications at `--rate`/s, each POSTed to
 //!    both twins at once (same id and `published_at_unix_us`), broadcast to
 //!    every connection; the proxy's `parallax_ws_delivery_skew_seconds`
@@ -46,7 +47,7 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("proxy") => proxy(&args[1]),
         Some("clients") => clients(&args[1..]),
-        _ => Err("usage: ws_bench run [--checkpoints 2000,5000] [--notifications 30] [--rate 2] [--per-worker 2500] [--direct 500] [--settle-secs 5]".into()),
+        _ => Err("usage: ws_bench run [--checkpoints 2000,5000] [--notifications 30] [--rate 2] [--per-worker 2500] [--direct 500] [--settle-secs 5] [--mirror-percent 100]".into()),
     };
     if let Err(e) = result {
         eprintln!("ws_bench: {e}");
@@ -75,6 +76,7 @@ fn run(args: &[String]) -> Result<()> {
     let per_worker: usize = flag(args, "--per-worker", "2500").parse()?;
     let direct: usize = flag(args, "--direct", "500").parse()?;
     let settle = Duration::from_secs(flag(args, "--settle-secs", "5").parse()?);
+    let mirror_percent: f64 = flag(args, "--mirror-percent", "100").parse()?;
     let root = std::env::current_dir()?;
     let bin = |var: &str, default: &str| {
         std::env::var(var).unwrap_or_else(|_| root.join(default).display().to_string())
@@ -100,7 +102,8 @@ fn run(args: &[String]) -> Result<()> {
         &config,
         format!(
             "admin_listen = \"{admin}\"\n[[services]]\nname = \"fanout\"\nlisten = \"{listen}\"\n\
-             primary = \"{go_addr}\"\nshadow = \"{rust_addr}\"\nws_match_window_ms = 10000\n"
+             primary = \"{go_addr}\"\nshadow = \"{rust_addr}\"\nws_match_window_ms = 10000\n\
+             mirror_percent = {mirror_percent}\n"
         ),
     )?;
     let proxy = Command::new(std::env::current_exe()?)
@@ -143,6 +146,7 @@ fn run(args: &[String]) -> Result<()> {
         w.command("reset")?;
     }
     let before = http(admin, "GET", "/metrics", "")?;
+    let cpu_before = cpu_seconds(proxy_pid)?;
     let started = Instant::now();
     let base_us = now_us();
     for i in 0..notifications {
@@ -169,6 +173,7 @@ fn run(args: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     std::thread::sleep(Duration::from_secs(5));
+    let cpu = cpu_seconds(proxy_pid)? - cpu_before;
     let after = http(admin, "GET", "/metrics", "")?;
     let through = merged(&mut workers)?;
     let plain = merged(&mut direct_workers)?;
@@ -217,7 +222,8 @@ fn run(args: &[String]) -> Result<()> {
         }
     }
     println!(
-        "proxy RSS at the end {:.1} MiB",
+        "proxy CPU during the broadcasts {cpu:.2} s ({:.1} µs per frame the clients got); RSS at the end {:.1} MiB",
+        cpu * 1e6 / through.len().max(1) as f64,
         rss_bytes(proxy_pid)? as f64 / 1048576.0
     );
     for w in workers.iter_mut().chain(direct_workers.iter_mut()) {
@@ -306,6 +312,15 @@ fn rss_bytes(pid: u32) -> Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .ok_or("no VmRSS")?;
     Ok(kb * 1024)
+}
+
+/// User + system CPU of a process, seconds (clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').ok_or("bad stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(ticks as f64 / 100.0)
 }
 
 fn now_us() -> u64 {

@@ -360,17 +360,54 @@ impl Matcher {
 /// The value at `pointer` of a JSON message, as text: a string as itself,
 /// anything else (a number) as its JSON. `None` for non-JSON messages or
 /// when the pointer finds nothing (or `null`).
+///
+/// Every message of a compared connection goes through here, so the common
+/// case — a pointer of one segment into an object, like `/id` — skips the
+/// other fields without building them (serde's `IgnoredAny`); deeper
+/// pointers parse the whole message.
 pub fn id_at(payload: &[u8], pointer: &str) -> Option<String> {
     // Cheap refusal of what cannot be a JSON object or array.
     let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first != b'{' && *first != b'[' {
         return None;
     }
-    let value: Value = serde_json::from_slice(payload).ok()?;
-    match value.pointer(pointer)? {
+    let segment = &pointer[1..];
+    let value = if *first == b'{' && !segment.contains(['/', '~']) {
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let value = serde::Deserializer::deserialize_map(&mut de, Field(segment)).ok()?;
+        de.end().ok()?;
+        value?
+    } else {
+        let value: Value = serde_json::from_slice(payload).ok()?;
+        value.pointer(pointer)?.clone()
+    };
+    match value {
         Value::Null => None,
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(s),
         other => Some(other.to_string()),
+    }
+}
+
+/// Visits a JSON object for one field's value, skipping the others.
+struct Field<'a>(&'a str);
+
+impl<'de> serde::de::Visitor<'de> for Field<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if found.is_none() && key == self.0 {
+                found = Some(map.next_value::<Value>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -559,6 +596,17 @@ mod tests {
         );
         assert_eq!(id_at(br#"{"id":null}"#, "/id"), None);
         assert_eq!(id_at(b"hello", "/id"), None);
+        assert_eq!(
+            id_at(br#"{"a":{"id":1},"id":"x","b":[{}]}"#, "/id").as_deref(),
+            Some("x")
+        );
+        assert_eq!(id_at(br#"{"id":"x"} trailing"#, "/id"), None);
+        assert_eq!(
+            id_at(br#"{"i\u0064":"esc"}"#, "/id").as_deref(),
+            Some("esc")
+        );
+        assert_eq!(id_at(br#"[{"id":"x"}]"#, "/0/id").as_deref(), Some("x"));
+        assert_eq!(id_at(br#"{"a/b":1}"#, "/a~1b").as_deref(), Some("1"));
         assert_eq!(MatchBy::parse("sequence"), Some(MatchBy::Sequence));
         assert_eq!(
             MatchBy::parse("/a/b"),

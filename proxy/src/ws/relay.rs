@@ -170,9 +170,12 @@ pub async fn run(
         state: Arc::clone(&state),
     };
     state.ws_metrics.connections(Backend::Primary).inc();
+    // What the handshakes read past their heads; dropped before serving:
+    // each may hold a whole handshake read buffer.
     if !upstreams.primary_leftover.is_empty() {
         relay.on_primary_bytes(&upstreams.primary_leftover);
     }
+    drop(upstreams.primary_leftover);
     if !parts.read_buf.is_empty() {
         relay.on_client_bytes(&parts.read_buf);
     }
