@@ -48,7 +48,7 @@ pub enum Load {
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Base URL of the service (or the proxy in front of it).
-    #[arg(long)]
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub target: String,
     /// Measured seconds (after the warm-up).
     #[arg(long, default_value_t = 30.0)]
@@ -86,6 +86,10 @@ pub struct IngestArgs {
     pub tenant_skew: f64,
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
+    /// Write one encoded batch to this file and exit (a body for other
+    /// load tools such as wrk, for comparing generators).
+    #[arg(long, value_name = "FILE")]
+    pub write_batch: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +240,11 @@ pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
                 run_id,
                 seed: 1,
             })?;
+            if let Some(path) = &args.write_batch {
+                std::fs::write(path, workload.batch(0))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                return Ok(());
+            }
             let rate = args.events_per_sec / args.batch_size as f64;
             http_load(root, &args.common, "ingest", workload, rate)
         }
