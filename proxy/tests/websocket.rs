@@ -533,3 +533,49 @@ fn an_unreachable_primary_is_502_primary_unavailable() {
         response.text()
     );
 }
+
+#[test]
+fn a_shadow_that_cannot_take_the_clients_frames_is_cut_off_not_waited_for() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let primary = rt.block_on(ScriptedWs::start(Script::Faithful));
+    // Never answers the upgrade: the client's frames queue for it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let h = Harness::start(
+        primary.addr,
+        silent.local_addr().unwrap(),
+        &[
+            "shadow_timeout_ms = 60000",
+            "ws_shadow_max_queued_bytes = 1000",
+        ],
+    );
+    let mut client = h.open("/v1/stream");
+    assert_frame(&mut client, SUBSCRIBED, "first frame");
+    let text = "x".repeat(1500);
+    client.send_text(&text).unwrap();
+    h.wait("the shadow to be cut off", 1.0, |h| {
+        h.value("parallax_ws_shadow_ends_total", Some(("reason", "stalled")))
+    });
+    wait_until("the primary to get the message", || {
+        primary.received.lock().len() == 1
+    });
+    assert_eq!(primary.received.lock()[0], text);
+    primary.broadcast(&[note("a", "1")]);
+    assert_frame(&mut client, &note("a", "1"), "after the shadow was cut off");
+}
+
+#[test]
+fn proxy_shutdown_closes_websockets_with_1001() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let primary = rt.block_on(ScriptedWs::start(Script::Faithful));
+    let shadow = rt.block_on(ScriptedWs::start(Script::Faithful));
+    let Harness {
+        rt: proxy_rt,
+        proxy,
+    } = Harness::start(primary.addr, shadow.addr, &[]);
+    let mut client = Client::open(proxy.addr, "/v1/stream");
+    assert_frame(&mut client, SUBSCRIBED, "first frame");
+    // Dropping the test proxy is its shutdown signal.
+    drop(proxy);
+    assert_eq!(client.next(FRAME_DEADLINE), Event::Close(Some(1001)));
+    drop(proxy_rt);
+}

@@ -1,8 +1,9 @@
 //! One proxied WebSocket connection: a single task moving bytes between
 //! the client, the primary and (when shadowed) the shadow.
 //!
-//! The task waits on socket readiness and reads with `try_read` into a
-//! buffer on its stack, so an idle connection holds no buffer at all. Bytes
+//! The task waits on socket readiness (`poll_read_ready`, one waker per
+//! socket) and reads with `try_read` into a buffer on its stack, so an idle
+//! connection holds no buffer at all. Bytes
 //! stay on the heap only while a peer does not take them:
 //! - primary → client: while the client is slow, the primary is not read
 //!   (TCP pushes back on the primary), exactly as without the proxy;
@@ -23,8 +24,11 @@
 //! half of the close. On proxy shutdown the client gets a 1001 close frame
 //! if the primary's stream is between frames.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -185,34 +189,6 @@ pub async fn run(
     state.ws_metrics.connections(Backend::Primary).dec();
 }
 
-async fn readable(stream: Option<&TcpStream>) -> io::Result<()> {
-    match stream {
-        Some(s) => s.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn writable(stream: Option<&TcpStream>) -> io::Result<()> {
-    match stream {
-        Some(s) => s.writable().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn opened(
-    connecting: &mut Option<JoinHandle<Result<Answer, OpenError>>>,
-) -> Result<Answer, OpenError> {
-    match connecting {
-        Some(handle) => handle.await.unwrap_or_else(|e| {
-            Err(OpenError::Connect {
-                side: Side::Shadow,
-                source: io::Error::other(e),
-            })
-        }),
-        None => std::future::pending().await,
-    }
-}
-
 async fn at(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -232,6 +208,12 @@ impl Relay {
     }
 
     async fn serve(&mut self) {
+        // The stop signal's future lives across iterations (it owns its
+        // receiver), so waiting for it costs nothing per event.
+        let mut stop = self.stop.clone();
+        let mut stop = std::pin::pin!(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        });
         while !self.finished() {
             // Windows run only once the shadow is connected.
             let deadline = self
@@ -240,34 +222,10 @@ impl Relay {
                 .filter(|_| self.shadow.is_some())
                 .and_then(Matcher::deadline);
             let linger = self.closing_since.map(|t| t + CLOSE_LINGER);
-            let shadow = self.shadow.as_ref().map(|s| &s.stream);
-            let connecting = &mut self.connecting;
-            let stop = &mut self.stop;
-            let (primary, client) = (&self.primary, &self.client);
-            let read_primary = self.primary_open && self.to_client.is_empty();
-            let read_client = self.client_open && self.to_primary.is_empty();
             let wake = tokio::select! {
                 biased;
-                () = async { let _ = stop.wait_for(|stop| *stop).await; } => Wake::Stop,
-                r = primary.readable(), if read_primary => {
-                    r.map_or(Wake::PrimaryFailed, |()| Wake::PrimaryReadable)
-                }
-                r = client.writable(), if !self.to_client.is_empty() => {
-                    r.map_or(Wake::ClientFailed, |()| Wake::ClientWritable)
-                }
-                r = client.readable(), if read_client => {
-                    r.map_or(Wake::ClientFailed, |()| Wake::ClientReadable)
-                }
-                r = primary.writable(), if !self.to_primary.is_empty() => {
-                    r.map_or(Wake::PrimaryFailed, |()| Wake::PrimaryWritable)
-                }
-                r = readable(shadow), if shadow.is_some() => {
-                    r.map_or(Wake::ShadowFailed, |()| Wake::ShadowReadable)
-                }
-                r = writable(shadow), if shadow.is_some() && !self.to_shadow.is_empty() => {
-                    r.map_or(Wake::ShadowFailed, |()| Wake::ShadowWritable)
-                }
-                r = opened(connecting), if connecting.is_some() => Wake::ShadowOpened(r),
+                () = &mut stop => Wake::Stop,
+                wake = std::future::poll_fn(|cx| self.poll_sockets(cx)) => wake,
                 () = at(deadline), if deadline.is_some() => Wake::Expire,
                 () = at(linger), if linger.is_some() => Wake::Linger,
             };
@@ -295,6 +253,70 @@ impl Relay {
                 Wake::ClientFailed => self.client_ended(),
             }
         }
+    }
+
+    /// What the sockets are ready for, in priority order: the primary's
+    /// bytes first (the client's stream), then writes that drain queues,
+    /// the client's bytes, the shadow. `poll_*_ready` keep one waker per
+    /// socket and direction (this task is each socket's only user): no
+    /// waiter list to join and leave on every event, as the `readable()`
+    /// futures would.
+    fn poll_sockets(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        fn ready(poll: Poll<io::Result<()>>, ok: Wake, failed: Wake) -> Option<Wake> {
+            match poll {
+                Poll::Ready(Ok(())) => Some(ok),
+                Poll::Ready(Err(_)) => Some(failed),
+                Poll::Pending => None,
+            }
+        }
+        if self.primary_open && self.to_client.is_empty() {
+            let poll = self.primary.poll_read_ready(cx);
+            if let Some(w) = ready(poll, Wake::PrimaryReadable, Wake::PrimaryFailed) {
+                return Poll::Ready(w);
+            }
+        }
+        if !self.to_client.is_empty() {
+            let poll = self.client.poll_write_ready(cx);
+            if let Some(w) = ready(poll, Wake::ClientWritable, Wake::ClientFailed) {
+                return Poll::Ready(w);
+            }
+        }
+        if self.client_open && self.to_primary.is_empty() {
+            let poll = self.client.poll_read_ready(cx);
+            if let Some(w) = ready(poll, Wake::ClientReadable, Wake::ClientFailed) {
+                return Poll::Ready(w);
+            }
+        }
+        if !self.to_primary.is_empty() {
+            let poll = self.primary.poll_write_ready(cx);
+            if let Some(w) = ready(poll, Wake::PrimaryWritable, Wake::PrimaryFailed) {
+                return Poll::Ready(w);
+            }
+        }
+        if let Some(s) = &self.shadow {
+            let poll = s.stream.poll_read_ready(cx);
+            if let Some(w) = ready(poll, Wake::ShadowReadable, Wake::ShadowFailed) {
+                return Poll::Ready(w);
+            }
+            if !self.to_shadow.is_empty() {
+                let poll = s.stream.poll_write_ready(cx);
+                if let Some(w) = ready(poll, Wake::ShadowWritable, Wake::ShadowFailed) {
+                    return Poll::Ready(w);
+                }
+            }
+        }
+        if let Some(handle) = &mut self.connecting {
+            if let Poll::Ready(joined) = Pin::new(handle).poll(cx) {
+                let answer = joined.unwrap_or_else(|e| {
+                    Err(OpenError::Connect {
+                        side: Side::Shadow,
+                        source: io::Error::other(e),
+                    })
+                });
+                return Poll::Ready(Wake::ShadowOpened(answer));
+            }
+        }
+        Poll::Pending
     }
 
     // ------------------------------------------------------------ primary
