@@ -25,7 +25,9 @@
 //! tungstenite allocates its read buffer up front (128 KiB by default) for
 //! each socket; relaying bytes needs none: the relay reads into a buffer on
 //! the stack and keeps bytes on the heap only while a peer is slow to take
-//! them, and a message only while it is being compared.
+//! them, and a message only while it is being compared. Measured: 7.6–7.9
+//! KiB of proxy memory per shadowed connection at 5,000 connections
+//! (`docs/benchmarks.md`).
 
 pub mod frame;
 pub mod matcher;
