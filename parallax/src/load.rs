@@ -468,9 +468,8 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
         topics: args.topics.clone(),
     };
     let report = drive(&runtime, Arc::new(workload), &phase)?;
-    std::thread::sleep(Duration::from_secs(3));
-    let latency = fleet.latency()?;
     let expected: u64 = expected_deliveries(&fleet, &args.topics, report.requests);
+    let latency = await_deliveries(&mut fleet, expected, Duration::from_secs(30))?;
     print_ws(
         &report,
         &latency,
@@ -504,6 +503,24 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Collects the delivery histogram once `expected` frames arrived, or when
+/// `patience` ran out (a slow server may still be writing its backlog when
+/// the publisher is done).
+pub fn await_deliveries(
+    fleet: &mut crate::fanout::Fleet,
+    expected: u64,
+    patience: Duration,
+) -> anyhow::Result<Histogram<u64>> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let latency = fleet.latency()?;
+        if latency.len() >= expected || std::time::Instant::now() >= deadline {
+            return Ok(latency);
+        }
+    }
 }
 
 /// Notifications go round-robin over the topics; each reaches every

@@ -769,10 +769,9 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
                 Some(dir.join(format!("goose-{}.html", side.name))),
             )?,
         )?;
-        std::thread::sleep(Duration::from_secs(2));
-        let after = twin.usage()?;
-        let latency = fleet.latency()?;
         let expected = load::expected_deliveries(&fleet, &topics, report.requests);
+        let latency = load::await_deliveries(&mut fleet, expected, Duration::from_secs(30))?;
+        let after = twin.usage()?;
         notes.push(format!(
             "{}: {} connected, {} failed; {} of {expected} deliveries; {} publishes failed",
             side.name,
