@@ -38,6 +38,8 @@ pub struct SubscribeConfig {
     pub first_index: usize,
     /// Handshakes in flight at once.
     pub concurrency: usize,
+    /// New connections per second (`None`: as fast as `concurrency` allows).
+    pub connect_rate_per_sec: Option<f64>,
 }
 
 /// Latencies of received notifications, µs from `published_at_unix_us`.
@@ -140,7 +142,12 @@ pub async fn connect(config: &SubscribeConfig) -> Subscribers {
     let mut handshakes = JoinSet::new();
     let mut readers = JoinSet::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = tokio::time::Instant::now();
     for i in 0..config.connections {
+        if let Some(rate) = config.connect_rate_per_sec.filter(|r| *r > 0.0) {
+            let due = started + std::time::Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due).await;
+        }
         let permit = gate.clone().acquire_owned().await.expect("never closed");
         let source = config.sources[(config.first_index + i) % config.sources.len()];
         let (url, server, tx) = (url.clone(), config.server, tx.clone());

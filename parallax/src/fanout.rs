@@ -144,7 +144,7 @@ fn measure(
     for &checkpoint in &args.checkpoints {
         while total < checkpoint {
             let (topic, n) = next_worker(total, checkpoint, args.per_worker, args.latency_clients);
-            let worker = Worker::spawn(twin.addr, topic, n, total, args.sources)?;
+            let worker = Worker::spawn(twin.addr, topic, n, total, args.sources, None)?;
             total += n;
             workers.push(worker);
         }
@@ -282,20 +282,30 @@ pub struct Fleet {
 
 impl Fleet {
     /// Opens `clients` connections to `server`, subscribed round-robin per
-    /// worker to `topics`, from `sources` source addresses 127.0.0.2….
+    /// worker to `topics`, from `sources` source addresses 127.0.0.2…, at
+    /// most `connect_rate` new connections per second (workers connect one
+    /// after another).
     pub fn connect(
         server: SocketAddr,
         clients: usize,
         per_worker: usize,
         topics: &[String],
         sources: u8,
+        connect_rate: Option<f64>,
     ) -> anyhow::Result<Self> {
         let mut workers = Vec::new();
         let mut total = 0;
         while total < clients {
             let n = per_worker.max(1).min(clients - total);
             let topic = &topics[workers.len() % topics.len().max(1)];
-            workers.push(Worker::spawn(server, topic, n, total, sources)?);
+            workers.push(Worker::spawn(
+                server,
+                topic,
+                n,
+                total,
+                sources,
+                connect_rate,
+            )?);
             total += n;
         }
         Ok(Self { workers })
@@ -383,9 +393,15 @@ impl Worker {
         connections: usize,
         first_index: usize,
         sources: u8,
+        connect_rate: Option<f64>,
     ) -> anyhow::Result<Self> {
-        let mut child = Command::new(crate::workspace::self_exe()?)
-            .args(["bench", "fanout-worker", "--server"])
+        let mut command = Command::new(crate::workspace::self_exe()?);
+        command.args(["bench", "fanout-worker"]);
+        if let Some(rate) = connect_rate {
+            command.arg("--connect-rate").arg(rate.to_string());
+        }
+        let mut child = command
+            .arg("--server")
             .arg(server.to_string())
             .args(["--topic", topic, "--connections"])
             .arg(connections.to_string())
@@ -445,6 +461,9 @@ pub struct WorkerArgs {
     first_index: usize,
     #[arg(long, default_value_t = 4)]
     sources: u8,
+    /// New connections per second (default: as fast as possible).
+    #[arg(long)]
+    connect_rate: Option<f64>,
 }
 
 /// Connects, prints [`Hello`], then answers `reset`/`report`/`exit` lines.
@@ -461,6 +480,7 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
             .collect(),
         first_index: args.first_index,
         concurrency: 256,
+        connect_rate_per_sec: args.connect_rate,
     };
     let subscribers = runtime.block_on(ws::connect(&config));
     let mut stdout = std::io::stdout().lock();

@@ -116,6 +116,9 @@ pub struct WsArgs {
     pub target: std::net::SocketAddr,
     #[arg(long, default_value_t = 1000)]
     pub clients: usize,
+    /// New connections per second (default: as fast as the server accepts).
+    #[arg(long)]
+    pub connect_rate: Option<f64>,
     /// Topics; worker processes are spread over them round-robin.
     #[arg(long, value_delimiter = ',', default_value = "load")]
     pub topics: Vec<String>,
@@ -442,6 +445,7 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
         per_worker,
         &args.topics,
         sources,
+        args.connect_rate,
     )?;
     eprintln!(
         "  {} connected, {} failed",

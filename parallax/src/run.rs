@@ -727,7 +727,8 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
     )];
     for side in &sides {
         let twin = start_twin(side, &[], &dir)?;
-        let mut fleet = crate::fanout::Fleet::connect(twin.addr, args.clients, 10_000, &topics, 4)?;
+        let mut fleet =
+            crate::fanout::Fleet::connect(twin.addr, args.clients, 10_000, &topics, 4, None)?;
         eprintln!(
             "fanout: {} holds {} subscribers ({} failed)",
             side.name,
@@ -832,7 +833,7 @@ fn mirrored_fanout(
     let proxy = ProxyProcess::start("fanout", primary.addr, shadow.addr, "", dir)?;
     // Every proxied connection holds three descriptors in the proxy.
     let clients = args.clients.min(1000);
-    let fleet = crate::fanout::Fleet::connect(proxy.listen, clients, 10_000, topics, 4)?;
+    let fleet = crate::fanout::Fleet::connect(proxy.listen, clients, 10_000, topics, 4, None)?;
     eprintln!(
         "fanout: {} subscribers through the proxy ({} primary, {} shadow)",
         fleet.connected(),
