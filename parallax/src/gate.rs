@@ -39,6 +39,11 @@ pub struct GateArgs {
     /// An earlier results file: also judge each backend's change since then.
     #[arg(long, value_name = "PREVIOUS.json")]
     pub baseline: Option<PathBuf>,
+    /// An A/A results file (`parallax run --aa`) from the same machine: each
+    /// scenario's p99 budget is widened by the p99 ratio two identical
+    /// backends showed there (the harness's own noise).
+    #[arg(long, value_name = "AA.json")]
+    pub noise: Option<PathBuf>,
     /// Largest candidate/baseline p99 ratio.
     #[arg(long, default_value = "1.5", value_name = "RATIO")]
     pub max_p99_ratio: Limit,
@@ -136,6 +141,25 @@ fn judge(args: &GateArgs) -> anyhow::Result<gate::GateReport> {
             seed: args.seed,
             ..Settings::default()
         },
+        p99_noise: Default::default(),
+    };
+    let budgets = match &args.noise {
+        Some(path) => {
+            let aa = RunResults::load(path)?;
+            if aa.mode != parallax_report::Mode::Aa {
+                anyhow::bail!(
+                    "{} is not an A/A run (mode {:?}); make one with `parallax run --aa`",
+                    path.display(),
+                    aa.mode
+                );
+            }
+            let p99_noise = gate::noise_factors(&aa, &budgets.stats)?;
+            Budgets {
+                p99_noise,
+                ..budgets
+            }
+        }
+        None => budgets,
     };
     Ok(gate::evaluate(&current, older.as_ref(), &budgets)?)
 }

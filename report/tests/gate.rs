@@ -322,3 +322,40 @@ fn an_aa_run_judges_go_b_against_go_a() {
     assert!(report.passed(), "{}", report.table());
     assert_eq!(check(&report, "p99 ratio").subject, "go-b/go-a");
 }
+
+#[test]
+fn an_aa_run_with_noisy_p99s_widens_the_p99_budget_by_that_noise() {
+    // Two identical backends whose p99s came out 2x apart on this machine:
+    // a candidate 1.8x slower is then within the harness's own noise.
+    let aa = synthetic::run(
+        Mode::Aa,
+        vec![synthetic::pair("cache", GO, GO.scaled(2.0), 7, 20_000, 10)],
+    );
+    let current = one_scenario(GO, GO.scaled(1.8), 8, 20_000);
+    let plain = judge(&current, &Budgets::default());
+    assert_eq!(failed(&plain), ["p99 ratio"], "{}", plain.table());
+
+    let calibrated = Budgets {
+        p99_noise: gate::noise_factors(&aa, &Budgets::default().stats).unwrap(),
+        ..Budgets::default()
+    };
+    let factor = calibrated.p99_noise["cache"];
+    assert!((1.8..2.3).contains(&factor), "noise factor {factor}");
+    let report = judge(&current, &calibrated);
+    assert!(report.passed(), "{}", report.table());
+    assert!(check(&report, "p99 ratio").note.contains("widened"));
+}
+
+#[test]
+fn a_regression_far_beyond_the_aa_noise_still_fails() {
+    let aa = synthetic::run(
+        Mode::Aa,
+        vec![synthetic::pair("cache", GO, GO.scaled(1.2), 9, 20_000, 10)],
+    );
+    let calibrated = Budgets {
+        p99_noise: gate::noise_factors(&aa, &Budgets::default().stats).unwrap(),
+        ..Budgets::default()
+    };
+    let report = judge(&one_scenario(GO, GO.scaled(4.0), 10, 20_000), &calibrated);
+    assert_eq!(failed(&report), ["p99 ratio"], "{}", report.table());
+}
