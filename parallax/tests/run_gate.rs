@@ -64,7 +64,11 @@ fn short_cache_run(out: &Path, candidate_flags: &str) -> PathBuf {
         "--candidate-flags",
         candidate_flags,
     ]);
-    assert!(result.status.success(), "parallax run failed\n{}", text(&result));
+    assert!(
+        result.status.success(),
+        "parallax run failed\n{}",
+        text(&result)
+    );
     out.join("results.json")
 }
 

@@ -72,13 +72,7 @@ pub async fn run(
             },
         ));
     }
-    parallax_common::server::serve(
-        listener,
-        router,
-        shutdown,
-        config.shutdown_grace(),
-    )
-    .await?;
+    parallax_common::server::serve(listener, router, shutdown, config.shutdown_grace()).await?;
     tracing::info!("stopped");
     Ok(())
 }
