@@ -80,6 +80,10 @@ pub struct ProxyBenchArgs {
     /// Open-model load as a share of the measured direct maximum.
     #[arg(long, default_value_t = 0.5)]
     pub load_fraction: f64,
+    /// A low fixed rate also measured, req/s: below what nginx sustains with
+    /// a slow shadow (`--connections` / the shadow's delay).
+    #[arg(long, default_value_t = 50.0)]
+    pub low_rate: f64,
     /// Measured seconds of each open-model run.
     #[arg(long, default_value_t = 10.0)]
     pub duration_secs: f64,
@@ -244,15 +248,12 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(max)
         .fold(f64::INFINITY, f64::min);
-    let mut rates = vec![(direct_max * args.load_fraction).round()];
-    let lower = (slowest_max * args.load_fraction).round();
-    if lower < rates[0] * 0.9 {
-        rates.push(lower);
-    }
+    let rates = rates(direct_max, slowest_max, args.load_fraction, args.low_rate);
 
     // Phase 2: added latency, open model.
     let mut latency = Vec::new();
-    for &rate in &rates {
+    for rate in &rates {
+        let rate = rate.per_sec;
         eprintln!("phase 2: open model at {rate} req/s");
         for (i, variant) in orders(&Variant::ALL, args.rounds).into_iter().enumerate() {
             wait_for_quiet(quiet)?;
@@ -269,11 +270,14 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             latency.push(run);
         }
     }
-    drop(fast);
     let clean_fast = [parallax.stop(), nginx.stop()];
 
-    // Phase 3: a slow shadow, at the lower rate.
-    let slow_rate = *rates.last().expect("at least one rate");
+    // Phase 3: a slow shadow, at the rates every path kept up with.
+    let slow_rates: Vec<f64> = rates
+        .iter()
+        .map(|r| r.per_sec)
+        .filter(|&r| r <= (slowest_max * args.load_fraction).round())
+        .collect();
     let slow_shadow = SlowShadow::start(Duration::from_millis(args.slow_shadow_ms))?;
     let parallax_slow = Server::parallax(
         &parallax_bin,
@@ -306,29 +310,30 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
         nginx: &nginx_slow,
         slow: Some(&slow_shadow),
     };
-    eprintln!(
-        "phase 3: {} ms shadow, open model at {slow_rate} req/s",
-        args.slow_shadow_ms
-    );
     let mut slow_runs = Vec::new();
-    for (i, variant) in orders(&[Variant::Parallax, Variant::Nginx], args.rounds)
-        .into_iter()
-        .enumerate()
-    {
-        wait_for_quiet(quiet)?;
-        let run = slow.paced(variant, slow_rate, args, &runtime, &http)?;
+    for &slow_rate in &slow_rates {
         eprintln!(
-            "  {}. {:<8} p50 {:>6} µs  p99 {:>7} µs  late {:.2}%  (others {:.2} cores)",
-            i + 1,
-            variant.name(),
-            run.load.latency.p50_us,
-            run.load.latency.p99_us,
-            run.load.late_ratio * 100.0,
-            run.cpu.others_cores
+            "phase 3: {} ms shadow, open model at {slow_rate} req/s",
+            args.slow_shadow_ms
         );
-        slow_runs.push(run);
+        for (i, variant) in orders(&[Variant::Parallax, Variant::Nginx], args.rounds)
+            .into_iter()
+            .enumerate()
+        {
+            wait_for_quiet(quiet)?;
+            let run = slow.paced(variant, slow_rate, args, &runtime, &http)?;
+            eprintln!(
+                "  {}. {:<8} p50 {:>6} µs  p99 {:>7} µs  late {:.2}%  (others {:.2} cores)",
+                i + 1,
+                variant.name(),
+                run.load.latency.p50_us,
+                run.load.latency.p99_us,
+                run.load.late_ratio * 100.0,
+                run.cpu.others_cores
+            );
+            slow_runs.push(run);
+        }
     }
-    drop(slow);
     let clean_slow = [parallax_slow.stop(), nginx_slow.stop()];
     let clean_twins = [
         primary.stop(Duration::from_secs(30))?.success(),
@@ -353,8 +358,8 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             load_average_end: loadavg(),
         },
         direct_max_per_sec: direct_max,
-        rates_per_sec: rates.clone(),
-        slow_rate_per_sec: slow_rate,
+        rates,
+        slow_rates_per_sec: slow_rates,
         throughput,
         latency,
         slow_shadow: slow_runs,
@@ -1348,6 +1353,7 @@ struct ArgsRecord {
     wrk_secs: u64,
     wrk_connections: usize,
     load_fraction: f64,
+    low_rate: f64,
     duration_secs: f64,
     warmup_secs: f64,
     connections: usize,
@@ -1364,6 +1370,7 @@ impl From<&ProxyBenchArgs> for ArgsRecord {
             wrk_secs: a.wrk_secs,
             wrk_connections: a.wrk_connections,
             load_fraction: a.load_fraction,
+            low_rate: a.low_rate,
             duration_secs: a.duration_secs,
             warmup_secs: a.warmup_secs,
             connections: a.connections,
@@ -1398,33 +1405,79 @@ struct Results {
     args: ArgsRecord,
     machine: MachineRecord,
     direct_max_per_sec: f64,
-    rates_per_sec: Vec<f64>,
-    slow_rate_per_sec: f64,
+    rates: Vec<Rate>,
+    slow_rates_per_sec: Vec<f64>,
     throughput: Vec<WrkRun>,
     latency: Vec<PacedRun>,
     slow_shadow: Vec<PacedRun>,
     clean_exit: bool,
 }
 
+/// An open-model rate and why it was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Rate {
+    per_sec: f64,
+    why: String,
+}
+
+/// The open-model rates: `fraction` of the direct maximum (the issue's
+/// definition), `fraction` of the slowest path's maximum when that is
+/// clearly lower (so every path has headroom), and `low`.
+fn rates(direct_max: f64, slowest_max: f64, fraction: f64, low: f64) -> Vec<Rate> {
+    let pct = fraction * 100.0;
+    let mut out = vec![Rate {
+        per_sec: (direct_max * fraction).round(),
+        why: format!("{pct:.0}% of the direct max"),
+    }];
+    let lower = (slowest_max * fraction).round();
+    if lower < out[0].per_sec * 0.9 {
+        out.push(Rate {
+            per_sec: lower,
+            why: format!("{pct:.0}% of the slowest path's max"),
+        });
+    }
+    if low < out.last().expect("one rate").per_sec * 0.9 {
+        out.push(Rate {
+            per_sec: low,
+            why: "a low fixed rate".into(),
+        });
+    }
+    out
+}
+
+/// Added latency at one rate: a proxy's mean percentile − direct's.
+#[derive(Debug, Serialize)]
+struct Added {
+    rate_per_sec: f64,
+    parallax_p50_us: f64,
+    parallax_p99_us: f64,
+    nginx_p50_us: f64,
+    nginx_p99_us: f64,
+}
+
+/// p99 with the slow shadow / p99 with the fast one, at one rate.
+#[derive(Debug, Serialize)]
+struct SlowRatio {
+    rate_per_sec: f64,
+    parallax: f64,
+    nginx: f64,
+}
+
 /// The targets, checked against the means.
 #[derive(Debug, Serialize)]
 struct Summary {
-    /// Parallax − direct at the first rate (50 % of the direct max), µs.
-    added_p50_us: f64,
-    added_p99_us: f64,
-    nginx_added_p50_us: f64,
-    nginx_added_p99_us: f64,
+    /// Per open-model rate; the first is the (50 % of direct max).
+    added: Vec<Added>,
     throughput_parallax_over_nginx: f64,
-    /// p99 with the slow shadow / p99 with the fast one, same rate.
-    parallax_slow_p99_ratio: f64,
-    nginx_slow_p99_ratio: f64,
-    /// Target: added p50 ≤ 100 µs.
+    slow_shadow: Vec<SlowRatio>,
+    /// Target: added p50 ≤ 100 µs at the first rate.
     added_p50_met: bool,
-    /// Target: added p99 ≤ 1 ms.
+    /// Target: added p99 ≤ 1 ms at the first rate.
     added_p99_met: bool,
     /// Target: throughput ≥ nginx's.
     throughput_met: bool,
-    /// Target: slow-shadow p99 within 5 % of the fast-shadow p99.
+    /// Target: slow-shadow p99 within 5 % of the fast-shadow p99, at every
+    /// slow-shadow rate.
     slow_shadow_met: bool,
 }
 
@@ -1436,51 +1489,71 @@ fn mean<'a, T: 'a>(runs: impl Iterator<Item = &'a T>, f: impl Fn(&T) -> f64) -> 
     values.iter().sum::<f64>() / values.len() as f64
 }
 
+/// A latency percentile of a run, NaN when it measured nothing (an
+/// overloaded path may never get past its warm-up slots).
+fn percentile(p: &PacedRun, f: impl Fn(&Latency) -> u64) -> f64 {
+    if p.load.requests == 0 {
+        f64::NAN
+    } else {
+        f(&p.load.latency) as f64
+    }
+}
+
 impl Summary {
     fn of(r: &Results) -> Self {
-        let first_rate = r.rates_per_sec[0];
-        let at = |rate: f64, v: Variant, f: &dyn Fn(&Latency) -> u64| {
+        let at = |runs: &[PacedRun], rate: f64, v: Variant, f: &dyn Fn(&Latency) -> u64| {
             mean(
-                r.latency
-                    .iter()
+                runs.iter()
                     .filter(|p| p.variant == v && p.load.target_rate_per_sec == rate),
-                |p| f(&p.load.latency) as f64,
+                |p| percentile(p, f),
             )
         };
         let p50 = |l: &Latency| l.p50_us;
         let p99 = |l: &Latency| l.p99_us;
-        let added = |v: Variant, f: &dyn Fn(&Latency) -> u64| {
-            at(first_rate, v, f) - at(first_rate, Variant::Direct, f)
-        };
+        let added: Vec<Added> = r
+            .rates
+            .iter()
+            .map(|rate| {
+                let rate = rate.per_sec;
+                let added = |v: Variant, f: &dyn Fn(&Latency) -> u64| {
+                    at(&r.latency, rate, v, f) - at(&r.latency, rate, Variant::Direct, f)
+                };
+                Added {
+                    rate_per_sec: rate,
+                    parallax_p50_us: added(Variant::Parallax, &p50),
+                    parallax_p99_us: added(Variant::Parallax, &p99),
+                    nginx_p50_us: added(Variant::Nginx, &p50),
+                    nginx_p99_us: added(Variant::Nginx, &p99),
+                }
+            })
+            .collect();
         let max = |v: Variant| {
             mean(r.throughput.iter().filter(|w| w.variant == v), |w| {
                 w.wrk.requests_per_sec
             })
         };
-        let slow_ratio = |v: Variant| {
-            mean(r.slow_shadow.iter().filter(|p| p.variant == v), |p| {
-                p.load.latency.p99_us as f64
-            }) / at(r.slow_rate_per_sec, v, &p99)
-        };
-        let s = Self {
-            added_p50_us: added(Variant::Parallax, &p50),
-            added_p99_us: added(Variant::Parallax, &p99),
-            nginx_added_p50_us: added(Variant::Nginx, &p50),
-            nginx_added_p99_us: added(Variant::Nginx, &p99),
-            throughput_parallax_over_nginx: max(Variant::Parallax) / max(Variant::Nginx),
-            parallax_slow_p99_ratio: slow_ratio(Variant::Parallax),
-            nginx_slow_p99_ratio: slow_ratio(Variant::Nginx),
-            added_p50_met: false,
-            added_p99_met: false,
-            throughput_met: false,
-            slow_shadow_met: false,
-        };
+        let slow_shadow: Vec<SlowRatio> = r
+            .slow_rates_per_sec
+            .iter()
+            .map(|&rate| {
+                let ratio =
+                    |v: Variant| at(&r.slow_shadow, rate, v, &p99) / at(&r.latency, rate, v, &p99);
+                SlowRatio {
+                    rate_per_sec: rate,
+                    parallax: ratio(Variant::Parallax),
+                    nginx: ratio(Variant::Nginx),
+                }
+            })
+            .collect();
+        let throughput = max(Variant::Parallax) / max(Variant::Nginx);
         Self {
-            added_p50_met: s.added_p50_us <= 100.0,
-            added_p99_met: s.added_p99_us <= 1000.0,
-            throughput_met: s.throughput_parallax_over_nginx >= 1.0,
-            slow_shadow_met: s.parallax_slow_p99_ratio <= 1.05,
-            ..s
+            added_p50_met: added[0].parallax_p50_us <= 100.0,
+            added_p99_met: added[0].parallax_p99_us <= 1000.0,
+            throughput_met: throughput >= 1.0,
+            slow_shadow_met: slow_shadow.iter().all(|s| s.parallax <= 1.05),
+            added,
+            throughput_parallax_over_nginx: throughput,
+            slow_shadow,
         }
     }
 }
@@ -1628,10 +1701,11 @@ fn print_table(r: &Results, s: &Summary) {
             p.load.achieved_rate_per_sec
         });
         line("  late slots (%)", 2, &|p| p.load.late_ratio * 100.0);
-        line("  p50 (µs)", 0, &|p| p.load.latency.p50_us as f64);
-        line("  p99 (µs)", 0, &|p| p.load.latency.p99_us as f64);
-        line("  p99.9 (µs)", 0, &|p| p.load.latency.p999_us as f64);
-        line("  max (µs)", 0, &|p| p.load.latency.max_us as f64);
+        line("  measured requests", 0, &|p| p.load.requests as f64);
+        line("  p50 (µs)", 0, &|p| percentile(p, |l| l.p50_us));
+        line("  p99 (µs)", 0, &|p| percentile(p, |l| l.p99_us));
+        line("  p99.9 (µs)", 0, &|p| percentile(p, |l| l.p999_us));
+        line("  max (µs)", 0, &|p| percentile(p, |l| l.max_us));
         let owned: Vec<&PacedRun> = runs.clone();
         let list = |v: Variant| {
             let l: Vec<String> = owned
@@ -1669,80 +1743,88 @@ fn print_table(r: &Results, s: &Summary) {
                     value(Variant::Nginx, f).map(|x| x - d),
                 ]
             };
-            let p50 = added(&|p| p.load.latency.p50_us as f64);
-            let p99 = added(&|p| p.load.latency.p99_us as f64);
+            let p50 = added(&|p| percentile(p, |l| l.p50_us));
+            let p99 = added(&|p| percentile(p, |l| l.p99_us));
             println!("{}", row("  added p50 vs direct (µs)", p50, 0));
             println!("{}", row("  added p99 vs direct (µs)", p99, 0));
         }
     };
-    for &rate in &r.rates_per_sec {
+    for rate in &r.rates {
         println!(
-            "open model at {rate:.0} req/s ({:.0}% of the {} max), {} connections, {} s (+{} s warm-up), latency from intended send:",
-            rate / if rate == r.rates_per_sec[0] { r.direct_max_per_sec } else { rate / r.args.load_fraction } * 100.0,
-            if rate == r.rates_per_sec[0] { "direct" } else { "slowest path's" },
+            "open model at {:.0} req/s ({}), {} connections, {} s (+{} s warm-up), latency from intended send:",
+            rate.per_sec,
+            rate.why,
             r.args.connections,
             r.args.duration_secs,
             r.args.warmup_secs
         );
-        paced_rows(&r.latency, rate, &Variant::ALL);
+        paced_rows(&r.latency, rate.per_sec, &Variant::ALL);
     }
-    println!(
-        "shadow answering after {} ms, at {:.0} req/s (fast-shadow figures above at the same rate):",
-        r.args.slow_shadow_ms, r.slow_rate_per_sec
-    );
-    paced_rows(
-        &r.slow_shadow,
-        r.slow_rate_per_sec,
-        &[Variant::Parallax, Variant::Nginx],
-    );
-    let outcomes: BTreeMap<String, u64> = r
-        .slow_shadow
-        .iter()
-        .filter(|p| p.variant == Variant::Parallax)
-        .flat_map(|p| p.mirror_outcomes.iter())
-        .fold(BTreeMap::new(), |mut all, (k, v)| {
-            *all.entry(k.clone()).or_default() += v;
-            all
-        });
-    println!("  parallax mirror outcomes (all slow runs): {outcomes:?}");
-    println!(
-        "{}",
-        row(
-            "  p99 slow / p99 fast shadow",
-            [
-                None,
-                Some(s.parallax_slow_p99_ratio),
-                Some(s.nginx_slow_p99_ratio)
-            ],
-            2
-        )
-    );
+    for (&rate, ratio) in r.slow_rates_per_sec.iter().zip(&s.slow_shadow) {
+        println!(
+            "shadow answering after {} ms, at {rate:.0} req/s (fast-shadow figures above at the same rate):",
+            r.args.slow_shadow_ms
+        );
+        paced_rows(&r.slow_shadow, rate, &[Variant::Parallax, Variant::Nginx]);
+        let outcomes: BTreeMap<String, u64> = r
+            .slow_shadow
+            .iter()
+            .filter(|p| p.variant == Variant::Parallax && p.load.target_rate_per_sec == rate)
+            .flat_map(|p| p.mirror_outcomes.iter())
+            .fold(BTreeMap::new(), |mut all, (k, v)| {
+                *all.entry(k.clone()).or_default() += v;
+                all
+            });
+        println!("  parallax mirror outcomes (these runs): {outcomes:?}");
+        println!(
+            "{}",
+            row(
+                "  p99 slow / p99 fast shadow",
+                [None, Some(ratio.parallax), Some(ratio.nginx)],
+                2
+            )
+        );
+    }
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
-    println!("targets:");
+    let first = &s.added[0];
+    println!("targets (Parallax; nginx for reference):");
     println!(
-        "  added p50 <= 100 µs at {:.0}% of direct max: {:.0} µs ({}); nginx {:.0} µs",
-        r.args.load_fraction * 100.0,
-        s.added_p50_us,
+        "  added p50 <= 100 µs at {}: {:.0} µs ({}); nginx {:.0} µs",
+        r.rates[0].why,
+        first.parallax_p50_us,
         verdict(s.added_p50_met),
-        s.nginx_added_p50_us
+        first.nginx_p50_us
     );
     println!(
-        "  added p99 <= 1 ms: {:.0} µs ({}); nginx {:.0} µs",
-        s.added_p99_us,
+        "  added p99 <= 1 ms at {}: {:.0} µs ({}); nginx {:.0} µs",
+        r.rates[0].why,
+        first.parallax_p99_us,
         verdict(s.added_p99_met),
-        s.nginx_added_p99_us
+        first.nginx_p99_us
     );
+    for (rate, added) in r.rates.iter().zip(&s.added).skip(1) {
+        println!(
+            "  at {:.0} req/s ({}): added p50 {:.0} µs, p99 {:.0} µs; nginx {:.0} / {:.0} µs",
+            rate.per_sec,
+            rate.why,
+            added.parallax_p50_us,
+            added.parallax_p99_us,
+            added.nginx_p50_us,
+            added.nginx_p99_us
+        );
+    }
     println!(
         "  throughput >= nginx: {:.2}x ({})",
         s.throughput_parallax_over_nginx,
         verdict(s.throughput_met)
     );
-    println!(
-        "  p99 with slow shadow within 5% of fast: {:.2}x ({}); nginx {:.2}x",
-        s.parallax_slow_p99_ratio,
-        verdict(s.slow_shadow_met),
-        s.nginx_slow_p99_ratio
-    );
+    for ratio in &s.slow_shadow {
+        println!(
+            "  p99 with slow shadow within 5% of fast at {:.0} req/s: {:.2}x; nginx {:.2}x",
+            ratio.rate_per_sec, ratio.parallax, ratio.nginx
+        );
+    }
+    println!("  slow-shadow target: {}", verdict(s.slow_shadow_met));
 }
 
 #[cfg(test)]
@@ -1814,6 +1896,15 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.services.len(), 1);
         assert!(text.contains("mirror_percent = 100.0"));
+    }
+
+    #[test]
+    fn rates_add_the_slowest_paths_half_and_the_low_rate_only_when_lower() {
+        let r = rates(40_000.0, 9_000.0, 0.5, 50.0);
+        let per_sec: Vec<f64> = r.iter().map(|r| r.per_sec).collect();
+        assert_eq!(per_sec, [20_000.0, 4_500.0, 50.0]);
+        let r = rates(10_000.0, 9_800.0, 0.5, 5_000.0);
+        assert_eq!(r.len(), 1, "{r:?}");
     }
 
     #[test]
