@@ -43,6 +43,9 @@ pub enum Error {
     /// The server's `/metrics` could not be read or lacked a gauge.
     #[error("cannot read the server's metrics: {0}")]
     Metrics(String),
+    /// The run was interrupted (Ctrl-C) before its schedule was complete.
+    #[error("interrupted before the schedule was complete")]
+    Interrupted,
     /// goose refused the configuration or the attack failed.
     #[error("goose: {0}")]
     Goose(String),

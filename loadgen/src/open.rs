@@ -215,6 +215,8 @@ struct Shared<W> {
     next: AtomicU64,
     /// Slots taken and not yet recorded.
     in_flight: AtomicU64,
+    /// Set when this run pulled goose's stop switch itself.
+    completed: AtomicBool,
     done: AtomicBool,
     stats: Mutex<Stats>,
 }
@@ -239,6 +241,7 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
         start: Instant::now() + START_GRACE,
         next: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
+        completed: AtomicBool::new(false),
         done: AtomicBool::new(false),
         stats: Mutex::new(Stats {
             latency_us: latency_histogram(),
@@ -265,6 +268,11 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
         let _ = p.await;
     }
     outcome.map_err(|e| Error::Goose(e.to_string()))?;
+    // goose's switch was pulled, and not by us: Ctrl-C (goose catches it
+    // and stops the attack), so the caller stops too instead of going on.
+    if goose::is_killswitch_triggered() && !shared.completed.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
 
     let config = &shared.config;
     let stats = shared.stats.lock();
@@ -359,6 +367,7 @@ impl<W: Workload> Shared<W> {
             // Every slot is taken; once none is in flight, stop goose
             // instead of letting it wait out its run time.
             if remaining == 0 {
+                self.completed.store(true, Ordering::Relaxed);
                 goose::trigger_killswitch("the schedule is complete");
             }
             tokio::time::sleep(IDLE_POLL).await;
