@@ -1,6 +1,6 @@
-//! The Kafka side: one consumer reads every partition of both topics, feeds
-//! the [`Joiner`], classifies what comes out and keeps the counts, metrics
-//! and samples.
+//! The Kafka side: a consumer per topic reads every partition, the join
+//! loop feeds the [`Joiner`], classifies what comes out and keeps the
+//! counts, metrics and samples.
 //!
 //! # Why manual assignment, not a consumer group
 //! The join needs both topics whole in one process: a group would split the
@@ -15,25 +15,38 @@
 //! # Start and end
 //! `Start::Beginning` reads from each partition's low watermark,
 //! `Start::Now` from its high watermark as read during `connect` — so every
-//! record produced after `connect` returns is seen. When the run ends
+//! record produced after `connect` returns is seen.
+//!
+//! # Backpressure
+//! Over a backlog one topic can be read far ahead of the other; the side
+//! that is ahead is held back while the other catches up
+//! ([`flow`](crate::flow)). Holding back is simply not polling that side's
+//! consumer — its read-ahead stops at `queued.max.messages.kbytes` — which
+//! is why each topic has a consumer of its own: librdkafka's partition
+//! pause/resume on one shared consumer left `rd_kafka_destroy` waiting
+//! forever in our tests.
+//!
+//! # End
+//! When the run ends
 //! (idle, duration, or the shutdown future) every record still pending is
 //! reported unpaired: stop after the traffic has settled (`Stop::Idle`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::compare::{compare, INGEST_EVENT_MESSAGE};
 use crate::error::Error;
+use crate::flow::{Change, Gate};
 use crate::join::{Joined, Joiner, Unpaired};
 use crate::metrics::DiffMetrics;
 use crate::record::{Record, Side};
@@ -138,10 +151,18 @@ impl DifferConfig {
 /// `.await`.
 type Positions = Arc<Mutex<[BTreeMap<i32, i64>; 2]>>;
 
+/// Consumer lag per side as last measured by the lag task; -1 until the
+/// first measurement.
+type Lags = Arc<[AtomicI64; 2]>;
+
 /// A consumer assigned to both topics, ready to [`run`](Differ::run).
 pub struct Differ {
     config: DifferConfig,
-    consumer: Arc<StreamConsumer>,
+    /// One per side, indexed by [`Side`].
+    consumers: [StreamConsumer; 2],
+    /// A client for watermark queries: on a consumer's own connection they
+    /// queue behind its fetches and time out under load.
+    watermarks: Arc<BaseConsumer>,
     positions: Positions,
     metrics: DiffMetrics,
     samples: SampleRing,
@@ -161,36 +182,52 @@ impl Differ {
             })?),
             None => None,
         };
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("group.id", "parallax-kafka-diff")
-            .set("client.id", "parallax-kafka-diff")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .map_err(|source| Error::Client {
+        let client = |config: &DifferConfig| {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", &config.brokers)
+                .set("group.id", "parallax-kafka-diff")
+                .set("client.id", "parallax-kafka-diff")
+                .set("enable.auto.commit", "false");
+            c
+        };
+        let watermarks: BaseConsumer =
+            client(&config).create().map_err(|source| Error::Client {
                 brokers: config.brokers.clone(),
                 source: Box::new(source),
             })?;
-        let consumer = Arc::new(consumer);
-        let (c, cfg) = (Arc::clone(&consumer), config.clone());
+        let consumer = || -> Result<StreamConsumer, Error> {
+            client(&config)
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", "false")
+                .set("allow.auto.create.topics", "false")
+                // Read ahead at most 8 MiB per side (librdkafka's default is
+                // 64 MiB): the differ's memory should be its pending
+                // records, not a read-ahead.
+                .set("queued.max.messages.kbytes", "8192")
+                .create()
+                .map_err(|source| Error::Client {
+                    brokers: config.brokers.clone(),
+                    source: Box::new(source),
+                })
+        };
+        let consumers = [consumer()?, consumer()?];
+        let watermarks = Arc::new(watermarks);
+        let (c, cfg) = (Arc::clone(&watermarks), config.clone());
         // Metadata and watermark requests block: off the async workers.
         let positions = tokio::task::spawn_blocking(move || start_offsets(&c, &cfg))
             .await
             .expect("offset lookup does not panic")?;
-        let mut assignment = TopicPartitionList::new();
         for side in Side::ALL {
+            let mut assignment = TopicPartitionList::new();
             for (&partition, &offset) in &positions[side as usize] {
                 assignment
                     .add_partition_offset(config.topic(side), partition, Offset::Offset(offset))
-                    .map_err(|source| assign_error(&config, source))?;
+                    .map_err(|source| assign_error(&config, side, source))?;
             }
+            consumers[side as usize]
+                .assign(&assignment)
+                .map_err(|source| assign_error(&config, side, source))?;
         }
-        consumer
-            .assign(&assignment)
-            .map_err(|source| assign_error(&config, source))?;
         let (p, s) = (positions[0].len(), positions[1].len());
         if p != s {
             tracing::warn!(
@@ -203,7 +240,8 @@ impl Differ {
         let samples = SampleRing::new(config.max_samples);
         Ok(Differ {
             config,
-            consumer,
+            consumers,
+            watermarks,
             positions: Arc::new(Mutex::new(positions)),
             metrics,
             samples,
@@ -224,16 +262,19 @@ impl Differ {
     /// Consumes and compares until `stop` or `shutdown`, then reports every
     /// record still pending as unpaired and returns the comparison.
     pub async fn run(mut self, stop: Stop, shutdown: impl Future<Output = ()>) -> KafkaComparison {
+        let lags: Lags = Arc::new([AtomicI64::new(-1), AtomicI64::new(-1)]);
         let lag = tokio::spawn(lag_task(
-            Arc::clone(&self.consumer),
+            Arc::clone(&self.watermarks),
             self.config.clone(),
             Arc::clone(&self.positions),
+            Arc::clone(&lags),
             self.metrics.clone(),
         ));
         // Stops the lag task however this future ends (dropped included).
         let _lag = AbortOnDrop(lag);
 
         let mut joiner = Joiner::new(self.config.window, self.config.max_pending);
+        let mut gate = Gate::new(self.config.max_pending);
         let mut out = Vec::new();
         let mut report = KafkaComparison {
             primary_topic: self.config.primary_topic.clone(),
@@ -249,19 +290,13 @@ impl Differ {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
-        let consumer = Arc::clone(&self.consumer);
         loop {
-            tokio::select! {
-                message = consumer.recv() => match message {
-                    Ok(message) => {
-                        let now = Instant::now();
-                        last_record = now;
-                        self.take(&message, now, &mut joiner, &mut report, &mut out);
-                    }
-                    // librdkafka retries transport errors itself; they are
-                    // worth a line, not the end of the run.
-                    Err(e) => tracing::warn!(brokers = %self.config.brokers, error = %e, "Kafka consumer error"),
-                },
+            // Each branch owns a receive future borrowed from its consumer;
+            // a held-back side is simply not polled.
+            let [primary, shadow] = &self.consumers;
+            let received = tokio::select! {
+                m = primary.recv(), if !gate.is_paused(Side::Primary) => Some((Side::Primary, m.map(|m| Record::from_message(&m)))),
+                m = shadow.recv(), if !gate.is_paused(Side::Shadow) => Some((Side::Shadow, m.map(|m| Record::from_message(&m)))),
                 _ = tick.tick() => {
                     let now = Instant::now();
                     joiner.expire(now.into_std(), &mut out);
@@ -270,14 +305,33 @@ impl Differ {
                     {
                         break;
                     }
+                    None
                 }
                 () = &mut shutdown => break,
+            };
+            match received {
+                Some((side, Ok(record))) => {
+                    let now = Instant::now();
+                    last_record = now;
+                    self.take(side, record, now, &mut joiner, &mut report, &mut out);
+                }
+                // librdkafka retries transport errors itself; they are worth
+                // a line, not the end of the run.
+                Some((side, Err(e))) => {
+                    tracing::warn!(brokers = %self.config.brokers, topic = %self.config.topic(side), error = %e, "Kafka consumer error")
+                }
+                None => {}
             }
             for joined in out.drain(..) {
                 self.settle(joined, &mut report);
             }
+            let pending = Side::ALL.map(|side| joiner.pending(side));
             for side in Side::ALL {
-                self.metrics.set_pending(side, joiner.pending(side));
+                self.metrics.set_pending(side, pending[side as usize]);
+            }
+            let behind = Side::ALL.map(|side| lags[side as usize].load(Ordering::Relaxed) != 0);
+            for change in gate.update(pending, behind) {
+                self.apply(change);
             }
         }
         joiner.finish(&mut out);
@@ -291,23 +345,27 @@ impl Differ {
         report
     }
 
+    /// Records a hold or release of one side (the loop stops or resumes
+    /// polling it).
+    fn apply(&self, change: Change) {
+        match change {
+            Change::Pause(side) => self.metrics.set_paused(side, true),
+            Change::Resume(side) => self.metrics.set_paused(side, false),
+        }
+    }
+
     /// One consumed message: counted, positioned, and into the join.
     fn take(
         &mut self,
-        message: &rdkafka::message::BorrowedMessage<'_>,
+        side: Side,
+        record: Record,
         now: Instant,
         joiner: &mut Joiner,
         report: &mut KafkaComparison,
         out: &mut Vec<Joined>,
     ) {
-        let side = if message.topic() == self.config.primary_topic {
-            Side::Primary
-        } else {
-            Side::Shadow
-        };
-        self.positions.lock()[side as usize].insert(message.partition(), message.offset() + 1);
+        self.positions.lock()[side as usize].insert(record.partition, record.offset + 1);
         self.metrics.consumed(side);
-        let record = Record::from_message(message);
         match side {
             Side::Primary => report.consumed_primary += 1,
             Side::Shadow => report.consumed_shadow += 1,
@@ -398,7 +456,7 @@ impl Differ {
 
 /// Start offset of every partition of both topics (blocking requests).
 fn start_offsets(
-    consumer: &StreamConsumer,
+    consumer: &BaseConsumer,
     config: &DifferConfig,
 ) -> Result<[BTreeMap<i32, i64>; 2], Error> {
     let mut out: [BTreeMap<i32, i64>; 2] = Default::default();
@@ -424,7 +482,7 @@ fn start_offsets(
 }
 
 fn partitions(
-    consumer: &StreamConsumer,
+    consumer: &BaseConsumer,
     config: &DifferConfig,
     topic: &str,
 ) -> Result<Vec<i32>, Error> {
@@ -450,22 +508,23 @@ fn partitions(
     Ok(t.partitions().iter().map(|p| p.id()).collect())
 }
 
-fn assign_error(config: &DifferConfig, source: rdkafka::error::KafkaError) -> Error {
+fn assign_error(config: &DifferConfig, side: Side, source: rdkafka::error::KafkaError) -> Error {
     Error::Assign {
         brokers: config.brokers.clone(),
-        primary: config.primary_topic.clone(),
-        shadow: config.shadow_topic.clone(),
+        topic: config.topic(side).to_owned(),
         source: Box::new(source),
     }
 }
 
-/// Refreshes `parallax_kafka_consumer_lag_records` every [`LAG_INTERVAL`]:
-/// high watermarks (a blocking request per partition, off the async
-/// workers) minus the positions the join loop records.
+/// Refreshes `parallax_kafka_consumer_lag_records` (and `lags`, which the
+/// backpressure reads) every [`LAG_INTERVAL`]: high watermarks (a blocking
+/// request per partition, off the async workers) minus the positions the
+/// join loop records.
 async fn lag_task(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<BaseConsumer>,
     config: DifferConfig,
     positions: Positions,
+    lags: Lags,
     metrics: DiffMetrics,
 ) {
     let mut interval = tokio::time::interval(LAG_INTERVAL);
@@ -477,7 +536,7 @@ async fn lag_task(
             config.clone(),
             Arc::clone(&positions),
         );
-        let lags = tokio::task::spawn_blocking(move || {
+        let measured = tokio::task::spawn_blocking(move || {
             let positions = pos.lock().clone();
             Side::ALL.map(|side| {
                 let topic = cfg.topic(side);
@@ -492,10 +551,11 @@ async fn lag_task(
             })
         })
         .await;
-        if let Ok(lags) = lags {
+        if let Ok(measured) = measured {
             for side in Side::ALL {
-                if let Some(lag) = lags[side as usize] {
+                if let Some(lag) = measured[side as usize] {
                     metrics.set_lag(side, lag);
+                    lags[side as usize].store(lag, Ordering::Relaxed);
                 }
             }
         }

@@ -31,11 +31,10 @@ pub enum Error {
         partition: i32,
         source: Box<KafkaError>,
     },
-    #[error("cannot assign the partitions of {primary} and {shadow} on {brokers}: {source}")]
+    #[error("cannot assign the partitions of {topic} on {brokers}: {source}")]
     Assign {
         brokers: String,
-        primary: String,
-        shadow: String,
+        topic: String,
         source: Box<KafkaError>,
     },
     #[error("cannot open the samples file {}: {source}", path.display())]

@@ -22,6 +22,7 @@
 //!   memory is bounded by count whatever the twins do.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::record::{Record, Side};
@@ -65,11 +66,11 @@ pub struct Joiner {
 /// One side's waiting records, by id (for pairing) and by age (for expiry
 /// and eviction). Sequence numbers grow with arrival, so the first entry of
 /// `by_age` is the oldest pending record; both indexes hold exactly the
-/// pending records, nothing stale.
+/// pending records, nothing stale. The id is stored once, shared by both.
 #[derive(Debug, Default)]
 struct Pending {
-    by_id: HashMap<String, VecDeque<Entry>>,
-    by_age: BTreeMap<u64, String>,
+    by_id: HashMap<Arc<str>, VecDeque<Entry>>,
+    by_age: BTreeMap<u64, Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -128,12 +129,18 @@ impl Joiner {
         let seq = self.next_seq;
         self.next_seq += 1;
         let pending = &mut self.sides[side as usize];
-        pending.by_age.insert(seq, event_id.clone());
-        pending.by_id.entry(event_id).or_default().push_back(Entry {
-            seq,
-            arrived: now,
-            record,
-        });
+        let id: Arc<str> = Arc::from(event_id);
+        pending.by_age.insert(seq, Arc::clone(&id));
+        pending
+            .by_id
+            .entry(id)
+            // Room for exactly one: duplicates are the exception.
+            .or_insert_with(|| VecDeque::with_capacity(1))
+            .push_back(Entry {
+                seq,
+                arrived: now,
+                record,
+            });
     }
 
     /// Reports every record that has waited `window` or longer at `now`.
@@ -183,7 +190,7 @@ impl Pending {
 
     fn oldest_arrival(&self) -> Option<Instant> {
         let (_, id) = self.by_age.first_key_value()?;
-        self.by_id.get(id)?.front().map(|e| e.arrived)
+        self.by_id.get(id.as_ref())?.front().map(|e| e.arrived)
     }
 
     /// Removes the oldest pending record of the side. It is the front of its
@@ -191,12 +198,12 @@ impl Pending {
     /// front, or expired before it).
     fn pop_oldest(&mut self) -> Option<(String, Entry)> {
         let (_, id) = self.by_age.pop_first()?;
-        let queue = self.by_id.get_mut(&id)?;
+        let queue = self.by_id.get_mut(id.as_ref())?;
         let entry = queue.pop_front()?;
         if queue.is_empty() {
-            self.by_id.remove(&id);
+            self.by_id.remove(id.as_ref());
         }
-        Some((id, entry))
+        Some((id.as_ref().to_owned(), entry))
     }
 }
 

@@ -31,6 +31,7 @@
 //! - [`join`]: pairing by event id within the window, in bounded memory (pure).
 //! - [`compare`]: what differs between two paired records.
 //! - [`differ`]: the consumer of both topics, classification, counts.
+//! - [`flow`]: backpressure: pausing the side that reads too far ahead.
 //! - [`report`]: [`KafkaComparison`], the classes, the summary table.
 //! - [`samples`]: the last differences in memory and the JSON-lines file.
 //! - [`metrics`]: the Prometheus metrics.
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod compare;
 pub mod differ;
 pub mod error;
+pub mod flow;
 pub mod join;
 pub mod metrics;
 pub mod record;

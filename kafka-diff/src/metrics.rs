@@ -9,6 +9,7 @@
 //! | `parallax_kafka_diff_pending_records` | gauge | `side` |
 //! | `parallax_kafka_diff_overflow_total` | counter | `side` |
 //! | `parallax_kafka_consumer_lag_records` | gauge | `side`, `topic` |
+//! | `parallax_kafka_diff_paused` | gauge | `side`: 1 while the side waits for the other (backpressure) |
 //! | `process_*` | the differ's own process metrics | — |
 //!
 //! `matched` and `different` count pairs; `missing_in_shadow` and
@@ -38,6 +39,7 @@ pub struct DiffMetrics {
     pending: IntGaugeVec,
     overflow: IntCounterVec,
     lag: IntGaugeVec,
+    paused: IntGaugeVec,
     topics: [String; 2],
 }
 
@@ -96,6 +98,11 @@ impl DiffMetrics {
                 "High watermark minus the differ's position, summed over the topic's partitions.",
                 &["side", "topic"],
             ),
+            paused: gauge(
+                "parallax_kafka_diff_paused",
+                "1 while the side's partitions are paused for the other side to catch up.",
+                &["side"],
+            ),
             registry,
             topics: [primary_topic.to_owned(), shadow_topic.to_owned()],
         };
@@ -111,6 +118,7 @@ impl DiffMetrics {
             metrics.without_event_id.with_label_values(&[s]);
             metrics.pending.with_label_values(&[s]);
             metrics.overflow.with_label_values(&[s]);
+            metrics.paused.with_label_values(&[s]);
             metrics
                 .lag
                 .with_label_values(&[s, &metrics.topics[side as usize]]);
@@ -152,6 +160,12 @@ impl DiffMetrics {
         self.lag
             .with_label_values(&[side.as_str(), &self.topics[side as usize]])
             .set(records);
+    }
+
+    pub fn set_paused(&self, side: Side, paused: bool) {
+        self.paused
+            .with_label_values(&[side.as_str()])
+            .set(i64::from(paused));
     }
 
     /// The text exposition.

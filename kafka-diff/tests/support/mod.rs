@@ -49,13 +49,16 @@ impl Published {
     }
 }
 
-/// Produces `records` to `topic` and waits for every acknowledgement.
+/// Produces `records` to `topic`, in order, and waits for every
+/// acknowledgement.
 pub async fn produce(topic: &str, records: &[Published]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka::brokers())
         .set("acks", "all")
+        .set("enable.idempotence", "true")
         .create()
         .expect("create Kafka producer");
+    let mut acks = Vec::with_capacity(records.len());
     for r in records {
         let headers = r.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
             h.insert(Header {
@@ -68,9 +71,14 @@ pub async fn produce(topic: &str, records: &[Published]) {
             .payload(&r.value)
             .partition(r.partition)
             .headers(headers);
-        producer
-            .send(record, Duration::from_secs(10))
-            .await
+        let ack = producer
+            .send_result(record)
+            .unwrap_or_else(|(e, _)| panic!("queue a record for {topic}: {e}"));
+        acks.push(ack);
+    }
+    for ack in acks {
+        ack.await
+            .expect("the producer delivers")
             .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
     }
 }
