@@ -5,7 +5,6 @@
 //! - [`kafka`]: `parallax kafka up|down|status`, a thin front for `scripts/kafka.sh`.
 //! - [`twin`]: building the Go and Rust twins and running them as child processes.
 //! - [`procstat`]: CPU-seconds and RSS of a child from `/proc`.
-//! - [`records`]: reading a topic back and diffing two twins' Kafka side effects.
 //! - [`run`]: `parallax run`, the side-by-side job (shadow, direct, A/A).
 //! - [`stack`]: the proxy as a child process of a run, and reading its
 //!   histograms and counters back.
@@ -32,7 +31,6 @@ mod load;
 mod procstat;
 mod proxy;
 mod proxy_bench;
-mod records;
 mod run;
 mod stack;
 mod twin;

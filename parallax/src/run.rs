@@ -34,6 +34,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 
+use parallax_kafka_diff::{Differ, DifferConfig, Start, Stop};
 use parallax_loadgen::cache::{CacheConfig, CacheWorkload};
 use parallax_loadgen::ingest::{IngestConfig, IngestWorkload};
 use parallax_loadgen::open::{OpenReport, Workload};
@@ -43,11 +44,11 @@ use parallax_report::{
     ScenarioResult, Window,
 };
 
+use crate::kafka;
 use crate::load::{self, Phase};
 use crate::procstat::Usage;
 use crate::stack::{self, ProxyProcess};
 use crate::twin::{self, Binaries, Twin};
-use crate::{kafka, records};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -263,46 +264,36 @@ protobuf_message = "parallax.ingest.v1.IngestResponse"
     let sides = sides(args, &binaries, args.batch_size as f64);
     let mut result = http_scenario(args, &plan, &sides, &flags, workload, &dir)?;
 
-    // The Kafka side effect: both topics read back and joined on event-id.
-    let expected = result.backends[0].requests as usize * args.batch_size;
-    eprintln!("ingest: reading both topics back from Kafka");
-    let deadline = Duration::from_secs(60);
-    let a = records::read(
-        brokers,
-        &topic(&sides[0]),
-        usize::MAX,
-        deadline.min(read_time(expected)),
-    )?;
-    let b = records::read(
-        brokers,
-        &topic(&sides[1]),
-        usize::MAX,
-        deadline.min(read_time(expected)),
-    )?;
-    let diff = records::diff(&a, &b);
+    // The Kafka side effect: both topics read from the beginning and joined
+    // on event-id by parallax-kafka-diff (partition, key, headers, decoded
+    // payload), until neither has had a record for 3 s.
+    eprintln!("ingest: joining both topics on event-id (parallax-kafka-diff)");
+    let mut config = DifferConfig::new(brokers, &topic(&sides[0]), &topic(&sides[1]));
+    config.start = Start::Beginning;
+    let runtime = load::runtime()?;
+    let diff = runtime.block_on(async {
+        let differ = Differ::connect(config).await?;
+        Ok::<_, parallax_kafka_diff::Error>(
+            differ
+                .run(Stop::Idle(Duration::from_secs(3)), std::future::pending())
+                .await,
+        )
+    })?;
     let kafka = KafkaComparison {
-        matched: diff.matched as u64,
-        missing_in_shadow: diff.missing_in_rust as u64,
-        extra_in_shadow: diff.extra_in_rust as u64,
-        different: diff.different as u64,
+        matched: diff.matched,
+        missing_in_shadow: diff.missing_in_shadow,
+        extra_in_shadow: diff.extra_in_shadow,
+        different: diff.different,
     };
     result.notes.push(format!(
         "Kafka: {} records from {}, {} from {} (warm-up included), joined on event-id",
-        a.by_event_id.len(),
-        sides[0].name,
-        b.by_event_id.len(),
-        sides[1].name
+        diff.consumed_primary, sides[0].name, diff.consumed_shadow, sides[1].name
     ));
     result
         .comparison
         .get_or_insert_with(Comparison::default)
         .kafka = Some(kafka);
     Ok(result)
-}
-
-/// How long to keep reading a topic: until it has gone quiet, bounded.
-fn read_time(expected: usize) -> Duration {
-    Duration::from_secs(10 + (expected / 50_000) as u64)
 }
 
 fn cache(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioResult> {
