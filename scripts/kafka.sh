@@ -10,7 +10,7 @@
 # Usage:
 #   scripts/kafka.sh up                          start (or reuse) the broker, wait until it answers
 #   scripts/kafka.sh down [--purge]              stop it; --purge also deletes its data
-#   scripts/kafka.sh status                      exit 0 if running and answering, else 3
+#   scripts/kafka.sh status                      exit 0 running and answering, 3 stopped, 4 alive but not answering
 #   scripts/kafka.sh create-topic NAME [PARTS]   create a topic if missing (default 3 partitions)
 #   scripts/kafka.sh consume NAME [MAX]          print a topic's records from the beginning
 #                                                (partition, key, headers, value; default 10)
@@ -71,7 +71,7 @@ usage() {
   cat >&2 <<EOF
 usage: $PROG up                          start (or reuse) the local Kafka broker
        $PROG down [--purge]              stop it (--purge also deletes its data)
-       $PROG status                      print state; exit 0 running, 3 stopped
+       $PROG status                      print state; exit 0 running, 3 stopped, 4 not answering
        $PROG create-topic NAME [PARTS]   create topic NAME (default 3 partitions)
        $PROG consume NAME [MAX]          print up to MAX records of NAME from the beginning (default 10)
 EOF
@@ -440,6 +440,8 @@ cmd_status() {
       return 0
     fi
     note "pid $pid is alive but $HOST:$port does not answer metadata requests"
+    echo "unresponsive"
+    exit 4
   fi
   echo "stopped"
   exit 3

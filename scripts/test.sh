@@ -20,10 +20,10 @@ cargo build --workspace --bins
 (cd go-reference && go build -o "$bin/" ./cmd/...)
 
 echo "== starting Kafka" >&2
+# Exit 3 means no broker process: only then is it ours to stop at the end
+# (4, alive but slow to answer, is someone else's broker under load).
 started_kafka=0
-if ! "$root/scripts/kafka.sh" status >/dev/null 2>&1; then
-  started_kafka=1
-fi
+"$root/scripts/kafka.sh" status >/dev/null 2>&1 || [[ $? -ne 3 ]] || started_kafka=1
 "$root/scripts/kafka.sh" up
 if [[ $started_kafka == 1 && -z "${PARALLAX_KEEP_KAFKA:-}" ]]; then
   trap '"$root/scripts/kafka.sh" down >/dev/null 2>&1 || true' EXIT
