@@ -1824,7 +1824,17 @@ fn print_table(r: &Results, s: &Summary) {
             ratio.rate_per_sec, ratio.parallax, ratio.nginx
         );
     }
-    println!("  slow-shadow target: {}", verdict(s.slow_shadow_met));
+    // A ratio well below 1 says the fast-shadow runs were the noisier
+    // ones, not that a slow shadow helps: the 5 % bound is then unresolved.
+    let unresolved = s.slow_shadow.iter().any(|r| r.parallax < 0.95);
+    println!(
+        "  slow-shadow target: {}",
+        match (s.slow_shadow_met, unresolved) {
+            (false, _) => "MISSED",
+            (true, true) => "no degradation seen, but the runs are too noisy to resolve 5%",
+            (true, false) => "met",
+        }
+    );
 }
 
 #[cfg(test)]
