@@ -12,10 +12,45 @@ pub struct ProxyArgs {
     /// The proxy's TOML configuration (see proxy/parallax.example.toml).
     #[arg(long, env = "PARALLAX_PROXY_CONFIG", default_value = "parallax.toml")]
     config: PathBuf,
+    /// Bind every service's listener with SO_REUSEPORT (as `reuse_port =
+    /// true` in each service does), so several proxy processes share the
+    /// ports: one process may hold only so many descriptors, and a proxied
+    /// WebSocket costs three.
+    #[arg(long)]
+    reuse_port: bool,
+    /// Validate the configuration, print a summary and exit.
+    #[arg(long)]
+    check: bool,
 }
 
 pub fn run(args: &ProxyArgs) -> anyhow::Result<()> {
-    let config = parallax_proxy::Config::load(&args.config)?;
+    let mut config = parallax_proxy::Config::load(&args.config)?;
+    if args.reuse_port {
+        for service in &mut config.services {
+            service.reuse_port = true;
+        }
+    }
+    if args.check {
+        let settings = config
+            .validate()
+            .with_context(|| format!("{} is not valid", args.config.display()))?;
+        println!(
+            "{}: valid; admin on {}, {} service(s): {}",
+            args.config.display(),
+            settings.admin_listen,
+            settings.services.len(),
+            config
+                .services
+                .iter()
+                .map(|s| format!(
+                    "{} {} -> {} (shadow {})",
+                    s.name, s.listen, s.primary, s.shadow
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(());
+    }
     parallax_common::telemetry::init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(parallax_proxy::run(

@@ -31,6 +31,45 @@ fn a_bad_config_exits_non_zero_naming_the_field() {
 }
 
 #[test]
+fn check_validates_the_documented_example_without_serving() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../proxy/parallax.example.toml"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["proxy", "--check", "--config", example])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("valid") && stdout.contains("3 service(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_refuses_a_bad_config_naming_the_field() {
+    let path = config_file(
+        "check-bad",
+        &format!("{SERVICE}shadow_timeout_ms = 0\nmirror_percent = -1\n"),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["proxy", "--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("services[0]."), "{stderr}");
+}
+
+#[test]
 fn the_proxy_serves_until_sigterm_and_exits_cleanly() {
     let path = config_file(
         "good",
