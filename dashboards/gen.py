@@ -355,13 +355,13 @@ def proxy_overview(layout):
                     "{{service}} http",
                 ),
                 (
-                    f'sum by (service) (rate(parallax_ws_frames_total{{result!="match"}}[{RATE}]))'
+                    f'sum by (service) (rate(parallax_ws_frames_total{{result=~"different|missing|extra"}}[{RATE}]))'
                     f" / clamp_min(sum by (service) (rate(parallax_ws_frames_total[{RATE}])), 1e-9)",
                     "{{service}} ws",
                 ),
             ],
             "percentunit",
-            "Share of compared answers (HTTP) and paired messages (WebSocket) that differed.",
+            "Share of compared answers (HTTP) that differed, and of WebSocket messages that differed or had no counterpart.",
             language_colours=False,
         )
     )
