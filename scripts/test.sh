@@ -42,3 +42,6 @@ echo "== Go tests" >&2
 
 echo "== Rust tests (unit, integration, conformance against both twins)" >&2
 cargo test --workspace
+
+echo "== docker-compose stack, Prometheus config, dashboards (no Docker engine needed)" >&2
+"$root/scripts/check-deploy.sh"
