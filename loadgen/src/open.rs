@@ -233,9 +233,24 @@ struct Stats {
     error_samples: Vec<String>,
 }
 
+/// Set once by [`interrupt`]: every later run refuses to start.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Stops the attack in progress (goose's stop switch) and refuses every
+/// later one with [`Error::Interrupted`]: what a program that installs its
+/// own Ctrl-C handler calls, so that between attacks an interrupt is not
+/// lost when goose resets its switch at the next start.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    goose::trigger_killswitch("interrupted");
+}
+
 /// Runs `workload` on goose under `config` and returns what it measured.
 pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenReport, Error> {
     config.validate()?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
     let total = config.schedule.len();
     let shared = Arc::new(Shared {
         start: Instant::now() + START_GRACE,
@@ -270,7 +285,9 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
     outcome.map_err(|e| Error::Goose(e.to_string()))?;
     // goose's switch was pulled, and not by us: Ctrl-C (goose catches it
     // and stops the attack), so the caller stops too instead of going on.
-    if goose::is_killswitch_triggered() && !shared.completed.load(Ordering::Relaxed) {
+    let interrupted = INTERRUPTED.load(Ordering::SeqCst)
+        || (goose::is_killswitch_triggered() && !shared.completed.load(Ordering::Relaxed));
+    if interrupted {
         return Err(Error::Interrupted);
     }
 

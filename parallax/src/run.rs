@@ -171,6 +171,16 @@ pub fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
     if args.duration_secs < 2.0 {
         bail!("--duration-secs must be at least 2");
     }
+    // Ctrl-C reaches the whole process group: the twins, the proxy and the
+    // workers stop themselves. This process must not die with them: it
+    // stops the load (goose's own handler would exit the process on a
+    // second signal, leaving a Kafka this run started) and unwinds, so
+    // every child is reaped and the Kafka it started is stopped.
+    ctrlc::set_handler(|| {
+        eprintln!("\ninterrupted: stopping the load, the twins and the proxy");
+        parallax_loadgen::open::interrupt();
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let out = root.join(&args.out);
     std::fs::create_dir_all(&out)?;
     let mode = args.mode();
