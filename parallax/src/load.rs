@@ -188,6 +188,24 @@ pub struct Phase {
     pub progress: bool,
 }
 
+impl Phase {
+    /// Full rate from the start, no warm-up, slots from 0, quiet, no report;
+    /// callers change what differs.
+    pub fn steady(url: String, rate_per_sec: f64, duration: Duration, users: usize) -> Self {
+        Self {
+            url,
+            rate_per_sec,
+            warmup: Duration::ZERO,
+            ramp: Duration::ZERO,
+            duration,
+            users,
+            first_slot: 0,
+            html: None,
+            progress: false,
+        }
+    }
+}
+
 /// Warm-up (unmeasured), then the measured phase.
 pub fn drive<W: Workload>(
     runtime: &tokio::runtime::Runtime,
@@ -458,15 +476,14 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
     fleet.reset()?;
     let runtime = runtime()?;
     let phase = Phase {
-        url: format!("http://{}", args.target),
-        rate_per_sec: args.notify_rate,
-        warmup: Duration::ZERO,
-        ramp: Duration::ZERO,
-        duration: secs(args.duration_secs)?,
-        users: 16,
-        first_slot: 0,
         html: Some(out.join("goose.html")),
         progress: true,
+        ..Phase::steady(
+            format!("http://{}", args.target),
+            args.notify_rate,
+            secs(args.duration_secs)?,
+            16,
+        )
     };
     let workload = NotifyWorkload {
         topics: args.topics.clone(),

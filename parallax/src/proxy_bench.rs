@@ -57,7 +57,9 @@ use parallax_loadgen::http::{Connection, TransportError};
 use parallax_loadgen::pacing::{self, Plan, Schedule};
 use parallax_loadgen::result::{Latency, Load};
 
+// nginx cannot report the port it picked, so listeners get free ports up front.
 use crate::procstat;
+use crate::stack::free_port;
 use crate::twin::{self, Twin};
 
 /// The one key every request reads.
@@ -509,12 +511,6 @@ fn tool_version(tool: &str, args: &[&str]) -> String {
             text.lines().next().unwrap_or_default().trim().to_owned()
         })
         .unwrap_or_default()
-}
-
-/// A free loopback port (nginx cannot report the one it picked).
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
 }
 
 /// PUTs the bench key into one twin, with a day's TTL.

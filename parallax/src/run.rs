@@ -416,15 +416,13 @@ fn shadow<W: Workload>(
     );
     let runtime = load::runtime()?;
     let mut phase = Phase {
-        url: proxy.url(),
-        rate_per_sec: plan.rate,
-        warmup: Duration::ZERO,
-        ramp: Duration::ZERO,
-        duration: load::secs(args.warmup_secs.max(0.5))?,
-        users: args.users,
         first_slot: 1 << 41,
-        html: None,
-        progress: false,
+        ..Phase::steady(
+            proxy.url(),
+            plan.rate,
+            load::secs(args.warmup_secs.max(0.5))?,
+            args.users,
+        )
     };
     eprintln!("{}: warm-up, {:.1} requests/s", plan.service, plan.rate);
     let warm = load::drive(&runtime, Arc::clone(&workload), &phase)?;
@@ -568,15 +566,11 @@ fn direct<W: Workload>(
             sides[i].name
         );
         let phase = Phase {
-            url: format!("http://{}", twin.addr),
-            rate_per_sec: plan.rate,
             warmup: load::secs(args.warmup_secs / 2.0)?,
-            ramp: Duration::ZERO,
-            duration: half,
-            users: args.users,
             first_slot,
             html: Some(dir.join(format!("goose-{}-{}.html", sides[i].name, round + 1))),
             progress: true,
+            ..Phase::steady(twin.url(""), plan.rate, half, args.users)
         };
         let before = twin.usage()?.cpu_seconds;
         reports[i].push(load::drive(&runtime, Arc::clone(&workload), &phase)?);
@@ -740,15 +734,10 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
             |duration: f64, first_slot: u64, html: Option<PathBuf>| -> anyhow::Result<Phase> {
                 let progress = html.is_some();
                 Ok(Phase {
-                    url: twin.url(""),
-                    rate_per_sec: rate,
-                    warmup: Duration::ZERO,
-                    ramp: Duration::ZERO,
-                    duration: load::secs(duration)?,
-                    users: 8,
                     first_slot,
                     html,
                     progress,
+                    ..Phase::steady(twin.url(""), rate, load::secs(duration)?, 8)
                 })
             };
         let workload = Arc::new(load::NotifyWorkload {
@@ -844,19 +833,17 @@ fn mirrored_fanout(
     std::thread::sleep(Duration::from_secs(1));
     let before = proxy.counters()?;
     let runtime = load::runtime()?;
+    // One publisher: notifications published concurrently have no defined
+    // order, and the two twins could then legitimately deliver them in
+    // different orders (counted as reordered).
     let phase = Phase {
-        url: proxy.url(),
-        rate_per_sec: rate,
-        warmup: Duration::ZERO,
-        ramp: Duration::ZERO,
-        duration: load::secs((args.duration_secs / 2.0).max(1.0))?,
-        // One publisher: notifications published concurrently have no
-        // defined order, and the two twins could then legitimately
-        // deliver them in different orders (counted as reordered).
-        users: 1,
         first_slot: 1 << 42,
-        html: None,
-        progress: false,
+        ..Phase::steady(
+            proxy.url(),
+            rate,
+            load::secs((args.duration_secs / 2.0).max(1.0))?,
+            1,
+        )
     };
     let workload = Arc::new(load::NotifyWorkload {
         topics: topics.to_vec(),
