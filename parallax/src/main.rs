@@ -23,6 +23,7 @@
 //!   against nginx's `mirror`.
 
 mod bench;
+mod canary;
 mod fanout;
 mod gate;
 mod kafka;
@@ -78,6 +79,9 @@ enum Command {
     /// the shadow's topics on the `event-id` header and report matched,
     /// missing, extra and different records (exit 1 on differences).
     KafkaDiff(kafka_diff::KafkaDiffArgs),
+    /// Show, roll back or restart the canary releases of a running proxy
+    /// (services with a [services.canary] table).
+    Canary(canary::CanaryArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +94,10 @@ fn main() -> anyhow::Result<()> {
         // Like the proxy, it needs only brokers, no checkout.
         kafka_diff::run(args);
     }
+    if let Command::Canary(args) = &cli.command {
+        // Talks to a running proxy's admin listener only.
+        return canary::run(args);
+    }
     if let Command::Gate(args) = &cli.command {
         // Judging a results file needs no checkout either.
         std::process::exit(gate::run(args));
@@ -101,6 +109,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { bench } => bench::run(&root, &bench),
         Command::Load { load } => load::run(&root, &load),
         Command::Proxy(_) | Command::KafkaDiff(_) => unreachable!("served above"),
-        Command::Gate(_) => unreachable!("served above"),
+        Command::Gate(_) | Command::Canary(_) => unreachable!("served above"),
     }
 }

@@ -117,3 +117,102 @@ fn the_proxy_serves_until_sigterm_and_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A running `parallax proxy` child, stopped on drop.
+struct RunningProxy {
+    child: std::process::Child,
+    admin: String,
+}
+
+impl RunningProxy {
+    fn start(name: &str, toml: &str) -> Self {
+        let path = config_file(name, toml);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
+            .args(["proxy", "--config"])
+            .arg(&path)
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let admin = stderr
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split("admin listening on ")
+                    .nth(1)
+                    .map(|a| a.trim().to_owned())
+            })
+            .expect("the proxy announces its admin address");
+        std::thread::spawn(move || stderr.for_each(drop));
+        let _ = std::fs::remove_file(&path);
+        Self { child, admin }
+    }
+
+    fn canary(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_parallax"))
+            .args(["canary", "--admin", &self.admin])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn canary_shows_rolls_back_and_restarts_a_running_proxys_canary() {
+    let proxy = RunningProxy::start(
+        "canary",
+        &format!("admin_listen = \"127.0.0.1:0\"\n{SERVICE}[services.canary]\nweights_percent = [2, 20]\n"),
+    );
+    let text = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let status = text(&proxy.canary(&["status"]));
+    let line = status.lines().find(|l| l.starts_with("svc")).unwrap();
+    assert!(
+        line.contains("stepping") && line.contains("2%") && line.contains("1/2"),
+        "{status}"
+    );
+
+    let rolled = text(&proxy.canary(&["rollback", "svc"]));
+    assert!(
+        rolled.contains("rolled_back") && rolled.contains("manual"),
+        "{rolled}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&text(&proxy.canary(&["--json", "status"]))).unwrap();
+    assert_eq!(json["services"]["svc"]["weight_percent"], 0.0);
+
+    let restarted = text(&proxy.canary(&["restart", "svc"]));
+    assert!(
+        restarted.contains("stepping") && restarted.contains("2%"),
+        "{restarted}"
+    );
+
+    let unknown = proxy.canary(&["rollback", "nope"]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("no service called \"nope\""), "{stderr}");
+}
+
+#[test]
+fn canary_without_a_proxy_says_where_it_looked() {
+    let output = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["canary", "--admin", "127.0.0.1:1", "status"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no proxy admin listener answers at 127.0.0.1:1"),
+        "{stderr}"
+    );
+}

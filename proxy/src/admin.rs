@@ -9,16 +9,21 @@
 //!   or subtract them: `{"window_seconds":60,"services":{"cache":{"primary":"HISTFAA…"}}}`.
 //! - `GET /admin/mismatches`: the last samples per service and route,
 //!   oldest first, redacted: `{"services":{"cache":{"/v1/sessions/{id}":[…]}}}`.
+//! - `GET /admin/canary`: each canaried service's state, weight, steps, the
+//!   window being counted and the last rollback with its reason and figures:
+//!   `{"services":{"cache":{"state":"stepping","weight_percent":5.0,…}}}`.
+//! - `POST /admin/canary/{service}/rollback`: weight to 0 now (`manual`).
+//! - `POST /admin/canary/{service}/restart`: back to the first step.
 //! - `GET /healthz`: `{"status":"ok"}`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
@@ -38,6 +43,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/admin/latency", get(latency))
         .route("/admin/latency/histograms", get(histograms))
         .route("/admin/mismatches", get(mismatches))
+        .route("/admin/canary", get(canary))
+        .route("/admin/canary/{service}/{action}", post(canary_action))
         .route(
             "/healthz",
             get(|| async { json_response(&json!({"status": "ok"})) }),
@@ -54,6 +61,57 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
         admin.metrics.render(),
     )
         .into_response()
+}
+
+async fn canary(State(admin): State<Arc<Admin>>) -> Response {
+    let now = Instant::now();
+    let services: Map<String, Value> = admin
+        .services
+        .iter()
+        .filter_map(|s| {
+            let status = s.canary.as_ref()?.status(now);
+            Some((
+                s.name.clone(),
+                serde_json::to_value(status).unwrap_or(Value::Null),
+            ))
+        })
+        .collect();
+    json_response(&json!({ "services": services }))
+}
+
+async fn canary_action(
+    State(admin): State<Arc<Admin>>,
+    Path((service, action)): Path<(String, String)>,
+) -> Response {
+    let Some(state) = admin.services.iter().find(|s| s.name == service) else {
+        let message = format!("no service called {service:?}");
+        return (
+            StatusCode::NOT_FOUND,
+            json_response(&json!({"code": "unknown_service", "message": message})),
+        )
+            .into_response();
+    };
+    let Some(canary) = &state.canary else {
+        let message = format!("service {service:?} has no [services.canary] table");
+        return (
+            StatusCode::CONFLICT,
+            json_response(&json!({"code": "no_canary", "message": message})),
+        )
+            .into_response();
+    };
+    match action.as_str() {
+        "rollback" => canary.roll_back_manually(),
+        "restart" => canary.restart(Instant::now()),
+        _ => {
+            let message = format!("{action:?} is neither \"rollback\" nor \"restart\"");
+            return (
+                StatusCode::NOT_FOUND,
+                json_response(&json!({"code": "unknown_action", "message": message})),
+            )
+                .into_response();
+        }
+    }
+    json_response(&json!({ "services": { service: canary.status(Instant::now()) } }))
 }
 
 async fn latency(State(admin): State<Arc<Admin>>) -> Response {

@@ -20,6 +20,7 @@ use parallax_compare::pointer::PointerGlob;
 use parallax_compare::Rules;
 use serde::Deserialize;
 
+use crate::canary::CanarySettings;
 use crate::route::RouteTable;
 use crate::sampling::{MirrorMethods, Sampler, StickyKey};
 use crate::ws::matcher::MatchBy;
@@ -186,6 +187,11 @@ pub struct ServiceConfig {
     /// noise when `noise_rate ≥ (1 − tolerance) × raw_rate`. 0–1.
     /// Default `0.2`.
     pub noise_relative_tolerance: f64,
+    /// A canary release: a share of requests served by the shadow instead
+    /// of mirrored to it, stepped up while it does as well as the primary
+    /// and rolled back when it does not (see [`crate::canary`]). Default:
+    /// none (the shadow only ever gets copies).
+    pub canary: Option<CanaryConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -220,7 +226,147 @@ impl Default for ServiceConfig {
             ws_max_pending_frames: 64,
             ws_max_pending_bytes: 65536,
             ws_shadow_max_queued_bytes: 65536,
+            canary: None,
         }
+    }
+}
+
+/// `[services.canary]`: the shadow serves clients, step by step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryConfig {
+    /// The shares of requests the shadow serves, one step after another,
+    /// each within 0–100 (fractions allowed) and larger than the one
+    /// before. The last is kept once reached. Default `[1, 5, 25, 50]`.
+    pub weights_percent: Vec<f64>,
+    /// The least time at each step, in seconds; the canary steps up when it
+    /// is over and every window judged at the step was healthy.
+    /// Default `300`.
+    pub step_secs: f64,
+    /// The length of a judged window, in seconds (0.1 or more, at most
+    /// `step_secs`). A window is judged once it is this old and the shadow
+    /// served `min_requests` in it. Default `30`.
+    pub window_secs: f64,
+    /// The fewest shadow-served requests (and, for the mismatch rule,
+    /// comparisons) a window needs to be judged. Default `200`.
+    pub min_requests: u64,
+    /// Roll back when the shadow's failure share (5xx and no answer)
+    /// exceeds the primary's by more than this, 0–1. Default `0.01`.
+    pub max_error_rate_delta: f64,
+    /// Roll back when the shadow's p99 exceeds this multiple of the
+    /// primary's and also exceeds it by `p99_slack_ms`. 1 or more.
+    /// Default `1.5`.
+    pub max_p99_ratio: f64,
+    /// See `max_p99_ratio`. Default `5`.
+    pub p99_slack_ms: f64,
+    /// Roll back when more than this share (0–1) of the window's
+    /// comparisons of mirrored requests were mismatches. Default: none
+    /// (mismatches are reported, not judged).
+    pub max_mismatch_rate: Option<f64>,
+    /// `"all"`, or `"safe"` (only GET, HEAD, OPTIONS and TRACE go to the
+    /// shadow; writes stay with the primary). Default `"all"`.
+    pub methods: MirrorMethods,
+}
+
+impl Default for CanaryConfig {
+    fn default() -> Self {
+        Self {
+            weights_percent: vec![1.0, 5.0, 25.0, 50.0],
+            step_secs: 300.0,
+            window_secs: 30.0,
+            min_requests: 200,
+            max_error_rate_delta: 0.01,
+            max_p99_ratio: 1.5,
+            p99_slack_ms: 5.0,
+            max_mismatch_rate: None,
+            methods: MirrorMethods::All,
+        }
+    }
+}
+
+impl CanaryConfig {
+    fn validate(&self, field: &str) -> Result<CanarySettings, ConfigError> {
+        if self.weights_percent.is_empty() {
+            return Err(invalid(
+                format_args!("{field}.weights_percent"),
+                "empty; list at least one share, e.g. [1, 5, 25, 50]",
+            ));
+        }
+        let mut weights_bps = Vec::with_capacity(self.weights_percent.len());
+        for (i, w) in self.weights_percent.iter().enumerate() {
+            if !(w.is_finite() && *w > 0.0 && *w <= 100.0) {
+                return Err(invalid(
+                    format_args!("{field}.weights_percent[{i}]"),
+                    format_args!("{w} is not within 0 (exclusive) and 100"),
+                ));
+            }
+            let bps = (w * 100.0).round() as u32;
+            if weights_bps.last().is_some_and(|last| *last >= bps) {
+                return Err(invalid(
+                    format_args!("{field}.weights_percent[{i}]"),
+                    format_args!("{w} is not larger than the step before it"),
+                ));
+            }
+            weights_bps.push(bps);
+        }
+        if !(self.window_secs.is_finite() && self.window_secs >= 0.1) {
+            return Err(invalid(
+                format_args!("{field}.window_secs"),
+                format_args!("{} is less than 0.1", self.window_secs),
+            ));
+        }
+        if !(self.step_secs.is_finite() && self.step_secs >= self.window_secs) {
+            return Err(invalid(
+                format_args!("{field}.step_secs"),
+                format_args!(
+                    "{} is shorter than window_secs ({}): a step must hold a judged window",
+                    self.step_secs, self.window_secs
+                ),
+            ));
+        }
+        if self.min_requests == 0 {
+            return Err(invalid(
+                format_args!("{field}.min_requests"),
+                "0 would judge windows without evidence; e.g. 200",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.max_error_rate_delta) {
+            return Err(invalid(
+                format_args!("{field}.max_error_rate_delta"),
+                format_args!("{} is not within 0-1", self.max_error_rate_delta),
+            ));
+        }
+        if !(self.max_p99_ratio.is_finite() && self.max_p99_ratio >= 1.0) {
+            return Err(invalid(
+                format_args!("{field}.max_p99_ratio"),
+                format_args!("{} is less than 1", self.max_p99_ratio),
+            ));
+        }
+        if !(self.p99_slack_ms.is_finite() && self.p99_slack_ms >= 0.0) {
+            return Err(invalid(
+                format_args!("{field}.p99_slack_ms"),
+                format_args!("{} is negative", self.p99_slack_ms),
+            ));
+        }
+        if let Some(rate) = self.max_mismatch_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(invalid(
+                    format_args!("{field}.max_mismatch_rate"),
+                    format_args!("{rate} is not within 0-1"),
+                ));
+            }
+        }
+        Ok(CanarySettings {
+            weights_bps,
+            step: Duration::from_secs_f64(self.step_secs),
+            window: Duration::from_secs_f64(self.window_secs),
+            min_requests: self.min_requests,
+            max_error_rate_delta: self.max_error_rate_delta,
+            max_p99_ratio: self.max_p99_ratio,
+            p99_slack: Duration::from_secs_f64(self.p99_slack_ms / 1000.0),
+            max_mismatch_rate: self.max_mismatch_rate,
+            methods: self.methods,
+        })
     }
 }
 
@@ -316,6 +462,8 @@ pub struct ServiceSettings {
     /// Compare rules by route index; the last entry is `other`'s.
     pub rules: Vec<Rules>,
     pub sampler: Sampler,
+    /// The sticky key of both the mirror sampling and the canary.
+    pub sticky: Option<StickyKey>,
     pub methods: MirrorMethods,
     pub max_mirror_body_bytes: u64,
     pub max_compare_body_bytes: usize,
@@ -329,6 +477,7 @@ pub struct ServiceSettings {
     pub noise_window: usize,
     pub noise_relative_tolerance: f64,
     pub ws: WsSettings,
+    pub canary: Option<CanarySettings>,
 }
 
 /// A service's validated WebSocket settings.
@@ -524,6 +673,11 @@ impl ServiceConfig {
             ));
         }
 
+        let canary = match &self.canary {
+            Some(c) => Some(c.validate(&format!("{field}.canary"))?),
+            None => None,
+        };
+
         let default_rules = self.compare.rules(&format!("{field}.compare"))?;
         let mut templates = Vec::with_capacity(self.routes.len());
         let mut rules = Vec::with_capacity(self.routes.len() + 1);
@@ -586,7 +740,8 @@ impl ServiceConfig {
             secondary_pid: self.secondary_pid,
             routes,
             rules,
-            sampler: Sampler::new(self.mirror_percent, sticky),
+            sampler: Sampler::new(self.mirror_percent, sticky.clone()),
+            sticky,
             methods: self.mirror_methods,
             max_mirror_body_bytes: self.max_mirror_body_bytes,
             max_compare_body_bytes: self.max_compare_body_bytes as usize,
@@ -606,6 +761,7 @@ impl ServiceConfig {
                 max_pending_bytes: self.ws_max_pending_bytes,
                 shadow_max_queued_bytes: self.ws_shadow_max_queued_bytes,
             },
+            canary,
         })
     }
 }
@@ -776,6 +932,7 @@ mod tests {
         assert_eq!(settings.services.len(), 3);
         assert!(settings.services[2].reuse_port);
         assert_eq!(settings.services[0].routes.label(0), "/v1/events");
+        assert!(settings.services[1].canary.is_some());
     }
 
     #[test]
@@ -800,6 +957,60 @@ mod tests {
         );
         assert!(e.starts_with("services[0].shadow: missing"), "{e}");
         assert!(error("admin_listen = \"127.0.0.1:1\"").starts_with("services: "));
+    }
+
+    #[test]
+    fn a_canary_table_gets_the_documented_defaults() {
+        let settings = Config::parse(&with("[services.canary]"), "t")
+            .unwrap()
+            .validate()
+            .unwrap();
+        let c = settings.services[0].canary.clone().unwrap();
+        assert_eq!(c.weights_bps, [100, 500, 2500, 5000]);
+        assert_eq!(c.step, Duration::from_secs(300));
+        assert_eq!(c.window, Duration::from_secs(30));
+        assert_eq!(c.min_requests, 200);
+        assert_eq!(c.max_error_rate_delta, 0.01);
+        assert_eq!(c.max_p99_ratio, 1.5);
+        assert_eq!(c.p99_slack, Duration::from_millis(5));
+        assert_eq!(c.max_mismatch_rate, None);
+        assert_eq!(c.methods, MirrorMethods::All);
+        let none = Config::parse(MINIMAL, "t").unwrap().validate().unwrap();
+        assert!(none.services[0].canary.is_none());
+    }
+
+    #[test]
+    fn canary_errors_name_the_field() {
+        let canary = |body: &str| error(&with(&format!("[services.canary]\n{body}")));
+        let e = canary("weights_percent = []");
+        assert!(
+            e.starts_with("services[0].canary.weights_percent: empty"),
+            "{e}"
+        );
+        let e = canary("weights_percent = [5, 5]");
+        assert!(
+            e.starts_with("services[0].canary.weights_percent[1]: "),
+            "{e}"
+        );
+        assert!(e.contains("not larger"), "{e}");
+        let e = canary("weights_percent = [150]");
+        assert!(
+            e.starts_with("services[0].canary.weights_percent[0]: "),
+            "{e}"
+        );
+        let e = canary("window_secs = 60\nstep_secs = 30");
+        assert!(e.starts_with("services[0].canary.step_secs: "), "{e}");
+        let e = canary("min_requests = 0");
+        assert!(e.starts_with("services[0].canary.min_requests: "), "{e}");
+        let e = canary("max_p99_ratio = 0.5");
+        assert!(e.starts_with("services[0].canary.max_p99_ratio: "), "{e}");
+        let e = canary("max_mismatch_rate = 2");
+        assert!(
+            e.starts_with("services[0].canary.max_mismatch_rate: "),
+            "{e}"
+        );
+        let e = canary("weight = 5");
+        assert!(e.contains("unknown field `weight`"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! the task that holds it returns `()`, so a shadow failure cannot reach the
 //! client by construction — only a counter and a debug log.
 //!
+//! The one exception is opted into: with a canary configured, the shadow
+//! *serves* the requests the canary picks. When it cannot answer one, the
+//! primary takes the request over if that is safe; if not (a write that
+//! may have happened), the client gets [`ClientPathError::CanaryUnavailable`].
+//!
 //! Each error maps to one answer in one place ([`ClientPathError::response`]),
 //! with the project's machine-readable body `{"code":…,"message":…}`.
 
@@ -57,6 +62,10 @@ pub enum ClientPathError {
     /// The primary could not be reached, or broke off before answering.
     #[error("primary: no answer: {0}")]
     PrimaryUnavailable(#[source] CallError),
+    /// A request the canary gave the shadow broke off after it was sent,
+    /// and its method is not idempotent, so the primary cannot take it over.
+    #[error("shadow (serving as canary): no answer to a non-idempotent request: {0}")]
+    CanaryUnavailable(#[source] CallError),
 }
 
 impl ClientPathError {
@@ -66,6 +75,7 @@ impl ClientPathError {
                 Side::Downstream
             }
             ClientPathError::PrimaryUnavailable(_) => Side::Primary,
+            ClientPathError::CanaryUnavailable(_) => Side::Shadow,
         }
     }
 
@@ -81,6 +91,11 @@ impl ClientPathError {
                 StatusCode::BAD_GATEWAY,
                 "primary_unavailable",
                 "the primary upstream did not answer",
+            ),
+            ClientPathError::CanaryUnavailable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "canary_unavailable",
+                "the canary upstream broke off; the request may have taken effect",
             ),
         };
         error_response(status, code, message)

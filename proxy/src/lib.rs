@@ -31,6 +31,8 @@
 //! - [`body`]: request and response body types of both hops.
 //! - [`tee`]: streaming the primary's answer to the client while capturing
 //!   it for the comparison.
+//! - [`canary`]: optionally, a growing share of requests served by the
+//!   shadow, judged against the primary and rolled back on its own.
 //! - [`mirror`]: the shadow side, a spawned task per copy: send, time out,
 //!   compare, classify noise, sample.
 //! - [`error`]: errors tagged by side; only downstream and primary errors
@@ -58,6 +60,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod canary;
 pub mod config;
 pub mod error;
 pub mod headers;
@@ -239,6 +242,9 @@ impl Proxy {
                     "service {} listening on {addr}",
                     state.name
                 );
+            }
+            if let Some(canary) = &state.canary {
+                tasks.spawn(canary::run(Arc::clone(canary), stop_rx.clone()));
             }
             tasks.spawn(server::serve(listener, state, stop_rx.clone(), self.grace));
         }

@@ -13,6 +13,10 @@
 //! | `parallax_ws_delivery_skew_seconds` | histogram, 50 µs–10 s | `service` |
 //! | `parallax_ws_delivery_skew_negative_total` | counter | `service` |
 //! | `parallax_ws_shadow_ends_total` | counter | `service`, `reason` (see [`ShadowEnd`]) |
+//! | `parallax_canary_weight_ratio` | gauge, 0–1 | `service` |
+//! | `parallax_canary_requests_total` | counter | `service`, `backend` ∈ {`primary`,`shadow`}, `result` ∈ {`success`,`failure`} |
+//! | `parallax_canary_fallbacks_total` | counter | `service` |
+//! | `parallax_canary_rollbacks_total` | counter | `service`, `reason` (see [`Reason`]) |
 //! | `process_*` | the proxy's own process metrics | — |
 //!
 //! Upstream durations run from sending the request to receiving the answer's
@@ -31,10 +35,13 @@
 
 use parallax_common::metrics::Metrics;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts,
 };
 
 use parallax_compare::Outcome;
+
+use crate::canary::{CanaryMetrics, Reason};
 
 /// Buckets of `parallax_upstream_request_duration_seconds`: 50 µs to 10 s.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -239,6 +246,10 @@ pub struct ProxyMetrics {
     ws_skew: HistogramVec,
     ws_skew_negative: IntCounterVec,
     ws_shadow_ends: IntCounterVec,
+    canary_weight: GaugeVec,
+    canary_requests: IntCounterVec,
+    canary_fallbacks: IntCounterVec,
+    canary_rollbacks: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -294,6 +305,30 @@ impl ProxyMetrics {
             "Shadow WebSocket connections that ended before the client's, by reason.",
             &["service", "reason"],
         );
+        let canary_requests = counter(
+            "parallax_canary_requests_total",
+            "Requests of canaried services by the backend that served them and whether it failed (5xx or no answer).",
+            &["service", "backend", "result"],
+        );
+        let canary_fallbacks = counter(
+            "parallax_canary_fallbacks_total",
+            "Requests chosen for the canary that the primary served because the shadow could not answer.",
+            &["service"],
+        );
+        let canary_rollbacks = counter(
+            "parallax_canary_rollbacks_total",
+            "Canary rollbacks by reason.",
+            &["service", "reason"],
+        );
+        let canary_weight = GaugeVec::new(
+            Opts::new(
+                "parallax_canary_weight_ratio",
+                "Share of requests the canary sends to the shadow, 0-1.",
+            ),
+            &["service"],
+        )
+        .expect("valid metric");
+        registry.register(canary_weight.clone());
         let ws_connections = IntGaugeVec::new(
             Opts::new(
                 "parallax_ws_connections",
@@ -327,6 +362,32 @@ impl ProxyMetrics {
             ws_skew,
             ws_skew_negative,
             ws_shadow_ends,
+            canary_weight,
+            canary_requests,
+            canary_fallbacks,
+            canary_rollbacks,
+        }
+    }
+
+    /// The canary series of one service, resolved once.
+    pub fn canary(&self, service: &str) -> CanaryMetrics {
+        let request = |backend: Backend, result: &str| {
+            self.canary_requests
+                .with_label_values(&[service, backend.as_str(), result])
+        };
+        CanaryMetrics {
+            weight: self.canary_weight.with_label_values(&[service]),
+            requests: [
+                request(Backend::Primary, "success"),
+                request(Backend::Primary, "failure"),
+                request(Backend::Shadow, "success"),
+                request(Backend::Shadow, "failure"),
+            ],
+            fallbacks: self.canary_fallbacks.with_label_values(&[service]),
+            rollbacks: Reason::ALL.map(|r| {
+                self.canary_rollbacks
+                    .with_label_values(&[service, r.as_str()])
+            }),
         }
     }
 

@@ -136,6 +136,9 @@ impl MirrorJob {
         };
         route.metrics.outcome(MirrorOutcome::Compared);
         route.metrics.result(verdict.outcome);
+        if let Some(canary) = &state.canary {
+            canary.record_comparison(verdict.outcome == Outcome::Mismatch);
+        }
         if verdict.outcome == Outcome::Mismatch {
             let sample =
                 Arc::new(self.sample(&state, &primary, &shadow, secondary.as_ref(), verdict));

@@ -95,20 +95,31 @@ impl Sampler {
         if threshold == 0 {
             return false;
         }
-        let key: Option<&[u8]> = match &self.sticky {
-            Some(StickyKey::Path) => Some(request.uri.path().as_bytes()),
-            Some(StickyKey::Header(name)) => request.headers.get(name).map(|v| v.as_bytes()),
-            None => None,
-        };
-        let point = match key {
-            Some(key) => mix(fnv1a(key)),
-            None => self
-                .counter
-                .fetch_add(1, Ordering::Relaxed)
-                .wrapping_add(1)
-                .wrapping_mul(GOLDEN),
-        };
-        point < threshold
+        point(self.sticky.as_ref(), request, &self.counter, 0) < threshold
+    }
+}
+
+/// A request's point in `[0, 2⁶⁴)`: the hash of its sticky key (salted, so
+/// several choices keyed alike stay independent), or without a key the next
+/// step of a Weyl sequence over `counter`.
+pub(crate) fn point(
+    sticky: Option<&StickyKey>,
+    request: &Parts,
+    counter: &AtomicU64,
+    salt: u64,
+) -> u64 {
+    let key: Option<&[u8]> = match sticky {
+        Some(StickyKey::Path) => Some(request.uri.path().as_bytes()),
+        Some(StickyKey::Header(name)) => request.headers.get(name).map(|v| v.as_bytes()),
+        None => None,
+    };
+    match key {
+        Some(key) => mix(fnv1a(key) ^ salt),
+        None => counter
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .wrapping_mul(GOLDEN)
+            .wrapping_add(salt),
     }
 }
 

@@ -12,6 +12,10 @@
 //! 6. forward: send to the primary and return its answer, streamed, teed
 //!    for the comparison when mirrored ([`crate::tee`]).
 //!
+//! With a canary configured, step 3 is preceded by the canary's choice: a
+//! request it picks is served by the shadow instead ([`crate::canary`]) and
+//! is not mirrored.
+//!
 //! A WebSocket upgrade (`GET` with `Upgrade: websocket`) leaves this path
 //! before step 2 for [`crate::ws`].
 
@@ -32,6 +36,7 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::body::{ResponseBody, UpstreamBody};
+use crate::canary::{idempotent, Arm, Canary};
 use crate::config::{ServiceSettings, WsSettings};
 use crate::error::ClientPathError;
 use crate::headers::{append_forwarded_for, strip_hop_by_hop};
@@ -76,6 +81,8 @@ pub struct ServiceState {
     /// watch channel: every relay holds a receiver, and the last value is
     /// what a relay that starts late sees.
     pub ws_stop: tokio::sync::watch::Sender<bool>,
+    /// The canary release, when configured.
+    pub canary: Option<Arc<Canary>>,
 }
 
 /// One route of a service.
@@ -129,6 +136,14 @@ impl ServiceState {
             .collect();
         let window = || Some(SlidingLatency::new(window, now));
         let ws_metrics = metrics.ws(&s.name);
+        let canary = s.canary.map(|c| {
+            Arc::new(Canary::new(
+                c,
+                s.sticky.clone(),
+                metrics.canary(&s.name),
+                now,
+            ))
+        });
         Self {
             primary: Upstream::new(Backend::Primary, s.primary),
             shadow: Upstream::new(Backend::Shadow, s.shadow),
@@ -153,6 +168,7 @@ impl ServiceState {
             ws_metrics,
             ws: s.ws,
             ws_stop: tokio::sync::watch::Sender::new(false),
+            canary,
         }
     }
 
@@ -186,6 +202,12 @@ impl ServiceState {
         let route = self.routes.find(head.uri.path());
         strip_hop_by_hop(&mut head.headers);
         append_forwarded_for(&mut head.headers, client.ip());
+        if let Some(canary) = &self.canary {
+            if canary.chooses(&head) {
+                let canary = Arc::clone(canary);
+                return self.serve_from_canary(&canary, route, head, body).await;
+            }
+        }
         let metrics = &self.route_states[route].metrics;
 
         let permit = match self.plan(&head) {
@@ -279,15 +301,76 @@ impl ServiceState {
         head: Parts,
         body: UpstreamBody,
     ) -> Result<Response<Incoming>, ClientPathError> {
+        // The canary compares the arms over the requests it could have
+        // taken: with `methods = "safe"`, writes are no evidence.
+        let canary = self.canary.as_deref().filter(|c| c.eligible(&head.method));
         let started = Instant::now();
-        let mut response = self
-            .primary
-            .send(head, body)
-            .await
-            .map_err(ClientPathError::PrimaryUnavailable)?;
-        self.observe(route, Backend::Primary, started.elapsed());
+        let mut response = match self.primary.send(head, body).await {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(canary) = canary {
+                    canary.record(Arm::Primary, None);
+                }
+                return Err(ClientPathError::PrimaryUnavailable(error));
+            }
+        };
+        let elapsed = started.elapsed();
+        self.observe(route, Backend::Primary, elapsed);
+        if let Some(canary) = canary {
+            canary.record(Arm::Primary, Some((response.status(), elapsed)));
+        }
         strip_hop_by_hop(response.headers_mut());
         Ok(response)
+    }
+
+    /// Serves a request the canary picked from the shadow. The body is
+    /// buffered (up to `max_mirror_body_bytes`; a longer one goes to the
+    /// primary, streamed) so that the primary can take the request over
+    /// when the shadow cannot answer: always when it could not be reached,
+    /// and after a broken-off exchange only for idempotent methods.
+    async fn serve_from_canary(
+        &self,
+        canary: &Canary,
+        route: usize,
+        head: Parts,
+        body: Incoming,
+    ) -> Response<ResponseBody> {
+        let chunks = match read_body(body, self.max_mirror_body_bytes).await {
+            Err(e) => return self.client_error(ClientPathError::DownstreamBody(e)),
+            Ok(Buffered::TooLarge(read, rest)) => {
+                return self.forward_streaming(route, head, read, rest).await;
+            }
+            Ok(Buffered::Complete(chunks)) => chunks,
+        };
+        let retry_head = Upstream::copy_head(&head);
+        let started = Instant::now();
+        let error = match self
+            .shadow
+            .send(head, UpstreamBody::buffered(chunks.iter().cloned()))
+            .await
+        {
+            Ok(mut response) => {
+                let elapsed = started.elapsed();
+                self.observe(route, Backend::Shadow, elapsed);
+                canary.record(Arm::Candidate, Some((response.status(), elapsed)));
+                strip_hop_by_hop(response.headers_mut());
+                return response.map(ResponseBody::Upstream);
+            }
+            Err(error) => error,
+        };
+        canary.record(Arm::Candidate, None);
+        if !(error.is_connect() || idempotent(&retry_head.method)) {
+            return self.client_error(ClientPathError::CanaryUnavailable(error));
+        }
+        tracing::debug!(service = %self.name, %error, "canary could not answer; the primary takes the request");
+        canary.fallback();
+        match self
+            .primary_call(route, retry_head, UpstreamBody::buffered(chunks))
+            .await
+        {
+            Ok(response) => response.map(ResponseBody::Upstream),
+            Err(error) => self.client_error(error),
+        }
     }
 
     fn client_error(&self, error: ClientPathError) -> Response<ResponseBody> {

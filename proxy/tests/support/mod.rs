@@ -388,6 +388,16 @@ impl TestProxy {
         String::from_utf8(answer.body.to_vec()).unwrap()
     }
 
+    /// POSTs to the admin listener, whatever the answer.
+    pub async fn admin_post(&self, path: &str) -> Answer {
+        send(
+            &self.client,
+            self.admin,
+            Request::post(path).body(Full::default()).unwrap(),
+        )
+        .await
+    }
+
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         serde_json::from_str(&self.admin(path).await).unwrap()
     }
