@@ -1,6 +1,8 @@
 //! The proxy in front of the real twins: the Go reference as primary, the
 //! Rust twin as shadow. Every answer through the proxy equals what a second
-//! Go instance answers directly, and every comparison is a match.
+//! Go instance answers directly, and every comparison is a match. As a
+//! canary, the Rust cache steps up to all reads while matching, and a
+//! deliberately regressed Rust build is rolled back for its latency.
 //!
 //! Needs the binaries the conformance suite uses — `PARALLAX_INGEST_GO_BIN`,
 //! `PARALLAX_INGEST_RUST_BIN`, `PARALLAX_CACHE_GO_BIN`,
@@ -194,4 +196,131 @@ async fn cache_corpus_through_the_proxy_all_matches() {
         "only the values over 1 MiB exceed the limit:\n{metrics}"
     );
     parallax_conformance::metrics::promtool_check(&metrics).unwrap();
+}
+
+/// Drives `GET /v1/sessions/user-{i}` through the proxy until the canary of
+/// `svc` is in `want`; every answer must be the stored value. Fails after
+/// 20 s.
+async fn read_until(proxy: &TestProxy, users: usize, want: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut i = 0;
+    loop {
+        for _ in 0..10 {
+            let id = format!("user-{}", i % users);
+            let answer = wire(proxy.addr, parallax_conformance::cache::get(&id)).await;
+            assert_eq!(answer.status, 200, "{id}: {}", answer.text());
+            assert_eq!(answer.body, format!("session of {id}").into_bytes());
+            i += 1;
+        }
+        let state = proxy.admin_json("/admin/canary").await["services"]["svc"].clone();
+        if state["state"] == want {
+            return state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "canary never reached {want}: {state}"
+        );
+    }
+}
+
+/// The Go cache as primary, a Rust cache as the canary: writes stay with the
+/// primary and are mirrored (so both hold the same sessions), reads are
+/// canaried.
+async fn canary_over_the_cache_twins(
+    shadow: &Service,
+    primary: &Service,
+    canary: &str,
+) -> TestProxy {
+    let proxy = proxy()
+        .primary(primary.addr())
+        .shadow(shadow.addr())
+        .tables(&format!(
+            "[services.canary]\nmethods = \"safe\"\nwindow_secs = 0.2\nmin_requests = 20\n{canary}\n\
+             [services.compare]\nheaders = [\"content-type\", \"allow\"]\n\
+             [[services.routes]]\ntemplate = \"/v1/sessions/{{id}}\""
+        ))
+        .start()
+        .await;
+    for i in 0..50 {
+        let id = format!("user-{i}");
+        let put = wire(
+            proxy.addr,
+            parallax_conformance::cache::put(&id, format!("session of {id}")),
+        )
+        .await;
+        assert_eq!(put.status, 204, "{}", put.text());
+    }
+    proxy.settle(50.0).await;
+    proxy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_of_the_rust_cache_steps_up_to_complete_with_every_comparison_matching() {
+    let primary = spawn(service(&Implementation::go_cache())).await;
+    let shadow = spawn(service(&Implementation::rust_cache())).await;
+    let proxy = canary_over_the_cache_twins(
+        &shadow,
+        &primary,
+        "weights_percent = [20, 100]\nstep_secs = 0.6\nmax_mismatch_rate = 0.01\np99_slack_ms = 1000",
+    )
+    .await;
+    let state = read_until(&proxy, 50, "complete").await;
+    assert_eq!(state["weight_percent"], 100.0);
+    let metrics = proxy.metrics().await;
+    assert_only(&metrics, "parallax_comparisons_total", "result", &["match"]);
+    assert_eq!(
+        sum(
+            &metrics,
+            "parallax_canary_rollbacks_total",
+            "service",
+            "svc"
+        ),
+        0.0
+    );
+    let served = sum(
+        &metrics,
+        "parallax_canary_requests_total",
+        "backend",
+        "shadow",
+    );
+    assert!(served >= 20.0, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_of_a_regressed_rust_cache_is_rolled_back_for_latency() {
+    let primary = spawn(service(&Implementation::go_cache())).await;
+    // The deliberately regressed build the gate test uses: 30 ms per answer.
+    let shadow =
+        spawn(service(&Implementation::rust_cache()).flag("--debug-delay-us", 30_000)).await;
+    let proxy = canary_over_the_cache_twins(
+        &shadow,
+        &primary,
+        "weights_percent = [50]\nmax_p99_ratio = 2\np99_slack_ms = 10",
+    )
+    .await;
+    let state = read_until(&proxy, 50, "rolled_back").await;
+    assert_eq!(state["rollback"]["reason"], "latency", "{state}");
+    // Clients are back on the Go primary: no read reaches the canary now.
+    let before = sum(
+        &proxy.metrics().await,
+        "parallax_canary_requests_total",
+        "backend",
+        "shadow",
+    );
+    for i in 0..20 {
+        let id = format!("user-{i}");
+        assert_eq!(
+            wire(proxy.addr, parallax_conformance::cache::get(&id))
+                .await
+                .status,
+            200
+        );
+    }
+    let after = sum(
+        &proxy.metrics().await,
+        "parallax_canary_requests_total",
+        "backend",
+        "shadow",
+    );
+    assert_eq!(before, after);
 }
