@@ -235,6 +235,23 @@ def twin_panels(layout, svc):
             stack=True,
         )
     )
+    layout.add(
+        timeseries(
+            "Proxy: canary (shadow serving clients)",
+            [
+                (f"sum(parallax_canary_weight_ratio{{{sel}}})", "weight (0-1)"),
+                (
+                    f"sum by (backend) (rate(parallax_canary_requests_total{{{sel}, result=\"failure\"}}[{RATE}]))"
+                    f" / clamp_min(sum by (backend) (rate(parallax_canary_requests_total{{{sel}}}[{RATE}])), 1e-9)",
+                    "{{backend}} failure rate",
+                ),
+                (f"sum by (reason) (increase(parallax_canary_rollbacks_total{{{sel}}}[{RATE}]))", "rollback: {{reason}}"),
+            ],
+            "short",
+            "Only with a [services.canary] table: the share of clients the shadow serves, each backend's failure rate (5xx or no answer) and rollbacks by reason.",
+            language_colours=False,
+        )
+    )
 
 
 def ingest_panels(layout):
