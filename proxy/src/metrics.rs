@@ -78,7 +78,8 @@ impl Backend {
 
 /// What became of one request's mirror copy: exactly one per request that
 /// reached the primary (a request whose own body broke off while the proxy
-/// buffered it counts nothing: there was no exchange to mirror).
+/// buffered it counts nothing: there was no exchange to mirror; nor does a
+/// request the canary gave the shadow, even when the primary took it over).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MirrorOutcome {
     /// Shadow answered and the answers were compared.

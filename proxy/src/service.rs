@@ -338,6 +338,11 @@ impl ServiceState {
         let chunks = match read_body(body, self.max_mirror_body_bytes).await {
             Err(e) => return self.client_error(ClientPathError::DownstreamBody(e)),
             Ok(Buffered::TooLarge(read, rest)) => {
+                // Too long to keep for a take-over: the primary serves it,
+                // and, like any request it serves, it gets a mirror outcome.
+                self.route_states[route]
+                    .metrics
+                    .outcome(MirrorOutcome::BodyTooLarge);
                 return self.forward_streaming(route, head, read, rest).await;
             }
             Ok(Buffered::Complete(chunks)) => chunks,

@@ -318,3 +318,29 @@ async fn an_operator_can_roll_back_and_restart_by_hand() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_long_to_take_over_stays_with_the_primary() {
+    let primary = upstream(echo).start().await;
+    let shadow = upstream(by("shadow")).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .set("max_mirror_body_bytes = 16")
+        .tables("[services.canary]\nweights_percent = [100]")
+        .start()
+        .await;
+    let long = proxy
+        .send(
+            Request::post("/items")
+                .body(Full::new(Bytes::from(vec![b'x'; 100])))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(long.status, 200);
+    assert!(long.text().contains(r#""length":100"#), "{}", long.text());
+    assert_eq!(shadow.hits(), 0);
+    assert_eq!(proxy.outcome("body_too_large").await, 1.0);
+    let short = proxy.get("/x").await;
+    assert!(short.text().contains("shadow"));
+}
