@@ -71,42 +71,26 @@ fn check_refuses_a_bad_config_naming_the_field() {
 
 #[test]
 fn the_proxy_serves_until_sigterm_and_exits_cleanly() {
-    let path = config_file(
+    let mut proxy = RunningProxy::start(
         "good",
         &format!("admin_listen = \"127.0.0.1:0\"\n{SERVICE}"),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parallax"))
-        .args(["proxy", "--config"])
-        .arg(&path)
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in stderr.by_ref().map_while(Result::ok) {
-        let done = line.contains("admin listening on");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    // Keep reading, so the proxy's shutdown logs have somewhere to go.
-    std::thread::spawn(move || stderr.for_each(drop));
-    let _ = std::fs::remove_file(&path);
     assert!(
-        seen.iter()
+        proxy
+            .seen
+            .iter()
             .any(|l| l.contains("service svc listening on 127.0.0.1:")),
-        "{seen:?}"
+        "{:?}",
+        proxy.seen
     );
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &proxy.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = proxy.child.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
@@ -122,6 +106,8 @@ fn the_proxy_serves_until_sigterm_and_exits_cleanly() {
 struct RunningProxy {
     child: std::process::Child,
     admin: String,
+    /// Its log lines up to "admin listening on".
+    seen: Vec<String>,
 }
 
 impl RunningProxy {
@@ -135,18 +121,23 @@ impl RunningProxy {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let admin = stderr
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split("admin listening on ")
-                    .nth(1)
-                    .map(|a| a.trim().to_owned())
-            })
-            .expect("the proxy announces its admin address");
+        let mut seen = Vec::new();
+        let mut admin = None;
+        for line in stderr.by_ref().map_while(Result::ok) {
+            admin = line
+                .split("admin listening on ")
+                .nth(1)
+                .map(|a| a.trim().to_owned());
+            seen.push(line);
+            if admin.is_some() {
+                break;
+            }
+        }
+        // Keep reading, so the proxy's later logs have somewhere to go.
         std::thread::spawn(move || stderr.for_each(drop));
         let _ = std::fs::remove_file(&path);
-        Self { child, admin }
+        let admin = admin.unwrap_or_else(|| panic!("no admin address announced: {seen:?}"));
+        Self { child, admin, seen }
     }
 
     fn canary(&self, args: &[&str]) -> std::process::Output {
