@@ -53,9 +53,8 @@ pub fn run(args: &ProxyArgs) -> anyhow::Result<()> {
     }
     parallax_common::telemetry::init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(parallax_proxy::run(
-        &config,
-        parallax_common::server::signal(),
-    ))?;
+    runtime.block_on(async {
+        parallax_proxy::run(&config, parallax_common::server::signal()).await
+    })?;
     Ok(())
 }

@@ -48,19 +48,30 @@ where
 }
 
 /// Resolves on SIGTERM or SIGINT.
-pub async fn signal() {
+///
+/// The handlers are installed when this is *called*, not when the future is
+/// first polled: a binary calls it before it logs `listening on`, so a
+/// signal sent as soon as that line appears is handled (graceful drain,
+/// exit 0) instead of killing the process by the default action. (axum
+/// polls its shutdown future from a spawned task, which may not have run
+/// yet by then.) Call it inside a tokio runtime.
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -23,7 +23,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let listener = listener::bind(&config.listen, config.reuse_port)
         .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let shutdown = parallax_common::server::signal();
     tracing::info!("listening on {}", listener.local_addr()?);
-    parallax_fanout::run(listener, config, parallax_common::server::signal()).await?;
+    parallax_fanout::run(listener, config, shutdown).await?;
     Ok(())
 }

@@ -11,7 +11,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let shutdown = parallax_common::server::signal();
     tracing::info!("listening on {}", listener.local_addr()?);
-    parallax_ingest::run(listener, config, parallax_common::server::signal()).await?;
+    parallax_ingest::run(listener, config, shutdown).await?;
     Ok(())
 }

@@ -29,6 +29,8 @@ fn split(response: &str) -> (&str, &str) {
 struct Binary {
     child: Child,
     addr: SocketAddr,
+    /// Everything it logged, for failure messages.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Binary {
@@ -38,28 +40,39 @@ impl Binary {
         let mut child = command(args, env).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let addr = loop {
             let line = lines
                 .next()
                 .expect("the binary logs before exiting")
                 .unwrap();
+            log.lock().unwrap().push(line.clone());
             if let Some((_, rest)) = line.split_once("listening on ") {
                 break rest.trim().parse().expect("HOST:PORT");
             }
         };
         // Keep draining stderr so the binary never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr }
+        let kept = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Self { child, addr, log }
     }
 
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    /// SIGTERM, then the exit status and what the binary logged.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        self.child.wait().unwrap()
+        let exit = self.child.wait().unwrap();
+        // The drain thread ends at EOF, once the binary has exited.
+        std::thread::sleep(Duration::from_millis(50));
+        let log = self.log.lock().unwrap().join("\n");
+        (exit, log)
     }
 }
 
@@ -179,7 +192,21 @@ fn the_binary_logs_its_address_and_exits_0_on_sigterm() {
         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(split(&health).1, r#"{"status":"ok"}"#);
-    assert!(binary.terminate().success());
+    let (status, log) = binary.terminate();
+    assert!(status.success(), "{status}; it logged:\n{log}");
+    assert!(log.contains("shutdown requested"), "{log}");
+}
+
+#[test]
+fn a_sigterm_sent_the_moment_it_says_listening_stops_it_gracefully() {
+    // The signal handlers must be in place before the `listening on` line:
+    // a supervisor may stop the process at once.
+    for _ in 0..10 {
+        let binary = Binary::start(&["--listen", "127.0.0.1:0"], &[]);
+        let (status, log) = binary.terminate();
+        assert!(status.success(), "{status}; it logged:\n{log}");
+        assert!(log.contains("shutdown requested"), "{log}");
+    }
 }
 
 #[test]
@@ -206,7 +233,8 @@ fn environment_variables_configure_the_binary_and_flags_win() {
     assert!(put.ends_with(
         r#""code":"entry_too_large","message":"entry exceeds the capacity of its shard"}"#
     ));
-    assert!(binary.terminate().success());
+    let (status, log) = binary.terminate();
+    assert!(status.success(), "{status}; it logged:\n{log}");
 }
 
 #[test]
