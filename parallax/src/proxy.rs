@@ -42,10 +42,17 @@ pub fn run(args: &ProxyArgs) -> anyhow::Result<()> {
             config
                 .services
                 .iter()
-                .map(|s| format!(
-                    "{} {} -> {} (shadow {})",
-                    s.name, s.listen, s.primary, s.shadow
-                ))
+                .map(|s| {
+                    let canary = s.canary.as_ref().map_or(String::new(), |c| {
+                        let steps: Vec<String> =
+                            c.weights_percent.iter().map(|w| format!("{w}%")).collect();
+                        format!(", canary {}", steps.join(" -> "))
+                    });
+                    format!(
+                        "{} {} -> {} (shadow {}{canary})",
+                        s.name, s.listen, s.primary, s.shadow
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );

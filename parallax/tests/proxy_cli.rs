@@ -50,6 +50,7 @@ fn check_validates_the_documented_example_without_serving() {
         stdout.contains("valid") && stdout.contains("3 service(s)"),
         "{stdout}"
     );
+    assert!(stdout.contains("canary 1% -> 5% -> 25% -> 50%"), "{stdout}");
 }
 
 #[test]
