@@ -34,6 +34,16 @@ async fn serves_on_the_logged_address_and_exits_0_on_sigterm_closing_websockets_
 }
 
 #[test]
+fn a_sigterm_sent_the_moment_it_says_listening_stops_it_with_exit_0() {
+    // The handlers are in place before the `listening on` line: a
+    // supervisor may stop the process at once.
+    for _ in 0..10 {
+        let server = Binary::start(&["--listen", "127.0.0.1:0"], &[]);
+        assert_eq!(server.terminate().code(), Some(0));
+    }
+}
+
+#[test]
 fn bad_values_exit_non_zero_naming_the_flag() {
     for (args, env, flag) in [
         (&["--queue-capacity", "0"][..], &[][..], "--queue-capacity"),
