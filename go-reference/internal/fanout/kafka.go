@@ -21,9 +21,11 @@ type KafkaConfig struct {
 // KafkaBus is the Kafka path with franz-go. It publishes each notification
 // frame (key: the notification's topic, so one topic's frames share a
 // partition and keep their order) and consumes every partition of the topic
-// from its end, without a consumer group — each process sees every record —
-// broadcasting each record's value to the local subscribers of the topic in
-// its key.
+// from the records stamped since the bus was created, without a consumer
+// group — each process sees every record — broadcasting each record's value
+// to the local subscribers of the topic in its key. (Record timestamps are
+// the producers' clocks: across machines, skew beyond the time between
+// start-up and the first notify could drop a record.)
 //
 // Readiness: a direct (group-less) consumer has no "partitions assigned"
 // callback. franz-go assigns a topic's partitions when their metadata
@@ -57,9 +59,14 @@ func NewKafkaBus(cfg KafkaConfig, hub *Hub, log *slog.Logger) (*KafkaBus, error)
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(PublishTimeout),
-		// Consumer: all partitions, from the end, no group.
+		// Consumer: all partitions, no group, from the first record
+		// stamped at or after now. For partitions loaded at once that is
+		// their end; a partition franz-go loads later (a topic still being
+		// auto-created, its metadata retried) starts at the records
+		// produced since now instead of at its end by then, which would
+		// silently skip them.
 		kgo.ConsumeTopics(cfg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().UnixMilli())),
 		kgo.WithHooks(fetchHook{b}),
 		kgo.WithLogger(slogAdapter{log: log}),
 	)
