@@ -20,28 +20,13 @@
 set -euo pipefail
 
 secs=${1:-10}
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work="$root/target/proxy-floor"
-go_cache="$root/target/parallax-bin/session-cache"
-rust_cache="$root/target/release/parallax-session-cache"
-parallax="$root/target/release/parallax"
-for need in "$go_cache" "$rust_cache" "$parallax"; do
-  [[ -x $need ]] || { echo "proxy-floor: $need is missing; see the usage at the top of $0" >&2; exit 2; }
-done
+name=proxy-floor
+work="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/proxy-floor"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "proxy-floor: $tool is missing: apt-get install -y nginx-light wrk" >&2; exit 2; }
 done
-
-rm -rf "$work" && mkdir -p "$work/nginx"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "proxy-floor: nothing listens on $1" >&2; exit 1
-}
+mkdir -p "$work/nginx"
 
 primary=$(free_port); shadow=$(free_port)
 "$go_cache" --listen "127.0.0.1:$primary" >"$work/primary.log" 2>&1 & pids+=($!)
@@ -53,24 +38,11 @@ for port in "$primary" "$shadow"; do
 done
 
 p0=$(free_port); p100=$(free_port); admin=$(free_port)
-cat >"$work/parallax.toml" <<EOF
-admin_listen = "127.0.0.1:$admin"
-[[services]]
-name = "m0"
-listen = "127.0.0.1:$p0"
-primary = "127.0.0.1:$primary"
-shadow = "127.0.0.1:$shadow"
-mirror_percent = 0
-[[services.routes]]
-template = "/v1/sessions/{id}"
-[[services]]
-name = "m100"
-listen = "127.0.0.1:$p100"
-primary = "127.0.0.1:$primary"
-shadow = "127.0.0.1:$shadow"
-[[services.routes]]
-template = "/v1/sessions/{id}"
-EOF
+{
+  echo "admin_listen = \"127.0.0.1:$admin\""
+  service_toml m0 "$p0" "$primary" "$shadow" "mirror_percent = 0"
+  service_toml m100 "$p100" "$primary" "$shadow"
+} >"$work/parallax.toml"
 TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/parallax.toml" >"$work/parallax.log" 2>&1 & pids+=($!)
 
 n0=$(free_port); n100=$(free_port)

@@ -15,55 +15,21 @@
 set -euo pipefail
 
 rate=${1:-5000}; secs=${2:-10}; pairs=${3:-2}
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work="$root/target/slow-shadow"
-parallax="$root/target/release/parallax"
-go_cache="$root/target/parallax-bin/session-cache"
-rust_cache="$root/target/release/parallax-session-cache"
-for need in "$parallax" "$go_cache" "$rust_cache"; do
-  [[ -x $need ]] || { echo "slow-shadow: $need is missing; see the usage at the top of $0" >&2; exit 2; }
-done
-rm -rf "$work" && mkdir -p "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "slow-shadow: nothing listens on $1" >&2; exit 1
-}
+name=slow-shadow
+work="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/slow-shadow"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 primary=$(free_port); fast=$(free_port); slow=$(free_port)
 "$go_cache" --listen "127.0.0.1:$primary" >"$work/primary.log" 2>&1 & pids+=($!)
 "$rust_cache" --listen "127.0.0.1:$fast" >"$work/fast.log" 2>&1 & pids+=($!)
 "$rust_cache" --listen "127.0.0.1:$slow" --debug-delay-us 500000 >"$work/slow.log" 2>&1 & pids+=($!)
 pn=$(free_port); pf=$(free_port); ps=$(free_port); admin=$(free_port)
-cat >"$work/parallax.toml" <<EOF
-admin_listen = "127.0.0.1:$admin"
-[[services]]
-name = "none"
-listen = "127.0.0.1:$pn"
-primary = "127.0.0.1:$primary"
-shadow = "127.0.0.1:$fast"
-mirror_percent = 0
-[[services.routes]]
-template = "/v1/sessions/{id}"
-[[services]]
-name = "fast"
-listen = "127.0.0.1:$pf"
-primary = "127.0.0.1:$primary"
-shadow = "127.0.0.1:$fast"
-[[services.routes]]
-template = "/v1/sessions/{id}"
-[[services]]
-name = "slow"
-listen = "127.0.0.1:$ps"
-primary = "127.0.0.1:$primary"
-shadow = "127.0.0.1:$slow"
-[[services.routes]]
-template = "/v1/sessions/{id}"
-EOF
+{
+  echo "admin_listen = \"127.0.0.1:$admin\""
+  service_toml none "$pn" "$primary" "$fast" "mirror_percent = 0"
+  service_toml fast "$pf" "$primary" "$fast"
+  service_toml slow "$ps" "$primary" "$slow"
+} >"$work/parallax.toml"
 "$parallax" proxy --config "$work/parallax.toml" >"$work/parallax.log" 2>&1 & pids+=($!)
 for p in "$primary" "$fast" "$slow" "$pn" "$pf" "$ps"; do wait_port "$p"; done
 

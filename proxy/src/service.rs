@@ -204,8 +204,7 @@ impl ServiceState {
         append_forwarded_for(&mut head.headers, client.ip());
         if let Some(canary) = &self.canary {
             if canary.chooses(&head) {
-                let canary = Arc::clone(canary);
-                return self.serve_from_canary(&canary, route, head, body).await;
+                return self.serve_from_canary(canary, route, head, body).await;
             }
         }
         let metrics = &self.route_states[route].metrics;
