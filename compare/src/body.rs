@@ -1,16 +1,36 @@
-//! Choosing how to compare two bodies from the primary's content type:
-//! JSON structurally, protobuf decoded (when the route names its message),
-//! text after normalisation, anything else as bytes.
+//! Choosing how to compare two bodies: first undo each side's
+//! `Content-Encoding` ([`crate::encoding`]), then pick by the primary's
+//! content type: JSON structurally, protobuf decoded (when the route names
+//! its message), text after normalisation, anything else as bytes.
 
-use serde_json::Value;
-
+use crate::encoding::{self, DecodeError};
+use crate::value::{self, Json, ParseError};
 use crate::{json, protobuf, Difference, Kind, Observed, Rules};
 
 /// Longest rendering of a text body kept in a difference.
 const TEXT_PREVIEW: usize = 256;
 
 pub fn compare(primary: &Observed, shadow: &Observed, rules: &Rules, out: &mut Vec<Difference>) {
-    if primary.body == shadow.body {
+    let (ca, cb) = (
+        primary.header("content-encoding"),
+        shadow.header("content-encoding"),
+    );
+    let same_coding = encoding::codings(ca) == encoding::codings(cb);
+    if primary.body == shadow.body && same_coding {
+        return;
+    }
+    let limit = rules.limits.max_decoded_bytes;
+    let (a, b) = match (
+        encoding::decode(ca, &primary.body, limit),
+        encoding::decode(cb, &shadow.body, limit),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(DecodeError::Unsupported(_)), Err(DecodeError::Unsupported(_))) if same_coding => {
+            return bytes(&primary.body, &shadow.body, out);
+        }
+        (a, b) => return undecodable(a.err(), b.err(), out),
+    };
+    if a == b {
         return;
     }
     let media = primary
@@ -18,23 +38,36 @@ pub fn compare(primary: &Observed, shadow: &Observed, rules: &Rules, out: &mut V
         .or_else(|| shadow.media_type())
         .unwrap_or_default();
     if is_json(&media) {
-        if let (Some(a), Some(b)) = (parse_json(primary, rules), parse_json(shadow, rules)) {
-            return json::diff("", &a, &b, out);
+        match (parse_json(&a, rules), parse_json(&b, rules)) {
+            (Ok(a), Ok(b)) => return json::diff(&a, &b, rules, out),
+            (Err(ParseError::TooDeep(n)), _) | (_, Err(ParseError::TooDeep(n))) => {
+                return out.push(Difference {
+                    path: "body".into(),
+                    kind: Kind::Limit,
+                    primary: Some(format!(
+                        "JSON nested deeper than {n} levels (max_depth): not compared"
+                    )),
+                    shadow: None,
+                });
+            }
+            // Not JSON on at least one side: compare as text below.
+            _ => {}
         }
     } else if is_protobuf(&media) {
         if let Some(message) = &rules.protobuf_message {
-            let a = protobuf::to_json(message, &primary.body);
-            let b = protobuf::to_json(message, &shadow.body);
+            let pool = rules
+                .descriptors
+                .as_ref()
+                .unwrap_or_else(|| protobuf::project());
+            let a = protobuf::to_tree(pool, message, &a);
+            let b = protobuf::to_tree(pool, message, &b);
             if let (Some(a), Some(b)) = (a, b) {
-                return json::diff("", &a, &b, out);
+                return json::diff(&a, &b, rules, out);
             }
         }
-        return bytes(primary, shadow, out);
+        return bytes(&a, &b, out);
     }
-    match (
-        std::str::from_utf8(&primary.body),
-        std::str::from_utf8(&shadow.body),
-    ) {
+    match (std::str::from_utf8(&a), std::str::from_utf8(&b)) {
         (Ok(a), Ok(b)) if media.starts_with("text/") || is_json(&media) => {
             let (a, b) = (rules.normalise(a), rules.normalise(b));
             if a != b {
@@ -46,16 +79,36 @@ pub fn compare(primary: &Observed, shadow: &Observed, rules: &Rules, out: &mut V
                 });
             }
         }
-        _ => bytes(primary, shadow, out),
+        _ => bytes(&a, &b, out),
     }
 }
 
-fn bytes(primary: &Observed, shadow: &Observed, out: &mut Vec<Difference>) {
+/// A side whose body could not be decoded: too large is a `limit`, corrupt
+/// or unsupported an `encoding` difference. Never a match: the client of
+/// that side could not read its answer either.
+fn undecodable(a: Option<DecodeError>, b: Option<DecodeError>, out: &mut Vec<Difference>) {
+    let too_large = matches!(a, Some(DecodeError::TooLarge { .. }))
+        || matches!(b, Some(DecodeError::TooLarge { .. }));
+    let render =
+        |e: Option<DecodeError>| Some(e.map_or_else(|| "decoded".to_owned(), |e| e.to_string()));
+    out.push(Difference {
+        path: "body".into(),
+        kind: if too_large {
+            Kind::Limit
+        } else {
+            Kind::Encoding
+        },
+        primary: render(a),
+        shadow: render(b),
+    });
+}
+
+fn bytes(a: &[u8], b: &[u8], out: &mut Vec<Difference>) {
     out.push(Difference {
         path: "body".into(),
         kind: Kind::Bytes,
-        primary: Some(format!("{} bytes", primary.body.len())),
-        shadow: Some(format!("{} bytes", shadow.body.len())),
+        primary: Some(format!("{} bytes", a.len())),
+        shadow: Some(format!("{} bytes", b.len())),
     });
 }
 
@@ -70,9 +123,13 @@ fn is_protobuf(media: &str) -> bool {
     )
 }
 
-fn parse_json(o: &Observed, rules: &Rules) -> Option<Value> {
-    let text = std::str::from_utf8(&o.body).ok()?;
-    serde_json::from_str(&rules.normalise(text)).ok()
+fn parse_json(body: &[u8], rules: &Rules) -> Result<Json, ParseError> {
+    let depth = rules.limits.max_depth;
+    if rules.replacements.is_empty() {
+        return value::parse(body, depth);
+    }
+    let text = std::str::from_utf8(body).map_err(|e| ParseError::Syntax(e.to_string()))?;
+    value::parse(rules.normalise(text).as_bytes(), depth)
 }
 
 fn preview(s: &str) -> String {
@@ -159,6 +216,95 @@ mod tests {
         assert!(paths(&a, &b, &rules).is_empty());
         let c = observed("text/plain", b"failed");
         assert_eq!(paths(&a, &c, &rules), vec![("body".into(), Kind::Text)]);
+    }
+
+    fn gzipped(media: &str, body: &[u8]) -> Observed {
+        Observed::new(
+            200,
+            [("content-type", media), ("content-encoding", "gzip")],
+            crate::encoding::tests::gzip(body),
+        )
+    }
+
+    #[test]
+    fn a_gzipped_answer_equals_the_same_answer_uncompressed() {
+        let doc = br#"{"accepted":2,"rejected":[]}"#;
+        let a = gzipped("application/json", doc);
+        let b = observed("application/json", doc);
+        assert!(paths(&a, &b, &Rules::default()).is_empty());
+        // ... unless content-encoding is an allow-listed header.
+        let rules = Rules::builder().header("content-encoding").build().unwrap();
+        let out = crate::compare(&a, &b, &rules);
+        assert_eq!(
+            out.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(),
+            ["header:content-encoding"]
+        );
+    }
+
+    #[test]
+    fn decoded_bodies_still_diff_field_by_field() {
+        let a = gzipped("application/json", br#"{"id":9007199254740993}"#);
+        let b = observed("application/json", br#"{"id":9007199254740992}"#);
+        assert_eq!(
+            paths(&a, &b, &Rules::default()),
+            vec![("/id".into(), Kind::Value)]
+        );
+    }
+
+    #[test]
+    fn the_same_bytes_under_different_encodings_differ() {
+        let gz = crate::encoding::tests::gzip(b"{}");
+        let a = Observed::new(
+            200,
+            [
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            gz.clone(),
+        );
+        let b = Observed::new(200, [("content-type", "application/json")], gz);
+        assert_eq!(
+            paths(&a, &b, &Rules::default()),
+            vec![("body".into(), Kind::Bytes)]
+        );
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_a_limit_not_a_match() {
+        let bomb = gzipped("application/json", &vec![b' '; 32 << 20]);
+        let b = observed("application/json", b" ");
+        assert_eq!(
+            paths(&bomb, &b, &Rules::default()),
+            vec![("body".into(), Kind::Limit)]
+        );
+    }
+
+    #[test]
+    fn a_corrupt_encoding_is_an_encoding_difference() {
+        let a = Observed::new(
+            200,
+            [
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            b"{}".to_vec(),
+        );
+        let b = observed("application/json", b"{}");
+        assert_eq!(
+            paths(&a, &b, &Rules::default()),
+            vec![("body".into(), Kind::Encoding)]
+        );
+    }
+
+    #[test]
+    fn deep_json_is_a_limit_without_overflowing_the_stack() {
+        let deep = |x: &str| format!("{}{x}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let a = observed("application/json", deep("1").as_bytes());
+        let b = observed("application/json", deep("2").as_bytes());
+        assert_eq!(
+            paths(&a, &b, &Rules::default()),
+            vec![("body".into(), Kind::Limit)]
+        );
     }
 
     #[test]

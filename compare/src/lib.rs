@@ -9,20 +9,29 @@
 //!
 //! # Layout
 //! - [`observed`]: one backend's answer as the engine sees it.
-//! - [`rules`]: per-route rules: header allow-list, ignored JSON pointers, regex normalisers.
+//! - [`rules`]: per-route rules: header allow-list, ignored JSON pointers,
+//!   regex and Go↔Rust normalisers, array pairing, number tolerance, bounds.
+//! - [`config`]: the same rules as TOML tables (`[services.compare]`), validated.
 //! - [`pointer`]: JSON-pointer globs (`/items/*/id`, `/**/updatedAt`).
-//! - [`json`]: structural JSON diff with paths and difference kinds.
+//! - [`value`]: the JSON tree, numbers kept as written, parsed without recursion.
+//! - [`number`]: exact comparison of JSON numbers.
+//! - [`json`]: structural JSON diff with paths and difference kinds, aligned arrays, bounded cost.
+//! - [`encoding`]: undoing `Content-Encoding` (gzip, deflate, br, zstd) within a size bound.
 //! - [`body`]: picking the body comparison by content type (JSON, protobuf, text, bytes).
 //! - [`protobuf`]: decoding `application/x-protobuf` with the project's descriptors.
 //! - [`noise`]: classifying differences as mismatch or noise using a secondary.
 
 pub mod body;
+pub mod config;
+pub mod encoding;
 pub mod json;
 pub mod noise;
+pub mod number;
 pub mod observed;
 pub mod pointer;
 pub mod protobuf;
 pub mod rules;
+pub mod value;
 
 use serde::Serialize;
 
@@ -46,19 +55,44 @@ pub enum Kind {
     Type,
     /// The same JSON path holds different scalar values.
     Value,
-    /// Arrays at the same path have different lengths.
+    /// Arrays at the same path have different lengths (arrays too large
+    /// to align element by element).
     ArrayLength,
     /// Text bodies differ.
     Text,
     /// Opaque bodies differ.
     Bytes,
+    /// A body does not decode under its `Content-Encoding`.
+    Encoding,
+    /// A bound on the comparison was reached (decoded size, depth, work,
+    /// differences kept): what lies past it was not compared. Counts as a
+    /// mismatch: the engine never claims a match it did not check.
+    Limit,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Status => "status",
+            Kind::Header => "header",
+            Kind::Missing => "missing",
+            Kind::Extra => "extra",
+            Kind::Type => "type",
+            Kind::Value => "value",
+            Kind::ArrayLength => "array_length",
+            Kind::Text => "text",
+            Kind::Bytes => "bytes",
+            Kind::Encoding => "encoding",
+            Kind::Limit => "limit",
+        }
+    }
 }
 
 /// One difference between primary and shadow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
-    /// `status`, `header:<name>`, `body` (whole body), or a JSON pointer
-    /// into the body such as `/rejected/0/reason`.
+    /// `status`, `header:<name>`, `body` (whole body, or a bound), or a
+    /// JSON pointer into the body such as `/rejected/0/reason`.
     pub path: String,
     pub kind: Kind,
     /// The primary's value at the path, rendered (absent: `None`).

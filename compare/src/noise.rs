@@ -115,6 +115,10 @@ impl NoiseModel {
             self.fields.entry(field(&d.path)).or_default().noise += 1.0;
         }
         let (explained, unexplained): (Vec<_>, Vec<_>) = raw.into_iter().partition(|d| {
+            // A comparison cut short proves nothing either way: never noise.
+            if d.kind == crate::Kind::Limit {
+                return false;
+            }
             let rates = self
                 .fields
                 .get(&field(&d.path))
@@ -226,6 +230,19 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Mismatch);
         assert_eq!(v.noise.len(), 1);
         assert_eq!(v.mismatches.len(), 1);
+    }
+
+    #[test]
+    fn a_limit_is_never_noise() {
+        let mut model = NoiseModel::default();
+        let limit = Difference {
+            kind: Kind::Limit,
+            ..diff("body")
+        };
+        for _ in 0..10 {
+            let v = model.classify(vec![limit.clone()], std::slice::from_ref(&limit));
+            assert_eq!(v.outcome, Outcome::Mismatch);
+        }
     }
 
     #[test]

@@ -54,15 +54,32 @@ fn matches(glob: &[String], path: &[&str]) -> bool {
 pub fn push(pointer: &str, segment: &str) -> String {
     let mut out = String::with_capacity(pointer.len() + segment.len() + 1);
     out.push_str(pointer);
-    out.push('/');
+    push_into(&mut out, segment);
+    out
+}
+
+/// Appends `/segment` to `pointer` in place, escaping `~` and `/`.
+pub fn push_into(pointer: &mut String, segment: &str) {
+    pointer.push('/');
     for c in segment.chars() {
         match c {
-            '~' => out.push_str("~0"),
-            '/' => out.push_str("~1"),
-            c => out.push(c),
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
         }
     }
-    out
+}
+
+/// The unescaped segments of a JSON pointer (`/a~1b/0` → `["a/b", "0"]`;
+/// `""` → none).
+pub fn segments(pointer: &str) -> Vec<String> {
+    match pointer.strip_prefix('/') {
+        None => Vec::new(),
+        Some(rest) => rest
+            .split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +115,12 @@ mod tests {
     fn non_pointer_globs_match_exactly() {
         assert!(PointerGlob::new("header:date").matches("header:date"));
         assert!(!PointerGlob::new("status").matches("/status"));
+    }
+
+    #[test]
+    fn segments_unescape() {
+        assert_eq!(segments("/a~1b/0/~0"), ["a/b", "0", "~"]);
+        assert!(segments("").is_empty());
     }
 
     #[test]

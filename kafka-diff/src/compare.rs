@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use parallax_compare::{json, protobuf, Difference, Kind};
+use parallax_compare::{json, protobuf, Difference, Kind, Rules};
 
 use crate::record::Record;
 
@@ -71,11 +71,11 @@ fn value(primary: &Record, shadow: &Record, message: Option<&str>, out: &mut Vec
         return;
     }
     if let Some(message) = message {
-        let a = protobuf::to_json(message, &primary.value);
-        let b = protobuf::to_json(message, &shadow.value);
+        let a = protobuf::to_tree(protobuf::project(), message, &primary.value);
+        let b = protobuf::to_tree(protobuf::project(), message, &shadow.value);
         if let (Some(a), Some(b)) = (a, b) {
             let before = out.len();
-            json::diff("", &a, &b, out);
+            json::diff(&a, &b, &Rules::default(), out);
             if out.len() > before {
                 return;
             }

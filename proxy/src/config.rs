@@ -383,46 +383,7 @@ pub struct RouteConfig {
     pub compare: Option<CompareConfig>,
 }
 
-/// How answers are compared (see the `parallax-compare` crate).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CompareConfig {
-    /// Response headers compared (case-insensitive); all others are ignored.
-    /// Default `["content-type"]`.
-    pub headers: Vec<String>,
-    /// Differences to ignore: JSON-pointer globs into the body (`*` one
-    /// segment, `**` any number: `"/meta/**"`, `"/**/updatedAt"`), or
-    /// `"status"`, `"header:<name>"`, `"body"`. Default: none.
-    pub ignore: Vec<String>,
-    /// Regex replacements applied, in order, to text and JSON bodies before
-    /// comparing, and to compared header values. Default: none.
-    pub replace: Vec<Replace>,
-    /// Fully qualified message of `application/x-protobuf` bodies
-    /// (`"parallax.ingest.v1.IngestResponse"`), so they diff field by field;
-    /// without it they compare as bytes. Default: none.
-    pub protobuf_message: Option<String>,
-}
-
-impl Default for CompareConfig {
-    fn default() -> Self {
-        Self {
-            headers: vec!["content-type".into()],
-            ignore: Vec::new(),
-            replace: Vec::new(),
-            protobuf_message: None,
-        }
-    }
-}
-
-/// One regex replacement: `{ pattern = "\\d+ms", with = "<t>" }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Replace {
-    /// A regex (Rust `regex` syntax).
-    pub pattern: String,
-    /// The replacement; `$1` etc. refer to groups.
-    pub with: String,
-}
+pub use parallax_compare::config::{CompareConfig, Replace};
 
 /// A validated configuration, ready to run.
 #[derive(Debug)]
@@ -678,7 +639,7 @@ impl ServiceConfig {
             None => None,
         };
 
-        let default_rules = self.compare.rules(&format!("{field}.compare"))?;
+        let default_rules = compare_rules(&self.compare, &format!("{field}.compare"))?;
         let mut templates = Vec::with_capacity(self.routes.len());
         let mut rules = Vec::with_capacity(self.routes.len() + 1);
         for (j, route) in self.routes.iter().enumerate() {
@@ -697,7 +658,7 @@ impl ServiceConfig {
             }
             templates.push(route.template.as_str());
             rules.push(match &route.compare {
-                Some(c) => c.rules(&format!("{route_field}.compare"))?,
+                Some(c) => compare_rules(c, &format!("{route_field}.compare"))?,
                 None => default_rules.clone(),
             });
         }
@@ -766,69 +727,9 @@ impl ServiceConfig {
     }
 }
 
-impl CompareConfig {
-    fn rules(&self, field: &str) -> Result<Rules, ConfigError> {
-        let mut builder = Rules::builder();
-        for (i, h) in self.headers.iter().enumerate() {
-            if HeaderName::from_bytes(h.as_bytes()).is_err() {
-                return Err(invalid(
-                    format_args!("{field}.headers[{i}]"),
-                    format_args!("{h:?} is not a valid header name"),
-                ));
-            }
-            builder = builder.header(h);
-        }
-        for (i, glob) in self.ignore.iter().enumerate() {
-            let known = glob.starts_with('/')
-                || glob.starts_with("header:")
-                || matches!(glob.as_str(), "status" | "body");
-            if !known {
-                return Err(invalid(
-                    format_args!("{field}.ignore[{i}]"),
-                    format_args!(
-                        "{glob:?} is not a JSON pointer (starting with /), \"status\", \"body\" or \"header:<name>\""
-                    ),
-                ));
-            }
-            builder = builder.ignore(glob);
-        }
-        for (i, r) in self.replace.iter().enumerate() {
-            if let Err(e) = regex_check(&r.pattern) {
-                return Err(invalid(
-                    format_args!("{field}.replace[{i}].pattern"),
-                    format_args!("{:?} is not a valid regex: {e}", r.pattern),
-                ));
-            }
-            builder = builder.replace(&r.pattern, &r.with);
-        }
-        if let Some(message) = &self.protobuf_message {
-            // An empty message decodes as any known type: this only fails
-            // for names the project's descriptors do not hold.
-            if parallax_compare::protobuf::to_json(message, &[]).is_none() {
-                return Err(invalid(
-                    format_args!("{field}.protobuf_message"),
-                    format_args!(
-                        "{message:?} is not a message of the project's .proto files (e.g. \"parallax.ingest.v1.IngestResponse\")"
-                    ),
-                ));
-            }
-            builder = builder.protobuf_message(message);
-        }
-        builder
-            .build()
-            .map_err(|e| invalid(format_args!("{field}.replace"), e))
-    }
-}
-
-/// Compiles one pattern on its own, to name the replacement that is wrong.
-fn regex_check(pattern: &str) -> Result<(), String> {
-    Rules::builder()
-        .replace(pattern, "")
-        .build()
-        .map(drop)
-        .map_err(|e| match e {
-            parallax_compare::rules::RuleError::Regex { source, .. } => source.to_string(),
-        })
+/// The rules of one `compare` table, with its error in the proxy's terms.
+fn compare_rules(compare: &CompareConfig, field: &str) -> Result<Rules, ConfigError> {
+    compare.rules(field).map_err(|e| invalid(e.field, e.reason))
 }
 
 fn socket_addr(field: &str, value: &str) -> Result<SocketAddr, ConfigError> {

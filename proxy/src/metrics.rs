@@ -5,6 +5,7 @@
 //! | `parallax_upstream_request_duration_seconds` | histogram, 50 µs–10 s | `service`, `route`, `backend` ∈ {`primary`,`shadow`,`secondary`} |
 //! | `parallax_mirror_total` | counter | `service`, `route`, `outcome` (see [`MirrorOutcome`]) |
 //! | `parallax_comparisons_total` | counter | `service`, `route`, `result` ∈ {`match`,`mismatch`,`noise`} |
+//! | `parallax_comparison_limits_total` | counter | `service`, `route`: comparisons cut short by a bound (decoded size, depth, work, differences kept); each is also a `mismatch` |
 //! | `parallax_backend_cpu_seconds_total` | counter | `service`, `backend` |
 //! | `parallax_backend_resident_memory_bytes` | gauge | `service`, `backend` |
 //! | `parallax_ws_upgrades_total` | counter | `service`, `outcome` (see [`WsUpgrade`]) |
@@ -241,6 +242,7 @@ pub struct ProxyMetrics {
     durations: HistogramVec,
     mirror: IntCounterVec,
     comparisons: IntCounterVec,
+    comparison_limits: IntCounterVec,
     ws_upgrades: IntCounterVec,
     ws_connections: IntGaugeVec,
     ws_frames: IntCounterVec,
@@ -286,6 +288,11 @@ impl ProxyMetrics {
             registry.register(c.clone());
             c
         };
+        let comparison_limits = counter(
+            "parallax_comparison_limits_total",
+            "Comparisons cut short by a bound (decoded size, depth, work, differences kept).",
+            &["service", "route"],
+        );
         let ws_upgrades = counter(
             "parallax_ws_upgrades_total",
             "WebSocket upgrade requests by outcome.",
@@ -357,6 +364,7 @@ impl ProxyMetrics {
             durations,
             mirror,
             comparisons,
+            comparison_limits,
             ws_upgrades,
             ws_connections,
             ws_frames,
@@ -437,6 +445,7 @@ impl ProxyMetrics {
                 self.comparisons
                     .with_label_values(&[service, route, r.as_str()])
             }),
+            limits: self.comparison_limits.with_label_values(&[service, route]),
         }
     }
 }
@@ -455,6 +464,7 @@ pub struct RouteMetrics {
     secondary: Option<Histogram>,
     outcomes: [IntCounter; 7],
     results: [IntCounter; 3],
+    limits: IntCounter,
 }
 
 impl RouteMetrics {
@@ -476,6 +486,11 @@ impl RouteMetrics {
             .position(|o| *o == outcome)
             .expect("every outcome is listed");
         self.outcomes[i].inc();
+    }
+
+    /// A comparison reached one of its bounds.
+    pub fn limit(&self) {
+        self.limits.inc();
     }
 
     pub fn result(&self, result: Outcome) {

@@ -16,7 +16,7 @@ use http::request::Parts;
 use http::HeaderValue;
 use http_body::Body;
 use http_body_util::BodyExt;
-use parallax_compare::{compare, Observed, Outcome, Verdict};
+use parallax_compare::{compare, Kind, Observed, Outcome, Verdict};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::body::UpstreamBody;
@@ -119,6 +119,9 @@ impl MirrorJob {
         };
 
         let raw = compare(&primary, &shadow, &route.rules);
+        if raw.iter().any(|d| d.kind == Kind::Limit) {
+            route.metrics.limit();
+        }
         let secondary = match secondary {
             Some(Ok(Some(answer))) => Some(answer),
             Some(Err(error)) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use http_body_util::Full;
 use parallax_proxy::{Config, Proxy, StartError};
 use serde_json::Value;
@@ -65,11 +65,164 @@ async fn a_wrong_shadow_is_caught_field_by_field_and_sampled() {
         kinds,
         [
             ("/currency".into(), "missing".into()),
-            ("/items".into(), "array_length".into()),
+            ("/items/1".into(), "missing".into()),
             ("/total".into(), "type".into()),
             ("/unit".into(), "extra".into()),
         ]
     );
+}
+
+/// Sends one request per `(primary, shadow)` answer pair through a proxy
+/// configured with `tables`, and returns each comparison's result.
+async fn verdicts(
+    tables: &str,
+    pairs: Vec<(Response<Reply>, Response<Reply>)>,
+) -> (Vec<String>, TestProxy, [TestUpstream; 2]) {
+    let pairs = Arc::new(pairs);
+    let (p, s) = (Arc::clone(&pairs), Arc::clone(&pairs));
+    let pick = |seen: &Seen| -> usize { seen.target.trim_start_matches("/case/").parse().unwrap() };
+    let primary = upstream(move |seen| clone_response(&p[pick(seen)].0))
+        .start()
+        .await;
+    let shadow = upstream(move |seen| clone_response(&s[pick(seen)].1))
+        .start()
+        .await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .tables(tables)
+        .start()
+        .await;
+    let mut results = Vec::new();
+    for i in 0..pairs.len() {
+        let before = (proxy.result("match").await, proxy.result("mismatch").await);
+        proxy.get(&format!("/case/{i}")).await;
+        proxy.wait_outcome("compared", (i + 1) as f64).await;
+        let after = (proxy.result("match").await, proxy.result("mismatch").await);
+        results.push(
+            if after.0 > before.0 {
+                "match"
+            } else if after.1 > before.1 {
+                "mismatch"
+            } else {
+                "other"
+            }
+            .to_owned(),
+        );
+    }
+    (results, proxy, [primary, shadow])
+}
+
+fn clone_response(r: &Response<Reply>) -> Response<Reply> {
+    let mut b = Response::builder().status(r.status());
+    for (k, v) in r.headers() {
+        b = b.header(k, v);
+    }
+    let Reply::Full(body) = r.body() else {
+        unreachable!("full bodies only")
+    };
+    b.body(Reply::Full(body.clone())).unwrap()
+}
+
+fn gzip(data: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    Bytes::from(e.finish().unwrap())
+}
+
+fn encoded(coding: &str, body: Bytes) -> Response<Reply> {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("content-encoding", coding)
+        .body(Reply::Full(body))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integers_past_2_pow_53_are_compared_exactly() {
+    let (results, _proxy, _upstreams) = verdicts(
+        "",
+        vec![
+            (
+                json(200, r#"{"id":9007199254740993}"#),
+                json(200, r#"{"id":9007199254740992}"#),
+            ),
+            (
+                json(200, "12345678901234567890"),
+                json(200, "12345678901234567891"),
+            ),
+            (
+                json(200, r#"{"cents":-9223372036854775808}"#),
+                json(200, r#"{"cents":-9223372036854775807}"#),
+            ),
+            (
+                json(200, r#"{"id":9007199254740993}"#),
+                json(200, r#"{"id":9007199254740993.0}"#),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(results, ["mismatch", "mismatch", "mismatch", "match"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzipped_answer_matches_the_same_json_uncompressed_and_a_bomb_is_a_limit() {
+    let doc = br#"{"accepted":2,"rejected":[]}"#;
+    let (results, proxy, _upstreams) = verdicts(
+        "",
+        vec![
+            (
+                encoded("gzip", gzip(doc)),
+                json(200, std::str::from_utf8(doc).unwrap()),
+            ),
+            (
+                encoded("gzip", gzip(br#"{"accepted":2}"#)),
+                json(200, r#"{"accepted":3}"#),
+            ),
+            // 64 MiB of spaces in ~64 KiB: cut at the decoded-size bound.
+            (encoded("gzip", gzip(&vec![b' '; 64 << 20])), json(200, " ")),
+        ],
+    )
+    .await;
+    assert_eq!(results, ["match", "mismatch", "mismatch"]);
+    let limits = sum(
+        &proxy.metrics().await,
+        "parallax_comparison_limits_total",
+        "route",
+        "other",
+    );
+    assert_eq!(limits, 1.0);
+    let samples = proxy.admin_json("/admin/mismatches").await;
+    let kinds: Vec<&str> = samples["services"]["svc"]["other"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["mismatches"][0]["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"limit") && kinds.contains(&"value"),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_rust_preset_reconciles_what_go_and_rust_emit() {
+    let go =
+        r#"{"id":"9007199254740993","tags":null,"attrs":null,"at":"2026-12-05T10:00:00.5+01:00"}"#;
+    let rust = r#"{"id":9007199254740993,"tags":[],"attrs":{},"nick":null,"at":"2026-12-05T09:00:00.500000000Z"}"#;
+    let wrong =
+        r#"{"id":9007199254740992,"tags":[],"attrs":{},"at":"2026-12-05T09:00:00.500000000Z"}"#;
+    let (results, _proxy, _upstreams) = verdicts(
+        "[services.compare]\npreset = \"go-rust\"",
+        vec![
+            (json(200, go), json(200, rust)),
+            (json(200, go), json(200, wrong)),
+        ],
+    )
+    .await;
+    assert_eq!(results, ["match", "mismatch"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
