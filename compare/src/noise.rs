@@ -8,9 +8,11 @@
 //!
 //! # The rule
 //! Fields are keyed by path with array indices generalised (`/items/3/id` →
-//! `/items/*/id`). Rates are counted over a decaying window of the route's
-//! last comparisons (counts halve whenever `window` comparisons have
-//! accumulated). A difference between primary and shadow at field *f* is
+//! `/items/*/id`) and by the kind of difference: primaries that disagree on
+//! `/requestId`'s value explain the shadow's different value there, not a
+//! shadow that sends it as a number or leaves it out. Rates are counted
+//! over a decaying window of the route's last comparisons (counts halve
+//! whenever `window` comparisons have accumulated). A difference between primary and shadow at field *f* is
 //! **noise** when
 //!
 //! > noise_rate(f) ≥ (1 − `relative_tolerance`) × raw_rate(f)
@@ -109,21 +111,17 @@ impl NoiseModel {
     pub fn classify(&mut self, raw: Vec<Difference>, noise: &[Difference]) -> Verdict {
         self.comparisons += 1.0;
         for d in &raw {
-            self.fields.entry(field(&d.path)).or_default().raw += 1.0;
+            self.fields.entry(field(d)).or_default().raw += 1.0;
         }
         for d in noise {
-            self.fields.entry(field(&d.path)).or_default().noise += 1.0;
+            self.fields.entry(field(d)).or_default().noise += 1.0;
         }
         let (explained, unexplained): (Vec<_>, Vec<_>) = raw.into_iter().partition(|d| {
             // A comparison cut short proves nothing either way: never noise.
             if d.kind == crate::Kind::Limit {
                 return false;
             }
-            let rates = self
-                .fields
-                .get(&field(&d.path))
-                .copied()
-                .unwrap_or_default();
+            let rates = self.fields.get(&field(d)).copied().unwrap_or_default();
             rates.noise > 0.0 && rates.noise >= (1.0 - self.relative_tolerance) * rates.raw
         });
         if self.comparisons >= self.window {
@@ -151,9 +149,13 @@ impl NoiseModel {
     }
 }
 
-/// The statistics key of a path: array indices become `*`.
-fn field(path: &str) -> String {
-    path.split('/')
+/// The statistics key of a difference: its path with array indices as `*`,
+/// and its kind, so a field whose value varies between primaries does not
+/// excuse the shadow changing its type or dropping it.
+fn field(d: &Difference) -> String {
+    let mut key = d
+        .path
+        .split('/')
         .map(|s| {
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
                 "*"
@@ -162,7 +164,10 @@ fn field(path: &str) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join("/")
+        .join("/");
+    key.push(' ');
+    key.push_str(d.kind.as_str());
+    key
 }
 
 #[cfg(test)]
@@ -230,6 +235,20 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Mismatch);
         assert_eq!(v.noise.len(), 1);
         assert_eq!(v.mismatches.len(), 1);
+    }
+
+    #[test]
+    fn noise_in_a_field_value_does_not_excuse_another_kind_there() {
+        let mut model = NoiseModel::default();
+        for _ in 0..20 {
+            model.classify(vec![diff("/requestId")], &[diff("/requestId")]);
+        }
+        let typed = Difference {
+            kind: Kind::Type,
+            ..diff("/requestId")
+        };
+        let v = model.classify(vec![typed], &[diff("/requestId")]);
+        assert_eq!(v.outcome, Outcome::Mismatch);
     }
 
     #[test]

@@ -307,6 +307,97 @@ async fn a_secondary_turns_a_random_field_into_noise() {
     assert_eq!(samples["services"]["svc"], serde_json::json!({}));
 }
 
+/// An order as a service with per-request noise writes it: a random UUID,
+/// the current time, and a total that is wrong when `planted`.
+fn noisy_order(seen: &Seen, planted: impl Fn(u64) -> Option<&'static str>) -> Response<Reply> {
+    use std::hash::{BuildHasher, RandomState};
+    let n: u64 = seen.target.trim_start_matches("/orders/").parse().unwrap();
+    let r = RandomState::new().hash_one(n);
+    let uuid = format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        r >> 32,
+        (r >> 16) & 0xffff,
+        r & 0xfff,
+        (r >> 20) & 0xfff,
+        RandomState::new().hash_one(r) & 0xffff_ffff_ffff
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let at = format!(
+        "2026-12-05T10:{:02}:{:02}.{:09}Z",
+        (now.as_secs() / 60) % 60,
+        now.as_secs() % 60,
+        now.subsec_nanos()
+    );
+    let total = planted(n).unwrap_or(r#""12345678901234567890""#);
+    json(
+        200,
+        &format!(
+            r#"{{"requestId":"{uuid}","createdAt":"{at}","order":{n},"total":{total},"lines":[{{"sku":"a","qty":1}},{{"sku":"b","qty":2}}]}}"#
+        ),
+    )
+}
+
+/// Noise, measured: primary, secondary and shadow each stamp a fresh UUID
+/// and the time on every answer; the shadow also gets one request in 20
+/// wrong (its total off by one past 2^64, or as a JSON number where the
+/// primary sends a string). Every UUID/time difference must be noise and
+/// every planted difference a mismatch. `PARALLAX_NOISE_REQUESTS` scales
+/// the run (docs/benchmarks.md records one of 2,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uuids_and_timestamps_are_noise_and_planted_differences_are_still_flagged() {
+    let requests: u64 = std::env::var("PARALLAX_NOISE_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let primary = upstream(|seen| noisy_order(seen, |_| None)).start().await;
+    let secondary = upstream(|seen| noisy_order(seen, |_| None)).start().await;
+    let shadow = upstream(|seen| {
+        noisy_order(seen, |n| match n % 40 {
+            7 => Some(r#""12345678901234567891""#),
+            27 => Some("12345678901234567890"),
+            _ => None,
+        })
+    })
+    .start()
+    .await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .secondary(secondary.addr)
+        .start()
+        .await;
+    for n in 0..requests {
+        proxy.get(&format!("/orders/{n}")).await;
+    }
+    proxy.wait_outcome("compared", requests as f64).await;
+    let planted = (0..requests).filter(|n| matches!(n % 40, 7 | 27)).count() as f64;
+    let (noise, mismatch, matched) = (
+        proxy.result("noise").await,
+        proxy.result("mismatch").await,
+        proxy.result("match").await,
+    );
+    eprintln!(
+        "noise measurement: {requests} requests, {planted} planted: noise {noise}, mismatch {mismatch}, match {matched}"
+    );
+    assert_eq!(
+        mismatch, planted,
+        "every planted difference flagged, nothing else"
+    );
+    assert_eq!(noise, requests as f64 - planted);
+    let samples = proxy.admin_json("/admin/mismatches").await;
+    for sample in samples["services"]["svc"]["other"].as_array().unwrap() {
+        let paths: Vec<&str> = sample["mismatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(paths, ["/total"], "{sample}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noise_in_one_field_does_not_hide_a_real_mismatch_in_another() {
     let ids = Arc::new(AtomicU64::new(1));
