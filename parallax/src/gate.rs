@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use parallax_report::gate::{self, Budgets};
 use parallax_report::stats::Settings;
-use parallax_report::RunResults;
+use parallax_report::{BudgetSpec, RunResults};
 
 /// Exit code when every budget is kept.
 pub const PASS: i32 = 0;
@@ -44,28 +44,29 @@ pub struct GateArgs {
     /// backends showed there (the harness's own noise).
     #[arg(long, value_name = "AA.json")]
     pub noise: Option<PathBuf>,
-    /// Largest candidate/baseline p99 ratio.
-    #[arg(long, default_value = "1.5", value_name = "RATIO")]
-    pub max_p99_ratio: Limit,
+    /// Largest candidate/baseline p99 ratio. Default: the experiment file's, else 1.5.
+    #[arg(long, value_name = "RATIO")]
+    pub max_p99_ratio: Option<Limit>,
     /// Largest candidate/baseline p50 ratio (Mann-Whitney test against the
-    /// baseline scaled by it).
-    #[arg(long, default_value = "off", value_name = "RATIO")]
-    pub max_p50_ratio: Limit,
-    /// Largest candidate/baseline peak-RSS ratio.
-    #[arg(long, default_value = "1.0", value_name = "RATIO")]
-    pub max_rss_ratio: Limit,
-    /// Largest candidate/baseline ratio of CPU-seconds per request.
-    #[arg(long, default_value = "off", value_name = "RATIO")]
-    pub max_cpu_ratio: Limit,
-    /// Largest share of mismatching pairs (proxy comparison and Kafka join).
-    #[arg(long, default_value = "0.001", value_name = "SHARE")]
-    pub max_mismatch_rate: Limit,
-    /// Largest share of failed requests per backend.
-    #[arg(long, default_value = "off", value_name = "SHARE")]
-    pub max_error_rate: Limit,
+    /// baseline scaled by it). Default: the experiment file's, else off.
+    #[arg(long, value_name = "RATIO")]
+    pub max_p50_ratio: Option<Limit>,
+    /// Largest candidate/baseline peak-RSS ratio. Default: the experiment file's, else 1.0.
+    #[arg(long, value_name = "RATIO")]
+    pub max_rss_ratio: Option<Limit>,
+    /// Largest candidate/baseline ratio of CPU-seconds per request. Default: the experiment file's, else off.
+    #[arg(long, value_name = "RATIO")]
+    pub max_cpu_ratio: Option<Limit>,
+    /// Largest share of mismatching pairs (proxy comparison and Kafka join). Default: the experiment file's, else 0.001.
+    #[arg(long, value_name = "SHARE")]
+    pub max_mismatch_rate: Option<Limit>,
+    /// Largest share of failed requests per backend. Default: the experiment file's, else off.
+    #[arg(long, value_name = "SHARE")]
+    pub max_error_rate: Option<Limit>,
     /// Largest growth of p99, CPU per request and RSS against --baseline.
-    #[arg(long, default_value = "10%", value_name = "PERCENT")]
-    pub max_regression: Percent,
+    /// Default: the experiment file's, else 10%.
+    #[arg(long, value_name = "PERCENT")]
+    pub max_regression: Option<Percent>,
     /// Confidence level of the intervals (two-sided).
     #[arg(long, default_value_t = 0.95)]
     pub confidence: f64,
@@ -128,20 +129,28 @@ pub fn run(args: &GateArgs) -> i32 {
 fn judge(args: &GateArgs) -> anyhow::Result<gate::GateReport> {
     let current = RunResults::load(&args.results)?;
     let older = args.baseline.as_ref().map(RunResults::load).transpose()?;
-    let budgets = Budgets {
-        max_p99_ratio: args.max_p99_ratio.0,
-        max_p50_ratio: args.max_p50_ratio.0,
-        max_rss_ratio: args.max_rss_ratio.0,
-        max_cpu_ratio: args.max_cpu_ratio.0,
-        max_mismatch_rate: args.max_mismatch_rate.0,
-        max_error_rate: args.max_error_rate.0,
-        max_regression: args.max_regression.0,
+    // Precedence per budget: a flag, else the scenario's experiment file
+    // (carried in results.json), else the gate's default.
+    let flags = BudgetSpec {
+        max_p99_ratio: args.max_p99_ratio.map(|l| l.0),
+        max_p50_ratio: args.max_p50_ratio.map(|l| l.0),
+        max_rss_ratio: args.max_rss_ratio.map(|l| l.0),
+        max_cpu_ratio: args.max_cpu_ratio.map(|l| l.0),
+        max_mismatch_rate: args.max_mismatch_rate.map(|l| l.0),
+        max_error_rate: args.max_error_rate.map(|l| l.0),
+        max_regression: args.max_regression.map(|p| p.0),
+    };
+    let defaults = Budgets {
         stats: Settings {
             confidence: args.confidence,
             seed: args.seed,
             ..Settings::default()
         },
-        p99_noise: Default::default(),
+        ..Budgets::default()
+    };
+    let budgets = Budgets {
+        overrides: flags,
+        ..defaults.with_spec(&flags)
     };
     let budgets = match &args.noise {
         Some(path) => {

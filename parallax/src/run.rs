@@ -366,6 +366,8 @@ fn http_scenario<W: Workload>(
         backends: Vec::new(),
         comparison: None,
         notes: Vec::new(),
+        routes: Vec::new(),
+        budgets: None,
     };
     if args.direct {
         result.backends = direct(args, plan, sides, flags, workload, dir)?;
@@ -505,6 +507,7 @@ fn shadow<W: Workload>(
         dropped: counters.mirror("dropped_queue_full"),
         classes: kinds,
         kafka: None,
+        differences: Vec::new(),
     };
     let s = LatencySummary::from_histogram(&client.latency_us);
     let mut notes = vec![
@@ -701,8 +704,8 @@ fn backend_result(
         latency: LatencySummary::from_histogram(&h),
         histogram: histogram::encode(&h),
         timeline,
-        cpu_seconds: after.cpu_seconds - before.cpu_seconds,
-        peak_rss_bytes: after.peak_rss_bytes,
+        cpu_seconds: Some(after.cpu_seconds - before.cpu_seconds),
+        peak_rss_bytes: Some(after.peak_rss_bytes),
     }
 }
 
@@ -804,6 +807,8 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
         warmup_secs: args.warmup_secs,
         backends,
         notes,
+        routes: Vec::new(),
+        budgets: None,
     })
 }
 
@@ -877,6 +882,7 @@ fn mirrored_fanout(
         dropped: frames.ws_frames("overflow") + frames.ws_frames("unresolved"),
         classes,
         kafka: None,
+        differences: Vec::new(),
     };
     let note = format!(
         "mirrored session: {clients} subscribers through parallax proxy, {} notifications published through it; frames paired by /id: {} matched, {} missing, {} extra, {} different, {} reordered",

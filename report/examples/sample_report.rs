@@ -18,8 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut ingest = synthetic::pair("ingest", go, go.scaled(0.6), 1, 60_000, 30);
     ingest.unit = "events".into();
-    ingest.backends[1].peak_rss_bytes = 21 << 20;
-    ingest.backends[1].cpu_seconds *= 0.55;
+    ingest.backends[1].peak_rss_bytes = Some(21 << 20);
+    ingest.backends[1].cpu_seconds = ingest.backends[1].cpu_seconds.map(|c| c * 0.55);
     ingest.comparison = Some(Comparison {
         compared: 60_000,
         matched: 59_940,
@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             matched: 60_000,
             ..Default::default()
         }),
+        ..Default::default()
     });
     // A cache candidate with a slower tail: p99 regresses, the median not.
     let mut cache = synthetic::pair(
@@ -44,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         60_000,
         30,
     );
-    cache.backends[1].peak_rss_bytes = 80 << 20;
+    cache.backends[1].peak_rss_bytes = Some(80 << 20);
     cache
         .notes
         .push("312 slots sent late by the generator".into());

@@ -44,6 +44,10 @@ pub struct Budgets {
     /// [`noise_factors`]): the p99 budget of a scenario found here is
     /// multiplied by its factor (at least 1).
     pub p99_noise: std::collections::BTreeMap<String, f64>,
+    /// Budgets given on the command line: they win over those a scenario
+    /// carries from its experiment file ([`ScenarioResult::budgets`]), which
+    /// win over the fields above.
+    pub overrides: crate::BudgetSpec,
 }
 
 impl Default for Budgets {
@@ -58,6 +62,25 @@ impl Default for Budgets {
             max_regression: Some(0.10),
             stats: Settings::default(),
             p99_noise: std::collections::BTreeMap::new(),
+            overrides: crate::BudgetSpec::default(),
+        }
+    }
+}
+
+impl Budgets {
+    /// These budgets with an experiment's [`BudgetSpec`] laid over them:
+    /// each budget the spec sets (a number, or `"off"`) replaces this one.
+    pub fn with_spec(&self, spec: &crate::BudgetSpec) -> Self {
+        let pick = |own: Option<f64>, spec: Option<Option<f64>>| spec.unwrap_or(own);
+        Self {
+            max_p99_ratio: pick(self.max_p99_ratio, spec.max_p99_ratio),
+            max_p50_ratio: pick(self.max_p50_ratio, spec.max_p50_ratio),
+            max_rss_ratio: pick(self.max_rss_ratio, spec.max_rss_ratio),
+            max_cpu_ratio: pick(self.max_cpu_ratio, spec.max_cpu_ratio),
+            max_mismatch_rate: pick(self.max_mismatch_rate, spec.max_mismatch_rate),
+            max_error_rate: pick(self.max_error_rate, spec.max_error_rate),
+            max_regression: pick(self.max_regression, spec.max_regression),
+            ..self.clone()
         }
     }
 }
@@ -327,6 +350,15 @@ pub fn evaluate(
     }
     let mut checks = Vec::new();
     for scenario in &current.scenarios {
+        let own;
+        let budgets = match &scenario.budgets {
+            Some(spec) => {
+                own = budgets.with_spec(spec).with_spec(&budgets.overrides);
+                validate(&own)?;
+                &own
+            }
+            None => budgets,
+        };
         let judge = Judge {
             scenario,
             budgets,
@@ -643,29 +675,50 @@ impl Judge<'_> {
     fn resources(&mut self, base: &BackendResult, cand: &BackendResult) {
         let subject = format!("{}/{}", cand.name, base.name);
         let b = self.budgets.clone();
-        self.direct_ratio(
-            "RSS ratio",
-            &subject,
-            cand.peak_rss_bytes as f64,
-            base.peak_rss_bytes as f64,
-            b.max_rss_ratio,
-            format!(
-                "single measurement, compared directly ({} / {})",
-                mib(cand.peak_rss_bytes),
-                mib(base.peak_rss_bytes)
+        match (cand.peak_rss_bytes, base.peak_rss_bytes) {
+            (Some(c), Some(bb)) => self.direct_ratio(
+                "RSS ratio",
+                &subject,
+                c as f64,
+                bb as f64,
+                b.max_rss_ratio,
+                format!(
+                    "single measurement, compared directly ({} / {})",
+                    mib(c),
+                    mib(bb)
+                ),
             ),
-        );
-        let (c, bb) = (cpu_per_request(cand), cpu_per_request(base));
-        self.direct_ratio(
-            "CPU/request ratio",
-            &subject,
-            c,
-            bb,
-            b.max_cpu_ratio,
-            format!(
-                "single measurement, compared directly ({:.3} s / {:.3} s)",
-                cand.cpu_seconds, base.cpu_seconds
+            _ => self.not_measured("RSS ratio", &subject, b.max_rss_ratio, "RSS"),
+        }
+        match (cpu_per_request(cand), cpu_per_request(base)) {
+            (Some(c), Some(bb)) => self.direct_ratio(
+                "CPU/request ratio",
+                &subject,
+                c,
+                bb,
+                b.max_cpu_ratio,
+                format!(
+                    "single measurement, compared directly ({:.3} s / {:.3} s)",
+                    cand.cpu_seconds.unwrap_or_default(),
+                    base.cpu_seconds.unwrap_or_default()
+                ),
             ),
+            _ => self.not_measured("CPU/request ratio", &subject, b.max_cpu_ratio, "CPU"),
+        }
+    }
+
+    /// A resource check that cannot be made: a backend's CPU or RSS was not
+    /// measured (a backend given by URL without a pid or `/metrics`).
+    fn not_measured(&mut self, name: &str, subject: &str, budget: Option<f64>, what: &str) {
+        self.push(
+            name,
+            subject,
+            None,
+            None,
+            budget,
+            Measure::Ratio,
+            Verdict::Skip,
+            format!("{what} not measured on one side (no pid and no process metrics)"),
         );
     }
 
@@ -843,26 +896,32 @@ impl Judge<'_> {
             &now_hist,
             budget,
         );
-        self.direct_ratio(
-            "CPU/request regression",
-            &subject,
-            cpu_per_request(now),
-            cpu_per_request(before),
-            budget,
-            "single measurement, compared directly".into(),
-        );
-        self.direct_ratio(
-            "RSS regression",
-            &subject,
-            now.peak_rss_bytes as f64,
-            before.peak_rss_bytes as f64,
-            budget,
-            format!(
-                "single measurement, compared directly ({} / {})",
-                mib(now.peak_rss_bytes),
-                mib(before.peak_rss_bytes)
+        match (cpu_per_request(now), cpu_per_request(before)) {
+            (Some(n), Some(b)) => self.direct_ratio(
+                "CPU/request regression",
+                &subject,
+                n,
+                b,
+                budget,
+                "single measurement, compared directly".into(),
             ),
-        );
+            _ => self.not_measured("CPU/request regression", &subject, budget, "CPU"),
+        }
+        match (now.peak_rss_bytes, before.peak_rss_bytes) {
+            (Some(n), Some(b)) => self.direct_ratio(
+                "RSS regression",
+                &subject,
+                n as f64,
+                b as f64,
+                budget,
+                format!(
+                    "single measurement, compared directly ({} / {})",
+                    mib(n),
+                    mib(b)
+                ),
+            ),
+            _ => self.not_measured("RSS regression", &subject, budget, "RSS"),
+        }
         Ok(())
     }
 }
@@ -878,12 +937,13 @@ fn empty_side(base: &Empirical, cand: &Empirical) -> Option<String> {
 
 /// CPU-seconds per request, so runs or backends that served different
 /// numbers of requests compare fairly; raw CPU-seconds when none completed.
-fn cpu_per_request(b: &BackendResult) -> f64 {
-    if b.requests > 0 {
-        b.cpu_seconds / b.requests as f64
+fn cpu_per_request(b: &BackendResult) -> Option<f64> {
+    let cpu = b.cpu_seconds?;
+    Some(if b.requests > 0 {
+        cpu / b.requests as f64
     } else {
-        b.cpu_seconds
-    }
+        cpu
+    })
 }
 
 fn mib(bytes: u64) -> String {

@@ -71,6 +71,26 @@ pub fn render(run: &RunResults) -> String {
     out
 }
 
+/// A plain table whose first row is the header.
+fn grid(out: &mut String, rows: &[Vec<String>]) {
+    let Some((head, body)) = rows.split_first() else {
+        return;
+    };
+    out.push_str("<table>\n<thead><tr>");
+    for c in head {
+        let _ = write!(out, "<th>{}</th>", esc(c));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in body {
+        out.push_str("<tr>");
+        for c in row {
+            let _ = write!(out, "<td>{}</td>", esc(c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
 fn scenario(out: &mut String, s: &ScenarioResult) {
     let _ = writeln!(out, "<section>\n<h2>{}</h2>", esc(&table::title(s)));
     // The table.
@@ -105,6 +125,14 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
         for line in table::comparison_lines(c) {
             let _ = writeln!(out, "<p>{}</p>", esc(&line));
         }
+        if !c.differences.is_empty() {
+            out.push_str("<p>Mismatches by path:</p>\n");
+            grid(out, &table::difference_rows(c));
+        }
+    }
+    if !s.routes.is_empty() {
+        out.push_str("<p>Latency by route:</p>\n");
+        grid(out, &table::route_rows(s));
     }
     if !s.notes.is_empty() {
         out.push_str("<ul class=\"notes\">\n");

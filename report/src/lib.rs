@@ -1,7 +1,7 @@
 //! What a Parallax run produced, how it is shown, and how it is judged.
 //!
 //! `parallax run` fills in a [`RunResults`] and saves it as `results.json`
-//! (schema `parallax.results/v1`, documented in `docs/results-schema.md`).
+//! (schema `parallax.results/v2`, documented in `docs/results-schema.md`).
 //! This crate is the only place that knows that format: the runner writes it,
 //! the renderers turn it into a terminal table or a self-contained HTML
 //! report, and the gate (`parallax gate`) decides whether a candidate broke a
@@ -30,8 +30,9 @@ pub mod table;
 use std::path::{Path, PathBuf};
 
 pub use results::{
-    BackendResult, Comparison, KafkaComparison, LatencySummary, Machine, Mode, Role, RunResults,
-    ScenarioResult, Window, SCHEMA,
+    BackendResult, BudgetSpec, Comparison, KafkaComparison, LatencySummary, Machine, Mode,
+    PathDifference, Role, RouteBackend, RouteResult, RunResults, ScenarioResult, Window, SCHEMA,
+    SCHEMA_V1,
 };
 
 /// Why a results file or histogram could not be read or written.
@@ -56,7 +57,7 @@ pub enum Error {
         message: String,
     },
     /// The `schema` tag is missing or not [`SCHEMA`].
-    #[error("{}field `schema`: found {}, expected \"{SCHEMA}\"", in_path(path), found.as_deref().map_or("nothing".to_owned(), |s| format!("{s:?}")))]
+    #[error("{}field `schema`: found {}, expected \"{SCHEMA}\" (or \"{SCHEMA_V1}\")", in_path(path), found.as_deref().map_or("nothing".to_owned(), |s| format!("{s:?}")))]
     Schema {
         /// The file, when known.
         path: Option<PathBuf>,

@@ -1,4 +1,10 @@
-//! The results file, `parallax.results/v1`: what one `parallax run` produced.
+//! The results file, `parallax.results/v2`: what one `parallax run` produced.
+//!
+//! v2 adds, to v1: CPU and RSS that may be `null` (not measured: a backend
+//! given by URL without a pid or `/metrics`), per-route latency
+//! ([`RouteResult`]), mismatches by JSON path ([`PathDifference`]) and the
+//! experiment's gate budgets ([`BudgetSpec`]). v1 files still load: every
+//! v1 document is a valid v2 one.
 //!
 //! Plain data with public fields so the runner fills it in directly and the
 //! gate and the renderers read it without accessors. Every field is described
@@ -15,13 +21,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// The value of [`RunResults::schema`] this crate writes and accepts.
-pub const SCHEMA: &str = "parallax.results/v1";
+/// The value of [`RunResults::schema`] this crate writes.
+pub const SCHEMA: &str = "parallax.results/v2";
+/// The earlier schema, still read (a v1 document is a valid v2 one).
+pub const SCHEMA_V1: &str = "parallax.results/v1";
 
 /// One run: the machine, the mode and one result per scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
-    /// Always [`SCHEMA`]; readers refuse anything else.
+    /// [`SCHEMA`] when written; [`SCHEMA_V1`] is read too, anything else
+    /// refused.
     pub schema: String,
     /// When the run started, RFC 3339 in UTC (`2026-11-27T10:15:00Z`).
     pub created_at: String,
@@ -81,6 +90,101 @@ pub struct ScenarioResult {
     /// Free-form remarks for the report (a backend that failed to start,
     /// slots sent late, ...).
     pub notes: Vec<String>,
+    /// Latency per route and backend (v2; empty when not measured per route).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteResult>,
+    /// The budgets the experiment file set for the gate (v2); flags given to
+    /// `parallax gate` override them, and unset ones take the gate's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<BudgetSpec>,
+}
+
+/// One route of a scenario: each backend's latency on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteResult {
+    /// The route template (`/v1/orders/{id}`), or `other`.
+    pub route: String,
+    /// One entry per backend that served the route.
+    pub backends: Vec<RouteBackend>,
+}
+
+/// One backend's latency on one route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteBackend {
+    /// The backend's name, as in [`BackendResult::name`].
+    pub name: String,
+    /// Requests measured on the route.
+    pub requests: u64,
+    /// Exact mean, µs.
+    pub mean_us: f64,
+    /// Median, µs (estimated from histogram buckets when `estimated`).
+    pub p50_us: u64,
+    /// 99th percentile, µs (likewise).
+    pub p99_us: u64,
+    /// True when the percentiles are interpolated within coarse histogram
+    /// buckets (the proxy's Prometheus histogram) rather than read from an
+    /// HDR histogram.
+    #[serde(default)]
+    pub estimated: bool,
+}
+
+/// The gate's budgets as an experiment file sets them: each `None` takes the
+/// gate's default, each `Some(None)` (`"off"`) turns the check off.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetSpec {
+    /// Largest candidate/baseline p99 ratio.
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_p99_ratio: Option<Option<f64>>,
+    /// Largest candidate/baseline p50 ratio.
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_p50_ratio: Option<Option<f64>>,
+    /// Largest candidate/baseline peak-RSS ratio.
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_rss_ratio: Option<Option<f64>>,
+    /// Largest candidate/baseline CPU-per-request ratio.
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_cpu_ratio: Option<Option<f64>>,
+    /// Largest share of mismatching comparisons.
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_mismatch_rate: Option<Option<f64>>,
+    /// Largest share of failed requests per backend.
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<Option<f64>>,
+    /// Largest growth against `--baseline`, as a fraction (0.1 = 10 %).
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_regression: Option<Option<f64>>,
+}
+
+/// A budget is a number or the string `"off"`.
+mod limit {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<f64>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(Some(x)) => s.serialize_f64(*x),
+            _ => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(x) if x.is_finite() && x >= 0.0 => Ok(Some(Some(x))),
+            Raw::Number(x) => Err(serde::de::Error::custom(format!(
+                "{x} is not a budget; give a number >= 0 or \"off\""
+            ))),
+            Raw::Text(t) if t.eq_ignore_ascii_case("off") => Ok(Some(None)),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "{t:?} is not a budget; give a number >= 0 or \"off\""
+            ))),
+        }
+    }
 }
 
 /// What one backend did in one scenario.
@@ -108,10 +212,12 @@ pub struct BackendResult {
     pub histogram: String,
     /// Per-window figures over the measured part, in time order.
     pub timeline: Vec<Window>,
-    /// User + system CPU time the backend's processes used in the measured part.
-    pub cpu_seconds: f64,
-    /// Largest resident set size seen while sampling, in bytes.
-    pub peak_rss_bytes: u64,
+    /// User + system CPU time the backend's processes used in the measured
+    /// part; `None` (`null`) when it could not be measured.
+    pub cpu_seconds: Option<f64>,
+    /// Largest resident set size seen while sampling, in bytes; `None` when
+    /// it could not be measured.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// Which side of the comparison a backend is on.
@@ -216,6 +322,27 @@ pub struct Comparison {
     pub classes: BTreeMap<String, u64>,
     /// The join of both backends' Kafka side effects (ingest only).
     pub kafka: Option<KafkaComparison>,
+    /// Mismatches by route and JSON path (v2), most frequent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<PathDifference>,
+}
+
+/// How often one path differed on one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathDifference {
+    /// The route template, or `other`.
+    pub route: String,
+    /// `status`, `header:<name>`, `body`, or a JSON pointer with array
+    /// indices folded to `*` (`/items/*/total`).
+    pub path: String,
+    /// The compare engine's kind (`value`, `type`, `missing`, ...).
+    pub kind: String,
+    /// Mismatched pairs in which it differed.
+    pub count: u64,
+    /// One example: the baseline's value (`None`: absent).
+    pub baseline: Option<String>,
+    /// The candidate's value in the same example.
+    pub candidate: Option<String>,
 }
 
 /// The join of primary and shadow Kafka records by event id.
@@ -277,7 +404,7 @@ impl RunResults {
             message: e.to_string(),
         })?;
         match value.get("schema").and_then(|s| s.as_str()) {
-            Some(SCHEMA) => {}
+            Some(SCHEMA) | Some(SCHEMA_V1) => {}
             other => {
                 return Err(Error::Schema {
                     path: None,
@@ -437,6 +564,56 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_file_still_loads() {
+        let mut v = serde_json::to_value(crate::synthetic::run(
+            Mode::Shadow,
+            vec![crate::synthetic::scenario("cache", "requests", vec![])],
+        ))
+        .unwrap();
+        v["schema"] = serde_json::json!(SCHEMA_V1);
+        let run = RunResults::from_json(&v.to_string()).unwrap();
+        assert_eq!(run.scenarios[0].scenario, "cache");
+        assert!(run.scenarios[0].routes.is_empty());
+        assert!(run.scenarios[0].budgets.is_none());
+    }
+
+    #[test]
+    fn unmeasured_resources_are_null_not_zero() {
+        let mut b = crate::synthetic::backend(
+            "rust",
+            Role::Candidate,
+            crate::synthetic::LogNormal {
+                median_us: 100.0,
+                sigma: 0.1,
+            },
+            1,
+            100,
+            1,
+        );
+        b.cpu_seconds = None;
+        b.peak_rss_bytes = None;
+        let v = serde_json::to_value(&b).unwrap();
+        assert!(v["cpu_seconds"].is_null() && v["peak_rss_bytes"].is_null());
+    }
+
+    #[test]
+    fn budgets_take_numbers_and_off_and_name_a_bad_value() {
+        let spec: BudgetSpec =
+            toml::from_str("max_p99_ratio = 1.2\nmax_rss_ratio = \"off\"").unwrap();
+        assert_eq!(spec.max_p99_ratio, Some(Some(1.2)));
+        assert_eq!(spec.max_rss_ratio, Some(None));
+        assert_eq!(spec.max_p50_ratio, None);
+        let back: BudgetSpec =
+            serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+        let e = toml::from_str::<BudgetSpec>("max_p99_ratio = \"high\"").unwrap_err();
+        assert!(e.to_string().contains("max_p99_ratio"), "{e}");
+        assert!(e.to_string().contains("\"off\""), "{e}");
+        let e = toml::from_str::<BudgetSpec>("max_p99 = 1").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
     fn a_malformed_field_is_named_by_path() {
         let mut run = RunResults::new("test", Mode::Shadow);
         run.scenarios.push(ScenarioResult {
@@ -448,6 +625,8 @@ mod tests {
             backends: vec![],
             comparison: None,
             notes: vec![],
+            routes: vec![],
+            budgets: None,
         });
         let mut v = serde_json::to_value(&run).unwrap();
         v["scenarios"][0]["duration_secs"] = serde_json::json!("ten");

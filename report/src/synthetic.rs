@@ -97,8 +97,8 @@ pub fn backend(
         latency: LatencySummary::from_histogram(&all),
         histogram: histogram::encode(&all),
         timeline,
-        cpu_seconds: requests as f64 / 10_000.0,
-        peak_rss_bytes: 64 << 20,
+        cpu_seconds: Some(requests as f64 / 10_000.0),
+        peak_rss_bytes: Some(64 << 20),
     }
 }
 
@@ -116,6 +116,8 @@ pub fn scenario(name: &str, unit: &str, backends: Vec<BackendResult>) -> Scenari
         backends,
         comparison: None,
         notes: Vec::new(),
+        routes: Vec::new(),
+        budgets: None,
     }
 }
 

@@ -42,6 +42,10 @@ pub fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
+/// What a CPU or RSS cell shows when it was not measured (a backend given
+/// by URL without a pid or process metrics): never a made-up zero.
+pub const NOT_MEASURED: &str = "n/m";
+
 /// The column headers of the side-by-side table.
 pub const COLUMNS: [&str; 11] = [
     "backend", "role", "rate/s", "p50", "p99", "p99.9", "max", "CPU-s", "peak RSS", "errors",
@@ -72,8 +76,9 @@ fn backend_row(b: &BackendResult) -> [String; 11] {
         micros(b.latency.p99_us),
         micros(b.latency.p999_us),
         micros(b.latency.max_us),
-        format!("{:.2}", b.cpu_seconds),
-        bytes(b.peak_rss_bytes),
+        b.cpu_seconds
+            .map_or_else(|| NOT_MEASURED.into(), |c| format!("{c:.2}")),
+        b.peak_rss_bytes.map_or_else(|| NOT_MEASURED.into(), bytes),
         count(b.errors),
         count(b.late),
     ]
@@ -96,8 +101,14 @@ fn ratio_row(cand: &BackendResult, base: &BackendResult) -> [String; 11] {
         r(cl.p99_us as f64, bl.p99_us as f64),
         r(cl.p999_us as f64, bl.p999_us as f64),
         r(cl.max_us as f64, bl.max_us as f64),
-        r(cand.cpu_seconds, base.cpu_seconds),
-        r(cand.peak_rss_bytes as f64, base.peak_rss_bytes as f64),
+        match (cand.cpu_seconds, base.cpu_seconds) {
+            (Some(c), Some(b)) => r(c, b),
+            _ => "-".into(),
+        },
+        match (cand.peak_rss_bytes, base.peak_rss_bytes) {
+            (Some(c), Some(b)) => r(c as f64, b as f64),
+            _ => "-".into(),
+        },
         String::new(),
         String::new(),
     ]
@@ -116,6 +127,113 @@ pub fn title(s: &ScenarioResult) -> String {
         let _ = write!(t, " after {:.0} s warm-up", s.warmup_secs);
     }
     t
+}
+
+/// Differences shown per scenario, at most.
+pub const DIFFERENCE_ROWS: usize = 20;
+
+/// The mismatches by route and path: a header row, then one per path
+/// (most frequent first), with one example of each side's value.
+pub fn difference_rows(c: &Comparison) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "route".into(),
+        "path".into(),
+        "kind".into(),
+        "pairs".into(),
+        "baseline".into(),
+        "candidate".into(),
+    ]];
+    let shown = |v: &Option<String>| {
+        let v = v.as_deref().unwrap_or("(absent)");
+        match v.char_indices().nth(40) {
+            Some((cut, _)) => format!("{}…", &v[..cut]),
+            None => v.to_owned(),
+        }
+    };
+    for d in c.differences.iter().take(DIFFERENCE_ROWS) {
+        rows.push(vec![
+            d.route.clone(),
+            d.path.clone(),
+            d.kind.clone(),
+            count(d.count),
+            shown(&d.baseline),
+            shown(&d.candidate),
+        ]);
+    }
+    rows
+}
+
+/// Latency per route: a header row, then per route each backend's requests,
+/// mean and p50/p99, and the candidate/baseline ratios of mean and p99.
+pub fn route_rows(s: &ScenarioResult) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "route".into(),
+        "backend".into(),
+        "requests".into(),
+        "mean".into(),
+        "p50".into(),
+        "p99".into(),
+        "mean ratio".into(),
+        "p99 ratio".into(),
+    ]];
+    let base_name = s.baseline().map(|b| b.name.as_str());
+    for r in &s.routes {
+        let base = r
+            .backends
+            .iter()
+            .find(|b| Some(b.name.as_str()) == base_name);
+        for b in &r.backends {
+            let ratio = |c: f64, b: f64| {
+                if b > 0.0 {
+                    format!("{:.2}x", c / b)
+                } else {
+                    "-".into()
+                }
+            };
+            let (mean_ratio, p99_ratio) = match base {
+                Some(base) if base.name != b.name => (
+                    ratio(b.mean_us, base.mean_us),
+                    ratio(b.p99_us as f64, base.p99_us as f64),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            let approx = if b.estimated { "~" } else { "" };
+            rows.push(vec![
+                r.route.clone(),
+                b.name.clone(),
+                count(b.requests),
+                micros(b.mean_us.round() as u64),
+                format!("{approx}{}", micros(b.p50_us)),
+                format!("{approx}{}", micros(b.p99_us)),
+                mean_ratio,
+                p99_ratio,
+            ]);
+        }
+    }
+    rows
+}
+
+/// A left-aligned grid, indented by four spaces.
+fn grid(out: &mut String, rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut l = String::from("    ");
+        for (cell, w) in row.iter().zip(&widths) {
+            l.push_str(cell);
+            l.push_str(&" ".repeat(w - cell.chars().count() + 2));
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    }
 }
 
 /// The comparison in one or two lines (no trailing newline).
@@ -192,6 +310,14 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
         for l in comparison_lines(c) {
             let _ = writeln!(out, "  {l}");
         }
+        if !c.differences.is_empty() {
+            let _ = writeln!(out, "  mismatches by path:");
+            grid(out, &difference_rows(c));
+        }
+    }
+    if !s.routes.is_empty() {
+        let _ = writeln!(out, "  latency by route:");
+        grid(out, &route_rows(s));
     }
     for note in &s.notes {
         let _ = writeln!(out, "  note: {note}");
@@ -264,7 +390,7 @@ mod tests {
             sigma: 0.4,
         };
         let mut s = synthetic::pair("ingest", go, go.scaled(0.5), 1, 10_000, 5);
-        s.backends[1].peak_rss_bytes = s.backends[0].peak_rss_bytes / 4;
+        s.backends[1].peak_rss_bytes = s.backends[0].peak_rss_bytes.map(|b| b / 4);
         s.comparison = Some(Comparison {
             compared: 10_000,
             matched: 9_990,
@@ -276,6 +402,35 @@ mod tests {
                 matched: 10_000,
                 ..Default::default()
             }),
+            differences: vec![crate::PathDifference {
+                route: "/v1/orders/{id}".into(),
+                path: "/total".into(),
+                kind: "type".into(),
+                count: 10,
+                baseline: Some("12.5".into()),
+                candidate: Some("\"12.50\"".into()),
+            }],
+        });
+        s.routes.push(crate::RouteResult {
+            route: "/v1/orders/{id}".into(),
+            backends: vec![
+                crate::RouteBackend {
+                    name: "go".into(),
+                    requests: 100,
+                    mean_us: 900.0,
+                    p50_us: 800,
+                    p99_us: 2_000,
+                    estimated: false,
+                },
+                crate::RouteBackend {
+                    name: "rust".into(),
+                    requests: 100,
+                    mean_us: 1_800.0,
+                    p50_us: 1_600,
+                    p99_us: 4_000,
+                    estimated: false,
+                },
+            ],
         });
         s.notes.push("12 slots sent late".into());
         let text = render(&synthetic::run(Mode::Shadow, vec![s]));
@@ -293,5 +448,13 @@ mod tests {
         assert!(line("compared").contains("[missing 2, value 8]"), "{text}");
         assert!(line("kafka join").contains("matched 10,000"), "{text}");
         assert!(line("note:").contains("late"), "{text}");
+        let diff = line("/v1/orders/{id}  /total");
+        assert!(diff.contains("type") && diff.contains("10"), "{text}");
+        assert!(
+            diff.contains("12.5") && diff.contains("\"12.50\""),
+            "{text}"
+        );
+        let route = line("/v1/orders/{id}  rust");
+        assert!(route.contains("2.00x"), "p50 ratio per route in {text}");
     }
 }

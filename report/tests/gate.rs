@@ -130,8 +130,8 @@ fn a_median_shift_beyond_the_p50_budget_fails_and_within_it_passes() {
 fn rss_and_cpu_are_compared_directly() {
     let mut run = one_scenario(GO, GO, 6, 2_000);
     let s = &mut run.scenarios[0];
-    s.backends[1].peak_rss_bytes = s.backends[0].peak_rss_bytes + 1;
-    s.backends[1].cpu_seconds = s.backends[0].cpu_seconds * 1.25;
+    s.backends[1].peak_rss_bytes = s.backends[0].peak_rss_bytes.map(|b| b + 1);
+    s.backends[1].cpu_seconds = s.backends[0].cpu_seconds.map(|c| c * 1.25);
     let budgets = Budgets {
         max_cpu_ratio: Some(1.2),
         ..Budgets::default()
@@ -162,6 +162,7 @@ fn the_mismatch_rate_budget_counts_proxy_and_kafka_mismatches() {
             extra_in_shadow: 0,
             different: kafka_different,
         }),
+        ..Default::default()
     };
     let mut run = one_scenario(GO, GO, 7, 2_000);
     run.scenarios[0].comparison = Some(comparison(5, 0));
@@ -238,7 +239,7 @@ fn rss_growth_against_the_older_file_beyond_the_budget_fails() {
     let before = one_scenario(GO, GO, 13, 2_000);
     let mut now = before.clone();
     for b in &mut now.scenarios[0].backends {
-        b.peak_rss_bytes = b.peak_rss_bytes * 12 / 10;
+        b.peak_rss_bytes = b.peak_rss_bytes.map(|r| r * 12 / 10);
     }
     let report = gate::evaluate(&now, Some(&before), &Budgets::default()).unwrap();
     assert_eq!(
@@ -358,4 +359,49 @@ fn a_regression_far_beyond_the_aa_noise_still_fails() {
     };
     let report = judge(&one_scenario(GO, GO.scaled(4.0), 10, 20_000), &calibrated);
     assert_eq!(failed(&report), ["p99 ratio"], "{}", report.table());
+}
+
+#[test]
+fn a_scenario_carries_its_own_budgets_and_the_command_line_overrides_them() {
+    let mut run = one_scenario(GO, GO.scaled(2.0), 2, 20_000);
+    // The experiment file allows a p99 twice the baseline's and more.
+    run.scenarios[0].budgets = Some(parallax_report::BudgetSpec {
+        max_p99_ratio: Some(Some(3.0)),
+        ..Default::default()
+    });
+    assert!(judge(&run, &Budgets::default()).passed());
+    // A flag wins over the file.
+    let flags = Budgets {
+        overrides: parallax_report::BudgetSpec {
+            max_p99_ratio: Some(Some(1.5)),
+            ..Default::default()
+        },
+        ..Budgets::default()
+    };
+    assert_eq!(failed(&judge(&run, &flags)), ["p99 ratio"]);
+    // "off" in the file turns a check off.
+    run.scenarios[0].budgets = Some(parallax_report::BudgetSpec {
+        max_p99_ratio: Some(None),
+        ..Default::default()
+    });
+    assert_eq!(
+        check(&judge(&run, &Budgets::default()), "p99 ratio").verdict,
+        Verdict::Info
+    );
+}
+
+#[test]
+fn unmeasured_cpu_and_rss_are_skipped_not_judged() {
+    let mut run = one_scenario(GO, GO, 3, 2_000);
+    run.scenarios[0].backends[1].cpu_seconds = None;
+    run.scenarios[0].backends[1].peak_rss_bytes = None;
+    let budgets = Budgets {
+        max_cpu_ratio: Some(1.0),
+        ..Budgets::default()
+    };
+    let report = judge(&run, &budgets);
+    assert!(report.passed(), "{}", report.table());
+    assert_eq!(check(&report, "RSS ratio").verdict, Verdict::Skip);
+    assert_eq!(check(&report, "CPU/request ratio").verdict, Verdict::Skip);
+    assert!(check(&report, "RSS ratio").note.contains("not measured"));
 }
