@@ -73,7 +73,9 @@ async fn a_wrong_shadow_is_caught_field_by_field_and_sampled() {
 }
 
 /// Sends one request per `(primary, shadow)` answer pair through a proxy
-/// configured with `tables`, and returns each comparison's result.
+/// configured with `tables` (each pair its own route, `/case/<i>`), with
+/// Python's `http.client` as the client, and returns each comparison's
+/// result.
 async fn verdicts(
     tables: &str,
     pairs: Vec<(Response<Reply>, Response<Reply>)>,
@@ -87,29 +89,39 @@ async fn verdicts(
     let shadow = upstream(move |seen| clone_response(&s[pick(seen)].1))
         .start()
         .await;
+    let routes: String = (0..pairs.len())
+        .map(|i| format!("\n[[services.routes]]\ntemplate = \"/case/{i}\"\n"))
+        .collect();
     let proxy = proxy()
         .primary(primary.addr)
         .shadow(shadow.addr)
-        .tables(tables)
+        .tables(&format!("{tables}\n{routes}"))
         .start()
         .await;
-    let mut results = Vec::new();
-    for i in 0..pairs.len() {
-        let before = (proxy.result("match").await, proxy.result("mismatch").await);
-        proxy.get(&format!("/case/{i}")).await;
-        proxy.wait_outcome("compared", (i + 1) as f64).await;
-        let after = (proxy.result("match").await, proxy.result("mismatch").await);
-        results.push(
-            if after.0 > before.0 {
-                "match"
-            } else if after.1 > before.1 {
-                "mismatch"
-            } else {
-                "other"
-            }
-            .to_owned(),
-        );
+    let requests = (0..pairs.len())
+        .map(|i| parallax_conformance::Request::new("GET", &format!("/case/{i}")))
+        .collect();
+    for answer in python_send(proxy.addr, requests).await {
+        answer.expect("the proxy answers every case");
     }
+    proxy.wait_outcome("compared", pairs.len() as f64).await;
+    let metrics = proxy.metrics().await;
+    let results = (0..pairs.len())
+        .map(|i| {
+            let route = format!("/case/{i}");
+            ["match", "mismatch", "noise"]
+                .into_iter()
+                .find(|r| {
+                    parallax_conformance::metrics::value(
+                        &metrics,
+                        "parallax_comparisons_total",
+                        &[("route", route.as_str()), ("result", r)],
+                    ) == Some(1.0)
+                })
+                .unwrap_or("other")
+                .to_owned()
+        })
+        .collect();
     (results, proxy, [primary, shadow])
 }
 
@@ -191,20 +203,175 @@ async fn a_gzipped_answer_matches_the_same_json_uncompressed_and_a_bomb_is_a_lim
         &proxy.metrics().await,
         "parallax_comparison_limits_total",
         "route",
-        "other",
+        "/case/2",
     );
     assert_eq!(limits, 1.0);
     let samples = proxy.admin_json("/admin/mismatches").await;
-    let kinds: Vec<&str> = samples["services"]["svc"]["other"]
-        .as_array()
-        .unwrap()
+    let kind = |case: &str| samples["services"]["svc"][case][0]["mismatches"][0]["kind"].clone();
+    assert_eq!(kind("/case/1"), "value");
+    assert_eq!(kind("/case/2"), "limit");
+}
+
+fn deflate(data: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    Bytes::from(e.finish().unwrap())
+}
+
+/// Answer pairs chosen to trip a comparison one way or the other, each with
+/// the verdict the rules in docs/compare.md give, sent by Python through
+/// the proxy with default rules. A false match or a false mismatch fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_corpus_of_answer_pairs_gets_exactly_the_documented_verdicts() {
+    let deep = |leaf: &str| format!("{}{leaf}{}", "[".repeat(5000), "]".repeat(5000));
+    let j = |a: &str, b: &str| (json(200, a), json(200, b));
+    let cases: Vec<(&str, (Response<Reply>, Response<Reply>), &str)> = vec![
+        (
+            "escaped and literal é",
+            j(r#"{"a":"\u00e9"}"#, r#"{"a":"é"}"#),
+            "match",
+        ),
+        (
+            "escaped slash",
+            j(r#"{"a":"\/x"}"#, r#"{"a":"/x"}"#),
+            "match",
+        ),
+        (
+            "surrogate pair escape",
+            j(r#"["\ud83d\ude00"]"#, r#"["😀"]"#),
+            "match",
+        ),
+        (
+            "NFC against NFD",
+            j(r#"{"a":"\u00e9"}"#, r#"{"a":"e\u0301"}"#),
+            "mismatch",
+        ),
+        ("whitespace", j("[1,2]", " [ 1 ,\n2 ] "), "match"),
+        (
+            "last repeated key",
+            j(r#"{"a":1,"a":2}"#, r#"{"a":2}"#),
+            "match",
+        ),
+        (
+            "first repeated key is not the value",
+            j(r#"{"a":1,"a":2}"#, r#"{"a":1}"#),
+            "mismatch",
+        ),
+        (
+            "2^53 + 1",
+            j("9007199254740993", "9007199254740992"),
+            "mismatch",
+        ),
+        (
+            "2^64 + 1 in an array",
+            j("[18446744073709551617]", "[18446744073709551616]"),
+            "mismatch",
+        ),
+        ("huge literal, two spellings", j("1e400", "10E399"), "match"),
+        ("huge literal, different", j("1e400", "1e401"), "mismatch"),
+        ("0.1 + 0.2", j("0.30000000000000004", "0.3"), "mismatch"),
+        ("negative zero", j("-0", "0"), "match"),
+        ("1 and 1.0", j(r#"{"n":1}"#, r#"{"n":1.0}"#), "match"),
+        (
+            "string and number",
+            j(r#"{"n":"1"}"#, r#"{"n":1}"#),
+            "mismatch",
+        ),
+        ("true and \"true\"", j("[true]", r#"["true"]"#), "mismatch"),
+        (
+            "null and absent (strict by default)",
+            j(r#"{"a":null}"#, "{}"),
+            "mismatch",
+        ),
+        (
+            "[] and null (strict by default)",
+            j(r#"{"a":[]}"#, r#"{"a":null}"#),
+            "mismatch",
+        ),
+        ("order of elements", j("[1,2]", "[2,1]"), "mismatch"),
+        (
+            "one element inserted",
+            j("[1,2,3]", "[0,1,2,3]"),
+            "mismatch",
+        ),
+        (
+            "NaN token, same bytes",
+            j(r#"{"a":NaN}"#, r#"{"a":NaN}"#),
+            "match",
+        ),
+        (
+            "NaN token against null",
+            j(r#"{"a":NaN}"#, r#"{"a":null}"#),
+            "mismatch",
+        ),
+        (
+            "trailing garbage",
+            j(r#"{"a":1}"#, r#"{"a":1}x"#),
+            "mismatch",
+        ),
+        ("empty body against {}", j("", "{}"), "mismatch"),
+        ("5,000 deep, same", j(&deep("1"), &deep("1")), "match"),
+        (
+            "5,000 deep, different leaf",
+            j(&deep("1"), &deep("2")),
+            "mismatch",
+        ),
+        (
+            "status differs",
+            (json(200, "{}"), json(201, "{}")),
+            "mismatch",
+        ),
+        (
+            "gzip against plain",
+            (
+                encoded("gzip", gzip(br#"{"a":[1,2]}"#)),
+                json(200, r#"{"a":[1,2]}"#),
+            ),
+            "match",
+        ),
+        (
+            "deflate against gzip",
+            (
+                encoded("deflate", deflate(b"[9007199254740993]")),
+                encoded("gzip", gzip(b"[9007199254740993]")),
+            ),
+            "match",
+        ),
+        (
+            "gzip hiding a different id",
+            (
+                encoded("gzip", gzip(b"[9007199254740993]")),
+                json(200, "[9007199254740992]"),
+            ),
+            "mismatch",
+        ),
+        (
+            "corrupt gzip against plain",
+            (encoded("gzip", Bytes::from_static(b"{}")), json(200, "{}")),
+            "mismatch",
+        ),
+        (
+            "same gzip bytes, one unlabelled",
+            (encoded("gzip", gzip(b"{}")), {
+                let mut r = json(200, "");
+                *r.body_mut() = Reply::Full(gzip(b"{}"));
+                r
+            }),
+            "mismatch",
+        ),
+    ];
+    let (names, rest): (Vec<&str>, Vec<_>) = cases.into_iter().map(|(n, p, e)| (n, (p, e))).unzip();
+    let (pairs, expected): (Vec<_>, Vec<&str>) = rest.into_iter().unzip();
+    let (results, _proxy, _upstreams) = verdicts("", pairs).await;
+    let wrong: Vec<String> = names
         .iter()
-        .map(|s| s["mismatches"][0]["kind"].as_str().unwrap())
+        .zip(&expected)
+        .zip(&results)
+        .filter(|((_, e), r)| **e != r.as_str())
+        .map(|((n, e), r)| format!("{n}: expected {e}, got {r}"))
         .collect();
-    assert!(
-        kinds.contains(&"limit") && kinds.contains(&"value"),
-        "{kinds:?}"
-    );
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

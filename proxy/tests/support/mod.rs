@@ -558,3 +558,71 @@ pub fn comparable(
     headers.sort();
     (response.status, headers, response.body.clone())
 }
+
+// ---------------------------------------------------- a client we did not write
+
+/// Sends `requests` to `addr` with Python's `http.client`
+/// (`scripts/http-send.py`), one connection each; an exchange Python could
+/// not complete is an `Err` with its message.
+pub async fn python_send(
+    addr: SocketAddr,
+    requests: Vec<parallax_conformance::Request>,
+) -> Vec<Result<parallax_conformance::Response, String>> {
+    use base64::Engine;
+    use std::io::Write;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let input: String = requests
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method,
+                "path": r.path,
+                "headers": r.headers,
+                "body_b64": b64.encode(&r.body),
+                "chunked": r.chunked,
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/http-send.py");
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(addr.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (scripts/deps.sh installs it)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "http-send.py failed");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(e) = v["error"].as_str() {
+                return Err(e.to_owned());
+            }
+            Ok(parallax_conformance::Response {
+                status: v["status"].as_u64().unwrap() as u16,
+                headers: v["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| (h[0].as_str().unwrap().into(), h[1].as_str().unwrap().into()))
+                    .collect(),
+                body: b64.decode(v["body_b64"].as_str().unwrap()).unwrap(),
+            })
+        })
+        .collect()
+}
