@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -20,11 +21,17 @@ const (
 )
 
 // binaryOptions drops unknown fields so that re-encoding an event for Kafka
-// yields exactly its known fields, as the Rust twin (prost) does.
+// yields exactly its known fields. The runtime's reading is the contract
+// ("Protobuf bodies: unknown fields and wire types"): a known field with an
+// unexpected wire type is an unknown field, groups are skipped whole up to
+// 10,001 deep; the Rust twin's wire.rs decodes by the same rules.
 var binaryOptions = proto.UnmarshalOptions{DiscardUnknown: true}
 
 // jsonOptions is protojson's default: unknown fields are an error.
 var jsonOptions = protojson.UnmarshalOptions{}
+
+// errInvalidJSON: the body is not JSON (RFC 8259) at all.
+var errInvalidJSON = errors.New("ingest: body is not valid JSON")
 
 // readBody reads the whole request body, at most MaxBodyBytes of it. A
 // declared Content-Length over the limit is refused before reading.
@@ -56,6 +63,12 @@ func DecodeBatch(m Media, body []byte) (*ingestv1.EventBatch, error) {
 	case MediaProtobuf:
 		err = binaryOptions.Unmarshal(body, batch)
 	case MediaJSON:
+		// protojson's tokenizer takes a number with an empty exponent
+		// (`1e`, `-0E`) for a number; JSON does not, nor does the Rust
+		// twin. One extra pass over the body makes it strict.
+		if !json.Valid(body) {
+			return nil, errInvalidJSON
+		}
 		err = jsonOptions.Unmarshal(body, batch)
 	default:
 		err = errors.New("ingest: unsupported media")

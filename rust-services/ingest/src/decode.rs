@@ -1,7 +1,9 @@
 //! Decoding request bodies into an [`EventBatch`].
 //!
-//! Protobuf goes through prost with `bytes` fields, so payloads are slices of
-//! the request body rather than copies. JSON follows the proto3 JSON mapping
+//! Protobuf goes through [`crate::wire`], which reads the wire format as Go's
+//! protobuf runtime does (unknown fields and wrong wire types skipped, groups
+//! skipped whole) with payloads as slices of the request body rather than
+//! copies. JSON follows the proto3 JSON mapping
 //! exactly as Go's `protojson.Unmarshal` applies it (both field names,
 //! unknown fields rejected, int64 as number or string, base64 in either
 //! alphabet with or without padding) so both twins accept and reject the same
@@ -14,29 +16,33 @@ use std::marker::PhantomData;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::{alphabet, Engine};
 use bytes::Bytes;
-use prost::Message;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::media::Media;
 use crate::proto::{Event, EventBatch};
+use crate::wire::{self, WireError};
 
 /// The body is not a valid `EventBatch` in its declared encoding.
 #[derive(Debug, thiserror::Error)]
-#[error("request body is not a valid EventBatch: {0}")]
-pub struct MalformedBody(String);
+pub enum MalformedBody {
+    #[error("request body is not a valid protobuf EventBatch: {0}")]
+    Protobuf(#[from] WireError),
+    #[error("request body is not a valid JSON EventBatch: {0}")]
+    Json(#[from] serde_json::Error),
+}
 
 /// Decodes `body` as `media`.
 pub fn decode(media: Media, body: Bytes) -> Result<EventBatch, MalformedBody> {
     match media {
-        Media::Protobuf => EventBatch::decode(body).map_err(|e| MalformedBody(e.to_string())),
+        Media::Protobuf => Ok(wire::decode_batch(&body)?),
         Media::Json => decode_json(&body),
     }
 }
 
 fn decode_json(body: &[u8]) -> Result<EventBatch, MalformedBody> {
-    let batch: JsonBatch =
-        serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
+    let batch: JsonBatch = serde_json::from_slice(body)?;
     Ok(EventBatch {
         events: batch.events,
     })
@@ -231,25 +237,78 @@ impl<'de> Deserialize<'de> for Base64 {
     }
 }
 
-/// int64 as a JSON number or a string holding a JSON number token;
-/// integral values written with a fraction or exponent (`1.0`, `1e3`) are
-/// accepted, as protojson does.
+/// int64 as a JSON number or a string holding a JSON number token; its
+/// value must be an integer within int64, read exactly (not through a
+/// float) as protojson reads it: `1.0`, `1e3`, `"1e3"` and
+/// `9223372036854775807.0` are accepted, `1.5` and `-9223372036854775809`
+/// are not.
 fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let value: Option<serde_json::Value> = Option::deserialize(d)?;
-    let parsed = match &value {
-        None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(serde_json::Value::Number(n)) => {
-            n.as_i64().or_else(|| n.as_f64().and_then(integral_f64))
-        }
-        Some(serde_json::Value::String(s)) if is_json_number(s) => s
-            .parse::<i64>()
+    let raw: &RawValue = Deserialize::deserialize(d)?;
+    let raw = raw.get();
+    let parsed = match raw.as_bytes()[0] {
+        b'n' => return Ok(None),
+        b'-' | b'0'..=b'9' => exact_integer(raw),
+        b'"' => serde_json::from_str::<String>(raw)
             .ok()
-            .or_else(|| s.parse::<f64>().ok().and_then(integral_f64)),
-        Some(_) => None,
+            .filter(|s| is_json_number(s))
+            .and_then(|s| exact_integer(&s)),
+        _ => None,
     };
     parsed
         .map(Some)
         .ok_or_else(|| de::Error::custom("occurredAtUnixMs is not an int64"))
+}
+
+/// The int64 a JSON number token denotes, if it is an integer in range:
+/// protojson's `parseNumberParts` + `normalizeToIntString` +
+/// `strconv.ParseInt`, decimal digits shifted by the exponent, no float.
+fn exact_integer(number: &str) -> Option<i64> {
+    let (negative, unsigned) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // A leading 0 is the whole integer part; trailing zeros of the
+    // fraction say nothing.
+    let integer = integer.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    if integer.is_empty() && fraction.is_empty() {
+        return Some(0);
+    }
+    // protojson parses the exponent as an int32 (a leading `+` allowed).
+    let exponent = match exponent {
+        Some(e) => i64::from(e.parse::<i32>().ok()?),
+        None => 0,
+    };
+    let (int_len, frac_len) = (integer.len() as i64, fraction.len() as i64);
+    let mut digits = String::with_capacity(20);
+    if exponent >= 0 {
+        // 20 digits: the most a uint64 has.
+        if frac_len > exponent || int_len + exponent > 20 {
+            return None;
+        }
+        digits.push_str(integer);
+        digits.push_str(fraction);
+        digits.extend(std::iter::repeat_n('0', (exponent - frac_len) as usize));
+    } else {
+        let point = int_len + exponent;
+        if frac_len > 0 || point < 0 {
+            return None;
+        }
+        let (kept, shifted) = integer.split_at(point as usize);
+        if shifted.bytes().any(|b| b != b'0') {
+            return None;
+        }
+        digits.push_str(kept);
+    }
+    if negative {
+        digits.insert(0, '-');
+    }
+    digits.parse().ok()
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, the JSON number grammar.
@@ -285,15 +344,12 @@ fn is_json_number(s: &str) -> bool {
     i == b.len()
 }
 
-fn integral_f64(f: f64) -> Option<i64> {
-    // i64::MAX as f64 rounds up to 2^63, which is out of range.
-    (f.fract() == 0.0 && f >= -(2f64.powi(63)) && f < 2f64.powi(63)).then_some(f as i64)
-}
-
 /// bytes as base64: URL-safe alphabet when the text holds `-` or `_`,
-/// standard otherwise; padded when its length is a multiple of four.
+/// standard otherwise; padded when its length (line breaks counted) is a
+/// multiple of four; line breaks (`\r`, `\n`) ignored, as Go's decoder
+/// ignores them.
 fn base64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
-    let Some(text) = Option::<String>::deserialize(d)? else {
+    let Some(mut text) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
     let alphabet = if text.contains(['-', '_']) {
@@ -306,6 +362,7 @@ fn base64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Err
     } else {
         DecodePaddingMode::RequireNone
     };
+    text.retain(|c| c != '\r' && c != '\n');
     let config = GeneralPurposeConfig::new()
         .with_decode_padding_mode(padding)
         .with_decode_allow_trailing_bits(true);
@@ -318,6 +375,7 @@ fn base64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     fn json(body: &str) -> Result<EventBatch, MalformedBody> {
         decode(Media::Json, Bytes::copy_from_slice(body.as_bytes()))
@@ -374,6 +432,49 @@ mod tests {
         }
         assert!(json(r#"{"events":[{"occurredAtUnixMs":"x"}]}"#).is_err());
         assert!(json(r#"{"events":[{"occurredAtUnixMs":true}]}"#).is_err());
+    }
+
+    #[test]
+    fn json_int64_is_read_exactly_not_through_a_float() {
+        let at = |v: &str| {
+            json(&format!(r#"{{"events":[{{"occurredAtUnixMs":{v}}}]}}"#))
+                .map(|b| b.events[0].occurred_at_unix_ms)
+                .ok()
+        };
+        assert_eq!(at("9223372036854775807.0"), Some(i64::MAX));
+        assert_eq!(at(r#""9223372036854775807.000""#), Some(i64::MAX));
+        assert_eq!(at("92233720368547758.07e2"), Some(i64::MAX));
+        assert_eq!(at("9007199254740993.0"), Some(9_007_199_254_740_993));
+        assert_eq!(at("-9223372036854775808.0"), Some(i64::MIN));
+        assert_eq!(at("-9223372036854775809"), None);
+        assert_eq!(at("9223372036854775808.0"), None);
+        assert_eq!(at("1e19"), None);
+        assert_eq!(at("1000e-3"), Some(1));
+        assert_eq!(at("0.05e2"), Some(5));
+        assert_eq!(at("12e-1"), None);
+        assert_eq!(at("1.25e1"), None);
+        // Zero is zero whatever the exponent, even one past int32.
+        assert_eq!(at("-0.0e99999999999"), Some(0));
+        assert_eq!(at("1e99999999999"), None);
+        assert_eq!(at(r#""1e""#), None);
+        assert_eq!(at(r#""\u0035""#), Some(5));
+    }
+
+    #[test]
+    fn json_payload_ignores_line_breaks_in_base64() {
+        let payload = |p: &str| {
+            json(&format!(r#"{{"events":[{{"payload":"{p}"}}]}}"#))
+                .map(|b| b.events[0].payload.clone())
+                .ok()
+        };
+        // Padded or not is judged on the length with the line breaks, as
+        // Go does (each `\n` below is one character once parsed).
+        assert_eq!(payload(r"aGVsbG8\r\n").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(payload(r"aGVsbG8=\n\n\n\n").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(payload(r"aGk=\n\n\n\n").as_deref(), Some(&b"hi"[..]));
+        for bad in [r"aGk=\n", r"aGk=\n\n\n", r"\naGVsbG8", r"aG\nk=", "aGk ="] {
+            assert_eq!(payload(bad), None, "{bad}");
+        }
     }
 
     #[test]

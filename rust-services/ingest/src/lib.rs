@@ -3,7 +3,7 @@
 //!
 //! It answers exactly like the Go reference (`go-reference/cmd/ingest`), byte
 //! for byte; `docs/contract-ingest.md` is the contract and `conformance/`
-//! proves it. What differs is inside: prost decodes payloads as slices of the
+//! proves it. What differs is inside: payloads are decoded as slices of the
 //! request body, and a batch's records are produced together and awaited
 //! together.
 //!
@@ -11,6 +11,8 @@
 //! - [`config`]: flags and env vars.
 //! - [`media`]: content negotiation.
 //! - [`decode`]: protobuf and proto3-JSON request decoding.
+//! - [`wire`]: the protobuf wire format of events, read and written as Go's
+//!   protobuf runtime does (unknown fields, wrong wire types, groups).
 //! - [`validate`]: per-event rules and reason codes.
 //! - [`publish`]: the [`Publisher`](publish::Publisher) trait and its Kafka implementation.
 //! - [`response`]: encoding the answer.
@@ -26,6 +28,7 @@ pub mod proto;
 pub mod publish;
 pub mod response;
 pub mod validate;
+pub mod wire;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -9,12 +9,12 @@
 use std::time::Duration;
 
 use futures::future::{join_all, BoxFuture};
-use prost::Message;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::proto::Event;
+use crate::wire;
 
 /// One Kafka record: key = tenant, value = the event, header `event-id`.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,13 +25,14 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    /// The record for `event`, its value encoded deterministically (prost
-    /// writes fields in number order and the BTreeMap keeps map keys sorted).
+    /// The record for `event`, its value encoded deterministically, byte for
+    /// byte as Go's `proto.MarshalOptions{Deterministic: true}` writes it
+    /// ([`wire::encode_event`]).
     pub fn for_event(event: &'a Event) -> Self {
         Self {
             key: &event.tenant_id,
             event_id: &event.event_id,
-            value: event.encode_to_vec(),
+            value: wire::encode_event(event),
         }
     }
 }
