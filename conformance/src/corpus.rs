@@ -11,6 +11,7 @@ use crate::contract::{
 use crate::events::{batch, bytes_long, encode, event, valid_events};
 use crate::http::Request;
 use crate::pb::Event;
+use crate::wire::{self, WireType, GROUP_NESTING_LIMIT, MAX_FIELD_NUMBER};
 
 /// Whether the entry is sent to services whose Kafka is up or unreachable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +122,259 @@ pub fn ids_needing_escapes() -> Vec<Event> {
 /// A protobuf body of exactly `len` bytes that is not a valid `EventBatch`.
 fn garbage(len: usize) -> Vec<u8> {
     vec![0xff; len]
+}
+
+/// A body of one event (`tenant-w`, `click`) with id `event_id`, then
+/// `extra` wire bytes inside the event.
+fn event_then(event_id: &str, extra: impl AsRef<[u8]>) -> Request {
+    Request::protobuf(wire::batch_of([wire::event_then(event_id, extra.as_ref())]))
+}
+
+/// Wire bytes built by `build`.
+fn bytes(build: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::new();
+    build(&mut out);
+    out
+}
+
+/// Protobuf bodies at the edges of the wire format: a known field with
+/// the wrong wire type is an unknown field, unknown fields and groups are
+/// skipped, broken framing is malformed ("Protobuf bodies: unknown fields
+/// and wire types" in the contract).
+fn protobuf_wire_format() -> Vec<Entry> {
+    use WireType::*;
+    let tenant = |out: &mut Vec<u8>| wire::bytes_field(out, 2, b"tenant-w");
+    let kind = |out: &mut Vec<u8>| wire::bytes_field(out, 3, b"click");
+    vec![
+        // --- a known field with the wrong wire type: an unknown field ----
+        entry(
+            "protobuf_event_id_as_a_varint_is_an_unknown_field",
+            200,
+            Request::protobuf(wire::batch_of([bytes(|out| {
+                wire::varint_field(out, 1, 5);
+                tenant(out);
+                kind(out);
+            })]))
+            .accept(JSON),
+        ),
+        entry(
+            "protobuf_tenant_id_as_fixed64_is_an_unknown_field",
+            200,
+            Request::protobuf(wire::batch_of([bytes(|out| {
+                wire::bytes_field(out, 1, b"wt-2");
+                wire::key(out, 2, Fixed64);
+                out.extend([7; 8]);
+                kind(out);
+            })]))
+            .accept(JSON),
+        ),
+        entry(
+            "protobuf_type_as_fixed32_is_an_unknown_field",
+            200,
+            Request::protobuf(wire::batch_of([bytes(|out| {
+                wire::bytes_field(out, 1, b"wt-3");
+                tenant(out);
+                wire::key(out, 3, Fixed32);
+                out.extend([7; 4]);
+            })]))
+            .accept(JSON),
+        ),
+        entry(
+            "protobuf_occurred_at_as_bytes_is_an_unknown_field",
+            200,
+            event_then("wt-4", bytes(|out| wire::bytes_field(out, 4, b"\x01"))),
+        ),
+        entry(
+            "protobuf_attributes_as_a_varint_is_an_unknown_field",
+            200,
+            event_then("wt-5", bytes(|out| wire::varint_field(out, 5, 1))),
+        ),
+        entry(
+            "protobuf_payload_as_a_group_is_an_unknown_field",
+            200,
+            event_then(
+                "wt-6",
+                bytes(|out| wire::group(out, 6, &bytes(|g| wire::varint_field(g, 1, 1)), 6)),
+            ),
+        ),
+        entry(
+            "protobuf_events_as_fixed64_is_an_unknown_field",
+            200,
+            Request::protobuf(bytes(|out| {
+                wire::key(out, 1, Fixed64);
+                out.extend([7; 8]);
+                out.extend(wire::batch_of([wire::event_then("wt-1", &[])]));
+            })),
+        ),
+        entry(
+            "protobuf_map_entry_key_as_a_varint_is_skipped",
+            200,
+            event_then(
+                "wt-k",
+                bytes(|out| {
+                    let entry = bytes(|e| {
+                        wire::varint_field(e, 1, 5);
+                        wire::bytes_field(e, 2, b"value of the empty key");
+                    });
+                    wire::bytes_field(out, 5, &entry);
+                }),
+            ),
+        ),
+        // --- groups --------------------------------------------------------
+        entry(
+            "protobuf_unknown_group_is_skipped_whole",
+            200,
+            Request::protobuf(bytes(|out| {
+                let contents = bytes(|g| {
+                    wire::bytes_field(g, 1, b"not an event");
+                    wire::varint_field(g, 2, 3);
+                });
+                wire::group(out, 99, &contents, 99);
+                out.extend(wire::batch_of([wire::event_then(
+                    "g-1",
+                    &bytes(|e| wire::group(e, 98, &contents, 98)),
+                )]));
+            })),
+        ),
+        entry(
+            "protobuf_nested_unknown_groups_are_skipped_whole",
+            200,
+            event_then(
+                "g-2",
+                bytes(|out| {
+                    let inner = bytes(|g| {
+                        wire::group(g, 101, &bytes(|h| wire::varint_field(h, 1, 1)), 101)
+                    });
+                    let middle = bytes(|g| wire::group(g, 100, &inner, 100));
+                    wire::group(out, 99, &middle, 99);
+                }),
+            ),
+        ),
+        entry(
+            "protobuf_groups_nested_10001_deep_are_skipped",
+            200,
+            Request::protobuf(wire::nested_groups(1, GROUP_NESTING_LIMIT)),
+        ),
+        entry(
+            "protobuf_groups_nested_10002_deep_are_malformed",
+            400,
+            Request::protobuf(wire::nested_groups(1, GROUP_NESTING_LIMIT + 1)),
+        ),
+        entry(
+            "protobuf_inside_a_group_field_numbers_may_reach_2_pow_31_minus_1",
+            200,
+            event_then(
+                "g-3",
+                bytes(|out| {
+                    let contents = bytes(|g| wire::varint_field(g, (1 << 31) - 1, 1));
+                    wire::group(out, 99, &contents, 99);
+                }),
+            ),
+        ),
+        entry(
+            "protobuf_stray_end_group_is_malformed",
+            400,
+            Request::protobuf(bytes(|out| {
+                out.extend(wire::batch_of([wire::event_then("e-1", &[])]));
+                wire::key(out, 99, EndGroup);
+            })),
+        ),
+        entry(
+            "protobuf_stray_end_group_inside_an_event_is_malformed",
+            400,
+            event_then("e-2", bytes(|out| wire::key(out, 1, EndGroup))),
+        ),
+        entry(
+            "protobuf_group_closed_by_another_field_number_is_malformed",
+            400,
+            event_then("e-3", bytes(|out| wire::group(out, 99, &[], 98))),
+        ),
+        entry(
+            "protobuf_group_left_open_is_malformed",
+            400,
+            event_then("e-4", bytes(|out| wire::key(out, 99, StartGroup))),
+        ),
+        // --- framing errors ------------------------------------------------
+        entry(
+            "protobuf_wire_type_6_is_malformed",
+            400,
+            event_then(
+                "e-5",
+                bytes(|out| {
+                    wire::key(out, 99, Reserved6);
+                    out.push(0);
+                }),
+            ),
+        ),
+        entry(
+            "protobuf_wire_type_7_on_a_known_field_is_malformed",
+            400,
+            event_then(
+                "e-6",
+                bytes(|out| {
+                    wire::key(out, 1, Reserved7);
+                    out.push(0);
+                }),
+            ),
+        ),
+        entry(
+            "protobuf_field_number_0_is_malformed",
+            400,
+            event_then("e-7", bytes(|out| wire::varint_field(out, 0, 1))),
+        ),
+        entry(
+            "protobuf_largest_field_number_is_an_unknown_field",
+            200,
+            event_then(
+                "n-1",
+                bytes(|out| wire::bytes_field(out, MAX_FIELD_NUMBER, b"far future")),
+            ),
+        ),
+        entry(
+            "protobuf_field_number_2_pow_29_is_malformed",
+            400,
+            event_then(
+                "e-8",
+                bytes(|out| wire::varint_field(out, MAX_FIELD_NUMBER + 1, 1)),
+            ),
+        ),
+        entry(
+            "protobuf_int64_as_a_10_byte_varint_keeps_its_low_64_bits",
+            200,
+            event_then(
+                "v-1",
+                bytes(|out| {
+                    wire::key(out, 4, Varint);
+                    wire::varint_padded(out, 5, 10);
+                }),
+            ),
+        ),
+        entry(
+            "protobuf_int64_as_an_11_byte_varint_is_malformed",
+            400,
+            event_then(
+                "e-9",
+                bytes(|out| {
+                    wire::key(out, 4, Varint);
+                    wire::varint_padded(out, 5, 11);
+                }),
+            ),
+        ),
+        // --- UTF-8 ---------------------------------------------------------
+        entry(
+            "protobuf_invalid_utf8_in_an_attribute_key_is_malformed",
+            400,
+            event_then(
+                "e-10",
+                bytes(|out| wire::bytes_field(out, 5, &wire::map_entry(b"\xed\xa0\x80", b"v"))),
+            ),
+        ),
+        entry(
+            "protobuf_invalid_utf8_in_an_unknown_field_is_ignored",
+            200,
+            event_then("u-1", bytes(|out| wire::bytes_field(out, 99, b"\xff\xfe"))),
+        ),
+    ]
 }
 
 /// The corpus: every rule of the contract, good requests and bad.
@@ -329,6 +583,35 @@ pub fn corpus() -> Vec<Entry> {
             400,
             Request::json(&b"{\"events\":[{\"eventId\":\"\xff\",\"tenantId\":\"t\",\"type\":\"x\"}]}"[..]),
         ),
+        entry(
+            "json_int64_is_read_exactly_not_through_a_float",
+            200,
+            Request::json(
+                r#"{"events":[{"eventId":"x-1","tenantId":"t","type":"x","occurredAtUnixMs":9223372036854775807.0},{"eventId":"x-2","tenantId":"t","type":"x","occurredAtUnixMs":"92233720368547758.07e2"},{"eventId":"x-3","tenantId":"t","type":"x","occurredAtUnixMs":9007199254740993.0}]}"#,
+            ),
+        ),
+        entry(
+            "json_int64_below_the_minimum_is_malformed",
+            400,
+            Request::json(
+                r#"{"events":[{"eventId":"o-3","tenantId":"t","type":"x","occurredAtUnixMs":-9223372036854775809}]}"#,
+            ),
+        ),
+        entry(
+            "json_number_with_an_empty_exponent_is_malformed",
+            400,
+            Request::json(
+                r#"{"events":[{"eventId":"o-4","tenantId":"t","type":"x","occurredAtUnixMs":1e}]}"#,
+            ),
+        ),
+        entry(
+            "json_base64_line_breaks_are_ignored",
+            200,
+            Request::json(
+                r#"{"events":[{"eventId":"b-7","tenantId":"t","type":"x","payload":"aGVsbG8\r\n"},{"eventId":"b-8","tenantId":"t","type":"x","payload":"aGk=\n\n\n\n"}]}"#,
+            )
+            .accept(JSON),
+        ),
         // --- limits ---------------------------------------------------------
         entry(
             "more_than_10000_events",
@@ -391,6 +674,9 @@ pub fn corpus() -> Vec<Entry> {
         kafka_down("kafka_down_readyz", 503, Request::get("/readyz")),
         kafka_down("kafka_down_healthz", 200, Request::get("/healthz")),
     ]
+    .into_iter()
+    .chain(protobuf_wire_format())
+    .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parallax_conformance::contract::{
     assert_error, assert_error_for, assert_ok, assert_ok_for, reason, ServiceError, JSON,
@@ -26,8 +26,8 @@ use parallax_conformance::kafka::{self, murmur2_partition, Record, PARTITIONS};
 use parallax_conformance::pb::Event;
 use parallax_conformance::service::KAFKA_READ_DEADLINE;
 use parallax_conformance::{
-    for_each_implementation, http, metrics, parity, service, Implementation, Request, Response,
-    Service,
+    differential, for_each_implementation, http, metrics, parity, service, wire, Implementation,
+    Request, Response, Service,
 };
 use prost::Message;
 
@@ -1132,13 +1132,21 @@ fn twins_answer_the_corpus_byte_for_byte() {
 
 /// The twins publish the same records (key, value, headers, partition) for
 /// the same batch, including one carrying a field the contract does not
-/// know, so a consumer cannot tell which twin produced a record.
+/// know and one with an empty attribute key and empty values (written out
+/// inside their map entries), so a consumer cannot tell which twin produced
+/// a record.
 #[test]
 fn twins_publish_identical_records() {
     let go = service(&Implementation::go()).spawn();
     let rust = service(&Implementation::rust()).spawn();
     let mut events = corpus::three_rich_events();
     events.extend(valid_events("same", 5));
+    events.push(
+        event("empty-attributes")
+            .attribute("", "")
+            .attribute("k", "")
+            .build(),
+    );
     let mut body = encode(&batch(events.clone()));
     body.extend(wire::batch_of([wire::event_with_unknown_field(
         "unknown-field",
@@ -1154,22 +1162,129 @@ fn twins_publish_identical_records() {
         );
     }
 
-    let comparable = |records: Vec<Record>| {
-        let mut records: Vec<_> = records
-            .into_iter()
-            .map(|r| (r.headers, r.key, r.partition, r.value))
-            .collect();
-        records.sort();
-        records
-    };
     let go_records = comparable(go.records(expected));
     let rust_records = comparable(rust.records(expected));
     assert_eq!(go_records.len(), expected);
     assert_eq!(go_records, rust_records);
 }
 
+/// Random near-valid bodies ([`differential`]: protobuf with wrong wire
+/// types, groups, broken varints, bad UTF-8; JSON with repeated keys,
+/// int64 as strings and fractions, base64 variants), each sent to both
+/// twins: the same status, headers and body for every one, and in the end
+/// the same records in Kafka.
+///
+/// `PARALLAX_DIFF_CASES` (default 300, a few seconds) sets how many; the
+/// seed is random per run, printed, and named on failure:
+/// `PARALLAX_DIFF_SEED=<seed>` replays it. A longer hunt:
+/// `PARALLAX_DIFF_CASES=20000 cargo test -p parallax-conformance --test ingest twins_answer_random`.
+#[test]
+fn twins_answer_random_near_valid_bodies_alike() {
+    let seed = env_number("PARALLAX_DIFF_SEED").unwrap_or_else(|| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        now.as_nanos() as u64 ^ u64::from(std::process::id())
+    });
+    let n = env_number("PARALLAX_DIFF_CASES").unwrap_or(300) as usize;
+    eprintln!("differential: seed {seed}, {n} cases (PARALLAX_DIFF_SEED={seed} replays them)");
+    // No linger: most bodies publish something, and the twins wait for it.
+    let go = service(&Implementation::go())
+        .flag("--linger-ms", 0)
+        .spawn();
+    let rust = service(&Implementation::rust())
+        .flag("--linger-ms", 0)
+        .spawn();
+
+    let cases = differential::cases(seed, n);
+    let names: Vec<String> = cases
+        .iter()
+        .map(|case| {
+            format!(
+                "{} [Content-Type {:?}, Accept {:?}] body {}",
+                case.name,
+                case.request.header_value("Content-Type").unwrap_or(""),
+                case.request.header_value("Accept"),
+                parity::excerpt(&case.request.body)
+            )
+        })
+        .collect();
+    let differences = parity::twin_differences(
+        cases
+            .iter()
+            .zip(&names)
+            .map(|(case, name)| (name.as_str(), &case.request, [&go, &rust])),
+    );
+    assert!(
+        differences.is_empty(),
+        "seed {seed}: the twins differ on {} of {n} random bodies (PARALLAX_DIFF_SEED={seed} replays them):\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+
+    let go_records = comparable(go.records_now());
+    let rust_records = comparable(rust.records_now());
+    let only_go: Vec<_> = go_records
+        .iter()
+        .filter(|r| !rust_records.contains(r))
+        .collect();
+    let only_rust: Vec<_> = rust_records
+        .iter()
+        .filter(|r| !go_records.contains(r))
+        .collect();
+    assert!(
+        only_go.is_empty() && only_rust.is_empty() && go_records.len() == rust_records.len(),
+        "seed {seed}: the twins published different records ({} and {}); only Go's:\n{}\nonly Rust's:\n{}",
+        go_records.len(),
+        rust_records.len(),
+        describe(&only_go),
+        describe(&only_rust),
+    );
+    eprintln!(
+        "differential: {n} answers and {} records alike",
+        go_records.len()
+    );
+}
+
 // ----------------------------------------------------------------------------
 // Helpers
+
+/// What makes two twins' records the same: headers, key, partition, value
+/// (not offsets), sorted.
+type Comparable = (Vec<(String, Vec<u8>)>, Option<Vec<u8>>, i32, Vec<u8>);
+
+fn comparable(records: Vec<Record>) -> Vec<Comparable> {
+    let mut records: Vec<_> = records
+        .into_iter()
+        .map(|r| (r.headers, r.key, r.partition, r.value))
+        .collect();
+    records.sort();
+    records
+}
+
+/// Up to ten records, one line each.
+fn describe(records: &[&Comparable]) -> String {
+    records
+        .iter()
+        .take(10)
+        .map(|(headers, key, partition, value)| {
+            let key = key.as_deref().map(String::from_utf8_lossy);
+            format!(
+                "  partition {partition} key {key:?} headers {headers:?} value {}",
+                parity::excerpt(value)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A number from the environment, if set.
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}={value:?} is not a number: {e}")),
+    )
+}
 
 /// How long after a signal the suite lets the service start shutting down
 /// before it acts: the one sleep used for synchronisation, unavoidable since
@@ -1282,81 +1397,4 @@ fn late_request(ingest: &Service) -> Option<Response> {
     )
     .ok()?;
     http::read_response(&mut BufReader::new(&connection), false).ok()
-}
-
-/// Hand-made protobuf wire bytes, for encodings prost would never produce.
-mod wire {
-    use parallax_conformance::events::event;
-    use parallax_conformance::pb::Event;
-
-    fn varint(out: &mut Vec<u8>, mut value: u64) {
-        while value >= 0x80 {
-            out.push((value as u8) | 0x80);
-            value >>= 7;
-        }
-        out.push(value as u8);
-    }
-
-    fn bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
-        varint(out, field << 3 | 2);
-        varint(out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
-    }
-
-    fn varint_field(out: &mut Vec<u8>, field: u64, value: u64) {
-        varint(out, field << 3);
-        varint(out, value);
-    }
-
-    fn map_entry(key: &str, value: &str) -> Vec<u8> {
-        let mut entry = Vec::new();
-        bytes_field(&mut entry, 1, key.as_bytes());
-        bytes_field(&mut entry, 2, value.as_bytes());
-        entry
-    }
-
-    /// An `EventBatch` of already encoded events.
-    pub fn batch_of<const N: usize>(events: [Vec<u8>; N]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for event in events {
-            bytes_field(&mut out, 1, &event);
-        }
-        out
-    }
-
-    /// An Event with its fields in reverse order, map keys unsorted and the
-    /// default `occurred_at_unix_ms = 0` written out.
-    pub fn scrambled_event() -> Vec<u8> {
-        let mut out = Vec::new();
-        bytes_field(&mut out, 6, b"body");
-        bytes_field(&mut out, 5, &map_entry("zeta", "z"));
-        bytes_field(&mut out, 5, &map_entry("alpha", "a"));
-        varint_field(&mut out, 4, 0);
-        bytes_field(&mut out, 3, b"click");
-        bytes_field(&mut out, 2, b"tenant-s");
-        bytes_field(&mut out, 1, b"scrambled");
-        out
-    }
-
-    /// The event [`scrambled_event`] encodes.
-    pub fn scrambled_event_canonical() -> Event {
-        event("scrambled")
-            .tenant("tenant-s")
-            .kind("click")
-            .occurred_at_unix_ms(0)
-            .attribute("alpha", "a")
-            .attribute("zeta", "z")
-            .payload(&b"body"[..])
-            .build()
-    }
-
-    /// A valid event followed by field 99, which the contract does not define.
-    pub fn event_with_unknown_field(event_id: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        bytes_field(&mut out, 1, event_id.as_bytes());
-        bytes_field(&mut out, 2, b"tenant-u");
-        bytes_field(&mut out, 3, b"click");
-        bytes_field(&mut out, 99, b"from the future");
-        out
-    }
 }
