@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -49,6 +50,9 @@ func TestDecodeJSONAcceptsInt64AsIntegerOrDecimalString(t *testing.T) {
 		`{"events":[{"occurredAtUnixMs":"-42"}]}`:                  -42,
 		`{"events":[{"occurredAtUnixMs":9223372036854775807}]}`:    9223372036854775807,
 		`{"events":[{"occurredAtUnixMs":"-9223372036854775808"}]}`: -9223372036854775808,
+		// Read from the digits, not through a float64.
+		`{"events":[{"occurredAtUnixMs":9223372036854775807.0}]}`: 9223372036854775807,
+		`{"events":[{"occurredAtUnixMs":9007199254740993.0}]}`:    9007199254740993,
 	} {
 		ev, err := decodeJSON(t, body)
 		if err != nil || ev.GetOccurredAtUnixMs() != want {
@@ -100,6 +104,8 @@ func TestDecodeJSONRejectsMalformedBodies(t *testing.T) {
 		"string field with a number":    `{"events":[{"type":1}]}`,
 		"int64 with a fraction":         `{"events":[{"occurredAtUnixMs":1.5}]}`,
 		"int64 above the range":         `{"events":[{"occurredAtUnixMs":9223372036854775808}]}`,
+		"int64 below the range":         `{"events":[{"occurredAtUnixMs":-9223372036854775809}]}`,
+		"number with an empty exponent": `{"events":[{"occurredAtUnixMs":1e}]}`,
 		"int64 string with spaces":      `{"events":[{"occurredAtUnixMs":" 1"}]}`,
 		"int64 string with a plus sign": `{"events":[{"occurredAtUnixMs":"+1"}]}`,
 		"int64 string that is empty":    `{"events":[{"occurredAtUnixMs":""}]}`,
@@ -160,5 +166,67 @@ func TestDecodeProtobufRejectsTruncatedInput(t *testing.T) {
 	body, _ := proto.Marshal(&ingestv1.EventBatch{Events: []*ingestv1.Event{{EventId: "e1"}}})
 	if _, err := DecodeBatch(MediaProtobuf, body[:len(body)-1]); err == nil {
 		t.Fatal("decoded")
+	}
+}
+
+// batchOf wraps encoded events in an EventBatch.
+func batchOf(events ...[]byte) []byte {
+	var b []byte
+	for _, ev := range events {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, ev)
+	}
+	return b
+}
+
+func TestDecodeProtobufSkipsKnownFieldsWithTheWrongWireType(t *testing.T) {
+	ev, _ := proto.Marshal(&ingestv1.Event{EventId: "e1", TenantId: "t1", Type: "x"})
+	ev = protowire.AppendTag(ev, 1, protowire.VarintType) // event_id as a varint
+	ev = protowire.AppendVarint(ev, 5)
+	ev = protowire.AppendTag(ev, 6, protowire.StartGroupType) // payload as a group
+	ev = protowire.AppendTag(ev, 6, protowire.EndGroupType)
+	body := protowire.AppendTag(nil, 1, protowire.Fixed32Type) // events as fixed32
+	body = protowire.AppendFixed32(body, 7)
+	b, err := DecodeBatch(MediaProtobuf, append(body, batchOf(ev)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ingestv1.EventBatch{Events: []*ingestv1.Event{{EventId: "e1", TenantId: "t1", Type: "x"}}}
+	if !proto.Equal(b, want) {
+		t.Fatalf("got %v, want %v", b, want)
+	}
+}
+
+func TestDecodeProtobufGroupsNest10001DeepAndNoDeeper(t *testing.T) {
+	nested := func(levels int) []byte {
+		start := protowire.AppendTag(nil, 1, protowire.StartGroupType)
+		end := protowire.AppendTag(nil, 1, protowire.EndGroupType)
+		return append(bytes.Repeat(start, levels), bytes.Repeat(end, levels)...)
+	}
+	if _, err := DecodeBatch(MediaProtobuf, nested(10_001)); err != nil {
+		t.Fatalf("10,001 levels: %v", err)
+	}
+	if _, err := DecodeBatch(MediaProtobuf, nested(10_002)); err == nil {
+		t.Fatal("10,002 levels decoded")
+	}
+}
+
+func TestDecodeProtobufRejectsBrokenFraming(t *testing.T) {
+	ev, _ := proto.Marshal(&ingestv1.Event{EventId: "e1"})
+	for name, extra := range map[string][]byte{
+		"stray end-group":          protowire.AppendTag(nil, 99, protowire.EndGroupType),
+		"group closed by another":  protowire.AppendTag(protowire.AppendTag(nil, 99, protowire.StartGroupType), 98, protowire.EndGroupType),
+		"group left open":          protowire.AppendTag(nil, 99, protowire.StartGroupType),
+		"wire type 6":              append(protowire.AppendVarint(nil, 99<<3|6), 0),
+		"wire type 7 on event_id":  {1<<3 | 7, 0},
+		"field number 0":           {0, 1},
+		"field number 2^29":        protowire.AppendVarint(protowire.AppendVarint(nil, 1<<29<<3), 1),
+		"11-byte varint":           {4 << 3, 0x85, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00},
+		"varint over 64 bits":      {4 << 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02},
+		"invalid UTF-8 in map key": protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), []byte{0x0a, 0x01, 0xff}),
+	} {
+		if _, err := DecodeBatch(MediaProtobuf, batchOf(append(ev, extra...))); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
 	}
 }
