@@ -382,6 +382,7 @@ impl crate::open::Workload for CacheWorkload {
             body,
             content_type,
             units: 1,
+            headers: Vec::new(),
         }
     }
 

@@ -151,6 +151,7 @@ impl Workload for IngestWorkload {
             body: Some(Bytes::from(self.batch(n))),
             content_type: Some("application/x-protobuf"),
             units: self.batch_size as u64,
+            headers: Vec::new(),
         }
     }
 

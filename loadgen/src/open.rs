@@ -55,6 +55,8 @@ pub struct Request {
     pub content_type: Option<&'static str>,
     /// Work units it carries (events in a batch; 1 otherwise).
     pub units: u64,
+    /// Further request headers, sent as given.
+    pub headers: Vec<(String, String)>,
 }
 
 /// How an answer counts.
@@ -74,6 +76,13 @@ pub trait Workload: Send + Sync + 'static {
     fn request(&self, n: u64) -> Request;
     /// Whether the answer to slot `n`'s request is what the contract says.
     fn judge(&self, n: u64, status: u16, body: &[u8]) -> Verdict;
+    /// Sees each answered slot's latency (from its intended start) and
+    /// verdict, after `judge`; `measured` is false in the warm-up. For
+    /// workloads that break latency down further (per route); by default
+    /// nothing.
+    fn observe(&self, n: u64, latency: Duration, ok: bool, measured: bool) {
+        let _ = (n, latency, ok, measured);
+    }
 }
 
 /// Where and how fast to send.
@@ -410,6 +419,9 @@ impl<W: Workload> Shared<W> {
         if let Some(content_type) = request.content_type {
             builder = builder.header("content-type", content_type);
         }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
         let name = self.workload.name();
         let goose_request = GooseRequest::builder()
             .method(request.method)
@@ -435,6 +447,7 @@ impl<W: Workload> Shared<W> {
         let done = Instant::now();
         let latency = done.saturating_duration_since(due.min(sent));
         let ok = verdict == Verdict::Ok;
+        self.workload.observe(n, latency, ok, measured);
         self.record(offset, measured, late, units, ok, latency, done, error);
         user.record_custom_request_duration(
             "SLOT",
@@ -537,6 +550,9 @@ impl<W: Workload> Workload for Arc<W> {
     fn judge(&self, n: u64, status: u16, body: &[u8]) -> Verdict {
         (**self).judge(n, status, body)
     }
+    fn observe(&self, n: u64, latency: Duration, ok: bool, measured: bool) {
+        (**self).observe(n, latency, ok, measured)
+    }
 }
 
 /// A workload whose slot numbers start at `first` (so a warm-up and the
@@ -555,5 +571,8 @@ impl<W: Workload> Workload for Offset<W> {
     }
     fn judge(&self, n: u64, status: u16, body: &[u8]) -> Verdict {
         self.workload.judge(self.first + n, status, body)
+    }
+    fn observe(&self, n: u64, latency: Duration, ok: bool, measured: bool) {
+        self.workload.observe(self.first + n, latency, ok, measured)
     }
 }

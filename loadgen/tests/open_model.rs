@@ -80,6 +80,7 @@ impl Workload for Ping {
             body: None,
             content_type: None,
             units: 1,
+            headers: Vec::new(),
         }
     }
     fn judge(&self, _n: u64, status: u16, _body: &[u8]) -> Verdict {

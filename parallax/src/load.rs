@@ -410,6 +410,7 @@ impl Workload for NotifyWorkload {
             ))),
             content_type: Some("application/json"),
             units: 1,
+            headers: Vec::new(),
         }
     }
 

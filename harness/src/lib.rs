@@ -1,0 +1,21 @@
+//! The Parallax harness as a library: what `parallax run` needs to run an
+//! experiment on services it has never seen, one job per module, each
+//! tested on its own. The `parallax` CLI is the front end.
+//!
+//! # Layout
+//! - [`experiment`]: the experiment file (TOML), parsed and checked with
+//!   errors that name the field and the fix; `docs/experiments.md` is its
+//!   user guide.
+//! - [`traffic`]: weighted request templates and value generators, as an
+//!   open-model workload for `parallax-loadgen`, with latency per route.
+//! - [`child`]: one child-process type: its own process group, a log file,
+//!   readiness by HTTP, log line or TCP, SIGTERM then SIGKILL, killed on drop.
+//! - [`procstat`]: CPU-seconds and RSS of a process or a process group from
+//!   `/proc`.
+//! - [`prom`]: the Prometheus text format: samples, sums, histograms.
+
+pub mod child;
+pub mod experiment;
+pub mod procstat;
+pub mod prom;
+pub mod traffic;

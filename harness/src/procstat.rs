@@ -1,0 +1,164 @@
+//! CPU-seconds and resident memory of a process, or of a whole process
+//! group, read from `/proc`: the same numbers the services export as
+//! `process_cpu_seconds_total` and `process_resident_memory_bytes`, but
+//! measured from outside so both backends are measured the same way.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::Context;
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// User + system CPU time so far.
+    pub cpu_seconds: f64,
+    /// Resident set size now.
+    pub rss_bytes: u64,
+    /// The highest resident set size so far (`VmHWM`).
+    pub peak_rss_bytes: u64,
+}
+
+/// One process's reading; an error when it is gone.
+pub fn read(pid: u32) -> anyhow::Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); `fields[0]` is field 3.
+    let cpu_seconds = (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second();
+
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok(Usage {
+        cpu_seconds,
+        rss_bytes: kib("VmRSS:"),
+        peak_rss_bytes: kib("VmHWM:"),
+    })
+}
+
+/// The state letter and process group of `pid` from `/proc/<pid>/stat`.
+fn state_and_group(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, group))
+}
+
+/// True when `pid` has exited (gone, or a zombie not yet reaped): what a
+/// watcher thread can ask without owning the `Child`.
+pub fn exited(pid: u32) -> bool {
+    !matches!(state_and_group(pid), Some((state, _)) if state != 'Z' && state != 'X')
+}
+
+/// Every live process whose process group is `group`.
+pub fn group_members(group: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| matches!(state_and_group(*pid), Some((s, g)) if g == group && s != 'Z'))
+        .collect()
+}
+
+/// The sum over a process group (a backend started by a shell or `go run`
+/// is several processes): CPU and RSS added up; the peak is the largest
+/// single `VmHWM` or the summed RSS now, whichever is larger (a sampler
+/// keeps the maximum over its readings).
+pub fn read_group(group: u32) -> anyhow::Result<Usage> {
+    let members = group_members(group);
+    if members.is_empty() {
+        anyhow::bail!("process group {group} has no live process");
+    }
+    let mut total = Usage::default();
+    let mut peak = 0;
+    for pid in members {
+        if let Ok(u) = read(pid) {
+            total.cpu_seconds += u.cpu_seconds;
+            total.rss_bytes += u.rss_bytes;
+            peak = peak.max(u.peak_rss_bytes);
+        }
+    }
+    total.peak_rss_bytes = peak.max(total.rss_bytes);
+    Ok(total)
+}
+
+/// CPU time the whole machine has spent busy (all CPUs, every process and
+/// the kernel) since boot, from the first line of `/proc/stat`. Minus what
+/// the processes under test used, it says how much other work competed.
+pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let line = stat.lines().next().unwrap_or_default();
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already inside user).
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    Ok(busy as f64 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let usage = read(std::process::id()).unwrap();
+        assert!(usage.rss_bytes > 0);
+        assert!(usage.peak_rss_bytes >= usage.rss_bytes);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_in_its_group() {
+        let me = std::process::id();
+        assert!(!exited(me));
+        let (_, group) = state_and_group(me).unwrap();
+        assert!(group_members(group).contains(&me));
+        assert!(read_group(group).unwrap().rss_bytes > 0);
+        assert!(exited(u32::MAX - 1));
+    }
+
+    #[test]
+    fn the_machine_has_been_busy_since_boot() {
+        assert!(machine_busy_seconds().unwrap() > 0.0);
+    }
+}
