@@ -1,0 +1,423 @@
+//! The capture format, version 1: what a record is and how it is laid out
+//! in bytes (`docs/capture-format.md` is the reference; change both
+//! together).
+//!
+//! A capture file is a plain zstd stream (one or more concatenated frames,
+//! each with its content checksum): `zstd -dc capture.plxcap` prints the
+//! decompressed bytes. Those bytes are an 8-byte preamble, [`MAGIC`] then
+//! the version byte, followed by records, each a little-endian `u32`
+//! length and that many bytes: a kind byte and the kind's fields. The first
+//! record is always a [`Meta`]. A reader skips kinds it does not know (new
+//! kinds may appear within version 1); a change to an existing kind's
+//! layout is a new version.
+//!
+//! Integers are little-endian. Strings are UTF-8 with a length prefix
+//! (`str16`: `u16` length, `str32`: `u32` length); byte strings likewise
+//! (`bytes32`).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The first seven decompressed bytes of every capture.
+pub const MAGIC: &[u8; 7] = b"PLXCAP\0";
+/// The version written here (the eighth byte).
+pub const VERSION: u8 = 1;
+/// The largest record a reader accepts; a length beyond it is corruption.
+pub const MAX_RECORD_BYTES: u32 = 256 << 20;
+/// The file name extension used for captures.
+pub const EXTENSION: &str = "plxcap";
+
+const KIND_META: u8 = 0;
+const KIND_REQUEST: u8 = 1;
+const KIND_WS: u8 = 2;
+const KIND_GAP: u8 = 3;
+
+const HAS_CONN: u8 = 1;
+const HAS_STATUS: u8 = 2;
+const HAS_LATENCY: u8 = 4;
+const BODY_TRUNCATED: u8 = 8;
+const FROM_CLIENT: u8 = 2;
+
+/// What a capture is: the first record of every file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Always `parallax.capture`.
+    pub format: String,
+    /// Wall-clock time of the capture's start (time 0 of every record's
+    /// `at_us`), µs since the Unix epoch. Every segment of one capture
+    /// carries the same value.
+    pub started_at_unix_us: u64,
+    /// The segment's number within its capture, from 0 (rotation).
+    pub segment: u32,
+    /// Where the records came from: `proxy`, `gor` or `har`.
+    pub source: String,
+    /// The proxied service's name, when recorded by the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The redaction rules applied before writing (`header:authorization`,
+    /// `/user/email`, ...), so a reader knows which values are placeholders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
+}
+
+impl Meta {
+    pub fn new(source: &str, started_at_unix_us: u64) -> Self {
+        Self {
+            format: "parallax.capture".into(),
+            started_at_unix_us,
+            segment: 0,
+            source: source.into(),
+            service: None,
+            redacted: Vec::new(),
+        }
+    }
+}
+
+/// One HTTP request as the client sent it (hop-by-hop headers removed),
+/// with the primary's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    /// Arrival time, µs since the capture began.
+    pub at_us: u64,
+    /// The client connection it came on; requests of one connection replay
+    /// on one connection, in order. `None` when unknown (HAR, GoReplay).
+    pub conn: Option<u64>,
+    pub method: String,
+    /// Origin-form target: path and query.
+    pub target: String,
+    /// In arrival order; names as received (lower case from the proxy).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// The body was longer than the recorder kept: `body` is its prefix.
+    pub body_truncated: bool,
+    /// The primary's status; `None` when it did not answer or is unknown.
+    pub status: Option<u16>,
+    /// The primary's time to its answer's head, µs.
+    pub latency_us: Option<u64>,
+}
+
+impl Request {
+    /// The target's path (without the query).
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One WebSocket message of a recorded connection (its handshake is a
+/// [`Request`] on the same `conn` with status 101).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsMessage {
+    pub at_us: u64,
+    pub conn: Option<u64>,
+    /// Client → server (`true`) or server → client.
+    pub from_client: bool,
+    /// RFC 6455 opcode: 1 text, 2 binary, 8 close, 9 ping, 10 pong.
+    pub opcode: u8,
+    pub payload: Bytes,
+}
+
+/// One record of a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Meta(Meta),
+    Request(Request),
+    Ws(WsMessage),
+    /// The recorder dropped this many records just before `at_us` (queue
+    /// full, disk full): the capture has a hole here.
+    Gap {
+        at_us: u64,
+        dropped: u64,
+    },
+}
+
+impl Record {
+    /// The record's time, µs since the capture began (0 for `Meta`).
+    pub fn at_us(&self) -> u64 {
+        match self {
+            Record::Meta(_) => 0,
+            Record::Request(r) => r.at_us,
+            Record::Ws(m) => m.at_us,
+            Record::Gap { at_us, .. } => *at_us,
+        }
+    }
+
+    fn shift(&mut self, by_us: u64) {
+        match self {
+            Record::Meta(_) => {}
+            Record::Request(r) => r.at_us += by_us,
+            Record::Ws(m) => m.at_us += by_us,
+            Record::Gap { at_us, .. } => *at_us += by_us,
+        }
+    }
+}
+
+/// Moves a record later by `by_us` (segments of one capture share a time
+/// base; captures read one after another do not).
+pub(crate) fn shift(record: &mut Record, by_us: u64) {
+    record.shift(by_us);
+}
+
+/// The 8-byte preamble.
+pub fn preamble() -> [u8; 8] {
+    let mut p = [0u8; 8];
+    p[..7].copy_from_slice(MAGIC);
+    p[7] = VERSION;
+    p
+}
+
+/// Appends `record`, length prefix included, to `out`.
+pub fn encode(record: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    match record {
+        Record::Meta(meta) => {
+            out.push(KIND_META);
+            let json = serde_json::to_vec(meta).expect("Meta serialises");
+            out.extend_from_slice(&json);
+        }
+        Record::Request(r) => {
+            out.push(KIND_REQUEST);
+            out.extend_from_slice(&r.at_us.to_le_bytes());
+            let mut flags = 0;
+            if r.conn.is_some() {
+                flags |= HAS_CONN;
+            }
+            if r.status.is_some() {
+                flags |= HAS_STATUS;
+            }
+            if r.latency_us.is_some() {
+                flags |= HAS_LATENCY;
+            }
+            if r.body_truncated {
+                flags |= BODY_TRUNCATED;
+            }
+            out.push(flags);
+            out.extend_from_slice(&r.conn.unwrap_or(0).to_le_bytes());
+            out.extend_from_slice(&r.status.unwrap_or(0).to_le_bytes());
+            out.extend_from_slice(&r.latency_us.unwrap_or(0).to_le_bytes());
+            put_str16(out, &r.method);
+            put_bytes32(out, r.target.as_bytes());
+            let n = r.headers.len().min(u16::MAX as usize);
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+            for (name, value) in &r.headers[..n] {
+                put_str16(out, name);
+                put_bytes32(out, value.as_bytes());
+            }
+            put_bytes32(out, &r.body);
+        }
+        Record::Ws(m) => {
+            out.push(KIND_WS);
+            out.extend_from_slice(&m.at_us.to_le_bytes());
+            let mut flags = 0;
+            if m.conn.is_some() {
+                flags |= HAS_CONN;
+            }
+            if m.from_client {
+                flags |= FROM_CLIENT;
+            }
+            out.push(flags);
+            out.extend_from_slice(&m.conn.unwrap_or(0).to_le_bytes());
+            out.push(m.opcode);
+            put_bytes32(out, &m.payload);
+        }
+        Record::Gap { at_us, dropped } => {
+            out.push(KIND_GAP);
+            out.extend_from_slice(&at_us.to_le_bytes());
+            out.extend_from_slice(&dropped.to_le_bytes());
+        }
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+fn put_str16(out: &mut Vec<u8>, s: &str) {
+    let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(b.len() as u16).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn put_bytes32(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Why a record's bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed record: {0}")]
+pub struct Malformed(pub &'static str);
+
+/// Decodes one record's bytes (without the length prefix). `Ok(None)` for
+/// a kind this version does not know (skipped).
+pub fn decode(bytes: Bytes) -> Result<Option<Record>, Malformed> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let kind = c.u8()?;
+    let record = match kind {
+        KIND_META => {
+            let meta = serde_json::from_slice(&c.b[c.at..])
+                .map_err(|_| Malformed("the meta record is not valid JSON"))?;
+            Record::Meta(meta)
+        }
+        KIND_REQUEST => {
+            let at_us = c.u64()?;
+            let flags = c.u8()?;
+            let conn = c.u64()?;
+            let status = c.u16()?;
+            let latency = c.u64()?;
+            let method = c.str16()?;
+            let target = c.str32()?;
+            let n = c.u16()? as usize;
+            let mut headers = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = c.str16()?;
+                let value = c.str32()?;
+                headers.push((name, value));
+            }
+            let body = c.bytes32()?;
+            Record::Request(Request {
+                at_us,
+                conn: (flags & HAS_CONN != 0).then_some(conn),
+                method,
+                target,
+                headers,
+                body,
+                body_truncated: flags & BODY_TRUNCATED != 0,
+                status: (flags & HAS_STATUS != 0).then_some(status),
+                latency_us: (flags & HAS_LATENCY != 0).then_some(latency),
+            })
+        }
+        KIND_WS => {
+            let at_us = c.u64()?;
+            let flags = c.u8()?;
+            let conn = c.u64()?;
+            let opcode = c.u8()?;
+            let payload = c.bytes32()?;
+            Record::Ws(WsMessage {
+                at_us,
+                conn: (flags & HAS_CONN != 0).then_some(conn),
+                from_client: flags & FROM_CLIENT != 0,
+                opcode,
+                payload,
+            })
+        }
+        KIND_GAP => Record::Gap {
+            at_us: c.u64()?,
+            dropped: c.u64()?,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(record))
+}
+
+struct Cursor {
+    b: Bytes,
+    at: usize,
+}
+
+impl Cursor {
+    fn take(&mut self, n: usize) -> Result<&[u8], Malformed> {
+        if self.b.len() - self.at < n {
+            return Err(Malformed("a field runs past the record's end"));
+        }
+        let s = &self.b[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, Malformed> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, Malformed> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, Malformed> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn string(&mut self, n: usize) -> Result<String, Malformed> {
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| Malformed("a string is not UTF-8"))
+    }
+    fn str16(&mut self) -> Result<String, Malformed> {
+        let n = self.u16()? as usize;
+        self.string(n)
+    }
+    fn str32(&mut self) -> Result<String, Malformed> {
+        let n = self.u32()? as usize;
+        self.string(n)
+    }
+    fn bytes32(&mut self) -> Result<Bytes, Malformed> {
+        let n = self.u32()? as usize;
+        if self.b.len() - self.at < n {
+            return Err(Malformed("a body runs past the record's end"));
+        }
+        let s = self.b.slice(self.at..self.at + n);
+        self.at += n;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(r: Record) {
+        let mut buf = Vec::new();
+        encode(&r, &mut buf);
+        let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, buf.len() - 4);
+        let back = decode(Bytes::from(buf[4..].to_vec())).unwrap().unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        roundtrip(Record::Meta(Meta::new("proxy", 1_700_000_000_000_000)));
+        roundtrip(Record::Request(Request {
+            at_us: 12,
+            conn: Some(7),
+            method: "POST".into(),
+            target: "/v1/events?x=1".into(),
+            headers: vec![("content-type".into(), "application/x-protobuf".into())],
+            body: Bytes::from_static(b"\0\x01binary"),
+            body_truncated: false,
+            status: Some(202),
+            latency_us: Some(850),
+        }));
+        roundtrip(Record::Request(Request {
+            method: "GET".into(),
+            target: "/".into(),
+            ..Request::default()
+        }));
+        roundtrip(Record::Ws(WsMessage {
+            at_us: 5,
+            conn: Some(1),
+            from_client: true,
+            opcode: 1,
+            payload: Bytes::from_static(b"{\"id\":1}"),
+        }));
+        roundtrip(Record::Gap {
+            at_us: 99,
+            dropped: 3,
+        });
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped_and_short_records_refused() {
+        assert_eq!(decode(Bytes::from_static(&[200, 1, 2])), Ok(None));
+        assert!(decode(Bytes::from_static(&[KIND_REQUEST, 1, 2])).is_err());
+    }
+}

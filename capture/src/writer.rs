@@ -1,0 +1,304 @@
+//! Writing captures: [`CaptureWriter`] appends records to one zstd stream,
+//! [`Segments`] rotates files by size.
+//!
+//! Crash safety comes from zstd's flush: [`CaptureWriter::flush`] ends the
+//! current zstd block, so every record appended before it can be decoded
+//! from the file even if the process dies before the frame is finished. A
+//! frame is finished (checksum written) every [`FRAME_BYTES`] of records,
+//! which bounds what a reader must decode past a damaged spot and lets a
+//! frame's checksum vouch for it. Nothing calls `fsync`: a killed process
+//! loses nothing the kernel already has; a power cut may lose the last
+//! seconds.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::format::{self, Meta, Record};
+
+/// Records (decompressed bytes) per zstd frame before the frame is finished.
+pub const FRAME_BYTES: u64 = 4 << 20;
+/// zstd level: 3 is zstd's default, fast enough for a proxy's side thread.
+pub const LEVEL: i32 = 3;
+
+/// Counts what reaches the inner writer.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// One capture stream (one file).
+pub struct CaptureWriter<W: Write> {
+    encoder: Option<zstd::stream::write::Encoder<'static, Counting<W>>>,
+    /// Decompressed bytes in the current frame.
+    in_frame: u64,
+    /// Reused for encoding records.
+    buf: Vec<u8>,
+    records: u64,
+}
+
+impl<W: Write> CaptureWriter<W> {
+    /// Starts a capture on `inner`: the preamble and `meta`, flushed.
+    pub fn new(inner: W, meta: &Meta) -> io::Result<Self> {
+        let mut w = Self {
+            encoder: Some(encoder(Counting { inner, bytes: 0 })?),
+            in_frame: 0,
+            buf: Vec::with_capacity(4096),
+            records: 0,
+        };
+        w.write_raw(&format::preamble())?;
+        w.append(&Record::Meta(meta.clone()))?;
+        w.flush()?;
+        Ok(w)
+    }
+
+    fn enc(&mut self) -> &mut zstd::stream::write::Encoder<'static, Counting<W>> {
+        self.encoder.as_mut().expect("present until finish")
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.in_frame += bytes.len() as u64;
+        self.enc().write_all(bytes)
+    }
+
+    /// Appends `record`; it is durable (readable after a crash) once
+    /// [`flush`](Self::flush) returns.
+    pub fn append(&mut self, record: &Record) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        format::encode(record, &mut buf);
+        let result = self.write_raw(&buf);
+        self.buf = buf;
+        self.records += 1;
+        result
+    }
+
+    /// Makes every appended record readable from the file; finishes the
+    /// frame when it holds [`FRAME_BYTES`] or more.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.in_frame >= FRAME_BYTES {
+            let enc = self.encoder.take().expect("present until finish");
+            let mut inner = enc.finish()?;
+            inner.flush()?;
+            self.encoder = Some(encoder(inner)?);
+            self.in_frame = 0;
+            return Ok(());
+        }
+        self.enc().flush()
+    }
+
+    /// Compressed bytes handed to the inner writer so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.encoder.as_ref().map_or(0, |e| e.get_ref().bytes)
+    }
+
+    /// Records appended so far (the meta record included).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Finishes the last frame and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let enc = self.encoder.take().expect("present until finish");
+        let mut inner = enc.finish()?;
+        inner.flush()?;
+        Ok(inner.inner)
+    }
+}
+
+fn encoder<W: Write>(inner: W) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut e = zstd::stream::write::Encoder::new(inner, LEVEL)?;
+    e.include_checksum(true)?;
+    Ok(e)
+}
+
+/// The file of segment `n` of a capture configured as `path`:
+/// `traffic.plxcap` → `traffic.000003.plxcap`.
+pub fn segment_path(path: &Path, n: u32) -> PathBuf {
+    let (stem, ext) = stem_ext(path);
+    path.with_file_name(format!("{stem}.{n:06}.{ext}"))
+}
+
+fn stem_ext(path: &Path) -> (String, String) {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "capture".into(), |s| s.to_string_lossy().into_owned());
+    let ext = path.extension().map_or_else(
+        || format::EXTENSION.into(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    (stem, ext)
+}
+
+/// The segment numbers already on disk for `path`, in order.
+pub fn existing_segments(path: &Path) -> Vec<(u32, PathBuf)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let (stem, ext) = stem_ext(path);
+    let prefix = format!("{stem}.");
+    let suffix = format!(".{ext}");
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(mid) = file
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(&suffix))
+            else {
+                continue;
+            };
+            if mid.len() == 6 && mid.bytes().all(|b| b.is_ascii_digit()) {
+                if let Ok(n) = mid.parse() {
+                    found.push((n, entry.path()));
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Rotation settings.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// Start a new segment once the current one holds this many compressed
+    /// bytes.
+    pub max_file_bytes: u64,
+    /// Keep at most this many segments (the oldest are deleted); 0 keeps all.
+    pub max_files: u32,
+}
+
+/// A capture written as numbered segments (`stem.NNNNNN.ext`), rotated by
+/// size. Segments continue after the highest number already on disk, so a
+/// restarted recorder never overwrites an earlier capture.
+pub struct Segments {
+    path: PathBuf,
+    rotation: Rotation,
+    meta: Meta,
+    next: u32,
+    current: Option<CaptureWriter<File>>,
+    /// Compressed bytes of segments already closed.
+    closed_bytes: u64,
+}
+
+impl Segments {
+    /// Prepares a capture at `path`; the first segment is opened on the
+    /// first record (or by [`Segments::open`]).
+    pub fn new(path: &Path, meta: Meta, rotation: Rotation) -> Self {
+        let next = existing_segments(path).last().map_or(0, |(n, _)| n + 1);
+        Self {
+            path: path.to_owned(),
+            rotation,
+            meta,
+            next,
+            current: None,
+            closed_bytes: 0,
+        }
+    }
+
+    /// Opens the next segment if none is open.
+    pub fn open(&mut self) -> io::Result<()> {
+        if self.current.is_some() {
+            return Ok(());
+        }
+        let n = self.next;
+        let path = segment_path(&self.path, n);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)?;
+        self.next += 1;
+        let mut meta = self.meta.clone();
+        meta.segment = n;
+        self.current = Some(CaptureWriter::new(file, &meta)?);
+        self.prune();
+        Ok(())
+    }
+
+    fn prune(&self) {
+        let max = self.rotation.max_files as usize;
+        if max == 0 {
+            return;
+        }
+        let existing = existing_segments(&self.path);
+        if existing.len() > max {
+            for (_, p) in &existing[..existing.len() - max] {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// Appends a record to the current segment (opening one if needed).
+    pub fn append(&mut self, record: &Record) -> io::Result<()> {
+        self.open()?;
+        self.current.as_mut().expect("just opened").append(record)
+    }
+
+    /// Flushes the current segment, then rotates if it is full.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let Some(w) = &mut self.current else {
+            return Ok(());
+        };
+        w.flush()?;
+        if w.bytes_written() >= self.rotation.max_file_bytes {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the current segment (the next record opens a new one).
+    pub fn close(&mut self) -> io::Result<()> {
+        if let Some(w) = self.current.take() {
+            self.closed_bytes += w.bytes_written();
+            w.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Drops the current segment without finishing it (after a write
+    /// error: its tail may be damaged; readers stop there). The next
+    /// record opens a new segment.
+    pub fn abandon(&mut self) {
+        if let Some(w) = self.current.take() {
+            self.closed_bytes += w.bytes_written();
+        }
+    }
+
+    /// Compressed bytes written over all segments.
+    pub fn bytes_written(&self) -> u64 {
+        self.closed_bytes + self.current.as_ref().map_or(0, |w| w.bytes_written())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_number_the_stem() {
+        assert_eq!(
+            segment_path(Path::new("/tmp/x/traffic.plxcap"), 3),
+            Path::new("/tmp/x/traffic.000003.plxcap")
+        );
+        assert_eq!(
+            segment_path(Path::new("cap"), 0),
+            Path::new("cap.000000.plxcap")
+        );
+    }
+}
