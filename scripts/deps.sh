@@ -10,6 +10,10 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # The proxy's WebSocket tests run a third-party client: Python's `websockets`.
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+# The diff explorer's browser test drives Debian's chromium through
+# chromium-driver (with Python's selenium, below).
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
 
 for tool in cargo go java mvn; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -27,6 +31,12 @@ if ((${#need[@]})); then
   echo "deps.sh: installing ${need[*]} from Debian" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import selenium' >/dev/null 2>&1; then
+  echo "deps.sh: installing the Python selenium package (drives chromium-driver)" >&2
+  python3 -m pip install --quiet selenium 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages selenium
 fi
 
 if ! python3 -c 'import websockets' >/dev/null 2>&1; then

@@ -56,8 +56,16 @@ fn invalid(field: impl fmt::Display, reason: impl fmt::Display) -> ConfigError {
 pub struct Config {
     /// Address of the admin listener serving `/metrics`, `/admin/latency` and
     /// `/admin/mismatches`. Loopback by default: it exposes mismatch samples.
+    /// Any other address requires `admin_token_file`.
     /// Default `"127.0.0.1:9901"`.
     pub admin_listen: String,
+    /// A file holding a bearer token (at least 16 characters; surrounding
+    /// whitespace ignored). When set, every admin route — metrics, JSON,
+    /// the `/ui` explorer, POSTs — requires `Authorization: Bearer <token>`
+    /// (the UI takes it once as `/ui?token=…` and keeps it in a
+    /// `SameSite=Strict` cookie). Required when `admin_listen` is not a
+    /// loopback address. Default: none.
+    pub admin_token_file: Option<String>,
     /// Width of the sliding window behind `/admin/latency`, in seconds (it
     /// rotates in six equal slots). 6–3600. Default `60`.
     pub latency_window_secs: u64,
@@ -72,6 +80,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             admin_listen: "127.0.0.1:9901".into(),
+            admin_token_file: None,
             latency_window_secs: 60,
             shutdown_grace_ms: 10_000,
             services: Vec::new(),
@@ -157,7 +166,10 @@ pub struct ServiceConfig {
     pub mismatch_log: Option<PathBuf>,
     /// What to redact in mismatch samples besides the `Authorization`,
     /// `Cookie` and `Set-Cookie` headers, which always are:
-    /// `"header:<name>"` or a JSON-pointer glob into request and response
+    /// `"header:<name>"`, `"query:<name>"` (a query parameter of the
+    /// request target, besides the credential names always redacted:
+    /// `api_key`, `access_token`, `token`, `password`, `secret`,
+    /// `signature`, …) or a JSON-pointer glob into request and response
     /// bodies (`"/user/email"`, `"/**/token"`). Default: none.
     pub redact: Vec<String>,
     /// Comparisons after which the noise model's counts halve. Default `1000`.
@@ -389,6 +401,8 @@ pub use parallax_compare::config::{CompareConfig, Replace};
 #[derive(Debug)]
 pub struct Settings {
     pub admin_listen: SocketAddr,
+    /// The admin API's bearer token, when configured.
+    pub admin_token: Option<String>,
     pub latency_window: Duration,
     pub shutdown_grace: Duration,
     pub services: Vec<ServiceSettings>,
@@ -435,6 +449,8 @@ pub struct ServiceSettings {
     pub mismatch_log: Option<PathBuf>,
     pub redact_headers: Vec<String>,
     pub redact_pointers: Vec<PointerGlob>,
+    /// Query parameters redacted besides the credential names.
+    pub redact_queries: Vec<String>,
     pub noise_window: usize,
     pub noise_relative_tolerance: f64,
     pub ws: WsSettings,
@@ -474,6 +490,35 @@ impl Config {
     /// Checks every field and builds the settings the proxy runs on.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let admin_listen = socket_addr("admin_listen", &self.admin_listen)?;
+        let admin_token = match &self.admin_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "admin_token_file",
+                        format_args!("cannot read {path:?}: {e}"),
+                    )
+                })?;
+                let token = text.trim().to_owned();
+                if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(invalid(
+                        "admin_token_file",
+                        format_args!(
+                            "{path:?} must hold one token of at least 16 printable characters without spaces (e.g. `openssl rand -hex 32 > {path}`)"
+                        ),
+                    ));
+                }
+                Some(token)
+            }
+            None => None,
+        };
+        if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+            return Err(invalid(
+                "admin_listen",
+                format_args!(
+                    "{admin_listen} is not a loopback address and the admin API serves mismatch samples and canary controls: set admin_token_file (e.g. `openssl rand -hex 32 > admin.token`) or listen on 127.0.0.1"
+                ),
+            ));
+        }
         if !(6..=3600).contains(&self.latency_window_secs) {
             return Err(invalid(
                 "latency_window_secs",
@@ -514,6 +559,7 @@ impl Config {
         }
         Ok(Settings {
             admin_listen,
+            admin_token,
             latency_window: Duration::from_secs(self.latency_window_secs),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             services,
@@ -668,6 +714,7 @@ impl ServiceConfig {
 
         let mut redact_headers = Vec::new();
         let mut redact_pointers = Vec::new();
+        let mut redact_queries = Vec::new();
         for (j, entry) in self.redact.iter().enumerate() {
             if let Some(h) = entry.strip_prefix("header:") {
                 if HeaderName::from_bytes(h.as_bytes()).is_err() {
@@ -677,13 +724,21 @@ impl ServiceConfig {
                     ));
                 }
                 redact_headers.push(h.to_ascii_lowercase());
+            } else if let Some(q) = entry.strip_prefix("query:") {
+                if q.is_empty() {
+                    return Err(invalid(
+                        format_args!("{field}.redact[{j}]"),
+                        "\"query:\" needs a parameter name, e.g. \"query:tenant_key\"",
+                    ));
+                }
+                redact_queries.push(q.to_ascii_lowercase());
             } else if entry.starts_with('/') {
                 redact_pointers.push(PointerGlob::new(entry));
             } else {
                 return Err(invalid(
                     format_args!("{field}.redact[{j}]"),
                     format_args!(
-                        "{entry:?} is neither \"header:<name>\" nor a JSON pointer starting with /"
+                        "{entry:?} is not \"header:<name>\", \"query:<name>\" or a JSON pointer starting with /"
                     ),
                 ));
             }
@@ -713,6 +768,7 @@ impl ServiceConfig {
             mismatch_log: self.mismatch_log.clone(),
             redact_headers,
             redact_pointers,
+            redact_queries,
             noise_window: self.noise_window,
             noise_relative_tolerance: self.noise_relative_tolerance,
             ws: WsSettings {
@@ -803,6 +859,48 @@ mod tests {
 
     fn with(extra: &str) -> String {
         format!("{MINIMAL}\n{extra}")
+    }
+
+    #[test]
+    fn a_non_loopback_admin_listener_needs_a_token_file() {
+        let open = |extra: &str| format!("admin_listen = \"0.0.0.0:9901\"\n{extra}\n{MINIMAL}");
+        let e = error(&open(""));
+        assert!(
+            e.starts_with("admin_listen: 0.0.0.0:9901 is not a loopback address"),
+            "{e}"
+        );
+        assert!(e.contains("admin_token_file"), "{e}");
+        let e = error(&open("admin_token_file = \"/nonexistent/token\""));
+        assert!(e.starts_with("admin_token_file: cannot read"), "{e}");
+        let path = std::env::temp_dir().join(format!("parallax-token-{}", std::process::id()));
+        std::fs::write(&path, "short\n").unwrap();
+        let e = error(&open(&format!(
+            "admin_token_file = {:?}",
+            path.display().to_string()
+        )));
+        assert!(e.contains("at least 16"), "{e}");
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        let text = open(&format!(
+            "admin_token_file = {:?}",
+            path.display().to_string()
+        ));
+        let settings = Config::parse(&text, "t").unwrap().validate().unwrap();
+        assert_eq!(
+            settings.admin_token.as_deref(),
+            Some("0123456789abcdef0123")
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn query_redactions_need_a_name() {
+        let e = error(&with("redact = [\"query:\"]"));
+        assert!(e.starts_with("services[0].redact[0]: "), "{e}");
+        let config = Config::parse(&with("redact = [\"query:Tenant_Key\"]"), "t").unwrap();
+        assert_eq!(
+            config.validate().unwrap().services[0].redact_queries,
+            ["tenant_key"]
+        );
     }
 
     #[test]

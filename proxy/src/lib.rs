@@ -63,6 +63,7 @@ pub mod body;
 pub mod canary;
 pub mod config;
 pub mod error;
+pub mod fields;
 pub mod headers;
 pub mod latency;
 pub mod metrics;
@@ -75,6 +76,7 @@ pub mod sampling;
 pub mod server;
 pub mod service;
 pub mod tee;
+pub mod ui;
 pub mod upstream;
 pub mod ws;
 
@@ -191,6 +193,7 @@ impl Proxy {
             metrics,
             services: services.iter().map(|(_, s)| Arc::clone(s)).collect(),
             window: settings.latency_window,
+            token: settings.admin_token.clone(),
         });
         Ok(Self {
             admin_listener,

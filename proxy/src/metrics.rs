@@ -501,6 +501,27 @@ impl RouteMetrics {
         };
         self.results[i].inc();
     }
+
+    /// The counters as they stand, for the admin overview: mirror outcomes,
+    /// comparison results and limits by name.
+    pub fn counts(&self) -> serde_json::Value {
+        let outcomes: serde_json::Map<String, serde_json::Value> = MirrorOutcome::ALL
+            .iter()
+            .zip(&self.outcomes)
+            .map(|(o, c)| (o.as_str().to_owned(), c.get().into()))
+            .collect();
+        let results: serde_json::Map<String, serde_json::Value> =
+            [Outcome::Match, Outcome::Mismatch, Outcome::Noise]
+                .iter()
+                .zip(&self.results)
+                .map(|(r, c)| (r.as_str().to_owned(), c.get().into()))
+                .collect();
+        serde_json::json!({
+            "outcomes": outcomes,
+            "results": results,
+            "limits": self.limits.get(),
+        })
+    }
 }
 
 /// One service's WebSocket series.
@@ -545,5 +566,30 @@ impl WsMetrics {
     pub fn shadow_end(&self, reason: ShadowEnd) {
         let i = ShadowEnd::ALL.iter().position(|r| *r == reason);
         self.shadow_ends[i.expect("every reason is listed")].inc();
+    }
+
+    /// The counters as they stand, for the admin overview: upgrades, open
+    /// connections, frames by class, skew (count, sum, share negative) and
+    /// shadow ends.
+    pub fn counts(&self) -> serde_json::Value {
+        let named = |names: Vec<&'static str>, counters: &[IntCounter]| {
+            names
+                .into_iter()
+                .zip(counters)
+                .map(|(n, c)| (n.to_owned(), serde_json::Value::from(c.get())))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        let skew_count = self.skew.get_sample_count();
+        serde_json::json!({
+            "upgrades": named(WsUpgrade::ALL.iter().map(|o| o.as_str()).collect(), &self.upgrades),
+            "connections": { "primary": self.connections[0].get(), "shadow": self.connections[1].get() },
+            "frames": named(WsResult::ALL.iter().map(|r| r.as_str()).collect(), &self.frames),
+            "skew": {
+                "count": skew_count,
+                "mean_abs_seconds": if skew_count > 0 { self.skew.get_sample_sum() / skew_count as f64 } else { 0.0 },
+                "negative": self.skew_negative.get(),
+            },
+            "shadow_ends": named(ShadowEnd::ALL.iter().map(|r| r.as_str()).collect(), &self.shadow_ends),
+        })
     }
 }

@@ -130,19 +130,21 @@ impl MirrorJob {
             }
             _ => None,
         };
-        let verdict = match &secondary {
+        let (verdict, secondary_differences) = match &secondary {
             Some(answer) => {
                 let noise = compare(&primary, answer, &route.rules);
-                route.noise.lock().classify(raw, &noise)
+                (route.noise.lock().classify(raw, &noise), Some(noise))
             }
-            None => Verdict::without_secondary(raw),
+            None => (Verdict::without_secondary(raw), None),
         };
-        route.metrics.outcome(MirrorOutcome::Compared);
-        route.metrics.result(verdict.outcome);
+        route
+            .fields
+            .record(&verdict, secondary_differences.as_deref());
         if let Some(canary) = &state.canary {
             canary.record_comparison(verdict.outcome == Outcome::Mismatch);
         }
-        if verdict.outcome == Outcome::Mismatch {
+        let outcome = verdict.outcome;
+        if outcome == Outcome::Mismatch {
             let sample =
                 Arc::new(self.sample(&state, &primary, &shadow, secondary.as_ref(), verdict));
             if let Some(log) = &state.log {
@@ -150,6 +152,10 @@ impl MirrorJob {
             }
             route.samples.push(sample);
         }
+        // Counted last: once a comparison is counted, its sample and field
+        // statistics are there to read.
+        route.metrics.outcome(MirrorOutcome::Compared);
+        route.metrics.result(outcome);
     }
 
     /// Sends the copy to `upstream` and reads its answer, all within the
@@ -199,9 +205,10 @@ impl MirrorJob {
         verdict: Verdict,
     ) -> Sample {
         let route = &state.route_states[self.route];
-        let message = route.rules.protobuf_message.as_deref();
+        let rules = &route.rules;
         let r = &state.redactor;
-        let answer = |o: &Observed| Message::new(Some(o.status), &o.headers, &o.body, message, r);
+        let answer =
+            |o: &Observed| Message::new(Some(o.status), &o.headers, &o.body, Some(rules), r);
         let request_body: BytesMut = self.body.iter().fold(BytesMut::new(), |mut all, c| {
             all.extend_from_slice(c);
             all
@@ -218,11 +225,13 @@ impl MirrorJob {
             service: state.name.clone(),
             route: route.label.clone(),
             method: self.head.method.to_string(),
-            target: self
-                .head
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.to_string()),
+            target: r.target(
+                &self
+                    .head
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_owned(), |p| p.to_string()),
+            ),
             outcome: verdict.outcome,
             // The request body is shown as the request's content type says.
             request: Message::new(

@@ -2,11 +2,17 @@
 //!
 //! `Authorization`, `Cookie` and `Set-Cookie` are always redacted (and
 //! `Proxy-Authorization` never reaches a sample: it is hop-by-hop). The
-//! configuration adds header names and JSON-pointer globs; a glob redacts the
-//! value at every matching path of a JSON body, and a difference at or below
-//! a matching path loses its values.
+//! configuration adds header names, query parameters and JSON-pointer globs;
+//! a glob redacts the value at every matching path of a JSON body, and a
+//! difference at or below a matching path loses its values.
+//!
+//! Query parameters named like credentials ([`ALWAYS_QUERY`]: `api_key`,
+//! `access_token`, `token`, `password`, `secret`, `signature`, …,
+//! case-insensitive) are always redacted in a sample's target; the
+//! configuration adds more with `"query:<name>"`.
 
-use parallax_compare::pointer::{push, PointerGlob};
+use parallax_compare::pointer::{push, push_into, PointerGlob};
+use parallax_compare::value::Json;
 use parallax_compare::Difference;
 use serde_json::Value;
 
@@ -16,11 +22,40 @@ pub const REDACTED: &str = "[redacted]";
 /// Headers redacted in every sample.
 pub const ALWAYS: [&str; 3] = ["authorization", "cookie", "set-cookie"];
 
+/// Query parameters redacted in every sample (compared case-insensitively).
+pub const ALWAYS_QUERY: [&str; 24] = [
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "auth",
+    "authorization",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "signature",
+    "sig",
+    "session",
+    "sessionid",
+    "session_id",
+    "code",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+];
+
 /// One service's redaction rules.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     headers: Vec<String>,
     pointers: Vec<PointerGlob>,
+    queries: Vec<String>,
 }
 
 impl Redactor {
@@ -31,6 +66,71 @@ impl Redactor {
         Self {
             headers: all,
             pointers: pointers.to_vec(),
+            queries: ALWAYS_QUERY.iter().map(|q| (*q).to_owned()).collect(),
+        }
+    }
+
+    /// Adds query parameter names to [`ALWAYS_QUERY`].
+    pub fn with_queries(mut self, names: &[String]) -> Self {
+        self.queries
+            .extend(names.iter().map(|n| n.to_ascii_lowercase()));
+        self
+    }
+
+    /// `target` (path and query) with the value of every secret query
+    /// parameter replaced by [`REDACTED`].
+    pub fn target(&self, target: &str) -> String {
+        let Some((path, query)) = target.split_once('?') else {
+            return target.to_owned();
+        };
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+                let decoded = percent_decode(name);
+                if self
+                    .queries
+                    .iter()
+                    .any(|q| q.eq_ignore_ascii_case(&decoded))
+                {
+                    format!("{name}={REDACTED}")
+                } else {
+                    pair.to_owned()
+                }
+            })
+            .collect();
+        format!("{path}?{}", pairs.join("&"))
+    }
+
+    /// Replaces every value of the engine's JSON tree at a configured path.
+    pub fn tree(&self, json: &mut Json) {
+        if !self.pointers.is_empty() {
+            self.walk_tree(&mut String::new(), json);
+        }
+    }
+
+    fn walk_tree(&self, path: &mut String, value: &mut Json) {
+        if !path.is_empty() && self.pointers.iter().any(|g| g.matches(path)) {
+            *value = Json::String(REDACTED.to_owned());
+            return;
+        }
+        let len = path.len();
+        match value {
+            Json::Object(members) => {
+                for (k, v) in members.iter_mut() {
+                    push_into(path, k);
+                    self.walk_tree(path, v);
+                    path.truncate(len);
+                }
+            }
+            Json::Array(items) => {
+                for (i, v) in items.iter_mut().enumerate() {
+                    push_into(path, &i.to_string());
+                    self.walk_tree(path, v);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -109,6 +209,32 @@ impl Redactor {
     }
 }
 
+/// `%XX` escapes and `+` decoded (lossy: a bad escape stays as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +249,17 @@ mod tests {
                 PointerGlob::new("/**/token"),
             ],
         )
+    }
+
+    #[test]
+    fn credential_query_parameters_are_redacted_in_the_target() {
+        let r = redactor().with_queries(&["Tenant_Secret".into()]);
+        assert_eq!(
+            r.target("/login?api_key=abc&page=2&Access_Token=x&tenant_secret=s&%74oken=t"),
+            "/login?api_key=[redacted]&page=2&Access_Token=[redacted]&tenant_secret=[redacted]&%74oken=[redacted]"
+        );
+        assert_eq!(r.target("/plain"), "/plain");
+        assert_eq!(r.target("/q?flag&x=%zz&é=1"), "/q?flag&x=%zz&é=1");
     }
 
     #[test]

@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use parallax_compare::{Difference, Outcome};
+use parallax_compare::value;
+use parallax_compare::{encoding, protobuf, Difference, Outcome, Rules};
 use parking_lot::Mutex;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::redact::Redactor;
 
@@ -55,24 +56,32 @@ pub struct Message {
     pub status: Option<u16>,
     /// Lower-cased names, in order, secrets redacted.
     pub headers: Vec<(String, String)>,
-    /// JSON (and decoded protobuf) as JSON with configured paths redacted;
+    /// Decoded from its `Content-Encoding`, then: JSON (and decoded
+    /// protobuf) as JSON with configured paths redacted and every number
+    /// exactly as sent (`12345678901234567891` is not rounded to an `f64`);
     /// other text as a string (cut at [`TEXT_LIMIT`] characters); anything
     /// else as `"<N bytes>"`.
-    pub body: Value,
+    pub body: Box<RawValue>,
 }
 
 impl Message {
+    /// `rules`: the route's, for its protobuf message and its decoding
+    /// bound (`None`: the defaults, no protobuf message).
     pub fn new(
         status: Option<u16>,
         headers: &[(String, String)],
         body: &[u8],
-        protobuf_message: Option<&str>,
+        rules: Option<&Rules>,
         redactor: &Redactor,
     ) -> Self {
-        let media = headers
-            .iter()
-            .find(|(k, _)| k == "content-type")
-            .map(|(_, v)| {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let media = header("content-type")
+            .map(|v| {
                 v.split(';')
                     .next()
                     .unwrap_or("")
@@ -80,41 +89,59 @@ impl Message {
                     .to_ascii_lowercase()
             })
             .unwrap_or_default();
+        let defaults = Rules::default();
+        let rules = rules.unwrap_or(&defaults);
+        let body = match encoding::decode(
+            header("content-encoding"),
+            body,
+            rules.limits.max_decoded_bytes,
+        ) {
+            Ok(decoded) => render_body(&media, &decoded, rules, redactor),
+            Err(e) => json_string(&format!("<{} bytes: {e}>", body.len())),
+        };
         Self {
             status,
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.clone(), redactor.header_value(k, v)))
                 .collect(),
-            body: render_body(&media, body, protobuf_message, redactor),
+            body,
         }
     }
 }
 
-fn render_body(
-    media: &str,
-    body: &[u8],
-    protobuf_message: Option<&str>,
-    redactor: &Redactor,
-) -> Value {
+fn render_body(media: &str, body: &[u8], rules: &Rules, redactor: &Redactor) -> Box<RawValue> {
     let structured = if media == "application/json" || media.ends_with("+json") {
-        serde_json::from_slice::<Value>(body).ok()
+        value::parse(body, rules.limits.max_depth).ok()
     } else if media.contains("protobuf") {
-        protobuf_message.and_then(|m| parallax_compare::protobuf::to_json(m, body))
+        rules.protobuf_message.as_deref().and_then(|m| {
+            let pool = rules
+                .descriptors
+                .as_ref()
+                .unwrap_or_else(|| protobuf::project());
+            protobuf::to_tree(pool, m, body)
+        })
     } else {
         None
     };
     if let Some(mut json) = structured {
-        redactor.json(&mut json);
-        return json;
+        redactor.tree(&mut json);
+        if let Ok(raw) = RawValue::from_string(json.render(usize::MAX)) {
+            return raw;
+        }
     }
     match std::str::from_utf8(body) {
         Ok(text) => match text.char_indices().nth(TEXT_LIMIT) {
-            Some((cut, _)) => Value::String(format!("{}…", &text[..cut])),
-            None => Value::String(text.to_owned()),
+            Some((cut, _)) => json_string(&format!("{}…", &text[..cut])),
+            None => json_string(text),
         },
-        Err(_) => Value::String(format!("<{} bytes>", body.len())),
+        Err(_) => json_string(&format!("<{} bytes>", body.len())),
     }
+}
+
+fn json_string(s: &str) -> Box<RawValue> {
+    RawValue::from_string(serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()))
+        .expect("a JSON string is JSON")
 }
 
 /// The last samples of one route.
@@ -255,10 +282,29 @@ mod tests {
             ("cookie".to_owned(), "sid=1".to_owned()),
         ];
         let m = Message::new(None, &headers, br#"{"pw":"x","a":1}"#, None, &r);
-        assert_eq!(m.body, serde_json::json!({"pw": "[redacted]", "a": 1}));
+        assert_eq!(m.body.get(), r#"{"a":1,"pw":"[redacted]"}"#);
         assert_eq!(m.headers[1].1, "[redacted]");
         let bin = Message::new(None, &[], &[0xff, 0xfe], None, &r);
-        assert_eq!(bin.body, "<2 bytes>");
+        assert_eq!(bin.body.get(), r#""<2 bytes>""#);
+    }
+
+    #[test]
+    fn bodies_are_shown_decoded_with_every_number_exact() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(br#"{"id":12345678901234567891}"#).unwrap();
+        let headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("content-encoding".to_owned(), "gzip".to_owned()),
+        ];
+        let m = Message::new(
+            None,
+            &headers,
+            &gz.finish().unwrap(),
+            None,
+            &Redactor::default(),
+        );
+        assert_eq!(m.body.get(), r#"{"id":12345678901234567891}"#);
     }
 
     #[test]
@@ -277,7 +323,8 @@ mod tests {
         loop {
             let text = std::fs::read_to_string(&path).unwrap();
             if text.lines().count() == 2 {
-                let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+                let first: serde_json::Value =
+                    serde_json::from_str(text.lines().next().unwrap()).unwrap();
                 assert_eq!(first["at_unix_ms"], 1);
                 break;
             }

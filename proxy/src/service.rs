@@ -39,6 +39,7 @@ use crate::body::{ResponseBody, UpstreamBody};
 use crate::canary::{idempotent, Arm, Canary};
 use crate::config::{ServiceSettings, WsSettings};
 use crate::error::ClientPathError;
+use crate::fields::FieldStats;
 use crate::headers::{append_forwarded_for, strip_hop_by_hop};
 use crate::latency::SlidingLatency;
 use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics, WsMetrics};
@@ -94,6 +95,8 @@ pub struct RouteState {
     /// `.await` happens while it is held.
     pub noise: Mutex<NoiseModel>,
     pub samples: SampleRing,
+    /// Which paths differ, how often (`/admin/fields`).
+    pub fields: FieldStats,
 }
 
 /// What to do with a request's mirror copy.
@@ -131,6 +134,7 @@ impl ServiceState {
                     rules,
                     noise: Mutex::new(NoiseModel::new(s.noise_window, s.noise_relative_tolerance)),
                     samples: SampleRing::new(s.mismatch_samples),
+                    fields: FieldStats::default(),
                 }
             })
             .collect();
@@ -163,7 +167,8 @@ impl ServiceState {
             shadow_timeout: s.shadow_timeout,
             in_flight: Arc::new(Semaphore::new(s.shadow_max_in_flight)),
             marker: s.shadow_marker_header,
-            redactor: Redactor::new(&s.redact_headers, &s.redact_pointers),
+            redactor: Redactor::new(&s.redact_headers, &s.redact_pointers)
+                .with_queries(&s.redact_queries),
             log,
             ws_metrics,
             ws: s.ws,

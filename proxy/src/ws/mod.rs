@@ -237,10 +237,13 @@ pub async fn proxy_upgrade(
             answer
                 .headers
                 .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            let target = head
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.to_string());
+            // Only ever shown in samples: redacted once, here.
+            let target = state.redactor.target(
+                &head
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_owned(), |p| p.to_string()),
+            );
             let upstream = relay::Upstreams {
                 primary: stream,
                 primary_leftover: leftover,

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use parallax_compare::{compare, Difference, Kind, Observed, Outcome};
+use parallax_compare::{compare, Difference, Kind, Observed, Outcome, Verdict};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -653,12 +653,15 @@ impl Relay {
                 reordered,
             } => {
                 metrics.skew(skew_seconds);
+                let route = &self.state.route_states[self.route];
                 let differences = if primary.payload == shadow.payload {
                     Vec::new()
                 } else {
-                    let rules = &self.state.route_states[self.route].rules;
-                    compare(&observed(&primary), &observed(&shadow), rules)
+                    compare(&observed(&primary), &observed(&shadow), &route.rules)
                 };
+                route
+                    .fields
+                    .record(&Verdict::without_secondary(differences.clone()), None);
                 if !differences.is_empty() {
                     metrics.frame(WsResult::Different);
                     self.sample(

@@ -281,6 +281,7 @@ pub fn proxy() -> ProxyBuilder {
         primary: None,
         shadow: None,
         secondary: None,
+        top: String::new(),
         extra: String::new(),
         tail: String::new(),
     }
@@ -290,11 +291,19 @@ pub struct ProxyBuilder {
     primary: Option<SocketAddr>,
     shadow: Option<SocketAddr>,
     secondary: Option<SocketAddr>,
+    top: String,
     extra: String,
     tail: String,
 }
 
 impl ProxyBuilder {
+    /// A top-level line (before the first table), e.g. `admin_token_file = "…"`.
+    pub fn top(mut self, line: &str) -> Self {
+        self.top += line;
+        self.top.push('\n');
+        self
+    }
+
     pub fn primary(mut self, addr: SocketAddr) -> Self {
         self.primary = Some(addr);
         self
@@ -325,7 +334,10 @@ impl ProxyBuilder {
     }
 
     pub fn toml(&self) -> String {
-        let mut t = String::from("admin_listen = \"127.0.0.1:0\"\n\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\n");
+        let mut t = format!(
+            "admin_listen = \"127.0.0.1:0\"\n{}\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\n",
+            self.top
+        );
         t += &format!(
             "primary = \"http://{}\"\n",
             self.primary.expect("a primary")
@@ -386,6 +398,11 @@ impl TestProxy {
         .await;
         assert_eq!(answer.status, 200, "{path}");
         String::from_utf8(answer.body.to_vec()).unwrap()
+    }
+
+    /// Sends `request` to the admin listener, whatever the answer.
+    pub async fn admin_request(&self, request: Request<Full<Bytes>>) -> Answer {
+        send(&self.client, self.admin, request).await
     }
 
     /// POSTs to the admin listener, whatever the answer.
