@@ -223,10 +223,18 @@ impl Segments {
             .create_new(true)
             .write(true)
             .open(&path)?;
-        self.next += 1;
         let mut meta = self.meta.clone();
         meta.segment = n;
-        self.current = Some(CaptureWriter::new(file, &meta)?);
+        match CaptureWriter::new(file, &meta) {
+            Ok(w) => self.current = Some(w),
+            Err(e) => {
+                // Not even the preamble fits (a full disk): leave no empty
+                // segment behind, and try the same number next time.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        }
+        self.next += 1;
         self.prune();
         Ok(())
     }

@@ -21,6 +21,7 @@ use parallax_compare::Rules;
 use serde::Deserialize;
 
 use crate::canary::CanarySettings;
+pub use crate::record::{RecordConfig, RecordSettings};
 use crate::route::RouteTable;
 use crate::sampling::{MirrorMethods, Sampler, StickyKey};
 use crate::ws::matcher::MatchBy;
@@ -204,6 +205,11 @@ pub struct ServiceConfig {
     /// and rolled back when it does not (see [`crate::canary`]). Default:
     /// none (the shadow only ever gets copies).
     pub canary: Option<CanaryConfig>,
+    /// `[services.record]`: record this service's traffic (requests with
+    /// the primary's status and latency, WebSocket messages) to a capture
+    /// that `parallax replay` sends again (see [`crate::record`]).
+    /// Default: none.
+    pub record: Option<RecordConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -239,6 +245,7 @@ impl Default for ServiceConfig {
             ws_max_pending_bytes: 65536,
             ws_shadow_max_queued_bytes: 65536,
             canary: None,
+            record: None,
         }
     }
 }
@@ -455,6 +462,7 @@ pub struct ServiceSettings {
     pub noise_relative_tolerance: f64,
     pub ws: WsSettings,
     pub canary: Option<CanarySettings>,
+    pub record: Option<RecordSettings>,
 }
 
 /// A service's validated WebSocket settings.
@@ -680,6 +688,10 @@ impl ServiceConfig {
             ));
         }
 
+        let record = match &self.record {
+            Some(r) => Some(r.validate(&format!("{field}.record"))?),
+            None => None,
+        };
         let canary = match &self.canary {
             Some(c) => Some(c.validate(&format!("{field}.canary"))?),
             None => None,
@@ -779,6 +791,7 @@ impl ServiceConfig {
                 shadow_max_queued_bytes: self.ws_shadow_max_queued_bytes,
             },
             canary,
+            record,
         })
     }
 }
@@ -932,6 +945,27 @@ mod tests {
         assert!(settings.services[2].reuse_port);
         assert_eq!(settings.services[0].routes.label(0), "/v1/events");
         assert!(settings.services[1].canary.is_some());
+    }
+
+    #[test]
+    fn a_record_table_gets_the_documented_defaults_and_errors_name_its_fields() {
+        let settings = Config::parse(&with("[services.record]\npath = \"cap/x.plxcap\""), "t")
+            .unwrap()
+            .validate()
+            .unwrap();
+        let r = settings.services[0].record.clone().unwrap();
+        assert_eq!(r.sample_percent, 100.0);
+        assert_eq!(r.rotation.max_file_bytes, 256 << 20);
+        assert_eq!(r.max_body_bytes, 1 << 20);
+        assert_eq!(r.flush_interval, Duration::from_secs(1));
+        let e = error(&with("[services.record]"));
+        assert!(e.starts_with("services[0].record.path: missing"), "{e}");
+        let e = error(&with(
+            "[services.record]\npath = \"x\"\nmax_file_bytes = 10",
+        ));
+        assert!(e.starts_with("services[0].record.max_file_bytes: "), "{e}");
+        let e = error(&with("[services.record]\npath = \"x\"\nsample = 5"));
+        assert!(e.contains("unknown field `sample`"), "{e}");
     }
 
     #[test]

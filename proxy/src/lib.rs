@@ -42,6 +42,8 @@
 //! - [`procwatch`]: CPU and RSS of the upstream processes from `/proc`.
 //! - [`redact`] and [`samples`]: mismatch samples, redacted, in memory and
 //!   in a JSON-lines file.
+//! - [`record`]: optionally, the traffic recorded (redacted) to a capture
+//!   for `parallax replay`, by a writer thread the client never waits on.
 //! - [`admin`]: `/metrics`, `/admin/latency`, `/admin/mismatches`.
 //!
 //! WebSocket upgrades leave the request path early for their own modules:
@@ -69,6 +71,7 @@ pub mod latency;
 pub mod metrics;
 pub mod mirror;
 pub mod procwatch;
+pub mod record;
 pub mod redact;
 pub mod route;
 pub mod samples;
@@ -116,6 +119,13 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{field}: cannot record to {}: {source}", path.display())]
+    Record {
+        field: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("serving failed: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -137,6 +147,7 @@ impl Proxy {
         let now = Instant::now();
         let mut targets = Vec::new();
         let mut services = Vec::with_capacity(settings.services.len());
+        let record_metrics = record::RecordMetrics::register(&metrics);
         for (i, service) in settings.services.into_iter().enumerate() {
             let listener = server::bind(service.listen, service.reuse_port).map_err(|source| {
                 StartError::Bind {
@@ -178,7 +189,26 @@ impl Proxy {
                     service.secondary_pid,
                 ));
             }
-            let state = ServiceState::new(service, &metrics, log, settings.latency_window, now);
+            let record = service.record.clone();
+            let sticky = service.sticky.clone();
+            let json_rules = !service.redact_pointers.is_empty();
+            let mut state = ServiceState::new(service, &metrics, log, settings.latency_window, now);
+            if let Some(r) = record {
+                let recorder = record::Recorder::start(
+                    &r,
+                    &state.name,
+                    sticky,
+                    state.redactor.clone(),
+                    json_rules,
+                    &record_metrics,
+                )
+                .map_err(|source| StartError::Record {
+                    field: format!("services[{i}].record.path"),
+                    path: r.path.clone(),
+                    source,
+                })?;
+                state.recorder = Some(recorder);
+            }
             services.push((listener, Arc::new(state)));
         }
         metrics.register(BackendUsage::new(targets));

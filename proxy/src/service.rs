@@ -44,6 +44,7 @@ use crate::headers::{append_forwarded_for, strip_hop_by_hop};
 use crate::latency::SlidingLatency;
 use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics, WsMetrics};
 use crate::mirror::MirrorJob;
+use crate::record::{DropReason, Pending, Recorder};
 use crate::redact::Redactor;
 use crate::route::RouteTable;
 use crate::samples::{JsonlLog, SampleRing};
@@ -84,6 +85,9 @@ pub struct ServiceState {
     pub ws_stop: tokio::sync::watch::Sender<bool>,
     /// The canary release, when configured.
     pub canary: Option<Arc<Canary>>,
+    /// Records traffic to a capture (`[services.record]`); set by
+    /// [`crate::Proxy::bind`], which can report a path it cannot write.
+    pub recorder: Option<Recorder>,
 }
 
 /// One route of a service.
@@ -174,6 +178,7 @@ impl ServiceState {
             ws: s.ws,
             ws_stop: tokio::sync::watch::Sender::new(false),
             canary,
+            recorder: None,
         }
     }
 
@@ -206,6 +211,8 @@ impl ServiceState {
         let (mut head, body) = request.into_parts();
         let route = self.routes.find(head.uri.path());
         strip_hop_by_hop(&mut head.headers);
+        // Recorded as the client sent it, before X-Forwarded-For.
+        let recording = self.recorder.as_ref().and_then(|r| r.begin(&head, client));
         append_forwarded_for(&mut head.headers, client.ip());
         if let Some(canary) = &self.canary {
             if canary.chooses(&head) {
@@ -217,6 +224,9 @@ impl ServiceState {
         let permit = match self.plan(&head) {
             Plan::Skip(outcome) => {
                 metrics.outcome(outcome);
+                if let Some(pending) = recording {
+                    return self.forward_recorded(route, head, body, pending).await;
+                }
                 return self.forward_streaming(route, head, Vec::new(), body).await;
             }
             Plan::Mirror(permit) => permit,
@@ -230,10 +240,14 @@ impl ServiceState {
             Ok(Buffered::TooLarge(read, rest)) => {
                 drop(permit);
                 metrics.outcome(MirrorOutcome::BodyTooLarge);
+                if let (Some(r), Some(_)) = (&self.recorder, recording) {
+                    r.drop_record(DropReason::BodyTooLarge);
+                }
                 return self.forward_streaming(route, head, read, rest).await;
             }
             Ok(Buffered::Complete(chunks)) => chunks,
         };
+        let recording = recording.map(|p| (p, chunks.clone(), Instant::now()));
         let (capture_tx, capture_rx) = oneshot::channel();
         MirrorJob {
             state: Arc::clone(&self),
@@ -243,7 +257,12 @@ impl ServiceState {
         }
         .spawn(permit, capture_rx);
         let body = UpstreamBody::buffered(chunks);
-        match self.primary_call(route, head, body).await {
+        let answer = self.primary_call(route, head, body).await;
+        if let (Some(r), Some((pending, chunks, started))) = (&self.recorder, recording) {
+            let status = answer.as_ref().ok().map(|a| a.status().as_u16());
+            r.finish(pending, &chunks, status, status.map(|_| started.elapsed()));
+        }
+        match answer {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
                 let tee = TeeBody::new(
@@ -276,6 +295,37 @@ impl ServiceState {
         match Arc::clone(&self.in_flight).try_acquire_owned() {
             Ok(permit) => Plan::Mirror(permit),
             Err(_) => Plan::Skip(MirrorOutcome::DroppedQueueFull),
+        }
+    }
+
+    /// Forwards without mirroring a request that is recorded: its body is
+    /// read first (up to the recorder's limit; a longer one streams on and
+    /// is not recorded).
+    async fn forward_recorded(
+        &self,
+        route: usize,
+        head: Parts,
+        body: Incoming,
+        pending: Pending,
+    ) -> Response<ResponseBody> {
+        let recorder = self.recorder.as_ref().expect("recording");
+        let chunks = match read_body(body, recorder.max_body_bytes()).await {
+            Err(e) => return self.client_error(ClientPathError::DownstreamBody(e)),
+            Ok(Buffered::TooLarge(read, rest)) => {
+                recorder.drop_record(DropReason::BodyTooLarge);
+                return self.forward_streaming(route, head, read, rest).await;
+            }
+            Ok(Buffered::Complete(chunks)) => chunks,
+        };
+        let started = Instant::now();
+        let answer = self
+            .primary_call(route, head, UpstreamBody::buffered(chunks.iter().cloned()))
+            .await;
+        let status = answer.as_ref().ok().map(|a| a.status().as_u16());
+        recorder.finish(pending, &chunks, status, status.map(|_| started.elapsed()));
+        match answer {
+            Ok(response) => response.map(ResponseBody::Upstream),
+            Err(error) => self.client_error(error),
         }
     }
 

@@ -173,6 +173,10 @@ pub async fn proxy_upgrade(
     let (head, _body) = request.into_parts();
     let route = state.routes.find(head.uri.path());
     let up = upstream_head(&head, client);
+    // The handshake is recorded as a request (with the primary's status),
+    // then every message on its connection id ([`crate::record::WsTap`]).
+    let recording = state.recorder.as_ref().and_then(|r| r.begin(&head, client));
+    let started = std::time::Instant::now();
     let shadowed = state.sampler.sample(&head);
     let shadow = shadowed.then(|| {
         let mut shadow_head = Upstream::copy_head(&up);
@@ -196,7 +200,23 @@ pub async fn proxy_upgrade(
         })
     });
     let metrics = &state.ws_metrics;
-    let answer = match open(&state.primary.addr, up, Side::Primary).await {
+    let answer = open(&state.primary.addr, up, Side::Primary).await;
+    let mut tap = None;
+    if let (Some(r), Some(pending)) = (&state.recorder, recording) {
+        let status = match &answer {
+            Ok(Answer::Upgraded { .. }) => Some(101),
+            Ok(Answer::Refused(response)) => Some(response.status().as_u16()),
+            Err(_) => None,
+        };
+        if status == Some(101) {
+            tap = Some(crate::record::WsTap::new(
+                pending.conn(),
+                r.max_body_bytes(),
+            ));
+        }
+        r.finish(pending, &[], status, status.map(|_| started.elapsed()));
+    }
+    let answer = match answer {
         Ok(answer) => answer,
         Err(error) => {
             if let Some(s) = shadow {
@@ -248,6 +268,7 @@ pub async fn proxy_upgrade(
                 primary: stream,
                 primary_leftover: leftover,
                 shadow,
+                tap,
             };
             tokio::spawn(relay::run(
                 Arc::clone(&state),

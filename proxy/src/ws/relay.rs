@@ -44,6 +44,7 @@ use super::matcher::{Decision, Frame, Matcher};
 use super::{Answer, OpenError};
 use crate::error::Side;
 use crate::metrics::{Backend, ShadowEnd, WsResult};
+use crate::record::WsTap;
 use crate::samples::{Message, Sample};
 use crate::service::ServiceState;
 
@@ -60,6 +61,8 @@ pub struct Upstreams {
     pub primary_leftover: Bytes,
     /// The shadow's handshake, running.
     pub shadow: Option<JoinHandle<Result<Answer, OpenError>>>,
+    /// Records the connection's messages, when it is recorded.
+    pub tap: Option<WsTap>,
 }
 
 struct Shadow {
@@ -95,6 +98,7 @@ struct Relay {
     stop: watch::Receiver<bool>,
     decisions: Vec<Decision>,
     events: Vec<Event>,
+    tap: Option<WsTap>,
 }
 
 enum Wake {
@@ -171,6 +175,7 @@ pub async fn run(
         stop,
         decisions: Vec::new(),
         events: Vec::new(),
+        tap: upstreams.tap,
         state: Arc::clone(&state),
     };
     state.ws_metrics.connections(Backend::Primary).inc();
@@ -340,6 +345,9 @@ impl Relay {
 
     /// Bytes from the primary: to the client first, then to the comparison.
     fn on_primary_bytes(&mut self, bytes: &[u8]) {
+        if let (Some(tap), Some(r)) = (&mut self.tap, &self.state.recorder) {
+            tap.primary_bytes(r, bytes);
+        }
         if self.client_open || !self.to_client.is_empty() {
             if let Err(()) = send(&self.client, &mut self.to_client, bytes) {
                 self.client_ended();
@@ -424,6 +432,9 @@ impl Relay {
 
     /// Bytes from the client: to the primary and the shadow, unchanged.
     fn on_client_bytes(&mut self, bytes: &[u8]) {
+        if let (Some(tap), Some(r)) = (&mut self.tap, &self.state.recorder) {
+            tap.client_bytes(r, bytes);
+        }
         if !self.closing {
             let mut events = std::mem::take(&mut self.events);
             // Unframeable client bytes are the upstreams' to refuse.

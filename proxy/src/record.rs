@@ -1,0 +1,772 @@
+//! Recording a service's traffic to a capture (`[services.record]`), in the
+//! format of `parallax-capture` (`docs/capture-format.md`).
+//!
+//! The client path only decides (sampling, sticky by the service's
+//! `sticky_key` when it has one), copies the request's head and body
+//! (`Bytes`, reference-counted) and `try_send`s them to a bounded queue; it
+//! never waits. One writer thread per recording service redacts (the same
+//! [`Redactor`] as mismatch samples: secret headers, query parameters and
+//! JSON-pointer globs) before encoding, compresses and appends to
+//! size-rotated segments, and flushes at least every `flush_interval_ms`,
+//! so a killed proxy leaves files readable up to their last flush.
+//!
+//! Whatever cannot be recorded is dropped and counted, never waited for:
+//! `parallax_record_dropped_total{service,reason}` with `queue_full` (the
+//! writer is behind: a slow or stalled disk), `body_too_large`,
+//! `write_failed` (a full disk, a removed directory: the segment is given
+//! up and a new one tried after [`RETRY_AFTER`]). A drop also leaves a
+//! gap record in the capture. `parallax_record_records_total` counts
+//! records on disk (flushed), `parallax_record_bytes_total` compressed
+//! bytes written.
+//!
+//! WebSocket connections: the handshake is a request record (status 101)
+//! and every message, both directions, a message record on the same
+//! connection id ([`WsTap`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::request::Parts;
+use parallax_capture::format::{Meta, Record, Request, WsMessage};
+use parallax_capture::{Rotation, Segments};
+use prometheus::{IntCounter, IntCounterVec, Opts};
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+use crate::metrics::ProxyMetrics;
+use crate::redact::{Redactor, REDACTED};
+use crate::sampling::{Sampler, StickyKey};
+use crate::ws::frame::{Event, Reader};
+
+/// After a failed write, records are dropped (`write_failed`) for this
+/// long before a new segment is tried.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// `[services.record]`: record this service's traffic to a capture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordConfig {
+    /// The capture's path, e.g. `"captures/ingest.plxcap"`: segments are
+    /// written beside it as `ingest.000000.plxcap`, `ingest.000001.plxcap`,
+    /// … (numbering continues after the segments already there). The
+    /// directory is created. Required.
+    pub path: PathBuf,
+    /// Share of requests (and WebSocket connections) recorded, 0–100
+    /// (fractions allowed), sticky by the service's `sticky_key` when it has
+    /// one. Default `100`.
+    pub sample_percent: f64,
+    /// Start a new segment once the current one holds this many compressed
+    /// bytes. At least 65536. Default `268435456` (256 MiB).
+    pub max_file_bytes: u64,
+    /// Keep at most this many segments, deleting the oldest; 0 keeps all.
+    /// Default `0`.
+    pub max_files: u32,
+    /// A request body (or WebSocket message) longer than this is not
+    /// recorded (`body_too_large`). Default `1048576`.
+    pub max_body_bytes: u64,
+    /// Records waiting for the writer; more are dropped (`queue_full`).
+    /// Default `8192`.
+    pub queue_records: usize,
+    /// Bytes (bodies) waiting for the writer; more are dropped
+    /// (`queue_full`). Default `67108864` (64 MiB).
+    pub queue_bytes: u64,
+    /// The longest a record waits in the writer before it is flushed to
+    /// the file (and survives a crash), in ms. Default `1000`.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            sample_percent: 100.0,
+            max_file_bytes: 256 << 20,
+            max_files: 0,
+            max_body_bytes: 1 << 20,
+            queue_records: 8192,
+            queue_bytes: 64 << 20,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+/// A validated `[services.record]`.
+#[derive(Debug, Clone)]
+pub struct RecordSettings {
+    pub path: PathBuf,
+    pub sample_percent: f64,
+    pub rotation: Rotation,
+    pub max_body_bytes: u64,
+    pub queue_records: usize,
+    pub queue_bytes: u64,
+    pub flush_interval: Duration,
+}
+
+impl RecordConfig {
+    /// Checks the table; `field` is its name (`services[0].record`).
+    pub fn validate(&self, field: &str) -> Result<RecordSettings, ConfigError> {
+        let invalid = |name: &str, reason: String| ConfigError::Invalid {
+            field: format!("{field}.{name}"),
+            reason,
+        };
+        if self.path.as_os_str().is_empty() {
+            return Err(invalid(
+                "path",
+                "missing; e.g. path = \"captures/ingest.plxcap\"".into(),
+            ));
+        }
+        if self.path.file_name().is_none() {
+            return Err(invalid(
+                "path",
+                format!(
+                    "{:?} names no file; e.g. \"captures/ingest.plxcap\"",
+                    self.path
+                ),
+            ));
+        }
+        if !(self.sample_percent.is_finite() && (0.0..=100.0).contains(&self.sample_percent)) {
+            return Err(invalid(
+                "sample_percent",
+                format!("{} is not within 0-100", self.sample_percent),
+            ));
+        }
+        if self.max_file_bytes < 65536 {
+            return Err(invalid(
+                "max_file_bytes",
+                format!(
+                    "{} is less than 65536; segments that small are mostly headers",
+                    self.max_file_bytes
+                ),
+            ));
+        }
+        if self.queue_records == 0 || self.queue_bytes == 0 {
+            let name = if self.queue_records == 0 {
+                "queue_records"
+            } else {
+                "queue_bytes"
+            };
+            return Err(invalid(
+                name,
+                "0 would drop every record; use sample_percent = 0 to stop recording".into(),
+            ));
+        }
+        if self.flush_interval_ms == 0 {
+            return Err(invalid(
+                "flush_interval_ms",
+                "0 would flush on every record; e.g. 1000".into(),
+            ));
+        }
+        Ok(RecordSettings {
+            path: self.path.clone(),
+            sample_percent: self.sample_percent,
+            rotation: Rotation {
+                max_file_bytes: self.max_file_bytes,
+                max_files: self.max_files,
+            },
+            max_body_bytes: self.max_body_bytes,
+            queue_records: self.queue_records,
+            queue_bytes: self.queue_bytes,
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+        })
+    }
+}
+
+/// Why a record was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    QueueFull,
+    BodyTooLarge,
+    WriteFailed,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 3] = [
+        DropReason::QueueFull,
+        DropReason::BodyTooLarge,
+        DropReason::WriteFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::BodyTooLarge => "body_too_large",
+            DropReason::WriteFailed => "write_failed",
+        }
+    }
+}
+
+/// The `parallax_record_*` families, registered once per proxy.
+#[derive(Clone)]
+pub struct RecordMetrics {
+    records: IntCounterVec,
+    dropped: IntCounterVec,
+    bytes: IntCounterVec,
+}
+
+impl RecordMetrics {
+    pub fn register(metrics: &ProxyMetrics) -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            metrics.register(c.clone());
+            c
+        };
+        Self {
+            records: counter(
+                "parallax_record_records_total",
+                "Records written to the capture (flushed to its file).",
+                &["service"],
+            ),
+            dropped: counter(
+                "parallax_record_dropped_total",
+                "Records not recorded, by reason (queue_full, body_too_large, write_failed).",
+                &["service", "reason"],
+            ),
+            bytes: counter(
+                "parallax_record_bytes_total",
+                "Compressed bytes written to the capture.",
+                &["service"],
+            ),
+        }
+    }
+
+    fn service(&self, service: &str) -> ServiceCounters {
+        ServiceCounters {
+            records: self.records.with_label_values(&[service]),
+            dropped: DropReason::ALL
+                .map(|r| self.dropped.with_label_values(&[service, r.as_str()])),
+            bytes: self.bytes.with_label_values(&[service]),
+        }
+    }
+}
+
+struct ServiceCounters {
+    records: IntCounter,
+    dropped: [IntCounter; 3],
+    bytes: IntCounter,
+}
+
+impl ServiceCounters {
+    fn dropped(&self, reason: DropReason, n: u64) {
+        self.dropped[reason as usize].inc_by(n);
+    }
+}
+
+/// What the client path and the writer thread share.
+struct Shared {
+    counters: ServiceCounters,
+    /// Body bytes queued for the writer (the `queue_bytes` bound). Relaxed:
+    /// a bound, not a synchronisation point.
+    queued_bytes: AtomicUsize,
+    /// Every drop, whatever the reason; the writer turns increases into gap
+    /// records.
+    dropped_all: AtomicU64,
+}
+
+/// One service's recorder.
+pub struct Recorder {
+    /// Bounded (`queue_records`): `try_send` never blocks the client path;
+    /// a full queue is a drop. A std channel: the receiving end is a plain
+    /// thread, not a task.
+    tx: SyncSender<Record>,
+    sampler: Sampler,
+    epoch: Instant,
+    max_body_bytes: u64,
+    queue_bytes: usize,
+    shared: Arc<Shared>,
+}
+
+/// A request being recorded: its head and arrival, waiting for its body
+/// and the primary's answer.
+pub struct Pending {
+    at_us: u64,
+    conn: u64,
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Pending {
+    /// The connection id (for the WebSocket messages that follow).
+    pub fn conn(&self) -> u64 {
+        self.conn
+    }
+}
+
+/// A connection id from the client's address: IPv4 address and port
+/// packed, IPv6 hashed. A port reused later by a new connection of the
+/// same client gets the same id; its requests then replay after the
+/// earlier ones on one connection, which is harmless.
+pub fn conn_id(client: SocketAddr) -> u64 {
+    match client {
+        SocketAddr::V4(a) => (u64::from(u32::from(*a.ip())) << 16) | u64::from(a.port()),
+        SocketAddr::V6(a) => {
+            let h = a
+                .ip()
+                .octets()
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+                });
+            (h << 16) | u64::from(a.port())
+        }
+    }
+}
+
+impl Recorder {
+    /// Starts the writer thread and opens the first segment (so a path
+    /// that cannot be written is an error at start-up, not a silent drop).
+    pub fn start(
+        settings: &RecordSettings,
+        service: &str,
+        sticky: Option<StickyKey>,
+        redactor: Redactor,
+        json_rules: bool,
+        metrics: &RecordMetrics,
+    ) -> std::io::Result<Self> {
+        let started_at_unix_us = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut meta = Meta::new("proxy", started_at_unix_us);
+        meta.service = Some(service.to_owned());
+        meta.redacted = vec![
+            "header:authorization".into(),
+            "header:cookie".into(),
+            "header:set-cookie".into(),
+            "redact rules of the service (headers, query parameters, JSON pointers)".into(),
+        ];
+        let mut segments = Segments::new(&settings.path, meta, settings.rotation.clone());
+        segments.open()?;
+        let shared = Arc::new(Shared {
+            counters: metrics.service(service),
+            queued_bytes: AtomicUsize::new(0),
+            dropped_all: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::sync_channel(settings.queue_records);
+        let epoch = Instant::now();
+        let writer = Writer {
+            segments,
+            redactor,
+            json_rules,
+            shared: Arc::clone(&shared),
+            flush_interval: settings.flush_interval,
+            epoch,
+            pending: 0,
+            broken_until: None,
+            written_bytes: 0,
+            gaps_seen: 0,
+        };
+        std::thread::Builder::new()
+            .name(format!("record-{service}"))
+            .spawn(move || writer.run(rx))?;
+        Ok(Self {
+            tx,
+            sampler: Sampler::new(settings.sample_percent, sticky),
+            epoch,
+            max_body_bytes: settings.max_body_bytes,
+            queue_bytes: settings.queue_bytes as usize,
+            shared,
+        })
+    }
+
+    /// The largest body recorded.
+    pub fn max_body_bytes(&self) -> u64 {
+        self.max_body_bytes
+    }
+
+    /// Whether to record this request; if so, its head, stamped now.
+    pub fn begin(&self, head: &Parts, client: SocketAddr) -> Option<Pending> {
+        if !self.sampler.sample(head) {
+            return None;
+        }
+        Some(Pending {
+            at_us: self.epoch.elapsed().as_micros() as u64,
+            conn: conn_id(client),
+            method: head.method.as_str().to_owned(),
+            target: head
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            headers: head
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// Counts a record that could not be taken.
+    pub fn drop_record(&self, reason: DropReason) {
+        self.shared.counters.dropped(reason, 1);
+        self.shared.dropped_all.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues the request with its body and the primary's answer.
+    pub fn finish(
+        &self,
+        pending: Pending,
+        body: &[Bytes],
+        status: Option<u16>,
+        latency: Option<Duration>,
+    ) {
+        let len: usize = body.iter().map(Bytes::len).sum();
+        if len as u64 > self.max_body_bytes {
+            return self.drop_record(DropReason::BodyTooLarge);
+        }
+        let body = match body {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        };
+        self.send(
+            Record::Request(Request {
+                at_us: pending.at_us,
+                conn: Some(pending.conn),
+                method: pending.method,
+                target: pending.target,
+                headers: pending.headers,
+                body,
+                body_truncated: false,
+                status,
+                latency_us: latency.map(|d| d.as_micros() as u64),
+            }),
+            len,
+        );
+    }
+
+    /// Queues one WebSocket message of connection `conn`.
+    pub fn ws_message(&self, conn: u64, from_client: bool, opcode: u8, payload: Bytes) {
+        let len = payload.len();
+        if len as u64 > self.max_body_bytes {
+            return self.drop_record(DropReason::BodyTooLarge);
+        }
+        self.send(
+            Record::Ws(WsMessage {
+                at_us: self.epoch.elapsed().as_micros() as u64,
+                conn: Some(conn),
+                from_client,
+                opcode,
+                payload,
+            }),
+            len,
+        );
+    }
+
+    fn send(&self, record: Record, len: usize) {
+        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if queued + len > self.queue_bytes {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return self.drop_record(DropReason::QueueFull);
+        }
+        match self.tx.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.drop_record(DropReason::QueueFull);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.drop_record(DropReason::WriteFailed);
+            }
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    segments: Segments,
+    redactor: Redactor,
+    json_rules: bool,
+    shared: Arc<Shared>,
+    flush_interval: Duration,
+    epoch: Instant,
+    /// Records appended since the last successful flush.
+    pending: u64,
+    /// After a write error: drop until then.
+    broken_until: Option<Instant>,
+    written_bytes: u64,
+    /// `dropped_all` as of the last gap record.
+    gaps_seen: u64,
+}
+
+/// Unflushed bytes that trigger a flush before the interval is over.
+const FLUSH_BYTES: u64 = 256 << 10;
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Record>) {
+        let mut oldest: Option<Instant> = None;
+        let mut unflushed_bytes = 0u64;
+        loop {
+            let wait = oldest.map_or(self.flush_interval, |t| {
+                self.flush_interval.saturating_sub(t.elapsed())
+            });
+            match rx.recv_timeout(wait) {
+                Ok(record) => {
+                    let len = payload_len(&record);
+                    self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                    unflushed_bytes += len as u64 + 64;
+                    oldest.get_or_insert_with(Instant::now);
+                    self.write(record);
+                    if unflushed_bytes >= FLUSH_BYTES {
+                        self.flush();
+                        oldest = None;
+                        unflushed_bytes = 0;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.flush();
+                    oldest = None;
+                    unflushed_bytes = 0;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    let _ = self.segments.close();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, mut record: Record) {
+        if let Some(until) = self.broken_until {
+            if Instant::now() < until {
+                return self.dropped(1);
+            }
+            self.broken_until = None;
+        }
+        let dropped = self.shared.dropped_all.load(Ordering::Relaxed);
+        if dropped > self.gaps_seen {
+            let gap = Record::Gap {
+                at_us: self.epoch.elapsed().as_micros() as u64,
+                dropped: dropped - self.gaps_seen,
+            };
+            self.gaps_seen = dropped;
+            if self.append(&gap).is_err() {
+                return self.dropped(1);
+            }
+        }
+        self.redact(&mut record);
+        match self.append(&record) {
+            Ok(()) => self.pending += 1,
+            Err(()) => self.dropped(1),
+        }
+    }
+
+    fn append(&mut self, record: &Record) -> Result<(), ()> {
+        match self.segments.append(record) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.failed(&error);
+                Err(())
+            }
+        }
+    }
+
+    /// A write or open failed: what was not flushed is lost with the
+    /// segment (its tail may be damaged; readers stop there).
+    fn failed(&mut self, error: &std::io::Error) {
+        tracing::warn!(%error, "recording: writing the capture failed; dropping records for {RETRY_AFTER:?}, then a new segment");
+        let lost = self.pending;
+        self.pending = 0;
+        self.segments.abandon();
+        self.dropped(lost);
+        self.broken_until = Some(Instant::now() + RETRY_AFTER);
+    }
+
+    fn dropped(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.shared.counters.dropped(DropReason::WriteFailed, n);
+        // Counted as a gap only once written; this writer knows of them.
+        self.shared.dropped_all.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        match self.segments.flush() {
+            Ok(()) => {
+                self.shared.counters.records.inc_by(self.pending);
+                self.pending = 0;
+                let total = self.segments.bytes_written();
+                self.shared
+                    .counters
+                    .bytes
+                    .inc_by(total.saturating_sub(self.written_bytes));
+                self.written_bytes = total;
+            }
+            Err(error) => self.failed(&error),
+        }
+    }
+
+    fn redact(&self, record: &mut Record) {
+        let r = &self.redactor;
+        match record {
+            Record::Request(req) => {
+                for (name, value) in &mut req.headers {
+                    if r.header_is_secret(name) {
+                        *value = REDACTED.to_owned();
+                    }
+                }
+                if req.target.contains('?') {
+                    req.target = r.target(&req.target);
+                }
+                if self.json_rules {
+                    if let Some(b) = redact_json(r, &req.body) {
+                        req.body = b;
+                    }
+                }
+            }
+            Record::Ws(m) => {
+                if self.json_rules && m.opcode == 1 {
+                    if let Some(b) = redact_json(r, &m.payload) {
+                        m.payload = b;
+                    }
+                }
+            }
+            Record::Meta(_) | Record::Gap { .. } => {}
+        }
+    }
+}
+
+fn payload_len(record: &Record) -> usize {
+    match record {
+        Record::Request(r) => r.body.len(),
+        Record::Ws(m) => m.payload.len(),
+        _ => 0,
+    }
+}
+
+/// A JSON body with the redacted paths replaced; `None` when it is not
+/// JSON (left as it is: the JSON rules cannot apply).
+fn redact_json(r: &Redactor, body: &[u8]) -> Option<Bytes> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if !matches!(first, b'{' | b'[') {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let before = value.clone();
+    r.json(&mut value);
+    if value == before {
+        return None;
+    }
+    serde_json::to_vec(&value).ok().map(Bytes::from)
+}
+
+/// Records a WebSocket connection's messages: one frame reader per
+/// direction, separate from the relay's own (which collect only while
+/// comparing).
+pub struct WsTap {
+    conn: u64,
+    client: Option<Reader>,
+    primary: Option<Reader>,
+    events: Vec<Event>,
+}
+
+impl WsTap {
+    pub fn new(conn: u64, max_message_bytes: u64) -> Self {
+        let limit = max_message_bytes.min(usize::MAX as u64) as usize;
+        Self {
+            conn,
+            client: Some(Reader::new(limit.max(1))),
+            primary: Some(Reader::new(limit.max(1))),
+            events: Vec::new(),
+        }
+    }
+
+    /// Bytes the client sent (relayed unchanged to the primary).
+    pub fn client_bytes(&mut self, recorder: &Recorder, bytes: &[u8]) {
+        self.feed(recorder, true, bytes);
+    }
+
+    /// Bytes the primary sent (relayed unchanged to the client).
+    pub fn primary_bytes(&mut self, recorder: &Recorder, bytes: &[u8]) {
+        self.feed(recorder, false, bytes);
+    }
+
+    fn feed(&mut self, recorder: &Recorder, from_client: bool, bytes: &[u8]) {
+        let side = if from_client {
+            &mut self.client
+        } else {
+            &mut self.primary
+        };
+        let Some(reader) = side else { return };
+        if reader.feed(bytes, &mut self.events).is_err() {
+            // No longer framed: this direction is not recorded further.
+            *side = None;
+        }
+        for event in self.events.drain(..) {
+            match event {
+                Event::Message { opcode, payload } => {
+                    recorder.ws_message(self.conn, from_client, opcode, Bytes::from(payload))
+                }
+                Event::Oversize { .. } => recorder.drop_record(DropReason::BodyTooLarge),
+                Event::Close(code) => recorder.ws_message(
+                    self.conn,
+                    from_client,
+                    crate::ws::frame::opcode::CLOSE,
+                    code.map_or_else(Bytes::new, |c| Bytes::copy_from_slice(&c.to_be_bytes())),
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_pack_ipv4_address_and_port() {
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        assert_eq!(conn_id(a), (0x7f00_0001 << 16) | 40000);
+        assert_ne!(conn_id(a), conn_id(b));
+    }
+
+    #[test]
+    fn settings_errors_name_the_field_and_the_fix() {
+        let e = RecordConfig::default()
+            .validate("services[0].record")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("services[0].record.path: missing"), "{e}");
+        let c = RecordConfig {
+            path: "x.plxcap".into(),
+            sample_percent: 101.0,
+            ..RecordConfig::default()
+        };
+        let e = c.validate("r").unwrap_err().to_string();
+        assert_eq!(e, "r.sample_percent: 101 is not within 0-100");
+        let c = RecordConfig {
+            path: "x.plxcap".into(),
+            queue_records: 0,
+            ..RecordConfig::default()
+        };
+        let e = c.validate("r").unwrap_err().to_string();
+        assert!(e.contains("sample_percent = 0"), "{e}");
+    }
+
+    #[test]
+    fn json_bodies_lose_the_redacted_values_and_others_stay() {
+        let r = Redactor::new(
+            &[],
+            &[parallax_compare::pointer::PointerGlob::new("/user/email")],
+        );
+        let b = redact_json(&r, br#"{"user":{"email":"a@b","n":1}}"#).unwrap();
+        assert_eq!(&b[..], br#"{"user":{"email":"[redacted]","n":1}}"#);
+        assert!(redact_json(&r, b"\x0a\x03abc").is_none());
+        assert!(redact_json(&r, br#"{"other":1}"#).is_none());
+    }
+}

@@ -1,0 +1,446 @@
+//! Recording at the proxy (`[services.record]`): what reaches the capture
+//! (redacted, with the primary's status and latency), that it replays to
+//! the same answers, that a full disk costs records and never a client's
+//! answer, that sampling is sticky, and that WebSocket sessions are
+//! recorded message by message.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http::Request;
+use http_body_util::Full;
+use parallax_capture::format::Record;
+use parallax_capture::replay::{self, Pace, ReplayOptions, Target};
+use parallax_capture::writer::existing_segments;
+use parallax_capture::Source;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("plx-record-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn record_table(path: &Path, extra: &str) -> String {
+    format!(
+        "[services.record]\npath = \"{}\"\nflush_interval_ms = 20\n{extra}",
+        path.display()
+    )
+}
+
+/// The records of every segment of the capture at `path`.
+fn records(path: &Path) -> (Vec<Record>, Source) {
+    let files: Vec<PathBuf> = existing_segments(path)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let mut source = Source::open(&files).unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = source.next_record().unwrap() {
+        out.push(r);
+    }
+    (out, source)
+}
+
+fn requests(records: &[Record]) -> Vec<&parallax_capture::Request> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Request(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn metric(proxy: &TestProxy, name: &str) -> f64 {
+    parallax_conformance::metrics::samples(&proxy.metrics().await)
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| s.value)
+        .sum()
+}
+
+async fn wait_metric(proxy: &TestProxy, name: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = metric(proxy, name).await;
+        if v >= at_least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {v}, expected {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn answer_by_path(seen: &Seen) -> http::Response<Reply> {
+    if seen.target.contains("missing") {
+        json(404, r#"{"code":"not_found"}"#)
+    } else {
+        echo(seen)
+    }
+}
+
+#[tokio::test]
+async fn recorded_traffic_is_redacted_and_replays_to_the_same_answers() {
+    let d = dir("replay");
+    let path = d.join("svc.plxcap");
+    let primary = upstream(answer_by_path).start().await;
+    let shadow = upstream(answer_by_path).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .set("redact = [\"header:x-api-key\", \"/**/password\"]")
+        .set("mirror_percent = 50")
+        .tables(&record_table(&path, ""))
+        .start()
+        .await;
+    for i in 0..40 {
+        let request = if i % 2 == 0 {
+            let target = if i % 10 == 0 {
+                format!("/v1/items/missing-{i}")
+            } else {
+                format!("/v1/items/{i}?token=s3cret&page=2")
+            };
+            Request::get(target)
+                .header("authorization", "Bearer abc")
+                .header("x-api-key", "k")
+                .body(Full::default())
+                .unwrap()
+        } else {
+            Request::post("/v1/events")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(format!(
+                    r#"{{"id":"e{i}","user":{{"password":"hunter2"}}}}"#
+                ))))
+                .unwrap()
+        };
+        let answer = proxy.send(request).await;
+        assert!(answer.status == 200 || answer.status == 404);
+    }
+    wait_metric(&proxy, "parallax_record_records_total", 40.0).await;
+    assert!(metric(&proxy, "parallax_record_bytes_total").await > 0.0);
+    assert_eq!(metric(&proxy, "parallax_record_dropped_total").await, 0.0);
+
+    let (recs, source) = records(&path);
+    assert_eq!(source.meta().unwrap().service.as_deref(), Some("svc"));
+    let reqs = requests(&recs);
+    assert_eq!(reqs.len(), 40, "mirrored or not, every request is recorded");
+    assert!(reqs.windows(2).all(|w| w[0].at_us <= w[1].at_us));
+    let get = reqs
+        .iter()
+        .find(|r| r.target.starts_with("/v1/items/1"))
+        .unwrap();
+    assert_eq!(get.header("authorization"), Some("[redacted]"));
+    assert_eq!(get.header("x-api-key"), Some("[redacted]"));
+    assert!(
+        get.header("x-forwarded-for").is_none(),
+        "as the client sent it"
+    );
+    assert_eq!(get.target, "/v1/items/12?token=[redacted]&page=2");
+    assert_eq!(get.status, Some(200));
+    assert!(get.latency_us.is_some());
+    let post = reqs.iter().find(|r| r.method == "POST").unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&post.body).unwrap();
+    assert_eq!(body["user"]["password"], "[redacted]");
+    assert_eq!(body["id"], "e1");
+    let missing = reqs.iter().find(|r| r.target.contains("missing")).unwrap();
+    assert_eq!(missing.status, Some(404));
+    assert!(reqs.iter().all(|r| r.conn.is_some()));
+
+    // Replayed into a fresh primary: the same statuses for every request.
+    let target = upstream(answer_by_path).start().await;
+    let files: Vec<PathBuf> = existing_segments(&path)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let options = ReplayOptions {
+        pace: Pace::Speed(20.0),
+        ..ReplayOptions::default()
+    };
+    let report = replay::run(
+        &files,
+        &options,
+        &Target::parse(&format!("http://{}", target.addr)).unwrap(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.sent, 40);
+    assert_eq!(report.status_same, 40, "{:?}", report.statuses);
+    let replayed = target.seen();
+    let original = primary.seen();
+    assert_eq!(replayed.len(), 40);
+    for (r, o) in replayed.iter().zip(&original) {
+        assert_eq!(r.method, o.method);
+        assert_eq!(r.target.replace("[redacted]", "s3cret"), o.target);
+        if r.method == "POST" {
+            let (a, b): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_slice(&r.body).unwrap(),
+                serde_json::from_slice(&o.body).unwrap(),
+            );
+            assert_eq!(a["id"], b["id"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_capture_being_written_reads_up_to_its_last_flush() {
+    // As if the proxy were killed now: the frame is not finished.
+    let d = dir("live");
+    let path = d.join("svc.plxcap");
+    let primary = upstream(echo).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(primary.addr)
+        .set("mirror_percent = 0")
+        .tables(&record_table(&path, ""))
+        .start()
+        .await;
+    for i in 0..10 {
+        proxy.get(&format!("/x/{i}")).await;
+    }
+    wait_metric(&proxy, "parallax_record_records_total", 10.0).await;
+    let copy = d.join("copy.plxcap");
+    std::fs::copy(existing_segments(&path)[0].1.clone(), &copy).unwrap();
+    let mut source = Source::open(std::slice::from_ref(&copy)).unwrap();
+    let mut n = 0;
+    while source.next_record().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 10);
+    assert!(source.truncated(), "the frame was still open");
+    drop(proxy);
+}
+
+#[tokio::test]
+async fn sampling_is_sticky_by_the_services_key() {
+    let d = dir("sticky");
+    let path = d.join("svc.plxcap");
+    let primary = upstream(echo).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(primary.addr)
+        .set("mirror_percent = 0")
+        .set("sticky_key = \"header:x-user\"")
+        .tables(&record_table(&path, "sample_percent = 50"))
+        .start()
+        .await;
+    for round in 0..3 {
+        for user in 0..40 {
+            let r = Request::get(format!("/u/{user}/{round}"))
+                .header("x-user", format!("user-{user}"))
+                .body(Full::default())
+                .unwrap();
+            assert_eq!(proxy.send(r).await.status, 200);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (recs, _) = records(&path);
+    let reqs = requests(&recs);
+    let mut users = std::collections::BTreeMap::<String, usize>::new();
+    for r in &reqs {
+        *users
+            .entry(r.header("x-user").unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        users.values().all(|n| *n == 3),
+        "all of a user's requests or none: {users:?}"
+    );
+    assert!(
+        (10..=30).contains(&users.len()),
+        "about half the users: {}",
+        users.len()
+    );
+}
+
+/// A tmpfs of `size` mounted at `at` (root only), unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_drops_records_and_clients_never_notice() {
+    let d = dir("full");
+    let Some(_fs) = Tmpfs::mount(&d, "160k") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    };
+    let path = d.join("svc.plxcap");
+    let primary = upstream(|s: &Seen| json(200, &format!(r#"{{"n":{}}}"#, s.body.len())))
+        .start()
+        .await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(primary.addr)
+        .set("mirror_percent = 0")
+        .tables(&record_table(&path, "max_file_bytes = 65536"))
+        .start()
+        .await;
+    // Incompressible bodies: 400 × 2 KiB fill 160 KiB several times over.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let started = Instant::now();
+    for i in 0..400 {
+        let body: Vec<u8> = (0..2048)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let r = Request::post(format!("/upload/{i}"))
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let answer = proxy.send(r).await;
+        assert_eq!(answer.status, 200, "request {i}");
+        assert_eq!(answer.text(), r#"{"n":2048}"#);
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = proxy.metrics().await;
+    let written = metric(&proxy, "parallax_record_records_total").await;
+    let failed = sum(
+        &text,
+        "parallax_record_dropped_total",
+        "reason",
+        "write_failed",
+    );
+    let full = sum(
+        &text,
+        "parallax_record_dropped_total",
+        "reason",
+        "queue_full",
+    );
+    assert!(
+        written > 0.0,
+        "something was recorded before the disk filled"
+    );
+    assert!(failed > 0.0, "drops counted: {text}");
+    assert!(
+        written + failed + full >= 400.0,
+        "every record accounted for: {written} + {failed} + {full}"
+    );
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    // What is on the disk reads back, up to the last complete record of
+    // each segment.
+    let (recs, _source) = records(&path);
+    let reqs = requests(&recs);
+    assert!(!reqs.is_empty());
+    assert!(
+        reqs.len() as f64 <= written + 1.0,
+        "{} > {written}",
+        reqs.len()
+    );
+    assert!(reqs.iter().all(|r| r.body.len() == 2048));
+}
+
+#[tokio::test]
+async fn a_websocket_session_is_recorded_message_by_message() {
+    let d = dir("ws");
+    let path = d.join("svc.plxcap");
+    // An echo server for WebSocket upgrades.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() {
+                        let reply = format!("echo:{}", m.to_text().unwrap());
+                        let _ = ws.send(Message::text(reply)).await;
+                    } else if m.is_close() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = proxy()
+        .primary(echo_addr)
+        .shadow(echo_addr)
+        .set("mirror_percent = 0")
+        .tables(&record_table(&path, ""))
+        .start()
+        .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/subscribe", proxy.addr))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        ws.send(Message::text(format!("{{\"id\":{i}}}")))
+            .await
+            .unwrap();
+        let reply = ws.next().await.unwrap().unwrap();
+        assert_eq!(reply.to_text().unwrap(), format!("echo:{{\"id\":{i}}}"));
+    }
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+    wait_metric(&proxy, "parallax_record_records_total", 8.0).await;
+    let (recs, _) = records(&path);
+    let handshake = requests(&recs)[0].clone();
+    assert_eq!(handshake.status, Some(101));
+    assert_eq!(handshake.target, "/v1/subscribe");
+    let messages: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Ws(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let texts: Vec<(bool, String)> = messages
+        .iter()
+        .filter(|m| m.opcode == 1)
+        .map(|m| {
+            (
+                m.from_client,
+                String::from_utf8_lossy(&m.payload).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            (true, "{\"id\":0}".to_owned()),
+            (false, "echo:{\"id\":0}".to_owned()),
+            (true, "{\"id\":1}".to_owned()),
+            (false, "echo:{\"id\":1}".to_owned()),
+            (true, "{\"id\":2}".to_owned()),
+            (false, "echo:{\"id\":2}".to_owned()),
+        ]
+    );
+    assert!(messages.iter().all(|m| m.conn == handshake.conn));
+    assert!(
+        messages.iter().any(|m| m.opcode == 8 && m.from_client),
+        "the client's close"
+    );
+    assert!(messages.windows(2).all(|w| w[0].at_us <= w[1].at_us));
+}
