@@ -13,9 +13,12 @@
 //! - [`procstat`]: CPU-seconds and RSS of a process or a process group from
 //!   `/proc`.
 //! - [`prom`]: the Prometheus text format: samples, sums, histograms.
+//! - [`runner`]: runs an experiment (shadow through `parallax proxy`,
+//!   direct A B B A, or A/A) into one result per rate step.
 
 pub mod child;
 pub mod experiment;
 pub mod procstat;
 pub mod prom;
+pub mod runner;
 pub mod traffic;

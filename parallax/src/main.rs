@@ -5,7 +5,10 @@
 //! - [`kafka`]: `parallax kafka up|down|status`, a thin front for `scripts/kafka.sh`.
 //! - [`twin`]: building the Go and Rust twins and running them as child processes.
 //! - [`procstat`]: CPU-seconds and RSS of a child from `/proc`.
-//! - [`run`]: `parallax run`, the side-by-side job (shadow, direct, A/A).
+//! - [`run`]: `parallax run`, the side-by-side job (shadow, direct, A/A) of
+//!   the built-in twin pairs.
+//! - [`experiment`]: `parallax run EXPERIMENT.toml`, the same job on your
+//!   own services (`parallax-harness` runs it).
 //! - [`stack`]: the proxy as a child process of a run, and reading its
 //!   histograms and counters back.
 //! - [`load`]: `parallax load ingest|cache|ws`, open-model load on goose.
@@ -24,6 +27,7 @@
 
 mod bench;
 mod canary;
+mod experiment;
 mod fanout;
 mod gate;
 mod kafka;
@@ -54,8 +58,9 @@ enum Command {
         #[command(subcommand)]
         action: kafka::Action,
     },
-    /// Start the Go and Rust twins on a local stack, drive the same traffic
-    /// through both and print a side-by-side comparison.
+    /// Run an experiment on two services of your own (`parallax run
+    /// orders.toml`, see docs/experiments.md), or, with no file, the built-in
+    /// Go and Rust twins: the same traffic through both, a side-by-side table.
     Run(run::RunArgs),
     /// Benchmark the Go and Rust twins one at a time (A/B/B/A) under the
     /// same open-model load and print a side-by-side table.
@@ -97,6 +102,12 @@ fn main() -> anyhow::Result<()> {
     if let Command::Canary(args) = &cli.command {
         // Talks to a running proxy's admin listener only.
         return canary::run(args);
+    }
+    if let Command::Run(args) = &cli.command {
+        if !args.experiments.is_empty() {
+            // An experiment names its own services: no checkout needed.
+            return experiment::run(args);
+        }
     }
     if let Command::Gate(args) = &cli.command {
         // Judging a results file needs no checkout either.

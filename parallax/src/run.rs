@@ -64,15 +64,22 @@ pub enum Scenario {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Which twin pair(s) to compare.
+    /// Experiment files to run (docs/experiments.md): your own services,
+    /// traffic, compare rules and budgets. Without any, the built-in twin
+    /// pairs run.
+    #[arg(value_name = "EXPERIMENT.toml")]
+    pub experiments: Vec<PathBuf>,
+    /// Which twin pair(s) to compare (without experiment files).
     #[arg(long, value_enum, default_value = "all")]
     pub scenario: Scenario,
     /// Measured seconds per scenario (split A, B, B, A with --direct).
-    #[arg(long, default_value_t = 15.0)]
-    pub duration_secs: f64,
+    /// Default 15 for the built-in pairs; an experiment file's `load.duration_secs`.
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
     /// Seconds of unmeasured load first.
-    #[arg(long, default_value_t = 3.0)]
-    pub warmup_secs: f64,
+    /// Default 3 for the built-in pairs; an experiment file's `load.warmup_secs`.
+    #[arg(long)]
+    pub warmup_secs: Option<f64>,
     /// Rate: events/s for ingest (default 10000), ops/s for cache (2000),
     /// notifications/s for fan-out (20). Applies to every scenario run.
     #[arg(long)]
@@ -108,6 +115,14 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    fn duration(&self) -> f64 {
+        self.duration_secs.unwrap_or(15.0)
+    }
+
+    fn warmup(&self) -> f64 {
+        self.warmup_secs.unwrap_or(3.0)
+    }
+
     fn mode(&self) -> Mode {
         match (self.aa, self.direct) {
             (true, _) => Mode::Aa,
@@ -168,7 +183,7 @@ fn sides(args: &RunArgs, binaries: &Binaries, units_per_request: f64) -> [Side; 
 }
 
 pub fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
-    if args.duration_secs < 2.0 {
+    if args.duration() < 2.0 {
         bail!("--duration-secs must be at least 2");
     }
     // Ctrl-C reaches the whole process group: the twins, the proxy and the
@@ -361,8 +376,8 @@ fn http_scenario<W: Workload>(
         scenario: plan.service.to_owned(),
         unit: plan.unit.to_owned(),
         target_rate_per_sec: plan.target,
-        duration_secs: args.duration_secs,
-        warmup_secs: args.warmup_secs,
+        duration_secs: args.duration(),
+        warmup_secs: args.warmup(),
         backends: Vec::new(),
         comparison: None,
         notes: Vec::new(),
@@ -422,7 +437,7 @@ fn shadow<W: Workload>(
         ..Phase::steady(
             proxy.url(),
             plan.rate,
-            load::secs(args.warmup_secs.max(0.5))?,
+            load::secs(args.warmup().max(0.5))?,
             args.users,
         )
     };
@@ -433,7 +448,7 @@ fn shadow<W: Workload>(
     let before = Snapshot::take(&proxy, plan.service, [&primary, &shadow])?;
     let proxy_before = proxy.usage()?;
     let kinds_before = proxy.sampled_difference_kinds().unwrap_or_default();
-    phase.duration = load::secs(args.duration_secs)?;
+    phase.duration = load::secs(args.duration())?;
     phase.first_slot = 0;
     phase.html = Some(dir.join("goose.html"));
     phase.progress = true;
@@ -548,7 +563,7 @@ fn direct<W: Workload>(
     dir: &Path,
 ) -> anyhow::Result<Vec<BackendResult>> {
     let runtime = load::runtime()?;
-    let half = load::secs(args.duration_secs / 2.0)?;
+    let half = load::secs(args.duration() / 2.0)?;
     let twins = [
         start_twin(&sides[0], &flags(&sides[0]), dir)?,
         start_twin(&sides[1], &flags(&sides[1]), dir)?,
@@ -569,7 +584,7 @@ fn direct<W: Workload>(
             sides[i].name
         );
         let phase = Phase {
-            warmup: load::secs(args.warmup_secs / 2.0)?,
+            warmup: load::secs(args.warmup() / 2.0)?,
             first_slot,
             html: Some(dir.join(format!("goose-{}-{}.html", sides[i].name, round + 1))),
             progress: true,
@@ -749,7 +764,7 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
         load::drive(
             &runtime,
             Arc::clone(&workload),
-            &phase(args.warmup_secs.max(0.5), 1 << 41, None)?,
+            &phase(args.warmup().max(0.5), 1 << 41, None)?,
         )?;
         std::thread::sleep(Duration::from_secs(1));
         fleet.reset()?;
@@ -758,7 +773,7 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
             &runtime,
             workload,
             &phase(
-                args.duration_secs,
+                args.duration(),
                 0,
                 Some(dir.join(format!("goose-{}.html", side.name))),
             )?,
@@ -803,8 +818,8 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
         scenario: "fanout".into(),
         unit: "deliveries".into(),
         target_rate_per_sec: rate * args.clients as f64,
-        duration_secs: args.duration_secs,
-        warmup_secs: args.warmup_secs,
+        duration_secs: args.duration(),
+        warmup_secs: args.warmup(),
         backends,
         notes,
         routes: Vec::new(),
@@ -846,7 +861,7 @@ fn mirrored_fanout(
         ..Phase::steady(
             proxy.url(),
             rate,
-            load::secs((args.duration_secs / 2.0).max(1.0))?,
+            load::secs((args.duration() / 2.0).max(1.0))?,
             1,
         )
     };

@@ -136,3 +136,190 @@ fn the_gate_passes_an_honest_build_and_fails_a_deliberately_regressed_one() {
         "the median shift is what fails:\n{table}"
     );
 }
+
+/// The repository root (the example pair lives under examples/).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `parallax run` on an experiment file, short; returns the output and
+/// results.json.
+fn run_experiment(file: &Path, out: &Path, extra: &[&str]) -> (Output, PathBuf) {
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--duration-secs",
+        "3",
+        "--warmup-secs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    (parallax(&args), out.join("results.json"))
+}
+
+#[test]
+fn an_experiment_on_services_of_our_own_finds_the_planted_difference_and_the_slower_route() {
+    let dir = TempDir::new("orders");
+    let file = repo().join("examples/orders/experiment.toml");
+
+    // The candidate with both planted regressions switched on.
+    let (out, results) = run_experiment(
+        &file,
+        &dir.0.join("planted"),
+        &["--candidate-flags", "--total-as-string --slow-search-ms 40"],
+    );
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    let printed = text(&out);
+    assert!(
+        printed.contains("/v1/orders/{id}  /total  type"),
+        "the table names the path:\n{printed}"
+    );
+    let run = RunResults::load(&results).unwrap();
+    let orders = run.scenario("orders").expect("an orders scenario");
+    let names: Vec<_> = orders.backends.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["old", "new"]);
+    let comparison = orders
+        .comparison
+        .as_ref()
+        .expect("compared through the proxy");
+    assert!(comparison.mismatched > 0, "{comparison:?}");
+    let total = &comparison.differences[0];
+    assert_eq!(
+        (
+            total.route.as_str(),
+            total.path.as_str(),
+            total.kind.as_str()
+        ),
+        ("/v1/orders/{id}", "/total", "type"),
+        "{comparison:?}"
+    );
+    assert_eq!(total.count, comparison.mismatched, "only /total differs");
+    let mean = |route: &str, backend: &str| {
+        let r = orders.routes.iter().find(|r| r.route == route).unwrap();
+        r.backends
+            .iter()
+            .find(|b| b.name == backend)
+            .unwrap()
+            .mean_us
+    };
+    let search = mean("/v1/orders/search", "new") / mean("/v1/orders/search", "old");
+    let get = mean("/v1/orders/{id}", "new") / mean("/v1/orders/{id}", "old");
+    assert!(
+        search > 3.0 && search > 2.0 * get,
+        "search is the slower route: {search:.2}x against {get:.2}x\n{printed}"
+    );
+    let verdict = parallax(&["gate", results.to_str().unwrap()]);
+    assert_eq!(verdict.status.code(), Some(1), "{}", text(&verdict));
+    let table = text(&verdict);
+    let line = table.lines().find(|l| l.contains("mismatch rate")).unwrap();
+    assert!(line.contains("FAIL"), "{table}");
+
+    // Switched off: the same file passes (budgets loosened for a loaded
+    // 2-core CI machine, as above; the file's mismatch budget stands).
+    let (out, results) = run_experiment(&file, &dir.0.join("honest"), &[]);
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    let run = RunResults::load(&results).unwrap();
+    let comparison = run.scenarios[0].comparison.as_ref().unwrap();
+    assert_eq!(comparison.mismatched, 0, "{comparison:?}");
+    let verdict = parallax(&[
+        "gate",
+        results.to_str().unwrap(),
+        "--max-p99-ratio",
+        "4",
+        "--max-rss-ratio",
+        "2",
+    ]);
+    assert_eq!(verdict.status.code(), Some(0), "{}", text(&verdict));
+}
+
+/// Processes whose environment holds `marker`.
+fn processes_marked(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| String::from_utf8_lossy(&env).contains(marker))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// An experiment whose candidate is `candidate` (TOML argv), both sides
+/// marked through their environment.
+fn experiment_with_candidate(dir: &Path, candidate: &str, marker: &str) -> PathBuf {
+    let examples = repo().join("examples/orders");
+    let file = dir.join("broken.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[baseline]
+command = ["python3", "{base}", "--listen", "{{listen}}"]
+env = {{ PARALLAX_TEST_MARKER = "{marker}" }}
+ready = "/healthz"
+[candidate]
+command = {candidate}
+env = {{ PARALLAX_TEST_MARKER = "{marker}" }}
+dir = "{examples}"
+[[traffic.requests]]
+path = "/v1/orders/1"
+"#,
+            base = examples.join("baseline.py").display(),
+            examples = examples.display(),
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn a_backend_that_fails_to_start_or_dies_shows_its_log_and_leaves_nothing_running() {
+    let dir = TempDir::new("broken");
+    let marker = format!("broken-{}", std::process::id());
+
+    // Fails before it is ready: its last words are shown.
+    let file = experiment_with_candidate(
+        &dir.0,
+        r#"["sh", "-c", "echo 'orders: cannot open orders.db' >&2; exit 3", "{port}"]"#,
+        &marker,
+    );
+    let (out, _) = run_experiment(&file, &dir.0.join("start"), &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("cannot open orders.db"), "{printed}");
+    assert!(processes_marked(&marker).is_empty(), "left running");
+
+    // Dies mid-run (after 3 s of a 1 + 3 s run): the run stops with its log.
+    let file = experiment_with_candidate(
+        &dir.0,
+        r#"["sh", "-c", "python3 candidate.py --listen $0 & sleep 3; echo 'orders: out of memory' >&2; kill $!; exit 1", "{listen}"]"#,
+        &marker,
+    );
+    let (out, _) = run_experiment(&file, &dir.0.join("dies"), &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("exited during the run"), "{printed}");
+    assert!(printed.contains("out of memory"), "{printed}");
+    assert!(processes_marked(&marker).is_empty(), "left running");
+}
+
+#[test]
+fn a_bad_experiment_file_names_the_field_and_the_fix() {
+    let dir = TempDir::new("bad-file");
+    let file = dir.0.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[baseline]\ncommand = [\"./old\"]\n[candidate]\ncommand = [\"./new\", \"{port}\"]\n[[traffic.requests]]\npath = \"/\"\n",
+    )
+    .unwrap();
+    let out = parallax(&["run", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("baseline.command: never says where to listen: put {port} or {listen}"),
+        "{err}"
+    );
+}

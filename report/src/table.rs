@@ -36,9 +36,9 @@ pub fn render(run: &RunResults) -> String {
 /// The mode in words.
 pub fn mode_name(mode: Mode) -> &'static str {
     match mode {
-        Mode::Shadow => "shadow (Go primary, Rust shadow through the proxy)",
+        Mode::Shadow => "shadow (baseline primary, candidate shadow, through the proxy)",
         Mode::Direct => "direct (each backend alone, A B B A)",
-        Mode::Aa => "A/A (Go against Go: the harness's noise)",
+        Mode::Aa => "A/A (the baseline against itself: the harness's noise)",
     }
 }
 

@@ -1,0 +1,1386 @@
+//! Runs one experiment: builds and starts its backends (or finds them by
+//! URL), drives its traffic on the open model, and returns one
+//! [`ScenarioResult`] per rate step.
+//!
+//! - **shadow**: `parallax proxy` (a child process, configured from the
+//!   real `parallax_proxy::Config` type) in front, the baseline as primary,
+//!   the candidate as shadow, the secondary (if any) for noise. Latency per
+//!   backend is the proxy's (its HDR histograms, read before and after the
+//!   measured part and subtracted), per route from its Prometheus
+//!   histograms; every mismatch goes to a JSON-lines log from which the
+//!   mismatches by path are counted.
+//! - **direct**: each backend alone, A B B A (each round half the step), the
+//!   same slots (hence the same requests) to both; latency from the load
+//!   generator, per route from the workload.
+//! - **aa**: the baseline against a second instance of itself, in the
+//!   shadow topology (or direct with `--direct`).
+//!
+//! A watcher thread polls every backend the runner started: when one dies,
+//! the load is stopped and the run fails with the tail of its log. Every
+//! child is stopped (its whole process group) when the run ends, however it
+//! ends.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, Seek as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use parallax_loadgen::open::{self, Offset, OpenConfig, OpenReport};
+use parallax_loadgen::pacing::{latency_histogram, Schedule};
+use parallax_report::{
+    histogram as hdr, BackendResult, Comparison, LatencySummary, Mode, PathDifference, Role,
+    RouteBackend, RouteResult, ScenarioResult, Window,
+};
+
+use crate::child::{self, ChildProcess, ChildSpec, Readiness};
+use crate::experiment::{Backend, Experiment, ModeName, Side, Step};
+use crate::procstat;
+use crate::prom;
+use crate::traffic::TemplateWorkload;
+
+/// Warm-up slots are numbered from here, far from the measured ones.
+pub const WARMUP_FIRST_SLOT: u64 = 1 << 40;
+
+/// What the command line may change about an experiment.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides `load.mode`.
+    pub mode: Option<ModeName>,
+    /// Overrides the measured seconds (of every step).
+    pub duration_secs: Option<f64>,
+    /// Overrides `load.warmup_secs`.
+    pub warmup_secs: Option<f64>,
+    /// Overrides the rate (of every step).
+    pub rate: Option<f64>,
+    /// Appended to the candidate's command (a fault injection, a flag).
+    pub candidate_args: Vec<String>,
+    /// Where this experiment's logs, proxy config and goose reports go.
+    pub out: PathBuf,
+    /// The `parallax` binary, started as `parallax proxy` in shadow mode.
+    pub proxy_exe: PathBuf,
+}
+
+/// The mode an experiment runs in under `options`.
+pub fn mode(experiment: &Experiment, options: &RunOptions) -> ModeName {
+    options.mode.unwrap_or(experiment.load.mode)
+}
+
+/// The results file's mode for a mode name (A/A is shadow or direct
+/// topology, reported as `aa` either way).
+pub fn report_mode(mode: ModeName) -> Mode {
+    match mode {
+        ModeName::Shadow => Mode::Shadow,
+        ModeName::Direct => Mode::Direct,
+        ModeName::Aa => Mode::Aa,
+    }
+}
+
+/// Runs `experiment`; one result per rate step.
+pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<ScenarioResult>> {
+    let name = experiment.name();
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("cannot create {}", options.out.display()))?;
+    let mode = mode(experiment, options);
+    // A/A: the baseline's definition twice; direct topology only when asked
+    // for by `--direct` on top of `--aa` (not expressible from the file).
+    let sides: Vec<(Side, Backend, Role, String)> = {
+        let base_label = experiment.baseline.label(Side::Baseline);
+        let mut candidate = experiment.candidate.clone();
+        let mut candidate_label = candidate.label(Side::Candidate);
+        let mut baseline_label = base_label.clone();
+        if mode == ModeName::Aa {
+            candidate = experiment.baseline.clone();
+            baseline_label = format!("{base_label}-a");
+            candidate_label = format!("{base_label}-b");
+        }
+        if !options.candidate_args.is_empty() {
+            if candidate.url.is_some() {
+                bail!("--candidate-flags: the candidate is given by `url`, there is no command to add flags to");
+            }
+            candidate
+                .command
+                .extend(options.candidate_args.iter().cloned());
+        }
+        let mut sides = vec![
+            (
+                Side::Baseline,
+                experiment.baseline.clone(),
+                Role::Baseline,
+                baseline_label,
+            ),
+            (Side::Candidate, candidate, Role::Candidate, candidate_label),
+        ];
+        if let (Some(s), ModeName::Shadow) = (&experiment.secondary, mode) {
+            sides.push((
+                Side::Secondary,
+                s.clone(),
+                Role::Baseline,
+                s.label(Side::Secondary),
+            ));
+        }
+        sides
+    };
+
+    // Builds first, each once, before anything is started.
+    let mut built = Vec::new();
+    for (side, backend, _, label) in &sides {
+        if !backend.build.is_empty() && !built.contains(&backend.build) {
+            build(experiment, *side, backend, label, &options.out)?;
+            built.push(backend.build.clone());
+        }
+    }
+
+    let mut running = Vec::new();
+    for (side, backend, role, label) in &sides {
+        eprintln!("{name}: starting {} ({label})", side.field());
+        running.push(start(
+            experiment,
+            *side,
+            backend,
+            *role,
+            label,
+            &options.out,
+        )?);
+    }
+    let watcher = Watcher::start(&running);
+
+    let routes: Vec<&str> = experiment
+        .routes
+        .iter()
+        .map(|r| r.template.as_str())
+        .collect();
+    let workload = Arc::new(
+        TemplateWorkload::new(&name, &experiment.traffic, &experiment.dir(), &routes).map_err(
+            |e| anyhow::anyhow!("{}: {}: {}", experiment.origin.display(), e.field, e.reason),
+        )?,
+    );
+    let steps: Vec<Step> = experiment
+        .steps()
+        .into_iter()
+        .map(|s| Step {
+            rate: options.rate.unwrap_or(s.rate),
+            duration_secs: options.duration_secs.unwrap_or(s.duration_secs),
+        })
+        .collect();
+    let warmup = options.warmup_secs.unwrap_or(experiment.load.warmup_secs);
+    let ctx = Ctx {
+        experiment,
+        name: &name,
+        workload,
+        warmup,
+        options,
+        several_steps: steps.len() > 1,
+        watcher: &watcher,
+    };
+    let outcome = match mode {
+        ModeName::Shadow | ModeName::Aa => shadow(&ctx, &running, &steps),
+        ModeName::Direct => direct(&ctx, &running, &steps),
+    };
+    watcher.stop();
+    if let Some(dead) = watcher.dead() {
+        let r = &running[dead];
+        let tail = r
+            .child
+            .as_ref()
+            .map(|c| c.log_tail(child::TAIL_LINES))
+            .unwrap_or_default();
+        let log = r.child.as_ref().map(|c| c.log().display().to_string());
+        bail!(
+            "{name}: the {} ({}) exited during the run; the last lines of {}:\n{tail}",
+            r.side.field(),
+            r.label,
+            log.unwrap_or_default()
+        );
+    }
+    let mut results = outcome?;
+    for r in running {
+        if let Some(c) = r.child {
+            let label = r.label.clone();
+            if c.stop(Duration::from_secs(10)).is_none() {
+                for s in &mut results {
+                    s.notes.push(format!(
+                        "{label} did not exit within 10 s of SIGTERM and was killed"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// What every phase of one experiment shares.
+struct Ctx<'a> {
+    experiment: &'a Experiment,
+    name: &'a str,
+    workload: Arc<TemplateWorkload>,
+    warmup: f64,
+    options: &'a RunOptions,
+    several_steps: bool,
+    watcher: &'a Watcher,
+}
+
+impl Ctx<'_> {
+    fn scenario_name(&self, step: &Step) -> String {
+        if self.several_steps {
+            format!("{}@{}/s", self.name, step.rate)
+        } else {
+            self.name.to_owned()
+        }
+    }
+
+    fn scenario(&self, step: &Step, backends: Vec<BackendResult>) -> ScenarioResult {
+        let budgets = self.experiment.budgets;
+        ScenarioResult {
+            scenario: self.scenario_name(step),
+            unit: self.experiment.unit.clone(),
+            target_rate_per_sec: step.rate,
+            duration_secs: step.duration_secs,
+            warmup_secs: self.warmup,
+            backends,
+            comparison: None,
+            notes: Vec::new(),
+            routes: Vec::new(),
+            budgets: (budgets != Default::default()).then_some(budgets),
+        }
+    }
+
+    /// Fails when a backend died (the watcher stopped the load).
+    fn check_alive(&self, running: &[Running]) -> anyhow::Result<()> {
+        if let Some(i) = self.watcher.dead() {
+            bail!(
+                "the {} ({}) exited",
+                running[i].side.field(),
+                running[i].label
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Runs `build` in the backend's directory; its output goes to a log whose
+/// tail is shown when it fails.
+fn build(
+    experiment: &Experiment,
+    side: Side,
+    backend: &Backend,
+    label: &str,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let dir = backend_dir(experiment, backend);
+    let log = out.join(format!("build-{label}.log"));
+    eprintln!(
+        "{}: building {} ({label}): {}",
+        experiment.name(),
+        side.field(),
+        backend.build.join(" ")
+    );
+    let file = std::fs::File::create(&log)?;
+    let status = std::process::Command::new(&backend.build[0])
+        .args(&backend.build[1..])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .with_context(|| {
+            format!(
+                "{}.build: cannot run {:?} in {}",
+                side.field(),
+                backend.build[0],
+                dir.display()
+            )
+        })?;
+    if !status.success() {
+        bail!(
+            "{}.build failed ({status}); the last lines of {}:\n{}",
+            side.field(),
+            log.display(),
+            child::log_tail(&log, child::TAIL_LINES)
+        );
+    }
+    Ok(())
+}
+
+fn backend_dir(experiment: &Experiment, backend: &Backend) -> PathBuf {
+    match &backend.dir {
+        Some(d) => experiment.dir().join(d),
+        None => experiment.dir(),
+    }
+}
+
+/// How a backend's CPU and RSS are measured.
+#[derive(Debug, Clone)]
+enum Meter {
+    /// The process group the runner started.
+    Group(u32),
+    /// One process given by `pid`.
+    Process(u32),
+    /// Its own `/metrics` (`host:port`, path).
+    Metrics(String, String),
+    /// Not measured.
+    None,
+}
+
+impl Meter {
+    /// CPU-seconds so far and RSS now (`None`: not measured or unreadable).
+    fn read(&self) -> (Option<f64>, Option<u64>) {
+        match self {
+            Meter::Group(g) => match procstat::read_group(*g) {
+                Ok(u) => (Some(u.cpu_seconds), Some(u.peak_rss_bytes.max(u.rss_bytes))),
+                Err(_) => (None, None),
+            },
+            Meter::Process(p) => match procstat::read(*p) {
+                Ok(u) => (Some(u.cpu_seconds), Some(u.peak_rss_bytes.max(u.rss_bytes))),
+                Err(_) => (None, None),
+            },
+            Meter::Metrics(addr, path) => {
+                match child::http_get(addr, path, Duration::from_secs(2)) {
+                    Ok((200, body)) => {
+                        let samples = prom::parse(&String::from_utf8_lossy(&body));
+                        (
+                            prom::sum(&samples, "process_cpu_seconds_total", &[]),
+                            prom::sum(&samples, "process_resident_memory_bytes", &[])
+                                .map(|b| b as u64),
+                        )
+                    }
+                    _ => (None, None),
+                }
+            }
+            Meter::None => (None, None),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Meter::Group(_) => "its process group, from /proc".into(),
+            Meter::Process(p) => format!("pid {p}, from /proc"),
+            Meter::Metrics(addr, path) => format!("http://{addr}{path}"),
+            Meter::None => "not measured (no pid, no process metrics)".into(),
+        }
+    }
+}
+
+/// A started (or found) backend.
+struct Running {
+    side: Side,
+    role: Role,
+    label: String,
+    language: String,
+    /// `host:port`.
+    addr: String,
+    child: Option<ChildProcess>,
+    meter: Meter,
+    /// Largest RSS seen by the watcher (0: none).
+    peak_rss: Arc<AtomicU64>,
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn cpu(&self) -> Option<f64> {
+        self.meter.read().0
+    }
+
+    fn peak_rss(&self) -> Option<u64> {
+        let (_, now) = self.meter.read();
+        let seen = self.peak_rss.load(Ordering::Relaxed);
+        match (now, seen) {
+            (None, 0) => None,
+            (now, seen) => Some(now.unwrap_or(0).max(seen)),
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn start(
+    experiment: &Experiment,
+    side: Side,
+    backend: &Backend,
+    role: Role,
+    label: &str,
+    out: &Path,
+) -> anyhow::Result<Running> {
+    let language = backend.language.clone();
+    if let Some(url) = &backend.url {
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        // Reachable, and ready if a path is given.
+        let deadline = Instant::now() + backend.ready_timeout();
+        loop {
+            let ok = match &backend.ready {
+                Some(path) => matches!(
+                    child::http_get(&addr, path, Duration::from_secs(2)),
+                    Ok((200..=299, _))
+                ),
+                None => std::net::TcpStream::connect(&addr).is_ok(),
+            };
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline || child::interrupted() {
+                bail!(
+                    "{}.url: {url} did not answer within {:?}",
+                    side.field(),
+                    backend.ready_timeout()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let meter = match (
+            backend.pid,
+            backend.metrics.as_deref().unwrap_or("/metrics"),
+        ) {
+            (Some(pid), _) => Meter::Process(pid),
+            (None, "") => Meter::None,
+            (None, path) => {
+                let m = Meter::Metrics(addr.clone(), path.to_owned());
+                if m.read() == (None, None) {
+                    Meter::None
+                } else {
+                    m
+                }
+            }
+        };
+        eprintln!("  {label}: {url}; CPU and RSS: {}", meter.describe());
+        return Ok(Running {
+            side,
+            role,
+            label: label.to_owned(),
+            language,
+            addr,
+            child: None,
+            meter,
+            peak_rss: Arc::new(AtomicU64::new(0)),
+        });
+    }
+    let port = match backend.port {
+        Some(p) => p,
+        None => free_port()?,
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let dir = backend_dir(experiment, backend);
+    let fill = |s: &str| {
+        s.replace("{port}", &port.to_string())
+            .replace("{listen}", &addr)
+            .replace("{url}", &format!("http://{addr}"))
+            .replace("{name}", label)
+            .replace("{dir}", &experiment.dir().display().to_string())
+    };
+    let argv: Vec<String> = backend.command.iter().map(|a| fill(a)).collect();
+    let mut spec = ChildSpec::new(
+        format!("the {} ({label})", side.field()),
+        &argv[0],
+        out.join(format!("{label}.log")),
+    );
+    spec.args = argv[1..].to_vec();
+    spec.env = backend
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), fill(v)))
+        .collect();
+    spec.dir = Some(dir);
+    spec.ready_timeout = backend.ready_timeout();
+    spec.ready = match (&backend.ready, &backend.ready_log) {
+        (Some(path), _) => Readiness::Http {
+            addr: addr.clone(),
+            path: path.clone(),
+        },
+        (None, Some(pattern)) => Readiness::Log(regex::Regex::new(pattern)?),
+        (None, None) => Readiness::Tcp(addr.clone()),
+    };
+    let child = ChildProcess::spawn(&spec)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", experiment.origin.display()))?;
+    let meter = Meter::Group(child.pid());
+    Ok(Running {
+        side,
+        role,
+        label: label.to_owned(),
+        language,
+        addr,
+        child: Some(child),
+        meter,
+        peak_rss: Arc::new(AtomicU64::new(0)),
+    })
+}
+
+/// Polls every started backend: notes the first that dies (and stops the
+/// load), and samples RSS for the peak.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    dead: Arc<Mutex<Option<usize>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Watcher {
+    fn start(running: &[Running]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let dead = Arc::new(Mutex::new(None));
+        let watched: Vec<(usize, Option<u32>, Meter, Arc<AtomicU64>)> = running
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    i,
+                    r.child.as_ref().map(ChildProcess::pid),
+                    r.meter.clone(),
+                    Arc::clone(&r.peak_rss),
+                )
+            })
+            .collect();
+        let (stop2, dead2) = (Arc::clone(&stop), Arc::clone(&dead));
+        let thread = std::thread::spawn(move || {
+            let mut tick = 0u64;
+            while !stop2.load(Ordering::Relaxed) {
+                for (i, pid, meter, peak) in &watched {
+                    if let Some(pid) = pid {
+                        if procstat::exited(*pid) {
+                            let mut d = dead2.lock().unwrap_or_else(|e| e.into_inner());
+                            if d.is_none() {
+                                *d = Some(*i);
+                                eprintln!("\na backend exited during the run: stopping the load");
+                                open::interrupt();
+                                child::interrupt();
+                            }
+                        }
+                    }
+                    // /proc is cheap to read often; a backend's /metrics once a second.
+                    let due = !matches!(meter, Meter::Metrics(..)) || tick.is_multiple_of(5);
+                    if due {
+                        if let (_, Some(rss)) = meter.read() {
+                            peak.fetch_max(rss, Ordering::Relaxed);
+                        }
+                    }
+                }
+                tick += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Self {
+            stop,
+            dead,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    fn dead(&self) -> Option<usize> {
+        *self.dead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The open-model configuration of one phase.
+fn open_config(ctx: &Ctx, url: &str, rate: f64, secs: f64) -> OpenConfig {
+    let load = &ctx.experiment.load;
+    let mut c = OpenConfig::new(
+        url,
+        Schedule {
+            rate_per_sec: rate,
+            ramp: Duration::ZERO,
+            duration: Duration::from_secs_f64(secs),
+            max_requests: u64::MAX,
+        },
+    );
+    c.users = load.connections;
+    c.timeout = Duration::from_millis(load.timeout_ms);
+    c
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Unmeasured load for `secs` (slots from [`WARMUP_FIRST_SLOT`] + `first`).
+fn warm(ctx: &Ctx, url: &str, rate: f64, secs: f64, first: u64) -> anyhow::Result<()> {
+    if secs <= 0.0 {
+        return Ok(());
+    }
+    let w = Offset {
+        workload: Arc::clone(&ctx.workload),
+        first: WARMUP_FIRST_SLOT + first,
+    };
+    runtime()?
+        .block_on(open::run(w, open_config(ctx, url, rate, secs)))
+        .context("warm-up")?;
+    // Warm-up latencies are not measured; drop what the routes saw.
+    ctx.workload.take_route_latency();
+    Ok(())
+}
+
+/// Measured load for `secs`, slots from `first`.
+fn measure(
+    ctx: &Ctx,
+    url: &str,
+    rate: f64,
+    secs: f64,
+    first: u64,
+    html: PathBuf,
+) -> anyhow::Result<OpenReport> {
+    let mut c = open_config(ctx, url, rate, secs);
+    c.html_report = Some(html);
+    c.progress = true;
+    let measured = Offset {
+        workload: Arc::clone(&ctx.workload),
+        first,
+    };
+    Ok(runtime()?.block_on(open::run(measured, c))?)
+}
+
+/// Shadow (and A/A): the proxy in front, every request mirrored.
+fn shadow(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<ScenarioResult>> {
+    let out = &ctx.options.out;
+    let mismatch_log = out.join("mismatches.jsonl");
+    let _ = std::fs::remove_file(&mismatch_log);
+    let proxy = Proxy::start(ctx, running, &mismatch_log)?;
+    let mut results = Vec::new();
+    for (k, step) in steps.iter().enumerate() {
+        let warmup = if k == 0 { ctx.warmup } else { 0.0 };
+        let name = ctx.scenario_name(step);
+        eprintln!(
+            "{name}: shadow, {} primary, {} shadow; {} req/s for {} s after {warmup} s warm-up",
+            running[0].label, running[1].label, step.rate, step.duration_secs
+        );
+        if warmup > 0.0 {
+            if let Err(e) = warm(ctx, &proxy.url(), step.rate, warmup, 0) {
+                ctx.check_alive(running)?;
+                return Err(e);
+            }
+            settle();
+        }
+        let before = Snapshot::take(&proxy, ctx.name, running)?;
+        let log_offset = std::fs::metadata(&mismatch_log).map_or(0, |m| m.len());
+        let polling = AtomicBool::new(false);
+        let (report, timeline) = std::thread::scope(|scope| {
+            let poller = scope.spawn(|| poll_histograms(&proxy, ctx.name, &polling));
+            let html = out.join(format!("goose-{}.html", sanitize(&name)));
+            let first = (k as u64) << 36;
+            let report = measure(
+                ctx,
+                &proxy.url(),
+                step.rate,
+                step.duration_secs,
+                first,
+                html,
+            );
+            settle();
+            polling.store(true, Ordering::Relaxed);
+            (report, poller.join().unwrap_or_default())
+        });
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.check_alive(running)?;
+                return Err(e);
+            }
+        };
+        ctx.check_alive(running)?;
+        let after = Snapshot::take(&proxy, ctx.name, running)?;
+        ctx.workload.take_route_latency();
+
+        let counters = |name: &str, label: &str, value: &str| {
+            prom::sum(
+                &after.metrics,
+                name,
+                &[("service", ctx.name), (label, value)],
+            )
+            .unwrap_or(0.0)
+                - prom::sum(
+                    &before.metrics,
+                    name,
+                    &[("service", ctx.name), (label, value)],
+                )
+                .unwrap_or(0.0)
+        };
+        let mut backends = Vec::new();
+        // The secondary is the proxy's noise reference, not a side of the
+        // comparison: it is not a backend of the results.
+        for (i, r) in running.iter().take(2).enumerate() {
+            let backend = ["primary", "shadow"][i];
+            let mut h = after
+                .histograms
+                .get(backend)
+                .cloned()
+                .unwrap_or_else(latency_histogram);
+            if let Some(b) = before.histograms.get(backend) {
+                let _ = h.subtract(b);
+            }
+            let errors = if i == 0 {
+                report.errors
+            } else {
+                (counters("parallax_mirror_total", "outcome", "shadow_error")
+                    + counters("parallax_mirror_total", "outcome", "shadow_timeout"))
+                    as u64
+            };
+            let timeline = timeline_from(&timeline, backend);
+            backends.push(backend_result(
+                r,
+                &h,
+                report.measured_secs,
+                errors,
+                if i == 0 { report.late } else { 0 },
+                timeline,
+                before.cpu[i],
+                after.cpu[i],
+            ));
+        }
+        let mut scenario = ctx.scenario(step, backends);
+        let matched = counters("parallax_comparisons_total", "result", "match") as u64;
+        let mismatched = counters("parallax_comparisons_total", "result", "mismatch") as u64;
+        let noise = counters("parallax_comparisons_total", "result", "noise") as u64;
+        let (differences, logged) = differences_since(&mismatch_log, log_offset, &running[0].label);
+        let mut classes = BTreeMap::new();
+        for d in &differences {
+            *classes.entry(d.kind.clone()).or_default() += d.count;
+        }
+        scenario.comparison = Some(Comparison {
+            compared: matched + mismatched + noise,
+            matched,
+            mismatched,
+            noise,
+            dropped: (counters("parallax_mirror_total", "outcome", "dropped_queue_full")
+                + counters("parallax_mirror_total", "outcome", "shadow_timeout")
+                + counters("parallax_mirror_total", "outcome", "body_too_large"))
+                as u64,
+            classes,
+            kafka: None,
+            differences,
+        });
+        scenario.routes = proxy_routes(&before.metrics, &after.metrics, ctx.name, running);
+        let client = LatencySummary::from_histogram(&report.latency_us);
+        scenario.notes.push(format!(
+            "shadow: {} primary, {} shadow, every request mirrored by parallax proxy; backend latency as the proxy measured it",
+            running[0].label, running[1].label
+        ));
+        scenario.notes.push(format!(
+            "client through the proxy (from intended start): {:.1} req/s of {}, p50 {} µs, p99 {} µs, {} late, {} errors{}",
+            report.achieved_rate(),
+            step.rate,
+            client.p50_us,
+            client.p99_us,
+            report.late,
+            report.errors,
+            report
+                .error_samples
+                .first()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        ));
+        if mismatched > 0 {
+            scenario.notes.push(format!(
+                "mismatches by path counted over the {logged} mismatches the proxy logged ({})",
+                mismatch_log.display()
+            ));
+        }
+        if let Some(secondary) = running.get(2) {
+            scenario.notes.push(format!(
+                "{} is the secondary (a second baseline): differences it shares with the baseline count as noise",
+                secondary.label
+            ));
+        }
+        for r in running {
+            if !matches!(r.meter, Meter::Group(_)) {
+                scenario
+                    .notes
+                    .push(format!("{}: CPU and RSS: {}", r.label, r.meter.describe()));
+            }
+        }
+        results.push(scenario);
+    }
+    proxy.child.stop(Duration::from_secs(10));
+    Ok(results)
+}
+
+/// Direct: each backend alone in turn, A B B A, the same slots to both.
+fn direct(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<ScenarioResult>> {
+    let mut results = Vec::new();
+    for (k, step) in steps.iter().enumerate() {
+        let name = ctx.scenario_name(step);
+        let half = step.duration_secs / 2.0;
+        let half_slots = (step.rate * half).ceil() as u64;
+        let base = (k as u64) << 36;
+        let mut latency = [latency_histogram(), latency_histogram()];
+        let mut routes: [BTreeMap<String, Histogram<u64>>; 2] = Default::default();
+        let mut timeline: [Vec<Window>; 2] = Default::default();
+        let (mut errors, mut late, mut secs) = ([0u64; 2], [0u64; 2], [0f64; 2]);
+        let mut cpu: [Option<f64>; 2] = [Some(0.0), Some(0.0)];
+        for (round, (i, first)) in [(0, 0), (1, 0), (1, half_slots), (0, half_slots)]
+            .into_iter()
+            .enumerate()
+        {
+            let r = &running[i];
+            eprintln!("{name}: round {} of 4: {} alone", round + 1, r.label);
+            let warmup = if round < 2 { ctx.warmup / 2.0 } else { 0.0 };
+            let html = ctx.options.out.join(format!(
+                "goose-{}-{}-{}.html",
+                sanitize(&name),
+                r.label,
+                round + 1
+            ));
+            let cpu_before = r.cpu();
+            let report = warm(ctx, &r.url(), step.rate, warmup, base + first)
+                .and_then(|()| measure(ctx, &r.url(), step.rate, half, base + first, html));
+            let report = match report {
+                Ok(report) => report,
+                Err(e) => {
+                    ctx.check_alive(running)?;
+                    return Err(e);
+                }
+            };
+            ctx.check_alive(running)?;
+            cpu[i] = match (cpu[i], cpu_before, r.cpu()) {
+                (Some(sum), Some(a), Some(b)) => Some(sum + b - a),
+                _ => None,
+            };
+            latency[i].add(&report.latency_us)?;
+            for w in &report.windows {
+                timeline[i].push(Window::from_histogram(
+                    secs[i] + w.t_secs,
+                    &w.latency_us,
+                    w.errors,
+                ));
+            }
+            errors[i] += report.errors;
+            late[i] += report.late;
+            secs[i] += report.measured_secs;
+            for (route, h) in ctx.workload.take_route_latency() {
+                routes[i]
+                    .entry(route)
+                    .or_insert_with(latency_histogram)
+                    .add(&h)?;
+            }
+        }
+        let mut backends = Vec::new();
+        for i in 0..2 {
+            let r = &running[i];
+            let mut b = backend_result(
+                r,
+                &latency[i],
+                secs[i],
+                errors[i],
+                late[i],
+                std::mem::take(&mut timeline[i]),
+                Some(0.0),
+                cpu[i],
+            );
+            b.peak_rss_bytes = r.peak_rss();
+            backends.push(b);
+        }
+        let mut scenario = ctx.scenario(step, backends);
+        let labels: Vec<String> = routes[0].keys().chain(routes[1].keys()).cloned().collect();
+        let mut seen = Vec::new();
+        for route in labels {
+            if seen.contains(&route) {
+                continue;
+            }
+            seen.push(route.clone());
+            let backends = (0..2)
+                .filter_map(|i| {
+                    let h = routes[i].get(&route)?;
+                    let s = LatencySummary::from_histogram(h);
+                    Some(RouteBackend {
+                        name: running[i].label.clone(),
+                        requests: s.count,
+                        mean_us: s.mean_us,
+                        p50_us: s.p50_us,
+                        p99_us: s.p99_us,
+                        estimated: false,
+                    })
+                })
+                .collect();
+            scenario.routes.push(RouteResult { route, backends });
+        }
+        scenario.notes.push(format!(
+            "direct: each backend alone in turn, {a}, {b}, {b}, {a} ({half} s each), the same requests to both; latency from the load generator, from each request's intended start",
+            a = running[0].label,
+            b = running[1].label
+        ));
+        results.push(scenario);
+    }
+    Ok(results)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backend_result(
+    r: &Running,
+    latency: &Histogram<u64>,
+    measured_secs: f64,
+    errors: u64,
+    late: u64,
+    timeline: Vec<Window>,
+    cpu_before: Option<f64>,
+    cpu_after: Option<f64>,
+) -> BackendResult {
+    let mut h = latency_histogram();
+    let _ = h.add(latency);
+    BackendResult {
+        name: r.label.clone(),
+        language: r.language.clone(),
+        role: r.role,
+        achieved_rate_per_sec: if measured_secs > 0.0 {
+            h.len() as f64 / measured_secs
+        } else {
+            0.0
+        },
+        requests: h.len(),
+        errors,
+        late,
+        latency: LatencySummary::from_histogram(&h),
+        histogram: hdr::encode(&h),
+        timeline,
+        cpu_seconds: match (cpu_before, cpu_after) {
+            (Some(a), Some(b)) => Some((b - a).max(0.0)),
+            _ => None,
+        },
+        peak_rss_bytes: r.peak_rss(),
+    }
+}
+
+/// `parallax proxy` as a child process, configured for the experiment.
+struct Proxy {
+    child: ChildProcess,
+    listen: String,
+    admin: String,
+}
+
+impl Proxy {
+    fn start(ctx: &Ctx, running: &[Running], mismatch_log: &Path) -> anyhow::Result<Self> {
+        let out = &ctx.options.out;
+        let (listen, admin) = (
+            format!("127.0.0.1:{}", free_port()?),
+            format!("127.0.0.1:{}", free_port()?),
+        );
+        let text = proxy_config(
+            ctx.experiment,
+            ctx.name,
+            &listen,
+            &admin,
+            running,
+            mismatch_log,
+        )?;
+        let config = out.join("proxy.toml");
+        std::fs::write(&config, &text)?;
+        let mut spec = ChildSpec::new(
+            "parallax proxy",
+            &ctx.options.proxy_exe,
+            out.join("proxy.log"),
+        );
+        spec.args = vec![
+            "proxy".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        spec.ready = Readiness::Http {
+            addr: admin.clone(),
+            path: "/healthz".into(),
+        };
+        spec.ready_timeout = Duration::from_secs(20);
+        let child = ChildProcess::spawn(&spec)?;
+        Ok(Self {
+            child,
+            listen,
+            admin,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<String> {
+        let (status, body) = child::http_get(&self.admin, path, Duration::from_secs(10))
+            .with_context(|| format!("proxy admin {path}"))?;
+        if status != 200 {
+            bail!("proxy admin {path} answered {status}");
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn histograms(&self, service: &str) -> anyhow::Result<BTreeMap<String, Histogram<u64>>> {
+        let body: serde_json::Value =
+            serde_json::from_str(&self.get("/admin/latency/histograms")?)?;
+        let Some(backends) = body["services"][service].as_object() else {
+            bail!("the proxy reports no service {service}");
+        };
+        backends
+            .iter()
+            .map(|(backend, encoded)| {
+                let text = encoded.as_str().context("histogram is not a string")?;
+                let h = hdr::decode(text).map_err(|e| anyhow::anyhow!("{backend}: {e}"))?;
+                Ok((backend.clone(), h))
+            })
+            .collect()
+    }
+}
+
+/// The proxy configuration: built as the real `parallax_proxy::Config`
+/// type would read it, checked by parsing and validating it with that type
+/// before it is written.
+pub fn proxy_config(
+    experiment: &Experiment,
+    service: &str,
+    listen: &str,
+    admin: &str,
+    running: &[impl BackendAddr],
+    mismatch_log: &Path,
+) -> anyhow::Result<String> {
+    use toml::{Table, Value};
+    let mut s = Table::new();
+    s.insert("name".into(), service.into());
+    s.insert("listen".into(), listen.into());
+    for (i, key) in ["primary", "shadow", "secondary"].iter().enumerate() {
+        if let Some(r) = running.get(i) {
+            s.insert((*key).into(), format!("http://{}", r.addr()).into());
+            if let Some(pid) = r.pid() {
+                s.insert(format!("{key}_pid"), Value::Integer(pid.into()));
+            }
+        }
+    }
+    s.insert("mirror_percent".into(), Value::Float(100.0));
+    s.insert(
+        "shadow_timeout_ms".into(),
+        Value::Integer(experiment.load.shadow_timeout_ms as i64),
+    );
+    s.insert("shadow_max_in_flight".into(), Value::Integer(1024));
+    s.insert(
+        "mismatch_log".into(),
+        mismatch_log.display().to_string().into(),
+    );
+    s.insert("compare".into(), Value::try_from(&experiment.compare)?);
+    let routes: Vec<Value> = experiment
+        .routes
+        .iter()
+        .map(|r| -> anyhow::Result<Value> {
+            let mut t = Table::new();
+            t.insert("template".into(), r.template.clone().into());
+            if let Some(c) = &r.compare {
+                t.insert("compare".into(), Value::try_from(c)?);
+            }
+            Ok(Value::Table(t))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    s.insert("routes".into(), Value::Array(routes));
+    let mut top = Table::new();
+    top.insert("admin_listen".into(), admin.into());
+    // Longer than any run, so the histograms only grow and subtract.
+    top.insert("latency_window_secs".into(), Value::Integer(3600));
+    top.insert("services".into(), Value::Array(vec![Value::Table(s)]));
+    let text = toml::to_string(&top)?;
+    parallax_proxy::Config::parse(&text, "the generated proxy config")
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .validate()
+        .map_err(|e| anyhow::anyhow!("the generated proxy config: {e}"))?;
+    Ok(text)
+}
+
+/// What [`proxy_config`] needs of a backend.
+pub trait BackendAddr {
+    /// `host:port`.
+    fn addr(&self) -> &str;
+    fn pid(&self) -> Option<u32>;
+}
+
+impl BackendAddr for Running {
+    fn addr(&self) -> &str {
+        &self.addr
+    }
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildProcess::pid)
+    }
+}
+
+/// The proxy and the backends at one moment.
+struct Snapshot {
+    histograms: BTreeMap<String, Histogram<u64>>,
+    metrics: Vec<prom::Sample>,
+    cpu: Vec<Option<f64>>,
+}
+
+impl Snapshot {
+    fn take(proxy: &Proxy, service: &str, running: &[Running]) -> anyhow::Result<Self> {
+        Ok(Self {
+            histograms: proxy.histograms(service)?,
+            metrics: prom::parse(&proxy.get("/metrics")?),
+            cpu: running.iter().map(Running::cpu).collect(),
+        })
+    }
+}
+
+/// Lets mirrored requests still in flight land before a snapshot.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+/// Snapshots of the proxy's histograms once a second until `stop`.
+fn poll_histograms(
+    proxy: &Proxy,
+    service: &str,
+    stop: &AtomicBool,
+) -> Vec<BTreeMap<String, Histogram<u64>>> {
+    let mut snapshots = Vec::new();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(h) = proxy.histograms(service) {
+            snapshots.push(h);
+        }
+        next += Duration::from_secs(1);
+        while Instant::now() < next && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    snapshots
+}
+
+fn timeline_from(snapshots: &[BTreeMap<String, Histogram<u64>>], backend: &str) -> Vec<Window> {
+    snapshots
+        .windows(2)
+        .enumerate()
+        .filter_map(|(t, pair)| {
+            let (a, b) = (pair[0].get(backend)?, pair[1].get(backend)?);
+            let mut h = b.clone();
+            h.subtract(a).ok()?;
+            Some(Window::from_histogram(t as f64, &h, 0))
+        })
+        .filter(|w| w.requests > 0)
+        .collect()
+}
+
+/// Latency per route and backend from the proxy's Prometheus histograms
+/// (exact mean; percentiles interpolated within its buckets).
+fn proxy_routes(
+    before: &[prom::Sample],
+    after: &[prom::Sample],
+    service: &str,
+    running: &[Running],
+) -> Vec<RouteResult> {
+    const NAME: &str = "parallax_upstream_request_duration_seconds";
+    let mut labels: Vec<String> = Vec::new();
+    for s in after.iter().filter(|s| s.name == format!("{NAME}_count")) {
+        if let Some(route) = s.label("route") {
+            if s.label("service") == Some(service) && !labels.iter().any(|l| l == route) {
+                labels.push(route.to_owned());
+            }
+        }
+    }
+    labels
+        .into_iter()
+        .filter_map(|route| {
+            let backends: Vec<RouteBackend> = running
+                .iter()
+                .zip(["primary", "shadow"])
+                .filter_map(|(r, backend)| {
+                    let filter = [
+                        ("service", service),
+                        ("route", route.as_str()),
+                        ("backend", backend),
+                    ];
+                    let h = prom::histogram(after, NAME, &filter)
+                        .since(&prom::histogram(before, NAME, &filter));
+                    (h.count >= 1.0).then(|| RouteBackend {
+                        name: r.label.clone(),
+                        requests: h.count as u64,
+                        mean_us: h.mean() * 1e6,
+                        p50_us: (h.quantile(0.5) * 1e6).round() as u64,
+                        p99_us: (h.quantile(0.99) * 1e6).round() as u64,
+                        estimated: true,
+                    })
+                })
+                .collect();
+            (!backends.is_empty()).then_some(RouteResult { route, backends })
+        })
+        .collect()
+}
+
+/// Mismatches by (route, path, kind) from the JSON-lines log written after
+/// `offset`; array indices fold to `*`. Also how many mismatches it held.
+fn differences_since(log: &Path, offset: u64, _baseline: &str) -> (Vec<PathDifference>, u64) {
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return (Vec::new(), 0);
+    };
+    if file.seek(std::io::SeekFrom::Start(offset)).is_err() {
+        return (Vec::new(), 0);
+    }
+    let mut found: BTreeMap<(String, String, String), PathDifference> = BTreeMap::new();
+    let mut logged = 0;
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        let Ok(sample) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        logged += 1;
+        let route = sample["route"].as_str().unwrap_or("other").to_owned();
+        let mut in_this = Vec::new();
+        for d in sample["mismatches"].as_array().into_iter().flatten() {
+            let path = fold_indices(d["path"].as_str().unwrap_or("body"));
+            let kind = d["kind"].as_str().unwrap_or("value").to_owned();
+            let key = (route.clone(), path.clone(), kind.clone());
+            if in_this.contains(&key) {
+                continue;
+            }
+            in_this.push(key.clone());
+            let entry = found.entry(key).or_insert_with(|| PathDifference {
+                route: route.clone(),
+                path,
+                kind,
+                count: 0,
+                baseline: d["primary"].as_str().map(str::to_owned),
+                candidate: d["shadow"].as_str().map(str::to_owned),
+            });
+            entry.count += 1;
+        }
+    }
+    let mut list: Vec<PathDifference> = found.into_values().collect();
+    list.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
+    (list, logged)
+}
+
+/// `/items/3/total` → `/items/*/total`.
+pub fn fold_indices(path: &str) -> String {
+    if !path.starts_with('/') {
+        return path.to_owned();
+    }
+    path.split('/')
+        .map(|seg| {
+            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                "*"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Addr(&'static str, Option<u32>);
+
+    impl BackendAddr for Addr {
+        fn addr(&self) -> &str {
+            self.0
+        }
+        fn pid(&self) -> Option<u32> {
+            self.1
+        }
+    }
+
+    #[test]
+    fn the_proxy_config_is_the_proxys_own_type_with_the_experiments_rules() {
+        let text = r#"
+            [baseline]
+            command = ["a", "{port}"]
+            [candidate]
+            command = ["b", "{port}"]
+            [[traffic.requests]]
+            path = "/"
+            [compare]
+            ignore = ["/meta/**"]
+            [[routes]]
+            template = "/v1/orders/{id}"
+            [routes.compare]
+            headers = []
+        "#;
+        let x = Experiment::parse(text, "t").unwrap();
+        let config = proxy_config(
+            &x,
+            "orders",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+            &[Addr("127.0.0.1:3", Some(7)), Addr("127.0.0.1:4", None)],
+            Path::new("/tmp/m.jsonl"),
+        )
+        .unwrap();
+        let parsed = parallax_proxy::Config::parse(&config, "t").unwrap();
+        let s = &parsed.services[0];
+        assert_eq!(s.primary, "http://127.0.0.1:3");
+        assert_eq!(s.primary_pid, Some(7));
+        assert_eq!(s.shadow_pid, None);
+        assert_eq!(s.compare.ignore, ["/meta/**"]);
+        assert_eq!(s.routes[0].template, "/v1/orders/{id}");
+        assert!(s.routes[0].compare.as_ref().unwrap().headers.is_empty());
+        assert_eq!(parsed.latency_window_secs, 3600);
+    }
+
+    #[test]
+    fn array_indices_fold() {
+        assert_eq!(fold_indices("/items/3/total"), "/items/*/total");
+        assert_eq!(fold_indices("/total"), "/total");
+        assert_eq!(fold_indices("status"), "status");
+        assert_eq!(fold_indices("header:x-id"), "header:x-id");
+    }
+
+    #[test]
+    fn differences_are_counted_once_per_pair_by_folded_path() {
+        let dir = std::env::temp_dir().join(format!("parallax-runner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("m.jsonl");
+        let line = |route: &str| {
+            serde_json::json!({
+                "route": route,
+                "mismatches": [
+                    {"path": "/items/0/total", "kind": "type", "primary": "1.5", "shadow": "\"1.50\""},
+                    {"path": "/items/1/total", "kind": "type", "primary": "2.5", "shadow": "\"2.50\""},
+                    {"path": "/status", "kind": "value", "primary": null, "shadow": "\"x\""}
+                ]
+            })
+            .to_string()
+                + "\n"
+        };
+        let early = line("/old");
+        std::fs::write(
+            &log,
+            format!(
+                "{early}{}{}",
+                line("/v1/orders/{id}"),
+                line("/v1/orders/{id}")
+            ),
+        )
+        .unwrap();
+        let (diffs, logged) = differences_since(&log, early.len() as u64, "go");
+        assert_eq!(logged, 2);
+        assert_eq!(diffs.len(), 2);
+        assert_eq!(diffs[0].path, "/items/*/total");
+        assert_eq!(diffs[0].count, 2, "once per pair, not per element");
+        assert_eq!(diffs[0].baseline.as_deref(), Some("1.5"));
+        assert_eq!(diffs[1].baseline, None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,93 @@
+//! `parallax run EXPERIMENT.toml…`: experiments on services of your own,
+//! run by `parallax_harness::runner` (the file format is
+//! `parallax_harness::experiment`, its guide `docs/experiments.md`).
+//!
+//! This module is the command line around the runner: it reads each file,
+//! maps the flags onto [`RunOptions`], and writes one `results.json`,
+//! `report.html` and the side-by-side table for all of them. It needs no
+//! checkout of this repository: only the files and the services they name.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use parallax_harness::experiment::{Experiment, ModeName};
+use parallax_harness::runner::{self, RunOptions};
+use parallax_report::RunResults;
+
+use crate::run::RunArgs;
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    // Every child is in its own process group, so a Ctrl-C reaches this
+    // process only: it stops the load and the readiness waits, and the
+    // runner unwinds, stopping every child it started.
+    ctrlc::set_handler(|| {
+        eprintln!("\ninterrupted: stopping the load and the backends");
+        parallax_loadgen::open::interrupt();
+        parallax_harness::child::interrupt();
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let mode = match (args.aa, args.direct) {
+        (true, true) => bail!("--aa runs in the shadow topology; give --aa or --direct, not both"),
+        (true, false) => Some(ModeName::Aa),
+        (false, true) => Some(ModeName::Direct),
+        (false, false) => None,
+    };
+    let experiments = args
+        .experiments
+        .iter()
+        .map(|path| Experiment::load(path).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(d) = args.duration_secs.filter(|d| *d < 1.0) {
+        bail!("--duration-secs {d}: must be at least 1");
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let run_mode = runner::report_mode(mode.unwrap_or(experiments[0].load.mode));
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut results = RunResults::new(command, run_mode);
+    for experiment in &experiments {
+        let this_mode = runner::mode(
+            experiment,
+            &RunOptions {
+                mode,
+                ..RunOptions::default()
+            },
+        );
+        if runner::report_mode(this_mode) != run_mode {
+            bail!(
+                "{}: load.mode {:?} differs from the first experiment's; one results file holds one mode (give --direct or --aa to run all alike)",
+                experiment.origin.display(),
+                this_mode
+            );
+        }
+        let options = RunOptions {
+            mode,
+            duration_secs: args.duration_secs,
+            warmup_secs: args.warmup_secs,
+            rate: args.rate,
+            candidate_args: args
+                .candidate_flags
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            out: args.out.join(experiment.name()),
+            proxy_exe: crate::workspace::self_exe()?,
+        };
+        let scenarios = runner::run(experiment, &options)
+            .with_context(|| format!("experiment {}", experiment.origin.display()))?;
+        results.scenarios.extend(scenarios);
+    }
+    write(&results, &args.out)
+}
+
+/// results.json, report.html and the table.
+pub fn write(results: &RunResults, out: &Path) -> anyhow::Result<()> {
+    let json = out.join("results.json");
+    results.save(&json)?;
+    let html = out.join("report.html");
+    std::fs::write(&html, parallax_report::html::render(results))?;
+    println!("{}", parallax_report::table::render(results));
+    println!("results: {}\nreport:  {}", json.display(), html.display());
+    println!("judge it: parallax gate {}", json.display());
+    Ok(())
+}
