@@ -3,6 +3,9 @@
 //! - `GET /metrics`: Prometheus text exposition (see [`metrics`](crate::metrics)).
 //! - `GET /admin/kafka-mismatches`: the last samples, oldest first:
 //!   `{"samples":[{"event_id":…,"result":"different","differences":[…]}]}`.
+//! - `GET /admin/kafka-summary`: the join's counters as JSON (records by
+//!   result, differences by part, per side consumed/pending/lag), which
+//!   the proxy's explorer shows when its `kafka_diff_admin` names this listener.
 //! - `GET /healthz`: `{"status":"ok"}`.
 
 use std::future::Future;
@@ -30,6 +33,7 @@ pub fn router(metrics: DiffMetrics, samples: SampleRing) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/admin/kafka-mismatches", get(mismatches))
+        .route("/admin/kafka-summary", get(summary))
         .route(
             "/healthz",
             get(|| async { json_response(json!({"status": "ok"})) }),
@@ -68,6 +72,10 @@ async fn render_metrics(State(admin): State<Admin>) -> Response {
         admin.metrics.render(),
     )
         .into_response()
+}
+
+async fn summary(State(admin): State<Admin>) -> Response {
+    json_response(admin.metrics.summary())
 }
 
 async fn mismatches(State(admin): State<Admin>) -> Response {

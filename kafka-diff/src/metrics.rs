@@ -168,6 +168,47 @@ impl DiffMetrics {
             .set(i64::from(paused));
     }
 
+    /// The join's counters as JSON, for other tools' pages (the proxy's
+    /// explorer shows it): records by result, differences by part, and per
+    /// side consumed, pending, lag and paused.
+    pub fn summary(&self) -> serde_json::Value {
+        let records: serde_json::Map<String, serde_json::Value> = Class::ALL
+            .iter()
+            .map(|c| {
+                let n = self.records.with_label_values(&[c.as_str()]).get();
+                (c.as_str().to_owned(), n.into())
+            })
+            .collect();
+        let differences: serde_json::Map<String, serde_json::Value> = PARTS
+            .iter()
+            .map(|p| {
+                (
+                    (*p).to_owned(),
+                    self.differences.with_label_values(&[p]).get().into(),
+                )
+            })
+            .collect();
+        let sides: serde_json::Map<String, serde_json::Value> = Side::ALL
+            .iter()
+            .map(|&side| {
+                let s = side.as_str();
+                (
+                    s.to_owned(),
+                    serde_json::json!({
+                        "topic": self.topics[side as usize],
+                        "consumed": self.consumed.with_label_values(&[s]).get(),
+                        "without_event_id": self.without_event_id.with_label_values(&[s]).get(),
+                        "pending": self.pending.with_label_values(&[s]).get(),
+                        "overflow": self.overflow.with_label_values(&[s]).get(),
+                        "lag": self.lag.with_label_values(&[s, &self.topics[side as usize]]).get(),
+                        "paused": self.paused.with_label_values(&[s]).get() == 1,
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({ "records": records, "differences": differences, "sides": sides })
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

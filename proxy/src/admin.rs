@@ -21,6 +21,9 @@
 //!   comparison results, and the WebSocket counters.
 //! - `GET /admin/latency/percentiles`: each backend's latency at a ladder
 //!   of percentiles over the window, for plotting: `[[50.0, 812], …]` (µs).
+//! - `GET /admin/kafka`: with `kafka_diff_admin`, that differ's join
+//!   counters and last samples: `{"configured":true,"reachable":true,
+//!   "summary":{…},"samples":[…]}`; `{"configured":false}` without.
 //! - `GET /ui`: the diff explorer ([`crate::ui`]), built into the binary.
 //! - `GET /healthz`: `{"status":"ok"}`.
 //!
@@ -34,6 +37,7 @@
 //! page elsewhere cannot roll a canary back through a loopback listener.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +59,8 @@ pub struct Admin {
     pub window: Duration,
     /// The bearer token every route but `/healthz` requires, when set.
     pub token: Option<String>,
+    /// A `parallax kafka-diff` admin listener to relay (`/admin/kafka`).
+    pub kafka_diff: Option<SocketAddr>,
 }
 
 /// The cookie the UI keeps the token in.
@@ -69,6 +75,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/admin/mismatches", get(mismatches))
         .route("/admin/fields", get(fields))
         .route("/admin/overview", get(overview))
+        .route("/admin/kafka", get(kafka))
         .route("/admin/canary", get(canary))
         .route("/admin/canary/{service}/{action}", post(canary_action))
         .route("/ui", get(crate::ui::page))
@@ -229,6 +236,53 @@ async fn overview(State(admin): State<Arc<Admin>>) -> Response {
     json_response(&json!({
         "window_seconds": admin.window.as_secs(),
         "services": services,
+    }))
+}
+
+/// How long the relay waits for the differ.
+const KAFKA_DIFF_TIMEOUT: Duration = Duration::from_secs(1);
+
+async fn kafka(State(admin): State<Arc<Admin>>) -> Response {
+    let Some(addr) = admin.kafka_diff else {
+        return json_response(&json!({"configured": false}));
+    };
+    let fetch = |path: &'static str| async move {
+        let get = async {
+            let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            let request = http::Request::get(path)
+                .header(header::HOST, addr.to_string())
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .ok()?;
+            let response = sender.send_request(request).await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .ok()?
+                .to_bytes();
+            serde_json::from_slice::<Value>(&body).ok()
+        };
+        tokio::time::timeout(KAFKA_DIFF_TIMEOUT, get)
+            .await
+            .ok()
+            .flatten()
+    };
+    let (summary, samples) = tokio::join!(
+        fetch("/admin/kafka-summary"),
+        fetch("/admin/kafka-mismatches")
+    );
+    json_response(&json!({
+        "configured": true,
+        "address": addr.to_string(),
+        "reachable": summary.is_some(),
+        "summary": summary,
+        "samples": samples.and_then(|s| s.get("samples").cloned()),
     }))
 }
 

@@ -67,6 +67,10 @@ pub struct Config {
     /// `SameSite=Strict` cookie). Required when `admin_listen` is not a
     /// loopback address. Default: none.
     pub admin_token_file: Option<String>,
+    /// Optional: the admin listener of a running `parallax kafka-diff`
+    /// (`--admin-listen`), e.g. `"127.0.0.1:9903"`: the explorer (`/ui`)
+    /// shows its Kafka join beside the HTTP comparisons. Default: none.
+    pub kafka_diff_admin: Option<String>,
     /// Width of the sliding window behind `/admin/latency`, in seconds (it
     /// rotates in six equal slots). 6–3600. Default `60`.
     pub latency_window_secs: u64,
@@ -82,6 +86,7 @@ impl Default for Config {
         Self {
             admin_listen: "127.0.0.1:9901".into(),
             admin_token_file: None,
+            kafka_diff_admin: None,
             latency_window_secs: 60,
             shutdown_grace_ms: 10_000,
             services: Vec::new(),
@@ -410,6 +415,8 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     /// The admin API's bearer token, when configured.
     pub admin_token: Option<String>,
+    /// A `parallax kafka-diff` admin listener whose join the explorer shows.
+    pub kafka_diff_admin: Option<SocketAddr>,
     pub latency_window: Duration,
     pub shutdown_grace: Duration,
     pub services: Vec<ServiceSettings>,
@@ -565,9 +572,15 @@ impl Config {
             }
             services.push(settings);
         }
+        let kafka_diff_admin = self
+            .kafka_diff_admin
+            .as_deref()
+            .map(|a| socket_addr("kafka_diff_admin", a))
+            .transpose()?;
         Ok(Settings {
             admin_listen,
             admin_token,
+            kafka_diff_admin,
             latency_window: Duration::from_secs(self.latency_window_secs),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             services,

@@ -224,6 +224,7 @@ impl Proxy {
             services: services.iter().map(|(_, s)| Arc::clone(s)).collect(),
             window: settings.latency_window,
             token: settings.admin_token.clone(),
+            kafka_diff: settings.kafka_diff_admin,
         });
         Ok(Self {
             admin_listener,

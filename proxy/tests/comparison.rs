@@ -1082,3 +1082,54 @@ async fn in_a_real_browser_the_planted_field_is_three_clicks_away() {
     assert!(output.status.success(), "{said}");
     eprintln!("{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_relays_a_running_kafka_diff_join() {
+    use parallax_kafka_diff::report::Class;
+    let metrics = parallax_kafka_diff::metrics::DiffMetrics::new("events", "events.shadow");
+    for class in [Class::Matched, Class::Matched, Class::Different] {
+        metrics.record(class);
+    }
+    let samples = parallax_kafka_diff::samples::SampleRing::new(4);
+    let (addr, serve) = parallax_kafka_diff::admin::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        metrics,
+        samples,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(serve);
+    let (primary, shadow, _) = a_pair_with_planted_differences().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .top(&format!("kafka_diff_admin = \"{addr}\""))
+        .start()
+        .await;
+    let kafka = proxy.admin_json("/admin/kafka").await;
+    assert_eq!(kafka["reachable"], true, "{kafka}");
+    assert_eq!(kafka["summary"]["records"]["matched"], 2);
+    assert_eq!(kafka["summary"]["records"]["different"], 1);
+    assert_eq!(
+        kafka["summary"]["sides"]["shadow"]["topic"],
+        "events.shadow"
+    );
+
+    let without = proxy_without_kafka().await;
+    assert_eq!(
+        without.admin_json("/admin/kafka").await["configured"],
+        false
+    );
+}
+
+async fn proxy_without_kafka() -> TestProxy {
+    let (primary, shadow, _) = a_pair_with_planted_differences().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .start()
+        .await;
+    std::mem::forget((primary, shadow));
+    proxy
+}

@@ -38,14 +38,15 @@ async function fetchJson(path) {
 
 async function load() {
   try {
-    const [overview, fields, samples, latency, canary] = await Promise.all([
+    const [overview, fields, samples, latency, canary, kafka] = await Promise.all([
       fetchJson("/admin/overview"),
       fetchJson("/admin/fields"),
       fetchJson("/admin/mismatches"),
       fetchJson("/admin/latency/percentiles"),
       fetchJson("/admin/canary"),
+      fetchJson("/admin/kafka"),
     ]);
-    state.data = { overview, fields, samples, latency, canary };
+    state.data = { overview, fields, samples, latency, canary, kafka };
     state.error = null;
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
@@ -116,6 +117,21 @@ function servicesView(main) {
     return [link(`#/s/${enc(name)}`, name), s.primary, s.shadow, s.secondary || "–", t.compared, t.mismatch, pct(t.mismatch, t.compared), t.noise, canary ? canary.state + " " + canary.weight_percent + " %" : "–"];
   });
   main.append(table(["service", "primary", "shadow", "secondary", "compared", "mismatches", "rate", "noise", "canary"], rows));
+  if (state.data.kafka.configured) main.append(kafkaPanel(state.data.kafka));
+}
+
+function kafkaPanel(k) {
+  const section = el("section", { class: "panel" }, el("h2", { text: "Kafka side effects (parallax kafka-diff)" }));
+  if (!k.reachable) return section.append(el("p", { class: "error", text: `The differ at ${k.address} does not answer.` })), section;
+  const r = k.summary.records;
+  const pairs = (r.matched || 0) + (r.different || 0);
+  section.append(table(["matched", "different", "missing in shadow", "extra in shadow", "difference rate"], [[r.matched, r.different, r.missing_in_shadow, r.extra_in_shadow, pct(r.different + r.missing_in_shadow + r.extra_in_shadow, pairs + r.missing_in_shadow + r.extra_in_shadow)]]));
+  section.append(table(["side", "topic", "consumed", "pending", "lag", "without event id"], Object.entries(k.summary.sides).map(([side, s]) => [side, s.topic, s.consumed, s.pending, s.lag, s.without_event_id])));
+  const samples = k.samples || [];
+  if (samples.length) {
+    section.append(table(["event", "result", "differences"], samples.slice(-10).reverse().map((s) => [s.event_id ?? "–", s.result, (s.differences || []).map((d) => `${d.path} (${d.kind})`).join(", ")]), "Last differing records"));
+  }
+  return section;
 }
 
 function serviceView(main, name) {
