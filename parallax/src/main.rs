@@ -22,11 +22,16 @@
 //!   (`parallax-report`), exit code for CI.
 //! - [`kafka_diff`]: `parallax kafka-diff`, the twins' Kafka side effects
 //!   compared (`parallax-kafka-diff`).
+//! - [`capture_info`]: `parallax capture info`, a capture summarised
+//!   (`parallax-capture`).
+//! - [`replay`](mod@replay): `parallax replay`, a capture sent to targets
+//!   open-model, results in the common schema.
 //! - [`proxy_bench`]: `parallax bench proxy`, the proxy against direct and
 //!   against nginx's `mirror`.
 
 mod bench;
 mod canary;
+mod capture_info;
 mod experiment;
 mod fanout;
 mod gate;
@@ -36,6 +41,7 @@ mod load;
 mod procstat;
 mod proxy;
 mod proxy_bench;
+mod replay;
 mod run;
 mod stack;
 mod twin;
@@ -87,6 +93,14 @@ enum Command {
     /// Show, roll back or restart the canary releases of a running proxy
     /// (services with a [services.canary] table).
     Canary(canary::CanaryArgs),
+    /// Inspect a traffic capture (Parallax .plxcap, GoReplay .gor, HAR).
+    Capture {
+        #[command(subcommand)]
+        capture: capture_info::Capture,
+    },
+    /// Send a capture to one or more targets, open-model, at any speed
+    /// (exit 1 when the schedule was not held).
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,6 +123,12 @@ fn main() -> anyhow::Result<()> {
             return experiment::run(args);
         }
     }
+    if let Command::Capture { capture } = &cli.command {
+        return capture_info::run(capture);
+    }
+    if let Command::Replay(args) = &cli.command {
+        std::process::exit(replay::run(args)?);
+    }
     if let Command::Gate(args) = &cli.command {
         // Judging a results file needs no checkout either.
         std::process::exit(gate::run(args));
@@ -121,5 +141,6 @@ fn main() -> anyhow::Result<()> {
         Command::Load { load } => load::run(&root, &load),
         Command::Proxy(_) | Command::KafkaDiff(_) => unreachable!("served above"),
         Command::Gate(_) | Command::Canary(_) => unreachable!("served above"),
+        Command::Capture { .. } | Command::Replay(_) => unreachable!("served above"),
     }
 }

@@ -1,0 +1,34 @@
+//! `parallax capture info FILE...`: what a capture holds — a Parallax
+//! capture (all segments of a rotated one may be given), a GoReplay `.gor`
+//! file or a HAR file, the format detected — in one streaming pass.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use parallax_capture::summary::Summary;
+use parallax_capture::Source;
+
+#[derive(Debug, Subcommand)]
+pub enum Capture {
+    /// Summarise a capture: duration, requests per route (ids collapsed),
+    /// statuses, WebSocket sessions, gaps, rate over time.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Capture files (.plxcap segments, .gor, .har), read in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(capture: &Capture) -> anyhow::Result<()> {
+    match capture {
+        Capture::Info(args) => {
+            let mut source = Source::open(&args.files)?;
+            let summary = Summary::of(&mut source)?;
+            print!("{}", summary.render(&source));
+            Ok(())
+        }
+    }
+}
