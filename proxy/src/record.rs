@@ -271,8 +271,11 @@ struct Shared {
 pub struct Recorder {
     /// Bounded (`queue_records`): `try_send` never blocks the client path;
     /// a full queue is a drop. A std channel: the receiving end is a plain
-    /// thread, not a task.
-    tx: SyncSender<Record>,
+    /// thread, not a task. `None` only while dropping.
+    tx: Option<SyncSender<Record>>,
+    /// Joined on drop, so a proxy that shuts down flushes and finishes its
+    /// capture before the process exits.
+    writer: Option<std::thread::JoinHandle<()>>,
     sampler: Sampler,
     epoch: Instant,
     max_body_bytes: u64,
@@ -360,11 +363,12 @@ impl Recorder {
             written_bytes: 0,
             gaps_seen: 0,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name(format!("record-{service}"))
             .spawn(move || writer.run(rx))?;
         Ok(Self {
-            tx,
+            tx: Some(tx),
+            writer: Some(writer),
             sampler: Sampler::new(settings.sample_percent, sticky),
             epoch,
             max_body_bytes: settings.max_body_bytes,
@@ -467,7 +471,8 @@ impl Recorder {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             return self.drop_record(DropReason::QueueFull);
         }
-        match self.tx.try_send(record) {
+        let tx = self.tx.as_ref().expect("present until drop");
+        match tx.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
@@ -477,6 +482,17 @@ impl Recorder {
                 self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 self.drop_record(DropReason::WriteFailed);
             }
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after what is queued: it
+        // flushes and finishes the segment.
+        drop(self.tx.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
         }
     }
 }
