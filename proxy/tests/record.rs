@@ -444,3 +444,75 @@ async fn a_websocket_session_is_recorded_message_by_message() {
     );
     assert!(messages.windows(2).all(|w| w[0].at_us <= w[1].at_us));
 }
+
+/// The session-cache twins (`PARALLAX_CACHE_GO_BIN`,
+/// `PARALLAX_CACHE_RUST_BIN`, as `twins.rs`): the cache corpus recorded
+/// through the proxy (Go primary, Rust shadow), then replayed in order into
+/// a fresh Go cache and a fresh Rust cache — every replayed answer has the
+/// status the primary gave when it was recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_corpus_recorded_before_the_twins_replays_to_the_same_answers_on_both() {
+    use parallax_conformance::cache::corpus as cache_corpus;
+    use parallax_conformance::{service, Implementation, Service, ServiceBuilder};
+    async fn spawn(builder: ServiceBuilder) -> Service {
+        tokio::task::spawn_blocking(move || builder.spawn())
+            .await
+            .unwrap()
+    }
+    let with_flags = |imp: &Implementation| {
+        cache_corpus::flags()
+            .into_iter()
+            .fold(service(imp), |b, (flag, value)| b.flag(flag, value))
+    };
+    let d = dir("twins");
+    let path = d.join("cache.plxcap");
+    let primary = spawn(with_flags(&Implementation::go_cache())).await;
+    let shadow = spawn(with_flags(&Implementation::rust_cache())).await;
+    let proxy = proxy()
+        .primary(primary.addr())
+        .shadow(shadow.addr())
+        .set("max_mirror_body_bytes = 4194304")
+        .tables(&record_table(&path, "max_body_bytes = 4194304"))
+        .start()
+        .await;
+    let mut statuses = Vec::new();
+    for step in cache_corpus::corpus() {
+        let answer = wire(proxy.addr, step.request.clone()).await;
+        assert_eq!(answer.status, step.status, "{}", step.name);
+        statuses.push(answer.status);
+    }
+    let n = statuses.len() as f64;
+    wait_metric(&proxy, "parallax_record_records_total", n).await;
+    assert_eq!(metric(&proxy, "parallax_record_dropped_total").await, 0.0);
+    let (recs, _) = records(&path);
+    let recorded: Vec<u16> = requests(&recs).iter().map(|r| r.status.unwrap()).collect();
+    assert_eq!(recorded, statuses);
+
+    let files: Vec<PathBuf> = existing_segments(&path)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    // One connection, in recorded order: the corpus is stateful.
+    let options = ReplayOptions {
+        pace: Pace::Rate(500.0),
+        sessions: false,
+        max_connections: 1,
+        ..ReplayOptions::default()
+    };
+    for imp in [Implementation::go_cache(), Implementation::rust_cache()] {
+        let fresh = spawn(with_flags(&imp)).await;
+        let target = Target::parse(&format!("http://{}", fresh.addr())).unwrap();
+        let report = replay::run(&files, &options, &target, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.sent as usize, statuses.len(), "{}", imp.name);
+        assert_eq!(
+            report.status_same as usize,
+            statuses.len(),
+            "{}: {:?} against recorded {:?}",
+            imp.name,
+            report.statuses,
+            statuses
+        );
+    }
+}
