@@ -13,6 +13,8 @@
 //! - [`procstat`]: CPU-seconds and RSS of a process or a process group from
 //!   `/proc`.
 //! - [`prom`]: the Prometheus text format: samples, sums, histograms.
+//! - [`proxyconf`]: the configuration of a `parallax proxy` the harness
+//!   starts, from the proxy's own types, validated before use.
 //! - [`runner`]: runs an experiment (shadow through `parallax proxy`,
 //!   direct A B B A, or A/A) into one result per rate step.
 
@@ -20,5 +22,6 @@ pub mod child;
 pub mod experiment;
 pub mod procstat;
 pub mod prom;
+pub mod proxyconf;
 pub mod runner;
 pub mod traffic;

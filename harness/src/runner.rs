@@ -41,6 +41,7 @@ use crate::child::{self, ChildProcess, ChildSpec, Readiness};
 use crate::experiment::{Backend, Experiment, ModeName, Side, Step};
 use crate::procstat;
 use crate::prom;
+use crate::proxyconf::{self, ProxyService};
 use crate::traffic::TemplateWorkload;
 
 /// Warm-up slots are numbered from here, far from the measured ones.
@@ -479,7 +480,12 @@ fn start(
             .replace("{name}", label)
             .replace("{dir}", &experiment.dir().display().to_string())
     };
-    let argv: Vec<String> = backend.command.iter().map(|a| fill(a)).collect();
+    let mut argv: Vec<String> = backend.command.iter().map(|a| fill(a)).collect();
+    // A relative program with a slash is relative to the backend's
+    // directory, as its arguments are (not to where parallax runs).
+    if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
+        argv[0] = dir.join(&argv[0]).display().to_string();
+    }
     let mut spec = ChildSpec::new(
         format!("the {} ({label})", side.field()),
         &argv[0],
@@ -678,7 +684,11 @@ fn shadow(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
         let polling = AtomicBool::new(false);
         let (report, timeline) = std::thread::scope(|scope| {
             let poller = scope.spawn(|| poll_histograms(&proxy, ctx.name, &polling));
-            let html = out.join(format!("goose-{}.html", sanitize(&name)));
+            let html = if ctx.several_steps {
+                out.join(format!("goose-{}.html", sanitize(&name)))
+            } else {
+                out.join("goose.html")
+            };
             let first = (k as u64) << 36;
             let report = measure(
                 ctx,
@@ -1038,80 +1048,29 @@ impl Proxy {
     }
 }
 
-/// The proxy configuration: built as the real `parallax_proxy::Config`
-/// type would read it, checked by parsing and validating it with that type
-/// before it is written.
-pub fn proxy_config(
+/// The proxy configuration of an experiment (see [`crate::proxyconf`]).
+fn proxy_config(
     experiment: &Experiment,
     service: &str,
     listen: &str,
     admin: &str,
-    running: &[impl BackendAddr],
+    running: &[Running],
     mismatch_log: &Path,
 ) -> anyhow::Result<String> {
-    use toml::{Table, Value};
-    let mut s = Table::new();
-    s.insert("name".into(), service.into());
-    s.insert("listen".into(), listen.into());
-    for (i, key) in ["primary", "shadow", "secondary"].iter().enumerate() {
-        if let Some(r) = running.get(i) {
-            s.insert((*key).into(), format!("http://{}", r.addr()).into());
-            if let Some(pid) = r.pid() {
-                s.insert(format!("{key}_pid"), Value::Integer(pid.into()));
-            }
-        }
-    }
-    s.insert("mirror_percent".into(), Value::Float(100.0));
-    s.insert(
-        "shadow_timeout_ms".into(),
-        Value::Integer(experiment.load.shadow_timeout_ms as i64),
-    );
-    s.insert("shadow_max_in_flight".into(), Value::Integer(1024));
-    s.insert(
-        "mismatch_log".into(),
-        mismatch_log.display().to_string().into(),
-    );
-    s.insert("compare".into(), Value::try_from(&experiment.compare)?);
-    let routes: Vec<Value> = experiment
-        .routes
-        .iter()
-        .map(|r| -> anyhow::Result<Value> {
-            let mut t = Table::new();
-            t.insert("template".into(), r.template.clone().into());
-            if let Some(c) = &r.compare {
-                t.insert("compare".into(), Value::try_from(c)?);
-            }
-            Ok(Value::Table(t))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    s.insert("routes".into(), Value::Array(routes));
-    let mut top = Table::new();
-    top.insert("admin_listen".into(), admin.into());
-    // Longer than any run, so the histograms only grow and subtract.
-    top.insert("latency_window_secs".into(), Value::Integer(3600));
-    top.insert("services".into(), Value::Array(vec![Value::Table(s)]));
-    let text = toml::to_string(&top)?;
-    parallax_proxy::Config::parse(&text, "the generated proxy config")
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .validate()
-        .map_err(|e| anyhow::anyhow!("the generated proxy config: {e}"))?;
-    Ok(text)
-}
-
-/// What [`proxy_config`] needs of a backend.
-pub trait BackendAddr {
-    /// `host:port`.
-    fn addr(&self) -> &str;
-    fn pid(&self) -> Option<u32>;
-}
-
-impl BackendAddr for Running {
-    fn addr(&self) -> &str {
-        &self.addr
-    }
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(ChildProcess::pid)
-    }
+    let addr = |i: usize| running.get(i).map(|r| r.addr.clone());
+    let pid = |i: usize| {
+        running
+            .get(i)
+            .and_then(|r| r.child.as_ref().map(ChildProcess::pid))
+    };
+    let mut s = ProxyService::new(service, listen, &running[0].addr, &running[1].addr);
+    s.secondary = addr(2);
+    s.pids = [pid(0), pid(1), pid(2)];
+    s.shadow_timeout_ms = experiment.load.shadow_timeout_ms;
+    s.mismatch_log = Some(mismatch_log.to_owned());
+    s.compare = experiment.compare.clone();
+    s.routes = experiment.routes.clone();
+    proxyconf::render(admin, &[s])
 }
 
 /// The proxy and the backends at one moment.
@@ -1290,54 +1249,6 @@ fn sanitize(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Addr(&'static str, Option<u32>);
-
-    impl BackendAddr for Addr {
-        fn addr(&self) -> &str {
-            self.0
-        }
-        fn pid(&self) -> Option<u32> {
-            self.1
-        }
-    }
-
-    #[test]
-    fn the_proxy_config_is_the_proxys_own_type_with_the_experiments_rules() {
-        let text = r#"
-            [baseline]
-            command = ["a", "{port}"]
-            [candidate]
-            command = ["b", "{port}"]
-            [[traffic.requests]]
-            path = "/"
-            [compare]
-            ignore = ["/meta/**"]
-            [[routes]]
-            template = "/v1/orders/{id}"
-            [routes.compare]
-            headers = []
-        "#;
-        let x = Experiment::parse(text, "t").unwrap();
-        let config = proxy_config(
-            &x,
-            "orders",
-            "127.0.0.1:1",
-            "127.0.0.1:2",
-            &[Addr("127.0.0.1:3", Some(7)), Addr("127.0.0.1:4", None)],
-            Path::new("/tmp/m.jsonl"),
-        )
-        .unwrap();
-        let parsed = parallax_proxy::Config::parse(&config, "t").unwrap();
-        let s = &parsed.services[0];
-        assert_eq!(s.primary, "http://127.0.0.1:3");
-        assert_eq!(s.primary_pid, Some(7));
-        assert_eq!(s.shadow_pid, None);
-        assert_eq!(s.compare.ignore, ["/meta/**"]);
-        assert_eq!(s.routes[0].template, "/v1/orders/{id}");
-        assert!(s.routes[0].compare.as_ref().unwrap().headers.is_empty());
-        assert_eq!(parsed.latency_window_secs, 3600);
-    }
 
     #[test]
     fn array_indices_fold() {

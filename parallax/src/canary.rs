@@ -1,6 +1,8 @@
-//! `parallax canary status|rollback|restart`: a running proxy's canary
-//! releases, through its admin listener (`GET /admin/canary`,
-//! `POST /admin/canary/{service}/rollback|restart`).
+//! `parallax canary status|rollback|restart`: a running proxy's (or fleet
+//! controller's) canary releases, through its admin listener
+//! (`GET /admin/canary`, `POST /admin/canary/{service}/rollback|restart`);
+//! `parallax canary controller --config FILE` runs the fleet-wide
+//! controller (`parallax_proxy::fleet`).
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -14,6 +16,10 @@ pub struct CanaryArgs {
     /// Print the proxy's JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// A file holding the admin listener's token (its `admin_token_file`),
+    /// sent as a bearer token.
+    #[arg(long, env = "PARALLAX_ADMIN_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     action: Action,
 }
@@ -27,9 +33,23 @@ pub enum Action {
     Rollback { service: String },
     /// Start SERVICE's canary again from its first step.
     Restart { service: String },
+    /// Run the fleet-wide controller: judge every replica's canary together
+    /// from Prometheus and push the weight to each (see
+    /// deploy/canary-controller.example.toml).
+    Controller {
+        /// The controller's TOML configuration.
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Validate the configuration, print a summary and exit.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 pub fn run(args: &CanaryArgs) -> anyhow::Result<()> {
+    if let Action::Controller { config, check } = &args.action {
+        return controller(config, *check);
+    }
     let http = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
@@ -41,6 +61,15 @@ pub fn run(args: &CanaryArgs) -> anyhow::Result<()> {
             http.post(format!("{base}/admin/canary/{service}/rollback"))
         }
         Action::Restart { service } => http.post(format!("{base}/admin/canary/{service}/restart")),
+        Action::Controller { .. } => unreachable!("served above"),
+    };
+    let request = match &args.token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            request.bearer_auth(token.trim())
+        }
+        None => request,
     };
     let response = request
         .send()
@@ -60,6 +89,33 @@ pub fn run(args: &CanaryArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", table(&body["services"]));
     }
+    Ok(())
+}
+
+fn controller(config: &std::path::Path, check: bool) -> anyhow::Result<()> {
+    let settings = parallax_proxy::fleet::ControllerConfig::load(config)?;
+    if check {
+        println!(
+            "{}: valid; service {}, {} listed replica(s){}, Prometheus {}, admin on {}",
+            config.display(),
+            settings.service,
+            settings.replicas.len(),
+            settings
+                .discover_job
+                .as_ref()
+                .map_or(String::new(), |j| format!(" + job {j:?}'s targets")),
+            settings.prometheus,
+            settings.listen
+        );
+        return Ok(());
+    }
+    parallax_common::telemetry::init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime
+        .block_on(async {
+            parallax_proxy::fleet::run(settings, parallax_common::server::signal()).await
+        })
+        .context("the canary controller stopped")?;
     Ok(())
 }
 

@@ -35,9 +35,9 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 
 use parallax_kafka_diff::{Differ, DifferConfig, Start, Stop};
-use parallax_loadgen::cache::{CacheConfig, CacheWorkload};
 use parallax_loadgen::ingest::{IngestConfig, IngestWorkload};
 use parallax_loadgen::open::{OpenReport, Workload};
+use parallax_proxy::config::{CompareConfig, RouteConfig};
 use parallax_report::synthetic::empty_histogram;
 use parallax_report::{
     histogram, BackendResult, Comparison, KafkaComparison, LatencySummary, Mode, Role, RunResults,
@@ -221,7 +221,7 @@ pub fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
                 Scenario::Ingest => {
                     ingest(root, args, brokers.as_deref().unwrap_or_default(), &out)
                 }
-                Scenario::Cache => cache(root, args, &out),
+                Scenario::Cache => cache(root, args, &out, mode),
                 Scenario::Fanout => fanout(root, args, &out),
                 Scenario::All => unreachable!("expanded above"),
             }
@@ -278,13 +278,14 @@ fn ingest(
         unit: "events",
         target: events_per_sec,
         rate: events_per_sec / args.batch_size as f64,
-        routes: r#"
-[[services.routes]]
-template = "/v1/events"
-[services.routes.compare]
-headers = ["content-type"]
-protobuf_message = "parallax.ingest.v1.IngestResponse"
-"#,
+        routes: vec![RouteConfig {
+            template: "/v1/events".into(),
+            compare: Some(CompareConfig {
+                headers: vec!["content-type".into()],
+                protobuf_message: Some("parallax.ingest.v1.IngestResponse".into()),
+                ..CompareConfig::default()
+            }),
+        }],
     };
     let sides = sides(args, &binaries, args.batch_size as f64);
     let mut result = http_scenario(args, &plan, &sides, &flags, workload, &dir)?;
@@ -321,35 +322,32 @@ protobuf_message = "parallax.ingest.v1.IngestResponse"
     Ok(result)
 }
 
-fn cache(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioResult> {
-    let dir = stack::scenario_dir(out, "cache")?;
-    let binaries = twin::build(root, "session-cache")?;
-    let ops = args.rate.unwrap_or(2_000.0);
-    let workload = Arc::new(CacheWorkload::new(&CacheConfig {
-        rate_per_sec: ops,
-        read_ratio: 0.9,
-        keys: 10_000,
-        zipf_exponent: 1.0,
-        value_size: 512,
-        ..CacheConfig::default()
-    })?);
-    let plan = Plan {
-        service: "cache",
-        unit: "requests",
-        target: ops,
-        rate: ops,
-        routes: r#"
-[services.compare]
-headers = ["content-type"]
-
-[[services.routes]]
-template = "/v1/sessions/{id}"
-[services.routes.compare]
-headers = ["content-type"]
-"#,
+/// The session-cache pair: `experiments/cache.toml`, run by the harness's
+/// runner like any experiment file.
+fn cache(root: &Path, args: &RunArgs, out: &Path, mode: Mode) -> anyhow::Result<ScenarioResult> {
+    use parallax_harness::experiment::{Experiment, ModeName};
+    use parallax_harness::runner::{self, RunOptions};
+    let experiment = Experiment::load(&root.join("experiments/cache.toml"))?;
+    let options = RunOptions {
+        mode: Some(match mode {
+            Mode::Shadow => ModeName::Shadow,
+            Mode::Direct => ModeName::Direct,
+            Mode::Aa => ModeName::Aa,
+        }),
+        duration_secs: Some(args.duration()),
+        warmup_secs: Some(args.warmup()),
+        rate: args.rate,
+        candidate_args: args
+            .candidate_flags
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        out: stack::scenario_dir(out, "cache")?,
+        proxy_exe: crate::workspace::self_exe()?,
     };
-    let sides = sides(args, &binaries, 1.0);
-    http_scenario(args, &plan, &sides, &|_| Vec::new(), workload, &dir)
+    let mut scenarios = runner::run(&experiment, &options)?;
+    anyhow::ensure!(scenarios.len() == 1, "experiments/cache.toml has one step");
+    Ok(scenarios.remove(0))
 }
 
 /// What an HTTP scenario sends and how the proxy is set up for it.
@@ -360,8 +358,8 @@ struct Plan {
     target: f64,
     /// Requests per second.
     rate: f64,
-    /// Proxy TOML for the service's routes.
-    routes: &'static str,
+    /// The proxy's routes and their compare rules.
+    routes: Vec<RouteConfig>,
 }
 
 fn http_scenario<W: Workload>(
@@ -426,7 +424,7 @@ fn shadow<W: Workload>(
 ) -> anyhow::Result<(Vec<BackendResult>, Comparison, Vec<String>)> {
     let primary = start_twin(&sides[0], &flags(&sides[0]), dir)?;
     let shadow = start_twin(&sides[1], &flags(&sides[1]), dir)?;
-    let proxy = ProxyProcess::start(plan.service, primary.addr, shadow.addr, plan.routes, dir)?;
+    let proxy = ProxyProcess::start(plan.service, primary.addr, shadow.addr, &plan.routes, dir)?;
     eprintln!(
         "{}: {} primary on {}, {} shadow on {}, proxy on {}",
         plan.service, sides[0].name, primary.addr, sides[1].name, shadow.addr, proxy.listen
@@ -840,7 +838,7 @@ fn mirrored_fanout(
 ) -> anyhow::Result<(Comparison, String)> {
     let primary = start_twin(&sides[0], &[], dir)?;
     let shadow = start_twin(&sides[1], &[], dir)?;
-    let proxy = ProxyProcess::start("fanout", primary.addr, shadow.addr, "", dir)?;
+    let proxy = ProxyProcess::start("fanout", primary.addr, shadow.addr, &[], dir)?;
     // Every proxied connection holds three descriptors in the proxy.
     let clients = args.clients.min(1000);
     let fleet = crate::fanout::Fleet::connect(proxy.listen, clients, 10_000, topics, 4, None)?;

@@ -3,7 +3,7 @@
 //! child process, so its CPU is not the load generator's.
 //!
 //! The proxy is configured for the run (mirror everything, a latency window
-//! longer than the run) and read back over its admin listener: serialised
+//! longer than the run; `parallax_harness::proxyconf` builds the file) and read back over its admin listener: serialised
 //! HDR histograms per backend (`/admin/latency/histograms`), comparison and
 //! mirror counters (`/metrics`), mismatch samples. Two snapshots taken
 //! around the measured phase are subtracted, so warm-up traffic is left out.
@@ -11,17 +11,19 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
+use parallax_harness::child::{ChildProcess, ChildSpec, Readiness};
+use parallax_harness::proxyconf::{self, ProxyService};
+use parallax_proxy::config::RouteConfig;
 
 use crate::procstat;
 
-/// The proxy as a child process.
+/// The proxy as a child process (the harness's child-process type).
 pub struct ProxyProcess {
-    child: Child,
+    child: ChildProcess,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     http: reqwest::blocking::Client,
@@ -72,30 +74,24 @@ pub fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// The proxy configuration of one service; `routes` are TOML tables
-/// (`[[services.routes]]` …) appended to the service.
+/// The proxy configuration of one service, mirroring everything, from the
+/// harness's typed builder (checked against `parallax_proxy::Config`).
 pub fn proxy_config(
     service: &str,
     listen: SocketAddr,
     admin: SocketAddr,
     primary: SocketAddr,
     shadow: SocketAddr,
-    routes: &str,
-) -> String {
-    format!(
-        r#"admin_listen = "{admin}"
-latency_window_secs = 3600
-
-[[services]]
-name = "{service}"
-listen = "{listen}"
-primary = "http://{primary}"
-shadow = "http://{shadow}"
-mirror_percent = 100.0
-shadow_timeout_ms = 5000
-{routes}
-"#
-    )
+    routes: &[RouteConfig],
+) -> anyhow::Result<String> {
+    let mut s = ProxyService::new(
+        service,
+        &listen.to_string(),
+        &primary.to_string(),
+        &shadow.to_string(),
+    );
+    s.routes = routes.to_vec();
+    proxyconf::render(&admin.to_string(), &[s])
 }
 
 impl ProxyProcess {
@@ -105,46 +101,38 @@ impl ProxyProcess {
         service: &str,
         primary: SocketAddr,
         shadow: SocketAddr,
-        routes: &str,
+        routes: &[RouteConfig],
         out: &Path,
     ) -> anyhow::Result<Self> {
         let (listen, admin) = (free_port()?, free_port()?);
         let config_path = out.join(format!("proxy-{service}.toml"));
         std::fs::write(
             &config_path,
-            proxy_config(service, listen, admin, primary, shadow, routes),
+            proxy_config(service, listen, admin, primary, shadow, routes)?,
         )?;
-        let log_path = out.join(format!("proxy-{service}.log"));
-        let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(crate::workspace::self_exe()?)
-            .arg("proxy")
-            .arg("--config")
-            .arg(&config_path)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start parallax proxy")?;
-        let proxy = Self {
-            child,
+        let mut spec = ChildSpec::new(
+            "parallax proxy",
+            crate::workspace::self_exe()?,
+            out.join(format!("proxy-{service}.log")),
+        );
+        spec.args = vec![
+            "proxy".into(),
+            "--config".into(),
+            config_path.display().to_string(),
+        ];
+        spec.ready = Readiness::Http {
+            addr: admin.to_string(),
+            path: "/healthz".into(),
+        };
+        spec.ready_timeout = Duration::from_secs(20);
+        Ok(Self {
+            child: ChildProcess::spawn(&spec)?,
             listen,
             admin,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
-        };
-        let started = Instant::now();
-        while proxy.get("/healthz").is_err() {
-            if started.elapsed() > Duration::from_secs(20) {
-                bail!(
-                    "the proxy did not come up within 20 s; see {}",
-                    log_path.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(proxy)
+        })
     }
 
     pub fn url(&self) -> String {
@@ -152,7 +140,7 @@ impl ProxyProcess {
     }
 
     pub fn usage(&self) -> anyhow::Result<procstat::Usage> {
-        procstat::read(self.child.id())
+        procstat::read(self.child.pid())
     }
 
     fn get(&self, path: &str) -> anyhow::Result<String> {
@@ -197,62 +185,30 @@ impl ProxyProcess {
         Ok(kinds)
     }
 
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    /// SIGTERM, then wait (bounded) for a clean exit; killed after 15 s.
+    pub fn stop(self) {
+        self.child.stop(Duration::from_secs(15));
     }
 }
 
 /// Sums `parallax_comparisons_total` by `result`, `parallax_mirror_total`
 /// by `outcome` (over every route) and `parallax_ws_frames_total` by
-/// `result`.
+/// `result` (the harness's Prometheus text parser).
 pub fn parse_counters(exposition: &str) -> Counters {
+    use parallax_harness::prom;
     let mut counters = Counters::default();
-    for line in exposition.lines() {
-        let (label, map) = if line.starts_with("parallax_comparisons_total{") {
-            ("result", &mut counters.comparisons)
-        } else if line.starts_with("parallax_mirror_total{") {
-            ("outcome", &mut counters.mirrors)
-        } else if line.starts_with("parallax_ws_frames_total{") {
-            ("result", &mut counters.ws_frames)
-        } else {
-            continue;
+    for sample in prom::parse(exposition) {
+        let (label, map) = match sample.name.as_str() {
+            "parallax_comparisons_total" => ("result", &mut counters.comparisons),
+            "parallax_mirror_total" => ("outcome", &mut counters.mirrors),
+            "parallax_ws_frames_total" => ("result", &mut counters.ws_frames),
+            _ => continue,
         };
-        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
-            continue;
-        };
-        if let Some(name) = label_value(line, label) {
-            *map.entry(name.to_owned()).or_default() += value;
+        if let Some(name) = sample.label(label) {
+            *map.entry(name.to_owned()).or_default() += sample.value;
         }
     }
     counters
-}
-
-fn label_value<'a>(line: &'a str, label: &str) -> Option<&'a str> {
-    let key = format!("{label}=\"");
-    let start = line.find(&key)? + key.len();
-    let end = line[start..].find('"')? + start;
-    Some(&line[start..end])
 }
 
 /// Counts every `"kind"` string found in the samples document.
@@ -308,8 +264,8 @@ parallax_ws_frames_total{result="matched",service="fanout"} 5
 
     #[test]
     fn the_proxy_config_mirrors_everything_and_parses() {
-        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let text = proxy_config("cache", addr, addr, addr, addr, "");
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let text = proxy_config("cache", addr(1), addr(2), addr(3), addr(4), &[]).unwrap();
         let config = parallax_proxy::Config::parse(&text, "test").unwrap();
         assert_eq!(config.services[0].mirror_percent, 100.0);
     }

@@ -4,15 +4,14 @@
 //! HOST:PORT` once bound, so a twin is started on port 0 and its real address
 //! read from its log; its stderr then goes on to a log file.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use parallax_harness::child::{ChildProcess, ChildSpec, Readiness};
 
 use crate::procstat::{self, Usage};
 
@@ -78,11 +77,12 @@ fn run_ok(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A running twin; dropping it kills the process.
+/// A running twin (the harness's one child-process type: its own process
+/// group, stderr and stdout to the log, killed on drop).
 pub struct Twin {
     pub name: &'static str,
     pub addr: SocketAddr,
-    child: Child,
+    child: ChildProcess,
 }
 
 impl Twin {
@@ -107,48 +107,22 @@ impl Twin {
         cpus: Option<&str>,
     ) -> anyhow::Result<Self> {
         // taskset execs the binary, so the child's pid is the twin's.
-        let mut command = match cpus {
+        let mut spec = match cpus {
             Some(list) => {
-                let mut taskset = Command::new("taskset");
-                taskset.args(["-c", list]).arg(binary);
-                taskset
+                let mut spec = ChildSpec::new(format!("the {name} twin"), "taskset", log);
+                spec.args = vec!["-c".into(), list.into(), binary.display().to_string()];
+                spec
             }
-            None => Command::new(binary),
+            None => ChildSpec::new(format!("the {name} twin"), binary, log),
         };
-        let mut child = command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start the {name} twin ({})", binary.display()))?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut file = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(file, "{line}");
-                if let Some(addr) = listening_addr(&line) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Ok(Self { name, addr, child }),
-            Err(_) => {
-                let _ = child.kill();
-                bail!(
-                    "the {name} twin did not log `listening on` within 30 s; see {}",
-                    log.display()
-                )
-            }
-        }
+        spec.args
+            .extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
+        spec.args.extend(args.iter().cloned());
+        // Started on port 0: its real address is in its `listening on` line.
+        spec.ready = Readiness::ListeningLine;
+        let child = ChildProcess::spawn(&spec)?;
+        let addr = child.addr.context("the twin logged no address")?;
+        Ok(Self { name, addr, child })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -156,7 +130,7 @@ impl Twin {
     }
 
     pub fn usage(&self) -> anyhow::Result<Usage> {
-        procstat::read(self.child.id())
+        procstat::read(self.child.pid())
     }
 
     /// Polls `GET /readyz` until it answers 200.
@@ -183,52 +157,13 @@ impl Twin {
     }
 
     /// SIGTERM, then waits for a clean exit.
-    pub fn stop(mut self, deadline: Duration) -> anyhow::Result<ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if started.elapsed() > deadline {
-                bail!(
-                    "the {} twin did not exit within {deadline:?} of SIGTERM",
-                    self.name
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
+    pub fn stop(self, deadline: Duration) -> anyhow::Result<ExitStatus> {
+        match self.child.stop(deadline) {
+            Some(status) => Ok(status),
+            None => bail!(
+                "the {} twin did not exit within {deadline:?} of SIGTERM",
+                self.name
+            ),
         }
-    }
-}
-
-impl Drop for Twin {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The address in a `listening on HOST:PORT` log line (Go's slog quotes it).
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    let token = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
-    token.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::listening_addr;
-
-    #[test]
-    fn finds_the_address_in_rust_and_go_log_lines() {
-        let rust = "2026-11-26T23:36:08Z  INFO listening on 127.0.0.1:18080";
-        let go = r#"time=2026-11-26T23:36:08Z level=INFO msg="listening on 127.0.0.1:18081""#;
-        assert_eq!(listening_addr(rust).unwrap().port(), 18080);
-        assert_eq!(listening_addr(go).unwrap().port(), 18081);
-        assert!(listening_addr("starting").is_none());
     }
 }

@@ -1,0 +1,154 @@
+//! The configuration of a `parallax proxy` the harness starts, built from
+//! typed values — the compare rules and routes are the proxy's own
+//! `CompareConfig` and `RouteConfig` — and checked by parsing and
+//! validating it with `parallax_proxy::Config` before it is used, so a
+//! harness change that the proxy would refuse fails here, naming the field.
+
+use std::path::PathBuf;
+
+use parallax_compare::config::CompareConfig;
+use parallax_proxy::config::RouteConfig;
+use toml::{Table, Value};
+
+/// One proxied service.
+#[derive(Debug, Clone)]
+pub struct ProxyService {
+    pub name: String,
+    /// `host:port` clients connect to.
+    pub listen: String,
+    /// `host:port` of the primary (it answers the client).
+    pub primary: String,
+    /// `host:port` of the shadow (it gets a copy; its answer is compared).
+    pub shadow: String,
+    /// `host:port` of a second primary, for noise cancellation.
+    pub secondary: Option<String>,
+    /// Process ids of primary, shadow, secondary (for `parallax_backend_*`).
+    pub pids: [Option<u32>; 3],
+    /// How long the shadow may take.
+    pub shadow_timeout_ms: u64,
+    /// Every mismatch appended here as a JSON line.
+    pub mismatch_log: Option<PathBuf>,
+    /// Rules of routes without their own, and of `other`.
+    pub compare: CompareConfig,
+    pub routes: Vec<RouteConfig>,
+}
+
+impl ProxyService {
+    /// A service mirroring everything from `primary` to `shadow`, default
+    /// rules, no routes.
+    pub fn new(name: &str, listen: &str, primary: &str, shadow: &str) -> Self {
+        Self {
+            name: name.into(),
+            listen: listen.into(),
+            primary: primary.into(),
+            shadow: shadow.into(),
+            secondary: None,
+            pids: [None; 3],
+            shadow_timeout_ms: 5000,
+            mismatch_log: None,
+            compare: CompareConfig::default(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn table(&self) -> Result<Table, toml::ser::Error> {
+        let mut s = Table::new();
+        s.insert("name".into(), self.name.clone().into());
+        s.insert("listen".into(), self.listen.clone().into());
+        let upstreams = [
+            ("primary", Some(&self.primary)),
+            ("shadow", Some(&self.shadow)),
+            ("secondary", self.secondary.as_ref()),
+        ];
+        for ((key, addr), pid) in upstreams.into_iter().zip(self.pids) {
+            let Some(addr) = addr else { continue };
+            s.insert(key.into(), format!("http://{addr}").into());
+            if let Some(pid) = pid {
+                s.insert(format!("{key}_pid"), Value::Integer(pid.into()));
+            }
+        }
+        s.insert("mirror_percent".into(), Value::Float(100.0));
+        s.insert(
+            "shadow_timeout_ms".into(),
+            Value::Integer(self.shadow_timeout_ms as i64),
+        );
+        // A harness run mirrors everything; a bounded queue would drop
+        // copies under load and hide them from the comparison.
+        s.insert("shadow_max_in_flight".into(), Value::Integer(1024));
+        if let Some(log) = &self.mismatch_log {
+            s.insert("mismatch_log".into(), log.display().to_string().into());
+        }
+        s.insert("compare".into(), Value::try_from(&self.compare)?);
+        let mut routes = Vec::new();
+        for r in &self.routes {
+            let mut t = Table::new();
+            t.insert("template".into(), r.template.clone().into());
+            if let Some(c) = &r.compare {
+                t.insert("compare".into(), Value::try_from(c)?);
+            }
+            routes.push(Value::Table(t));
+        }
+        s.insert("routes".into(), Value::Array(routes));
+        Ok(s)
+    }
+}
+
+/// The whole file for `services` with the admin listener on `admin`; the
+/// latency window is an hour, longer than any run, so the histograms read
+/// before and after a measured part only grow and can be subtracted.
+pub fn render(admin: &str, services: &[ProxyService]) -> anyhow::Result<String> {
+    let mut top = Table::new();
+    top.insert("admin_listen".into(), admin.into());
+    top.insert("latency_window_secs".into(), Value::Integer(3600));
+    let services = services
+        .iter()
+        .map(|s| s.table().map(Value::Table))
+        .collect::<Result<Vec<_>, _>>()?;
+    top.insert("services".into(), Value::Array(services));
+    let text = toml::to_string(&top)?;
+    parallax_proxy::Config::parse(&text, "the generated proxy config")
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .validate()
+        .map_err(|e| anyhow::anyhow!("the generated proxy config: {e}"))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_parses_as_the_proxys_config_with_every_setting() {
+        let mut s = ProxyService::new("orders", "127.0.0.1:1", "127.0.0.1:3", "127.0.0.1:4");
+        s.pids = [Some(7), None, None];
+        s.secondary = Some("127.0.0.1:5".into());
+        s.mismatch_log = Some("/tmp/m.jsonl".into());
+        s.compare.ignore = vec!["/meta/**".into()];
+        s.routes = vec![RouteConfig {
+            template: "/v1/orders/{id}".into(),
+            compare: Some(CompareConfig {
+                headers: vec![],
+                ..CompareConfig::default()
+            }),
+        }];
+        let text = render("127.0.0.1:2", &[s]).unwrap();
+        let config = parallax_proxy::Config::parse(&text, "t").unwrap();
+        let s = &config.services[0];
+        assert_eq!(s.primary, "http://127.0.0.1:3");
+        assert_eq!(s.secondary.as_deref(), Some("http://127.0.0.1:5"));
+        assert_eq!((s.primary_pid, s.shadow_pid), (Some(7), None));
+        assert_eq!(s.mirror_percent, 100.0);
+        assert_eq!(s.compare.ignore, ["/meta/**"]);
+        assert_eq!(s.routes[0].template, "/v1/orders/{id}");
+        assert!(s.routes[0].compare.as_ref().unwrap().headers.is_empty());
+        assert_eq!(config.latency_window_secs, 3600);
+    }
+
+    #[test]
+    fn a_setting_the_proxy_refuses_is_caught_here() {
+        let mut s = ProxyService::new("bad name", "127.0.0.1:1", "127.0.0.1:3", "127.0.0.1:4");
+        s.shadow_timeout_ms = 0;
+        let e = render("127.0.0.1:2", &[s]).unwrap_err().to_string();
+        assert!(e.contains("services[0]."), "{e}");
+    }
+}
