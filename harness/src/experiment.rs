@@ -422,6 +422,70 @@ impl Experiment {
     }
 }
 
+/// The parts of an experiment file a plain load test needs (`parallax load
+/// http --experiment FILE`): its traffic, routes and load; the backends and
+/// the rest are ignored, so a file with only these works too.
+#[derive(Debug, Clone)]
+pub struct TrafficFile {
+    pub traffic: Traffic,
+    pub routes: Vec<RouteConfig>,
+    pub load: Load,
+    /// The file's directory (`body_file` resolves against it).
+    pub dir: PathBuf,
+    /// `name`, else the file's stem.
+    pub name: String,
+}
+
+impl TrafficFile {
+    /// Reads `path` and checks its traffic section.
+    pub fn load(path: &Path) -> Result<Self, ExperimentError> {
+        #[derive(Deserialize)]
+        struct Parts {
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            traffic: Traffic,
+            #[serde(default)]
+            routes: Vec<RouteConfig>,
+            #[serde(default)]
+            load: Load,
+        }
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let parts: Parts = toml::from_str(&text).map_err(|e| ExperimentError::Parse {
+            path: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let checked = traffic::validate(&parts.traffic, &dir).and_then(|()| parts.load.validate());
+        if let Err(e) = checked {
+            return Err(ExperimentError::Invalid {
+                origin,
+                field: e.field,
+                reason: e.reason,
+            });
+        }
+        let name = parts.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "http".into())
+        });
+        Ok(Self {
+            traffic: parts.traffic,
+            routes: parts.routes,
+            load: parts.load,
+            dir,
+            name,
+        })
+    }
+}
+
 impl Backend {
     /// The label in tables: `name`, else the side's name.
     pub fn label(&self, side: Side) -> String {

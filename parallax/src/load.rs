@@ -42,6 +42,22 @@ pub enum Load {
     Cache(CacheArgs),
     /// WebSocket subscribers plus notifications published at a rate.
     Ws(WsArgs),
+    /// Any HTTP service: the `[traffic]` request templates of an experiment
+    /// file (docs/experiments.md) against one target.
+    Http(HttpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The file whose `[traffic]` (and `[[routes]]`, `[load]`) to use; its
+    /// backends are ignored.
+    #[arg(long, value_name = "EXPERIMENT.toml")]
+    pub experiment: PathBuf,
+    /// Requests per second. Default: the file's `load.rate`.
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 /// Flags every HTTP load shares.
@@ -281,7 +297,21 @@ pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
             http_load(root, &args.common, "cache", workload, args.ops_per_sec)
         }
         Load::Ws(args) => ws_load(root, args),
+        Load::Http(args) => http(args),
     }
+}
+
+/// `parallax load http --experiment FILE --target URL`: needs no checkout,
+/// so `--out` is relative to the current directory.
+pub fn http(args: &HttpArgs) -> anyhow::Result<()> {
+    use parallax_harness::experiment::TrafficFile;
+    use parallax_harness::traffic::TemplateWorkload;
+    let file = TrafficFile::load(&args.experiment)?;
+    let routes: Vec<&str> = file.routes.iter().map(|r| r.template.as_str()).collect();
+    let workload = TemplateWorkload::new(&file.name, &file.traffic, &file.dir, &routes)
+        .map_err(|e| anyhow::anyhow!("{}: {}: {}", args.experiment.display(), e.field, e.reason))?;
+    let rate = args.rate.unwrap_or(file.load.rate);
+    http_load(Path::new("."), &args.common, &file.name, workload, rate)
 }
 
 fn http_load<W: Workload>(

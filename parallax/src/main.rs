@@ -74,7 +74,8 @@ enum Command {
         #[command(subcommand)]
         bench: bench::Bench,
     },
-    /// Open-model load on goose against one target: ingest batches, cache
+    /// Open-model load on goose against one target: any HTTP service from an
+    /// experiment file's request templates, ingest batches, cache
     /// reads/writes, or WebSocket subscribers plus notifications.
     Load {
         #[command(subcommand)]
@@ -128,6 +129,13 @@ fn main() -> anyhow::Result<()> {
     }
     if let Command::Replay(args) = &cli.command {
         std::process::exit(replay::run(args)?);
+    }
+    if let Command::Load {
+        load: load::Load::Http(args),
+    } = &cli.command
+    {
+        // Template traffic against a URL: no checkout needed.
+        return load::http(args);
     }
     if let Command::Gate(args) = &cli.command {
         // Judging a results file needs no checkout either.
