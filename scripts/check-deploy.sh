@@ -10,8 +10,9 @@
 #   3. the dashboards: generated JSON up to date (dashboards/gen.py --check),
 #      every metric and label value their PromQL uses is exposed, and every
 #      query parses (dashboards/check_metrics.py, promtool check rules);
-#   4. deploy/parallax.toml (`parallax proxy --check`, when built).
-# Quick (a few seconds) and offline once the packages are installed.
+#   4. deploy/parallax.toml (`parallax proxy --check`, when built);
+#   5. the Kubernetes manifests (scripts/check-kubernetes.sh).
+# Quick (~20 s) and offline once the packages are installed.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,8 +50,15 @@ python3 dashboards/check_metrics.py "$root"
 
 echo "== deploy/parallax.toml" >&2
 if [[ -x target/debug/parallax ]]; then
-  target/debug/parallax proxy --config deploy/parallax.toml --check
+  # The token file as the compose file mounts it: deploy/admin.token.dev.
+  checked=$(mktemp)
+  sed 's#^admin_token_file = "/etc/parallax/admin.token"#admin_token_file = "deploy/admin.token.dev"#' deploy/parallax.toml >"$checked"
+  RUST_BACKTRACE=0 target/debug/parallax proxy --config "$checked" --check
+  rm -f "$checked"
 else
   echo "check-deploy: target/debug/parallax not built, deploy/parallax.toml not checked (cargo build -p parallax)" >&2
 fi
+echo "== deploy/kubernetes" >&2
+scripts/check-kubernetes.sh
+
 echo "check-deploy: ok" >&2
