@@ -14,6 +14,9 @@
 //!   `{"services":{"cache":{"state":"stepping","weight_percent":5.0,…}}}`.
 //! - `POST /admin/canary/{service}/rollback`: weight to 0 now (`manual`).
 //! - `POST /admin/canary/{service}/restart`: back to the first step.
+//! - `POST /admin/canary/{service}/fleet`: a fleet controller's push
+//!   (JSON [`FleetPush`]: weight, lease, state, reason), for canaries with
+//!   `controller_lease_secs`; 409 with the reason when refused.
 //! - `GET /admin/fields`: per service and route, the paths that differ,
 //!   most often first, with counts by kind, mismatch and noise shares and
 //!   first/last seen ([`crate::fields`]).
@@ -49,6 +52,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+use crate::canary::FleetPush;
 use crate::metrics::{Backend, ProxyMetrics};
 use crate::service::ServiceState;
 
@@ -137,7 +141,7 @@ async fn guard(State(admin): State<Arc<Admin>>, request: Request, next: Next) ->
 }
 
 /// Whether a browser says this request comes from another site's page.
-fn cross_site(headers: &HeaderMap) -> bool {
+pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
     let fetch_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -159,7 +163,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
 }
 
 /// Whether the request carries `token` as a bearer token or in the cookie.
-fn presented(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn presented(headers: &HeaderMap, token: &str) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -247,31 +251,20 @@ async fn kafka(State(admin): State<Arc<Admin>>) -> Response {
         return json_response(&json!({"configured": false}));
     };
     let fetch = |path: &'static str| async move {
-        let get = async {
-            let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .ok()?;
-            tokio::spawn(conn);
-            let request = http::Request::get(path)
-                .header(header::HOST, addr.to_string())
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-                .ok()?;
-            let response = sender.send_request(request).await.ok()?;
-            if !response.status().is_success() {
-                return None;
-            }
-            let body = http_body_util::BodyExt::collect(response.into_body())
-                .await
-                .ok()?
-                .to_bytes();
-            serde_json::from_slice::<Value>(&body).ok()
-        };
-        tokio::time::timeout(KAFKA_DIFF_TIMEOUT, get)
-            .await
-            .ok()
-            .flatten()
+        let answer = crate::client::call(
+            Method::GET,
+            &addr.to_string(),
+            path,
+            None,
+            None,
+            KAFKA_DIFF_TIMEOUT,
+        )
+        .await
+        .ok()?;
+        if !answer.status.is_success() {
+            return None;
+        }
+        serde_json::from_slice::<Value>(&answer.body).ok()
     };
     let (summary, samples) = tokio::join!(
         fetch("/admin/kafka-summary"),
@@ -351,6 +344,7 @@ async fn canary(State(admin): State<Arc<Admin>>) -> Response {
 async fn canary_action(
     State(admin): State<Arc<Admin>>,
     Path((service, action)): Path<(String, String)>,
+    body: bytes::Bytes,
 ) -> Response {
     let Some(state) = admin.services.iter().find(|s| s.name == service) else {
         let message = format!("no service called {service:?}");
@@ -371,8 +365,20 @@ async fn canary_action(
     match action.as_str() {
         "rollback" => canary.roll_back_manually(),
         "restart" => canary.restart(Instant::now()),
+        "fleet" => {
+            let applied = serde_json::from_slice::<FleetPush>(&body)
+                .map_err(|e| format!("not a fleet push: {e}"))
+                .and_then(|push| canary.apply(&push, Instant::now()));
+            if let Err(message) = applied {
+                return (
+                    StatusCode::CONFLICT,
+                    json_response(&json!({"code": "push_refused", "message": message})),
+                )
+                    .into_response();
+            }
+        }
         _ => {
-            let message = format!("{action:?} is neither \"rollback\" nor \"restart\"");
+            let message = format!("{action:?} is not \"rollback\", \"restart\" or \"fleet\"");
             return (
                 StatusCode::NOT_FOUND,
                 json_response(&json!({"code": "unknown_action", "message": message})),

@@ -53,7 +53,22 @@
 //! `canary_unavailable`: a write may have happened, and only the client can
 //! decide to repeat it.
 //!
-//! Several proxy processes sharing a listener each judge their own traffic.
+//! Several proxy processes sharing a listener each judge their own traffic
+//! — unless a fleet controller judges for all of them.
+//!
+//! # Under a controller
+//! With `controller_lease_secs`, the replica does not judge: a controller
+//! (`parallax canary controller`, [`crate::fleet`]) judges the whole fleet
+//! from Prometheus and pushes the weight, state and reason to every
+//! replica (`POST /admin/canary/{service}/fleet`), each push holding for a
+//! lease. A replica starts at weight 0 and takes the fleet's weight at the
+//! next push, so one restarted mid-step rejoins at once. A replica whose
+//! lease runs out — its controller is gone — falls back to weight 0 (the
+//! primary serves everything), logs it, counts it in
+//! `parallax_canary_lease_expiries_total` and shows it in
+//! `parallax_canary_lease_seconds` (0) and `GET /admin/canary`. A rollback by
+//! hand on a replica holds it at 0 whatever the controller pushes, until a
+//! restart there.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -63,7 +78,7 @@ use http::request::Parts;
 use http::{Method, StatusCode};
 use parking_lot::Mutex;
 use prometheus::{Gauge, IntCounter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sampling::{point, MirrorMethods, StickyKey};
 
@@ -87,6 +102,8 @@ pub struct CanarySettings {
     pub p99_slack: Duration,
     pub max_mismatch_rate: Option<f64>,
     pub methods: MirrorMethods,
+    /// Under a fleet controller: how long a push holds (see the module docs).
+    pub controller_lease: Option<Duration>,
 }
 
 /// Which arm served a request.
@@ -97,7 +114,7 @@ pub enum Arm {
 }
 
 /// Why the canary was rolled back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     ErrorRate,
@@ -136,6 +153,11 @@ pub struct CanaryMetrics {
     pub fallbacks: IntCounter,
     /// `parallax_canary_rollbacks_total{reason}`, in [`Reason::ALL`] order.
     pub rollbacks: [IntCounter; 4],
+    /// `parallax_canary_lease_seconds`: what is left of the controller's
+    /// lease (0: none, or expired).
+    pub lease_seconds: Gauge,
+    /// `parallax_canary_lease_expiries_total`: leases that ran out.
+    pub lease_expiries: IntCounter,
 }
 
 /// One arm's figures in the current window.
@@ -239,9 +261,59 @@ pub enum Verdict {
     Unhealthy(Reason, String),
 }
 
+/// One arm's figures over a judged window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArmFigures {
+    pub requests: u64,
+    pub failures: u64,
+    /// Time to the answer's head at the 99th percentile, when any answered.
+    pub p99: Option<Duration>,
+}
+
+impl ArmFigures {
+    fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.failures as f64 / self.requests as f64
+        }
+    }
+}
+
+/// What a window is judged on: one replica's own window, or the whole
+/// fleet's from Prometheus ([`crate::fleet`]). One rule for both.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figures {
+    pub primary: ArmFigures,
+    pub candidate: ArmFigures,
+    pub compared: u64,
+    pub mismatched: u64,
+}
+
+impl Window {
+    fn figures(&self) -> Figures {
+        let arm = |a: &ArmStats| ArmFigures {
+            requests: a.requests,
+            failures: a.failures,
+            p99: (!a.latency_us.is_empty()).then(|| a.p99()),
+        };
+        Figures {
+            primary: arm(&self.primary),
+            candidate: arm(&self.candidate),
+            compared: self.compared,
+            mismatched: self.mismatched,
+        }
+    }
+}
+
 /// Judges one window against the thresholds (the rules in the module docs).
 pub fn judge(window: &Window, settings: &CanarySettings) -> Verdict {
-    let (primary, candidate) = (&window.primary, &window.candidate);
+    judge_figures(&window.figures(), settings)
+}
+
+/// The rules in the module docs, on figures from wherever they came.
+pub fn judge_figures(figures: &Figures, settings: &CanarySettings) -> Verdict {
+    let (primary, candidate) = (&figures.primary, &figures.candidate);
     if candidate.requests < settings.min_requests {
         return Verdict::NotEnough;
     }
@@ -259,8 +331,7 @@ pub fn judge(window: &Window, settings: &CanarySettings) -> Verdict {
             ),
         );
     }
-    if !candidate.latency_us.is_empty() && !primary.latency_us.is_empty() {
-        let (p99_p, p99_c) = (primary.p99(), candidate.p99());
+    if let (Some(p99_p), Some(p99_c)) = (primary.p99, candidate.p99) {
         let ratio_broken = p99_c.as_secs_f64() > p99_p.as_secs_f64() * settings.max_p99_ratio;
         let slack_broken = p99_c > p99_p + settings.p99_slack;
         if ratio_broken && slack_broken {
@@ -277,15 +348,15 @@ pub fn judge(window: &Window, settings: &CanarySettings) -> Verdict {
         }
     }
     if let Some(max) = settings.max_mismatch_rate {
-        if window.compared >= settings.min_requests {
-            let rate = window.mismatched as f64 / window.compared as f64;
+        if figures.compared >= settings.min_requests {
+            let rate = figures.mismatched as f64 / figures.compared as f64;
             if rate > max {
                 return Verdict::Unhealthy(
                     Reason::Mismatch,
                     format!(
                         "{} of {} comparisons mismatched ({:.2}%, allowed {:.2}%)",
-                        window.mismatched,
-                        window.compared,
+                        figures.mismatched,
+                        figures.compared,
                         rate * 100.0,
                         max * 100.0
                     ),
@@ -294,6 +365,37 @@ pub fn judge(window: &Window, settings: &CanarySettings) -> Verdict {
         }
     }
     Verdict::Healthy
+}
+
+/// What a fleet controller pushes to each replica
+/// (`POST /admin/canary/{service}/fleet`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetPush {
+    /// The candidate's share for every replica.
+    pub weight_percent: f64,
+    /// How long this push holds without another.
+    pub lease_secs: f64,
+    /// `stepping`, `complete` or `rolled_back`.
+    pub state: String,
+    /// The step while stepping.
+    #[serde(default)]
+    pub step: Option<usize>,
+    /// Why the fleet was rolled back.
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// A replica's side of the controller's lease.
+#[derive(Debug, Default)]
+struct Lease {
+    until: Option<Instant>,
+    last_push: Option<SystemTime>,
+    /// Rolled back by hand here: held at 0 until restarted here.
+    held: bool,
+    /// The lease ran out and the weight went to 0 (logged once).
+    expired: bool,
 }
 
 /// Where the canary is.
@@ -327,6 +429,8 @@ pub struct Canary {
     window: Mutex<Window>,
     phase: Mutex<Phase>,
     metrics: CanaryMetrics,
+    /// Under a controller only. Lock order: `phase`, then `lease`.
+    lease: Mutex<Lease>,
 }
 
 impl Canary {
@@ -336,7 +440,13 @@ impl Canary {
         metrics: CanaryMetrics,
         now: Instant,
     ) -> Self {
-        let first = settings.weights_bps[0];
+        // Under a controller, nothing goes to the candidate before the
+        // first push says how much.
+        let first = if settings.controller_lease.is_some() {
+            0
+        } else {
+            settings.weights_bps[0]
+        };
         metrics.weight.set(f64::from(first) / f64::from(FULL_BPS));
         Self {
             settings,
@@ -350,6 +460,91 @@ impl Canary {
                 healthy_windows: 0,
             }),
             metrics,
+            lease: Mutex::new(Lease::default()),
+        }
+    }
+
+    /// Whether a fleet controller judges this canary.
+    pub fn controlled(&self) -> bool {
+        self.settings.controller_lease.is_some()
+    }
+
+    /// Takes a controller's push: the fleet's weight and state, held for
+    /// the push's lease. Refused while rolled back by hand here.
+    pub fn apply(&self, push: &FleetPush, now: Instant) -> Result<(), String> {
+        let Some(max_lease) = self.settings.controller_lease else {
+            return Err("this service's canary judges itself: set controller_lease_secs in its [services.canary] table to put it under a controller".into());
+        };
+        if !(0.0..=100.0).contains(&push.weight_percent)
+            || !push.lease_secs.is_finite()
+            || push.lease_secs < 0.0
+        {
+            return Err(format!(
+                "weight_percent {} must be within 0-100 and lease_secs {} a number of seconds",
+                push.weight_percent, push.lease_secs
+            ));
+        }
+        let mut phase = self.phase.lock();
+        let mut lease = self.lease.lock();
+        if lease.held {
+            return Err("rolled back by hand on this replica: restart it here to follow the controller again".into());
+        }
+        // The replica's own setting bounds how long any push may hold.
+        let holds = Duration::from_secs_f64(push.lease_secs).min(max_lease);
+        lease.until = Some(now + holds);
+        lease.last_push = Some(SystemTime::now());
+        if lease.expired {
+            tracing::info!("canary controller is back");
+            lease.expired = false;
+        }
+        drop(lease);
+        let next = match push.state.as_str() {
+            "complete" => Phase::Complete,
+            "rolled_back" => match &*phase {
+                Phase::RolledBack { .. } => phase.clone(),
+                _ => Phase::RolledBack {
+                    reason: push.reason.unwrap_or(Reason::Manual),
+                    detail: push.detail.clone().unwrap_or_default(),
+                    at: SystemTime::now(),
+                    window: None,
+                },
+            },
+            _ => Phase::Stepping {
+                step: push.step.unwrap_or(0),
+                since: match &*phase {
+                    Phase::Stepping { step, since, .. } if Some(*step) == push.step => *since,
+                    _ => now,
+                },
+                healthy_windows: 0,
+            },
+        };
+        if matches!(next, Phase::RolledBack { .. }) && !matches!(*phase, Phase::RolledBack { .. }) {
+            let reason = push.reason.unwrap_or(Reason::Manual);
+            tracing::warn!(reason = reason.as_str(), detail = ?push.detail, "the fleet's canary was rolled back by its controller");
+            let i = Reason::ALL.iter().position(|r| *r == reason);
+            self.metrics.rollbacks[i.expect("every reason is listed")].inc();
+        }
+        *phase = next;
+        self.set_weight((push.weight_percent * 100.0).round() as u32);
+        self.metrics.lease_seconds.set(holds.as_secs_f64());
+        Ok(())
+    }
+
+    /// Under a controller: falls back to 0 when the lease has run out.
+    fn check_lease(&self, now: Instant) {
+        let mut lease = self.lease.lock();
+        let left = lease
+            .until
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        self.metrics.lease_seconds.set(left.as_secs_f64());
+        if left.is_zero() && lease.until.is_some() && !lease.expired {
+            lease.expired = true;
+            drop(lease);
+            self.metrics.lease_expiries.inc();
+            if self.weight_bps.load(Ordering::Relaxed) > 0 {
+                tracing::warn!("canary controller lost: its lease ran out; the primary serves everything until it is back");
+            }
+            self.set_weight(0);
         }
     }
 
@@ -415,8 +610,12 @@ impl Canary {
         (self.settings.window / 4).clamp(Duration::from_millis(20), Duration::from_secs(1))
     }
 
-    /// Judges the window if it is due, and steps or rolls back.
+    /// Judges the window if it is due, and steps or rolls back; under a
+    /// controller, only watches the lease.
     pub fn tick(&self, now: Instant) {
+        if self.controlled() {
+            return self.check_lease(now);
+        }
         let mut phase = self.phase.lock();
         let Phase::Stepping {
             step,
@@ -467,6 +666,9 @@ impl Canary {
     /// Rolls back by hand (`POST /admin/canary/{service}/rollback`).
     pub fn roll_back_manually(&self) {
         let mut phase = self.phase.lock();
+        if self.controlled() {
+            self.lease.lock().held = true;
+        }
         if !matches!(*phase, Phase::RolledBack { .. }) {
             self.roll_back(
                 &mut phase,
@@ -477,9 +679,24 @@ impl Canary {
         }
     }
 
-    /// Starts again from the first weight with a fresh window.
+    /// Starts again from the first weight with a fresh window; under a
+    /// controller, follows it again from its next push.
     pub fn restart(&self, now: Instant) {
         let mut phase = self.phase.lock();
+        if self.controlled() {
+            let mut lease = self.lease.lock();
+            lease.held = false;
+            lease.until = None;
+            *phase = Phase::Stepping {
+                step: 0,
+                since: now,
+                healthy_windows: 0,
+            };
+            drop(lease);
+            self.set_weight(0);
+            tracing::info!("canary released to its controller");
+            return;
+        }
         self.window.lock().reset(now);
         *phase = Phase::Stepping {
             step: 0,
@@ -535,6 +752,20 @@ impl Canary {
             healthy_windows: None,
             rollback: None,
             window,
+            controller: self.controlled().then(|| {
+                let lease = self.lease.lock();
+                ControllerView {
+                    lease_seconds: lease
+                        .until
+                        .map_or(0.0, |u| u.saturating_duration_since(now).as_secs_f64()),
+                    last_push_unix_seconds: lease
+                        .last_push
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs()),
+                    lost: lease.expired,
+                    held_by_hand: lease.held,
+                }
+            }),
         };
         match phase {
             Phase::Stepping {
@@ -601,8 +832,24 @@ pub struct CanaryStatus {
     /// Windows judged healthy at the current step.
     pub healthy_windows: Option<u64>,
     pub rollback: Option<Rollback>,
-    /// The window being counted now.
+    /// The window being counted now (under a controller: the replica's own
+    /// share, shown, not judged).
     pub window: WindowSummary,
+    /// Under a fleet controller: the lease and the last push.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerView>,
+}
+
+/// A replica's view of its controller.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControllerView {
+    /// Left of the last push's lease (0: none yet, or run out).
+    pub lease_seconds: f64,
+    pub last_push_unix_seconds: Option<u64>,
+    /// The lease ran out: the weight fell back to 0.
+    pub lost: bool,
+    /// Rolled back by hand here; pushes refused until a restart here.
+    pub held_by_hand: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -646,6 +893,7 @@ mod tests {
             p99_slack: Duration::from_millis(5),
             max_mismatch_rate: Some(0.01),
             methods: MirrorMethods::All,
+            controller_lease: None,
         }
     }
 
@@ -656,7 +904,85 @@ mod tests {
             requests: [c(), c(), c(), c()],
             fallbacks: c(),
             rollbacks: [c(), c(), c(), c()],
+            lease_seconds: Gauge::new("l", "l").unwrap(),
+            lease_expiries: c(),
         }
+    }
+
+    fn push(weight_percent: f64, state: &str) -> FleetPush {
+        FleetPush {
+            weight_percent,
+            lease_secs: 5.0,
+            state: state.into(),
+            step: Some(0),
+            reason: (state == "rolled_back").then_some(Reason::Latency),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn under_a_controller_the_weight_is_pushed_and_falls_to_zero_when_the_lease_runs_out() {
+        let t0 = Instant::now();
+        let canary = Canary::new(
+            CanarySettings {
+                controller_lease: Some(Duration::from_secs(10)),
+                ..settings()
+            },
+            None,
+            metrics(),
+            t0,
+        );
+        assert_eq!(
+            canary.weight_percent(),
+            0.0,
+            "nothing before the first push"
+        );
+        canary.apply(&push(25.0, "stepping"), t0).unwrap();
+        assert_eq!(canary.weight_percent(), 25.0);
+        // Windows are not judged here, however bad.
+        canary.tick(t0 + Duration::from_secs(4));
+        assert_eq!(canary.weight_percent(), 25.0);
+        canary.tick(t0 + Duration::from_secs(6));
+        assert_eq!(canary.weight_percent(), 0.0, "the lease (5 s) ran out");
+        let status = canary.status(t0 + Duration::from_secs(6));
+        assert!(status.controller.unwrap().lost);
+        canary
+            .apply(&push(25.0, "stepping"), t0 + Duration::from_secs(7))
+            .unwrap();
+        assert_eq!(canary.weight_percent(), 25.0, "back with the controller");
+        canary
+            .apply(&push(0.0, "rolled_back"), t0 + Duration::from_secs(8))
+            .unwrap();
+        assert_eq!(canary.status(t0).state, "rolled_back");
+    }
+
+    #[test]
+    fn a_replica_rolled_back_by_hand_refuses_pushes_until_restarted_there() {
+        let t0 = Instant::now();
+        let canary = Canary::new(
+            CanarySettings {
+                controller_lease: Some(Duration::from_secs(10)),
+                ..settings()
+            },
+            None,
+            metrics(),
+            t0,
+        );
+        canary.apply(&push(25.0, "stepping"), t0).unwrap();
+        canary.roll_back_manually();
+        assert_eq!(canary.weight_percent(), 0.0);
+        assert!(canary.apply(&push(25.0, "stepping"), t0).is_err());
+        canary.restart(t0);
+        canary.apply(&push(25.0, "stepping"), t0).unwrap();
+        assert_eq!(canary.weight_percent(), 25.0);
+    }
+
+    #[test]
+    fn a_self_judging_canary_refuses_pushes() {
+        let canary = Canary::new(settings(), None, metrics(), Instant::now());
+        assert!(canary
+            .apply(&push(25.0, "stepping"), Instant::now())
+            .is_err());
     }
 
     fn window_with(primary: (u64, u64, u64), candidate: (u64, u64, u64)) -> Window {

@@ -290,6 +290,12 @@ pub struct CanaryConfig {
     /// `"all"`, or `"safe"` (only GET, HEAD, OPTIONS and TRACE go to the
     /// shadow; writes stay with the primary). Default `"all"`.
     pub methods: MirrorMethods,
+    /// Put this canary under a fleet controller (`parallax canary
+    /// controller`): the replica stops judging, starts at weight 0, takes
+    /// the weight the controller pushes, and falls back to 0 when no push
+    /// came for this long, in seconds (1–3600). The thresholds above are
+    /// then the controller's to apply. Default: none (judged here).
+    pub controller_lease_secs: Option<f64>,
 }
 
 impl Default for CanaryConfig {
@@ -304,12 +310,22 @@ impl Default for CanaryConfig {
             p99_slack_ms: 5.0,
             max_mismatch_rate: None,
             methods: MirrorMethods::All,
+            controller_lease_secs: None,
         }
     }
 }
 
 impl CanaryConfig {
-    fn validate(&self, field: &str) -> Result<CanarySettings, ConfigError> {
+    /// The settings, or an error naming `field.<setting>`.
+    pub fn validate(&self, field: &str) -> Result<CanarySettings, ConfigError> {
+        if let Some(lease) = self.controller_lease_secs {
+            if !(lease.is_finite() && (1.0..=3600.0).contains(&lease)) {
+                return Err(invalid(
+                    format_args!("{field}.controller_lease_secs"),
+                    format_args!("{lease} is not within 1-3600 seconds (a few controller intervals, e.g. 30)"),
+                ));
+            }
+        }
         if self.weights_percent.is_empty() {
             return Err(invalid(
                 format_args!("{field}.weights_percent"),
@@ -390,6 +406,7 @@ impl CanaryConfig {
             p99_slack: Duration::from_secs_f64(self.p99_slack_ms / 1000.0),
             max_mismatch_rate: self.max_mismatch_rate,
             methods: self.methods,
+            controller_lease: self.controller_lease_secs.map(Duration::from_secs_f64),
         })
     }
 }

@@ -63,9 +63,11 @@
 pub mod admin;
 pub mod body;
 pub mod canary;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod fields;
+pub mod fleet;
 pub mod headers;
 pub mod latency;
 pub mod metrics;

@@ -18,6 +18,8 @@
 //! | `parallax_canary_requests_total` | counter | `service`, `backend` ∈ {`primary`,`shadow`}, `result` ∈ {`success`,`failure`} |
 //! | `parallax_canary_fallbacks_total` | counter | `service` |
 //! | `parallax_canary_rollbacks_total` | counter | `service`, `reason` (see [`Reason`]) |
+//! | `parallax_canary_lease_seconds` | gauge | `service`: under a fleet controller, what is left of its last push's lease (0: none or run out) |
+//! | `parallax_canary_lease_expiries_total` | counter | `service`: leases that ran out (the weight fell back to 0) |
 //! | `process_*` | the proxy's own process metrics | — |
 //!
 //! Upstream durations run from sending the request to receiving the answer's
@@ -253,6 +255,8 @@ pub struct ProxyMetrics {
     canary_requests: IntCounterVec,
     canary_fallbacks: IntCounterVec,
     canary_rollbacks: IntCounterVec,
+    canary_lease: GaugeVec,
+    canary_lease_expiries: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -337,6 +341,20 @@ impl ProxyMetrics {
         )
         .expect("valid metric");
         registry.register(canary_weight.clone());
+        let canary_lease = GaugeVec::new(
+            Opts::new(
+                "parallax_canary_lease_seconds",
+                "Under a fleet controller: what is left of its last push's lease, seconds (0: none or run out).",
+            ),
+            &["service"],
+        )
+        .expect("valid metric");
+        registry.register(canary_lease.clone());
+        let canary_lease_expiries = counter(
+            "parallax_canary_lease_expiries_total",
+            "Fleet-controller leases that ran out (the canary's weight fell back to 0).",
+            &["service"],
+        );
         let ws_connections = IntGaugeVec::new(
             Opts::new(
                 "parallax_ws_connections",
@@ -375,6 +393,8 @@ impl ProxyMetrics {
             canary_requests,
             canary_fallbacks,
             canary_rollbacks,
+            canary_lease,
+            canary_lease_expiries,
         }
     }
 
@@ -397,6 +417,8 @@ impl ProxyMetrics {
                 self.canary_rollbacks
                     .with_label_values(&[service, r.as_str()])
             }),
+            lease_seconds: self.canary_lease.with_label_values(&[service]),
+            lease_expiries: self.canary_lease_expiries.with_label_values(&[service]),
         }
     }
 
