@@ -483,6 +483,9 @@ fn start(
     let mut argv: Vec<String> = backend.command.iter().map(|a| fill(a)).collect();
     // A relative program with a slash is relative to the backend's
     // directory, as its arguments are (not to where parallax runs).
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("{}.dir: {} does not exist", side.field(), dir.display()))?;
     if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
         argv[0] = dir.join(&argv[0]).display().to_string();
     }
@@ -760,6 +763,7 @@ fn shadow(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
             ));
         }
         let mut scenario = ctx.scenario(step, backends);
+        scenario.warmup_secs = warmup;
         let matched = counters("parallax_comparisons_total", "result", "match") as u64;
         let mismatched = counters("parallax_comparisons_total", "result", "mismatch") as u64;
         let noise = counters("parallax_comparisons_total", "result", "noise") as u64;
