@@ -18,7 +18,8 @@ For every kustomization in KUSTOMIZATIONS: render it with kustomize, then
   `parallax canary controller --config … --check` on the controller's (once
   the binary has it), each token file they name resolved to the mounted
   Secret, and check that the controller's service is canaried by the proxy
-  with the same steps;
+  with the same steps and under a controller (controller_lease_secs), and
+  that its discover_job finds the proxy pods at their admin port;
 - `promtool check config` on Prometheus' ConfigMap (kubernetes_sd_configs
   swapped for static targets: Debian's promtool is built without Kubernetes
   discovery) and a simulation of its relabel rules on the rendered pods:
@@ -341,7 +342,11 @@ def check_parallax_configs(where, pods, by_name, external_secrets, tmp):
                 errors.append(f"{cwhere}: {path}: service {cfg['service']!r} has no [services.canary] in the proxy's config")
             elif "canary" in cfg and cfg["canary"].get("weights_percent") != canaried[cfg["service"]].get("weights_percent"):
                 errors.append(f"{cwhere}: {path}: canary.weights_percent differs from the proxy's [services.canary] of {cfg['service']}")
-    return {" ".join(sub): sum(1 for s, *_ in seen if s == sub) for sub in CONFIG_CHECKS}
+            elif "controller_lease_secs" not in canaried[cfg["service"]]:
+                errors.append(f"{cwhere}: {path}: the proxy's [services.canary] of {cfg['service']} has no controller_lease_secs: "
+                              "its replicas would judge on their own")
+    counts = {" ".join(sub): sum(1 for s, *_ in seen if s == sub) for sub in CONFIG_CHECKS}
+    return counts, seen
 
 
 def relabel(rules, labels):
@@ -367,6 +372,8 @@ def sanitize(name):
 
 
 def check_prometheus(where, pods, by_name, external_secrets, tmp):
+    """Returns {(pod object, port name): (labels after relabelling, job)}."""
+    all_scraped = {}
     configs = container_config(
         pods, by_name, lambda c: image_name(c["image"]) == "prometheus", "--config.file"
     )
@@ -405,6 +412,7 @@ def check_prometheus(where, pods, by_name, external_secrets, tmp):
                     for port in pc.get("ports", []):
                         meta_labels = {f"__meta_kubernetes_pod_label_{sanitize(k)}": v for k, v in meta.get("labels", {}).items()}
                         meta_labels.update({
+                            "__address__": f"10.0.0.1:{port.get('containerPort')}",
                             "__meta_kubernetes_pod_name": pobj["metadata"]["name"] + "-xyz",
                             "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
                             "__meta_kubernetes_pod_container_name": pc["name"],
@@ -434,11 +442,34 @@ def check_prometheus(where, pods, by_name, external_secrets, tmp):
                     errors.append(f"{cwhere}: {path}: job {hit[1]['job_name']} scrapes the proxy without its admin token")
                 elif "service" in hit[0]:
                     errors.append(f"{cwhere}: {path}: job {hit[1]['job_name']} gives the proxy a `service` target label (its metrics carry their own)")
+        all_scraped.update(scraped)
         checked = Path(tmp) / "prometheus.yml"
         checked.write_text(yaml.safe_dump(config))
         run = subprocess.run(["promtool", "check", "config", str(checked)], capture_output=True, text=True, timeout=60)
         if run.returncode != 0:
             errors.append(f"{cwhere}: promtool check config {path}: {(run.stdout + run.stderr).strip()}")
+    return all_scraped
+
+
+def check_discovery(where, seen, scraped):
+    """The controller finds the replicas as Prometheus' up targets of
+    discover_job, at their `instance` label: that must be each proxy pod's
+    admin port."""
+    admin_ports = {
+        cfg.get("admin_listen", "").rsplit(":", 1)[-1] for sub, cfg, _, _ in seen if sub == ("proxy",)
+    }
+    for sub, cfg, cwhere, path in seen:
+        job = cfg.get("discover_job") if sub == ("canary", "controller") else None
+        if not job:
+            continue
+        found = [(k, v) for k, v in scraped.items() if v[1]["job_name"] == job or v[0].get("job") == job]
+        if not found:
+            errors.append(f"{cwhere}: {path}: discover_job {job!r} is not a Prometheus job of the render")
+            continue
+        for (pod, port), (labels, _) in found:
+            instance = labels.get("instance", labels.get("__address__", ""))
+            if instance.rsplit(":", 1)[-1] not in admin_ports:
+                errors.append(f"{cwhere}: {path}: discover_job {job!r} finds {pod} at {instance}, not at the proxy's admin port {sorted(admin_ports)}")
 
 
 def help_text(binary, sub):
@@ -512,8 +543,9 @@ def main():
             validate_schema(kustomization, obj)
         by_name, pods = check_references(kustomization, objs, external)
         with tempfile.TemporaryDirectory() as tmp:
-            configs = check_parallax_configs(kustomization, pods, by_name, external, tmp)
-            check_prometheus(kustomization, pods, by_name, external, tmp)
+            configs, seen = check_parallax_configs(kustomization, pods, by_name, external, tmp)
+            scraped = check_prometheus(kustomization, pods, by_name, external, tmp)
+            check_discovery(kustomization, seen, scraped)
         flagged = check_flags(kustomization, pods)
         counted = ", ".join(f"{n} {sub} config(s)" for sub, n in configs.items() if n)
         summary.append(f"{kustomization}: {len(objs)} objects, {counted + ', ' if counted else ''}{flagged} containers' flags")

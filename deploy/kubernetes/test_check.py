@@ -32,6 +32,10 @@ CASES = [
      "Service/parallax-proxy: port cache: targetPort cach"),
     ("a scrape rule that keeps nothing", "base/prometheus/prometheus.yml", "regex: parallax-proxy", "regex: parallax-proxies",
      "job parallax-proxy: its relabel rules keep no pod"),
+    ("replicas that would judge on their own", "base/proxy/parallax.toml", "controller_lease_secs = 30\n", "",
+     "has no controller_lease_secs"),
+    ("a controller looking for replicas in the wrong job", "base/controller/controller.toml",
+     'discover_job = "parallax-proxy"', 'discover_job = "proxy"', "discover_job 'proxy' is not a Prometheus job"),
     ("a ConfigMap key the path lacks", "base/proxy.yaml", "subPath: parallax.toml", "subPath: proxy.toml",
      "--config /etc/parallax/parallax.toml is not a key of a mounted ConfigMap"),
 ]
