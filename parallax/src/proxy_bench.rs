@@ -53,6 +53,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use parallax_harness::prom;
 use parallax_loadgen::http::{Connection, TransportError};
 use parallax_loadgen::pacing::{self, Plan, Schedule};
 use parallax_loadgen::result::{Latency, Load};
@@ -1264,58 +1265,21 @@ fn duration_us(text: &str) -> anyhow::Result<f64> {
     Ok(number.parse::<f64>()? * scale)
 }
 
-/// The sum of every sample of counter `name` whose labels include `filter`.
+/// The sum of every sample of counter `name` whose labels include `filter`
+/// (the harness's Prometheus text parser).
 fn counter_sum(text: &str, name: &str, filter: &[(&str, &str)]) -> f64 {
-    samples(text, name)
-        .filter(|(labels, _)| {
-            filter
-                .iter()
-                .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
-        })
-        .map(|(_, v)| v)
-        .sum()
+    prom::sum(&prom::parse(text), name, filter).unwrap_or(0.0)
 }
 
 /// Counter `name` summed by the value of its label `by`.
 fn counters_by(text: &str, name: &str, by: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for (labels, value) in samples(text, name) {
-        if let Some((_, v)) = labels.iter().find(|(k, _)| k == by) {
-            *out.entry(v.clone()).or_default() += value;
+    for sample in prom::parse(text).into_iter().filter(|s| s.name == name) {
+        if let Some(v) = sample.label(by) {
+            *out.entry(v.to_owned()).or_default() += sample.value;
         }
     }
     out
-}
-
-/// `(labels, value)` of each sample of metric `name` in a Prometheus text
-/// exposition (label values without escapes, as ours are).
-fn samples<'a>(
-    text: &'a str,
-    name: &'a str,
-) -> impl Iterator<Item = (Vec<(String, String)>, f64)> + 'a {
-    text.lines().filter_map(move |line| {
-        let mut rest = line.strip_prefix(name)?;
-        let mut labels = Vec::new();
-        if let Some(mut inner) = rest.strip_prefix('{') {
-            // `key="value"` pairs; values may hold `,` and `}` (route
-            // templates do), so walk them quote by quote.
-            loop {
-                inner = inner.trim_start_matches([',', ' ']);
-                if let Some(after) = inner.strip_prefix('}') {
-                    rest = after;
-                    break;
-                }
-                let (key, after) = inner.split_once("=\"")?;
-                let end = after.find('"')?;
-                labels.push((key.trim().to_owned(), after[..end].to_owned()));
-                inner = &after[end + 1..];
-            }
-        } else if !rest.starts_with(' ') {
-            return None;
-        }
-        let value = rest.split_whitespace().next()?.parse().ok()?;
-        Some((labels, value))
-    })
 }
 
 // ---------------------------------------------------------------------------
