@@ -833,6 +833,20 @@ impl Judge<'_> {
                 classes.join(", ")
             )
         };
+        if !cmp.differences.is_empty() {
+            // Where: the most frequent paths, so a failing gate says what to fix.
+            let top: Vec<String> = cmp
+                .differences
+                .iter()
+                .take(3)
+                .map(|d| format!("{} {} {} x{}", d.route, d.path, d.kind, d.count))
+                .collect();
+            let more = cmp.differences.len().saturating_sub(3);
+            let _ = write!(note, "; {}", top.join(", "));
+            if more > 0 {
+                let _ = write!(note, " and {more} more paths");
+            }
+        }
         if cmp.compared == 0 {
             // A shadow that never answers is broken, not "not applicable".
             if cmp.dropped > 0 {

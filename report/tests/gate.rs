@@ -405,3 +405,30 @@ fn unmeasured_cpu_and_rss_are_skipped_not_judged() {
     assert_eq!(check(&report, "CPU/request ratio").verdict, Verdict::Skip);
     assert!(check(&report, "RSS ratio").note.contains("not measured"));
 }
+
+#[test]
+fn a_failing_mismatch_rate_names_the_paths_that_differ() {
+    let mut run = one_scenario(GO, GO, 4, 2_000);
+    run.scenarios[0].comparison = Some(Comparison {
+        compared: 100,
+        matched: 60,
+        mismatched: 40,
+        differences: vec![parallax_report::PathDifference {
+            route: "/v1/orders/{id}".into(),
+            path: "/total".into(),
+            kind: "type".into(),
+            count: 40,
+            baseline: Some("12.5".into()),
+            candidate: Some("\"12.50\"".into()),
+        }],
+        ..Comparison::default()
+    });
+    let report = judge(&run, &Budgets::default());
+    let c = check(&report, "mismatch rate");
+    assert_eq!(c.verdict, Verdict::Fail);
+    assert!(
+        c.note.contains("/v1/orders/{id} /total type x40"),
+        "{}",
+        c.note
+    );
+}
