@@ -2,8 +2,8 @@
 //!
 //! Protobuf goes through [`crate::wire`], which reads the wire format as Go's
 //! protobuf runtime does (unknown fields and wrong wire types skipped, groups
-//! skipped whole) with payloads as slices of the request body rather than
-//! copies. JSON follows the proto3 JSON mapping
+//! skipped whole) in place: the request path ([`decode_view`]) copies
+//! nothing out of the body. JSON follows the proto3 JSON mapping
 //! exactly as Go's `protojson.Unmarshal` applies it (both field names,
 //! unknown fields rejected, int64 as number or string, base64 in either
 //! alphabet with or without padding) so both twins accept and reject the same
@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 
 use crate::media::Media;
 use crate::proto::{Event, EventBatch};
-use crate::wire::{self, WireError};
+use crate::wire::{self, BatchView, WireError};
 
 /// The body is not a valid `EventBatch` in its declared encoding.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,25 @@ pub enum MalformedBody {
     Json(#[from] serde_json::Error),
 }
 
-/// Decodes `body` as `media`.
+/// Decodes `body` as `media` into a view of its events: protobuf in place
+/// (strings and payloads are slices of `body`), JSON into `json_events`
+/// first, which the view then borrows.
+pub fn decode_view<'a>(
+    media: Media,
+    body: &'a [u8],
+    json_events: &'a mut Vec<Event>,
+) -> Result<BatchView<'a>, MalformedBody> {
+    match media {
+        Media::Protobuf => Ok(BatchView::decode(body)?),
+        Media::Json => {
+            *json_events = decode_json(body)?.events;
+            Ok(BatchView::of(json_events))
+        }
+    }
+}
+
+/// Decodes `body` as `media` into owned events (payloads still slices of
+/// `body` for protobuf).
 pub fn decode(media: Media, body: Bytes) -> Result<EventBatch, MalformedBody> {
     match media {
         Media::Protobuf => Ok(wire::decode_batch(&body)?),

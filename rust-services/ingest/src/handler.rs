@@ -1,7 +1,9 @@
 //! The HTTP surface: routes, the `POST /v1/events` pipeline and its errors.
 //!
-//! The pipeline is: media type → body (bounded) → decode → batch size →
-//! validate → publish (all records together) → encode the answer. Every
+//! The pipeline is: media type → body (bounded) → decode (protobuf in
+//! place) → batch size → validate → records (borrowed from the body where
+//! its bytes already are the record values) → publish (all records
+//! together, one notification) → encode the answer. Every
 //! failure maps to one row of the contract's error table.
 
 use std::sync::Arc;
@@ -18,11 +20,11 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use parallax_common::routing::{get_only, post_only};
 use parallax_common::{error, health, metrics, ApiError};
 
-use crate::decode::decode;
+use crate::decode::decode_view;
 use crate::media::{request_media, response_media};
 use crate::metrics::IngestMetrics;
 use crate::proto::IngestResponse;
-use crate::publish::{Publisher, Record};
+use crate::publish::{records, Publisher};
 use crate::response::encode;
 use crate::validate::{validate, MAX_EVENTS_PER_BATCH};
 
@@ -113,7 +115,10 @@ async fn post_events(
 ) -> Result<Response, ApiError> {
     let request = request_media(&headers).ok_or(UNSUPPORTED_MEDIA_TYPE)?;
     let body = read_body(&headers, body).await?;
-    let batch = decode(request, body).map_err(|e| {
+    // JSON's events are decoded into owned values and viewed from here;
+    // protobuf's are viewed in the body itself.
+    let mut json_events = Vec::new();
+    let batch = decode_view(request, &body, &mut json_events).map_err(|e| {
         tracing::debug!(error = %e, "malformed body");
         MALFORMED_BODY
     })?;
@@ -123,11 +128,8 @@ async fn post_events(
 
     let verdict = validate(&batch.events);
     app.ingest.rejected(verdict.rejected.len());
-    let records: Vec<Record<'_>> = verdict
-        .accepted
-        .iter()
-        .map(|&i| Record::for_event(&batch.events[i]))
-        .collect();
+    let mut scratch = Vec::new();
+    let records = records(&batch, &verdict.accepted, &mut scratch);
     if !records.is_empty() {
         if let Err(e) = app.publisher.publish(&records).await {
             app.ingest.failed(records.len(), e.failed);

@@ -3,16 +3,18 @@
 //!
 //! It answers exactly like the Go reference (`go-reference/cmd/ingest`), byte
 //! for byte; `docs/contract-ingest.md` is the contract and `conformance/`
-//! proves it. What differs is inside: payloads are decoded as slices of the
-//! request body, and a batch's records are produced together and awaited
-//! together.
+//! proves it. What differs is inside: a protobuf body is read in place (an
+//! event already in its record encoding is published from the body, no
+//! per-event strings, maps or encodings), and a batch's records are produced
+//! together and acknowledged with one notification.
 //!
 //! # Layout
 //! - [`config`]: flags and env vars.
 //! - [`media`]: content negotiation.
 //! - [`decode`]: protobuf and proto3-JSON request decoding.
-//! - [`wire`]: the protobuf wire format of events, read and written as Go's
-//!   protobuf runtime does (unknown fields, wrong wire types, groups).
+//! - [`wire`]: the protobuf wire format of events, read (in place) and
+//!   written as Go's protobuf runtime does (unknown fields, wrong wire types,
+//!   groups).
 //! - [`validate`]: per-event rules and reason codes.
 //! - [`publish`]: the [`Publisher`](publish::Publisher) trait and its Kafka implementation.
 //! - [`response`]: encoding the answer.
@@ -34,7 +36,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -56,8 +57,11 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let producer: FutureProducer = config.producer().client_config().create()?;
-    let publisher = KafkaPublisher::new(producer, config.topic.clone(), config.produce_timeout());
+    let publisher = KafkaPublisher::new(
+        &config.producer().client_config(),
+        config.topic.clone(),
+        config.produce_timeout(),
+    )?;
     let app = handler::App::new(
         Arc::new(publisher.clone()),
         parallax_common::metrics::Metrics::new(),

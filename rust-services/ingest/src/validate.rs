@@ -6,7 +6,8 @@
 
 use std::collections::HashSet;
 
-use crate::proto::{Event, Rejection};
+use crate::proto::Rejection;
+use crate::wire::EventView;
 
 pub const MAX_EVENT_ID_BYTES: usize = 128;
 pub const MAX_TENANT_ID_BYTES: usize = 64;
@@ -45,7 +46,7 @@ pub struct Verdict {
 }
 
 /// Validates every event of a batch.
-pub fn validate(events: &[Event]) -> Verdict {
+pub fn validate(events: &[EventView<'_>]) -> Verdict {
     let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
     let mut verdict = Verdict {
         accepted: Vec::with_capacity(events.len()),
@@ -53,12 +54,12 @@ pub fn validate(events: &[Event]) -> Verdict {
     };
     for (index, event) in events.iter().enumerate() {
         // Every id counts as seen, valid event or not.
-        let first_time = seen.insert(event.event_id.as_str());
+        let first_time = seen.insert(event.event_id);
         match check(event, first_time) {
             None => verdict.accepted.push(index),
             Some(reason) => verdict.rejected.push(Rejection {
                 index: index as u32,
-                event_id: event.event_id.clone(),
+                event_id: event.event_id.to_owned(),
                 reason: reason.as_str().to_owned(),
             }),
         }
@@ -66,7 +67,7 @@ pub fn validate(events: &[Event]) -> Verdict {
     verdict
 }
 
-fn check(event: &Event, first_time: bool) -> Option<Reason> {
+fn check(event: &EventView<'_>, first_time: bool) -> Option<Reason> {
     if event.event_id.is_empty() || event.event_id.len() > MAX_EVENT_ID_BYTES {
         Some(Reason::InvalidEventId)
     } else if !first_time {
@@ -85,6 +86,8 @@ fn check(event: &Event, first_time: bool) -> Option<Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Event;
+    use crate::wire::BatchView;
     use bytes::Bytes;
 
     fn event(id: &str) -> Event {
@@ -96,8 +99,15 @@ mod tests {
         }
     }
 
+    fn validate_events(events: &[Event]) -> Verdict {
+        validate(&BatchView::of(events).events)
+    }
+
     fn reason_of(e: Event) -> Option<String> {
-        validate(&[e]).rejected.first().map(|r| r.reason.clone())
+        validate_events(&[e])
+            .rejected
+            .first()
+            .map(|r| r.reason.clone())
     }
 
     #[test]
@@ -159,7 +169,7 @@ mod tests {
     fn a_repeated_event_id_rejects_the_later_event_even_if_the_first_was_invalid() {
         let mut first = event("dup");
         first.r#type = String::new();
-        let verdict = validate(&[first, event("dup"), event("other")]);
+        let verdict = validate_events(&[first, event("dup"), event("other")]);
         assert_eq!(verdict.accepted, vec![2]);
         let reasons: Vec<_> = verdict
             .rejected
@@ -174,7 +184,7 @@ mod tests {
 
     #[test]
     fn rejections_echo_the_event_id_as_sent() {
-        let verdict = validate(&[event(&"x".repeat(200))]);
+        let verdict = validate_events(&[event(&"x".repeat(200))]);
         assert_eq!(verdict.rejected[0].event_id.len(), 200);
     }
 }

@@ -28,14 +28,18 @@
 //!   `attributes` entry lacking its key or value takes the empty string; the
 //!   last entry for a key wins.
 //!
-//! Payloads are slices of the request body (no copy); strings are copied,
-//! since they must be validated as UTF-8 anyway.
+//! [`BatchView::decode`] reads a body in place: strings and payloads are
+//! slices of it (strings checked as UTF-8), attributes one list per batch,
+//! nothing allocated per event; [`decode_batch`] makes owned events of it.
 //!
-//! [`encode_event`] writes an event as Go's deterministic `proto.Marshal`
-//! does: fields in number order, defaults omitted, map entries sorted by key
-//! and each carrying its key and value even when empty (prost would leave
-//! empty ones out of the entry).
+//! A record's value is the event as Go's deterministic `proto.Marshal`
+//! writes it: fields in number order, defaults omitted, map entries sorted by
+//! key and each carrying its key and value even when empty (prost would
+//! leave empty ones out of the entry). An event whose bytes in the body are
+//! already exactly that is published from the body as it stands;
+//! [`BatchView::encode_into`] and [`encode_event`] write any other.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::{BufMut, Bytes};
@@ -97,56 +101,264 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
+/// One event of a protobuf body, read in place: its strings and payload are
+/// slices of the body, nothing is copied or allocated for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventView<'a> {
+    pub event_id: &'a str,
+    pub tenant_id: &'a str,
+    pub r#type: &'a str,
+    pub occurred_at_unix_ms: i64,
+    pub payload: &'a [u8],
+    /// Where this event's attribute entries sit in [`BatchView`]'s list.
+    attributes: (u32, u32),
+    /// The event's bytes when they are already its record value.
+    canonical: Option<&'a [u8]>,
+}
+
+impl<'a> EventView<'a> {
+    /// The event's bytes in the body when they are exactly what Go's
+    /// deterministic `proto.Marshal` writes for it (see [`BatchView`]), so
+    /// they are its Kafka record value as they stand.
+    pub fn canonical(&self) -> Option<&'a [u8]> {
+        self.canonical
+    }
+}
+
+/// The events of a batch, read in place (protobuf, [`BatchView::decode`])
+/// or borrowed from decoded events (JSON, [`BatchView::of`]).
+///
+/// A record's value is Go's deterministic encoding of its event. A
+/// well-behaved client, one that encodes with any mainstream protobuf
+/// library and sorted maps (as the load generator, prost with `BTreeMap`s
+/// and Go's deterministic mode all do), already sends each event in exactly
+/// those bytes: field numbers in order, defaults left out, minimal varints,
+/// map entries sorted, each holding just its key and value. The decoder
+/// notices it field by field, and such an event's record value is its slice
+/// of the body: no map, no string and no encoding per event. Any other
+/// event (unknown fields, repeated fields, unsorted or duplicate keys,
+/// non-minimal varints, JSON) is encoded by [`BatchView::encode_into`].
+/// Either way the bytes are the same (`a_canonical_event_is_its_own_encoding`
+/// and the properties below check it).
+#[derive(Debug, Default)]
+pub struct BatchView<'a> {
+    pub events: Vec<EventView<'a>>,
+    /// Every event's attribute entries, one run per event. A canonical
+    /// event's run is sorted with unique keys; any other event's is sorted
+    /// stably by key, so of equal keys the last on the wire comes last (and
+    /// wins).
+    attributes: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> BatchView<'a> {
+    /// Reads `body` as an `EventBatch` by the rules of the module
+    /// documentation.
+    pub fn decode(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut buf = body;
+        let mut view = BatchView::default();
+        while !buf.is_empty() {
+            let (number, wire_type) = key(&mut buf, MAX_FIELD_NUMBER)?;
+            match (number, wire_type) {
+                (1, LEN) => {
+                    let event = length_delimited(&mut buf)?;
+                    let event = view.decode_event(event)?;
+                    view.events.push(event);
+                }
+                _ => skip(number, wire_type, &mut buf)?,
+            }
+        }
+        Ok(view)
+    }
+
+    /// Views of decoded events (the JSON path); each is encoded when
+    /// published.
+    pub fn of(events: &'a [Event]) -> Self {
+        let mut view = BatchView {
+            events: Vec::with_capacity(events.len()),
+            attributes: Vec::new(),
+        };
+        for event in events {
+            let first = view.attributes.len();
+            view.attributes.extend(
+                event
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            view.events.push(EventView {
+                event_id: &event.event_id,
+                tenant_id: &event.tenant_id,
+                r#type: &event.r#type,
+                occurred_at_unix_ms: event.occurred_at_unix_ms,
+                payload: &event.payload,
+                attributes: (first as u32, view.attributes.len() as u32),
+                canonical: None,
+            });
+        }
+        view
+    }
+
+    /// `event`'s attributes, sorted by key; of equal keys (only on the wire)
+    /// the last one counts.
+    fn attributes(&self, event: &EventView<'a>) -> &[(&'a str, &'a str)] {
+        let (first, end) = event.attributes;
+        &self.attributes[first as usize..end as usize]
+    }
+
+    /// Appends `event`'s Kafka record value to `out`: its bytes in the body
+    /// when canonical, else Go's deterministic encoding written out.
+    pub fn encode_into(&self, event: &EventView<'a>, out: &mut Vec<u8>) {
+        if let Some(bytes) = event.canonical {
+            out.extend_from_slice(bytes);
+            return;
+        }
+        let attributes = self.attributes(event);
+        // The last entry of each run of equal keys.
+        let unique = || {
+            attributes
+                .iter()
+                .enumerate()
+                .filter(|&(i, (k, _))| attributes.get(i + 1).is_none_or(|(next, _)| next != k))
+                .map(|(_, entry)| *entry)
+        };
+        out.reserve(encoded_len(event, unique()));
+        for (number, value) in [(1, event.event_id), (2, event.tenant_id), (3, event.r#type)] {
+            if !value.is_empty() {
+                bytes_field(number, value.as_bytes(), out);
+            }
+        }
+        if event.occurred_at_unix_ms != 0 {
+            encode_key(4, WireType::Varint, out);
+            encode_varint(event.occurred_at_unix_ms as u64, out);
+        }
+        for (k, v) in unique() {
+            encode_key(5, WireType::LengthDelimited, out);
+            encode_varint(entry_len(k, v) as u64, out);
+            bytes_field(1, k.as_bytes(), out);
+            bytes_field(2, v.as_bytes(), out);
+        }
+        if !event.payload.is_empty() {
+            bytes_field(6, event.payload, out);
+        }
+    }
+
+    /// The owned event; `body` is the body this view was decoded from.
+    fn to_event(&self, event: &EventView<'a>, body: &Bytes) -> Event {
+        let mut attributes = BTreeMap::new();
+        for &(k, v) in self.attributes(event) {
+            attributes.insert(k.to_owned(), v.to_owned());
+        }
+        Event {
+            event_id: event.event_id.to_owned(),
+            tenant_id: event.tenant_id.to_owned(),
+            r#type: event.r#type.to_owned(),
+            occurred_at_unix_ms: event.occurred_at_unix_ms,
+            attributes,
+            payload: body.slice_ref(event.payload),
+        }
+    }
+
+    /// One event, from the bytes of its `events` field. Besides decoding,
+    /// it follows whether the bytes are canonical: each field's key one byte
+    /// (numbers 1–15), field numbers rising (attributes repeat with rising
+    /// keys), no default values, minimal varints, canonical map entries, no
+    /// other field.
+    fn decode_event(&mut self, raw: &'a [u8]) -> Result<EventView<'a>, WireError> {
+        let first = self.attributes.len();
+        let mut event = EventView {
+            event_id: "",
+            tenant_id: "",
+            r#type: "",
+            occurred_at_unix_ms: 0,
+            payload: &[],
+            attributes: (first as u32, first as u32),
+            canonical: None,
+        };
+        let mut canonical = true;
+        let mut previous = 0;
+        let mut buf = raw;
+        while !buf.is_empty() {
+            let start = buf.len();
+            let (number, wire_type) = key(&mut buf, MAX_FIELD_NUMBER)?;
+            canonical &=
+                start - buf.len() == 1 && (number > previous || number == 5 && previous == 5);
+            previous = number;
+            match (number, wire_type) {
+                (1, LEN) => event.event_id = string_field(&mut buf, &mut canonical)?,
+                (2, LEN) => event.tenant_id = string_field(&mut buf, &mut canonical)?,
+                (3, LEN) => event.r#type = string_field(&mut buf, &mut canonical)?,
+                (4, VARINT) => {
+                    let start = buf.len();
+                    let value = varint(&mut buf)?;
+                    canonical &= value != 0 && start - buf.len() == encoded_len_varint(value);
+                    // The varint's low 64 bits, as two's complement.
+                    event.occurred_at_unix_ms = value as i64;
+                }
+                (5, LEN) => {
+                    let (entry, minimal) = length_delimited_minimal(&mut buf)?;
+                    let (k, v, entry_canonical) = decode_attribute(entry)?;
+                    // A second entry must follow the first in key order.
+                    let rising = match self.attributes[first..].last() {
+                        Some(&(last, _)) => last < k,
+                        None => true,
+                    };
+                    canonical &= minimal && entry_canonical && rising;
+                    self.attributes.push((k, v));
+                }
+                (6, LEN) => {
+                    let (payload, minimal) = length_delimited_minimal(&mut buf)?;
+                    canonical &= minimal && !payload.is_empty();
+                    event.payload = payload;
+                }
+                _ => {
+                    canonical = false;
+                    skip(number, wire_type, &mut buf)?;
+                }
+            }
+        }
+        if canonical {
+            event.canonical = Some(raw);
+        } else {
+            // Stable: of equal keys the last on the wire stays last.
+            self.attributes[first..].sort_by(|a, b| a.0.cmp(b.0));
+        }
+        event.attributes.1 = self.attributes.len() as u32;
+        Ok(event)
+    }
+}
+
 /// Decodes `body` as an `EventBatch`; payloads are slices of `body`.
 pub fn decode_batch(body: &Bytes) -> Result<EventBatch, WireError> {
-    let mut buf: &[u8] = body;
-    let mut batch = EventBatch::default();
-    while !buf.is_empty() {
-        let (number, wire_type) = key(&mut buf, MAX_FIELD_NUMBER)?;
-        match (number, wire_type) {
-            (1, LEN) => {
-                let event = length_delimited(&mut buf)?;
-                batch.events.push(decode_event(body, event)?);
-            }
-            _ => skip(number, wire_type, &mut buf)?,
-        }
-    }
-    Ok(batch)
+    let view = BatchView::decode(body)?;
+    let events = view
+        .events
+        .iter()
+        .map(|event| view.to_event(event, body))
+        .collect();
+    Ok(EventBatch { events })
 }
 
-fn decode_event(body: &Bytes, mut buf: &[u8]) -> Result<Event, WireError> {
-    let mut event = Event::default();
+/// One `attributes` map entry: key 1, value 2, both strings; and whether
+/// the entry is exactly its key field then its value field, as Go writes it.
+fn decode_attribute(mut buf: &[u8]) -> Result<(&str, &str, bool), WireError> {
+    let (mut k, mut v) = ("", "");
+    let mut canonical = true;
+    let mut fields = 0;
     while !buf.is_empty() {
+        let start = buf.len();
         let (number, wire_type) = key(&mut buf, MAX_FIELD_NUMBER)?;
+        fields += 1;
+        canonical &= start - buf.len() == 1 && number == fields;
         match (number, wire_type) {
-            (1, LEN) => event.event_id = string(&mut buf)?,
-            (2, LEN) => event.tenant_id = string(&mut buf)?,
-            (3, LEN) => event.r#type = string(&mut buf)?,
-            // The varint's low 64 bits, as two's complement.
-            (4, VARINT) => event.occurred_at_unix_ms = varint(&mut buf)? as i64,
-            (5, LEN) => {
-                let (k, v) = decode_attribute(length_delimited(&mut buf)?)?;
-                event.attributes.insert(k, v);
+            (1, LEN) => k = str_value(&mut buf, &mut canonical)?,
+            (2, LEN) => v = str_value(&mut buf, &mut canonical)?,
+            _ => {
+                canonical = false;
+                skip(number, wire_type, &mut buf)?;
             }
-            (6, LEN) => event.payload = body.slice_ref(length_delimited(&mut buf)?),
-            _ => skip(number, wire_type, &mut buf)?,
         }
     }
-    Ok(event)
-}
-
-/// One `attributes` map entry: key 1, value 2, both strings.
-fn decode_attribute(mut buf: &[u8]) -> Result<(String, String), WireError> {
-    let (mut k, mut v) = (String::new(), String::new());
-    while !buf.is_empty() {
-        let (number, wire_type) = key(&mut buf, MAX_FIELD_NUMBER)?;
-        match (number, wire_type) {
-            (1, LEN) => k = string(&mut buf)?,
-            (2, LEN) => v = string(&mut buf)?,
-            _ => skip(number, wire_type, &mut buf)?,
-        }
-    }
-    Ok((k, v))
+    Ok((k, v, canonical && fields == 2))
 }
 
 /// A field's key: its number (1 to `max`) and wire type (not yet checked).
@@ -175,11 +387,25 @@ fn length_delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
     Ok(value)
 }
 
-fn string(buf: &mut &[u8]) -> Result<String, WireError> {
-    let bytes = length_delimited(buf)?;
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| WireError::InvalidUtf8)
+/// A length-delimited value, and whether its length was written minimally.
+fn length_delimited_minimal<'a>(buf: &mut &'a [u8]) -> Result<(&'a [u8], bool), WireError> {
+    let start = buf.len();
+    let value = length_delimited(buf)?;
+    let minimal = start - buf.len() == encoded_len_varint(value.len() as u64) + value.len();
+    Ok((value, minimal))
+}
+
+fn str_value<'a>(buf: &mut &'a [u8], canonical: &mut bool) -> Result<&'a str, WireError> {
+    let (bytes, minimal) = length_delimited_minimal(buf)?;
+    *canonical &= minimal;
+    std::str::from_utf8(bytes).map_err(|_| WireError::InvalidUtf8)
+}
+
+/// A string field of an event: Go leaves an empty one out.
+fn string_field<'a>(buf: &mut &'a [u8], canonical: &mut bool) -> Result<&'a str, WireError> {
+    let value = str_value(buf, canonical)?;
+    *canonical &= !value.is_empty();
+    Ok(value)
 }
 
 fn fixed(buf: &mut &[u8], width: usize) -> Result<(), WireError> {
@@ -238,30 +464,9 @@ fn skip_group(number: u64, buf: &mut &[u8]) -> Result<(), WireError> {
 /// The Kafka record value of `event`: Go's deterministic encoding (see the
 /// module documentation).
 pub fn encode_event(event: &Event) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(event));
-    let buf = &mut out;
-    for (number, value) in [
-        (1, &event.event_id),
-        (2, &event.tenant_id),
-        (3, &event.r#type),
-    ] {
-        if !value.is_empty() {
-            bytes_field(number, value.as_bytes(), buf);
-        }
-    }
-    if event.occurred_at_unix_ms != 0 {
-        encode_key(4, WireType::Varint, buf);
-        encode_varint(event.occurred_at_unix_ms as u64, buf);
-    }
-    for (k, v) in &event.attributes {
-        encode_key(5, WireType::LengthDelimited, buf);
-        encode_varint(entry_len(k, v) as u64, buf);
-        bytes_field(1, k.as_bytes(), buf);
-        bytes_field(2, v.as_bytes(), buf);
-    }
-    if !event.payload.is_empty() {
-        bytes_field(6, &event.payload, buf);
-    }
+    let view = BatchView::of(std::slice::from_ref(event));
+    let mut out = Vec::new();
+    view.encode_into(&view.events[0], &mut out);
     out
 }
 
@@ -280,8 +485,11 @@ fn entry_len(k: &str, v: &str) -> usize {
     field_len(k.len()) + field_len(v.len())
 }
 
-fn encoded_len(event: &Event) -> usize {
-    let strings = [&event.event_id, &event.tenant_id, &event.r#type]
+fn encoded_len<'a>(
+    event: &EventView<'a>,
+    attributes: impl Iterator<Item = (&'a str, &'a str)>,
+) -> usize {
+    let strings = [event.event_id, event.tenant_id, event.r#type]
         .into_iter()
         .filter(|s| !s.is_empty())
         .map(|s| field_len(s.len()))
@@ -290,9 +498,7 @@ fn encoded_len(event: &Event) -> usize {
         0 => 0,
         t => 1 + encoded_len_varint(t as u64),
     };
-    let attributes = event
-        .attributes
-        .iter()
+    let attributes = attributes
         .map(|(k, v)| field_len(entry_len(k, v)))
         .sum::<usize>();
     let payload = match event.payload.len() {
@@ -711,6 +917,155 @@ mod tests {
         assert_eq!(encode_event(&Event::default()), b"");
     }
 
+    // --- events already in their record encoding ----------------------------
+
+    /// One event's bytes if the view took them for canonical, its record
+    /// value from the view, and the owned event's encoding.
+    type Values = (Option<Vec<u8>>, Vec<u8>, Vec<u8>);
+
+    /// Each event's record value from the view (the body's own bytes where
+    /// canonical) and from the owned event: they must be the same bytes.
+    fn record_values(body: &[u8]) -> Vec<Values> {
+        let owned = decode(body.to_vec()).expect("a valid body");
+        let view = BatchView::decode(body).expect("a valid body");
+        view.events
+            .iter()
+            .zip(&owned.events)
+            .map(|(event, owned)| {
+                let mut value = Vec::new();
+                view.encode_into(event, &mut value);
+                (
+                    event.canonical().map(<[u8]>::to_vec),
+                    value,
+                    encode_event(owned),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_event_in_go_s_encoding_is_published_from_the_body() {
+        let event = Event {
+            event_id: "e".into(),
+            tenant_id: "t".into(),
+            r#type: "x".into(),
+            occurred_at_unix_ms: -5,
+            attributes: BTreeMap::from([
+                (String::new(), "z".into()),
+                ("a".into(), "1".into()),
+                ("b".into(), String::new()),
+            ]),
+            payload: Bytes::from_static(b"p"),
+        };
+        let record = encode_event(&event);
+        let body = batch_of(&[record.clone(), prost_encoded()]);
+        for (canonical, value, owned) in record_values(&body) {
+            assert_eq!(canonical.as_ref(), Some(&value));
+            assert_eq!(value, owned);
+        }
+        let view = BatchView::decode(&body).unwrap();
+        let inside = body.as_ptr_range();
+        assert!(inside.contains(&view.events[0].canonical().unwrap().as_ptr()));
+        assert_eq!(view.events[0].canonical(), Some(&record[..]));
+    }
+
+    /// What the load generator sends: prost's encoding of an event with
+    /// non-empty attributes.
+    fn prost_encoded() -> Vec<u8> {
+        Event {
+            event_id: "load-000000000001-00001".into(),
+            tenant_id: "tenant-00042".into(),
+            r#type: "click".into(),
+            occurred_at_unix_ms: 1_700_000_000_000,
+            attributes: BTreeMap::from([
+                ("region".into(), "eu".into()),
+                ("template".into(), "3".into()),
+            ]),
+            payload: Bytes::from(vec![b'x'; 64]),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn an_event_in_any_other_encoding_is_encoded_as_go_writes_it() {
+        let entry = |k: &[u8], v: &[u8]| {
+            let mut out = Vec::new();
+            len_field(&mut out, 1, k);
+            len_field(&mut out, 2, v);
+            out
+        };
+        let attribute = |k: &[u8], v: &[u8]| {
+            let mut out = Vec::new();
+            len_field(&mut out, 5, &entry(k, v));
+            out
+        };
+        let cat = |parts: &[&[u8]]| parts.concat();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("an unknown field", event_with(&[0x38, 0x01])),
+            (
+                "fields out of order",
+                cat(&[b"\x0a\x01e\x1a\x01x\x12\x01t"]),
+            ),
+            ("a field repeated", cat(&[b"\x0a\x01a", &event_with(&[])])),
+            (
+                "an empty string written",
+                cat(&[b"\x0a\x01e\x12\x00\x1a\x01x"]),
+            ),
+            ("occurred_at 0 written", event_with(&[0x20, 0x00])),
+            ("a varint not minimal", event_with(&[0x20, 0x85, 0x00])),
+            (
+                "a length not minimal",
+                cat(&[b"\x0a\x81\x00e\x12\x01t\x1a\x01x"]),
+            ),
+            (
+                "a key not minimal",
+                cat(&[b"\x8a\x00\x01e\x12\x01t\x1a\x01x"]),
+            ),
+            ("an empty payload written", event_with(&[0x32, 0x00])),
+            (
+                "attributes out of order",
+                event_with(&cat(&[&attribute(b"b", b"1"), &attribute(b"a", b"2")])),
+            ),
+            (
+                "a key repeated: the last wins",
+                event_with(&cat(&[
+                    &attribute(b"a", b"1"),
+                    &attribute(b"b", b"1"),
+                    &attribute(b"a", b"2"),
+                ])),
+            ),
+            (
+                "an entry with its value first",
+                event_with(&[0x2a, 0x06, 0x12, 0x01, b'1', 0x0a, 0x01, b'a']),
+            ),
+            (
+                "an entry without its key",
+                event_with(&[0x2a, 0x03, 0x12, 0x01, b'1']),
+            ),
+            (
+                "an entry with an unknown field",
+                event_with(&[0x2a, 0x08, 0x0a, 0x01, b'a', 0x12, 0x01, b'1', 0x18, 0x01]),
+            ),
+            (
+                "an attribute after the payload",
+                event_with(&cat(&[b"\x32\x01p", &attribute(b"a", b"1")])),
+            ),
+        ];
+        for (name, event) in cases {
+            let values = record_values(&batch_of(&[event]));
+            let (canonical, value, owned) = &values[0];
+            assert_eq!(canonical, &None, "{name}");
+            assert_eq!(value, owned, "{name}");
+        }
+        let repeated = decode_one_event(&cat(&[
+            &attribute(b"a", b"1"),
+            &attribute(b"b", b"1"),
+            &attribute(b"a", b"2"),
+        ]))
+        .unwrap();
+        assert_eq!(repeated.attributes["a"], "2");
+    }
+
     // --- properties ---------------------------------------------------------
 
     mod properties {
@@ -961,6 +1316,11 @@ mod tests {
                     body.truncate(cut.index(body.len()));
                 }
                 let ours = decode(body.clone());
+                if ours.is_ok() {
+                    for (_, value, owned) in record_values(&body) {
+                        prop_assert_eq!(value, owned);
+                    }
+                }
                 if let Ok(theirs) = EventBatch::decode(Bytes::from(body)) {
                     prop_assert_eq!(ours, Ok(theirs));
                 }
@@ -984,7 +1344,42 @@ mod tests {
                         .collect(),
                     &unknown,
                 );
+                for (canonical, value, owned) in record_values(&body) {
+                    prop_assert!(unknown.is_empty() || canonical.is_none());
+                    prop_assert_eq!(value, owned);
+                }
                 prop_assert_eq!(decode(body), Ok(EventBatch { events }));
+            }
+
+            /// Go's encoding of an event with one byte changed, inserted or
+            /// removed: whenever the result still decodes, the value
+            /// published for each event (its own bytes if the decoder took
+            /// them for canonical) is what Go would write for it.
+            #[test]
+            fn a_canonical_event_changed_anywhere_is_still_published_as_go_writes_it(
+                event in event(),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+                edit in 0u8..3,
+            ) {
+                let mut record = encode_event(&event);
+                if !record.is_empty() || edit == 1 {
+                    let at = at.index(record.len() + usize::from(edit == 1));
+                    match edit {
+                        0 => record[at] = byte,
+                        1 => record.insert(at, byte),
+                        _ => drop(record.remove(at)),
+                    }
+                }
+                let body = batch_of(&[record]);
+                if decode(body.clone()).is_ok() {
+                    for (canonical, value, owned) in record_values(&body) {
+                        prop_assert_eq!(&value, &owned);
+                        if let Some(canonical) = canonical {
+                            prop_assert_eq!(canonical, owned);
+                        }
+                    }
+                }
             }
 
             /// prost's encoding and the record encoding both decode back to
@@ -998,6 +1393,11 @@ mod tests {
                     let record = encode_event(event);
                     prop_assert_eq!(&Event::decode(&record[..]).unwrap(), event);
                     len_field(&mut body, 1, &record);
+                }
+                // Go's encoding is always canonical: published as it stands.
+                for (canonical, value, owned) in record_values(&body) {
+                    prop_assert_eq!(canonical.as_ref(), Some(&value));
+                    prop_assert_eq!(value, owned);
                 }
                 prop_assert_eq!(decode(body), Ok(batch));
             }
