@@ -30,7 +30,8 @@ fi
 
 if ! python3 -c 'import kubernetes_validate, yaml' 2>/dev/null; then
   echo "check-kubernetes: installing kubernetes-validate and PyYAML (pip)" >&2
-  python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0' PyYAML
+  python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.0' PyYAML 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'kubernetes-validate==1.37.0' PyYAML
 fi
 
 if ! command -v promtool >/dev/null 2>&1; then
