@@ -73,13 +73,24 @@ func (p *KafkaPublisher) Publish(ctx context.Context, records []Record) error {
 		}
 		wg.Done()
 	}
+	// The batch's kgo.Records, their headers and the header values are
+	// allocated once per batch rather than three objects per record; the
+	// client keeps pointers into them until every promise has run, which
+	// keeps the arrays alive.
+	recs := make([]kgo.Record, len(records))
+	headers := make([]kgo.RecordHeader, len(records))
+	idBytes := 0
+	for i := range records {
+		idBytes += len(records[i].EventID)
+	}
+	ids := make([]byte, 0, idBytes)
 	for i := range records {
 		rec := &records[i]
-		p.client.Produce(ctx, &kgo.Record{
-			Key:     rec.Key,
-			Value:   rec.Value,
-			Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte(rec.EventID)}},
-		}, promise)
+		start := len(ids)
+		ids = append(ids, rec.EventID...)
+		headers[i] = kgo.RecordHeader{Key: "event-id", Value: ids[start:len(ids):len(ids)]}
+		recs[i] = kgo.Record{Key: rec.Key, Value: rec.Value, Headers: headers[i : i+1 : i+1]}
+		p.client.Produce(ctx, &recs[i], promise)
 	}
 
 	all := make(chan struct{})
