@@ -95,9 +95,9 @@ pub struct Experiment {
     /// The gate's budgets (`parallax gate` flags override them).
     #[serde(default)]
     pub budgets: BudgetSpec,
-    /// Kafka side effects: not yet expressible in an experiment file.
+    /// Side effects compared besides the answers. Default: none.
     #[serde(default)]
-    pub side_effects: Option<toml::Value>,
+    pub side_effects: SideEffects,
     /// Where the file was read from (relative `dir`, `body_file` resolve
     /// against its directory).
     #[serde(skip)]
@@ -106,6 +106,104 @@ pub struct Experiment {
 
 fn default_unit() -> String {
     "requests".into()
+}
+
+/// `[side_effects]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideEffects {
+    /// The records each side writes to Kafka, joined after the run.
+    #[serde(default)]
+    pub kafka: Option<KafkaSideEffects>,
+}
+
+/// `[side_effects.kafka]`: each side writes its own topic; after the run
+/// both are read from the beginning and joined record by record
+/// (`parallax-kafka-diff`): matched, missing in the candidate's, extra in
+/// the candidate's, different.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSideEffects {
+    /// Bootstrap brokers. Default: `$PARALLAX_KAFKA_BROKERS`, else
+    /// `127.0.0.1:9092`. Commands may use it as `{brokers}`.
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// The baseline's topic; `{run}` (unique per run) keeps runs apart.
+    pub baseline_topic: String,
+    /// The candidate's topic.
+    pub candidate_topic: String,
+    /// How records pair: `"header:event-id"` (the only join yet).
+    /// Default `"header:event-id"`.
+    #[serde(default = "event_id_join")]
+    pub join: String,
+    /// Fully qualified protobuf message of the values, compared field by
+    /// field; without it values compare as bytes. Default: none.
+    #[serde(default)]
+    pub value_message: Option<String>,
+}
+
+fn event_id_join() -> String {
+    "header:event-id".into()
+}
+
+impl KafkaSideEffects {
+    /// The brokers to use.
+    pub fn brokers(&self) -> String {
+        self.brokers.clone().unwrap_or_else(|| {
+            std::env::var("PARALLAX_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+        })
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        let f = "side_effects.kafka";
+        for (key, topic) in [
+            ("baseline_topic", &self.baseline_topic),
+            ("candidate_topic", &self.candidate_topic),
+        ] {
+            if topic.is_empty() {
+                return Err(invalid(
+                    format_args!("{f}.{key}"),
+                    "empty; e.g. \"events-{run}-go\"",
+                ));
+            }
+            check_placeholders(&format!("{f}.{key}"), topic)?;
+        }
+        if self.baseline_topic == self.candidate_topic {
+            return Err(invalid(
+                format_args!("{f}.candidate_topic"),
+                "is the baseline's topic; each side must write its own to be joined",
+            ));
+        }
+        if self.join != "header:event-id" {
+            return Err(invalid(
+                format_args!("{f}.join"),
+                format_args!(
+                    "{:?}: records can only be joined on their `event-id` header yet (\"header:event-id\")",
+                    self.join
+                ),
+            ));
+        }
+        if let Some(m) = &self.value_message {
+            if parallax_compare::protobuf::project()
+                .get_message_by_name(m)
+                .is_none()
+            {
+                return Err(invalid(
+                    format_args!("{f}.value_message"),
+                    format_args!("{m:?} is not a message of the project's .proto files"),
+                ));
+            }
+        }
+        if let Some(b) = &self.brokers {
+            if b.is_empty() {
+                return Err(invalid(
+                    format_args!("{f}.brokers"),
+                    "empty; e.g. \"127.0.0.1:9092\"",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One backend: a command the runner starts, or a URL of one already running.
@@ -354,12 +452,8 @@ impl Experiment {
             }
         }
         self.load.validate()?;
-        if self.side_effects.is_some() {
-            return Err(invalid(
-                "side_effects",
-                "Kafka side effects are not yet expressible in an experiment file; \
-                 compare them with `parallax kafka-diff` (docs/kafka-diff.md) and remove this table",
-            ));
+        if let Some(k) = &self.side_effects.kafka {
+            k.validate()?;
         }
         traffic::validate(&self.traffic, &self.dir())?;
         let rules = self
@@ -650,7 +744,15 @@ impl Backend {
 }
 
 /// The placeholders a command may use.
-pub const PLACEHOLDERS: [&str; 5] = ["{port}", "{listen}", "{url}", "{name}", "{dir}"];
+pub const PLACEHOLDERS: [&str; 7] = [
+    "{port}",
+    "{listen}",
+    "{url}",
+    "{name}",
+    "{dir}",
+    "{run}",
+    "{brokers}",
+];
 
 fn check_placeholders(field: &str, text: &str) -> Result<(), Invalid> {
     let mut rest = text;
@@ -858,8 +960,19 @@ mod tests {
         let e = error(&format!("{MINIMAL}\n[traffic.websocket]\npath = \"/ws\""));
         assert!(e.starts_with("traffic.websocket: "), "{e}");
         assert!(e.contains("not yet"), "{e}");
-        let e = error(&format!("{MINIMAL}\n[side_effects]\nkafka = 1"));
-        assert!(e.starts_with("side_effects: "), "{e}");
+        let kafka =
+            "[side_effects.kafka]\nbaseline_topic = \"a-{run}\"\ncandidate_topic = \"b-{run}\"";
+        Experiment::parse(&format!("{MINIMAL}\n{kafka}"), "t")
+            .unwrap()
+            .validate()
+            .unwrap();
+        let e = error(&format!("{MINIMAL}\n{kafka}\njoin = \"/id\""));
+        assert!(e.starts_with("side_effects.kafka.join: "), "{e}");
+        let e = error(&format!(
+            "{MINIMAL}\n{}",
+            kafka.replace("b-{run}", "a-{run}")
+        ));
+        assert!(e.starts_with("side_effects.kafka.candidate_topic: "), "{e}");
     }
 
     #[test]

@@ -136,6 +136,22 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         }
     }
 
+    let vars = Vars {
+        run: format!(
+            "px{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        ),
+        brokers: experiment
+            .side_effects
+            .kafka
+            .as_ref()
+            .map(|k| k.brokers())
+            .unwrap_or_else(|| {
+                std::env::var("PARALLAX_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+            }),
+    };
     let mut running = Vec::new();
     for (side, backend, role, label) in &sides {
         eprintln!("{name}: starting {} ({label})", side.field());
@@ -146,6 +162,7 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
             *role,
             label,
             &options.out,
+            &vars,
         )?);
     }
     let watcher = Watcher::start(&running);
@@ -199,6 +216,15 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         );
     }
     let mut results = outcome?;
+    if let Some(kafka) = &experiment.side_effects.kafka {
+        let (comparison, note) = kafka_join(kafka, &vars, &options.out)?;
+        if let Some(last) = results.last_mut() {
+            last.comparison
+                .get_or_insert_with(Comparison::default)
+                .kafka = Some(comparison);
+            last.notes.push(note);
+        }
+    }
     for r in running {
         if let Some(c) = r.child {
             let label = r.label.clone();
@@ -404,6 +430,66 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Values of the placeholders that are the same for every backend of a run.
+struct Vars {
+    /// Unique per run (`px<unix ms>`): `{run}`.
+    run: String,
+    /// `{brokers}`.
+    brokers: String,
+}
+
+/// Fills the placeholders of one backend's command and env.
+fn fill(text: &str, port: u16, label: &str, experiment: &Experiment, vars: &Vars) -> String {
+    let addr = format!("127.0.0.1:{port}");
+    text.replace("{port}", &port.to_string())
+        .replace("{listen}", &addr)
+        .replace("{url}", &format!("http://{addr}"))
+        .replace("{name}", label)
+        .replace("{dir}", &experiment.dir().display().to_string())
+        .replace("{run}", &vars.run)
+        .replace("{brokers}", &vars.brokers)
+}
+
+/// Both sides' topics read from the beginning and joined on `event-id`
+/// by `parallax-kafka-diff`, until neither has had a record for 3 s.
+fn kafka_join(
+    kafka: &crate::experiment::KafkaSideEffects,
+    vars: &Vars,
+    out: &Path,
+) -> anyhow::Result<(parallax_report::KafkaComparison, String)> {
+    use parallax_kafka_diff::{Differ, DifferConfig, Start, Stop};
+    let topic = |t: &str| t.replace("{run}", &vars.run);
+    let (base, cand) = (topic(&kafka.baseline_topic), topic(&kafka.candidate_topic));
+    eprintln!("joining Kafka topics {base} and {cand} on event-id (parallax-kafka-diff)");
+    let mut config = DifferConfig::new(&kafka.brokers(), &base, &cand);
+    config.start = Start::Beginning;
+    config.value_message = kafka.value_message.clone();
+    config.samples_file = Some(out.join("kafka-differences.jsonl"));
+    let diff = runtime()?.block_on(async {
+        let differ = Differ::connect(config).await?;
+        Ok::<_, parallax_kafka_diff::Error>(
+            differ
+                .run(Stop::Idle(Duration::from_secs(3)), std::future::pending())
+                .await,
+        )
+    })?;
+    let note = format!(
+        "Kafka: {} records in {base}, {} in {cand} (the whole run, warm-up included), joined on event-id; differences in {}",
+        diff.consumed_primary,
+        diff.consumed_shadow,
+        out.join("kafka-differences.jsonl").display()
+    );
+    Ok((
+        parallax_report::KafkaComparison {
+            matched: diff.matched,
+            missing_in_shadow: diff.missing_in_shadow,
+            extra_in_shadow: diff.extra_in_shadow,
+            different: diff.different,
+        },
+        note,
+    ))
+}
+
 fn start(
     experiment: &Experiment,
     side: Side,
@@ -411,6 +497,7 @@ fn start(
     role: Role,
     label: &str,
     out: &Path,
+    vars: &Vars,
 ) -> anyhow::Result<Running> {
     let language = backend.language.clone();
     if let Some(url) = &backend.url {
@@ -473,13 +560,7 @@ fn start(
     };
     let addr = format!("127.0.0.1:{port}");
     let dir = backend_dir(experiment, backend);
-    let fill = |s: &str| {
-        s.replace("{port}", &port.to_string())
-            .replace("{listen}", &addr)
-            .replace("{url}", &format!("http://{addr}"))
-            .replace("{name}", label)
-            .replace("{dir}", &experiment.dir().display().to_string())
-    };
+    let fill = |s: &str| fill(s, port, label, experiment, vars);
     let mut argv: Vec<String> = backend.command.iter().map(|a| fill(a)).collect();
     // A relative program with a slash is relative to the backend's
     // directory, as its arguments are (not to where parallax runs).

@@ -323,3 +323,21 @@ fn a_bad_experiment_file_names_the_field_and_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn the_ingest_experiment_joins_both_sides_kafka_records() {
+    // Kafka from scripts/test.sh (PARALLAX_KAFKA_BROKERS), the twins from
+    // PARALLAX_INGEST_{GO,RUST}_BIN, as the other tests here.
+    let dir = TempDir::new("ingest");
+    let file = repo().join("experiments/ingest.toml");
+    let (out, results) = run_experiment(&file, &dir.0, &["--rate", "20"]);
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    let run = RunResults::load(&results).unwrap();
+    let ingest = run.scenario("ingest").expect("an ingest scenario");
+    let comparison = ingest.comparison.as_ref().unwrap();
+    assert_eq!(comparison.mismatched, 0, "{comparison:?}");
+    let kafka = comparison.kafka.expect("the Kafka join");
+    // 10 events a batch, 20 batches a second, 1 + 3 s.
+    assert!(kafka.matched >= 500, "{kafka:?}");
+    assert_eq!(kafka.bad(), 0, "{kafka:?}");
+}
