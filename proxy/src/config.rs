@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderName;
@@ -210,6 +211,21 @@ pub struct ServiceConfig {
     /// and rolled back when it does not (see [`crate::canary`]). Default:
     /// none (the shadow only ever gets copies).
     pub canary: Option<CanaryConfig>,
+    /// Serve this service over TLS: `{ cert_file = "…", key_file = "…" }`
+    /// (PEM), offering `h2` and `http/1.1` by ALPN. Without it the listener
+    /// speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c). Default: none.
+    pub tls: Option<crate::tls::ServerTlsConfig>,
+    /// How `https://` backends are trusted (CA bundle, client certificate,
+    /// or, for staging only, `dangerously_skip_certificate_verification`).
+    /// Default: the system's roots, no client certificate.
+    pub upstream_tls: Option<crate::tls::UpstreamTlsConfig>,
+    /// Speak HTTP/2 to the primary: prior knowledge (h2c) on `http://`,
+    /// offered by ALPN on `https://`. Default `false` (HTTP/1.1).
+    pub primary_http2: bool,
+    /// The same for the shadow. Default `false`.
+    pub shadow_http2: bool,
+    /// The same for the secondary. Default `false`.
+    pub secondary_http2: bool,
     /// `[services.record]`: record this service's traffic (requests with
     /// the primary's status and latency, WebSocket messages) to a capture
     /// that `parallax replay` sends again (see [`crate::record`]).
@@ -250,6 +266,11 @@ impl Default for ServiceConfig {
             ws_max_pending_bytes: 65536,
             ws_shadow_max_queued_bytes: 65536,
             canary: None,
+            tls: None,
+            upstream_tls: None,
+            primary_http2: false,
+            shadow_http2: false,
+            secondary_http2: false,
             record: None,
         }
     }
@@ -458,6 +479,12 @@ pub struct ServiceSettings {
     pub name: String,
     pub listen: SocketAddr,
     pub reuse_port: bool,
+    /// The listener's TLS, when `[services.tls]` is set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The client TLS of `https://` backends (none when no backend is https).
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
+    /// HTTP/2 to primary, shadow, secondary.
+    pub http2: [bool; 3],
     pub primary: UpstreamAddr,
     pub shadow: UpstreamAddr,
     pub secondary: Option<UpstreamAddr>,
@@ -630,6 +657,25 @@ impl ServiceConfig {
             Some(s) => Some(upstream(&format!("{field}.secondary"), s)?),
             None => None,
         };
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::server_config(&format!("{field}.tls"), t))
+            .transpose()
+            .map_err(|e| tls_error(&e))?;
+        let any_https = [Some(&primary), Some(&shadow), secondary.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|a| a.scheme == Scheme::HTTPS);
+        let upstream_tls = match (&self.upstream_tls, any_https) {
+            (Some(t), _) => Some(t.clone()),
+            (None, true) => Some(crate::tls::UpstreamTlsConfig::default()),
+            (None, false) => None,
+        }
+        .map(|t| crate::tls::client_config(&format!("{field}.upstream_tls"), &t))
+        .transpose()
+        .map_err(|e| tls_error(&e))?
+        .map(Arc::new);
         if self.secondary_pid.is_some() && secondary.is_none() {
             return Err(invalid(
                 format_args!("{field}.secondary_pid"),
@@ -790,6 +836,9 @@ impl ServiceConfig {
             name: name.clone(),
             listen,
             reuse_port: self.reuse_port,
+            tls,
+            upstream_tls,
+            http2: [self.primary_http2, self.shadow_http2, self.secondary_http2],
             primary,
             shadow,
             secondary,
@@ -826,6 +875,14 @@ impl ServiceConfig {
     }
 }
 
+/// A TLS error (`"<field>: <reason>"`) as a configuration error.
+fn tls_error(e: &str) -> ConfigError {
+    match e.split_once(": ") {
+        Some((field, reason)) => invalid(field, reason),
+        None => invalid("tls", e),
+    }
+}
+
 /// The rules of one `compare` table, with its error in the proxy's terms.
 fn compare_rules(compare: &CompareConfig, field: &str) -> Result<Rules, ConfigError> {
     compare.rules(field).map_err(|e| invalid(e.field, e.reason))
@@ -858,12 +915,15 @@ fn upstream(field: &str, value: &str) -> Result<UpstreamAddr, ConfigError> {
             format_args!("{value:?} is not an upstream address (e.g. \"http://127.0.0.1:8080\")"),
         )
     })?;
-    if uri.scheme() != Some(&Scheme::HTTP) {
-        return Err(invalid(
-            field,
-            format_args!("{value:?}: only http:// upstreams are supported"),
-        ));
-    }
+    let scheme = match uri.scheme() {
+        Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
+        _ => {
+            return Err(invalid(
+                field,
+                format_args!("{value:?}: upstreams are http:// or https://"),
+            ))
+        }
+    };
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err(invalid(
             field,
@@ -875,10 +935,7 @@ fn upstream(field: &str, value: &str) -> Result<UpstreamAddr, ConfigError> {
         .filter(|a| a.port_u16().is_some())
         .cloned()
         .ok_or_else(|| invalid(field, format_args!("{value:?} has no port")))?;
-    Ok(UpstreamAddr {
-        scheme: Scheme::HTTP,
-        authority,
-    })
+    Ok(UpstreamAddr { scheme, authority })
 }
 
 #[cfg(test)]
@@ -1078,9 +1135,9 @@ mod tests {
 
     #[test]
     fn bad_addresses_are_named() {
-        let e = error(&MINIMAL.replace("127.0.0.1:8082", "https://x:1"));
+        let e = error(&MINIMAL.replace("127.0.0.1:8082", "ftp://x:1"));
         assert!(e.starts_with("services[0].shadow: "), "{e}");
-        assert!(e.contains("only http://"), "{e}");
+        assert!(e.contains("http:// or https://"), "{e}");
         let e = error(&MINIMAL.replace("127.0.0.1:0", "localhost"));
         assert!(e.starts_with("services[0].listen: "), "{e}");
         let e = error(&MINIMAL.replace("http://127.0.0.1:8081", "http://h:1/api"));

@@ -81,6 +81,7 @@ pub mod sampling;
 pub mod server;
 pub mod service;
 pub mod tee;
+pub mod tls;
 pub mod ui;
 pub mod upstream;
 pub mod ws;

@@ -85,6 +85,8 @@ pub struct ServiceState {
     pub ws_stop: tokio::sync::watch::Sender<bool>,
     /// The canary release, when configured.
     pub canary: Option<Arc<Canary>>,
+    /// The listener's TLS, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Records traffic to a capture (`[services.record]`); set by
     /// [`crate::Proxy::bind`], which can report a path it cannot write.
     pub recorder: Option<Recorder>,
@@ -153,9 +155,21 @@ impl ServiceState {
             ))
         });
         Self {
-            primary: Upstream::new(Backend::Primary, s.primary),
-            shadow: Upstream::new(Backend::Shadow, s.shadow),
-            secondary: s.secondary.map(|a| Upstream::new(Backend::Secondary, a)),
+            primary: Upstream::new(
+                Backend::Primary,
+                s.primary,
+                s.http2[0],
+                s.upstream_tls.clone(),
+            ),
+            shadow: Upstream::new(
+                Backend::Shadow,
+                s.shadow,
+                s.http2[1],
+                s.upstream_tls.clone(),
+            ),
+            secondary: s
+                .secondary
+                .map(|a| Upstream::new(Backend::Secondary, a, s.http2[2], s.upstream_tls.clone())),
             latency: [
                 window(),
                 window(),
@@ -178,6 +192,7 @@ impl ServiceState {
             ws: s.ws,
             ws_stop: tokio::sync::watch::Sender::new(false),
             canary,
+            tls: s.tls,
             recorder: None,
         }
     }

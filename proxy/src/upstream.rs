@@ -1,15 +1,19 @@
-//! One upstream: its address and a pooled keep-alive HTTP/1 client.
+//! One upstream: its address and a pooled keep-alive client — HTTP/1.1, or
+//! HTTP/2 (prior knowledge on `http://`, ALPN on `https://`), over TLS for
+//! `https://` ([`crate::tls`]).
 //!
 //! Each upstream gets its own hyper-util client, so the primary's pool is
 //! never shared with (or starved by) the shadow's: a shadow that hangs ties
 //! up only shadow connections.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -31,23 +35,58 @@ pub type CallError = hyper_util::client::legacy::Error;
 pub struct Upstream {
     pub backend: Backend,
     pub addr: UpstreamAddr,
-    client: Client<HttpConnector, UpstreamBody>,
+    /// HTTP/2 by prior knowledge (an `http://` backend with `http2`).
+    h2c: bool,
+    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
 }
 
 impl Upstream {
-    pub fn new(backend: Backend, addr: UpstreamAddr) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let client = Client::builder(TokioExecutor::new())
+    /// `tls`: the client configuration for an `https://` address (required
+    /// for one); `http2`: speak HTTP/2 to it.
+    pub fn new(
+        backend: Backend,
+        addr: UpstreamAddr,
+        http2: bool,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.enforce_http(false);
+        let https = addr.scheme == http::uri::Scheme::HTTPS;
+        let tls = tls.map_or_else(
+            || {
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("the default protocol versions are supported")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+            },
+            |c| (*c).clone(),
+        );
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1();
+        let connector = if http2 && https {
+            builder.enable_http2().wrap_connector(http)
+        } else {
+            builder.wrap_connector(http)
+        };
+        let h2c = http2 && !https;
+        let mut client = Client::builder(TokioExecutor::new());
+        client
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(connector);
+            .http2_only(h2c);
         Self {
             backend,
             addr,
-            client,
+            h2c,
+            client: client.build(connector),
         }
     }
 
@@ -59,9 +98,18 @@ impl Upstream {
         body: UpstreamBody,
     ) -> Result<Response<Incoming>, CallError> {
         head.uri = self.uri(head.uri.path_and_query());
-        // Always HTTP/1.1 upstream, whatever the client spoke: keeps the
-        // connection poolable.
-        head.version = http::Version::HTTP_11;
+        // The upstream's own protocol, whatever the client spoke: HTTP/1.1
+        // (or HTTP/2 by ALPN, which the pool picks), or h2c.
+        head.version = if self.h2c {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
+        if head.version == http::Version::HTTP_2 {
+            // HTTP/2 carries the authority in the URI; a Host header from an
+            // HTTP/1.1 client would be a second one.
+            head.headers.remove(http::header::HOST);
+        }
         self.client.request(Request::from_parts(head, body)).await
     }
 

@@ -454,3 +454,420 @@ async fn upstream_connections_are_pooled() {
         shadow.connections()
     );
 }
+
+// ------------------------------------------------------- HTTP/2 and TLS
+
+/// An HTTP/2-only client with prior knowledge (h2c).
+fn h2c_client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// `curl` (a client nobody here wrote) with `args`, returning its stdout.
+async fn curl(args: Vec<String>) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(&args)
+            .output()
+            .expect("curl runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_with_prior_knowledge_are_served_mirrored_and_compared() {
+    let primary = upstream(varied).start().await;
+    let shadow = upstream(varied).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .start()
+        .await;
+    let client = h2c_client();
+    for i in 0..5 {
+        let response = client
+            .request(
+                Request::get(format!("http://{}/json?i={i}", proxy.addr))
+                    .body(Full::default())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(!body.is_empty());
+    }
+    // curl, HTTP/2 by prior knowledge.
+    let said = curl(vec![
+        "--http2-prior-knowledge".into(),
+        "-w".into(),
+        "\n%{http_version}".into(),
+        format!("http://{}/json?i=9", proxy.addr),
+    ])
+    .await;
+    assert!(said.ends_with("\n2"), "{said}");
+    proxy.wait_outcome("compared", 6.0).await;
+    assert_eq!(proxy.result("match").await, 6.0);
+    // The upstreams got HTTP/1.1 with the client's authority as Host.
+    let seen = primary.seen();
+    assert!(
+        seen[0].headers.get("host").is_some(),
+        "{:?}",
+        seen[0].headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_clients_get_h2_or_http1_by_alpn() {
+    let cert = TestCert::new("downstream");
+    let primary = upstream(varied).start().await;
+    let shadow = upstream(varied).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .tables(&format!(
+            "[services.tls]\ncert_file = {:?}\nkey_file = {:?}",
+            cert.cert_file.display().to_string(),
+            cert.key_file.display().to_string()
+        ))
+        .start()
+        .await;
+    let port = proxy.addr.port();
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let said = curl(vec![
+            flag.into(),
+            "--cacert".into(),
+            cert.cert_file.display().to_string(),
+            "--resolve".into(),
+            format!("localhost:{port}:127.0.0.1"),
+            "-w".into(),
+            "\n%{http_version}".into(),
+            format!("https://localhost:{port}/json?i=1"),
+        ])
+        .await;
+        assert!(said.ends_with(&format!("\n{version}")), "{flag}: {said}");
+    }
+    proxy.wait_outcome("compared", 2.0).await;
+    assert_eq!(proxy.result("match").await, 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_and_h2c_upstreams_are_spoken_to_in_their_own_protocol() {
+    let cert = TestCert::new("upstream");
+    let primary = upstream(varied).tls(&cert).start().await;
+    let shadow = upstream(varied).http2().start().await;
+    let secondary = upstream(varied).tls(&cert).http2().start().await;
+    let port = |a: std::net::SocketAddr| a.port();
+    let toml = format!(
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"https://localhost:{}\"\nshadow = \"http://127.0.0.1:{}\"\nsecondary = \"https://localhost:{}\"\nshadow_http2 = true\nsecondary_http2 = true\n[services.upstream_tls]\nca_file = {:?}\n",
+        port(primary.addr),
+        port(shadow.addr),
+        port(secondary.addr),
+        cert.cert_file.display().to_string()
+    );
+    let proxy = proxy_from_toml(&toml).await;
+    for i in 0..4 {
+        let answer = proxy.get(&format!("/json?i={i}")).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    proxy.wait_outcome("compared", 4.0).await;
+    assert_eq!(proxy.result("mismatch").await, 0.0);
+    assert_eq!((primary.hits(), shadow.hits(), secondary.hits()), (4, 4, 4));
+
+    // Without the CA, the https primary is not trusted: 502, never a leak.
+    let untrusted = toml.replace(
+        &format!("ca_file = {:?}", cert.cert_file.display().to_string()),
+        "dangerously_skip_certificate_verification = false",
+    );
+    let proxy = proxy_from_toml(&untrusted).await;
+    assert_eq!(proxy.get("/json?i=1").await.status, 502);
+    // For staging, verification can be switched off, by its loud name.
+    let staging = toml.replace(
+        &format!("ca_file = {:?}", cert.cert_file.display().to_string()),
+        "dangerously_skip_certificate_verification = true",
+    );
+    let proxy = proxy_from_toml(&staging).await;
+    assert_eq!(proxy.get("/json?i=1").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_certificate_is_a_start_up_error_naming_the_setting() {
+    let cert = TestCert::new("bad");
+    let other = TestCert::new("other");
+    let with_tls = |cert_file: &str, key_file: &str| {
+        format!("admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"127.0.0.1:1\"\nshadow = \"127.0.0.1:2\"\n[services.tls]\ncert_file = {cert_file:?}\nkey_file = {key_file:?}\n")
+    };
+    let error = |text: String| {
+        parallax_proxy::Config::parse(&text, "t")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string()
+    };
+    let c = cert.cert_file.display().to_string();
+    let k = cert.key_file.display().to_string();
+    let e = error(with_tls("/nonexistent/cert.pem", &k));
+    assert!(
+        e.starts_with("services[0].tls.cert_file: cannot read"),
+        "{e}"
+    );
+    let e = error(with_tls(&k, &k));
+    assert!(
+        e.starts_with("services[0].tls.cert_file: ") && e.contains("no certificate"),
+        "{e}"
+    );
+    let e = error(with_tls(&c, &other.key_file.display().to_string()));
+    assert!(e.starts_with("services[0].tls.key_file: "), "{e}");
+    let e = error(with_tls(&c, &c));
+    assert!(e.starts_with("services[0].tls.key_file: "), "{e}");
+}
+
+// ------------------------------------------------------- hostile HTTP/2
+
+/// One HTTP/2 frame (RFC 9113 §4.1).
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(9 + payload.len());
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    f.push(kind);
+    f.push(flags);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const GOAWAY: u8 = 7;
+const CONTINUATION: u8 = 9;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+
+/// GET `path` in HPACK: indexed :method GET and :scheme http, literal :path
+/// and :authority (never indexed, so every block stands alone).
+fn get_block(path: &str) -> Vec<u8> {
+    let mut b = vec![0x82, 0x86];
+    for (index, value) in [(4u8, path), (1u8, "proxy")] {
+        b.push(0x10 | index);
+        b.push(value.len() as u8);
+        b.extend_from_slice(value.as_bytes());
+    }
+    b
+}
+
+/// Reads frames until the server closes the connection or `deadline`;
+/// returns the GOAWAY error code if one came, and whether it closed.
+async fn until_closed(
+    stream: &mut tokio::net::TcpStream,
+    deadline: Duration,
+) -> (Option<u32>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut goaway = None;
+    let mut buf = Vec::new();
+    let until = Instant::now() + deadline;
+    loop {
+        let mut chunk = [0u8; 16384];
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (goaway, true),
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return (goaway, false),
+        }
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            if buf[3] == GOAWAY && len >= 8 {
+                goaway = Some(u32::from_be_bytes([buf[13], buf[14], buf[15], buf[16]]));
+            }
+            buf.drain(..9 + len);
+        }
+    }
+}
+
+/// A proxy in front of `varied` upstreams, and a check that it still serves
+/// an ordinary client.
+async fn hardened() -> (TestProxy, TestUpstream, TestUpstream) {
+    let primary = upstream(varied).start().await;
+    let shadow = upstream(varied).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .start()
+        .await;
+    (proxy, primary, shadow)
+}
+
+async fn still_serves(proxy: &TestProxy) {
+    let started = Instant::now();
+    let response = h2c_client()
+        .request(
+            Request::get(format!("http://{}/json", proxy.addr))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .expect("another h2 client is served");
+    assert_eq!(response.status(), 200);
+    assert_eq!(proxy.get("/json").await.status, 200, "and an HTTP/1.1 one");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rapid_reset_flood_gets_goaway_and_other_clients_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let (proxy, primary, _shadow) = hardened().await;
+    let mut attacker = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    let block = get_block("/json");
+    let attempts = 20_000u32;
+    for i in 0..attempts {
+        let id = 1 + 2 * i;
+        out.extend(frame(HEADERS, END_HEADERS, id, &block));
+        out.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    // Written in one go; the server may close before it has read it all.
+    let _ = attacker.write_all(&out).await;
+    let (goaway, closed) = until_closed(&mut attacker, Duration::from_secs(10)).await;
+    assert!(closed, "the attacker's connection is closed");
+    assert_eq!(goaway, Some(0xb), "GOAWAY with ENHANCE_YOUR_CALM");
+    assert!(
+        primary.hits() < (attempts / 10) as usize,
+        "only a bounded share of the reset streams reached the primary: {}",
+        primary.hits()
+    );
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_list_bomb_and_a_continuation_flood_are_refused() {
+    use tokio::io::AsyncWriteExt;
+    let (proxy, primary, _shadow) = hardened().await;
+    let mut attacker = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    attacker.write_all(PREFACE).await.unwrap();
+    attacker
+        .write_all(&frame(SETTINGS, 0, 0, &[]))
+        .await
+        .unwrap();
+    // One HEADERS, then CONTINUATION frames of 16 KiB literal headers,
+    // 8 MiB in all, never ending the header block.
+    attacker
+        .write_all(&frame(HEADERS, END_STREAM, 1, &get_block("/json")))
+        .await
+        .unwrap();
+    let mut header = vec![0x10, 0x05];
+    header.extend_from_slice(b"x-big");
+    header.extend_from_slice(&[0x7f, 0x81, 0x7f]); // value length 16384 (HPACK integer)
+    header.extend(std::iter::repeat_n(b'a', 16384));
+    for _ in 0..512 {
+        if attacker
+            .write_all(&frame(CONTINUATION, 0, 1, &header))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (_, closed) = until_closed(&mut attacker, Duration::from_secs(10)).await;
+    assert!(
+        closed,
+        "the connection is closed rather than buffering 8 MiB of headers"
+    );
+    assert_eq!(primary.hits(), 0, "the request never reached an upstream");
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_preface_is_closed_without_harm() {
+    use tokio::io::AsyncWriteExt;
+    let (proxy, primary, _shadow) = hardened().await;
+    for garbage in [
+        &b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n\x00\x00\x00\x04\x00"[..],
+        &b"\x00\x00\x12\x04\x00\x00\x00\x00\x00garbage-before-preface"[..],
+        &[0xffu8; 64][..],
+    ] {
+        let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let _ = s.write_all(garbage).await;
+        let (_, closed) = until_closed(&mut s, Duration::from_secs(10)).await;
+        assert!(closed, "closed after {garbage:?}");
+    }
+    assert_eq!(primary.hits(), 0);
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_opens_its_window_cannot_grow_the_proxys_memory() {
+    use tokio::io::AsyncWriteExt;
+    let big = Bytes::from(vec![b'x'; 4 << 20]);
+    let primary = upstream(move |_| {
+        http::Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Reply::Full(big.clone()))
+            .unwrap()
+    })
+    .start()
+    .await;
+    let shadow = upstream(varied).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .set("mirror_percent = 0")
+        .start()
+        .await;
+    let rss = || {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        statm
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 4096
+    };
+    let before = rss();
+    let mut attacker = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut out = PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: the server may send no DATA at all.
+    out.extend(frame(SETTINGS, 0, 0, &[0x00, 0x04, 0, 0, 0, 0]));
+    let streams = 100u32;
+    for i in 0..streams {
+        out.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1 + 2 * i,
+            &get_block("/big"),
+        ));
+    }
+    attacker.write_all(&out).await.unwrap();
+    // 100 streams x 4 MiB = 400 MiB if the answers were buffered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while primary.hits() < streams as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = rss().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "the proxy buffered {} MiB for a client that reads nothing",
+        grown >> 20
+    );
+    let answer = proxy.get("/other").await;
+    assert!(answer.status.is_success() || answer.status == 404);
+    drop(attacker);
+}

@@ -169,6 +169,15 @@ pub async fn proxy_upgrade(
     client: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    // The relay drives plain sockets: WebSockets over a TLS listener or to
+    // an https:// primary are refused, plainly, rather than half-relayed.
+    if state.tls.is_some() || state.primary.addr.scheme == http::uri::Scheme::HTTPS {
+        return error_response(
+            StatusCode::NOT_IMPLEMENTED,
+            "websocket_over_tls",
+            "this proxy relays WebSockets over plain listeners and http:// upstreams only",
+        );
+    }
     let on_client_upgrade: OnUpgrade = hyper::upgrade::on(&mut request);
     let (head, _body) = request.into_parts();
     let route = state.routes.find(head.uri.path());

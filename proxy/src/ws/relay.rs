@@ -127,9 +127,9 @@ pub async fn run(
     upstreams: Upstreams,
 ) {
     let parts = match client.await {
-        Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(upgraded) => match upgraded.downcast::<TokioIo<crate::server::Stream>>() {
             Ok(parts) => parts,
-            Err(_) => unreachable!("client connections are TcpStreams"),
+            Err(_) => unreachable!("client connections are the server's streams"),
         },
         Err(error) => {
             tracing::debug!(service = %state.name, side = Side::Downstream.as_str(), %error, "client left during the upgrade");
@@ -157,7 +157,12 @@ pub async fn run(
     let mut relay = Relay {
         route,
         target,
-        client: parts.io.into_inner(),
+        client: match parts.io.into_inner() {
+            crate::server::Stream::Plain(tcp) => tcp,
+            crate::server::Stream::Tls(_) => {
+                unreachable!("upgrades over TLS are refused before the handshake")
+            }
+        },
         primary: upstreams.primary,
         shadow: None,
         connecting: upstreams.shadow,

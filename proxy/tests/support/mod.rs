@@ -134,12 +134,17 @@ pub fn upstream(
     UpstreamBuilder {
         handler: Arc::new(handler),
         delay: Duration::ZERO,
+        http2: false,
+        tls: None,
     }
 }
 
 pub struct UpstreamBuilder {
     handler: Handler,
     delay: Duration,
+    /// Serve HTTP/2 only (h2c, or h2 by ALPN under TLS).
+    http2: bool,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A running test upstream; stops when dropped.
@@ -173,6 +178,26 @@ impl UpstreamBuilder {
         self
     }
 
+    /// Speaks HTTP/2 only.
+    pub fn http2(mut self) -> Self {
+        self.http2 = true;
+        self
+    }
+
+    /// Serves TLS with `cert` (ALPN: h2 when `http2`, else http/1.1).
+    pub fn tls(mut self, cert: &TestCert) -> Self {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.clone()], cert.key())
+        .unwrap();
+        self.tls = Some(Arc::new(config));
+        self
+    }
+
     pub async fn start(self) -> TestUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -181,7 +206,15 @@ impl UpstreamBuilder {
         let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let connections2 = Arc::clone(&connections);
-        let (handler, delay) = (self.handler, self.delay);
+        let (handler, delay, http2) = (self.handler, self.delay, self.http2);
+        let acceptor = self.tls.map(|mut c| {
+            Arc::make_mut(&mut c).alpn_protocols = vec![if http2 {
+                b"h2".to_vec()
+            } else {
+                b"http/1.1".to_vec()
+            }];
+            tokio_rustls::TlsAcceptor::from(c)
+        });
         let (hits2, seen2) = (Arc::clone(&hits), Arc::clone(&seen));
         tokio::spawn(async move {
             loop {
@@ -192,6 +225,7 @@ impl UpstreamBuilder {
                 connections2.fetch_add(1, Ordering::SeqCst);
                 let (handler, hits, seen) =
                     (Arc::clone(&handler), Arc::clone(&hits2), Arc::clone(&seen2));
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let (handler, hits, seen) =
@@ -221,9 +255,33 @@ impl UpstreamBuilder {
                             Ok::<_, Infallible>(handler(&s))
                         }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match (acceptor, http2) {
+                        (None, false) => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        (None, true) => {
+                            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        (Some(acceptor), http2) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            if http2 {
+                                let _ =
+                                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .await;
+                            } else {
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -352,8 +410,14 @@ impl ProxyBuilder {
     }
 
     pub async fn start(self) -> TestProxy {
-        let toml = self.toml();
-        let config = Config::parse(&toml, "test.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        proxy_from_toml(&self.toml()).await
+    }
+}
+
+/// A proxy running a whole configuration file's text (its service `svc`).
+pub async fn proxy_from_toml(toml: &str) -> TestProxy {
+    {
+        let config = Config::parse(toml, "test.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let proxy = Proxy::bind(&config)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{toml}"));
@@ -642,4 +706,41 @@ pub async fn python_send(
             })
         })
         .collect()
+}
+
+// ------------------------------------------------------------ certificates
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, written to PEM
+/// files in a temporary directory.
+pub struct TestCert {
+    pub cert: rustls::pki_types::CertificateDer<'static>,
+    key_der: Vec<u8>,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+}
+
+impl TestCert {
+    pub fn new(name: &str) -> Self {
+        let generated = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+        ])
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("parallax-tls-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert_file = dir.join("cert.pem");
+        let key_file = dir.join("key.pem");
+        std::fs::write(&cert_file, generated.cert.pem()).unwrap();
+        std::fs::write(&key_file, generated.signing_key.serialize_pem()).unwrap();
+        Self {
+            cert: generated.cert.der().clone(),
+            key_der: generated.signing_key.serialize_der(),
+            cert_file,
+            key_file,
+        }
+    }
+
+    pub fn key(&self) -> rustls::pki_types::PrivateKeyDer<'static> {
+        rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into())
+    }
 }

@@ -33,7 +33,7 @@ for arg in [
 ]:
     options.add_argument(arg)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 20)
+wait = WebDriverWait(driver, 60)
 
 
 def check(ok, message):
