@@ -37,6 +37,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|path| Experiment::load(path).map_err(anyhow::Error::from))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.check {
+        for experiment in &experiments {
+            check(experiment)?;
+        }
+        return Ok(());
+    }
     if let Some(d) = args.duration_secs.filter(|d| *d < 1.0) {
         bail!("--duration-secs {d}: must be at least 1");
     }
@@ -89,5 +95,88 @@ pub fn write(results: &RunResults, out: &Path) -> anyhow::Result<()> {
     println!("{}", parallax_report::table::render(results));
     println!("results: {}\nreport:  {}", json.display(), html.display());
     println!("judge it: parallax gate {}", json.display());
+    Ok(())
+}
+
+/// `--check`: what an experiment would run, without running it.
+fn check(experiment: &Experiment) -> anyhow::Result<()> {
+    use parallax_harness::experiment::Side;
+    use parallax_harness::traffic::TemplateWorkload;
+    let name = experiment.name();
+    println!("{}: ok ({name})", experiment.origin.display());
+    for side in [Side::Baseline, Side::Candidate, Side::Secondary] {
+        let Some(b) = experiment.backend(side) else {
+            continue;
+        };
+        let what = match &b.url {
+            Some(url) => format!("already running at {url}"),
+            None => {
+                let mut w = format!("runs {:?}", b.command);
+                if !b.build.is_empty() {
+                    w = format!("builds with {:?}, then {w}", b.build);
+                }
+                w
+            }
+        };
+        println!("  {} ({}): {what}", side.field(), b.label(side));
+    }
+    let mode = match experiment.load.mode {
+        ModeName::Shadow => "shadow, through parallax proxy",
+        ModeName::Direct => "direct, A B B A",
+        ModeName::Aa => "A/A",
+    };
+    for step in experiment.steps() {
+        println!(
+            "  load: {mode}, {} requests/s for {} s after {} s warm-up",
+            step.rate, step.duration_secs, experiment.load.warmup_secs
+        );
+    }
+    let routes: Vec<&str> = experiment
+        .routes
+        .iter()
+        .map(|r| r.template.as_str())
+        .collect();
+    let workload = TemplateWorkload::new(&name, &experiment.traffic, &experiment.dir(), &routes)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
+    println!("  one request of each template (its first slot; route):");
+    let mut shown = vec![false; experiment.traffic.requests.len()];
+    for n in 0..100_000 {
+        if shown.iter().all(|s| *s) {
+            break;
+        }
+        let r = workload.render(n);
+        if std::mem::replace(&mut shown[r.template], true) {
+            continue;
+        }
+        let t = &experiment.traffic.requests[r.template];
+        println!(
+            "    {} (slot {n}): {} {} -> route {}",
+            t.label(),
+            t.method,
+            r.path,
+            workload.route_of(&r.path)
+        );
+        for (h, v) in &r.headers {
+            println!("       {h}: {v}");
+        }
+        if let Some(body) = &r.body {
+            let text = String::from_utf8_lossy(body);
+            let short: String = text.chars().take(160).collect();
+            let more = if text.chars().count() > 160 {
+                "…"
+            } else {
+                ""
+            };
+            println!("       body: {short}{more}");
+        }
+    }
+    if let Some(k) = &experiment.side_effects.kafka {
+        println!(
+            "  kafka: {} and {} joined on event-id ({})",
+            k.baseline_topic,
+            k.candidate_topic,
+            k.brokers()
+        );
+    }
     Ok(())
 }

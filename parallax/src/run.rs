@@ -112,6 +112,11 @@ pub struct RunArgs {
     /// Where results.json, report.html and the logs go.
     #[arg(long, default_value = "target/parallax-run")]
     pub out: PathBuf,
+    /// With experiment files: check them and show what would run (the
+    /// backends' commands, a few rendered requests) without starting
+    /// anything.
+    #[arg(long)]
+    pub check: bool,
 }
 
 impl RunArgs {

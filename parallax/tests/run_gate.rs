@@ -322,6 +322,16 @@ fn a_bad_experiment_file_names_the_field_and_the_fix() {
         err.contains("baseline.command: never says where to listen: put {port} or {listen}"),
         "{err}"
     );
+    // --check shows what would run, starting nothing.
+    let example = repo().join("examples/orders/experiment.toml");
+    let out = parallax(&["run", example.to_str().unwrap(), "--check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("ok (orders)"), "{shown}");
+    assert!(
+        shown.contains("POST /v1/orders -> route /v1/orders"),
+        "{shown}"
+    );
 }
 
 #[test]
