@@ -52,10 +52,27 @@ pub struct HttpArgs {
     #[command(flatten)]
     pub common: Common,
     /// The file whose `[traffic]` (and `[[routes]]`, `[load]`) to use; its
-    /// backends are ignored.
-    #[arg(long, value_name = "EXPERIMENT.toml")]
-    pub experiment: PathBuf,
-    /// Requests per second. Default: the file's `load.rate`.
+    /// backends are ignored. Without it, one request template from
+    /// `--path` (and `--method`, `--header`, `--body`, `--value`).
+    #[arg(long, value_name = "EXPERIMENT.toml", conflicts_with = "path")]
+    pub experiment: Option<PathBuf>,
+    /// Path and query of the one template, `{{name}}` placeholders allowed.
+    #[arg(long, required_unless_present = "experiment")]
+    pub path: Option<String>,
+    /// Its method.
+    #[arg(long, default_value = "GET", requires = "path")]
+    pub method: String,
+    /// A header, `name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "path")]
+    pub headers: Vec<String>,
+    /// Its body.
+    #[arg(long, requires = "path")]
+    pub body: Option<String>,
+    /// A value generator, `name={ kind = "int", min = 1, max = 100 }` as in
+    /// an experiment's `[traffic.values]` (repeatable).
+    #[arg(long = "value", value_name = "NAME=SPEC", requires = "path")]
+    pub values: Vec<String>,
+    /// Requests per second. Default: the file's `load.rate`, else 100.
     #[arg(long)]
     pub rate: Option<f64>,
 }
@@ -306,12 +323,58 @@ pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
 pub fn http(args: &HttpArgs) -> anyhow::Result<()> {
     use parallax_harness::experiment::TrafficFile;
     use parallax_harness::traffic::TemplateWorkload;
-    let file = TrafficFile::load(&args.experiment)?;
+    let file = match &args.experiment {
+        Some(path) => TrafficFile::load(path)?,
+        None => command_line_traffic(args)?,
+    };
     let routes: Vec<&str> = file.routes.iter().map(|r| r.template.as_str()).collect();
     let workload = TemplateWorkload::new(&file.name, &file.traffic, &file.dir, &routes)
-        .map_err(|e| anyhow::anyhow!("{}: {}: {}", args.experiment.display(), e.field, e.reason))?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
     let rate = args.rate.unwrap_or(file.load.rate);
     http_load(Path::new("."), &args.common, &file.name, workload, rate)
+}
+
+/// The one template of `--path`, `--method`, `--header`, `--body` and
+/// `--value`, written as the experiment file it stands for and read like
+/// one (so errors name the same fields).
+fn command_line_traffic(
+    args: &HttpArgs,
+) -> anyhow::Result<parallax_harness::experiment::TrafficFile> {
+    use std::fmt::Write as _;
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut text = String::from("name = \"http\"\n[traffic.values]\n");
+    for v in &args.values {
+        let (name, spec) = v
+            .split_once('=')
+            .with_context(|| format!("--value {v:?}: give NAME={{ kind = ... }}"))?;
+        let _ = writeln!(text, "{} = {}", name.trim(), spec.trim());
+    }
+    let _ = writeln!(text, "[[traffic.requests]]");
+    let _ = writeln!(
+        text,
+        "path = {}",
+        quote(args.path.as_deref().unwrap_or("/"))
+    );
+    let _ = writeln!(text, "method = {}", quote(&args.method));
+    if let Some(body) = &args.body {
+        let _ = writeln!(text, "body = {}", quote(body));
+    }
+    if !args.headers.is_empty() {
+        let _ = writeln!(text, "[traffic.requests.headers]");
+        for h in &args.headers {
+            let (name, value) = h
+                .split_once(':')
+                .with_context(|| format!("--header {h:?}: give NAME: VALUE"))?;
+            let _ = writeln!(text, "{} = {}", quote(name.trim()), quote(value.trim()));
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("parallax-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("command-line.toml");
+    std::fs::write(&path, &text)?;
+    let file = parallax_harness::experiment::TrafficFile::load(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(file.map_err(|e| anyhow::anyhow!("the command line's template: {e}"))?)
 }
 
 fn http_load<W: Workload>(
