@@ -374,7 +374,7 @@ fn command_line_traffic(
     std::fs::write(&path, &text)?;
     let file = parallax_harness::experiment::TrafficFile::load(&path);
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(file.map_err(|e| anyhow::anyhow!("the command line's template: {e}"))?)
+    file.map_err(|e| anyhow::anyhow!("the command line's template: {e}"))
 }
 
 fn http_load<W: Workload>(
