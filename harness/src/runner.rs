@@ -1010,6 +1010,13 @@ fn direct(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
                 .collect();
             scenario.routes.push(RouteResult { route, backends });
         }
+        for r in running.iter().take(2) {
+            if !matches!(r.meter, Meter::Group(_)) {
+                scenario
+                    .notes
+                    .push(format!("{}: CPU and RSS: {}", r.label, r.meter.describe()));
+            }
+        }
         scenario.notes.push(format!(
             "direct: each backend alone in turn, {a}, {b}, {b}, {a} ({half} s each), the same requests to both; latency from the load generator, from each request's intended start",
             a = running[0].label,
