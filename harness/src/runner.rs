@@ -64,6 +64,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// The `parallax` binary, started as `parallax proxy` in shadow mode.
     pub proxy_exe: PathBuf,
+    /// A/A in the direct topology (each instance alone, A B B A) instead
+    /// of through the proxy.
+    pub aa_direct: bool,
 }
 
 /// The mode an experiment runs in under `options`.
@@ -196,6 +199,7 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         watcher: &watcher,
     };
     let outcome = match mode {
+        ModeName::Aa if options.aa_direct => direct(&ctx, &running, &steps),
         ModeName::Shadow | ModeName::Aa => shadow(&ctx, &running, &steps),
         ModeName::Direct => direct(&ctx, &running, &steps),
     };

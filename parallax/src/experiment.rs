@@ -26,9 +26,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         parallax_harness::child::interrupt();
     })
     .context("cannot install the Ctrl-C handler")?;
+    // --aa --direct: the baseline against itself, each alone in turn.
     let mode = match (args.aa, args.direct) {
-        (true, true) => bail!("--aa runs in the shadow topology; give --aa or --direct, not both"),
-        (true, false) => Some(ModeName::Aa),
+        (true, _) => Some(ModeName::Aa),
         (false, true) => Some(ModeName::Direct),
         (false, false) => None,
     };
@@ -78,6 +78,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 .collect(),
             out: args.out.join(experiment.name()),
             proxy_exe: crate::workspace::self_exe()?,
+            aa_direct: args.aa && args.direct,
         };
         let scenarios = runner::run(experiment, &options)
             .with_context(|| format!("experiment {}", experiment.origin.display()))?;

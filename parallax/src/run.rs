@@ -349,6 +349,7 @@ fn cache(root: &Path, args: &RunArgs, out: &Path, mode: Mode) -> anyhow::Result<
             .collect(),
         out: stack::scenario_dir(out, "cache")?,
         proxy_exe: crate::workspace::self_exe()?,
+        aa_direct: args.aa && args.direct,
     };
     let mut scenarios = runner::run(&experiment, &options)?;
     anyhow::ensure!(scenarios.len() == 1, "experiments/cache.toml has one step");
