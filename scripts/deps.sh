@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Parallax's tests need beyond the toolchains (Rust, Go, a JDK
 # 17+ and Maven are expected on the machine): Debian's prometheus package, for
-# promtool, which lints every service's /metrics. (protoc is not needed: the
-# Rust build scripts compile .proto files with protox, and the Go code
-# generated from them is checked in.) Idempotent and quick when present.
+# promtool, which lints every service's /metrics; and the third-party gRPC
+# clients of the ingest twins' gRPC tests, grpcurl (go install) and Python's
+# grpcio. (protoc is not needed: the Rust build scripts compile .proto files
+# with protox, and the Go code generated from them is checked in.)
+# Idempotent and quick when present.
 set -euo pipefail
 
 need=()
@@ -43,4 +45,20 @@ if ! python3 -c 'import websockets' >/dev/null 2>&1; then
   echo "deps.sh: installing the Python websockets package" >&2
   python3 -m pip install --quiet websockets 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages websockets
+fi
+
+# The ingest twins' gRPC conformance tests run clients nobody here wrote:
+# grpcurl (a Go module, installed into GOBIN or GOPATH/bin, where the suite
+# looks) and Python's grpcio (gRPC's C core).
+gobin="$(go env GOBIN)"
+[[ -n $gobin ]] || gobin="$(go env GOPATH)/bin"
+if ! command -v grpcurl >/dev/null 2>&1 && [[ ! -x $gobin/grpcurl ]]; then
+  echo "deps.sh: installing grpcurl (go install)" >&2
+  go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+fi
+
+if ! python3 -c 'import grpc' >/dev/null 2>&1; then
+  echo "deps.sh: installing the Python grpcio package" >&2
+  python3 -m pip install --quiet grpcio 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages grpcio
 fi

@@ -25,6 +25,8 @@
 //! - [`service`]: the `service(&imp).….spawn()` builder and the running [`Service`].
 //! - [`for_each_implementation!`]: one `#[test]` per case and twin.
 //! - [`http`]: a minimal HTTP/1.1 client with full control of the wire.
+//! - [`grpc`]: a gRPC client at the HTTP/2 frame level, the gRPC framing
+//!   cases, and the third-party clients (`grpcurl`, Python's grpcio).
 //! - [`ws`]: a small synchronous WebSocket client with deadlines, able to
 //!   misbehave (raw frames, a consumer that stops reading).
 //! - [`kafka`]: the suite's broker, a topic per test, reading records back.
@@ -49,6 +51,7 @@ pub mod corpus;
 pub mod differential;
 pub mod events;
 pub mod fanout;
+pub mod grpc;
 pub mod http;
 pub mod implementation;
 pub mod kafka;

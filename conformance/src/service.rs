@@ -116,6 +116,12 @@ impl ServiceBuilder {
         self.flag("--shutdown-grace-ms", ms)
     }
 
+    /// Also serve gRPC, on a port of the binary's choosing
+    /// (`--grpc-listen 127.0.0.1:0`): [`Service::grpc_addr`].
+    pub fn grpc(self) -> Self {
+        self.flag("--grpc-listen", "127.0.0.1:0")
+    }
+
     /// An environment variable for the process. The variables of the
     /// contract's prefix (`INGEST_*`, `CACHE_*`, `FANOUT_*`) in the suite's own
     /// environment are never passed on; these are.
@@ -136,12 +142,14 @@ impl ServiceBuilder {
         let label = self.implementation.contract.label();
         let (mut child, lines, topic) = self.start();
         let deadline = Instant::now() + STARTUP_DEADLINE;
+        let mut grpc_addr = None;
         let addr = loop {
             match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
                     if let Some(addr) = parse_listening(&line) {
                         break addr;
                     }
+                    grpc_addr = grpc_addr.or_else(|| parse_after(&line, GRPC_MARKER));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
@@ -162,6 +170,7 @@ impl ServiceBuilder {
             name,
             child,
             addr,
+            grpc_addr,
             topic,
         }
     }
@@ -296,6 +305,8 @@ pub struct Service {
     name: &'static str,
     child: Child,
     addr: SocketAddr,
+    /// From a `serving gRPC on HOST:PORT` line before `listening on`.
+    grpc_addr: Option<SocketAddr>,
     topic: Option<String>,
 }
 
@@ -307,6 +318,20 @@ impl Service {
     /// The bound address, as logged by the service.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The gRPC listener's address ([`ServiceBuilder::grpc`]).
+    ///
+    /// # Panics
+    /// When the service logged no `serving gRPC on HOST:PORT` before
+    /// `listening on`.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr.unwrap_or_else(|| {
+            panic!(
+                "the {} service logged no `{GRPC_MARKER} HOST:PORT` before `listening on`",
+                self.name
+            )
+        })
     }
 
     /// `http://HOST:PORT`.
@@ -412,8 +437,15 @@ fn forward(name: &'static str, from: impl Read + Send + 'static, lines: mpsc::Se
 /// The address in a log line containing `listening on HOST:PORT`, whatever
 /// the log format around it (plain, logfmt, JSON).
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    const MARKER: &str = "listening on";
-    let rest = &line[line.find(MARKER)? + MARKER.len()..];
+    parse_after(line, "listening on")
+}
+
+/// What a service with a gRPC listener logs before `listening on`.
+const GRPC_MARKER: &str = "serving gRPC on";
+
+/// The address after `marker` in a log line.
+fn parse_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
     rest.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '{' | '}' | '='))
         .filter(|token| !token.is_empty())
         .take(4)

@@ -26,8 +26,8 @@ use parallax_conformance::kafka::{self, murmur2_partition, Record, PARTITIONS};
 use parallax_conformance::pb::Event;
 use parallax_conformance::service::KAFKA_READ_DEADLINE;
 use parallax_conformance::{
-    differential, for_each_implementation, http, metrics, parity, service, wire, Implementation,
-    Request, Response, Service,
+    differential, for_each_implementation, grpc, http, metrics, parity, service, wire,
+    Implementation, Request, Response, Service,
 };
 use prost::Message;
 
@@ -108,6 +108,11 @@ for_each_implementation! {
     flags_win_over_environment_variables,
     // The corpus, against the contract's statuses
     corpus_statuses_follow_the_contract,
+    // gRPC
+    grpc_publish_answers_like_post_v1_events,
+    grpc_publishes_the_records_http_publishes,
+    grpc_framing_errors_get_grpc_statuses,
+    grpc_calls_drain_on_sigterm,
 }
 
 // ----------------------------------------------------------------------------
@@ -1246,6 +1251,398 @@ fn twins_answer_random_near_valid_bodies_alike() {
 
 // ----------------------------------------------------------------------------
 // Helpers
+
+// ----------------------------------------------------------------------------
+// gRPC: IngestService/Publish (docs/contract-ingest.md, "gRPC")
+
+/// Every protobuf request of the corpus, sent to one twin as `POST
+/// /v1/events` and as a `Publish` call: the same outcome — the 200 body is
+/// the response message byte for byte, each error its row of the mapping
+/// table with the HTTP error's message and code.
+fn grpc_publish_answers_like_post_v1_events(implementation: &Implementation) {
+    let up = service(implementation).grpc().spawn();
+    let down = without_kafka_grpc(implementation);
+    let mut wrong = Vec::new();
+    for (entry, message) in grpc_corpus() {
+        let target = match entry.kafka {
+            Kafka::Reachable => &up,
+            Kafka::Unreachable => &down,
+        };
+        let http = target.send(&entry.request);
+        let answer = grpc::call(target.grpc_addr(), &grpc::Call::publish(&message));
+        let expected = grpc_equivalent(&http, message.len());
+        let got = (
+            answer.code(),
+            answer.message(),
+            answer.error_code.clone(),
+            answer.retry_pushback_ms.clone(),
+            answer.response_message().map(<[u8]>::to_vec),
+        );
+        if got != expected {
+            wrong.push(format!(
+                "{}: HTTP {} {:?}\n  expected {expected:?}\n  got      {got:?}",
+                entry.name,
+                http.status,
+                parity::excerpt(&http.body)
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} answers {} corpus requests differently over gRPC:\n{}",
+        implementation.name,
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// The records of a batch published over gRPC are those of the same batch
+/// over HTTP: each record appears twice, once per surface.
+fn grpc_publishes_the_records_http_publishes(implementation: &Implementation) {
+    let ingest = service(implementation).grpc().spawn();
+    let mut events = corpus::three_rich_events();
+    events.extend(valid_events("grpc-same", 4));
+    let body = encode(&batch(events.clone()));
+
+    let answer = grpc::call(ingest.grpc_addr(), &grpc::Call::publish(&body));
+    assert_eq!(answer.code(), Some(grpc::code::OK), "{answer:?}");
+    assert_eq!(
+        answer.response_message(),
+        Some(&encode(&ingest_response(events.len() as u32, []))[..])
+    );
+    assert_eq!(ingest.send(&Request::protobuf(body)).status, 200);
+
+    let records = comparable(ingest.records(2 * events.len()));
+    assert_eq!(records.len(), 2 * events.len());
+    for pair in records.chunks(2) {
+        assert_eq!(pair[0], pair[1], "a record published over one surface only");
+    }
+}
+
+/// Calls wrong as gRPC get grpc-go's answers from both twins: a bad content
+/// type is HTTP 415, another method 405, an unknown path UNIMPLEMENTED, no
+/// or two messages and broken framing INTERNAL, a message over 8 MiB
+/// RESOURCE_EXHAUSTED before it is read.
+fn grpc_framing_errors_get_grpc_statuses(implementation: &Implementation) {
+    use grpc::code::*;
+    let ingest = service(implementation).grpc().spawn();
+    let expected = |name: &str| match name {
+        "identity_encoding_is_plain" | "grpc_proto_content_type" => (200, OK),
+        "no_content_type" | "json_content_type" | "grpc_lookalike_content_type" => {
+            (415, INVALID_ARGUMENT)
+        }
+        "put_method" => (405, INTERNAL),
+        "gzip_encoding_is_not_installed"
+        | "unknown_method"
+        | "unknown_service"
+        | "malformed_method_name"
+        | "root_path" => (200, UNIMPLEMENTED),
+        "message_over_8_mib" | "prefix_declaring_4_gib" => (200, RESOURCE_EXHAUSTED),
+        _ => (200, INTERNAL),
+    };
+    let mut wrong = Vec::new();
+    for (name, call) in grpc::framing_cases() {
+        let answer = grpc::call(ingest.grpc_addr(), &call);
+        if (answer.http_status, answer.code().unwrap_or(u32::MAX)) != expected(name) {
+            wrong.push(format!(
+                "{name}: expected {:?}, got {answer:?}",
+                expected(name)
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{}:\n{}",
+        implementation.name,
+        wrong.join("\n")
+    );
+}
+
+/// SIGTERM with gRPC served: an in-flight call still completes, then the
+/// process exits 0.
+fn grpc_calls_drain_on_sigterm(implementation: &Implementation) {
+    let mut ingest = service(implementation)
+        .grpc()
+        .kafka(NO_KAFKA)
+        .produce_timeout_ms(SHORT_PRODUCE_TIMEOUT_MS)
+        .spawn();
+    let addr = ingest.grpc_addr();
+    // Kafka is down: the call waits out the produce timeout in flight.
+    let call = thread::spawn(move || {
+        grpc::call(
+            addr,
+            &grpc::Call::publish(&encode(&batch(valid_events("drain", 1)))),
+        )
+    });
+    thread::sleep(SIGNAL_SETTLE);
+    ingest.signal("TERM");
+    let answer = call.join().expect("the call returns");
+    assert_eq!(answer.code(), Some(grpc::code::UNAVAILABLE), "{answer:?}");
+    let status = ingest
+        .wait_for_exit(GRACE_AND_MARGIN)
+        .expect("exits after draining");
+    assert!(status.success(), "{status}");
+}
+
+/// The twins give the same gRPC answers — HTTP status, content type,
+/// `grpc-status`, `grpc-message` as on the wire, the contract's trailers and
+/// the body's bytes — to every protobuf request of the corpus as a
+/// `Publish` call and to every gRPC framing case.
+#[test]
+fn twins_answer_the_grpc_corpus_byte_for_byte() {
+    let go = Implementation::go();
+    let rust = Implementation::rust();
+    let up = [service(&go).grpc().spawn(), service(&rust).grpc().spawn()];
+    let down = [without_kafka_grpc(&go), without_kafka_grpc(&rust)];
+
+    let mut calls: Vec<(String, grpc::Call, &[Service; 2])> = grpc_corpus()
+        .into_iter()
+        .map(|(entry, message)| {
+            let target = match entry.kafka {
+                Kafka::Reachable => &up,
+                Kafka::Unreachable => &down,
+            };
+            (entry.name.to_owned(), grpc::Call::publish(&message), target)
+        })
+        .collect();
+    for (name, call) in grpc::framing_cases() {
+        calls.push((format!("framing_{name}"), call, &up));
+    }
+    let mut differences = Vec::new();
+    for (name, call, [go, rust]) in &calls {
+        let (go_answer, rust_answer) = thread::scope(|scope| {
+            let go_answer = scope.spawn(|| grpc::call(go.grpc_addr(), call));
+            let rust_answer = grpc::call(rust.grpc_addr(), call);
+            (go_answer.join().expect("go call"), rust_answer)
+        });
+        if go_answer != rust_answer {
+            differences.push(format!(
+                "{name}:\n  go:   {go_answer:?}\n  rust: {rust_answer:?}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "the twins differ on {} of {} gRPC calls:\n{}",
+        differences.len(),
+        calls.len(),
+        differences.join("\n")
+    );
+}
+
+/// The same batch over gRPC to both twins: the same records (key, value,
+/// headers, partition), unknown fields dropped, empty map entries kept.
+#[test]
+fn twins_publish_identical_records_over_grpc() {
+    let go = service(&Implementation::go()).grpc().spawn();
+    let rust = service(&Implementation::rust()).grpc().spawn();
+    let mut events = corpus::three_rich_events();
+    events.extend(valid_events("grpc", 5));
+    events.push(event("grpc-empty-attributes").attribute("", "").build());
+    let mut body = encode(&batch(events.clone()));
+    body.extend(wire::batch_of([wire::event_with_unknown_field(
+        "grpc-unknown",
+    )]));
+    let expected = events.len() + 1;
+
+    for twin in [&go, &rust] {
+        let answer = grpc::call(twin.grpc_addr(), &grpc::Call::publish(&body));
+        assert_eq!(
+            answer.code(),
+            Some(grpc::code::OK),
+            "{}: {answer:?}",
+            twin.name()
+        );
+    }
+    let go_records = comparable(go.records(expected));
+    let rust_records = comparable(rust.records(expected));
+    assert_eq!(go_records.len(), expected);
+    assert_eq!(go_records, rust_records);
+}
+
+/// grpcurl (a Go module; JSON in, the service described by the checked-in
+/// .proto) gets the same output and exit code from both twins: a batch with
+/// a rejection, one over 10,000 events, an empty batch, a payload over the
+/// limit.
+#[test]
+fn grpcurl_gets_the_same_answers_from_both_twins() {
+    let go = service(&Implementation::go()).grpc().spawn();
+    let rust = service(&Implementation::rust()).grpc().spawn();
+    let many = (0..=MAX_EVENTS)
+        .map(|i| format!(r#"{{"eventId":"m-{i}","tenantId":"t","type":"x"}}"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let publish = "parallax.ingest.v1.IngestService/Publish";
+    let cases = [
+        (
+            "a rejection",
+            publish,
+            r#"{"events":[{"eventId":"c-1","tenantId":"t","type":"x","attributes":{"b":"2","a":"1"},"payload":"aGk="},{"eventId":"c-2","tenantId":"t"}]}"#.to_owned(),
+            0,
+            "\"reason\": \"missing_type\"",
+        ),
+        (
+            "too many events",
+            publish,
+            format!(r#"{{"events":[{many}]}}"#),
+            64 + 3,
+            "\"message\": \"batch holds more than 10000 events\"",
+        ),
+        ("empty batch", publish, "{}".to_owned(), 0, "{}"),
+        (
+            "a payload over 64 KiB",
+            publish,
+            format!(
+                r#"{{"events":[{{"eventId":"p-1","tenantId":"t","type":"x","payload":"{}"}}]}}"#,
+                "A".repeat(4 * (MAX_PAYLOAD_BYTES / 3 + 1))
+            ),
+            0,
+            "\"reason\": \"payload_too_large\"",
+        ),
+    ];
+    for (name, method, json, code, needle) in cases {
+        let [on_go, on_rust] =
+            [&go, &rust].map(|t| grpc::run_grpcurl(t.grpc_addr(), method, &json));
+        assert_eq!(on_go, on_rust, "{name}: grpcurl sees the twins differ");
+        assert_eq!(on_go.0, code, "{name}: exit code; output {}", on_go.1);
+        assert!(on_go.1.contains(needle), "{name}: {}", on_go.1);
+    }
+}
+
+/// Python's grpcio (gRPC's C core, no generated code) gets the same status,
+/// details, trailers and response bytes from both twins for every protobuf
+/// request of the corpus.
+#[test]
+fn grpcio_gets_the_same_answers_from_both_twins() {
+    let go = service(&Implementation::go()).grpc().spawn();
+    let rust = service(&Implementation::rust()).grpc().spawn();
+    let calls: Vec<(&str, Vec<u8>)> = grpc_corpus()
+        .into_iter()
+        .filter(|(entry, _)| entry.kafka == Kafka::Reachable)
+        .map(|(entry, message)| (entry.name, message))
+        .collect();
+    let on_go = grpc::run_grpcio(go.grpc_addr(), &calls);
+    let on_rust = grpc::run_grpcio(rust.grpc_addr(), &calls);
+    assert_eq!(on_go.len(), calls.len(), "{on_go:?}");
+    let differences: Vec<_> = on_go
+        .iter()
+        .zip(&on_rust)
+        .filter(|(g, r)| g != r)
+        .map(|(g, r)| format!("  go:   {}\n  rust: {}", cut(g), cut(r)))
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "grpcio sees the twins differ on {} calls:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    let codes: std::collections::BTreeSet<_> = on_go
+        .iter()
+        .filter_map(|line| line.split(' ').nth(1))
+        .collect();
+    for code in ["OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"] {
+        assert!(codes.contains(code), "no {code} among {codes:?}");
+    }
+}
+
+/// Every protobuf `POST /v1/events` of the corpus whose answer is protobuf
+/// (no `Accept` naming JSON), with its body as a `Publish` message.
+fn grpc_corpus() -> Vec<(corpus::Entry, Vec<u8>)> {
+    corpus::corpus()
+        .into_iter()
+        .filter(|entry| {
+            let request = &entry.request;
+            let is_protobuf = |value: Option<&str>| {
+                value.is_some_and(|v| {
+                    let essence = v
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    [
+                        "application/x-protobuf",
+                        "application/protobuf",
+                        "application/vnd.google.protobuf",
+                    ]
+                    .contains(&essence.as_str())
+                })
+            };
+            request.method == "POST"
+                && request.path == "/v1/events"
+                && is_protobuf(request.header_value("Content-Type"))
+                && (request.header_value("Accept").is_none()
+                    || is_protobuf(request.header_value("Accept")))
+        })
+        .map(|entry| {
+            let message = entry.request.body.clone();
+            (entry, message)
+        })
+        .collect()
+}
+
+/// What a `Publish` call of a `len`-byte message answers where `POST
+/// /v1/events` answered `http`: (code, message, parallax-error-code,
+/// grpc-retry-pushback-ms, response message).
+type GrpcOutcome = (
+    Option<u32>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
+fn grpc_equivalent(http: &Response, len: usize) -> GrpcOutcome {
+    use grpc::code::*;
+    if http.status == 200 {
+        return (Some(OK), String::new(), None, None, Some(http.body.clone()));
+    }
+    let body = http.text();
+    let field = |name: &str| {
+        let start = body.find(&format!("\"{name}\":\""))? + name.len() + 4;
+        Some(body[start..start + body[start..].find('"')?].to_owned())
+    };
+    let (code, message) = (
+        field("code").unwrap_or_default(),
+        field("message").unwrap_or_default(),
+    );
+    match code.as_str() {
+        "body_too_large" => (
+            Some(RESOURCE_EXHAUSTED),
+            format!("grpc: received message larger than max ({len} vs. {MAX_BODY_BYTES})"),
+            None,
+            None,
+            None,
+        ),
+        "kafka_unavailable" => (
+            Some(UNAVAILABLE),
+            message,
+            Some(code),
+            Some("1000".to_owned()),
+            None,
+        ),
+        _ => (Some(INVALID_ARGUMENT), message, Some(code), None, None),
+    }
+}
+
+/// A service with gRPC whose Kafka is unreachable, with a short produce
+/// timeout.
+fn without_kafka_grpc(implementation: &Implementation) -> Service {
+    service(implementation)
+        .grpc()
+        .kafka(NO_KAFKA)
+        .produce_timeout_ms(SHORT_PRODUCE_TIMEOUT_MS)
+        .spawn()
+}
+
+/// A long line, cut for a message.
+fn cut(line: &str) -> &str {
+    let mut end = line.len().min(300);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
 
 /// What makes two twins' records the same: headers, key, partition, value
 /// (not offsets), sorted.

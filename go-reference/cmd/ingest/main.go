@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/parallax-dev/parallax/go-reference/internal/cmdutil"
 	"github.com/parallax-dev/parallax/go-reference/internal/httpx"
 	"github.com/parallax-dev/parallax/go-reference/internal/ingest"
@@ -54,19 +56,37 @@ func run(cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	handler := ingest.NewHandler(ingest.Options{
+	opts := ingest.Options{
 		Publisher:      publisher,
 		ProduceTimeout: cfg.produceTimeout,
 		Registry:       httpx.NewRegistry(),
-	})
+	}
+	handler := ingest.NewHandler(opts)
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
+	grpcDone := make(chan error, 1)
+	if cfg.grpcListen != "" {
+		gln, err := net.Listen("tcp", cfg.grpcListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--grpc-listen: %w", err)
+		}
+		// Logged before "listening on", the line that says the service
+		// is ready.
+		log.Info("serving gRPC on " + gln.Addr().String())
+		go func() { grpcDone <- serveGRPC(ctx, gln, ingest.NewGRPCServer(opts), cfg.grace, log) }()
+	} else {
+		grpcDone <- nil
+	}
 	log.Info("listening on " + ln.Addr().String())
 	serveErr := httpx.Serve(ctx, ln, handler, cfg.grace, log)
 	stop() // a second signal kills the process while flushing
+	if err := <-grpcDone; serveErr == nil {
+		serveErr = err
+	}
 
 	flushCtx, cancel := context.WithTimeout(context.Background(), cfg.produceTimeout)
 	defer cancel()
@@ -80,8 +100,33 @@ func run(cfg config, log *slog.Logger) error {
 	return nil
 }
 
+// serveGRPC serves srv on ln until ctx is done, then drains in-flight calls
+// (GracefulStop) for at most grace, as httpx.Serve drains HTTP.
+func serveGRPC(ctx context.Context, ln net.Listener, srv *grpc.Server, grace time.Duration, log *slog.Logger) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	drained := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(grace):
+		log.Warn("grace period ran out; abandoning in-flight gRPC calls", "grace", grace)
+		srv.Stop()
+	}
+	return <-served
+}
+
 type config struct {
 	listen         string
+	grpcListen     string
 	brokers        []string
 	topic          string
 	produceTimeout time.Duration
@@ -97,6 +142,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(output)
 	listen := fs.String("listen", env("INGEST_LISTEN", "127.0.0.1:8080"), "`HOST:PORT` to serve HTTP on (INGEST_LISTEN)")
+	grpcListen := fs.String("grpc-listen", env("INGEST_GRPC_LISTEN", ""), "`HOST:PORT` to serve gRPC on; empty: no gRPC (INGEST_GRPC_LISTEN)")
 	brokers := fs.String("kafka-brokers", env("INGEST_KAFKA_BROKERS", "127.0.0.1:9092"), "bootstrap brokers `H:P[,H:P]` (INGEST_KAFKA_BROKERS)")
 	topic := fs.String("topic", env("INGEST_TOPIC", "events"), "`topic` accepted events are published to (INGEST_TOPIC)")
 	produceMS := fs.String("produce-timeout-ms", env("INGEST_PRODUCE_TIMEOUT_MS", "5000"), "`ms` one batch may wait for Kafka acks before 503 (INGEST_PRODUCE_TIMEOUT_MS)")
@@ -109,7 +155,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
-	cfg := config{listen: *listen, topic: *topic}
+	cfg := config{listen: *listen, grpcListen: *grpcListen, topic: *topic}
 	for b := range strings.SplitSeq(*brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.brokers = append(cfg.brokers, b)

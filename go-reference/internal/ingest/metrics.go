@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the ingest_* metrics.
 type Metrics struct {
@@ -11,7 +15,9 @@ type Metrics struct {
 }
 
 // NewMetrics registers ingest_events_total (all three outcomes, from 0) and
-// ingest_kafka_produce_errors_total with reg.
+// ingest_kafka_produce_errors_total with reg; when reg already holds them
+// (the HTTP handler and the gRPC server share one registry) it returns the
+// registered ones, so both surfaces count into the same series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ingest_events_total",
@@ -21,11 +27,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "ingest_kafka_produce_errors_total",
 		Help: "Records Kafka did not acknowledge.",
 	})
-	reg.MustRegister(events, produceErrors)
+	events = registered(reg, events)
+	produceErrors = registered(reg, produceErrors)
 	return &Metrics{
 		accepted:      events.WithLabelValues("accepted"),
 		rejected:      events.WithLabelValues("rejected"),
 		failed:        events.WithLabelValues("failed"),
 		produceErrors: produceErrors,
 	}
+}
+
+// registered registers c with reg, or returns the collector reg already
+// holds under c's description.
+func registered[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
 }

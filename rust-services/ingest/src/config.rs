@@ -12,6 +12,10 @@ pub struct Config {
     /// Address to serve HTTP on.
     #[arg(long, env = "INGEST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Address to serve gRPC (`parallax.ingest.v1.IngestService`) on; no
+    /// gRPC when unset or empty.
+    #[arg(long, env = "INGEST_GRPC_LISTEN", default_value = "")]
+    pub grpc_listen: String,
     /// Kafka bootstrap brokers, `host:port[,host:port]`.
     #[arg(long, env = "INGEST_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,

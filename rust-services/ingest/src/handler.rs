@@ -81,6 +81,12 @@ impl App {
             ingest,
         }
     }
+
+    /// The publisher and the event counters, shared with the gRPC surface
+    /// ([`crate::grpc`]) so both count into the same series.
+    pub(crate) fn publishing(&self) -> (Arc<dyn Publisher>, IngestMetrics) {
+        (self.publisher.clone(), self.ingest.clone())
+    }
 }
 
 impl FromRef<App> for metrics::Metrics {

@@ -19,10 +19,12 @@
 //! - [`publish`]: the [`Publisher`](publish::Publisher) trait and its Kafka implementation.
 //! - [`response`]: encoding the answer.
 //! - [`handler`]: routes and the request pipeline.
+//! - [`grpc`]: the same pipeline as `IngestService/Publish` over gRPC.
 //! - [`metrics`]: ingest counters.
 
 pub mod config;
 pub mod decode;
+pub mod grpc;
 pub mod handler;
 pub mod media;
 pub mod metrics;
@@ -35,6 +37,7 @@ pub mod wire;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 
@@ -48,6 +51,8 @@ pub enum Error {
     Producer(#[from] KafkaError),
     #[error("serving HTTP failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("serving gRPC failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
 }
 
 /// Runs the service on an already-bound `listener` until `shutdown`
@@ -57,6 +62,18 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    run_with_grpc(listener, None, config, shutdown).await
+}
+
+/// [`run`], also serving gRPC ([`grpc`]) on `grpc_listener` when given; both
+/// stop and drain on the same `shutdown`.
+pub async fn run_with_grpc(
+    listener: TcpListener,
+    grpc_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let shutdown = shutdown.shared();
     let publisher = KafkaPublisher::new(
         &config.producer().client_config(),
         config.topic.clone(),
@@ -66,6 +83,14 @@ pub async fn run(
         Arc::new(publisher.clone()),
         parallax_common::metrics::Metrics::new(),
     );
+    let grpc = grpc_listener.map(|grpc_listener| {
+        tokio::spawn(grpc::serve(
+            grpc_listener,
+            grpc::IngestService::new(&app),
+            shutdown.clone(),
+            config.shutdown_grace(),
+        ))
+    });
     parallax_common::server::serve(
         listener,
         handler::router(app),
@@ -73,6 +98,9 @@ pub async fn run(
         config.shutdown_grace(),
     )
     .await?;
+    if let Some(grpc) = grpc {
+        grpc.await.expect("the gRPC server does not panic")?;
+    }
     publisher.flush(config.shutdown_grace()).await;
     tracing::info!("stopped");
     Ok(())
