@@ -428,3 +428,116 @@ pub async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(chunks: &[&[u8]]) -> Body {
+        let frames: Vec<Result<Frame<Bytes>, Status>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        Body::new(StreamBody::new(futures::stream::iter(frames)))
+    }
+
+    fn read(chunks: &[&[u8]]) -> Result<Bytes, Status> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(read_unary(body(chunks)))
+    }
+
+    #[test]
+    fn a_message_split_across_frames_is_read_whole() {
+        let got = read(&[&[0, 0, 0], &[0, 3, b'a'], &[b'b', b'c']]).unwrap();
+        assert_eq!(&got[..], b"abc");
+    }
+
+    #[test]
+    fn framing_errors_have_grpc_gos_words() {
+        let cases: [(&[&[u8]], Code, &str); 5] = [
+            (
+                &[],
+                Code::Internal,
+                "cardinality violation: received no request message from non-client-streaming RPC",
+            ),
+            (&[&[0, 0, 0, 0, 2, 1]], Code::Internal, "unexpected EOF"),
+            (
+                &[&[0, 0, 0, 0, 0], &[0, 0, 0, 0, 0]],
+                Code::Internal,
+                "cardinality violation: received multiple request messages for non-client-streaming RPC",
+            ),
+            (
+                &[&[0, 0, 0x80, 0, 1]],
+                Code::ResourceExhausted,
+                "grpc: received message larger than max (8388609 vs. 8388608)",
+            ),
+            (
+                &[&[7, 0, 0, 0, 0]],
+                Code::Internal,
+                "grpc: received unexpected payload format 7",
+            ),
+        ];
+        for (chunks, code, message) in cases {
+            let status = read(chunks).unwrap_err();
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
+    }
+
+    #[test]
+    fn grpc_message_is_percent_encoded_like_grpc_go() {
+        assert_eq!(
+            encode_grpc_message("a b:\"c\" 100% é\n"),
+            "a b:\"c\" 100%25 %C3%A9%0A"
+        );
+    }
+
+    #[test]
+    fn content_types_are_judged_and_echoed_like_grpc_go() {
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;x",
+        ] {
+            assert!(is_grpc_content_type(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "application/grpcx",
+            "application/json",
+            "Application/grpc",
+        ] {
+            assert!(!is_grpc_content_type(bad), "{bad}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert_eq!(response_content_type(&headers), "application/grpc+proto");
+        assert_eq!(response_content_type(&HeaderMap::new()), "application/grpc");
+    }
+
+    #[test]
+    fn every_contract_error_has_its_status_and_trailers() {
+        use crate::handler::{KAFKA_UNAVAILABLE, MALFORMED_BODY, TOO_MANY_EVENTS};
+        let status = status_for(&KAFKA_UNAVAILABLE);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), KAFKA_UNAVAILABLE.message);
+        assert_eq!(
+            status.metadata().get(TRAILER_RETRY_PUSHBACK).unwrap(),
+            "1000"
+        );
+        assert_eq!(
+            status.metadata().get(TRAILER_ERROR_CODE).unwrap(),
+            "kafka_unavailable"
+        );
+        assert_eq!(code_for(&MALFORMED_BODY), Code::InvalidArgument);
+        assert_eq!(code_for(&TOO_MANY_EVENTS), Code::InvalidArgument);
+        assert!(status_for(&MALFORMED_BODY)
+            .metadata()
+            .get(TRAILER_RETRY_PUSHBACK)
+            .is_none());
+    }
+}
