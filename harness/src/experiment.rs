@@ -422,17 +422,21 @@ impl Experiment {
 
     /// Checks what the types cannot; the first problem found, by field.
     pub fn validate(&self) -> Result<(), Invalid> {
-        if let Some(name) = &self.name {
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-            {
-                return Err(invalid(
-                    "name",
-                    format_args!("{name:?} may hold only A-Z a-z 0-9 _ - . (e.g. \"orders\")"),
-                ));
-            }
+        let name = self.name();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            let whence = if self.name.is_some() {
+                ""
+            } else {
+                " (taken from the file's name; set `name` to choose another)"
+            };
+            return Err(invalid(
+                "name",
+                format_args!("{name:?} may hold only A-Z a-z 0-9 _ - . (e.g. \"orders\"){whence}"),
+            ));
         }
         self.baseline.validate("baseline")?;
         self.candidate.validate("candidate")?;
@@ -988,6 +992,17 @@ mod tests {
         assert!(e.starts_with("routes[0].template: "), "{e}");
         let e = error(&format!("{MINIMAL}\n[budgets]\nmax_p99_ratio = 0"));
         assert!(e.starts_with("budgets.max_p99_ratio: "), "{e}");
+    }
+
+    #[test]
+    fn a_name_from_the_file_must_suit_labels_too() {
+        let mut x = Experiment::parse(MINIMAL, "t").unwrap();
+        x.origin = PathBuf::from("my orders.toml");
+        let e = x.validate().unwrap_err();
+        assert_eq!(e.field, "name");
+        assert!(e.reason.contains("set `name`"), "{}", e.reason);
+        x.name = Some("orders".into());
+        x.validate().unwrap();
     }
 
     #[test]

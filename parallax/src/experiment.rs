@@ -37,6 +37,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|path| Experiment::load(path).map_err(anyhow::Error::from))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    for (i, x) in experiments.iter().enumerate() {
+        if let Some(other) = experiments[..i].iter().find(|o| o.name() == x.name()) {
+            bail!(
+                "{} and {} are both named {:?}; give one another `name` (scenario names and output directories must differ)",
+                other.origin.display(),
+                x.origin.display(),
+                x.name()
+            );
+        }
+    }
     if args.check {
         for experiment in &experiments {
             check(experiment)?;
