@@ -22,7 +22,8 @@ For every kustomization in KUSTOMIZATIONS: render it with kustomize, then
   that its discover_job finds the proxy pods at their admin port;
 - `promtool check config` on Prometheus' ConfigMap (kubernetes_sd_configs
   swapped for static targets: Debian's promtool is built without Kubernetes
-  discovery) and a simulation of its relabel rules on the rendered pods:
+  discovery; with PROMTOOL_K8S naming a promtool that has it, also the
+  config as deployed) and a simulation of its relabel rules on the rendered pods:
   every job finds targets, every twin is scraped with the same language and
   service labels deploy/prometheus.yml gives it, and the proxy's job sends
   the token;
@@ -34,6 +35,7 @@ For every kustomization in KUSTOMIZATIONS: render it with kustomize, then
 Errors name the kustomization, the object and the field; exit 1 on any.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -402,6 +404,9 @@ def check_prometheus(where, pods, by_name, external_secrets, tmp):
                 unknown = set(sd) - {"role", "namespaces", "selectors", "attach_metadata", "api_server", "kubeconfig_file"}
                 if unknown or sd.get("role") not in {"pod", "service", "endpoints", "endpointslice", "node", "ingress"}:
                     errors.append(f"{jwhere}: kubernetes_sd_configs: role {sd.get('role')!r}, unknown keys {sorted(unknown)}")
+                namespaces = sd.get("namespaces") or {}
+                if set(namespaces) - {"own_namespace", "names"}:
+                    errors.append(f"{jwhere}: kubernetes_sd_configs.namespaces: unknown keys {sorted(set(namespaces) - {'own_namespace', 'names'})}")
             job["static_configs"] = [{"targets": ["192.0.2.1:80"]}]
             if not any(sd.get("role") == "pod" for sd in sds):
                 continue
@@ -442,6 +447,20 @@ def check_prometheus(where, pods, by_name, external_secrets, tmp):
                 elif "service" in hit[0]:
                     errors.append(f"{cwhere}: {path}: job {hit[1]['job_name']} gives the proxy a `service` target label (its metrics carry their own)")
         all_scraped.update(scraped)
+        full = os.environ.get("PROMTOOL_K8S")
+        if full:
+            # A promtool with Kubernetes discovery (e.g. Prometheus 3.x's,
+            # built from github.com/prometheus/prometheus/cmd/promtool): the
+            # config as deployed, only the token file swapped.
+            unmodified = yaml.safe_load(text)
+            for job, original in zip(config["scrape_configs"], unmodified["scrape_configs"]):
+                if "credentials_file" in original.get("authorization", {}):
+                    original["authorization"]["credentials_file"] = job["authorization"]["credentials_file"]
+            as_deployed = Path(tmp) / "prometheus-k8s.yml"
+            as_deployed.write_text(yaml.safe_dump(unmodified))
+            run = subprocess.run([full, "check", "config", str(as_deployed)], capture_output=True, text=True, timeout=60)
+            if run.returncode != 0:
+                errors.append(f"{cwhere}: {full} check config {path}: {(run.stdout + run.stderr).strip()}")
         checked = Path(tmp) / "prometheus.yml"
         checked.write_text(yaml.safe_dump(config))
         run = subprocess.run(["promtool", "check", "config", str(checked)], capture_output=True, text=True, timeout=60)

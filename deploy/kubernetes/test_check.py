@@ -37,6 +37,8 @@ CASES = [
      "has no controller_lease_secs"),
     ("a controller looking for replicas in the wrong job", "base/controller/controller.toml",
      'discover_job = "parallax-proxy"', 'discover_job = "proxy"', "discover_job 'proxy' is not a Prometheus job"),
+    ("a misspelt discovery setting", "base/prometheus/prometheus.yml", "own_namespace: true", "own_namespce: true",
+     "kubernetes_sd_configs.namespaces: unknown keys ['own_namespce']"),
     ("a ConfigMap key the path lacks", "base/proxy.yaml", "subPath: parallax.toml", "subPath: proxy.toml",
      "--config /etc/parallax/parallax.toml is not a key of a mounted ConfigMap"),
 ]
