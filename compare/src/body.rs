@@ -1,16 +1,24 @@
-//! Choosing how to compare two bodies: first undo each side's
-//! `Content-Encoding` ([`crate::encoding`]), then pick by the primary's
-//! content type: JSON structurally, protobuf decoded (when the route names
-//! its message), text after normalisation, anything else as bytes.
+//! Choosing how to compare two bodies: gRPC as a stream of messages
+//! ([`crate::grpc`]); otherwise first undo each side's `Content-Encoding`
+//! ([`crate::encoding`]), then pick by the primary's content type: JSON
+//! structurally, protobuf decoded (when the route names its message), text
+//! after normalisation, anything else as bytes.
 
 use crate::encoding::{self, DecodeError};
 use crate::value::{self, Json, ParseError};
-use crate::{json, protobuf, Difference, Kind, Observed, Rules};
+use crate::{grpc, json, protobuf, Difference, Kind, Observed, Rules};
 
 /// Longest rendering of a text body kept in a difference.
 const TEXT_PREVIEW: usize = 256;
 
 pub fn compare(primary: &Observed, shadow: &Observed, rules: &Rules, out: &mut Vec<Difference>) {
+    let grpc_media = primary
+        .media_type()
+        .or_else(|| shadow.media_type())
+        .is_some_and(|m| grpc::is_grpc(&m));
+    if grpc_media {
+        return grpc::compare(primary, shadow, rules, out);
+    }
     let (ca, cb) = (
         primary.header("content-encoding"),
         shadow.header("content-encoding"),

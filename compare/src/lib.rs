@@ -17,13 +17,15 @@
 //! - [`number`]: exact comparison of JSON numbers.
 //! - [`json`]: structural JSON diff with paths and difference kinds, aligned arrays, bounded cost.
 //! - [`encoding`]: undoing `Content-Encoding` (gzip, deflate, br, zstd) within a size bound.
-//! - [`body`]: picking the body comparison by content type (JSON, protobuf, text, bytes).
+//! - [`body`]: picking the body comparison by content type (JSON, protobuf, gRPC, text, bytes).
+//! - [`grpc`]: gRPC answers: `grpc-status`/`grpc-message`, and the message stream diffed as an array.
 //! - [`protobuf`]: decoding `application/x-protobuf` with the project's descriptors.
 //! - [`noise`]: classifying differences as mismatch or noise using a secondary.
 
 pub mod body;
 pub mod config;
 pub mod encoding;
+pub mod grpc;
 pub mod json;
 pub mod noise;
 pub mod number;
@@ -112,11 +114,10 @@ pub fn compare(primary: &Observed, shadow: &Observed, rules: &Rules) -> Vec<Diff
             shadow: Some(shadow.status.to_string()),
         });
     }
+    // Allow-listed fields are looked for in the headers, then the trailers.
     for name in &rules.headers {
-        let a = primary
-            .header(name)
-            .map(|v| rules.normalise(v).into_owned());
-        let b = shadow.header(name).map(|v| rules.normalise(v).into_owned());
+        let a = primary.field(name).map(|v| rules.normalise(v).into_owned());
+        let b = shadow.field(name).map(|v| rules.normalise(v).into_owned());
         if a != b {
             out.push(Difference {
                 path: format!("header:{name}"),

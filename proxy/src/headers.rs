@@ -3,7 +3,7 @@
 //! RFC 9110 §7.6.1: `Connection` and every header it names belong to one
 //! hop and are not forwarded, and neither are the classic hop-by-hop headers
 //! (`Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`,
-//! `Upgrade`). Framing is redone by hyper on each side. `Host` is left as the
+//! `Upgrade`) — except `TE: trailers`, which gRPC needs end to end. Framing is redone by hyper on each side. `Host` is left as the
 //! client sent it; `X-Forwarded-For` gets the client's address appended.
 
 use std::net::IpAddr;
@@ -23,8 +23,16 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// `X-Forwarded-For`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// Removes every hop-by-hop header from `headers`.
+/// Removes every hop-by-hop header from `headers`, except `TE: trailers`,
+/// which says the client takes trailers and is forwarded (RFC 9110 §10.1.4;
+/// the one `TE` HTTP/2 allows; gRPC servers require it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     // Names listed in Connection first, while it is still there.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -46,6 +54,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for name in proxy {
         headers.remove(name);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -89,7 +100,7 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("proxy-authorization", "Basic x"),
             ("proxy-connection", "close"),
-            ("te", "trailers"),
+            ("te", "gzip"),
             ("trailer", "x-sum"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
@@ -101,6 +112,13 @@ mod tests {
         let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
         left.sort();
         assert_eq!(left, ["content-type", "host", "x-keep"]);
+    }
+
+    #[test]
+    fn te_trailers_alone_is_forwarded() {
+        let mut h = map(&[("te", "gzip, trailers"), ("connection", "TE")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h[header::TE], "trailers");
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl MirrorJob {
                 status: primary.status,
                 headers: primary.headers,
                 body,
+                trailers: primary.trailers,
             },
             Captured::TooLarge => return route.metrics.outcome(MirrorOutcome::BodyTooLarge),
             Captured::Aborted => return route.metrics.outcome(MirrorOutcome::PrimaryError),
@@ -179,7 +180,7 @@ impl MirrorJob {
             // As for the primary's answer: compare and show end-to-end
             // headers only.
             strip_hop_by_hop(&mut parts.headers);
-            let Some(body) = read_limited(body, state.max_compare_body_bytes)
+            let Some((body, trailers)) = read_limited(body, state.max_compare_body_bytes)
                 .await
                 .map_err(|source| MirrorError::Body { side, source })?
             else {
@@ -189,6 +190,7 @@ impl MirrorJob {
                 status: parts.status.as_u16(),
                 headers: header_list(&parts.headers),
                 body,
+                trailers,
             }))
         };
         tokio::time::timeout(state.shadow_timeout, exchange)
@@ -207,8 +209,16 @@ impl MirrorJob {
         let route = &state.route_states[self.route];
         let rules = &route.rules;
         let r = &state.redactor;
-        let answer =
-            |o: &Observed| Message::new(Some(o.status), &o.headers, &o.body, Some(rules), r);
+        // Trailers (gRPC's status) are shown after the headers, marked.
+        let answer = |o: &Observed| {
+            let mut fields = o.headers.clone();
+            fields.extend(
+                o.trailers
+                    .iter()
+                    .map(|(k, v)| (format!("trailer:{k}"), v.clone())),
+            );
+            Message::new(Some(o.status), &fields, &o.body, Some(rules), r)
+        };
         let request_body: BytesMut = self.body.iter().fold(BytesMut::new(), |mut all, c| {
             all.extend_from_slice(c);
             all
@@ -250,22 +260,34 @@ impl MirrorJob {
     }
 }
 
-/// The whole body, or `None` once it exceeds `limit` bytes.
-async fn read_limited<B>(mut body: B, limit: usize) -> Result<Option<Bytes>, B::Error>
+/// The whole body and its trailers, or `None` once the body exceeds
+/// `limit` bytes.
+async fn read_limited<B>(
+    mut body: B,
+    limit: usize,
+) -> Result<Option<(Bytes, Vec<(String, String)>)>, B::Error>
 where
     B: Body<Data = Bytes> + Unpin,
 {
     let mut all = BytesMut::new();
+    let mut trailers = Vec::new();
     while !body.is_end_stream() {
         let Some(frame) = body.frame().await else {
             break;
         };
-        if let Ok(data) = frame?.into_data() {
-            if all.len() + data.len() > limit {
-                return Ok(None);
+        match frame?.into_data() {
+            Ok(data) => {
+                if all.len() + data.len() > limit {
+                    return Ok(None);
+                }
+                all.extend_from_slice(&data);
             }
-            all.extend_from_slice(&data);
+            Err(frame) => {
+                if let Some(t) = frame.trailers_ref() {
+                    trailers = header_list(t);
+                }
+            }
         }
     }
-    Ok(Some(all.freeze()))
+    Ok(Some((all.freeze(), trailers)))
 }

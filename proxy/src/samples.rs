@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use parallax_compare::value;
-use parallax_compare::{encoding, protobuf, Difference, Outcome, Rules};
+use parallax_compare::{encoding, grpc, protobuf, Difference, Outcome, Rules};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -111,7 +111,33 @@ impl Message {
 }
 
 fn render_body(media: &str, body: &[u8], rules: &Rules, redactor: &Redactor) -> Box<RawValue> {
-    let structured = if media == "application/json" || media.ends_with("+json") {
+    let structured = if grpc::is_grpc(media) {
+        // The stream of messages, each decoded when the route names its type.
+        grpc::messages(body, None, rules.limits.max_decoded_bytes)
+            .ok()
+            .map(|messages| {
+                value::Json::Array(
+                    messages
+                        .iter()
+                        .map(|m| {
+                            rules
+                                .protobuf_message
+                                .as_deref()
+                                .and_then(|name| {
+                                    let pool = rules
+                                        .descriptors
+                                        .as_ref()
+                                        .unwrap_or_else(|| protobuf::project());
+                                    protobuf::to_tree(pool, name, m)
+                                })
+                                .unwrap_or_else(|| {
+                                    value::Json::String(format!("<{} bytes>", m.len()))
+                                })
+                        })
+                        .collect(),
+                )
+            })
+    } else if media == "application/json" || media.ends_with("+json") {
         value::parse(body, rules.limits.max_depth).ok()
     } else if media.contains("protobuf") {
         rules.protobuf_message.as_deref().and_then(|m| {

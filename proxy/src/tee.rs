@@ -31,11 +31,14 @@ pub struct PrimaryCapture {
     /// Lower-cased names.
     pub headers: Vec<(String, String)>,
     pub body: Captured,
+    /// Trailer fields, when the body ended with some (gRPC).
+    pub trailers: Vec<(String, String)>,
 }
 
 struct Pending {
     status: u16,
     headers: Vec<(String, String)>,
+    trailers: Vec<(String, String)>,
     chunks: Vec<Bytes>,
     len: usize,
     limit: usize,
@@ -49,6 +52,7 @@ impl Pending {
             status: self.status,
             headers: self.headers,
             body,
+            trailers: self.trailers,
         });
     }
 
@@ -95,6 +99,7 @@ impl<B: Body<Data = Bytes> + Unpin> TeeBody<B> {
         let pending = Pending {
             status,
             headers,
+            trailers: Vec::new(),
             chunks: Vec::new(),
             len: 0,
             limit,
@@ -126,6 +131,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for TeeBody<B> {
         let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &polled {
             Some(Ok(frame)) => {
+                if let (Some(trailers), Some(p)) = (frame.trailers_ref(), this.pending.as_mut()) {
+                    p.trailers = crate::service::header_list(trailers);
+                }
                 if let (Some(data), Some(p)) = (frame.data_ref(), this.pending.as_mut()) {
                     p.len += data.len();
                     if p.len > p.limit {

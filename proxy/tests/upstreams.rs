@@ -144,7 +144,7 @@ async fn hop_by_hop_headers_stay_behind_host_is_kept_and_forwarded_for_appended(
         .header("X-Hop", "1")
         .header("Keep-Alive", "timeout=5")
         .header("Proxy-Authorization", "Basic eDp5")
-        .header("TE", "trailers")
+        .header("TE", "gzip")
         .header("X-Forwarded-For", "10.1.1.1")
         .header("X-Keep", "yes");
     let answer = wire(proxy.addr, request).await;
@@ -870,4 +870,94 @@ async fn a_client_that_never_opens_its_window_cannot_grow_the_proxys_memory() {
     let answer = proxy.get("/other").await;
     assert!(answer.status.is_success() || answer.status == 404);
     drop(attacker);
+}
+
+// ------------------------------------------------------------------ gRPC
+
+/// A unary gRPC answer: `IngestResponse { accepted }` framed, then the
+/// status in the trailers.
+fn grpc_answer(accepted: u8, status: &str) -> http::Response<Reply> {
+    let message = [0x08, accepted];
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", status.parse().unwrap());
+    http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(Reply::Trailed(Bytes::from(body), Some(trailers)))
+        .unwrap()
+}
+
+/// gRPC over HTTP/2 end to end: an h2 client, h2c backends, trailers
+/// forwarded to the client, `te: trailers` kept, and the comparison made
+/// message by message at protobuf field paths and on `grpc-status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_are_proxied_with_trailers_and_compared_message_by_message() {
+    let primary = upstream(|_| grpc_answer(2, "0")).http2().start().await;
+    let shadow = upstream(|seen| {
+        if seen.target.ends_with("/Publish") {
+            grpc_answer(3, "0")
+        } else {
+            grpc_answer(2, "14")
+        }
+    })
+    .http2()
+    .start()
+    .await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .set("primary_http2 = true\nshadow_http2 = true")
+        .tables(
+            "[services.compare]\nprotobuf_message = \"parallax.ingest.v1.IngestResponse\"\n[[services.routes]]\ntemplate = \"/parallax.ingest.v1.IngestService/Publish\"\n[[services.routes]]\ntemplate = \"/parallax.ingest.v1.IngestService/Health\"",
+        )
+        .start()
+        .await;
+    let client = h2c_client();
+    for method in ["Publish", "Health"] {
+        let request = Request::post(format!(
+            "http://{}/parallax.ingest.v1.IngestService/{method}",
+            proxy.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected
+            .trailers()
+            .cloned()
+            .expect("trailers reach the client");
+        assert_eq!(trailers["grpc-status"], "0", "the primary's status");
+    }
+    proxy.wait_outcome("compared", 2.0).await;
+    assert!(primary
+        .seen()
+        .iter()
+        .all(|s| s.headers.get("te").is_some_and(|v| v == "trailers")));
+    let samples = proxy.admin_json("/admin/mismatches").await;
+    let kinds = |route: &str| -> Vec<(String, String)> {
+        samples["services"]["svc"][route][0]["mismatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["path"].as_str().unwrap().to_owned(),
+                    d["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds("/parallax.ingest.v1.IngestService/Publish"),
+        [("/0/accepted".to_owned(), "value".to_owned())]
+    );
+    assert_eq!(
+        kinds("/parallax.ingest.v1.IngestService/Health"),
+        [("grpc-status".to_owned(), "status".to_owned())]
+    );
 }

@@ -61,6 +61,8 @@ impl Body for ChannelBody {
 pub enum Reply {
     Full(Bytes),
     Channel(ChannelBody),
+    /// A body, then trailer fields (gRPC's `grpc-status`).
+    Trailed(Bytes, Option<HeaderMap>),
 }
 
 impl Body for Reply {
@@ -80,17 +82,28 @@ impl Body for Reply {
                 }
             }
             Reply::Channel(c) => Pin::new(c).poll_frame(cx),
+            Reply::Trailed(b, trailers) => {
+                if !b.is_empty() {
+                    Poll::Ready(Some(Ok(Frame::data(std::mem::take(b)))))
+                } else {
+                    Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                }
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, Reply::Full(b) if b.is_empty())
+        match self {
+            Reply::Full(b) => b.is_empty(),
+            Reply::Trailed(b, t) => b.is_empty() && t.is_none(),
+            Reply::Channel(_) => false,
+        }
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
         match self {
             Reply::Full(b) => http_body::SizeHint::with_exact(b.len() as u64),
-            Reply::Channel(_) => http_body::SizeHint::default(),
+            Reply::Channel(_) | Reply::Trailed(..) => http_body::SizeHint::default(),
         }
     }
 }
