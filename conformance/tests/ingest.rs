@@ -113,6 +113,7 @@ for_each_implementation! {
     grpc_publishes_the_records_http_publishes,
     grpc_framing_errors_get_grpc_statuses,
     grpc_calls_drain_on_sigterm,
+    grpc_calls_are_counted,
 }
 
 // ----------------------------------------------------------------------------
@@ -1382,6 +1383,53 @@ fn grpc_calls_drain_on_sigterm(implementation: &Implementation) {
         .wait_for_exit(GRACE_AND_MARGIN)
         .expect("exits after draining");
     assert!(status.success(), "{status}");
+}
+
+/// gRPC calls count into the same `ingest_events_total` as HTTP requests,
+/// and those that reach `Publish` into `grpc_server_handled_total` by
+/// status code (a call to an unknown method does not); the exposition
+/// still passes promtool.
+fn grpc_calls_are_counted(implementation: &Implementation) {
+    let ingest = service(implementation).grpc().spawn();
+    let body = encode(&batch([
+        event("g-1").build(),
+        event("g-2").kind("").build(),
+    ]));
+    let answer = grpc::call(ingest.grpc_addr(), &grpc::Call::publish(&body));
+    assert_eq!(answer.code(), Some(grpc::code::OK), "{answer:?}");
+    let malformed = grpc::call(ingest.grpc_addr(), &grpc::Call::publish(&[0x0a, 0x05]));
+    assert_eq!(malformed.code(), Some(grpc::code::INVALID_ARGUMENT));
+    let unknown = grpc::Call::publish(&[]).path("/parallax.ingest.v1.IngestService/Nope");
+    assert_eq!(
+        grpc::call(ingest.grpc_addr(), &unknown).code(),
+        Some(grpc::code::UNIMPLEMENTED)
+    );
+
+    let exposition = scrape(&ingest);
+    let outcome = |o| metrics::value(&exposition, "ingest_events_total", &[("outcome", o)]);
+    assert_eq!(outcome("accepted"), Some(1.0), "{exposition}");
+    assert_eq!(outcome("rejected"), Some(1.0), "{exposition}");
+    let handled = |code| {
+        metrics::value(
+            &exposition,
+            "grpc_server_handled_total",
+            &[
+                ("grpc_service", "parallax.ingest.v1.IngestService"),
+                ("grpc_method", "Publish"),
+                ("grpc_code", code),
+            ],
+        )
+    };
+    assert_eq!(handled("OK"), Some(1.0), "{exposition}");
+    assert_eq!(handled("InvalidArgument"), Some(1.0), "{exposition}");
+    assert!(!exposition.contains("Nope"), "{exposition}");
+    assert!(
+        exposition.contains("grpc_server_handling_seconds_count"),
+        "{exposition}"
+    );
+    if let Err(problems) = metrics::promtool_check(&exposition) {
+        panic!("{problems}\n--- exposition ---\n{exposition}");
+    }
 }
 
 /// The twins give the same gRPC answers — HTTP status, content type,

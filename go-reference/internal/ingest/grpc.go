@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -74,6 +75,7 @@ func NewGRPCServer(opts Options) *grpc.Server {
 		publisher:      opts.Publisher,
 		produceTimeout: opts.ProduceTimeout,
 		metrics:        NewMetrics(opts.Registry),
+		calls:          newGRPCMetrics(opts.Registry),
 	})
 	return srv
 }
@@ -90,8 +92,9 @@ var ingestServiceDesc = grpc.ServiceDesc{
 	Metadata: "parallax/ingest/v1/ingest_service.proto",
 }
 
-func publishHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+func publishHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (reply any, err error) {
 	g := srv.(*grpcIngest)
+	defer g.calls.observe("Publish", time.Now(), &err)
 	in := new(rawMessage)
 	if err := dec(in); err != nil {
 		// The library has already answered: a message over the limit
@@ -113,6 +116,39 @@ type grpcIngest struct {
 	publisher      Publisher
 	produceTimeout time.Duration
 	metrics        *Metrics
+	calls          *grpcMetrics
+}
+
+// grpcMetrics count the calls that reach a method's handler, under the
+// names of the gRPC ecosystem's Prometheus middleware (so its dashboards
+// work): grpc_server_handled_total{grpc_service, grpc_method, grpc_code}
+// and grpc_server_handling_seconds{grpc_service, grpc_method}. Calls
+// refused before the handler (content type, method, path, compression)
+// are not counted, on either twin.
+type grpcMetrics struct {
+	handled *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+func newGRPCMetrics(reg prometheus.Registerer) *grpcMetrics {
+	return &grpcMetrics{
+		handled: registered(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_handled_total",
+			Help: "gRPC calls completed by a method's handler, by service, method and status code.",
+		}, []string{"grpc_service", "grpc_method", "grpc_code"})),
+		seconds: registered(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grpc_server_handling_seconds",
+			Help:    "Time from a call reaching its handler to its status, by service and method.",
+			Buckets: httpx.LatencyBuckets,
+		}, []string{"grpc_service", "grpc_method"})),
+	}
+}
+
+// observe counts a call of method that started at start and ended with
+// *err (nil: OK).
+func (m *grpcMetrics) observe(method string, start time.Time, err *error) {
+	m.handled.WithLabelValues(GRPCService, method, status.Code(*err).String()).Inc()
+	m.seconds.WithLabelValues(GRPCService, method).Observe(time.Since(start).Seconds())
 }
 
 // publish is POST /v1/events for a protobuf body: Prepare (malformed_body,

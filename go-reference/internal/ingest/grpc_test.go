@@ -87,6 +87,9 @@ func TestGRPCPublishAnswersTheHTTPProtobufBody(t *testing.T) {
 	if n := testutil.ToFloat64(NewMetrics(g.reg).accepted); n != 2 {
 		t.Fatalf("accepted %v, want 2", n)
 	}
+	if n := testutil.ToFloat64(newGRPCMetrics(g.reg).handled.WithLabelValues(GRPCService, "Publish", "OK")); n != 1 {
+		t.Fatalf("grpc_server_handled_total{grpc_code=OK} %v, want 1", n)
+	}
 }
 
 func TestGRPCErrorsMapToStatusesWithTheContractCode(t *testing.T) {

@@ -24,18 +24,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::extract::FromRef;
 use axum::http::{self, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 
+use parallax_common::metrics::{Metrics, LATENCY_BUCKETS};
 use parallax_common::ApiError;
 
 use crate::decode::decode_view;
@@ -94,13 +97,20 @@ pub fn status_for(error: &ApiError) -> Status {
 pub struct IngestService {
     publisher: Arc<dyn Publisher>,
     ingest: IngestMetrics,
+    calls: GrpcMetrics,
 }
 
 impl IngestService {
-    /// The service over the HTTP handler's publisher and counters.
+    /// The service over the HTTP handler's publisher and counters; its call
+    /// metrics ([`GrpcMetrics`]) join the handler's registry.
     pub fn new(app: &App) -> Self {
         let (publisher, ingest) = app.publishing();
-        Self { publisher, ingest }
+        let calls = GrpcMetrics::register(&Metrics::from_ref(app));
+        Self {
+            publisher,
+            ingest,
+            calls,
+        }
     }
 
     /// `POST /v1/events` for a protobuf body: decode, bound, validate,
@@ -138,13 +148,20 @@ impl IngestService {
         if let Err((http_status, status)) = check_request(&request) {
             return status_response(http_status, content_type, status);
         }
-        let message = match read_unary(request.into_body()).await {
-            Ok(message) => message,
-            Err(status) => return status_response(StatusCode::OK, content_type, status),
+        // From here on the call has reached the method, as in grpc-go.
+        let started = Instant::now();
+        let outcome = match read_unary(request.into_body()).await {
+            Ok(message) => self
+                .publish(&message)
+                .await
+                .map_err(|error| status_for(&error)),
+            Err(status) => Err(status),
         };
-        match self.publish(&message).await {
+        let code = outcome.as_ref().err().map_or(Code::Ok, Status::code);
+        self.calls.observe("Publish", started, code);
+        match outcome {
             Ok(answer) => ok_response(content_type, answer),
-            Err(error) => status_response(StatusCode::OK, content_type, status_for(&error)),
+            Err(status) => status_response(StatusCode::OK, content_type, status),
         }
     }
 }
@@ -161,6 +178,76 @@ impl tower_service::Service<Request<Body>> for IngestService {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let service = self.clone();
         Box::pin(async move { Ok(service.call(request).await) })
+    }
+}
+
+/// Calls that reached a method, under the names of the gRPC ecosystem's
+/// Prometheus middleware (the Go twin's names):
+/// `grpc_server_handled_total{grpc_service, grpc_method, grpc_code}` (codes
+/// spelt as grpc-go spells them) and
+/// `grpc_server_handling_seconds{grpc_service, grpc_method}`. Calls refused
+/// by [`check_request`] are not counted, as grpc-go refuses them before
+/// any handler.
+#[derive(Clone)]
+struct GrpcMetrics {
+    handled: IntCounterVec,
+    seconds: HistogramVec,
+}
+
+impl GrpcMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        let handled = IntCounterVec::new(
+            Opts::new(
+                "grpc_server_handled_total",
+                "gRPC calls completed by a method's handler, by service, method and status code.",
+            ),
+            &["grpc_service", "grpc_method", "grpc_code"],
+        )
+        .expect("valid metric");
+        let seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "grpc_server_handling_seconds",
+                "Time from a call reaching its handler to its status, by service and method.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["grpc_service", "grpc_method"],
+        )
+        .expect("valid metric");
+        metrics.register(handled.clone());
+        metrics.register(seconds.clone());
+        Self { handled, seconds }
+    }
+
+    fn observe(&self, method: &str, started: Instant, code: Code) {
+        self.handled
+            .with_label_values(&[SERVICE, method, go_code_name(code)])
+            .inc();
+        self.seconds
+            .with_label_values(&[SERVICE, method])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// A status code as grpc-go's `codes.Code.String` spells it.
+fn go_code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
     }
 }
 
