@@ -22,32 +22,53 @@ pub struct Binaries {
     pub rust: PathBuf,
 }
 
+/// The Rust twins, built together by [`build`]. The experiment files of the
+/// built-in pairs (`experiments/*.toml`) build with the same invocation, so
+/// after the first build each later one is a no-op.
+pub const RUST_TWINS: [&str; 3] = [
+    "parallax-ingest",
+    "parallax-session-cache",
+    "parallax-fanout",
+];
+
 /// Builds the Go reference (`go build`) and the Rust twin (`cargo build
-/// --release`) of `service` (`ingest`, …).
+/// --release`) of `service` (`ingest`, …). Every twin is built in one go,
+/// once per process: one cargo invocation resolves features once, where
+/// one invocation per twin rebuilt the dependencies they share whenever
+/// their feature sets differed.
 pub fn build(root: &Path, service: &str) -> anyhow::Result<Binaries> {
     if let Some(prebuilt) = prebuilt(service) {
         return Ok(prebuilt);
     }
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let out = root.join("target/parallax-bin");
-    std::fs::create_dir_all(&out)?;
-    eprintln!("building {service}: Go reference and Rust twin (release)");
-    run_ok(
-        Command::new("go")
-            .current_dir(root.join("go-reference"))
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(format!("./cmd/{service}")),
-    )?;
+    BUILT
+        .get_or_init(|| build_all(root, &out).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
     let package = format!("parallax-{service}");
-    run_ok(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(root)
-            .args(["build", "--release", "-q", "-p", &package]),
-    )?;
     Ok(Binaries {
         go: out.join(service),
         rust: root.join("target/release").join(&package),
     })
+}
+
+fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    eprintln!("building the twins: Go references and Rust twins (release)");
+    run_ok(
+        Command::new("go")
+            .current_dir(root.join("go-reference"))
+            .args(["build", "-o"])
+            .arg(format!("{}/", out.display()))
+            .arg("./cmd/..."),
+    )?;
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.current_dir(root).args(["build", "--release", "-q"]);
+    for package in RUST_TWINS {
+        cargo.args(["-p", package]);
+    }
+    run_ok(&mut cargo)
 }
 
 /// Binaries named by `PARALLAX_<SERVICE>_{GO,RUST}_BIN` (both must be set),
