@@ -42,6 +42,7 @@ mod procstat;
 mod proxy;
 mod proxy_bench;
 mod replay;
+mod report_serve;
 mod run;
 mod stack;
 mod twin;
@@ -91,6 +92,12 @@ enum Command {
     /// the shadow's topics on the `event-id` header and report matched,
     /// missing, extra and different records (exit 1 on differences).
     KafkaDiff(kafka_diff::KafkaDiffArgs),
+    /// A finished run's directory: `parallax report serve DIR` serves its
+    /// report.html (latency, mismatches by JSON path) and results.json.
+    Report {
+        #[command(subcommand)]
+        report: report_serve::Report,
+    },
     /// Show, roll back or restart the canary releases of a running proxy
     /// (services with a [services.canary] table).
     Canary(canary::CanaryArgs),
@@ -137,6 +144,9 @@ fn main() -> anyhow::Result<()> {
         // Template traffic against a URL: no checkout needed.
         return load::http(args);
     }
+    if let Command::Report { report } = &cli.command {
+        return report_serve::run(report);
+    }
     if let Command::Gate(args) = &cli.command {
         // Judging a results file needs no checkout either.
         std::process::exit(gate::run(args));
@@ -148,7 +158,9 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { bench } => bench::run(&root, &bench),
         Command::Load { load } => load::run(&root, &load),
         Command::Proxy(_) | Command::KafkaDiff(_) => unreachable!("served above"),
-        Command::Gate(_) | Command::Canary(_) => unreachable!("served above"),
+        Command::Gate(_) | Command::Canary(_) | Command::Report { .. } => {
+            unreachable!("served above")
+        }
         Command::Capture { .. } | Command::Replay(_) => unreachable!("served above"),
     }
 }
