@@ -4,6 +4,19 @@ use tokio::net::TcpListener;
 
 use parallax_ingest::Config;
 
+// The allocator, for Rust and (through its `malloc`) librdkafka alike; see
+// the features in Cargo.toml.
+#[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
+compile_error!("one allocator: --no-default-features --features mimalloc");
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     parallax_common::telemetry::init();
