@@ -852,7 +852,8 @@ fn shadow(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
         let matched = counters("parallax_comparisons_total", "result", "match") as u64;
         let mismatched = counters("parallax_comparisons_total", "result", "mismatch") as u64;
         let noise = counters("parallax_comparisons_total", "result", "noise") as u64;
-        let (differences, logged) = differences_since(&mismatch_log, log_offset, &running[0].label);
+        let (differences, logged, samples) =
+            differences_since(&mismatch_log, log_offset, &running[0].label);
         let mut classes = BTreeMap::new();
         for d in &differences {
             *classes.entry(d.kind.clone()).or_default() += d.count;
@@ -869,6 +870,7 @@ fn shadow(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
             classes,
             kafka: None,
             differences,
+            samples,
         });
         scenario.routes = proxy_routes(&before.metrics, &after.metrics, ctx.name, running);
         let client = LatencySummary::from_histogram(&report.latency_us);
@@ -1273,13 +1275,21 @@ fn proxy_routes(
 
 /// Mismatches by (route, path, kind) from the JSON-lines log written after
 /// `offset`; array indices fold to `*`. Also how many mismatches it held.
-fn differences_since(log: &Path, offset: u64, _baseline: &str) -> (Vec<PathDifference>, u64) {
+/// The mismatches by path since `offset` of the proxy's sample log, the
+/// samples read, and the first few samples of each route.
+fn differences_since(
+    log: &Path,
+    offset: u64,
+    _baseline: &str,
+) -> (Vec<PathDifference>, u64, Vec<String>) {
     let Ok(mut file) = std::fs::File::open(log) else {
-        return (Vec::new(), 0);
+        return (Vec::new(), 0, Vec::new());
     };
     if file.seek(std::io::SeekFrom::Start(offset)).is_err() {
-        return (Vec::new(), 0);
+        return (Vec::new(), 0, Vec::new());
     }
+    let mut samples: Vec<String> = Vec::new();
+    let mut per_route: BTreeMap<String, usize> = BTreeMap::new();
     let mut found: BTreeMap<(String, String, String), PathDifference> = BTreeMap::new();
     let mut logged = 0;
     for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
@@ -1288,6 +1298,11 @@ fn differences_since(log: &Path, offset: u64, _baseline: &str) -> (Vec<PathDiffe
         };
         logged += 1;
         let route = sample["route"].as_str().unwrap_or("other").to_owned();
+        let kept = per_route.entry(route.clone()).or_default();
+        if *kept < parallax_report::results::MAX_SAMPLES_PER_ROUTE {
+            *kept += 1;
+            samples.push(line.clone());
+        }
         let mut in_this = Vec::new();
         for d in sample["mismatches"].as_array().into_iter().flatten() {
             let path = fold_indices(d["path"].as_str().unwrap_or("body"));
@@ -1310,7 +1325,7 @@ fn differences_since(log: &Path, offset: u64, _baseline: &str) -> (Vec<PathDiffe
     }
     let mut list: Vec<PathDifference> = found.into_values().collect();
     list.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
-    (list, logged)
+    (list, logged, samples)
 }
 
 /// `/items/3/total` → `/items/*/total`.
@@ -1381,7 +1396,8 @@ mod tests {
             ),
         )
         .unwrap();
-        let (diffs, logged) = differences_since(&log, early.len() as u64, "go");
+        let (diffs, logged, samples) = differences_since(&log, early.len() as u64, "go");
+        assert!(!samples.is_empty());
         assert_eq!(logged, 2);
         assert_eq!(diffs.len(), 2);
         assert_eq!(diffs[0].path, "/items/*/total");

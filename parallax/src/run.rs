@@ -527,6 +527,7 @@ fn shadow<W: Workload>(
         classes: kinds,
         kafka: None,
         differences: Vec::new(),
+        samples: Vec::new(),
     };
     let s = LatencySummary::from_histogram(&client.latency_us);
     let mut notes = vec![
@@ -902,6 +903,7 @@ fn mirrored_fanout(
         classes,
         kafka: None,
         differences: Vec::new(),
+        samples: Vec::new(),
     };
     let note = format!(
         "mirrored session: {clients} subscribers through parallax proxy, {} notifications published through it; frames paired by /id: {} matched, {} missing, {} extra, {} different, {} reordered",

@@ -34,6 +34,9 @@ svg.plot{background:#fff;border:1px solid #e4e4e4;max-width:100%;height:auto}
 svg.plot text{font:11px system-ui,sans-serif;fill:#333}
 svg.plot .grid{stroke:#ececec}svg.plot .axis{stroke:#888}
 .notes li{color:#7a4b00}
+.sides{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:.6em}
+.sides pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:.5em;margin:0;font-size:.85em}
+details.sample{margin:.4em 0}
 ";
 
 /// The whole run as one HTML document.
@@ -129,6 +132,16 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
             out.push_str("<p>Mismatches by path:</p>\n");
             grid(out, &table::difference_rows(c));
         }
+        if !c.samples.is_empty() {
+            let _ = writeln!(
+                out,
+                "<p>Mismatch samples ({}, the first of each route):</p>",
+                c.samples.len()
+            );
+            for sample in &c.samples {
+                mismatch_sample(out, sample);
+            }
+        }
     }
     if !s.routes.is_empty() {
         out.push_str("<p>Latency by route:</p>\n");
@@ -154,6 +167,81 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
         percentile_plot(s)
     );
     out.push_str("</section>\n");
+}
+
+/// One sample as the proxy logged it: the request, its differences and both
+/// answers side by side. Bodies are shown as logged (exact numbers).
+fn mismatch_sample(out: &mut String, line: &str) {
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(default)]
+        status: Option<u16>,
+        #[serde(borrow)]
+        body: Option<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Difference {
+        path: String,
+        kind: String,
+        primary: Option<String>,
+        shadow: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Sample<'a> {
+        #[serde(default)]
+        route: String,
+        #[serde(default)]
+        method: String,
+        #[serde(default)]
+        target: String,
+        #[serde(borrow)]
+        primary: Message<'a>,
+        #[serde(borrow)]
+        shadow: Message<'a>,
+        #[serde(default)]
+        mismatches: Vec<Difference>,
+    }
+    let Ok(s) = serde_json::from_str::<Sample>(line) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "<details class=\"sample\"><summary><code>{} {}</code> ({}): {}</summary>",
+        esc(&s.method),
+        esc(&s.target),
+        esc(&s.route),
+        esc(&s
+            .mismatches
+            .iter()
+            .map(|d| d.path.as_str())
+            .collect::<Vec<_>>()
+            .join(", "))
+    );
+    let mut rows = vec![vec![
+        "path".into(),
+        "kind".into(),
+        "baseline".into(),
+        "candidate".into(),
+    ]];
+    rows.extend(s.mismatches.iter().map(|d| {
+        vec![
+            d.path.clone(),
+            d.kind.clone(),
+            d.primary.clone().unwrap_or_else(|| "–".into()),
+            d.shadow.clone().unwrap_or_else(|| "–".into()),
+        ]
+    }));
+    grid(out, &rows);
+    out.push_str("<div class=\"sides\">");
+    for (name, m) in [("baseline", &s.primary), ("candidate", &s.shadow)] {
+        let _ = write!(
+            out,
+            "<figure><figcaption>{name} {}</figcaption><pre>{}</pre></figure>",
+            m.status.map(|s| s.to_string()).unwrap_or_default(),
+            esc(m.body.map_or("", |b| b.get()))
+        );
+    }
+    out.push_str("</div></details>\n");
 }
 
 /// One axis of a plot.
@@ -537,6 +625,24 @@ mod tests {
         median_us: 700.0,
         sigma: 0.6,
     };
+
+    #[test]
+    fn mismatch_samples_show_both_answers_with_exact_numbers() {
+        let mut run = sample();
+        let line = r#"{"route":"/v1/orders/{id}","method":"GET","target":"/v1/orders/7?api_key=[redacted]","primary":{"status":200,"headers":[],"body":{"id":12345678901234567891,"total":10}},"shadow":{"status":200,"headers":[],"body":{"id":12345678901234567891,"total":"10"}},"mismatches":[{"path":"/total","kind":"type","primary":"10","shadow":"\"10\""}],"noise":[]}"#;
+        run.scenarios[0].comparison = Some(crate::Comparison {
+            samples: vec![line.to_owned()],
+            ..Default::default()
+        });
+        let html = render(&run);
+        assert!(html.contains("<details class=\"sample\">"), "{html}");
+        assert!(
+            html.contains("12345678901234567891"),
+            "exact, not 1.2345678901234568e19"
+        );
+        assert!(html.contains("/v1/orders/7?api_key=[redacted]"));
+        assert!(html.contains("<td>/total</td><td>type</td>"));
+    }
 
     fn sample() -> RunResults {
         synthetic::run(

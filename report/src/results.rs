@@ -325,7 +325,16 @@ pub struct Comparison {
     /// Mismatches by route and JSON path (v2), most frequent first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differences: Vec<PathDifference>,
+    /// A few mismatch samples of the run as the proxy wrote them to its
+    /// sample log (redacted; one JSON document each, kept as text so every
+    /// number stays exact): the request, both answers and their
+    /// differences (v2; at most [`MAX_SAMPLES_PER_ROUTE`] per route).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<String>,
 }
+
+/// Mismatch samples kept per route in a results file.
+pub const MAX_SAMPLES_PER_ROUTE: usize = 3;
 
 /// How often one path differed on one route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -410,6 +410,7 @@ mod tests {
                 baseline: Some("12.5".into()),
                 candidate: Some("\"12.50\"".into()),
             }],
+            samples: Vec::new(),
         });
         s.routes.push(crate::RouteResult {
             route: "/v1/orders/{id}".into(),
