@@ -558,14 +558,25 @@ pub async fn run(
     mut progress: impl FnMut(&Progress),
 ) -> Result<ReplayReport, Error> {
     let schedule = Schedule::open(files, options)?;
-    // Bounded: the reader thread stays at most this many items ahead, so
-    // memory stays flat whatever the capture's size.
+    // Bounded twice: the reader thread stays at most 1,024 items and
+    // READ_AHEAD_BYTES of bodies ahead of the dispatcher, so memory stays
+    // flat whatever the capture's size (83 KB ingest batches would
+    // otherwise hold 85 MB in the channel). The byte bound is polled: the
+    // reader sleeps 1 ms while over it, which at most delays reading, and
+    // the dispatcher holds a whole millisecond of items anyway.
     let (item_tx, mut item_rx) = mpsc::channel::<Result<Item, Error>>(1024);
+    let ahead = Arc::new(AtomicUsize::new(0));
+    let reader_ahead = Arc::clone(&ahead);
     let reader = std::thread::Builder::new()
         .name("replay-reader".into())
         .spawn(move || {
             let mut schedule = schedule;
             for item in schedule.by_ref() {
+                let len = item.as_ref().map_or(0, |i| i.request.body.len());
+                while reader_ahead.load(Ordering::Relaxed) > READ_AHEAD_BYTES {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                reader_ahead.fetch_add(len, Ordering::Relaxed);
                 if item_tx.blocking_send(item).is_err() {
                     break;
                 }
@@ -618,7 +629,10 @@ pub async fn run(
 
     while let Some(item) = item_rx.recv().await {
         let item = match item {
-            Ok(i) => i,
+            Ok(i) => {
+                ahead.fetch_sub(i.request.body.len(), Ordering::Relaxed);
+                i
+            }
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -731,6 +745,9 @@ fn snapshot(live: &Live, start: Instant, due: Duration) -> Progress {
         connections: live.connections.load(Ordering::Relaxed),
     }
 }
+
+/// Body bytes the reader thread may read ahead of the dispatcher.
+const READ_AHEAD_BYTES: usize = 8 << 20;
 
 /// How long a session's worker waits for its next request before it
 /// closes its connection (a later request of the session opens a new one).

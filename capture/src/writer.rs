@@ -18,8 +18,9 @@ use crate::format::{self, Meta, Record};
 
 /// Records (decompressed bytes) per zstd frame before the frame is finished.
 pub const FRAME_BYTES: u64 = 4 << 20;
-/// zstd level: 3 is zstd's default, fast enough for a proxy's side thread.
-pub const LEVEL: i32 = 3;
+/// zstd level: 1, the fastest regular level — the writer shares the
+/// proxy's cores, and a capture is written once and read a few times.
+pub const LEVEL: i32 = 1;
 
 /// Counts what reaches the inner writer.
 struct Counting<W> {

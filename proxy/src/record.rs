@@ -259,7 +259,7 @@ impl ServiceCounters {
 /// Records waiting for the writer, and their body bytes.
 #[derive(Default)]
 struct Queue {
-    records: Vec<Record>,
+    records: Vec<Entry>,
     bytes: usize,
 }
 
@@ -299,12 +299,69 @@ pub struct Recorder {
 
 /// A request being recorded: its head and arrival, waiting for its body
 /// and the primary's answer.
+///
+/// The head is kept as hyper parsed it (cloning a `HeaderMap` shares its
+/// values' bytes); the writer thread turns it into text.
 pub struct Pending {
     at_us: u64,
     conn: u64,
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+}
+
+/// What waits in the queue: a request still in hyper's types, or a record.
+enum Entry {
+    Http {
+        pending: Pending,
+        body: Bytes,
+        status: Option<u16>,
+        latency_us: Option<u64>,
+    },
+    Record(Record),
+}
+
+impl Entry {
+    fn into_record(self) -> Record {
+        match self {
+            Entry::Record(r) => r,
+            Entry::Http {
+                pending: p,
+                body,
+                status,
+                latency_us,
+            } => Record::Request(Request {
+                at_us: p.at_us,
+                conn: Some(p.conn),
+                method: p.method.as_str().to_owned(),
+                target: p
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_owned(), |q| q.as_str().to_owned()),
+                headers: p
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body,
+                body_truncated: false,
+                status,
+                latency_us,
+            }),
+        }
+    }
+
+    fn payload_len(&self) -> usize {
+        match self {
+            Entry::Http { body, .. } => body.len(),
+            Entry::Record(r) => payload_len(r),
+        }
+    }
 }
 
 impl Pending {
@@ -404,21 +461,9 @@ impl Recorder {
         Some(Pending {
             at_us: self.epoch.elapsed().as_micros() as u64,
             conn: conn_id(client),
-            method: head.method.as_str().to_owned(),
-            target: head
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-            headers: head
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            headers: head.headers.clone(),
         })
     }
 
@@ -446,17 +491,12 @@ impl Recorder {
             many => Bytes::from(many.concat()),
         };
         self.send(
-            Record::Request(Request {
-                at_us: pending.at_us,
-                conn: Some(pending.conn),
-                method: pending.method,
-                target: pending.target,
-                headers: pending.headers,
+            Entry::Http {
+                pending,
                 body,
-                body_truncated: false,
                 status,
                 latency_us: latency.map(|d| d.as_micros() as u64),
-            }),
+            },
             len,
         );
     }
@@ -468,18 +508,18 @@ impl Recorder {
             return self.drop_record(DropReason::BodyTooLarge);
         }
         self.send(
-            Record::Ws(WsMessage {
+            Entry::Record(Record::Ws(WsMessage {
                 at_us: self.epoch.elapsed().as_micros() as u64,
                 conn: Some(conn),
                 from_client,
                 opcode,
                 payload,
-            }),
+            })),
             len,
         );
     }
 
-    fn send(&self, record: Record, len: usize) {
+    fn send(&self, record: Entry, len: usize) {
         let mut q = self.shared.queue.lock();
         if q.records.len() >= self.queue_records || q.bytes + len > self.queue_bytes {
             drop(q);
@@ -545,10 +585,10 @@ impl Writer {
                 q.bytes = 0;
             }
             let took = batch.len();
-            for record in batch.drain(..) {
-                unflushed_bytes += payload_len(&record) as u64 + 64;
+            for entry in batch.drain(..) {
+                unflushed_bytes += entry.payload_len() as u64 + 64;
                 oldest.get_or_insert_with(Instant::now);
-                self.write(record);
+                self.write(entry.into_record());
                 if unflushed_bytes >= FLUSH_BYTES {
                     self.flush();
                     oldest = None;

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Record and replay benchmarks (docs/benchmarks.md, "Record and replay").
+#
+#   record  recording overhead: two proxies in front of the same canned
+#           responder (nginx), one recording every request; parallax replay
+#           drives RATE req/s (default 5000) at each, A B B A, SECS each;
+#           proxy CPU per request from /proc.
+#   replay  replay accuracy and CPU: a capture of ingest batches (500
+#           events, the loadgen's 83 KB protobuf batch) replayed at 1,000
+#           req/s (500,000 events/s) against the canned responder; then
+#           small GETs at rising rates, and wrk on the same URL.
+#   rss     the replayer's peak RSS on a large capture (SIZE_GB, default 1,
+#           of incompressible 16 KiB bodies), generated here then deleted.
+#
+# Usage: scripts/capture-bench.sh [record|replay|rss|all] (default all).
+# Env: SECS (20), RATE (5000), SIZE_GB (1). Needs nginx and wrk (Debian:
+# apt-get install -y nginx-light wrk) and the release binaries:
+#   cargo build --release -p parallax
+#   cargo build --release -p parallax-capture --example make_capture
+set -euo pipefail
+
+what=${1:-all}
+secs=${SECS:-20}
+rate=${RATE:-5000}
+size_gb=${SIZE_GB:-1}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$root/target/capture-bench
+parallax=${PARALLAX_BIN:-$root/target/release/parallax}
+make=${MAKE_CAPTURE_BIN:-$root/target/release/examples/make_capture}
+for need in "$parallax" "$make"; do
+  [[ -x $need ]] || { echo "capture-bench: $need is missing; see the usage at the top" >&2; exit 2; }
+done
+for tool in nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "capture-bench: $tool is missing: apt-get install -y nginx-light wrk" >&2; exit 2; }
+done
+rm -rf "$work" && mkdir -p "$work/nginx"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "capture-bench: nothing listens on $1" >&2; exit 1
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# The canned responder: nginx, one worker, a fixed JSON answer to anything.
+canned=$(free_port)
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+    keepalive_requests 1000000;
+    client_max_body_size 10m;
+    server {
+        listen 127.0.0.1:$canned;
+        default_type application/json;
+        location / { return 200 '{"accepted":500,"rejected":[]}'; }
+    }
+}
+EOF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/out.log" 2>&1 & pids+=($!)
+wait_port "$canned"
+echo "capture-bench: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)" >&2
+
+record() {
+  echo "== recording overhead: ${rate} req/s for ${secs}s per phase, A B B A" >&2
+  local n=$((rate * (secs + 2)))
+  "$make" --out "$work/load.plxcap" --requests "$n" --rate "$rate" --conns 64 \
+    --method POST --path /v1/events/{n} --body-bytes 512 2>&1
+  local plain rec admin1 admin2
+  plain=$(free_port); rec=$(free_port); admin1=$(free_port); admin2=$(free_port)
+  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "plain"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = 0\n' \
+    "$admin1" "$plain" "$canned" "$canned" >"$work/plain.toml"
+  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = 0\n[services.record]\npath = "%s/rec/rec.plxcap"\n' \
+    "$admin2" "$rec" "$canned" "$canned" "$work" >"$work/rec.toml"
+  TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/plain.toml" >"$work/plain.log" 2>&1 & local pid_plain=$!; pids+=($pid_plain)
+  TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/rec.toml" >"$work/rec.log" 2>&1 & local pid_rec=$!; pids+=($pid_rec)
+  wait_port "$plain"; wait_port "$rec"
+  declare -A port=([off]=$plain [on]=$rec) pid=([off]=$pid_plain [on]=$pid_rec)
+  for arm in off on on off; do
+    local before after out sent
+    before=$(cpu_ticks "${pid[$arm]}")
+    out=$("$parallax" replay "$work/load.plxcap" --target "$arm=http://127.0.0.1:${port[$arm]}" \
+      --rate "$rate" --duration-secs "$secs" --no-sessions --quiet --results "$work/rec-$arm.json" || true)
+    after=$(cpu_ticks "${pid[$arm]}")
+    sent=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' <<<"$out" | head -1)
+    echo "  recording $arm: proxy CPU $(( (after - before) )) ticks for $sent requests = $(awk -v t=$((after - before)) -v n="$sent" -v hz="$hz" 'BEGIN{printf "%.2f", t / hz / n * 1e6}') us/request" >&2
+    grep -E "latency|late" <<<"$out" | sed 's/^/    /' >&2
+  done
+  curl -s "127.0.0.1:$admin2/metrics" | grep -E '^parallax_record_(records|bytes|dropped)' | sed 's/^/    /' >&2
+  ls -l "$work/rec" | sed 's/^/    /' >&2
+  kill "$pid_plain" "$pid_rec"
+}
+
+replay_bench() {
+  echo "== replay accuracy: ingest batches of 500 events at 1,000 req/s (500,000 events/s)" >&2
+  (cd "$root" && "$parallax" load ingest --write-batch "$work/batch.bin")
+  "$make" --out "$work/ingest.plxcap" --requests $((1000 * secs)) --rate 1000 --conns 16 \
+    --method POST --path /v1/events --body "$work/batch.bin" 2>&1
+  "$parallax" replay "$work/ingest.plxcap" --target "canned=http://127.0.0.1:$canned" --speed 1 --quiet \
+    --results "$work/ingest.json" || true
+  "$parallax" replay "$work/ingest.plxcap" --target "canned=http://127.0.0.1:$canned" --rate 1000 --no-sessions --quiet \
+    --results "$work/ingest-rate.json" || true
+  echo "== small GETs: rising rates, ${secs}s each; then wrk on the same URL" >&2
+  "$make" --out "$work/gets.plxcap" --requests 2000000 --rate 100000 --conns 64 \
+    --method GET --path /v1/sessions/{n} 2>&1
+  for r in 10000 20000 30000 40000; do
+    "$parallax" replay "$work/gets.plxcap" --target "canned=http://127.0.0.1:$canned" --rate "$r" \
+      --duration-secs "$secs" --no-sessions --quiet --results "$work/gets-$r.json" || true
+  done
+  wrk -t1 -c16 -d"${secs}s" --latency "http://127.0.0.1:$canned/v1/sessions/1" | grep -E "Requests/sec|50%|99%" | sed 's/^/  wrk: /'
+}
+
+rss_bench() {
+  local n=$(( size_gb * 1024 * 1024 / 16 ))
+  echo "== replayer RSS: a ${size_gb} GB capture (${n} x 16 KiB incompressible bodies)" >&2
+  "$make" --out "$work/big.plxcap" --requests "$n" --rate 5000 --conns 64 \
+    --method POST --path /v1/blobs/{n} --body-bytes 16384 2>&1
+  ls -l "$work/big.plxcap" | sed 's/^/  /'
+  "$parallax" replay "$work/big.plxcap" --target "canned=http://127.0.0.1:$canned" --speed 1 --quiet \
+    --results "$work/big.json" || true
+  rm -f "$work/big.plxcap"
+}
+
+case $what in
+  record) record ;;
+  replay) replay_bench ;;
+  rss) rss_bench ;;
+  all) record; replay_bench; rss_bench ;;
+  *) echo "usage: $0 [record|replay|rss|all]" >&2; exit 2 ;;
+esac
