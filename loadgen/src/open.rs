@@ -85,12 +85,46 @@ pub trait Workload: Send + Sync + 'static {
     }
 }
 
+/// Worker `index` of `of` processes sending one schedule together: it takes
+/// slots `index`, `index + of`, `index + 2·of`, … of the whole run's
+/// schedule (the whole run's rate), so N workers started together send
+/// exactly the single-process schedule between them, and slot numbers —
+/// hence generated ids — never repeat across workers. Their reports merge
+/// exactly (`parallax load merge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Worker {
+    pub index: u64,
+    pub of: u64,
+}
+
+impl Worker {
+    /// The whole schedule.
+    pub const ALONE: Worker = Worker { index: 0, of: 1 };
+
+    /// The `k`-th slot this worker takes.
+    pub fn slot(self, k: u64) -> u64 {
+        k.saturating_mul(self.of).saturating_add(self.index)
+    }
+
+    /// How many of the schedule's `total` slots are this worker's.
+    pub fn share_of(self, total: u64) -> u64 {
+        if total <= self.index {
+            0
+        } else {
+            (total - self.index).div_ceil(self.of)
+        }
+    }
+}
+
 /// Where and how fast to send.
 #[derive(Debug, Clone)]
 pub struct OpenConfig {
     /// `http://host:port` of the service (or of the proxy in front of it).
     pub base_url: String,
     pub schedule: Schedule,
+    /// This process's share of the schedule when several processes or
+    /// machines send one run together ([`Worker`]).
+    pub worker: Worker,
     /// Slots due before this offset are sent but not measured.
     pub warmup: Duration,
     /// goose users, i.e. the most requests in flight at once.
@@ -112,6 +146,7 @@ impl OpenConfig {
         Self {
             base_url: base_url.into(),
             schedule,
+            worker: Worker::ALONE,
             warmup: Duration::ZERO,
             users: 64,
             late_after: Duration::from_millis(10),
@@ -260,7 +295,7 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
     if INTERRUPTED.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
-    let total = config.schedule.len();
+    let total = config.worker.share_of(config.schedule.len());
     let shared = Arc::new(Shared {
         start: Instant::now() + START_GRACE,
         next: AtomicU64::new(0),
@@ -308,7 +343,8 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
         .map(|d| d.saturating_duration_since(measured_start).as_secs_f64())
         .unwrap_or(0.0);
     Ok(OpenReport {
-        target_rate_per_sec: config.schedule.rate_per_sec,
+        // This worker's share of the run's rate.
+        target_rate_per_sec: config.schedule.rate_per_sec / config.worker.of as f64,
         latency_us: stats.latency_us.clone(),
         requests: stats.requests,
         units: stats.units,
@@ -382,7 +418,9 @@ impl<W: Workload> Shared<W> {
         // Counted in flight before taking a slot, so a user that finds the
         // schedule empty never sees zero while another holds a slot.
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = config
+            .worker
+            .slot(self.next.fetch_add(1, Ordering::Relaxed));
         let result = match config.schedule.offset(n) {
             Some(offset) if Instant::now() < stop_taking => self.send(user, n, offset).await,
             _ => Ok(()),

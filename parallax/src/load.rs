@@ -27,7 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use parallax_loadgen::cache::{CacheConfig, CacheWorkload};
 use parallax_loadgen::ingest::{IngestConfig, IngestWorkload};
-use parallax_loadgen::open::{self, Offset, OpenConfig, OpenReport, Request, Verdict, Workload};
+use parallax_loadgen::open::{
+    self, Offset, OpenConfig, OpenReport, Request, Verdict, Worker, Workload,
+};
 use parallax_loadgen::pacing::Schedule;
 use parallax_report::{histogram, LatencySummary, Machine, Window};
 
@@ -45,6 +47,116 @@ pub enum Load {
     /// Any HTTP service: the `[traffic]` request templates of an experiment
     /// file (docs/experiments.md) against one target.
     Http(HttpArgs),
+    /// Join the load.json files of the workers of one run (`--worker I/N`)
+    /// into one: counts summed, HDR histograms merged exactly, the whole
+    /// run's rate judged (exit 1 when it was not held).
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The workers' load.json files.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Largest share of measured slots that may start late (>10 ms).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_late_ratio: f64,
+    /// Where the merged report goes.
+    #[arg(long, default_value = "target/parallax-load/merged.json")]
+    pub out: PathBuf,
+}
+
+/// The workers' reports as one: what a single process sending the whole
+/// schedule would have reported, latency percentiles included (merged
+/// histograms, not averaged percentiles).
+pub fn merge(reports: &[LoadReport], max_late_ratio: f64) -> anyhow::Result<LoadReport> {
+    let first = reports.first().context("no report to merge")?;
+    let mut histogram: Option<Histogram<u64>> = None;
+    for (i, r) in reports.iter().enumerate() {
+        if r.scenario != first.scenario || r.target != first.target {
+            bail!(
+                "report {i} is of {} against {}, the first of {} against {}: not one run",
+                r.scenario,
+                r.target,
+                first.scenario,
+                first.target
+            );
+        }
+        let h = histogram::decode(&r.histogram)
+            .with_context(|| format!("report {i}: its histogram does not decode"))?;
+        match &mut histogram {
+            Some(all) => all.add(&h).context("histograms of different bounds")?,
+            None => histogram = Some(h),
+        }
+    }
+    let histogram = histogram.expect("at least one report");
+    let sum = |f: fn(&LoadReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let sumf = |f: fn(&LoadReport) -> f64| reports.iter().map(f).sum::<f64>();
+    let requests = sum(|r| r.requests);
+    let late = sum(|r| r.late);
+    let not_sent = sum(|r| r.not_sent);
+    let target = sumf(|r| r.target_rate_per_sec);
+    let achieved = sumf(|r| r.achieved_rate_per_sec);
+    let held = not_sent == 0
+        && (late as f64 / requests.max(1) as f64) <= max_late_ratio
+        && achieved >= 0.95 * target;
+    Ok(LoadReport {
+        schema: first.schema.clone(),
+        created_at: first.created_at.clone(),
+        command: format!("parallax load merge ({} workers)", reports.len()),
+        machine: first.machine.clone(),
+        scenario: first.scenario.clone(),
+        target: first.target.clone(),
+        target_rate_per_sec: target,
+        achieved_rate_per_sec: achieved,
+        achieved_units_per_sec: sumf(|r| r.achieved_units_per_sec),
+        requests,
+        units: sum(|r| r.units),
+        errors: sum(|r| r.errors),
+        late,
+        not_sent,
+        held,
+        latency: LatencySummary::from_histogram(&histogram),
+        histogram: histogram::encode(&histogram),
+        // Per-second windows hold percentiles, which do not add up.
+        timeline: Vec::new(),
+        error_samples: reports
+            .iter()
+            .flat_map(|r| r.error_samples.iter().cloned())
+            .take(10)
+            .collect(),
+        generator_cpu_seconds: sumf(|r| r.generator_cpu_seconds),
+    })
+}
+
+pub fn merge_files(args: &MergeArgs) -> anyhow::Result<()> {
+    let reports = args
+        .files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str::<LoadReport>(&text)
+                .with_context(|| format!("{} is not a parallax load.json", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = merge(&reports, args.max_late_ratio)?;
+    print_summary(&merged);
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&merged)?)?;
+    eprintln!("merged report: {}", args.out.display());
+    if !merged.held {
+        bail!(
+            "the run's rate was not held: {:.1}/s of {:.1}/s, {} late, {} not sent",
+            merged.achieved_rate_per_sec,
+            merged.target_rate_per_sec,
+            merged.late,
+            merged.not_sent
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +213,33 @@ pub struct Common {
     /// Where load.json and goose.html go.
     #[arg(long, default_value = "target/parallax-load")]
     pub out: PathBuf,
+    /// This process's share of a run sent by N processes or machines:
+    /// worker I of N takes slots I, I+N, I+2N, … of the whole run's
+    /// schedule (give every worker the run's total rate and start them
+    /// together); `parallax load merge` joins their load.json files.
+    #[arg(long, value_name = "I/N", value_parser = parse_worker, default_value = "0/1")]
+    pub worker: Worker,
+}
+
+/// `I/N` with I < N.
+fn parse_worker(text: &str) -> Result<Worker, String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
+    let (index, of): (u64, u64) = (
+        i.trim()
+            .parse()
+            .map_err(|_| format!("{i:?} is not a worker index"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a worker count"))?,
+    );
+    if of == 0 || index >= of {
+        return Err(format!(
+            "{text:?}: the index must be below the count (0/4 … 3/4)"
+        ));
+    }
+    Ok(Worker { index, of })
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +358,8 @@ pub struct Phase {
     pub first_slot: u64,
     pub html: Option<PathBuf>,
     pub progress: bool,
+    /// This process's share of the schedule.
+    pub worker: Worker,
 }
 
 impl Phase {
@@ -235,6 +376,7 @@ impl Phase {
             first_slot: 0,
             html: None,
             progress: false,
+            worker: Worker::ALONE,
         }
     }
 }
@@ -254,6 +396,7 @@ pub fn drive<W: Workload>(
     if !phase.warmup.is_zero() {
         let mut config = OpenConfig::new(&phase.url, schedule(phase.warmup, phase.ramp));
         config.users = phase.users;
+        config.worker = phase.worker;
         let warm = Offset {
             workload: Arc::clone(&workload),
             first: WARMUP_FIRST_SLOT + phase.first_slot,
@@ -264,6 +407,7 @@ pub fn drive<W: Workload>(
     }
     let mut config = OpenConfig::new(&phase.url, schedule(phase.duration, Duration::ZERO));
     config.users = phase.users;
+    config.worker = phase.worker;
     config.html_report = phase.html.clone();
     config.progress = phase.progress;
     let measured = Offset {
@@ -284,6 +428,7 @@ pub fn timeline(report: &OpenReport, offset_secs: f64) -> Vec<Window> {
 
 pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
     match load {
+        Load::Merge(args) => merge_files(args),
         Load::Ingest(args) => {
             let run_id = format!("load{}", unix_millis());
             let workload = IngestWorkload::new(&IngestConfig {
@@ -398,6 +543,7 @@ fn http_load<W: Workload>(
         first_slot: 0,
         html: Some(out.join("goose.html")),
         progress: true,
+        worker: common.worker,
     };
     eprintln!(
         "{scenario}: {rate:.1} requests/s to {} for {:?} after a {:?} warm-up",
@@ -413,7 +559,7 @@ fn http_load<W: Workload>(
         machine: Machine::detect(),
         scenario: scenario.into(),
         target: phase.url.clone(),
-        target_rate_per_sec: rate,
+        target_rate_per_sec: report.target_rate_per_sec,
         achieved_rate_per_sec: report.achieved_rate(),
         achieved_units_per_sec: report.achieved_units_rate(),
         requests: report.requests,

@@ -138,6 +138,13 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(replay::run(args)?);
     }
     if let Command::Load {
+        load: load::Load::Merge(args),
+    } = &cli.command
+    {
+        // Joins files: no checkout needed.
+        return load::merge_files(args);
+    }
+    if let Command::Load {
         load: load::Load::Http(args),
     } = &cli.command
     {

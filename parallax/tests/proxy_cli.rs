@@ -507,3 +507,111 @@ fn the_documented_controller_config_checks_and_a_bad_one_names_the_field() {
         "{stderr}"
     );
 }
+
+// ------------------------------------------------------ distributed load
+
+/// Two `parallax load http --worker I/2` processes at the run's total rate,
+/// merged by `parallax load merge`, send what one process sends alone and
+/// hold the total rate.
+#[test]
+fn two_load_workers_merged_match_one_process_at_the_same_rate() {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+    let port = slow_upstream(Arc::new(AtomicU64::new(0)));
+    let dir = std::env::temp_dir().join(format!("parallax-workers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let load = |out: &str, worker: &str| {
+        Command::new(env!("CARGO_BIN_EXE_parallax"))
+            .args([
+                "load",
+                "http",
+                "--path",
+                "/items/{{n}}",
+                "--value",
+                "n={ kind = \"sequence\" }",
+            ])
+            .args(["--target", &format!("http://127.0.0.1:{port}")])
+            .args([
+                "--rate",
+                "150",
+                "--duration-secs",
+                "3",
+                "--warmup-secs",
+                "0.5",
+                "--users",
+                "32",
+            ])
+            // This test is about splitting and merging, not this shared
+            // machine's timing: lateness is reported, not judged.
+            .args(["--max-late-ratio", "1"])
+            .args(["--worker", worker, "--out"])
+            .arg(dir.join(out))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let report = |out: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("load.json")).unwrap())
+            .unwrap()
+    };
+    let single = load("single", "0/1").wait_with_output().unwrap();
+    assert!(
+        single.status.success(),
+        "{}",
+        String::from_utf8_lossy(&single.stderr)
+    );
+    let workers: Vec<_> = ["0/2", "1/2"]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| load(&format!("w{i}"), w))
+        .collect();
+    for w in workers {
+        let out = w.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let merged_path = dir.join("merged.json");
+    let merged = Command::new(env!("CARGO_BIN_EXE_parallax"))
+        .args(["load", "merge"])
+        .arg(dir.join("w0/load.json"))
+        .arg(dir.join("w1/load.json"))
+        .arg("--out")
+        .arg(&merged_path)
+        .args(["--max-late-ratio", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged_path).unwrap()).unwrap();
+    let single = report("single");
+    let (w0, w1) = (report("w0"), report("w1"));
+    assert_eq!(w0["target_rate_per_sec"], 75.0, "each worker's share");
+    let n = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    // The same slots, split: exactly the single run's count.
+    assert_eq!(
+        n(&w0, "requests") + n(&w1, "requests"),
+        n(&single, "requests")
+    );
+    assert_eq!(n(&merged, "requests"), n(&single, "requests"));
+    assert_eq!(n(&merged, "target_rate_per_sec"), 150.0);
+    assert!(n(&merged, "achieved_rate_per_sec") > 140.0, "{merged}");
+    assert_eq!(merged["held"], true);
+    // Percentiles from the merged histogram, within this machine's noise.
+    let p50 = |v: &serde_json::Value| v["latency"]["p50_us"].as_f64().unwrap().max(1.0);
+    let ratio = p50(&merged) / p50(&single);
+    assert!(
+        (0.25..4.0).contains(&ratio),
+        "p50 merged {} vs single {}",
+        p50(&merged),
+        p50(&single)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
