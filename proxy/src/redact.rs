@@ -187,6 +187,36 @@ impl Redactor {
                     *side = Some(REDACTED.to_owned());
                 }
             }
+            return;
+        }
+        // A difference above a redacted path (`/user` missing while
+        // `/**/password` is redacted) shows a subtree: redact inside it.
+        if d.path.starts_with('/') && !self.pointers.is_empty() {
+            for side in [&mut d.primary, &mut d.shadow] {
+                if let Some(text) = side.as_mut() {
+                    self.redact_rendered(&d.path, text);
+                }
+            }
+        }
+    }
+
+    /// Redacts the configured paths inside `text`, a JSON value rendered
+    /// from the body at `path`. A value that does not parse (a preview cut
+    /// short) is replaced whole when any path below it could be secret.
+    fn redact_rendered(&self, path: &str, text: &mut String) {
+        let Ok(mut value) = parallax_compare::value::parse(text.as_bytes(), 256) else {
+            if text.starts_with(['{', '[']) {
+                *text = REDACTED.to_owned();
+            }
+            return;
+        };
+        if !matches!(value, Json::Object(_) | Json::Array(_)) {
+            return;
+        }
+        let before = value.clone();
+        self.walk_tree(&mut path.to_owned(), &mut value);
+        if value != before {
+            *text = value.render(usize::MAX);
         }
     }
 
@@ -249,6 +279,30 @@ mod tests {
                 PointerGlob::new("/**/token"),
             ],
         )
+    }
+
+    #[test]
+    fn a_difference_above_a_redacted_path_has_its_subtree_redacted() {
+        let r = redactor();
+        let mut d = Difference {
+            path: "/user".into(),
+            kind: Kind::Missing,
+            primary: Some(r#"{"email":"a@b","name":"A","token":"t1"}"#.into()),
+            shadow: None,
+        };
+        r.difference(&mut d);
+        let shown = d.primary.unwrap();
+        assert!(!shown.contains("a@b") && !shown.contains("t1"), "{shown}");
+        assert!(shown.contains("\"name\":\"A\""), "{shown}");
+        // A preview cut short cannot be checked: it goes whole.
+        let mut cut = Difference {
+            path: "/items".into(),
+            kind: Kind::Extra,
+            primary: None,
+            shadow: Some("[{\"token\":\"t2\"},…".into()),
+        };
+        r.difference(&mut cut);
+        assert_eq!(cut.shadow.as_deref(), Some(REDACTED));
     }
 
     #[test]
