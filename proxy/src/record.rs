@@ -67,7 +67,9 @@ pub struct RecordConfig {
     /// Default `0`.
     pub max_files: u32,
     /// A request body (or WebSocket message) longer than this is not
-    /// recorded (`body_too_large`). Default `1048576`.
+    /// recorded (`body_too_large`); a mirrored request's body is also bound
+    /// by the service's `max_mirror_body_bytes`. Requests served by a canary
+    /// are not recorded. Default `1048576`.
     pub max_body_bytes: u64,
     /// Records waiting for the writer; more are dropped (`queue_full`).
     /// Default `8192`.
