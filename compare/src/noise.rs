@@ -153,18 +153,7 @@ impl NoiseModel {
 /// and its kind, so a field whose value varies between primaries does not
 /// excuse the shadow changing its type or dropping it.
 fn field(d: &Difference) -> String {
-    let mut key = d
-        .path
-        .split('/')
-        .map(|s| {
-            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                "*"
-            } else {
-                s
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/");
+    let mut key = crate::pointer::fold_indices(&d.path);
     key.push(' ');
     key.push_str(d.kind.as_str());
     key

@@ -70,6 +70,26 @@ pub fn push_into(pointer: &mut String, segment: &str) {
     }
 }
 
+/// A difference path with array indices (all-digit segments) as `*`:
+/// `/items/3/total` → `/items/*/total`; non-pointer paths (`status`,
+/// `header:x-id`) stay as they are. The key that noise statistics, field
+/// statistics and results count differences by.
+pub fn fold_indices(path: &str) -> String {
+    if !path.starts_with('/') {
+        return path.to_owned();
+    }
+    path.split('/')
+        .map(|s| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                "*"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The unescaped segments of a JSON pointer (`/a~1b/0` → `["a/b", "0"]`;
 /// `""` → none).
 pub fn segments(pointer: &str) -> Vec<String> {
@@ -115,6 +135,14 @@ mod tests {
     fn non_pointer_globs_match_exactly() {
         assert!(PointerGlob::new("header:date").matches("header:date"));
         assert!(!PointerGlob::new("status").matches("/status"));
+    }
+
+    #[test]
+    fn indices_fold_to_a_star() {
+        assert_eq!(fold_indices("/items/3/total"), "/items/*/total");
+        assert_eq!(fold_indices("/total"), "/total");
+        assert_eq!(fold_indices("status"), "status");
+        assert_eq!(fold_indices("header:x-1"), "header:x-1");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
+use parallax_compare::pointer::fold_indices;
 use parallax_compare::{Difference, Verdict};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -110,7 +111,7 @@ impl FieldStats {
             .map(|d| (d, false))
             .chain(verdict.noise.iter().map(|d| (d, true)))
         {
-            let key = generalise(&d.path);
+            let key = fold_indices(&d.path);
             let first = seen.insert(key.clone());
             let field = table.entry(key, now);
             *field.kinds.entry(d.kind.as_str()).or_default() += 1;
@@ -125,7 +126,7 @@ impl FieldStats {
         }
         if let Some(secondary) = secondary {
             table.comparisons_with_secondary += 1;
-            let keys: HashSet<String> = secondary.iter().map(|d| generalise(&d.path)).collect();
+            let keys: HashSet<String> = secondary.iter().map(|d| fold_indices(&d.path)).collect();
             for key in keys {
                 table.entry(key, now).secondary += 1;
             }
@@ -192,23 +193,6 @@ impl Field {
             last_seen_unix_ms: now,
         }
     }
-}
-
-/// Array indices (all-digit segments) as `*`.
-fn generalise(path: &str) -> String {
-    if !path.starts_with('/') {
-        return path.to_owned();
-    }
-    path.split('/')
-        .map(|s| {
-            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                "*"
-            } else {
-                s
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 fn unix_ms() -> u64 {
