@@ -460,34 +460,14 @@ impl Experiment {
             k.validate()?;
         }
         traffic::validate(&self.traffic, &self.dir())?;
-        let rules = self
-            .compare
-            .rules("compare")
-            .map_err(|e| invalid(e.field, e.reason))?;
-        drop(rules);
-        let mut templates = Vec::new();
-        for (j, route) in self.routes.iter().enumerate() {
-            let field = format!("routes[{j}]");
-            if route.template.is_empty() {
-                return Err(invalid(
-                    format_args!("{field}.template"),
-                    "missing; e.g. \"/v1/orders/{id}\"",
-                ));
-            }
-            if templates.contains(&route.template.as_str()) {
-                return Err(invalid(
-                    format_args!("{field}.template"),
-                    format_args!("{:?} is listed twice", route.template),
-                ));
-            }
-            templates.push(route.template.as_str());
-            if let Some(c) = &route.compare {
-                c.rules(&format!("{field}.compare"))
-                    .map_err(|e| invalid(e.field, e.reason))?;
-            }
-        }
-        parallax_proxy::route::RouteTable::new(&templates)
-            .map_err(|(j, reason)| invalid(format_args!("routes[{j}].template"), reason))?;
+        parallax_proxy::config::route_rules(&self.compare, &self.routes, "").map_err(
+            |e| match e {
+                parallax_proxy::config::ConfigError::Invalid { field, reason } => {
+                    invalid(field, reason)
+                }
+                other => invalid("routes", other),
+            },
+        )?;
         for (name, value) in [
             ("max_p99_ratio", self.budgets.max_p99_ratio),
             ("max_p50_ratio", self.budgets.max_p50_ratio),

@@ -773,32 +773,7 @@ impl ServiceConfig {
             None => None,
         };
 
-        let default_rules = compare_rules(&self.compare, &format!("{field}.compare"))?;
-        let mut templates = Vec::with_capacity(self.routes.len());
-        let mut rules = Vec::with_capacity(self.routes.len() + 1);
-        for (j, route) in self.routes.iter().enumerate() {
-            let route_field = format!("{field}.routes[{j}]");
-            if route.template.is_empty() {
-                return Err(invalid(
-                    format_args!("{route_field}.template"),
-                    "missing; e.g. \"/v1/sessions/{id}\"",
-                ));
-            }
-            if templates.contains(&route.template.as_str()) {
-                return Err(invalid(
-                    format_args!("{route_field}.template"),
-                    format_args!("{:?} is listed twice", route.template),
-                ));
-            }
-            templates.push(route.template.as_str());
-            rules.push(match &route.compare {
-                Some(c) => compare_rules(c, &format!("{route_field}.compare"))?,
-                None => default_rules.clone(),
-            });
-        }
-        rules.push(default_rules);
-        let routes = RouteTable::new(&templates)
-            .map_err(|(j, reason)| invalid(format_args!("{field}.routes[{j}].template"), reason))?;
+        let (routes, rules) = route_rules(&self.compare, &self.routes, &format!("{field}."))?;
 
         let mut redact_headers = Vec::new();
         let mut redact_pointers = Vec::new();
@@ -873,6 +848,44 @@ impl ServiceConfig {
             record,
         })
     }
+}
+
+/// The route table and each route's rules (the last entry is `other`'s,
+/// the `compare` table's), checked: templates present, not repeated, valid;
+/// every `compare` table valid. Fields are named under `prefix`
+/// (`"services[0]."`, or `""` for an experiment file).
+pub fn route_rules(
+    compare: &CompareConfig,
+    routes: &[RouteConfig],
+    prefix: &str,
+) -> Result<(RouteTable, Vec<Rules>), ConfigError> {
+    let default_rules = compare_rules(compare, &format!("{prefix}compare"))?;
+    let mut templates = Vec::with_capacity(routes.len());
+    let mut rules = Vec::with_capacity(routes.len() + 1);
+    for (j, route) in routes.iter().enumerate() {
+        let route_field = format!("{prefix}routes[{j}]");
+        if route.template.is_empty() {
+            return Err(invalid(
+                format_args!("{route_field}.template"),
+                "missing; e.g. \"/v1/orders/{id}\"",
+            ));
+        }
+        if templates.contains(&route.template.as_str()) {
+            return Err(invalid(
+                format_args!("{route_field}.template"),
+                format_args!("{:?} is listed twice", route.template),
+            ));
+        }
+        templates.push(route.template.as_str());
+        rules.push(match &route.compare {
+            Some(c) => compare_rules(c, &format!("{route_field}.compare"))?,
+            None => default_rules.clone(),
+        });
+    }
+    rules.push(default_rules);
+    let table = RouteTable::new(&templates)
+        .map_err(|(j, reason)| invalid(format_args!("{prefix}routes[{j}].template"), reason))?;
+    Ok((table, rules))
 }
 
 /// A TLS error (`"<field>: <reason>"`) as a configuration error.
