@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -50,6 +51,17 @@ func run(cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.grpcListen != "" {
+		gln, err := net.Listen("tcp", cfg.grpcListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--grpc-listen: %w", err)
+		}
+		// Logged before "listening on", the line that says the service
+		// is ready.
+		log.Info("serving gRPC on " + gln.Addr().String())
+		cfg.service.GRPC = gln
+	}
 	mode := "local"
 	if len(cfg.service.KafkaBrokers) > 0 {
 		mode = "kafka"
@@ -63,9 +75,10 @@ func run(cfg config, log *slog.Logger) error {
 }
 
 type config struct {
-	listen    string
-	reusePort bool
-	service   fanout.Config
+	listen     string
+	grpcListen string
+	reusePort  bool
+	service    fanout.Config
 }
 
 // parseConfig reads flags over environment variables over defaults (the
@@ -76,6 +89,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
 	fs.SetOutput(output)
 	listen := fs.String("listen", env("FANOUT_LISTEN", "127.0.0.1:8082"), "`HOST:PORT` to serve HTTP and WebSocket on (FANOUT_LISTEN)")
+	grpcListen := fs.String("grpc-listen", env("FANOUT_GRPC_LISTEN", ""), "`HOST:PORT` to serve gRPC (FanoutService/Subscribe) on; empty: no gRPC (FANOUT_GRPC_LISTEN)")
 	reusePort := env("FANOUT_REUSE_PORT", "false")
 	fs.Var(switchValue{&reusePort}, "reuse-port", "bind with SO_REUSEPORT so several processes share one port; --reuse-port=false turns it off (FANOUT_REUSE_PORT: true or false)")
 	capacity := fs.String("queue-capacity", env("FANOUT_QUEUE_CAPACITY", "256"), "`frames` queued per connection before the oldest is dropped (FANOUT_QUEUE_CAPACITY)")
@@ -91,7 +105,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
-	cfg := config{listen: *listen}
+	cfg := config{listen: *listen, grpcListen: *grpcListen}
 	switch reusePort {
 	case "true":
 		cfg.reusePort = true

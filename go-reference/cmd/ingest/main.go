@@ -19,9 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/parallax-dev/parallax/go-reference/internal/cmdutil"
+	"github.com/parallax-dev/parallax/go-reference/internal/grpcx"
 	"github.com/parallax-dev/parallax/go-reference/internal/httpx"
 	"github.com/parallax-dev/parallax/go-reference/internal/ingest"
 )
@@ -77,7 +76,7 @@ func run(cfg config, log *slog.Logger) error {
 		// Logged before "listening on", the line that says the service
 		// is ready.
 		log.Info("serving gRPC on " + gln.Addr().String())
-		go func() { grpcDone <- serveGRPC(ctx, gln, ingest.NewGRPCServer(opts), cfg.grace, log) }()
+		go func() { grpcDone <- grpcx.Serve(ctx, gln, ingest.NewGRPCServer(opts), cfg.grace, log) }()
 	} else {
 		grpcDone <- nil
 	}
@@ -98,30 +97,6 @@ func run(cfg config, log *slog.Logger) error {
 	}
 	log.Info("shut down cleanly")
 	return nil
-}
-
-// serveGRPC serves srv on ln until ctx is done, then drains in-flight calls
-// (GracefulStop) for at most grace, as httpx.Serve drains HTTP.
-func serveGRPC(ctx context.Context, ln net.Listener, srv *grpc.Server, grace time.Duration, log *slog.Logger) error {
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	drained := make(chan struct{})
-	go func() {
-		srv.GracefulStop()
-		close(drained)
-	}()
-	select {
-	case <-drained:
-	case <-time.After(grace):
-		log.Warn("grace period ran out; abandoning in-flight gRPC calls", "grace", grace)
-		srv.Stop()
-	}
-	return <-served
 }
 
 type config struct {

@@ -36,9 +36,12 @@ const (
 // hub (1001 on shutdown). It only records the code and signals the writer;
 // nothing blocks the caller.
 type Conn struct {
-	ws  *websocket.Conn
+	ws  *websocket.Conn // nil for a gRPC stream
 	hub *Hub
 	q   *queue
+	// stream marks a gRPC Subscribe stream (grpc.go): it gets Notification
+	// messages instead of frames, and no subscription frames.
+	stream bool
 
 	// topics is the connection's set, sorted, guarded by hub.mu.
 	topics []string

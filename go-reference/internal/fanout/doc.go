@@ -21,6 +21,8 @@
 //   - hub.go: the Hub — who holds which topic, broadcasts, shutdown;
 //   - conn.go: one connection's reader and writer goroutines, client ops,
 //     close codes, pings and liveness;
+//   - grpc.go: FanoutService/Subscribe, a gRPC stream as a connection of
+//     the same hub (same queue, drop limit and metrics);
 //   - queue.go: the per-connection drop-oldest frame queue;
 //   - frame.go: notification and subscription frame bytes;
 //   - decode.go: strict JSON decoding of notify bodies and client ops;

@@ -81,8 +81,21 @@ func (h *Hub) Broadcast(topic string, data []byte) int {
 		return 0
 	}
 	f := &frame{msg: msg, queued: time.Now()}
+	pbDone := false
 	subs.mu.Lock()
 	for c := range subs.conns {
+		if c.stream {
+			// The gRPC message, encoded once, at the first stream.
+			if !pbDone {
+				f.pb, _ = NotificationMessage(data)
+				pbDone = true
+			}
+			if f.pb == nil {
+				// Not a notification frame: only a foreign Kafka
+				// record can be that, and it has no Notification.
+				continue
+			}
+		}
 		c.enqueue(f)
 	}
 	subs.mu.Unlock()
@@ -105,7 +118,9 @@ func (h *Hub) register(c *Conn, topics []string) bool {
 		h.addLocked(c, t)
 	}
 	c.topics = topics
-	c.enqueue(&frame{data: AppendSubscribedFrame(nil, topics)})
+	if !c.stream {
+		c.enqueue(&frame{data: AppendSubscribedFrame(nil, topics)})
+	}
 	return true
 }
 
@@ -204,7 +219,9 @@ func (h *Hub) Wait(ctx context.Context) error {
 	}
 	h.mu.RLock()
 	for c := range h.conns {
-		_ = c.ws.NetConn().Close()
+		if c.ws != nil { // a gRPC stream ends with its server's Stop
+			_ = c.ws.NetConn().Close()
+		}
 	}
 	h.mu.RUnlock()
 	<-done

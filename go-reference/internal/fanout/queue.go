@@ -15,6 +15,9 @@ type frame struct {
 	msg *websocket.PreparedMessage
 	// data is a subscription frame, which only one connection sends.
 	data []byte
+	// pb is the notification as a gRPC Notification message, encoded at
+	// the broadcast when a gRPC stream is among the subscribers.
+	pb []byte
 	// queued is when the broadcast began, for fanout_delivery_lag_seconds.
 	queued time.Time
 }

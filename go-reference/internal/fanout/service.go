@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/parallax-dev/parallax/go-reference/internal/grpcx"
 	"github.com/parallax-dev/parallax/go-reference/internal/httpx"
 )
 
@@ -19,6 +20,9 @@ type Config struct {
 	// ShutdownGrace bounds the drain after SIGTERM: in-flight requests and
 	// the close handshakes of the WebSockets.
 	ShutdownGrace time.Duration
+	// GRPC, when set, is the listener FanoutService (gRPC) is served on
+	// (--grpc-listen).
+	GRPC net.Listener
 }
 
 // Serve runs the fan-out service on ln until ctx is done, then shuts down:
@@ -52,6 +56,17 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger) e
 		began <- time.Now()
 		hub.CloseAll()
 	})
+	// gRPC stops at the same signal, or when HTTP fails; the hub's
+	// CloseAll ends its streams.
+	grpcCtx, stopGRPC := context.WithCancel(ctx)
+	defer stopGRPC()
+	grpcDone := make(chan error, 1)
+	if cfg.GRPC != nil {
+		srv := NewGRPCServer(hub, reg)
+		go func() { grpcDone <- grpcx.Serve(grpcCtx, cfg.GRPC, srv, cfg.ShutdownGrace, log) }()
+	} else {
+		grpcDone <- nil
+	}
 	serveErr := httpx.Serve(ctx, ln, NewHandler(opts), cfg.ShutdownGrace, log)
 	start := time.Now()
 	if stopWatch() { // Serve failed on its own: shut the rest down anyway
@@ -64,6 +79,10 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger) e
 	defer cancel()
 	if err := hub.Wait(graceCtx); err != nil {
 		log.Warn("grace period ran out; cut WebSockets still closing", "grace", cfg.ShutdownGrace)
+	}
+	stopGRPC()
+	if err := <-grpcDone; serveErr == nil {
+		serveErr = err
 	}
 	if bus != nil {
 		stopConsuming()

@@ -3,17 +3,14 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/parallax-dev/parallax/go-reference/internal/grpcx"
 	"github.com/parallax-dev/parallax/go-reference/internal/httpx"
 	ingestv1 "github.com/parallax-dev/parallax/go-reference/internal/pb/ingestv1"
 )
@@ -63,20 +60,19 @@ var grpcCodes = map[string]codes.Code{
 // NewGRPCServer returns a gRPC server serving IngestService with the
 // handler's publisher, produce timeout and metrics (registered in
 // opts.Registry once, whichever of NewHandler and NewGRPCServer comes
-// first). Serve it on its own listener; GracefulStop drains it.
+// first), and server reflection. Serve it on its own listener
+// (grpcx.Serve); GracefulStop drains it.
 func NewGRPCServer(opts Options) *grpc.Server {
-	srv := grpc.NewServer(
-		grpc.ForceServerCodecV2(rawCodec{}),
-		// The HTTP body limit. A larger message is refused from its
-		// length prefix, before it is read.
-		grpc.MaxRecvMsgSize(MaxBodyBytes),
-	)
+	// The HTTP body limit: a larger message is refused from its length
+	// prefix, before it is read.
+	srv := grpcx.NewServer(MaxBodyBytes)
 	srv.RegisterService(&ingestServiceDesc, &grpcIngest{
 		publisher:      opts.Publisher,
 		produceTimeout: opts.ProduceTimeout,
 		metrics:        NewMetrics(opts.Registry),
-		calls:          newGRPCMetrics(opts.Registry),
+		calls:          grpcx.NewMetrics(opts.Registry),
 	})
+	grpcx.EnableReflection(srv)
 	return srv
 }
 
@@ -94,7 +90,7 @@ var ingestServiceDesc = grpc.ServiceDesc{
 
 func publishHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (reply any, err error) {
 	g := srv.(*grpcIngest)
-	defer g.calls.observe("Publish", time.Now(), &err)
+	defer g.calls.Observe(GRPCService, "Publish", time.Now(), &err)
 	in := new(rawMessage)
 	if err := dec(in); err != nil {
 		// The library has already answered: a message over the limit
@@ -116,39 +112,7 @@ type grpcIngest struct {
 	publisher      Publisher
 	produceTimeout time.Duration
 	metrics        *Metrics
-	calls          *grpcMetrics
-}
-
-// grpcMetrics count the calls that reach a method's handler, under the
-// names of the gRPC ecosystem's Prometheus middleware (so its dashboards
-// work): grpc_server_handled_total{grpc_service, grpc_method, grpc_code}
-// and grpc_server_handling_seconds{grpc_service, grpc_method}. Calls
-// refused before the handler (content type, method, path, compression)
-// are not counted, on either twin.
-type grpcMetrics struct {
-	handled *prometheus.CounterVec
-	seconds *prometheus.HistogramVec
-}
-
-func newGRPCMetrics(reg prometheus.Registerer) *grpcMetrics {
-	return &grpcMetrics{
-		handled: registered(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_handled_total",
-			Help: "gRPC calls completed by a method's handler, by service, method and status code.",
-		}, []string{"grpc_service", "grpc_method", "grpc_code"})),
-		seconds: registered(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "grpc_server_handling_seconds",
-			Help:    "Time from a call reaching its handler to its status, by service and method.",
-			Buckets: httpx.LatencyBuckets,
-		}, []string{"grpc_service", "grpc_method"})),
-	}
-}
-
-// observe counts a call of method that started at start and ended with
-// *err (nil: OK).
-func (m *grpcMetrics) observe(method string, start time.Time, err *error) {
-	m.handled.WithLabelValues(GRPCService, method, status.Code(*err).String()).Inc()
-	m.seconds.WithLabelValues(GRPCService, method).Observe(time.Since(start).Seconds())
+	calls          *grpcx.Metrics
 }
 
 // publish is POST /v1/events for a protobuf body: Prepare (malformed_body,
@@ -209,32 +173,8 @@ func grpcError(ctx context.Context, e *httpx.Error) error {
 	return status.Error(code, e.Message)
 }
 
-// rawMessage is a gRPC message as its bytes: the request as received, the
-// response already encoded.
-type rawMessage []byte
+// rawMessage is a gRPC message as its bytes (grpcx.Codec moves it).
+type rawMessage = grpcx.RawMessage
 
-// rawCodec moves rawMessages in and out unchanged. Named "proto" — the
-// messages are protobuf — so clients see the usual application/grpc.
-type rawCodec struct{}
-
-var _ encoding.CodecV2 = rawCodec{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(*rawMessage)
-	if !ok {
-		return nil, fmt.Errorf("ingest grpc: cannot marshal %T", v)
-	}
-	return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*rawMessage)
-	if !ok {
-		return fmt.Errorf("ingest grpc: cannot unmarshal into %T", v)
-	}
-	// A copy: the library reuses its buffers once this returns.
-	*m = data.Materialize()
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
+// rawCodec is the codec the twins' gRPC servers share.
+type rawCodec = grpcx.Codec

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/parallax-dev/parallax/go-reference/internal/grpcx"
 	"github.com/parallax-dev/parallax/go-reference/internal/ingest/ingesttest"
 	ingestv1 "github.com/parallax-dev/parallax/go-reference/internal/pb/ingestv1"
 )
@@ -87,7 +88,7 @@ func TestGRPCPublishAnswersTheHTTPProtobufBody(t *testing.T) {
 	if n := testutil.ToFloat64(NewMetrics(g.reg).accepted); n != 2 {
 		t.Fatalf("accepted %v, want 2", n)
 	}
-	if n := testutil.ToFloat64(newGRPCMetrics(g.reg).handled.WithLabelValues(GRPCService, "Publish", "OK")); n != 1 {
+	if n := testutil.ToFloat64(grpcx.NewMetrics(g.reg).Handled(GRPCService, "Publish", "OK")); n != 1 {
 		t.Fatalf("grpc_server_handled_total{grpc_code=OK} %v, want 1", n)
 	}
 }
