@@ -15,11 +15,19 @@
 //! - [`prom`]: the Prometheus text format: samples, sums, histograms.
 //! - [`proxyconf`]: the configuration of a `parallax proxy` the harness
 //!   starts, from the proxy's own types, validated before use.
+//! - [`cgroup`]: each backend's process tree in a cgroup of its own, CPU
+//!   and peak memory from the kernel's counters (else `/proc`).
+//! - [`interleave`]: the A B B A (or seeded random) order of direct-mode
+//!   blocks.
+//! - [`capacity`]: rate ladders, SLOs and the capacity search.
 //! - [`runner`]: runs an experiment (shadow through `parallax proxy`,
 //!   direct A B B A, or A/A) into one result per rate step.
 
+pub mod capacity;
+pub mod cgroup;
 pub mod child;
 pub mod experiment;
+pub mod interleave;
 pub mod procstat;
 pub mod prom;
 pub mod proxyconf;

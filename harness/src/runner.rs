@@ -34,12 +34,16 @@ use parallax_compare::pointer::fold_indices;
 use parallax_loadgen::open::{self, Offset, OpenConfig, OpenReport};
 use parallax_loadgen::pacing::{latency_histogram, Schedule};
 use parallax_report::{
-    histogram as hdr, BackendResult, Comparison, LatencySummary, Mode, PathDifference, Role,
-    RouteBackend, RouteResult, ScenarioResult, Window,
+    histogram as hdr, BackendCapacity, BackendResult, Capacity, CapacityProbe, Comparison,
+    LatencySummary, Mode, PathDifference, Role, RouteBackend, RouteResult, ScenarioResult,
+    UsageSample, Window,
 };
 
+use crate::capacity;
+use crate::cgroup::{self, Cgroup};
 use crate::child::{self, ChildProcess, ChildSpec, Readiness};
 use crate::experiment::{Backend, Experiment, ModeName, Side, Step};
+use crate::interleave;
 use crate::procstat;
 use crate::prom;
 use crate::proxyconf::{self, ProxyService};
@@ -68,7 +72,21 @@ pub struct RunOptions {
     /// A/A in the direct topology (each instance alone, A B B A) instead
     /// of through the proxy.
     pub aa_direct: bool,
+    /// Direct mode: the length of one block (default 2 s); the measured
+    /// time is split into blocks alternating between the backends.
+    pub block_secs: Option<f64>,
+    /// Direct mode: the order of the blocks.
+    pub order: interleave::Order,
+    /// Look for each backend's capacity at an SLO instead of one rate
+    /// (direct topology, interleaved).
+    pub capacity: Option<capacity::Plan>,
+    /// Account CPU and memory by `/proc` sampling even where cgroups are
+    /// writable.
+    pub no_cgroups: bool,
 }
+
+/// Default length of one direct-mode block.
+pub const DEFAULT_BLOCK_SECS: f64 = 2.0;
 
 /// The mode an experiment runs in under `options`.
 pub fn mode(experiment: &Experiment, options: &RunOptions) -> ModeName {
@@ -156,6 +174,7 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
                 std::env::var("PARALLAX_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
             }),
     };
+    let accounting = Accounting::new(options);
     let mut running = Vec::new();
     for (side, backend, role, label) in &sides {
         eprintln!("{name}: starting {} ({label})", side.field());
@@ -167,6 +186,7 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
             label,
             &options.out,
             &vars,
+            &accounting,
         )?);
     }
     let watcher = Watcher::start(&running);
@@ -200,6 +220,7 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         watcher: &watcher,
     };
     let outcome = match mode {
+        _ if options.capacity.is_some() => capacity_search(&ctx, &running, &steps),
         ModeName::Aa if options.aa_direct => direct(&ctx, &running, &steps),
         ModeName::Shadow | ModeName::Aa => shadow(&ctx, &running, &steps),
         ModeName::Direct => direct(&ctx, &running, &steps),
@@ -221,6 +242,9 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         );
     }
     let mut results = outcome?;
+    for s in &mut results {
+        s.notes.extend(accounting.notes(&running));
+    }
     if let Some(kafka) = &experiment.side_effects.kafka {
         let (comparison, note) = kafka_join(kafka, &vars, &options.out)?;
         if let Some(last) = results.last_mut() {
@@ -278,6 +302,8 @@ impl Ctx<'_> {
             notes: Vec::new(),
             routes: Vec::new(),
             budgets: (budgets != Default::default()).then_some(budgets),
+            capacity: None,
+            noise: None,
         }
     }
 
@@ -350,6 +376,8 @@ fn backend_dir(experiment: &Experiment, backend: &Backend) -> PathBuf {
 enum Meter {
     /// The process group the runner started.
     Group(u32),
+    /// The cgroup the runner started it in (its whole tree).
+    Cgroup(Arc<Cgroup>),
     /// One process given by `pid`.
     Process(u32),
     /// Its own `/metrics` (`host:port`, path).
@@ -366,6 +394,11 @@ impl Meter {
                 Ok(u) => (Some(u.cpu_seconds), Some(u.peak_rss_bytes.max(u.rss_bytes))),
                 Err(_) => (None, None),
             },
+            Meter::Cgroup(g) => {
+                let cpu = g.cpu_seconds().ok();
+                let mem = g.memory_peak_bytes().or_else(|| g.memory_bytes().ok());
+                (cpu, mem)
+            }
             Meter::Process(p) => match procstat::read(*p) {
                 Ok(u) => (Some(u.cpu_seconds), Some(u.peak_rss_bytes.max(u.rss_bytes))),
                 Err(_) => (None, None),
@@ -387,9 +420,28 @@ impl Meter {
         }
     }
 
+    /// CPU-seconds so far and memory now (not the peak), for the usage
+    /// timeline.
+    fn now(&self) -> (Option<f64>, Option<u64>) {
+        match self {
+            Meter::Cgroup(g) => (g.cpu_seconds().ok(), g.memory_bytes().ok()),
+            Meter::Group(g) => match procstat::read_group(*g) {
+                Ok(u) => (Some(u.cpu_seconds), Some(u.rss_bytes)),
+                Err(_) => (None, None),
+            },
+            other => other.read(),
+        }
+    }
+
+    /// Whether the runner measures it itself (a started backend).
+    fn own(&self) -> bool {
+        matches!(self, Meter::Group(_) | Meter::Cgroup(_))
+    }
+
     fn describe(&self) -> String {
         match self {
-            Meter::Group(_) => "its process group, from /proc".into(),
+            Meter::Group(_) => "/proc sampling of its process group every 200 ms (CPU: utime + stime; peak: the largest VmHWM or summed RSS seen)".into(),
+            Meter::Cgroup(g) => g.describe(),
             Meter::Process(p) => format!("pid {p}, from /proc"),
             Meter::Metrics(addr, path) => format!("http://{addr}{path}"),
             Meter::None => "not measured (no pid, no process metrics)".into(),
@@ -409,6 +461,8 @@ struct Running {
     meter: Meter,
     /// Largest RSS seen by the watcher (0: none).
     peak_rss: Arc<AtomicU64>,
+    /// CPU and memory about once a second, from the watcher.
+    usage: Arc<Mutex<Vec<UsageSample>>>,
 }
 
 impl Running {
@@ -495,6 +549,95 @@ fn kafka_join(
     ))
 }
 
+/// How the backends the runner starts are accounted and placed: a cgroup
+/// each where cgroups are writable (else `/proc`), and a core set each
+/// where the machine has at least 4 CPUs.
+struct Accounting {
+    layout: Option<cgroup::Layout>,
+    /// Why cgroups are not used (`None` while they are).
+    why_not: Mutex<Option<String>>,
+    /// One CPU list per side (baseline, candidate, secondary).
+    cores: Option<Vec<String>>,
+    cpus: usize,
+}
+
+impl Accounting {
+    fn new(options: &RunOptions) -> Self {
+        let (layout, why_not) = if options.no_cgroups {
+            (None, Some("--no-cgroups".to_owned()))
+        } else {
+            match cgroup::Layout::detect(Path::new(cgroup::ROOT)) {
+                Ok(l) => {
+                    let stale = cgroup::sweep_stale(&l);
+                    if stale > 0 {
+                        eprintln!("removed {stale} cgroups left by an earlier run");
+                    }
+                    (Some(l), None)
+                }
+                Err(e) => (None, Some(e.to_string())),
+            }
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            layout,
+            why_not: Mutex::new(why_not),
+            cores: cgroup::core_sets(cpus, 3),
+            cpus,
+        }
+    }
+
+    /// A cgroup for one backend, or `None` (the reason is kept).
+    fn group(&self, label: &str) -> Option<Arc<Cgroup>> {
+        let layout = self.layout.as_ref()?;
+        match Cgroup::create(layout, label) {
+            Ok(g) => Some(Arc::new(g)),
+            Err(e) => {
+                *self.why_not.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The results' notes on how CPU and memory were measured and where
+    /// the backends ran.
+    fn notes(&self, running: &[Running]) -> Vec<String> {
+        let mut notes = Vec::new();
+        let started: Vec<&Running> = running.iter().filter(|r| r.child.is_some()).collect();
+        if !started.is_empty() {
+            let by_cgroup = started.iter().all(|r| matches!(r.meter, Meter::Cgroup(_)));
+            notes.push(if by_cgroup {
+                "CPU and memory: a cgroup per backend (its whole process tree), from the kernel's counters".to_owned()
+            } else {
+                format!(
+                    "CPU and memory: /proc sampling of each backend's process group (no cgroup: {})",
+                    self.why_not
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone()
+                        .unwrap_or_else(|| "unknown".into())
+                )
+            });
+        }
+        notes.push(match &self.cores {
+            Some(sets) => format!(
+                "cores: each backend pinned to its own CPUs ({}; the load generator and proxy keep the others)",
+                sets.iter()
+                    .zip(running)
+                    .map(|(c, r)| format!("{} on {c}", r.label))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => format!(
+                "cores: not pinned: this machine has {} CPU{} (pinning needs at least 4), so the backends, the load generator and the proxy share every core",
+                self.cpus,
+                if self.cpus == 1 { "" } else { "s" }
+            ),
+        });
+        notes
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn start(
     experiment: &Experiment,
     side: Side,
@@ -503,6 +646,7 @@ fn start(
     label: &str,
     out: &Path,
     vars: &Vars,
+    accounting: &Accounting,
 ) -> anyhow::Result<Running> {
     let language = backend.language.clone();
     if let Some(url) = &backend.url {
@@ -557,6 +701,7 @@ fn start(
             child: None,
             meter,
             peak_rss: Arc::new(AtomicU64::new(0)),
+            usage: Arc::default(),
         });
     }
     let port = match backend.port {
@@ -574,6 +719,29 @@ fn start(
         .with_context(|| format!("{}.dir: {} does not exist", side.field(), dir.display()))?;
     if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
         argv[0] = dir.join(&argv[0]).display().to_string();
+    }
+    // Into its cgroup (and onto its cores) before it runs any code of its
+    // own: a shell joins, then execs it, so everything it forks is inside.
+    let group = accounting.group(label);
+    let cores = accounting.cores.as_ref().and_then(|c| {
+        c.get(match side {
+            Side::Baseline => 0,
+            Side::Candidate => 1,
+            Side::Secondary => 2,
+        })
+    });
+    if group.is_some() || cores.is_some() {
+        let join = group.as_ref().map(|g| g.join_script()).unwrap_or_default();
+        let pin = cores
+            .map(|c| format!("taskset -c {c} "))
+            .unwrap_or_default();
+        let mut wrapped = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("{join}exec {pin}\"$0\" \"$@\""),
+        ];
+        wrapped.append(&mut argv);
+        argv = wrapped;
     }
     let mut spec = ChildSpec::new(
         format!("the {} ({label})", side.field()),
@@ -598,7 +766,10 @@ fn start(
     };
     let child = ChildProcess::spawn(&spec)
         .map_err(|e| anyhow::anyhow!("{}: {e}", experiment.origin.display()))?;
-    let meter = Meter::Group(child.pid());
+    let meter = match group {
+        Some(g) => Meter::Cgroup(g),
+        None => Meter::Group(child.pid()),
+    };
     Ok(Running {
         side,
         role,
@@ -608,6 +779,7 @@ fn start(
         child: Some(child),
         meter,
         peak_rss: Arc::new(AtomicU64::new(0)),
+        usage: Arc::default(),
     })
 }
 
@@ -623,7 +795,14 @@ impl Watcher {
     fn start(running: &[Running]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let dead = Arc::new(Mutex::new(None));
-        let watched: Vec<(usize, Option<u32>, Meter, Arc<AtomicU64>)> = running
+        type Watched = (
+            usize,
+            Option<u32>,
+            Meter,
+            Arc<AtomicU64>,
+            Arc<Mutex<Vec<UsageSample>>>,
+        );
+        let watched: Vec<Watched> = running
             .iter()
             .enumerate()
             .map(|(i, r)| {
@@ -632,14 +811,16 @@ impl Watcher {
                     r.child.as_ref().map(ChildProcess::pid),
                     r.meter.clone(),
                     Arc::clone(&r.peak_rss),
+                    Arc::clone(&r.usage),
                 )
             })
             .collect();
+        let started = Instant::now();
         let (stop2, dead2) = (Arc::clone(&stop), Arc::clone(&dead));
         let thread = std::thread::spawn(move || {
             let mut tick = 0u64;
             while !stop2.load(Ordering::Relaxed) {
-                for (i, pid, meter, peak) in &watched {
+                for (i, pid, meter, peak, usage) in &watched {
                     if let Some(pid) = pid {
                         if procstat::exited(*pid) {
                             let mut d = dead2.lock().unwrap_or_else(|e| e.into_inner());
@@ -656,6 +837,19 @@ impl Watcher {
                     if due {
                         if let (_, Some(rss)) = meter.read() {
                             peak.fetch_max(rss, Ordering::Relaxed);
+                        }
+                    }
+                    // CPU and memory over time, once a second.
+                    if tick.is_multiple_of(5) && meter.own() {
+                        if let (Some(cpu), Some(mem)) = meter.now() {
+                            usage
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(UsageSample {
+                                    t_secs: started.elapsed().as_secs_f64(),
+                                    cpu_seconds: cpu,
+                                    memory_bytes: mem,
+                                });
                         }
                     }
                 }
@@ -906,7 +1100,7 @@ fn shadow(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
             ));
         }
         for r in running {
-            if !matches!(r.meter, Meter::Group(_)) {
+            if !r.meter.own() {
                 scenario
                     .notes
                     .push(format!("{}: CPU and RSS: {}", r.label, r.meter.describe()));
@@ -918,120 +1112,393 @@ fn shadow(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
     Ok(results)
 }
 
-/// Direct: each backend alone in turn, A B B A, the same slots to both.
+/// Direct: each backend alone in turn, in short blocks interleaved A B B A
+/// (repeated, or in a seeded random order: [`interleave`]); block `k` of
+/// each backend is sent the same slots, so both see the same requests, and
+/// each backend's latency is its blocks' histograms merged.
 fn direct(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<ScenarioResult>> {
     let mut results = Vec::new();
+    let block_secs = ctx.options.block_secs.unwrap_or(DEFAULT_BLOCK_SECS);
     for (k, step) in steps.iter().enumerate() {
         let name = ctx.scenario_name(step);
-        let half = step.duration_secs / 2.0;
-        let half_slots = (step.rate * half).ceil() as u64;
+        let (pairs, block) = interleave::split(step.duration_secs, block_secs);
+        let block_slots = (step.rate * block).ceil() as u64;
         let base = (k as u64) << 36;
-        let mut latency = [latency_histogram(), latency_histogram()];
-        let mut routes: [BTreeMap<String, Histogram<u64>>; 2] = Default::default();
-        let mut timeline: [Vec<Window>; 2] = Default::default();
-        let (mut errors, mut late, mut secs) = ([0u64; 2], [0u64; 2], [0f64; 2]);
-        let mut cpu: [Option<f64>; 2] = [Some(0.0), Some(0.0)];
-        for (round, (i, first)) in [(0, 0), (1, 0), (1, half_slots), (0, half_slots)]
-            .into_iter()
-            .enumerate()
-        {
-            let r = &running[i];
-            eprintln!("{name}: round {} of 4: {} alone", round + 1, r.label);
-            let warmup = if round < 2 { ctx.warmup / 2.0 } else { 0.0 };
-            let html = ctx.options.out.join(format!(
-                "goose-{}-{}-{}.html",
-                sanitize(&name),
-                r.label,
-                round + 1
-            ));
-            let cpu_before = r.cpu();
-            let report = warm(ctx, &r.url(), step.rate, warmup, base + first)
-                .and_then(|()| measure(ctx, &r.url(), step.rate, half, base + first, html));
-            let report = match report {
-                Ok(report) => report,
-                Err(e) => {
+        let schedule = interleave::schedule(pairs, ctx.options.order);
+        // Each alone for half the warm-up, before any measured block.
+        if ctx.warmup > 0.0 {
+            for (i, r) in running.iter().take(2).enumerate() {
+                eprintln!("{name}: warm-up, {} alone", r.label);
+                if let Err(e) = warm(
+                    ctx,
+                    &r.url(),
+                    step.rate,
+                    ctx.warmup / 2.0,
+                    base + ((i as u64) << 32),
+                ) {
                     ctx.check_alive(running)?;
                     return Err(e);
                 }
-            };
-            ctx.check_alive(running)?;
-            cpu[i] = match (cpu[i], cpu_before, r.cpu()) {
-                (Some(sum), Some(a), Some(b)) => Some(sum + b - a),
-                _ => None,
-            };
-            latency[i].add(&report.latency_us)?;
-            for w in &report.windows {
-                timeline[i].push(Window::from_histogram(
-                    secs[i] + w.t_secs,
-                    &w.latency_us,
-                    w.errors,
-                ));
-            }
-            errors[i] += report.errors;
-            late[i] += report.late;
-            secs[i] += report.measured_secs;
-            for (route, h) in ctx.workload.take_route_latency() {
-                routes[i]
-                    .entry(route)
-                    .or_insert_with(latency_histogram)
-                    .add(&h)?;
             }
         }
-        let mut backends = Vec::new();
-        for i in 0..2 {
-            let r = &running[i];
-            let mut b = backend_result(
-                r,
-                &latency[i],
-                secs[i],
-                errors[i],
-                late[i],
-                std::mem::take(&mut timeline[i]),
-                Some(0.0),
-                cpu[i],
+        let mut acc = [Blocks::default(), Blocks::default()];
+        for (n, b) in schedule.iter().enumerate() {
+            let r = &running[b.backend];
+            eprintln!(
+                "{name}: block {} of {} ({block:.1} s): {} alone",
+                n + 1,
+                schedule.len(),
+                r.label
             );
-            b.peak_rss_bytes = r.peak_rss();
-            backends.push(b);
+            let first = base + b.index as u64 * block_slots;
+            run_block(
+                ctx,
+                running,
+                b.backend,
+                step.rate,
+                block,
+                first,
+                &mut acc[b.backend],
+            )?;
         }
-        let mut scenario = ctx.scenario(step, backends);
-        let labels: Vec<String> = routes[0].keys().chain(routes[1].keys()).cloned().collect();
-        let mut seen = Vec::new();
-        for route in labels {
-            if seen.contains(&route) {
-                continue;
-            }
-            seen.push(route.clone());
-            let backends = (0..2)
-                .filter_map(|i| {
-                    let h = routes[i].get(&route)?;
-                    let s = LatencySummary::from_histogram(h);
-                    Some(RouteBackend {
-                        name: running[i].label.clone(),
-                        requests: s.count,
-                        mean_us: s.mean_us,
-                        p50_us: s.p50_us,
-                        p99_us: s.p99_us,
-                        estimated: false,
-                    })
-                })
-                .collect();
-            scenario.routes.push(RouteResult { route, backends });
-        }
-        for r in running.iter().take(2) {
-            if !matches!(r.meter, Meter::Group(_)) {
-                scenario
-                    .notes
-                    .push(format!("{}: CPU and RSS: {}", r.label, r.meter.describe()));
-            }
-        }
+        let mut scenario = blocks_scenario(ctx, running, step, acc);
+        let order: String = schedule
+            .iter()
+            .take(16)
+            .map(|b| if b.backend == 0 { 'A' } else { 'B' })
+            .collect();
         scenario.notes.push(format!(
-            "direct: each backend alone in turn, {a}, {b}, {b}, {a} ({half} s each), the same requests to both; latency from the load generator, from each request's intended start",
+            "direct, interleaved: A = {a}, B = {b}, each alone in {pairs} blocks of {block:.2} s, order {order}{more} ({how}); block k of each gets the same requests; latency from the load generator, from each request's intended start, merged over each backend's blocks",
             a = running[0].label,
-            b = running[1].label
+            b = running[1].label,
+            more = if schedule.len() > 16 { "…" } else { "" },
+            how = match ctx.options.order {
+                interleave::Order::Abba => "A B B A repeated".to_owned(),
+                interleave::Order::Random(seed) => format!("each pair's order by a coin seeded {seed}"),
+            },
         ));
         results.push(scenario);
     }
     Ok(results)
+}
+
+/// What one backend's blocks added up to.
+#[derive(Default)]
+struct Blocks {
+    latency: Option<Histogram<u64>>,
+    routes: BTreeMap<String, Histogram<u64>>,
+    timeline: Vec<Window>,
+    errors: u64,
+    late: u64,
+    secs: f64,
+    /// `None` once a reading failed.
+    cpu: Option<f64>,
+    cpu_failed: bool,
+}
+
+impl Blocks {
+    fn latency(&self) -> Histogram<u64> {
+        self.latency.clone().unwrap_or_else(latency_histogram)
+    }
+}
+
+/// One measured block of one backend, alone, added to `acc`; the users
+/// (most requests in flight) at least `users`.
+#[allow(clippy::too_many_arguments)]
+fn run_block_with(
+    ctx: &Ctx,
+    running: &[Running],
+    i: usize,
+    rate: f64,
+    secs: f64,
+    first: u64,
+    users: usize,
+    acc: &mut Blocks,
+) -> anyhow::Result<OpenReport> {
+    let r = &running[i];
+    let cpu_before = r.cpu();
+    let mut c = open_config(ctx, &r.url(), rate, secs);
+    c.users = c.users.max(users);
+    let measured = Offset {
+        workload: Arc::clone(&ctx.workload),
+        first,
+    };
+    let report = match runtime().and_then(|rt| Ok(rt.block_on(open::run(measured, c))?)) {
+        Ok(report) => report,
+        Err(e) => {
+            ctx.check_alive(running)?;
+            return Err(e);
+        }
+    };
+    ctx.check_alive(running)?;
+    match (cpu_before, r.cpu()) {
+        (Some(a), Some(b)) if !acc.cpu_failed => *acc.cpu.get_or_insert(0.0) += (b - a).max(0.0),
+        _ => {
+            acc.cpu_failed = true;
+            acc.cpu = None;
+        }
+    }
+    acc.latency
+        .get_or_insert_with(latency_histogram)
+        .add(&report.latency_us)?;
+    for w in &report.windows {
+        acc.timeline.push(Window::from_histogram(
+            acc.secs + w.t_secs,
+            &w.latency_us,
+            w.errors,
+        ));
+    }
+    acc.errors += report.errors;
+    acc.late += report.late + report.not_sent;
+    acc.secs += report.measured_secs;
+    for (route, h) in ctx.workload.take_route_latency() {
+        acc.routes
+            .entry(route)
+            .or_insert_with(latency_histogram)
+            .add(&h)?;
+    }
+    Ok(report)
+}
+
+fn run_block(
+    ctx: &Ctx,
+    running: &[Running],
+    i: usize,
+    rate: f64,
+    secs: f64,
+    first: u64,
+    acc: &mut Blocks,
+) -> anyhow::Result<()> {
+    run_block_with(ctx, running, i, rate, secs, first, 0, acc).map(|_| ())
+}
+
+/// The scenario of both backends' blocks: latency merged per backend,
+/// per route from the workload.
+fn blocks_scenario(
+    ctx: &Ctx,
+    running: &[Running],
+    step: &Step,
+    acc: [Blocks; 2],
+) -> ScenarioResult {
+    let mut backends = Vec::new();
+    for (i, a) in acc.iter().enumerate() {
+        let r = &running[i];
+        let mut b = backend_result(
+            r,
+            &a.latency(),
+            a.secs,
+            a.errors,
+            a.late,
+            a.timeline.clone(),
+            Some(0.0),
+            if a.cpu_failed {
+                None
+            } else {
+                a.cpu.or(Some(0.0))
+            },
+        );
+        b.peak_rss_bytes = r.peak_rss();
+        backends.push(b);
+    }
+    let mut scenario = ctx.scenario(step, backends);
+    let mut seen: Vec<&String> = Vec::new();
+    for route in acc[0].routes.keys().chain(acc[1].routes.keys()) {
+        if seen.contains(&route) {
+            continue;
+        }
+        seen.push(route);
+        let backends = (0..2)
+            .filter_map(|i| {
+                let h = acc[i].routes.get(route)?;
+                let s = LatencySummary::from_histogram(h);
+                Some(RouteBackend {
+                    name: running[i].label.clone(),
+                    requests: s.count,
+                    mean_us: s.mean_us,
+                    p50_us: s.p50_us,
+                    p99_us: s.p99_us,
+                    estimated: false,
+                })
+            })
+            .collect();
+        scenario.routes.push(RouteResult {
+            route: route.clone(),
+            backends,
+        });
+    }
+    for r in running.iter().take(2) {
+        if !r.meter.own() {
+            scenario
+                .notes
+                .push(format!("{}: CPU and RSS: {}", r.label, r.meter.describe()));
+        }
+    }
+    scenario
+}
+
+/// Capacity at an SLO ([`capacity`]): each backend's own search, its
+/// probes interleaved with the other's (A B, then B A, …); every probe is
+/// a short unmeasured warm-up and a measured block at one rate, alone.
+/// The scenario's rows are both backends at the highest rate both held.
+fn capacity_search(
+    ctx: &Ctx,
+    running: &[Running],
+    steps: &[Step],
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let plan = ctx
+        .options
+        .capacity
+        .expect("capacity_search runs only with a plan");
+    let probe_secs = steps.first().map_or(5.0, |s| s.duration_secs);
+    let warm_secs = ctx.warmup.min(1.0);
+    let mut searches = [capacity::Search::new(plan), capacity::Search::new(plan)];
+    let mut probes: [Vec<CapacityProbe>; 2] = Default::default();
+    let mut kept: [Vec<(f64, Blocks)>; 2] = Default::default();
+    let first_of_pair = |round: usize| match ctx.options.order {
+        interleave::Order::Abba => round % 2,
+        order => interleave::schedule(round + 1, order)[2 * round].backend,
+    };
+    let bound_secs = plan.slo.below_us as f64 / 1e6;
+    for round in 0.. {
+        let first = first_of_pair(round);
+        let mut any = false;
+        for i in [first, 1 - first] {
+            let Some(rate) = searches[i].next_rate() else {
+                continue;
+            };
+            any = true;
+            let r = &running[i];
+            // The same slots (hence requests) at the same rate on both.
+            let slot = (rate.round() as u64) << 24;
+            if warm_secs > 0.0 {
+                if let Err(e) = warm(ctx, &r.url(), rate, warm_secs, slot) {
+                    ctx.check_alive(running)?;
+                    return Err(e);
+                }
+            }
+            // Enough users that the generator, not Little's law, is never
+            // the limit: twice the requests in flight at the SLO's bound.
+            let users = ((rate * bound_secs * 2.0).ceil() as usize).clamp(1, 2000);
+            let mut acc = Blocks::default();
+            let report = run_block_with(ctx, running, i, rate, probe_secs, slot, users, &mut acc)?;
+            let h = acc.latency();
+            let at_q = if h.is_empty() {
+                u64::MAX
+            } else {
+                h.value_at_quantile(plan.slo.quantile)
+            };
+            let slots = report.requests + report.not_sent;
+            let held = plan.holds(slots, acc.late, acc.errors, at_q);
+            searches[i].record(rate, held);
+            let s = LatencySummary::from_histogram(&h);
+            eprintln!(
+                "{}: {} at {rate}/s: {} {}, {} late, {} errors of {slots}: {}",
+                ctx.name,
+                r.label,
+                plan.slo,
+                child_fmt_us(at_q),
+                acc.late,
+                acc.errors,
+                if held { "held" } else { "not held" }
+            );
+            probes[i].push(CapacityProbe {
+                rate_per_sec: rate,
+                requests: report.requests,
+                late: acc.late,
+                errors: acc.errors,
+                p50_us: s.p50_us,
+                p99_us: s.p99_us,
+                slo_us: at_q.min(h.max()),
+                cpu_seconds: acc.cpu,
+                held,
+            });
+            kept[i].push((rate, acc));
+        }
+        if !any {
+            break;
+        }
+    }
+    // The rows: both at the highest rate both held (else the lowest tried).
+    let held_by = |i: usize| -> Vec<f64> {
+        probes[i]
+            .iter()
+            .filter(|p| p.held)
+            .map(|p| p.rate_per_sec)
+            .collect()
+    };
+    let (a, b) = (held_by(0), held_by(1));
+    let common = a
+        .iter()
+        .filter(|r| b.contains(r))
+        .fold(None, |m: Option<f64>, r| Some(m.map_or(*r, |m| m.max(*r))));
+    let row_rate = common.unwrap_or_else(|| probes[0].first().map_or(0.0, |p| p.rate_per_sec));
+    let take = |i: usize, kept: &mut Vec<(f64, Blocks)>| -> Blocks {
+        kept.iter()
+            .position(|(r, _)| *r == row_rate)
+            .map(|at| kept.swap_remove(at).1)
+            .unwrap_or_else(|| {
+                // Not tried at that rate: its first probe.
+                let _ = i;
+                if kept.is_empty() {
+                    Blocks::default()
+                } else {
+                    kept.swap_remove(0).1
+                }
+            })
+    };
+    let [mut k0, mut k1] = kept;
+    let acc = [take(0, &mut k0), take(1, &mut k1)];
+    let step = Step {
+        rate: row_rate,
+        duration_secs: probe_secs,
+    };
+    let mut scenario = blocks_scenario(ctx, running, &step, acc);
+    scenario.scenario = ctx.name.to_owned();
+    let backends: Vec<BackendCapacity> = (0..2)
+        .map(|i| BackendCapacity {
+            name: running[i].label.clone(),
+            capacity_per_sec: searches[i].capacity(),
+            at_least: searches[i].at_least(),
+            probes: std::mem::take(&mut probes[i]),
+        })
+        .collect();
+    let cap = |i: usize| {
+        backends[i]
+            .capacity_per_sec
+            .map_or("none held".to_owned(), |c| {
+                format!("{}{c}/s", if backends[i].at_least { ">= " } else { "" })
+            })
+    };
+    scenario.notes.push(format!(
+        "capacity at {} with under {}% late or failed slots ({}, {} s probes after {} s warm-up, each backend alone, probes interleaved): {} {}, {} {}; the rows are both at {row_rate}/s, {}",
+        plan.slo,
+        plan.max_late_ratio * 100.0,
+        if plan.bisect { "ladder up, then bisection" } else { "ladder" },
+        probe_secs,
+        warm_secs,
+        running[0].label,
+        cap(0),
+        running[1].label,
+        cap(1),
+        if common.is_some() { "the highest rate both held" } else { "the first rate tried (no rate was held by both)" }
+    ));
+    scenario.capacity = Some(Capacity {
+        slo: plan.slo.to_string(),
+        max_late_ratio: plan.max_late_ratio,
+        method: if plan.bisect { "search" } else { "ladder" }.into(),
+        backends,
+    });
+    Ok(vec![scenario])
+}
+
+fn child_fmt_us(us: u64) -> String {
+    if us == u64::MAX {
+        "n/a".into()
+    } else if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1067,6 +1534,8 @@ fn backend_result(
             _ => None,
         },
         peak_rss_bytes: r.peak_rss(),
+        accounting: Some(r.meter.describe()),
+        usage: r.usage.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     }
 }
 

@@ -89,6 +89,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             out: args.out.join(experiment.name()),
             proxy_exe: crate::workspace::self_exe()?,
             aa_direct: args.aa && args.direct,
+            ..RunOptions::default()
         };
         let scenarios = runner::run(experiment, &options)
             .with_context(|| format!("experiment {}", experiment.origin.display()))?;

@@ -249,6 +249,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<i32> {
         notes,
         routes,
         budgets: None,
+        capacity: None,
+        noise: None,
     });
     if let Some(dir) = args.results.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -287,6 +289,8 @@ fn backend(name: &str, i: usize, r: &ReplayReport) -> BackendResult {
             .collect(),
         cpu_seconds: None,
         peak_rss_bytes: None,
+        accounting: None,
+        usage: Vec::new(),
     }
 }
 

@@ -350,6 +350,7 @@ fn cache(root: &Path, args: &RunArgs, out: &Path, mode: Mode) -> anyhow::Result<
         out: stack::scenario_dir(out, "cache")?,
         proxy_exe: crate::workspace::self_exe()?,
         aa_direct: args.aa && args.direct,
+        ..RunOptions::default()
     };
     let mut scenarios = runner::run(&experiment, &options)?;
     anyhow::ensure!(scenarios.len() == 1, "experiments/cache.toml has one step");
@@ -387,6 +388,8 @@ fn http_scenario<W: Workload>(
         notes: Vec::new(),
         routes: Vec::new(),
         budgets: None,
+        capacity: None,
+        noise: None,
     };
     if args.direct {
         result.backends = direct(args, plan, sides, flags, workload, dir)?;
@@ -726,6 +729,8 @@ fn backend_result(
         timeline,
         cpu_seconds: Some(after.cpu_seconds - before.cpu_seconds),
         peak_rss_bytes: Some(after.peak_rss_bytes),
+        accounting: None,
+        usage: Vec::new(),
     }
 }
 
@@ -829,6 +834,8 @@ fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioRes
         notes,
         routes: Vec::new(),
         budgets: None,
+        capacity: None,
+        noise: None,
     })
 }
 

@@ -97,6 +97,111 @@ pub struct ScenarioResult {
     /// `parallax gate` override them, and unset ones take the gate's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budgets: Option<BudgetSpec>,
+    /// Each backend's capacity at an SLO (`parallax run --find-capacity`
+    /// or a rate ladder `--rate A..BxF`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+    /// The harness's own noise for this scenario: the candidate/baseline
+    /// ratios A/A runs of the same shape showed (`parallax run --noise`),
+    /// shown beside this run's ratios; absent when none was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Noise>,
+}
+
+/// Each backend's capacity: the highest offered rate it held within the
+/// SLO with fewer than `max_late_ratio` late slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The latency objective, as given (`p99<20ms`).
+    pub slo: String,
+    /// Largest share of late (or failed) slots a held rate may have.
+    pub max_late_ratio: f64,
+    /// `ladder` (every rate of `--rate A..BxF` until one fails) or
+    /// `search` (the ladder up, then bisection).
+    pub method: String,
+    /// One entry per backend, in the order of [`ScenarioResult::backends`].
+    pub backends: Vec<BackendCapacity>,
+}
+
+/// One backend's capacity and every rate it was tried at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendCapacity {
+    /// As in [`BackendResult::name`].
+    pub name: String,
+    /// The highest rate held, in the scenario's `unit`s per second; `None`
+    /// (`null`) when not even the lowest rate tried held.
+    pub capacity_per_sec: Option<f64>,
+    /// True when the highest rate tried held: the capacity is at least
+    /// this (the ladder's top or the generator's limit), not a measured
+    /// ceiling.
+    pub at_least: bool,
+    /// Every probe, in the order run.
+    pub probes: Vec<CapacityProbe>,
+}
+
+/// One backend at one offered rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityProbe {
+    /// Offered (open-model) rate.
+    pub rate_per_sec: f64,
+    /// Requests measured.
+    pub requests: u64,
+    /// Slots sent late.
+    pub late: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Median, µs from each slot's intended start.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// The SLO's percentile, µs.
+    pub slo_us: u64,
+    /// CPU-seconds the backend used in the probe; `None` when not measured.
+    pub cpu_seconds: Option<f64>,
+    /// Within the SLO with few enough late and failed slots.
+    pub held: bool,
+}
+
+impl Capacity {
+    /// The named backend's capacity entry.
+    pub fn backend(&self, name: &str) -> Option<&BackendCapacity> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    /// `candidate / baseline` capacity; `None` when either is unknown.
+    pub fn ratio(&self, baseline: &str, candidate: &str) -> Option<f64> {
+        let b = self.backend(baseline)?.capacity_per_sec?;
+        let c = self.backend(candidate)?.capacity_per_sec?;
+        (b > 0.0).then(|| c / b)
+    }
+}
+
+/// The candidate/baseline ratios that A/A runs (the baseline against a
+/// second copy of itself) showed for a scenario: what this harness reports
+/// when nothing differs. One entry per A/A run in each list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Noise {
+    /// Where the figures came from (the A/A results files).
+    pub sources: Vec<String>,
+    /// p50 ratio of each A/A run.
+    pub p50_ratio: Vec<f64>,
+    /// p99 ratio of each A/A run.
+    pub p99_ratio: Vec<f64>,
+    /// Capacity ratio of each A/A run that measured capacity.
+    #[serde(default)]
+    pub capacity_ratio: Vec<f64>,
+}
+
+impl Noise {
+    /// The largest departure from 1 of `ratios`, folded above 1 (0.8 is as
+    /// much noise as 1.25); 1.0 when empty.
+    pub fn spread(ratios: &[f64]) -> f64 {
+        ratios
+            .iter()
+            .filter(|r| r.is_finite() && **r > 0.0)
+            .map(|r| r.max(1.0 / r))
+            .fold(1.0, f64::max)
+    }
 }
 
 /// One route of a scenario: each backend's latency on it.
@@ -218,6 +323,26 @@ pub struct BackendResult {
     /// Largest resident set size seen while sampling, in bytes; `None` when
     /// it could not be measured.
     pub peak_rss_bytes: Option<u64>,
+    /// Where `cpu_seconds` and `peak_rss_bytes` came from (`cgroup v1:
+    /// cpuacct.usage, memory.max_usage_in_bytes`, `/proc sampling of its
+    /// process group`, ...); absent in files that did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<String>,
+    /// CPU and memory over the run, about one sample a second (empty when
+    /// not sampled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<UsageSample>,
+}
+
+/// One sample of a backend's CPU and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UsageSample {
+    /// Seconds since the backends were started.
+    pub t_secs: f64,
+    /// CPU-seconds used so far.
+    pub cpu_seconds: f64,
+    /// Memory now, bytes (the cgroup's usage, or the summed RSS).
+    pub memory_bytes: u64,
 }
 
 /// Which side of the comparison a backend is on.
@@ -636,6 +761,8 @@ mod tests {
             notes: vec![],
             routes: vec![],
             budgets: None,
+            capacity: None,
+            noise: None,
         });
         let mut v = serde_json::to_value(&run).unwrap();
         v["scenarios"][0]["duration_secs"] = serde_json::json!("ten");

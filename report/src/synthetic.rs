@@ -99,6 +99,8 @@ pub fn backend(
         timeline,
         cpu_seconds: Some(requests as f64 / 10_000.0),
         peak_rss_bytes: Some(64 << 20),
+        accounting: None,
+        usage: Vec::new(),
     }
 }
 
@@ -118,6 +120,8 @@ pub fn scenario(name: &str, unit: &str, backends: Vec<BackendResult>) -> Scenari
         notes: Vec::new(),
         routes: Vec::new(),
         budgets: None,
+        capacity: None,
+        noise: None,
     }
 }
 
