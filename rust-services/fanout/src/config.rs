@@ -34,6 +34,14 @@ pub struct Config {
     /// Address to serve HTTP and WebSocket on.
     #[arg(long, env = "FANOUT_LISTEN", value_name = "HOST:PORT", default_value = DEFAULT_LISTEN)]
     pub listen: String,
+    /// Address to serve gRPC (`FanoutService/Subscribe`) on; empty: no gRPC.
+    #[arg(
+        long,
+        env = "FANOUT_GRPC_LISTEN",
+        value_name = "HOST:PORT",
+        default_value = ""
+    )]
+    pub grpc_listen: String,
     /// Bind with SO_REUSEPORT, so several processes share one port
     /// (`--reuse-port`, `--reuse-port=false`; env: `true` or `false`).
     #[arg(long, env = "FANOUT_REUSE_PORT", value_name = "BOOL", num_args = 0..=1,
@@ -93,6 +101,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
+            grpc_listen: String::new(),
             reuse_port: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             drop_limit: DEFAULT_DROP_LIMIT,

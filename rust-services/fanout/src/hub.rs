@@ -50,6 +50,10 @@ use crate::ws::close;
 pub struct Conn {
     /// Its key in the hub's connection slab.
     key: usize,
+    /// A gRPC `Subscribe` stream ([`grpc`](crate::grpc)): it is queued
+    /// `Notification` messages instead of frames, and no subscription
+    /// frames.
+    stream: bool,
     pub outbox: Outbox,
 }
 
@@ -89,11 +93,23 @@ impl Hub {
     /// subscription frame. During a shutdown the connection is registered
     /// already closing with 1001.
     pub fn connect(&self, topics: &TopicSet) -> Arc<Conn> {
+        self.register(topics, false)
+    }
+
+    /// Registers a gRPC stream on `topics`: a connection that gets each
+    /// notification as a `Notification` message and no subscription
+    /// frames. During a shutdown it is registered already closing.
+    pub fn connect_stream(&self, topics: &TopicSet) -> Arc<Conn> {
+        self.register(topics, true)
+    }
+
+    fn register(&self, topics: &TopicSet, stream: bool) -> Arc<Conn> {
         let conn = {
             let mut conns = self.conns.lock();
             let entry = conns.vacant_entry();
             let conn = Arc::new(Conn {
                 key: entry.key(),
+                stream,
                 outbox: Outbox::new(),
             });
             entry.insert(conn.clone());
@@ -109,7 +125,9 @@ impl Hub {
                     .get_mut()
                     .push(conn.clone());
             }
-            conn.outbox.push_subscribed(frame::subscribed(topics));
+            if !stream {
+                conn.outbox.push_subscribed(frame::subscribed(topics));
+            }
         }
         if self.shutting_down.load(Ordering::Acquire) {
             conn.outbox.close(close::GOING_AWAY);
@@ -184,11 +202,20 @@ impl Hub {
         };
         let subscribers = subscribers.lock();
         let now = Instant::now();
+        // The gRPC message, encoded once, at the first stream.
+        let mut message: Option<Option<Bytes>> = None;
         for conn in subscribers.iter() {
-            match conn
-                .outbox
-                .push_notification(frame.clone(), now, self.limits)
-            {
+            let queued = if conn.stream {
+                match message.get_or_insert_with(|| crate::grpc::notification_message(frame)) {
+                    Some(message) => message.clone(),
+                    // Not a notification frame: only a foreign Kafka
+                    // record can be that, and it has no Notification.
+                    None => continue,
+                }
+            } else {
+                frame.clone()
+            };
+            match conn.outbox.push_notification(queued, now, self.limits) {
                 Pushed::Queued | Pushed::Closing => {}
                 Pushed::DroppedOldest => self.metrics.dropped_queue_full.inc(),
                 Pushed::DropLimitReached => {

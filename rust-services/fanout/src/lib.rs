@@ -47,6 +47,7 @@
 //! - [`hub`]: the topic registry and the broadcast.
 //! - [`outbox`]: a connection's bounded drop-oldest queue.
 //! - [`connection`]: one connection's task: read, write, ping, reap, close.
+//! - [`grpc`]: `FanoutService/Subscribe`, a gRPC stream as a hub connection.
 //! - [`ws`]: the RFC 6455 framing this server needs.
 //! - [`kafka`]: the Kafka publisher and the group-less consumer.
 //! - [`metrics`]: the fan-out metrics.
@@ -54,6 +55,7 @@
 pub mod config;
 pub mod connection;
 pub mod frame;
+pub mod grpc;
 pub mod handler;
 pub mod hub;
 pub mod kafka;
@@ -70,6 +72,7 @@ use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 
@@ -88,6 +91,8 @@ pub enum Error {
     Kafka(#[from] KafkaError),
     #[error("serving HTTP failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("serving gRPC failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
 }
 
 /// Runs the service on an already-bound `listener` until `shutdown`
@@ -98,7 +103,20 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    run_with_grpc(listener, None, config, shutdown).await
+}
+
+/// [`run`], also serving `FanoutService` ([`grpc`]) on `grpc_listener` when
+/// given, from the same hub; the shutdown closes the gRPC streams with the
+/// WebSockets.
+pub async fn run_with_grpc(
+    listener: TcpListener,
+    grpc_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     config.validate()?;
+    let shutdown = shutdown.shared();
     let metrics = parallax_common::metrics::Metrics::new();
     let hub = Arc::new(Hub::new(config.limits(), FanoutMetrics::register(&metrics)));
     let (delivery, ready, consumer) = match &config.kafka_brokers {
@@ -112,6 +130,14 @@ pub async fn run(
         }
         None => (Delivery::Local, Arc::new(AtomicBool::new(true)), None),
     };
+    let grpc = grpc_listener.map(|grpc_listener| {
+        tokio::spawn(grpc::serve(
+            grpc_listener,
+            grpc::FanoutService::new(hub.clone(), &metrics),
+            shutdown.clone(),
+            config.shutdown_grace(),
+        ))
+    });
     let app = App::new(
         hub.clone(),
         delivery.clone(),
@@ -127,6 +153,9 @@ pub async fn run(
         config.shutdown_grace(),
     )
     .await?;
+    if let Some(grpc) = grpc {
+        grpc.await.expect("the gRPC server does not panic")?;
+    }
     drop(consumer);
     if let Delivery::Kafka(publisher) = &delivery {
         publisher.flush(config.shutdown_grace()).await;

@@ -23,8 +23,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let listener = listener::bind(&config.listen, config.reuse_port)
         .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let grpc_listener = match config.grpc_listen.as_str() {
+        "" => None,
+        addr => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--grpc-listen)"))?,
+        ),
+    };
     let shutdown = parallax_common::server::signal();
+    if let Some(grpc_listener) = &grpc_listener {
+        // Before `listening on`, the line that says the service is ready.
+        tracing::info!("serving gRPC on {}", grpc_listener.local_addr()?);
+    }
     tracing::info!("listening on {}", listener.local_addr()?);
-    parallax_fanout::run(listener, config, shutdown).await?;
+    parallax_fanout::run_with_grpc(listener, grpc_listener, config, shutdown).await?;
     Ok(())
 }
