@@ -13,6 +13,9 @@
 //!   coordinated-omission-corrected latency histograms.
 //! - [`http`]: a dedicated keep-alive HTTP/1.1 connection per sender, on
 //!   hyper's low-level client.
+//! - [`grpc`]: unary gRPC calls over HTTP/2 (h2c or TLS) on the same
+//!   schedule, counted per `grpc-status`; messages from proto3 JSON and a
+//!   descriptor set.
 //! - [`ingest`]: the event-ingestion workload: pre-encoded protobuf
 //!   batches, unique event ids stamped per request, skewed tenants.
 //! - [`open`]: open-model load on goose: users take slots from a shared
@@ -27,6 +30,7 @@
 
 pub mod cache;
 pub mod churn;
+pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod open;
