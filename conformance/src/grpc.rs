@@ -424,3 +424,243 @@ pub fn run_grpcio(addr: SocketAddr, calls: &[(&str, Vec<u8>)]) -> Vec<String> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The path of `FanoutService/Subscribe`.
+pub const SUBSCRIBE: &str = "/parallax.fanout.v1.FanoutService/Subscribe";
+
+/// What a server-streaming call delivers, in order.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// One message, without its length prefix.
+    Message(Vec<u8>),
+    /// The end: the status (trailers, or a trailers-only answer) with every
+    /// byte of the body in `body`.
+    End(Answer),
+}
+
+/// A server-streaming call running on its own thread; its events arrive on
+/// [`Stream::next`]. With a receive window ([`open_stream`]), the client
+/// reads nothing until [`Stream::resume`]: a subscriber that stops reading.
+pub struct Stream {
+    events: std::sync::mpsc::Receiver<StreamEvent>,
+    headers: std::sync::mpsc::Receiver<()>,
+    resume: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Stream {
+    /// Waits for the response headers (or a trailers-only answer, which
+    /// then is the next event): the point at which a `Subscribe` stream is
+    /// registered.
+    ///
+    /// # Panics
+    /// When none arrive within `deadline`.
+    pub fn headers(&self, deadline: Duration) {
+        self.headers
+            .recv_timeout(deadline)
+            .expect("no response headers within the deadline");
+    }
+
+    /// The next event.
+    ///
+    /// # Panics
+    /// When none arrives within `deadline`.
+    pub fn next(&self, deadline: Duration) -> StreamEvent {
+        self.events
+            .recv_timeout(deadline)
+            .unwrap_or_else(|e| panic!("no gRPC stream event within {deadline:?}: {e}"))
+    }
+
+    /// The next event, or `None` after `wait` without one.
+    pub fn try_next(&self, wait: Duration) -> Option<StreamEvent> {
+        self.events.recv_timeout(wait).ok()
+    }
+
+    /// Starts reading (a stream opened with a window and paused).
+    pub fn resume(&mut self) {
+        if let Some(resume) = self.resume.take() {
+            let _ = resume.send(());
+        }
+    }
+}
+
+/// Starts `call` as a server-streaming call to `addr` on a fresh HTTP/2
+/// connection. With `paused_window`, the stream's receive window is that
+/// many bytes and nothing is read (so no window is given back) until
+/// [`Stream::resume`].
+pub fn open_stream(addr: SocketAddr, call: &Call, paused_window: Option<u32>) -> Stream {
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let (headers_tx, headers) = std::sync::mpsc::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
+    let call = call.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+            let mut builder = h2::client::Builder::new();
+            if let Some(window) = paused_window {
+                builder.initial_window_size(window);
+            }
+            let Ok((client, connection)) = builder.handshake::<_, Bytes>(tcp).await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let Ok(mut client) = client.ready().await else {
+                return;
+            };
+            let mut request = http::Request::builder()
+                .method(call.method.clone())
+                .uri(format!("http://{addr}{}", call.path))
+                .header("te", "trailers");
+            if let Some(content_type) = &call.content_type {
+                request = request.header("content-type", content_type);
+            }
+            for (name, value) in &call.headers {
+                request = request.header(name, value);
+            }
+            let request = request.body(()).expect("valid request");
+            let Ok((response, mut stream)) = client.send_request(request, call.body.is_empty())
+            else {
+                return;
+            };
+            if !call.body.is_empty() {
+                let _ = stream.send_data(Bytes::from(call.body.clone()), true);
+            }
+            let Ok(response) = response.await else {
+                return;
+            };
+            let _ = headers_tx.send(());
+            if paused_window.is_some() {
+                let _ = resume_rx.await;
+            }
+            let (parts, mut body) = response.into_parts();
+            let mut data = Vec::new();
+            let mut pending = Vec::new();
+            let mut trailers = None;
+            loop {
+                match body.data().await {
+                    Some(Ok(chunk)) => {
+                        let _ = body.flow_control().release_capacity(chunk.len());
+                        data.extend_from_slice(&chunk);
+                        pending.extend_from_slice(&chunk);
+                        while pending.len() >= 5 {
+                            let len = u32::from_be_bytes([
+                                pending[1], pending[2], pending[3], pending[4],
+                            ]) as usize;
+                            if pending.len() < 5 + len {
+                                break;
+                            }
+                            let message = pending[5..5 + len].to_vec();
+                            pending.drain(..5 + len);
+                            let _ = events_tx.send(StreamEvent::Message(message));
+                        }
+                    }
+                    Some(Err(_)) => break,
+                    None => {
+                        trailers = body.trailers().await.ok().flatten();
+                        break;
+                    }
+                }
+            }
+            let status_headers: &HeaderMap = match &trailers {
+                Some(t) if t.contains_key("grpc-status") => t,
+                _ => &parts.headers,
+            };
+            let get = |map: &HeaderMap, name: &str| {
+                map.get(name)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            };
+            let _ = events_tx.send(StreamEvent::End(Answer {
+                http_status: parts.status.as_u16(),
+                content_type: get(&parts.headers, "content-type"),
+                grpc_status: get(status_headers, "grpc-status"),
+                grpc_message: get(status_headers, "grpc-message"),
+                error_code: get(status_headers, ERROR_CODE),
+                retry_pushback_ms: get(status_headers, RETRY_PUSHBACK),
+                body: data,
+            }));
+        });
+    });
+    Stream {
+        events,
+        headers,
+        resume: Some(resume_tx),
+    }
+}
+
+/// A `SubscribeRequest` naming `topics`, length-prefixed: a `Subscribe`
+/// call.
+pub fn subscribe_call(topics: &[&str]) -> Call {
+    let mut message = Vec::new();
+    for topic in topics {
+        prost::encoding::string::encode(1, &(*topic).to_owned(), &mut message);
+    }
+    Call::raw(frame(0, &message)).path(SUBSCRIBE)
+}
+
+/// The `Notification` message the contract fixes for a notification:
+/// fields in field-number order, defaults omitted, `body_json` the body's
+/// bytes as sent — encoded here independently of both twins.
+pub fn notification_message(
+    id: &str,
+    topic: &str,
+    published_at_unix_us: i64,
+    body: &str,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (field, value) in [(1, id), (2, topic)] {
+        if !value.is_empty() {
+            prost::encoding::string::encode(field, &value.to_owned(), &mut out);
+        }
+    }
+    if published_at_unix_us != 0 {
+        prost::encoding::int64::encode(3, &published_at_unix_us, &mut out);
+    }
+    if !body.is_empty() {
+        prost::encoding::string::encode(4, &body.to_owned(), &mut out);
+    }
+    out
+}
+
+/// Runs grpcurl with server reflection (no `.proto`) against `addr`:
+/// `args` are grpcurl's after the address (`list`, `describe X`, a method);
+/// `stdin`, when given, is the request (`-d @`). Returns the exit code and
+/// stdout and stderr together.
+pub fn run_grpcurl_reflection(
+    addr: SocketAddr,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String) {
+    let mut command = Command::new(grpcurl());
+    command.args(["-plaintext", "-format-error"]);
+    if stdin.is_some() {
+        command.args(["-d", "@"]);
+    }
+    let mut child = command
+        .arg(addr.to_string())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start grpcurl");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            input
+                .write_all(text.as_bytes())
+                .expect("write grpcurl's stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("grpcurl runs");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}

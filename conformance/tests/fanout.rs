@@ -24,6 +24,7 @@ use parallax_conformance::fanout::{
     upgrade_request, FanoutError, Notification, FRAME_DEADLINE, MAX_ID_BYTES, MAX_MESSAGE_BYTES,
     MAX_NOTIFY_BYTES, MAX_TOPICS, MAX_TOPIC_BYTES, NOTIFY, SUBSCRIBE,
 };
+use parallax_conformance::grpc::{self, StreamEvent};
 use parallax_conformance::http::InFlight;
 use parallax_conformance::parity::{self, excerpt};
 use parallax_conformance::service::assert_flags_refused;
@@ -96,6 +97,11 @@ for_each_implementation! {
     readyz_is_503_while_kafka_is_unreachable,
     // The corpus, against the contract's statuses
     corpus_statuses_follow_the_contract,
+    // gRPC: FanoutService/Subscribe
+    grpc_subscribe_streams_the_notifications_of_its_topics_in_order,
+    grpc_subscribe_refuses_bad_requests_with_the_contract_statuses,
+    a_slow_grpc_subscriber_ends_with_resource_exhausted_while_a_reading_one_gets_everything,
+    grpc_reflection_describes_the_service_for_grpcurl,
 }
 
 /// A publication time for notifications that name one.
@@ -1323,4 +1329,328 @@ fn exercise(fanout: &Service) -> Vec<Client> {
         assert_eq!(fanout.send(&request).status, status, "{}", request.path);
     }
     clients
+}
+
+// ----------------------------------------------------------------------------
+// gRPC: FanoutService/Subscribe (docs/contract-fanout.md, "gRPC")
+
+/// The next message of `stream`, or a panic naming the status it ended with.
+#[track_caller]
+fn next_message(stream: &grpc::Stream, what: &str) -> Vec<u8> {
+    match stream.next(FRAME_DEADLINE) {
+        StreamEvent::Message(message) => message,
+        StreamEvent::End(answer) => panic!(
+            "{what}: the stream ended with {:?} {:?} instead of a message",
+            answer.grpc_status,
+            answer.message()
+        ),
+    }
+}
+
+/// The Notification message the contract fixes for `n`.
+fn message_of(n: &Notification) -> Vec<u8> {
+    grpc::notification_message(
+        n.id.as_deref().expect("an id"),
+        &n.topic,
+        n.published_at_unix_us.expect("a publication time") as i64,
+        &n.body,
+    )
+}
+
+fn grpc_subscribe_streams_the_notifications_of_its_topics_in_order(
+    implementation: &Implementation,
+) {
+    let fanout = service(implementation).grpc().spawn();
+    let stream = grpc::open_stream(
+        fanout.grpc_addr(),
+        &grpc::subscribe_call(&["b", "a", "b"]),
+        None,
+    );
+    stream.headers(FRAME_DEADLINE);
+    // A WebSocket subscriber of the same hub gets the same notifications.
+    let mut ws = subscriber(&fanout, "a,b");
+    let notifications: Vec<Notification> = (0..40)
+        .map(|i| {
+            let topic = ["a", "b", "c"][i % 3];
+            notification(topic, &format!(r#"{{"n": {i}, "s": "é<>&"}}"#))
+                .id(&format!("{topic}-{i:02}"))
+                .published_at(PUBLISHED_AT + i as u64)
+        })
+        .collect();
+    for n in &notifications {
+        publish(&fanout, n);
+    }
+    let marker = notification("a", "null").id("marker").published_at(0);
+    publish(&fanout, &marker);
+
+    let expected: Vec<&Notification> = notifications
+        .iter()
+        .filter(|n| n.topic != "c")
+        .chain([&marker])
+        .collect();
+    for n in &expected {
+        let message = next_message(&stream, "subscriber of a,b");
+        assert_eq!(
+            message,
+            message_of(n),
+            "the message of {} (topic c must not arrive; a and b in the order sent)",
+            n.json()
+        );
+        assert_frame(&mut ws, &n.frame(), "WebSocket subscriber of a,b");
+    }
+}
+
+fn grpc_subscribe_refuses_bad_requests_with_the_contract_statuses(implementation: &Implementation) {
+    let fanout = service(implementation).grpc().spawn();
+    let many: Vec<String> = (0..=MAX_TOPICS).map(|i| format!("t{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let cases = [
+        (
+            "no topics",
+            grpc::subscribe_call(&[]),
+            grpc::code::INVALID_ARGUMENT,
+            Some("invalid_topics"),
+        ),
+        (
+            "an empty name",
+            grpc::subscribe_call(&["a", ""]),
+            grpc::code::INVALID_ARGUMENT,
+            Some("invalid_topics"),
+        ),
+        (
+            "a bad byte",
+            grpc::subscribe_call(&["a!b"]),
+            grpc::code::INVALID_ARGUMENT,
+            Some("invalid_topics"),
+        ),
+        (
+            "65 topics",
+            grpc::subscribe_call(&many),
+            grpc::code::INVALID_ARGUMENT,
+            Some("invalid_topics"),
+        ),
+        (
+            "invalid UTF-8",
+            grpc::Call::raw(grpc::frame(0, &[0x0a, 0x01, 0xff])).path(grpc::SUBSCRIBE),
+            grpc::code::INVALID_ARGUMENT,
+            Some("malformed_request"),
+        ),
+        (
+            "a truncated request",
+            grpc::Call::raw(grpc::frame(0, &[0x0a, 0x05, b'a'])).path(grpc::SUBSCRIBE),
+            grpc::code::INVALID_ARGUMENT,
+            Some("malformed_request"),
+        ),
+        (
+            "no message",
+            grpc::Call::raw(Vec::new()).path(grpc::SUBSCRIBE),
+            grpc::code::INTERNAL,
+            None,
+        ),
+        (
+            "a request over 16 KiB",
+            grpc::Call::raw(grpc::frame(0, &vec![0; 16_385])).path(grpc::SUBSCRIBE),
+            grpc::code::RESOURCE_EXHAUSTED,
+            None,
+        ),
+        (
+            "an unknown method",
+            grpc::Call::raw(grpc::frame(0, b"")).path("/parallax.fanout.v1.FanoutService/Nope"),
+            grpc::code::UNIMPLEMENTED,
+            None,
+        ),
+    ];
+    for (what, call, code, error_code) in cases {
+        let answer = grpc::call(fanout.grpc_addr(), &call);
+        assert_eq!(
+            (answer.code(), answer.error_code.as_deref()),
+            (Some(code), error_code),
+            "{what}: {answer:?}"
+        );
+        assert!(
+            answer.body.is_empty(),
+            "{what}: a message was sent: {answer:?}"
+        );
+    }
+}
+
+fn a_slow_grpc_subscriber_ends_with_resource_exhausted_while_a_reading_one_gets_everything(
+    implementation: &Implementation,
+) {
+    const AT_MOST: usize = 4000;
+    let fanout = service(implementation)
+        .grpc()
+        .flag("--queue-capacity", 8)
+        .flag("--drop-limit", 16)
+        .spawn();
+    // A 4 KiB HTTP/2 window that is never given back until resume: the
+    // server can send one notification, then the queue fills.
+    let mut slow = grpc::open_stream(
+        fanout.grpc_addr(),
+        &grpc::subscribe_call(&["s"]),
+        Some(4096),
+    );
+    slow.headers(FRAME_DEADLINE);
+    let reader = grpc::open_stream(fanout.grpc_addr(), &grpc::subscribe_call(&["s"]), None);
+    reader.headers(FRAME_DEADLINE);
+    let body = format!(r#""{}""#, "x".repeat(4000));
+    let nth = |i: usize| {
+        notification("s", &body)
+            .id(&format!("s-{i:05}"))
+            .published_at(PUBLISHED_AT)
+    };
+    let mut sent = 0;
+    while slow_consumers_closed(&fanout) < 1.0 {
+        // The reader keeps up: it takes each message before the next.
+        publish(&fanout, &nth(sent));
+        assert_eq!(
+            next_message(&reader, "the reading subscriber"),
+            message_of(&nth(sent))
+        );
+        sent += 1;
+        assert!(
+            sent < AT_MOST,
+            "no slow gRPC subscriber closed after {sent} notifications of 4 KiB:\n{}",
+            scrape(&fanout)
+        );
+    }
+    slow.resume();
+    let mut received = 0;
+    let answer = loop {
+        match slow.next(FRAME_DEADLINE) {
+            StreamEvent::Message(message) => {
+                assert_eq!(
+                    message,
+                    message_of(&nth(received)),
+                    "the slow subscriber's messages are a prefix"
+                );
+                received += 1;
+            }
+            StreamEvent::End(answer) => break answer,
+        }
+    };
+    assert_eq!(
+        (answer.code(), answer.error_code.as_deref()),
+        (Some(grpc::code::RESOURCE_EXHAUSTED), Some("slow_consumer")),
+        "the slow subscriber's end: {answer:?}"
+    );
+    assert!(
+        received < sent,
+        "the slow subscriber got all {sent} notifications: nothing was dropped"
+    );
+    // The reader is still subscribed and complete.
+    let last = notification("s", "\"last\"")
+        .id("last")
+        .published_at(PUBLISHED_AT);
+    publish(&fanout, &last);
+    assert_eq!(
+        next_message(&reader, "the reading subscriber"),
+        message_of(&last)
+    );
+}
+
+fn grpc_reflection_describes_the_service_for_grpcurl(implementation: &Implementation) {
+    let fanout = service(implementation).grpc().spawn();
+    let addr = fanout.grpc_addr();
+    let (code, list) = grpc::run_grpcurl_reflection(addr, &["list"], None);
+    assert_eq!(
+        (code, list.as_str()),
+        (
+            0,
+            "grpc.reflection.v1.ServerReflection\ngrpc.reflection.v1alpha.ServerReflection\nparallax.fanout.v1.FanoutService\n"
+        )
+    );
+    let (code, text) =
+        grpc::run_grpcurl_reflection(addr, &["describe", "parallax.fanout.v1.Notification"], None);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("int64 published_at_unix_us = 3;"), "{text}");
+    // grpcurl builds the request from the reflected descriptors.
+    let (code, text) = grpc::run_grpcurl_reflection(
+        addr,
+        &["parallax.fanout.v1.FanoutService/Subscribe"],
+        Some(r#"{"topics":["a b"]}"#),
+    );
+    assert_eq!(code, 64 + 3, "grpcurl exits 64 + the status code: {text}");
+    assert!(text.contains("topics must be 1-64 names"), "{text}");
+}
+
+/// The twins stream the same bytes for the same notifications, answer the
+/// same statuses (wire text and trailers) to bad and broken calls, and
+/// describe the service alike by reflection.
+#[test]
+fn twins_answer_grpc_subscribe_byte_for_byte() {
+    let twins = [
+        service(&Implementation::go_fanout()).grpc().spawn(),
+        service(&Implementation::rust_fanout()).grpc().spawn(),
+    ];
+    let notifications = [
+        notification("p1", RICH_BODY).id("p-1").published_at(0),
+        notification("p2", "null")
+            .id("p-\"2\"\t\u{2028}é<>&")
+            .published_at(PUBLISHED_AT),
+        notification("p1", "[ 1, 2.0, -3e3 ]")
+            .id(&"i".repeat(MAX_ID_BYTES))
+            .published_at(9_223_372_036_854_775_807),
+        notification("p2", "{}").id("p-5").published_at(2),
+    ];
+    let mut calls: Vec<(&str, grpc::Call)> = vec![
+        ("invalid topics", grpc::subscribe_call(&["a", "b c"])),
+        ("no topics", grpc::subscribe_call(&[])),
+        (
+            "malformed",
+            grpc::Call::raw(grpc::frame(0, &[0x0a, 0x01, 0xff])).path(grpc::SUBSCRIBE),
+        ),
+        (
+            "over 16 KiB",
+            grpc::Call::raw(grpc::frame(0, &vec![0; 16_385])).path(grpc::SUBSCRIBE),
+        ),
+    ];
+    calls.extend(
+        grpc::framing_cases()
+            .into_iter()
+            // 8 MiB is the ingest limit; Subscribe's is 16 KiB (tested above).
+            .filter(|(name, _)| !name.contains("8_mib"))
+            .map(|(name, call)| {
+                let call = if call.path == grpc::PUBLISH {
+                    call.path(grpc::SUBSCRIBE)
+                } else {
+                    call
+                };
+                (name, call)
+            }),
+    );
+
+    let [go, rust] = twins.each_ref().map(|fanout| {
+        let stream = grpc::open_stream(
+            fanout.grpc_addr(),
+            &grpc::subscribe_call(&["p2", "p1"]),
+            None,
+        );
+        stream.headers(FRAME_DEADLINE);
+        let mut out: Vec<String> = Vec::new();
+        for n in &notifications {
+            publish(fanout, n);
+            out.push(format!(
+                "{:?}",
+                next_message(&stream, "subscriber of p1,p2")
+            ));
+        }
+        for (name, call) in &calls {
+            out.push(format!(
+                "{name}: {:?}",
+                grpc::call(fanout.grpc_addr(), call)
+            ));
+        }
+        let (_, describe) = grpc::run_grpcurl_reflection(
+            fanout.grpc_addr(),
+            &["describe", "parallax.fanout.v1.FanoutService"],
+            None,
+        );
+        out.push(describe);
+        out
+    });
+    for (g, r) in go.iter().zip(&rust) {
+        assert_eq!(g, r, "the twins differ");
+    }
+    assert_eq!(go.len(), rust.len());
 }

@@ -1557,6 +1557,41 @@ fn grpcurl_gets_the_same_answers_from_both_twins() {
     }
 }
 
+/// Both twins serve server reflection (v1 and v1alpha) describing the
+/// contract alike, and grpcurl, with no `.proto` at hand, builds a
+/// `Publish` from the reflected descriptors and gets the same answer.
+#[test]
+fn twins_describe_ingest_service_alike_by_reflection() {
+    let go = service(&Implementation::go()).grpc().spawn();
+    let rust = service(&Implementation::rust()).grpc().spawn();
+    let cases: [(&[&str], Option<&str>, i32, &str); 5] = [
+        (&["list"], None, 0, "grpc.reflection.v1.ServerReflection\ngrpc.reflection.v1alpha.ServerReflection\nparallax.ingest.v1.IngestService\n"),
+        (&["describe", "parallax.ingest.v1.IngestService"], None, 0, "rpc Publish ( .parallax.ingest.v1.EventBatch ) returns ( .parallax.ingest.v1.IngestResponse );"),
+        (&["describe", "parallax.ingest.v1.Event"], None, 0, "map<string, string> attributes = 5;"),
+        (&["describe", "parallax.ingest.v1.Nope"], None, 1, "Symbol not found"),
+        (
+            &["parallax.ingest.v1.IngestService/Publish"],
+            Some(r#"{"events":[{"eventId":"r-1","tenantId":"t","type":"x"},{"eventId":"r-1","tenantId":"t","type":"x"}]}"#),
+            0,
+            "\"reason\": \"duplicate_event_id\"",
+        ),
+    ];
+    for (args, stdin, code, needle) in cases {
+        let [on_go, on_rust] =
+            [&go, &rust].map(|t| grpc::run_grpcurl_reflection(t.grpc_addr(), args, stdin));
+        assert_eq!(
+            on_go, on_rust,
+            "grpcurl {args:?}: the twins' reflection differs"
+        );
+        assert_eq!(
+            on_go.0, code,
+            "grpcurl {args:?}: exit code; output {}",
+            on_go.1
+        );
+        assert!(on_go.1.contains(needle), "grpcurl {args:?}: {}", on_go.1);
+    }
+}
+
 /// Python's grpcio (gRPC's C core, no generated code) gets the same status,
 /// details, trailers and response bytes from both twins for every protobuf
 /// request of the corpus.
