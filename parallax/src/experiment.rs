@@ -27,7 +27,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
     // --aa --direct: the baseline against itself, each alone in turn.
-    let mode = match (args.aa, args.direct) {
+    args.verdict.check()?;
+    // A capacity search or ladder is direct (each backend alone) too.
+    let mode = match (args.aa, args.direct || args.capacity()) {
         (true, _) => Some(ModeName::Aa),
         (false, true) => Some(ModeName::Direct),
         (false, false) => None,
@@ -76,11 +78,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 this_mode
             );
         }
-        let options = RunOptions {
+        let mut options = RunOptions {
             mode,
             duration_secs: args.duration_secs,
             warmup_secs: args.warmup_secs,
-            rate: args.rate,
+            rate: args.fixed_rate(),
             candidate_args: args
                 .candidate_flags
                 .split_whitespace()
@@ -91,10 +93,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             aa_direct: args.aa && args.direct,
             ..RunOptions::default()
         };
+        args.verdict
+            .apply(args.rate, experiment.load.rate, &mut options);
         let scenarios = runner::run(experiment, &options)
             .with_context(|| format!("experiment {}", experiment.origin.display()))?;
         results.scenarios.extend(scenarios);
     }
+    args.verdict.attach_noise(&mut results)?;
     write(&results, &args.out)
 }
 

@@ -26,7 +26,9 @@ Candidates (role \"candidate\") are judged against the baseline of the same scen
 Latency ratios use a bootstrap confidence interval from the recorded histograms: a budget
 fails only when the whole interval lies above it, so noise does not fail a build. The p50
 budget is judged with a one-sided Mann-Whitney U test against the baseline scaled by it.
-RSS and CPU are single measurements and are compared directly. Any budget takes `off`.
+RSS and CPU are single measurements and are compared directly. The capacity ratio (a run
+with --find-capacity or a rate ladder) is compared with --min-capacity-ratio directly; a
+candidate that held the top of its ladder passes what it showed. Any budget takes `off`.
 
 Exit codes: 0 every budget kept, 1 a budget broken, 2 invalid input.";
 
@@ -39,11 +41,18 @@ pub struct GateArgs {
     /// An earlier results file: also judge each backend's change since then.
     #[arg(long, value_name = "PREVIOUS.json")]
     pub baseline: Option<PathBuf>,
-    /// An A/A results file (`parallax run --aa`) from the same machine: each
-    /// scenario's p99 budget is widened by the p99 ratio two identical
-    /// backends showed there (the harness's own noise).
+    /// A/A results files (`parallax run --aa`) from the same machine, one
+    /// flag each: the calibration. Each scenario's p99 budget is widened by
+    /// the p99 ratio two identical backends showed (the largest over the
+    /// files), its p50 budget by their largest p50 departure from 1, and the
+    /// capacity floor lowered by their capacity spread. Without it, A/A
+    /// figures stored in the results (`parallax run --noise`) are used.
     #[arg(long, value_name = "AA.json")]
-    pub noise: Option<PathBuf>,
+    pub noise: Vec<PathBuf>,
+    /// Smallest candidate/baseline capacity ratio (results of a capacity
+    /// search or ladder; SKIP otherwise). Default: the experiment file's, else off.
+    #[arg(long, value_name = "RATIO")]
+    pub min_capacity_ratio: Option<Limit>,
     /// Largest candidate/baseline p99 ratio. Default: the experiment file's, else 1.5.
     #[arg(long, value_name = "RATIO")]
     pub max_p99_ratio: Option<Limit>,
@@ -139,6 +148,7 @@ fn judge(args: &GateArgs) -> anyhow::Result<gate::GateReport> {
         max_mismatch_rate: args.max_mismatch_rate.map(|l| l.0),
         max_error_rate: args.max_error_rate.map(|l| l.0),
         max_regression: args.max_regression.map(|p| p.0),
+        min_capacity_ratio: args.min_capacity_ratio.map(|l| l.0),
     };
     let defaults = Budgets {
         stats: Settings {
@@ -152,23 +162,19 @@ fn judge(args: &GateArgs) -> anyhow::Result<gate::GateReport> {
         overrides: flags,
         ..defaults.with_spec(&flags)
     };
-    let budgets = match &args.noise {
-        Some(path) => {
-            let aa = RunResults::load(path)?;
-            if aa.mode != parallax_report::Mode::Aa {
-                anyhow::bail!(
-                    "{} is not an A/A run (mode {:?}); make one with `parallax run --aa`",
-                    path.display(),
-                    aa.mode
-                );
-            }
-            let p99_noise = gate::noise_factors(&aa, &budgets.stats)?;
-            Budgets {
-                p99_noise,
-                ..budgets
-            }
+    let mut budgets = budgets;
+    let mut aa_runs = Vec::new();
+    for path in &args.noise {
+        let aa = RunResults::load(path)?;
+        if aa.mode != parallax_report::Mode::Aa {
+            anyhow::bail!(
+                "{} is not an A/A run (mode {:?}); make one with `parallax run --aa`",
+                path.display(),
+                aa.mode
+            );
         }
-        None => budgets,
-    };
+        aa_runs.push(aa);
+    }
+    gate::calibrate(&mut budgets, &aa_runs)?;
     Ok(gate::evaluate(&current, older.as_ref(), &budgets)?)
 }

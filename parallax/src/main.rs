@@ -46,6 +46,7 @@ mod report_serve;
 mod run;
 mod stack;
 mod twin;
+mod verdict;
 mod workspace;
 
 use clap::{Parser, Subcommand};

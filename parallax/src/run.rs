@@ -44,6 +44,8 @@ use parallax_report::{
     ScenarioResult, Window,
 };
 
+use parallax_harness::capacity::RateSpec;
+
 use crate::kafka;
 use crate::load::{self, Phase};
 use crate::procstat::Usage;
@@ -81,9 +83,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub warmup_secs: Option<f64>,
     /// Rate: events/s for ingest (default 10000), ops/s for cache (2000),
-    /// notifications/s for fan-out (20). Applies to every scenario run.
-    #[arg(long)]
-    pub rate: Option<f64>,
+    /// notifications/s for fan-out (20). Applies to every scenario run. A
+    /// ladder `START..ENDxFACTOR` (`2000..64000x1.5`) climbs it, each
+    /// backend alone, and reports each one's capacity at `--slo`
+    /// (experiment files and `--scenario cache`).
+    #[arg(long, value_name = "RATE | START..ENDxFACTOR")]
+    pub rate: Option<RateSpec>,
+    /// Capacity, interleaving, accounting and noise.
+    #[command(flatten)]
+    pub verdict: crate::verdict::VerdictArgs,
     /// Events per ingest batch.
     #[arg(long, default_value_t = 500)]
     pub batch_size: usize,
@@ -120,6 +128,19 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Whether a capacity search or ladder was asked for.
+    pub fn capacity(&self) -> bool {
+        self.verdict.find_capacity || matches!(self.rate, Some(RateSpec::Ladder(_)))
+    }
+
+    /// The one rate given (`None`: none, or a ladder).
+    pub fn fixed_rate(&self) -> Option<f64> {
+        match self.rate {
+            Some(RateSpec::Fixed(r)) => Some(r),
+            _ => None,
+        }
+    }
+
     fn duration(&self) -> f64 {
         self.duration_secs.unwrap_or(15.0)
     }
@@ -129,7 +150,7 @@ impl RunArgs {
     }
 
     fn mode(&self) -> Mode {
-        match (self.aa, self.direct) {
+        match (self.aa, self.direct || self.capacity()) {
             (true, _) => Mode::Aa,
             (false, true) => Mode::Direct,
             (false, false) => Mode::Shadow,
@@ -207,6 +228,10 @@ pub fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut results = RunResults::new(command, mode);
     let scenarios = args.scenarios();
+    if args.capacity() && scenarios != [Scenario::Cache] {
+        bail!("--find-capacity / --rate START..ENDxFACTOR: of the built-in pairs only the cache is an experiment file yet; give --scenario cache, or experiment files");
+    }
+    args.verdict.check()?;
 
     let mut started_kafka = false;
     let brokers = if scenarios.contains(&Scenario::Ingest) {
@@ -241,6 +266,7 @@ pub fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
     }
     outcome?;
 
+    args.verdict.attach_noise(&mut results)?;
     let json = out.join("results.json");
     results.save(&json)?;
     let html = out.join("report.html");
@@ -260,7 +286,7 @@ fn ingest(
     let dir = stack::scenario_dir(out, "ingest")?;
     let binaries = twin::build(root, "ingest")?;
     let run_id = format!("run{}", load::unix_millis());
-    let events_per_sec = args.rate.unwrap_or(10_000.0);
+    let events_per_sec = args.fixed_rate().unwrap_or(10_000.0);
     let workload = Arc::new(IngestWorkload::new(&IngestConfig {
         batch_size: args.batch_size,
         tenants: 1000,
@@ -333,7 +359,7 @@ fn cache(root: &Path, args: &RunArgs, out: &Path, mode: Mode) -> anyhow::Result<
     use parallax_harness::experiment::{Experiment, ModeName};
     use parallax_harness::runner::{self, RunOptions};
     let experiment = Experiment::load(&root.join("experiments/cache.toml"))?;
-    let options = RunOptions {
+    let mut options = RunOptions {
         mode: Some(match mode {
             Mode::Shadow => ModeName::Shadow,
             Mode::Direct => ModeName::Direct,
@@ -341,7 +367,7 @@ fn cache(root: &Path, args: &RunArgs, out: &Path, mode: Mode) -> anyhow::Result<
         }),
         duration_secs: Some(args.duration()),
         warmup_secs: Some(args.warmup()),
-        rate: args.rate,
+        rate: args.fixed_rate(),
         candidate_args: args
             .candidate_flags
             .split_whitespace()
@@ -352,6 +378,8 @@ fn cache(root: &Path, args: &RunArgs, out: &Path, mode: Mode) -> anyhow::Result<
         aa_direct: args.aa && args.direct,
         ..RunOptions::default()
     };
+    args.verdict
+        .apply(args.rate, experiment.load.rate, &mut options);
     let mut scenarios = runner::run(&experiment, &options)?;
     anyhow::ensure!(scenarios.len() == 1, "experiments/cache.toml has one step");
     Ok(scenarios.remove(0))
@@ -739,7 +767,7 @@ fn backend_result(
 fn fanout(root: &Path, args: &RunArgs, out: &Path) -> anyhow::Result<ScenarioResult> {
     let dir = stack::scenario_dir(out, "fanout")?;
     let binaries = twin::build(root, "fanout")?;
-    let rate = args.rate.unwrap_or(20.0);
+    let rate = args.fixed_rate().unwrap_or(20.0);
     let topics = vec!["run".to_owned()];
     let sides = sides(args, &binaries, 1.0);
     let runtime = load::runtime()?;

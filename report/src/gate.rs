@@ -44,6 +44,15 @@ pub struct Budgets {
     /// [`noise_factors`]): the p99 budget of a scenario found here is
     /// multiplied by its factor (at least 1).
     pub p99_noise: std::collections::BTreeMap<String, f64>,
+    /// Smallest candidate/baseline capacity ratio (runs with a capacity
+    /// search or ladder; others SKIP).
+    pub min_capacity_ratio: Option<f64>,
+    /// The A/A runs' p50 spread per scenario (see [`calibrate`]): the p50
+    /// budget is multiplied by it.
+    pub p50_noise: std::collections::BTreeMap<String, f64>,
+    /// The A/A runs' capacity-ratio spread per scenario: the smallest
+    /// capacity ratio is divided by it.
+    pub capacity_noise: std::collections::BTreeMap<String, f64>,
     /// Budgets given on the command line: they win over those a scenario
     /// carries from its experiment file ([`ScenarioResult::budgets`]), which
     /// win over the fields above.
@@ -62,6 +71,9 @@ impl Default for Budgets {
             max_regression: Some(0.10),
             stats: Settings::default(),
             p99_noise: std::collections::BTreeMap::new(),
+            min_capacity_ratio: None,
+            p50_noise: std::collections::BTreeMap::new(),
+            capacity_noise: std::collections::BTreeMap::new(),
             overrides: crate::BudgetSpec::default(),
         }
     }
@@ -80,6 +92,7 @@ impl Budgets {
             max_mismatch_rate: pick(self.max_mismatch_rate, spec.max_mismatch_rate),
             max_error_rate: pick(self.max_error_rate, spec.max_error_rate),
             max_regression: pick(self.max_regression, spec.max_regression),
+            min_capacity_ratio: pick(self.min_capacity_ratio, spec.min_capacity_ratio),
             ..self.clone()
         }
     }
@@ -119,6 +132,8 @@ pub enum Measure {
     Rate,
     /// A probability, shown as a plain number.
     Probability,
+    /// A ratio whose budget is a floor (`>= 0.90x`): capacity.
+    Floor,
 }
 
 /// One line of the verdict.
@@ -182,8 +197,14 @@ impl GateReport {
                     c.interval.map_or("-".into(), |(lo, hi)| {
                         format!("{} .. {}", fmt(c.measure, lo), fmt(c.measure, hi))
                     }),
-                    c.budget
-                        .map_or("-".into(), |b| format!("<= {}", fmt(c.measure, b))),
+                    c.budget.map_or("-".into(), |b| {
+                        let op = if c.measure == Measure::Floor {
+                            ">="
+                        } else {
+                            "<="
+                        };
+                        format!("{op} {}", fmt(c.measure, b))
+                    }),
                     c.verdict.as_str().into(),
                     c.note.clone(),
                 ]
@@ -231,7 +252,7 @@ impl GateReport {
 
 fn fmt(measure: Measure, v: f64) -> String {
     match measure {
-        Measure::Ratio => format!("{v:.3}x"),
+        Measure::Ratio | Measure::Floor => format!("{v:.3}x"),
         Measure::Rate => format!("{:.4}%", v * 100.0),
         Measure::Probability => format!("{v:.3}"),
     }
@@ -318,6 +339,39 @@ pub fn noise_factors(
     Ok(factors)
 }
 
+/// Widens `budgets` by the noise of A/A runs (`parallax run --aa`, as
+/// many as given): the p99 budget by the largest [`noise_factors`] of any
+/// run, the p50 budget by the largest departure from 1 of their p50
+/// ratios, and the capacity floor is lowered by the largest departure of
+/// their capacity ratios. One A/A run says little about the next; several
+/// give the spread the gate should not fail a build for.
+pub fn calibrate(budgets: &mut Budgets, aa_runs: &[RunResults]) -> Result<(), GateError> {
+    for aa in aa_runs {
+        for (scenario, f) in noise_factors(aa, &budgets.stats)? {
+            let e = budgets.p99_noise.entry(scenario).or_insert(1.0);
+            *e = e.max(f);
+        }
+    }
+    let runs: Vec<(String, &RunResults)> = aa_runs.iter().map(|r| (String::new(), r)).collect();
+    let names: std::collections::BTreeSet<&str> = aa_runs
+        .iter()
+        .flat_map(|r| r.scenarios.iter().map(|s| s.scenario.as_str()))
+        .collect();
+    for name in names {
+        if let Some(n) = crate::Noise::from_runs(name, &runs) {
+            budgets
+                .p50_noise
+                .insert(name.to_owned(), crate::Noise::spread(&n.p50_ratio));
+            if !n.capacity_ratio.is_empty() {
+                budgets
+                    .capacity_noise
+                    .insert(name.to_owned(), crate::Noise::spread(&n.capacity_ratio));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Judges `current` (and, with `older`, its change since then) against `budgets`.
 pub fn evaluate(
     current: &RunResults,
@@ -377,6 +431,7 @@ pub fn evaluate(
 
 fn validate(b: &Budgets) -> Result<(), GateError> {
     let positive = [
+        ("--min-capacity-ratio", b.min_capacity_ratio),
         ("--max-p99-ratio", b.max_p99_ratio),
         ("--max-p50-ratio", b.max_p50_ratio),
         ("--max-rss-ratio", b.max_rss_ratio),
@@ -448,6 +503,7 @@ impl Judge<'_> {
             let cand_hist = self.empirical(cand)?;
             self.latency(base, &base_hist, cand, &cand_hist);
             self.resources(base, cand);
+            self.capacity(base, cand);
         }
         if let Some(budget) = self.budgets.max_error_rate {
             for b in &s.backends {
@@ -595,7 +651,7 @@ impl Judge<'_> {
     ) {
         let subject = format!("{}/{}", cand.name, base.name);
         let b = self.budgets.clone();
-        let noise = b.p99_noise.get(&self.scenario.scenario).copied();
+        let noise = self.noise(|n| n.p99_ratio.as_slice(), &b.p99_noise);
         let checks_before = self.checks.len();
         self.quantile_check(
             "p99 ratio",
@@ -630,7 +686,11 @@ impl Judge<'_> {
         let settings = self.settings("p50 ratio", &subject);
         let iv = stats::quantile_ratio(base_hist, cand_hist, 0.5, &settings)
             .expect("both sides have samples");
-        let (verdict, note) = match b.max_p50_ratio {
+        let p50_noise = self.noise(|n| n.p50_ratio.as_slice(), &b.p50_noise);
+        let p50_budget = b
+            .max_p50_ratio
+            .map(|budget| budget * p50_noise.unwrap_or(1.0));
+        let (verdict, mut note) = match p50_budget {
             None => (Verdict::Info, "bootstrap".to_owned()),
             Some(budget) => {
                 let mw = stats::mann_whitney(base_hist, cand_hist, budget, settings.resample_cap)
@@ -645,12 +705,17 @@ impl Judge<'_> {
                 )
             }
         };
+        if let (Some(f), Some(_)) = (p50_noise, p50_budget) {
+            note.push_str(&format!(
+                "; budget widened {f:.2}x by the A/A runs' p50 spread"
+            ));
+        }
         self.push(
             "p50 ratio",
             &subject,
             Some(iv.estimate),
             Some((iv.low, iv.high)),
-            b.max_p50_ratio,
+            p50_budget,
             Measure::Ratio,
             verdict,
             note,
@@ -669,6 +734,118 @@ impl Judge<'_> {
                 "0.5 = no shift; z={:.2}, two-sided p={:.2e}",
                 mw.z, mw.p_two_sided
             ),
+        );
+    }
+
+    /// The A/A spread for this scenario: from the calibration runs given
+    /// to the gate, else from the A/A figures stored with the scenario
+    /// (`parallax run --noise`); `None` when neither has it.
+    fn noise(
+        &self,
+        pick: impl Fn(&crate::Noise) -> &[f64],
+        given: &std::collections::BTreeMap<String, f64>,
+    ) -> Option<f64> {
+        given.get(&self.scenario.scenario).copied().or_else(|| {
+            self.scenario
+                .noise
+                .as_ref()
+                .map(pick)
+                .filter(|r| !r.is_empty())
+                .map(crate::Noise::spread)
+        })
+    }
+
+    /// Capacity at the SLO: candidate / baseline, against a floor.
+    fn capacity(&mut self, base: &BackendResult, cand: &BackendResult) {
+        let subject = format!("{}/{}", cand.name, base.name);
+        let floor = self.budgets.min_capacity_ratio;
+        let Some(cap) = self.scenario.capacity.clone() else {
+            if floor.is_some() {
+                self.push(
+                    "capacity ratio",
+                    &subject,
+                    None,
+                    None,
+                    floor,
+                    Measure::Floor,
+                    Verdict::Skip,
+                    "no capacity measured (run with --find-capacity or --rate START..ENDxFACTOR)"
+                        .into(),
+                );
+            }
+            return;
+        };
+        let noise = self.noise(
+            |n| n.capacity_ratio.as_slice(),
+            &self.budgets.capacity_noise,
+        );
+        let floor = floor.map(|f| f / noise.unwrap_or(1.0));
+        let (b, c) = (cap.backend(&base.name), cap.backend(&cand.name));
+        let (Some(b), Some(c)) = (b, c) else {
+            self.push(
+                "capacity ratio",
+                &subject,
+                None,
+                None,
+                floor,
+                Measure::Floor,
+                Verdict::Skip,
+                "a backend is missing from the capacity results".into(),
+            );
+            return;
+        };
+        let describe = |x: &crate::BackendCapacity| match x.capacity_per_sec {
+            Some(v) if x.at_least => format!(">= {v}/s"),
+            Some(v) => format!("{v}/s"),
+            None => "none held".into(),
+        };
+        let mut note = format!(
+            "{} at {}: {} / {}",
+            cap.method,
+            cap.slo,
+            describe(c),
+            describe(b)
+        );
+        if let Some(f) = noise.filter(|_| floor.is_some()) {
+            note.push_str(&format!(
+                "; floor lowered {f:.2}x by the A/A capacity spread"
+            ));
+        }
+        let (observed, verdict) = match (b.capacity_per_sec, c.capacity_per_sec) {
+            (Some(bv), Some(cv)) if bv > 0.0 => {
+                let ratio = cv / bv;
+                let verdict = match floor {
+                    None => Verdict::Info,
+                    // A candidate that held the top of the ladder may be
+                    // faster than measured: it passes what it showed.
+                    Some(f) if ratio < f && !c.at_least => Verdict::Fail,
+                    Some(_) => Verdict::Pass,
+                };
+                if b.at_least || c.at_least {
+                    note.push_str("; a backend held the ladder's top, so the ratio is a bound");
+                }
+                (Some(ratio), verdict)
+            }
+            // The baseline held some rate, the candidate none: as bad as it gets.
+            (Some(_), None) => (
+                Some(0.0),
+                if floor.is_some() {
+                    Verdict::Fail
+                } else {
+                    Verdict::Info
+                },
+            ),
+            _ => (None, Verdict::Skip),
+        };
+        self.push(
+            "capacity ratio",
+            &subject,
+            observed,
+            None,
+            floor,
+            Measure::Floor,
+            verdict,
+            note,
         );
     }
 

@@ -124,6 +124,9 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody>\n</table>\n");
+    for line in table::capacity_lines(s) {
+        let _ = writeln!(out, "<p>{}</p>", esc(&line));
+    }
     if let Some(c) = &s.comparison {
         for line in table::comparison_lines(c) {
             let _ = writeln!(out, "<p>{}</p>", esc(&line));
@@ -166,6 +169,16 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
          from the recorded histograms (log scales).</figcaption>\n</figure>",
         percentile_plot(s)
     );
+    if let Some(svg) = capacity_plot(s) {
+        let _ = writeln!(
+            out,
+            "<figure>\n{svg}<figcaption>Capacity: each backend's p99 at every rate it was \
+             offered (alone), against the SLO (log scales).</figcaption>\n</figure>"
+        );
+    }
+    if let Some(figures) = usage_plots(s) {
+        out.push_str(&figures);
+    }
     out.push_str("</section>\n");
 }
 
@@ -351,6 +364,20 @@ impl Plot {
         }
     }
 
+    /// One tick of a linear y axis.
+    fn y_tick_linear(&mut self, v: f64, label: &str) {
+        let y = self.py(v);
+        let _ = writeln!(
+            self.svg,
+            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT,
+            LEFT - 6.0,
+            y + 4.0,
+            esc(label)
+        );
+    }
+
     fn frame(&mut self, x_label: &str) {
         let _ = writeln!(
             self.svg,
@@ -482,6 +509,174 @@ fn timeline_plot(s: &ScenarioResult) -> String {
     }
     p.legend(&legend);
     p.finish()
+}
+
+/// p99 (and the SLO's percentile, where it is another) against the offered
+/// rate, every backend on one plot, from a capacity search or ladder; the
+/// SLO's bound as a grey dashed line.
+fn capacity_plot(s: &ScenarioResult) -> Option<String> {
+    let cap = s.capacity.as_ref()?;
+    let rates: Vec<f64> = cap
+        .backends
+        .iter()
+        .flat_map(|b| b.probes.iter().map(|p| p.rate_per_sec))
+        .collect();
+    let (lo, hi) = rates
+        .iter()
+        .fold((f64::MAX, 0.0_f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    if rates.is_empty() || lo <= 0.0 {
+        return None;
+    }
+    let bound_us = cap.slo.split_once('<').and_then(|(_, b)| parse_bound_us(b));
+    let label = format!("{}: p99 against offered rate", s.scenario);
+    let x = Axis {
+        min: lo / 1.25,
+        max: hi * 1.25,
+        log: true,
+    };
+    let values = cap
+        .backends
+        .iter()
+        .flat_map(|b| b.probes.iter().map(|p| p.p99_us as f64))
+        .chain(bound_us);
+    let y = Axis::log_around(values)?;
+    let mut p = Plot::new(&label, x, y);
+    p.y_ticks();
+    for t in log_ticks(x.min, x.max, &[1.0, 2.0, 5.0]) {
+        p.x_tick(t, &table::count(t.round() as u64));
+    }
+    p.frame("offered rate, per second (log scale)");
+    let mut legend = Vec::new();
+    for (i, b) in cap.backends.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let mut probes: Vec<&crate::CapacityProbe> = b.probes.iter().collect();
+        probes.sort_by(|a, b| a.rate_per_sec.total_cmp(&b.rate_per_sec));
+        let points: Vec<Option<(f64, f64)>> = probes
+            .iter()
+            .map(|p| Some((p.rate_per_sec, (p.p99_us as f64).max(1.0))))
+            .collect();
+        p.line(&points, colour, false);
+        let capacity = b.capacity_per_sec.map_or("none held".into(), |c| {
+            format!(
+                "{}{}/s",
+                if b.at_least { ">= " } else { "" },
+                table::count(c as u64)
+            )
+        });
+        legend.push((format!("{} p99 ({capacity})", b.name), colour, false));
+    }
+    if let Some(bound) = bound_us {
+        p.line(
+            &[Some((x.min, bound)), Some((x.max, bound))],
+            "#888888",
+            true,
+        );
+        legend.push((format!("SLO {}", cap.slo), "#888888", true));
+    }
+    p.legend(&legend);
+    Some(p.finish())
+}
+
+/// `20ms`, `800us`, `1.5s` in µs.
+fn parse_bound_us(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let (n, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = t.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix("µs") {
+        (n, 1.0)
+    } else {
+        (t.strip_suffix('s')?, 1e6)
+    };
+    n.parse::<f64>().ok().map(|v| v * scale)
+}
+
+/// CPU (cores in use) and memory over the run per backend, from the
+/// samples the runner took about once a second; `None` when none were.
+fn usage_plots(s: &ScenarioResult) -> Option<String> {
+    if s.backends.iter().all(|b| b.usage.len() < 2) {
+        return None;
+    }
+    let t_max = s
+        .backends
+        .iter()
+        .flat_map(|b| b.usage.iter().map(|u| u.t_secs))
+        .fold(1.0_f64, f64::max);
+    let cores = |b: &crate::BackendResult| -> Vec<Option<(f64, f64)>> {
+        b.usage
+            .windows(2)
+            .map(|w| {
+                let dt = w[1].t_secs - w[0].t_secs;
+                (dt > 0.0).then(|| {
+                    (
+                        w[1].t_secs,
+                        ((w[1].cpu_seconds - w[0].cpu_seconds) / dt).max(0.0),
+                    )
+                })
+            })
+            .collect()
+    };
+    let mib = |b: &crate::BackendResult| -> Vec<Option<(f64, f64)>> {
+        b.usage
+            .iter()
+            .map(|u| Some((u.t_secs, u.memory_bytes as f64 / (1024.0 * 1024.0))))
+            .collect()
+    };
+    let mut out = String::new();
+    type Series = fn(&crate::BackendResult) -> Vec<Option<(f64, f64)>>;
+    let plots: [(&str, &str, Series); 2] = [
+        ("CPU, cores in use", "cores", cores),
+        ("memory, MiB", "MiB", mib),
+    ];
+    for (what, unit, series) in plots {
+        let all: Vec<Vec<Option<(f64, f64)>>> = s.backends.iter().map(series).collect();
+        let y_max = all
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|p| p.1)
+            .fold(0.0_f64, f64::max)
+            .max(1e-3)
+            * 1.1;
+        let x = Axis {
+            min: 0.0,
+            max: t_max,
+            log: false,
+        };
+        let y = Axis {
+            min: 0.0,
+            max: y_max,
+            log: false,
+        };
+        let mut p = Plot::new(&format!("{}: {what}", s.scenario), x, y);
+        for t in linear_ticks(y_max) {
+            p.y_tick_linear(
+                t,
+                format!("{t:.3}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.'),
+            );
+        }
+        for t in linear_ticks(t_max) {
+            p.x_tick(t, &format!("{t}"));
+        }
+        p.frame(&format!("seconds since the backends started ({unit})"));
+        let mut legend = Vec::new();
+        for (i, (b, points)) in s.backends.iter().zip(&all).enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            p.line(points, colour, false);
+            legend.push((b.name.clone(), colour, false));
+        }
+        p.legend(&legend);
+        let _ = writeln!(
+            out,
+            "<figure>\n{}<figcaption>{what} over the run, per backend (about one sample a second; {}).</figcaption>\n</figure>",
+            p.finish(),
+            esc(s.backends[0].accounting.as_deref().unwrap_or("accounting not recorded"))
+        );
+    }
+    Some(out)
 }
 
 /// The x positions of the percentile plot, in nines (`-log10(1 - q)`).

@@ -193,6 +193,33 @@ pub struct Noise {
 }
 
 impl Noise {
+    /// The ratios the A/A runs `runs` (`(where from, run)`) showed for
+    /// `scenario`: the first candidate against the baseline, p50, p99 and
+    /// (where measured) capacity; `None` when no run has the scenario.
+    pub fn from_runs(scenario: &str, runs: &[(String, &RunResults)]) -> Option<Noise> {
+        let mut noise = Noise::default();
+        for (source, run) in runs {
+            let Some(s) = run.scenario(scenario) else {
+                continue;
+            };
+            let (Some(base), Some(cand)) = (s.baseline(), s.candidates().next()) else {
+                continue;
+            };
+            let ratio = |c: u64, b: u64| (b > 0).then(|| c as f64 / b as f64);
+            noise.sources.push(source.clone());
+            noise
+                .p50_ratio
+                .extend(ratio(cand.latency.p50_us, base.latency.p50_us));
+            noise
+                .p99_ratio
+                .extend(ratio(cand.latency.p99_us, base.latency.p99_us));
+            if let Some(c) = &s.capacity {
+                noise.capacity_ratio.extend(c.ratio(&base.name, &cand.name));
+            }
+        }
+        (!noise.sources.is_empty()).then_some(noise)
+    }
+
     /// The largest departure from 1 of `ratios`, folded above 1 (0.8 is as
     /// much noise as 1.25); 1.0 when empty.
     pub fn spread(ratios: &[f64]) -> f64 {
@@ -259,6 +286,10 @@ pub struct BudgetSpec {
     /// Largest growth against `--baseline`, as a fraction (0.1 = 10 %).
     #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
     pub max_regression: Option<Option<f64>>,
+    /// Smallest candidate/baseline capacity ratio (runs that measured
+    /// capacity).
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub min_capacity_ratio: Option<Option<f64>>,
 }
 
 /// A budget is a number or the string `"off"`.

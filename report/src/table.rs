@@ -61,7 +61,81 @@ pub fn rows(s: &ScenarioResult) -> Vec<[String; 11]> {
             rows.push(ratio_row(cand, base));
         }
     }
+    if let Some(n) = &s.noise {
+        rows.push(noise_row(n));
+    }
     rows
+}
+
+/// The A/A runs' ratios as ranges, under the ratio rows: how far apart
+/// two identical backends came out, to read the ratios against.
+fn noise_row(n: &crate::Noise) -> [String; 11] {
+    let range = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        match v.len() {
+            0 => "-".to_owned(),
+            1 => format!("{lo:.2}x"),
+            _ => format!("{lo:.2}-{hi:.2}x"),
+        }
+    };
+    let mut row: [String; 11] = Default::default();
+    row[0] = format!(
+        "A/A ({} run{})",
+        n.sources.len(),
+        if n.sources.len() == 1 { "" } else { "s" }
+    );
+    row[1] = "noise".into();
+    row[3] = range(&n.p50_ratio);
+    row[4] = range(&n.p99_ratio);
+    row
+}
+
+/// The capacity search's outcome: each backend's capacity and the ratio,
+/// with the A/A capacity spread where known.
+pub fn capacity_lines(s: &ScenarioResult) -> Vec<String> {
+    let Some(cap) = &s.capacity else {
+        return Vec::new();
+    };
+    let each: Vec<String> = cap
+        .backends
+        .iter()
+        .map(|b| {
+            let c = b.capacity_per_sec.map_or("none held".to_owned(), |c| {
+                format!(
+                    "{}{}/s",
+                    if b.at_least { ">= " } else { "" },
+                    count(c.round() as u64)
+                )
+            });
+            format!("{} {c} ({} probes)", b.name, b.probes.len())
+        })
+        .collect();
+    let mut line = format!(
+        "capacity at {} with under {}% late slots ({}): {}",
+        cap.slo,
+        cap.max_late_ratio * 100.0,
+        cap.method,
+        each.join(", ")
+    );
+    if let (Some(base), Some(cand)) = (s.baseline(), s.candidates().next()) {
+        if let Some(r) = cap.ratio(&base.name, &cand.name) {
+            let _ = write!(line, "; {}/{} = {r:.2}x", cand.name, base.name);
+        }
+    }
+    if let Some(n) = s.noise.as_ref().filter(|n| !n.capacity_ratio.is_empty()) {
+        let (lo, hi) = n
+            .capacity_ratio
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        let _ = write!(
+            line,
+            " (A/A: {lo:.2}-{hi:.2}x over {} runs)",
+            n.capacity_ratio.len()
+        );
+    }
+    vec![line]
 }
 
 fn backend_row(b: &BackendResult) -> [String; 11] {
@@ -305,6 +379,9 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
     line(&COLUMNS);
     for row in &rows {
         line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    for l in capacity_lines(s) {
+        let _ = writeln!(out, "  {l}");
     }
     if let Some(c) = &s.comparison {
         for l in comparison_lines(c) {

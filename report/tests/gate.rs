@@ -432,3 +432,141 @@ fn a_failing_mismatch_rate_names_the_paths_that_differ() {
         c.note
     );
 }
+
+/// A capacity result: the baseline (`go`) and candidate (`rust`) held
+/// these rates.
+fn with_capacity(
+    mut run: RunResults,
+    go: Option<f64>,
+    rust: Option<f64>,
+    rust_top: bool,
+) -> RunResults {
+    let backend = |name: &str, cap: Option<f64>, at_least: bool| parallax_report::BackendCapacity {
+        name: name.into(),
+        capacity_per_sec: cap,
+        at_least,
+        probes: Vec::new(),
+    };
+    run.scenarios[0].capacity = Some(parallax_report::Capacity {
+        slo: "p99<20ms".into(),
+        max_late_ratio: 0.01,
+        method: "search".into(),
+        backends: vec![backend("go", go, false), backend("rust", rust, rust_top)],
+    });
+    run
+}
+
+#[test]
+fn a_capacity_ratio_below_the_floor_fails_and_above_it_passes() {
+    let budgets = Budgets {
+        min_capacity_ratio: Some(0.9),
+        ..Budgets::default()
+    };
+    let run = one_scenario(GO, GO, 11, 5_000);
+    let report = judge(
+        &with_capacity(run.clone(), Some(10_000.0), Some(7_000.0), false),
+        &budgets,
+    );
+    let c = check(&report, "capacity ratio");
+    assert_eq!(
+        (c.verdict, c.observed),
+        (Verdict::Fail, Some(0.7)),
+        "{}",
+        report.table()
+    );
+    assert!(
+        report.table().contains(">= 0.900x"),
+        "a floor reads >=:\n{}",
+        report.table()
+    );
+    let report = judge(
+        &with_capacity(run.clone(), Some(10_000.0), Some(15_000.0), false),
+        &budgets,
+    );
+    assert_eq!(check(&report, "capacity ratio").verdict, Verdict::Pass);
+    // The candidate held the top of its ladder: at least what it showed.
+    let report = judge(
+        &with_capacity(run.clone(), Some(10_000.0), Some(8_000.0), true),
+        &budgets,
+    );
+    assert_eq!(check(&report, "capacity ratio").verdict, Verdict::Pass);
+    // Held nothing at all while the baseline held something.
+    let report = judge(
+        &with_capacity(run.clone(), Some(10_000.0), None, false),
+        &budgets,
+    );
+    assert_eq!(check(&report, "capacity ratio").verdict, Verdict::Fail);
+    // No capacity measured: skipped, not passed.
+    let report = judge(&run, &budgets);
+    assert_eq!(check(&report, "capacity ratio").verdict, Verdict::Skip);
+}
+
+#[test]
+fn a_v_a_runs_calibrate_the_p50_budget_and_the_capacity_floor() {
+    let budgets = Budgets {
+        max_p50_ratio: Some(1.1),
+        min_capacity_ratio: Some(0.95),
+        ..Budgets::default()
+    };
+    // This run: the candidate's median 1.15x, its capacity 0.9x.
+    let run = with_capacity(
+        one_scenario(GO, GO.scaled(1.15), 12, 20_000),
+        Some(10_000.0),
+        Some(9_000.0),
+        false,
+    );
+    let report = judge(&run, &budgets);
+    assert_eq!(
+        failed(&report),
+        ["p50 ratio", "capacity ratio"],
+        "{}",
+        report.table()
+    );
+    // A/A runs on the same machine showed 1.12x and 0.88x between two
+    // identical backends: within that, the gate does not fail the build.
+    let aa = with_capacity(
+        synthetic::run(
+            Mode::Aa,
+            vec![synthetic::pair(
+                "cache",
+                GO,
+                GO.scaled(1.12),
+                13,
+                20_000,
+                10,
+            )],
+        ),
+        Some(10_000.0),
+        Some(8_800.0),
+        false,
+    );
+    let mut calibrated = budgets.clone();
+    gate::calibrate(&mut calibrated, std::slice::from_ref(&aa)).unwrap();
+    let report = judge(&run, &calibrated);
+    assert!(report.passed(), "{}", report.table());
+    assert!(
+        check(&report, "p50 ratio").note.contains("A/A"),
+        "{}",
+        report.table()
+    );
+    // The same A/A figures stored with the run (`parallax run --noise`).
+    let mut stored = run.clone();
+    stored.scenarios[0].noise =
+        parallax_report::Noise::from_runs("cache", &[("aa.json".into(), &aa)]);
+    let report = judge(&stored, &budgets);
+    assert!(report.passed(), "{}", report.table());
+    // A regression far beyond that noise still fails.
+    let worse = with_capacity(
+        one_scenario(GO, GO.scaled(1.6), 14, 20_000),
+        Some(10_000.0),
+        Some(5_000.0),
+        false,
+    );
+    let report = judge(&worse, &calibrated);
+    let failures = failed(&report);
+    assert!(
+        failures.contains(&"p50 ratio") && failures.contains(&"capacity ratio"),
+        "{}",
+        report.table()
+    );
+}
