@@ -524,6 +524,10 @@ pub struct WsSettings {
     pub max_pending_frames: usize,
     pub max_pending_bytes: usize,
     pub shadow_max_queued_bytes: usize,
+    /// The client configuration for `https://` upstreams spoken to as
+    /// `wss://`: the service's `upstream_tls`, ALPN `http/1.1` only (an
+    /// upgrade is an HTTP/1.1 request).
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
@@ -812,7 +816,7 @@ impl ServiceConfig {
             listen,
             reuse_port: self.reuse_port,
             tls,
-            upstream_tls,
+            upstream_tls: upstream_tls.clone(),
             http2: [self.primary_http2, self.shadow_http2, self.secondary_http2],
             primary,
             shadow,
@@ -843,6 +847,11 @@ impl ServiceConfig {
                 max_pending_frames: self.ws_max_pending_frames,
                 max_pending_bytes: self.ws_max_pending_bytes,
                 shadow_max_queued_bytes: self.ws_shadow_max_queued_bytes,
+                upstream_tls: upstream_tls.as_ref().map(|c| {
+                    let mut c = (**c).clone();
+                    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+                    Arc::new(c)
+                }),
             },
             canary,
             record,

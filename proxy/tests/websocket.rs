@@ -356,6 +356,128 @@ fn a_python_websockets_client_works_through_the_proxy() {
     assert_eq!(h.results(), vec![("matched".to_owned(), 5.0)]);
 }
 
+/// A proxy with a TLS listener (a certificate for `localhost`) in front of
+/// `primary` and `shadow`.
+fn tls_harness(cert: &TestCert, primary: SocketAddr, shadow: SocketAddr) -> Harness {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let builder = proxy().primary(primary).shadow(shadow).tables(&format!(
+        "[services.tls]\ncert_file = {:?}\nkey_file = {:?}",
+        cert.cert_file.display().to_string(),
+        cert.key_file.display().to_string()
+    ));
+    let proxy = rt.block_on(builder.start());
+    Harness { rt, proxy }
+}
+
+#[test]
+fn a_python_websockets_client_over_tls_is_relayed_mirrored_and_matched() {
+    // wss:// to the proxy (HTTP/1.1 by ALPN), ws:// to the fan-out twins.
+    let cert = TestCert::new("ws-downstream");
+    let (go, rust) = fanout_twins();
+    let h = tls_harness(&cert, go.addr(), rust.addr());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ws_client.py");
+    let url = format!(
+        "wss://localhost:{}{}",
+        h.proxy.addr.port(),
+        subscribe_path("news")
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(&url)
+        .arg("3")
+        .arg(&cert.cert_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (with `websockets`: scripts/deps.sh installs it)");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        lines
+            .recv_timeout(FRAME_DEADLINE)
+            .expect("a line from the Python client")
+    };
+    assert_eq!(next(), subscription_frame(["news"]));
+    h.wait_frames("matched", 1.0);
+    let notes = notifications("news", "tls", 3);
+    for n in &notes {
+        publish(&go, n);
+        publish(&rust, n);
+    }
+    for n in &notes {
+        assert_eq!(next(), n.frame());
+    }
+    h.wait_frames("matched", 4.0);
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    assert_eq!(next(), subscription_frame(["news", "other"]));
+    assert_eq!(next(), "closed 1000");
+    assert!(child.wait().unwrap().success());
+    h.wait_frames("matched", 5.0);
+    assert_eq!(h.results(), vec![("matched".to_owned(), 5.0)]);
+    assert_eq!(
+        h.value("parallax_ws_upgrades_total", Some(("outcome", "mirrored"))),
+        1.0
+    );
+}
+
+#[test]
+fn a_wss_primary_is_relayed_and_compared_like_a_ws_one() {
+    // The primary is https:// (spoken to as wss://): a second proxy with a
+    // TLS listener in front of the Go twin. The shadow is the Rust twin on
+    // ws://. The client speaks plain ws:// to the outer proxy.
+    let cert = TestCert::new("ws-upstream");
+    let (go, rust) = fanout_twins();
+    let inner = tls_harness(&cert, go.addr(), rust.addr());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let toml = format!(
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"https://localhost:{}\"\nshadow = \"http://{}\"\n[services.upstream_tls]\nca_file = {:?}\n",
+        inner.proxy.addr.port(),
+        rust.addr(),
+        cert.cert_file.display().to_string()
+    );
+    let outer = Harness {
+        proxy: rt.block_on(proxy_from_toml(&toml)),
+        rt,
+    };
+    let mut client = outer.open(&subscribe_path("news"));
+    assert_frame(
+        &mut client,
+        &subscription_frame(["news"]),
+        "subscription frame over wss",
+    );
+    outer.wait_frames("matched", 1.0);
+    // The inner proxy mirrors to the Rust twin too: it holds two
+    // subscribers, the Go twin one.
+    let notes = notifications("news", "wss", 5);
+    for n in &notes {
+        publish(&go, n);
+        publish(&rust, n);
+    }
+    assert_frames(&mut client, &notes, "through a wss:// primary");
+    outer.wait_frames("matched", 6.0);
+    assert_eq!(outer.results(), vec![("matched".to_owned(), 6.0)]);
+    client.close(1000).unwrap();
+    assert_eq!(client.next(FRAME_DEADLINE), Event::Close(Some(1000)));
+    wait_until("the Go twin to drop the connection", || {
+        twin_connections(&go) == 0.0
+    });
+}
+
 // ----------------------------------------------------------------------------
 // Purpose-built upstreams
 

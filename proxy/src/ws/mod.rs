@@ -20,6 +20,13 @@
 //! ([`frame`]) to collect the messages that [`matcher`] pairs and the
 //! compare rules diff.
 //!
+//! # TLS
+//! The upgrade works the same over a TLS listener (HTTP/1.1 chosen by
+//! ALPN) and to `https://` upstreams (spoken to as `wss://`, ALPN
+//! `http/1.1`, the service's `upstream_tls`): each TLS side is handed to
+//! the relay as a plain loopback socket by [`bridge`], so frames are read,
+//! paired and compared by the same code as for `ws://`.
+//!
 //! # Why no WebSocket library
 //! A proxied connection holds three sockets, and most connections are idle.
 //! tungstenite allocates its read buffer up front (128 KiB by default) for
@@ -29,6 +36,7 @@
 //! KiB of proxy memory per shadowed connection at 5,000 connections
 //! (`docs/benchmarks.md`).
 
+pub mod bridge;
 pub mod frame;
 pub mod matcher;
 pub mod relay;
@@ -95,6 +103,8 @@ pub enum OpenError {
     },
     #[error("{}: no answer to the upgrade within {timeout:?}", side.as_str())]
     Timeout { side: Side, timeout: Duration },
+    #[error("{}: TLS: {reason}", side.as_str())]
+    Tls { side: Side, reason: String },
     #[error("{}: the upgrade failed: {source}", side.as_str())]
     Http {
         side: Side,
@@ -103,19 +113,81 @@ pub enum OpenError {
     },
 }
 
-/// Sends the handshake `head` to `addr` on a new connection.
-pub async fn open(addr: &UpstreamAddr, head: Parts, side: Side) -> Result<Answer, OpenError> {
+/// Sends the handshake `head` to `addr` on a new connection: plain for
+/// `http://`, TLS with `tls` for `https://` (then bridged, see [`bridge`]).
+pub async fn open(
+    addr: &UpstreamAddr,
+    head: Parts,
+    side: Side,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Answer, OpenError> {
+    let timed_out = |_| OpenError::Timeout {
+        side,
+        timeout: CONNECT_TIMEOUT,
+    };
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr.authority.as_str()))
         .await
-        .map_err(|_| OpenError::Timeout {
-            side,
-            timeout: CONNECT_TIMEOUT,
-        })?
+        .map_err(timed_out)?
         .map_err(|source| OpenError::Connect { side, source })?;
     let _ = stream.set_nodelay(true);
+    if addr.scheme != http::uri::Scheme::HTTPS {
+        return Ok(match handshake(stream, head, side).await? {
+            Handshake::Upgraded { io, leftover, head } => Answer::Upgraded {
+                stream: io,
+                leftover,
+                head,
+            },
+            Handshake::Refused(response) => Answer::Refused(response),
+        });
+    }
+    // Validation gives every service with an https:// upstream a client
+    // configuration; its absence here is a bug, reported, not a panic.
+    let tls_error = |reason: String| OpenError::Tls { side, reason };
+    let config = tls.ok_or_else(|| tls_error("no client configuration".into()))?;
+    let host = addr
+        .authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| tls_error(format!("{host}: {e}")))?;
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(Arc::clone(config)).connect(name, stream),
+    )
+    .await
+    .map_err(timed_out)?
+    .map_err(|e| tls_error(e.to_string()))?;
+    Ok(match handshake(stream, head, side).await? {
+        Handshake::Upgraded { io, leftover, head } => Answer::Upgraded {
+            stream: bridge::bridge(io)
+                .await
+                .map_err(|source| OpenError::Connect { side, source })?,
+            leftover,
+            head,
+        },
+        Handshake::Refused(response) => Answer::Refused(response),
+    })
+}
+
+/// An upstream's answer to the handshake on a connection of type `T`.
+enum Handshake<T> {
+    Upgraded {
+        io: T,
+        leftover: Bytes,
+        head: http::response::Parts,
+    },
+    Refused(Response<Incoming>),
+}
+
+/// The HTTP/1.1 upgrade on `io`.
+async fn handshake<T>(io: T, head: Parts, side: Side) -> Result<Handshake<T>, OpenError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let http = |source| OpenError::Http { side, source };
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
             .await
             .map_err(http)?;
     // Drives the handshake, then hands the socket to `upgrade::on` (or
@@ -128,15 +200,15 @@ pub async fn open(addr: &UpstreamAddr, head: Parts, side: Side) -> Result<Answer
         .await
         .map_err(http)?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(Answer::Refused(response));
+        return Ok(Handshake::Refused(response));
     }
     let upgraded = hyper::upgrade::on(&mut response).await.map_err(http)?;
     let parts = upgraded
-        .downcast::<TokioIo<TcpStream>>()
-        .unwrap_or_else(|_| unreachable!("the connection was made over a TcpStream here"));
+        .downcast::<TokioIo<T>>()
+        .unwrap_or_else(|_| unreachable!("the connection was made over a T here"));
     let (head, _) = response.into_parts();
-    Ok(Answer::Upgraded {
-        stream: parts.io.into_inner(),
+    Ok(Handshake::Upgraded {
+        io: parts.io.into_inner(),
         leftover: parts.read_buf,
         head,
     })
@@ -169,15 +241,6 @@ pub async fn proxy_upgrade(
     client: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    // The relay drives plain sockets: WebSockets over a TLS listener or to
-    // an https:// primary are refused, plainly, rather than half-relayed.
-    if state.tls.is_some() || state.primary.addr.scheme == http::uri::Scheme::HTTPS {
-        return error_response(
-            StatusCode::NOT_IMPLEMENTED,
-            "websocket_over_tls",
-            "this proxy relays WebSockets over plain listeners and http:// upstreams only",
-        );
-    }
     let on_client_upgrade: OnUpgrade = hyper::upgrade::on(&mut request);
     let (head, _body) = request.into_parts();
     let route = state.routes.find(head.uri.path());
@@ -195,11 +258,13 @@ pub async fn proxy_upgrade(
                 .insert(marker.clone(), HeaderValue::from_static("1"));
         }
         let addr = state.shadow.addr.clone();
+        let tls = state.ws.upstream_tls.clone();
         let timeout = state.shadow_timeout;
         // Spawned, so the shadow's handshake runs alongside the primary's
         // and the client's 101 never waits for it.
         tokio::spawn(async move {
-            match tokio::time::timeout(timeout, open(&addr, shadow_head, Side::Shadow)).await {
+            let opening = open(&addr, shadow_head, Side::Shadow, tls.as_ref());
+            match tokio::time::timeout(timeout, opening).await {
                 Ok(answer) => answer,
                 Err(_) => Err(OpenError::Timeout {
                     side: Side::Shadow,
@@ -209,7 +274,13 @@ pub async fn proxy_upgrade(
         })
     });
     let metrics = &state.ws_metrics;
-    let answer = open(&state.primary.addr, up, Side::Primary).await;
+    let answer = open(
+        &state.primary.addr,
+        up,
+        Side::Primary,
+        state.ws.upstream_tls.as_ref(),
+    )
+    .await;
     let mut tap = None;
     if let (Some(r), Some(pending)) = (&state.recorder, recording) {
         let status = match &answer {

@@ -154,15 +154,25 @@ pub async fn run(
         0
     };
     let stop = state.ws_stop.subscribe();
+    // A client on the TLS listener is bridged to a plain socket (see
+    // `super::bridge`); the relay below is the same for both.
+    let client = match parts.io.into_inner() {
+        crate::server::Stream::Plain(tcp) => tcp,
+        crate::server::Stream::Tls(tls) => match super::bridge::bridge(tls).await {
+            Ok(tcp) => tcp,
+            Err(error) => {
+                tracing::warn!(service = %state.name, side = Side::Internal.as_str(), %error, "cannot bridge a TLS WebSocket client");
+                if let Some(s) = upstreams.shadow {
+                    s.abort();
+                }
+                return;
+            }
+        },
+    };
     let mut relay = Relay {
         route,
         target,
-        client: match parts.io.into_inner() {
-            crate::server::Stream::Plain(tcp) => tcp,
-            crate::server::Stream::Tls(_) => {
-                unreachable!("upgrades over TLS are refused before the handshake")
-            }
-        },
+        client,
         primary: upstreams.primary,
         shadow: None,
         connecting: upstreams.shadow,
