@@ -57,6 +57,16 @@ pub struct CompareConfig {
     /// services (`protoc --include_imports --descriptor_set_out=api.pb …` or
     /// `buf build -o api.pb`). Default: the project's own `.proto` files.
     pub descriptor_set: Option<String>,
+    /// Where descriptors come from instead of a file: `"reflection"` asks
+    /// the primary backend by gRPC server reflection when `parallax proxy`
+    /// starts (within a few seconds, or it refuses to start, naming this
+    /// setting), so gRPC messages diff at protobuf field paths without a
+    /// descriptor set. Not together with `descriptor_set`. Default: none.
+    pub descriptors: Option<String>,
+    /// The descriptors fetched for `descriptors = "reflection"`: set by
+    /// the proxy at start-up, never read from a file.
+    #[serde(skip)]
+    pub reflected: Option<prost_reflect::DescriptorPool>,
     /// A named set of normalisers: `"go-rust"` turns on every normaliser
     /// below (timestamps as instants to the nanosecond). Settings given
     /// beside it override it. Default: none.
@@ -98,6 +108,8 @@ impl Default for CompareConfig {
             replace: Vec::new(),
             protobuf_message: None,
             descriptor_set: None,
+            descriptors: None,
+            reflected: None,
             preset: None,
             null_equals_absent: None,
             empty_array_equals_null: None,
@@ -164,7 +176,17 @@ pub struct ArrayConfig {
     pub order: Option<String>,
 }
 
+/// `descriptors = "reflection"`: descriptors from the primary's gRPC server
+/// reflection ([`crate::reflection`]).
+pub const REFLECTION: &str = "reflection";
+
 impl CompareConfig {
+    /// Whether this table takes its descriptors from the primary's server
+    /// reflection (and they still have to be fetched into `reflected`).
+    pub fn wants_reflection(&self) -> bool {
+        self.descriptors.as_deref() == Some(REFLECTION)
+    }
+
     /// The rules, or an error naming `field.<setting>`.
     pub fn rules(&self, field: &str) -> Result<Rules, ConfigError> {
         let mut builder = Rules::builder();
@@ -203,14 +225,38 @@ impl CompareConfig {
             }
             builder = builder.replace(&r.pattern, &r.with);
         }
-        let pool = match &self.descriptor_set {
-            Some(path) => {
+        let pool = match (&self.descriptor_set, self.descriptors.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    format_args!("{field}.descriptors"),
+                    "set beside descriptor_set: keep one source of descriptors (a file, or \"reflection\")",
+                ))
+            }
+            (None, Some(REFLECTION)) => {
+                let pool = self.reflected.clone().ok_or_else(|| {
+                    invalid(
+                        format_args!("{field}.descriptors"),
+                        "\"reflection\" is fetched from the primary by `parallax proxy` at start-up; here, name a descriptor_set file instead",
+                    )
+                })?;
+                builder = builder.descriptors(pool.clone());
+                pool
+            }
+            (None, Some(other)) => {
+                return Err(invalid(
+                    format_args!("{field}.descriptors"),
+                    format_args!(
+                        "{other:?} is not a source of descriptors: \"reflection\" asks the primary by gRPC server reflection; for a file use descriptor_set"
+                    ),
+                ))
+            }
+            (Some(path), None) => {
                 let pool = crate::protobuf::load(path)
                     .map_err(|e| invalid(format_args!("{field}.descriptor_set"), e))?;
                 builder = builder.descriptors(pool.clone());
                 pool
             }
-            None => crate::protobuf::project().clone(),
+            (None, None) => crate::protobuf::project().clone(),
         };
         if let Some(message) = &self.protobuf_message {
             if pool.get_message_by_name(message).is_none() {
@@ -223,9 +269,11 @@ impl CompareConfig {
                     format_args!("{field}.protobuf_message"),
                     format_args!(
                         "{message:?} is not a message of {} (it has e.g. {})",
-                        self.descriptor_set
-                            .as_deref()
-                            .unwrap_or("the project's .proto files"),
+                        match (&self.descriptor_set, &self.descriptors) {
+                            (Some(path), _) => path.as_str(),
+                            (None, Some(_)) => "the primary's server reflection",
+                            (None, None) => "the project's .proto files",
+                        },
                         known.join(", ")
                     ),
                 ));
@@ -374,6 +422,27 @@ mod tests {
 
     fn error(toml_text: &str) -> String {
         config(toml_text).rules("compare").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reflection_is_the_one_descriptor_source_and_needs_its_fetched_pool() {
+        assert!(error("descriptors = \"grpc\"")
+            .starts_with("compare.descriptors: \"grpc\" is not a source"));
+        assert!(
+            error("descriptors = \"reflection\"\ndescriptor_set = \"a.pb\"")
+                .starts_with("compare.descriptors: set beside descriptor_set")
+        );
+        assert!(error("descriptors = \"reflection\"").contains("fetched from the primary"));
+        let mut c = config("descriptors = \"reflection\"\nprotobuf_message = \"parallax.ingest.v1.IngestResponse\"");
+        assert!(c.wants_reflection());
+        c.reflected = Some(crate::protobuf::project().clone());
+        assert!(c.rules("compare").is_ok());
+        c.protobuf_message = Some("x.Missing".into());
+        let e = c.rules("compare").unwrap_err().to_string();
+        assert!(
+            e.starts_with("compare.protobuf_message: \"x.Missing\" is not a message of the primary's server reflection"),
+            "{e}"
+        );
     }
 
     #[test]

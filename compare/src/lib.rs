@@ -32,6 +32,7 @@ pub mod number;
 pub mod observed;
 pub mod pointer;
 pub mod protobuf;
+pub mod reflection;
 pub mod rules;
 pub mod value;
 

@@ -597,9 +597,18 @@ pub fn open_stream(addr: SocketAddr, call: &Call, paused_window: Option<u32>) ->
 /// A `SubscribeRequest` naming `topics`, length-prefixed: a `Subscribe`
 /// call.
 pub fn subscribe_call(topics: &[&str]) -> Call {
+    subscribe_call_with_limit(topics, 0)
+}
+
+/// [`subscribe_call`] whose stream ends with OK after `limit`
+/// notifications (0: no limit, the field is left out).
+pub fn subscribe_call_with_limit(topics: &[&str], limit: u32) -> Call {
     let mut message = Vec::new();
     for topic in topics {
         prost::encoding::string::encode(1, &(*topic).to_owned(), &mut message);
+    }
+    if limit != 0 {
+        prost::encoding::uint32::encode(2, &limit, &mut message);
     }
     Call::raw(frame(0, &message)).path(SUBSCRIBE)
 }

@@ -1361,9 +1361,10 @@ fn grpc_subscribe_streams_the_notifications_of_its_topics_in_order(
     implementation: &Implementation,
 ) {
     let fanout = service(implementation).grpc().spawn();
+    // 27 notifications on a and b, then the marker: the stream then ends.
     let stream = grpc::open_stream(
         fanout.grpc_addr(),
-        &grpc::subscribe_call(&["b", "a", "b"]),
+        &grpc::subscribe_call_with_limit(&["b", "a", "b"], 28),
         None,
     );
     stream.headers(FRAME_DEADLINE);
@@ -1397,6 +1398,15 @@ fn grpc_subscribe_streams_the_notifications_of_its_topics_in_order(
             n.json()
         );
         assert_frame(&mut ws, &n.frame(), "WebSocket subscriber of a,b");
+    }
+    assert_eq!(expected.len(), 28);
+    match stream.next(FRAME_DEADLINE) {
+        StreamEvent::End(answer) => assert_eq!(
+            (answer.code(), answer.message(), answer.error_code.clone()),
+            (Some(grpc::code::OK), String::new(), None),
+            "the end after `limit` notifications: {answer:?}"
+        ),
+        StreamEvent::Message(m) => panic!("a message past the limit: {m:?}"),
     }
 }
 

@@ -45,6 +45,8 @@
 //! - [`record`]: optionally, the traffic recorded (redacted) to a capture
 //!   for `parallax replay`, by a writer thread the client never waits on.
 //! - [`admin`]: `/metrics`, `/admin/latency`, `/admin/mismatches`.
+//! - [`reflection`]: `descriptors = "reflection"`, fetched from the primary
+//!   at start-up.
 //!
 //! WebSocket upgrades leave the request path early for their own modules:
 //! - [`ws`]: the upgrade — the primary's handshake (its 101 or refusal goes
@@ -75,6 +77,7 @@ pub mod mirror;
 pub mod procwatch;
 pub mod record;
 pub mod redact;
+pub mod reflection;
 pub mod route;
 pub mod samples;
 pub mod sampling;
@@ -129,6 +132,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{field}: cannot fetch descriptors from the primary {primary} by gRPC server reflection: {reason} (serve grpc.reflection.v1 there, or name a descriptor_set file instead)")]
+    Reflection {
+        field: String,
+        primary: String,
+        reason: String,
+    },
     #[error("serving failed: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -145,7 +154,10 @@ impl Proxy {
     /// Validates `config`, binds the admin and service listeners and builds
     /// the upstream clients. Nothing is served until [`Proxy::serve`].
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
-        let settings = config.validate()?;
+        // Descriptors by server reflection first: validation checks the
+        // routes' message names against them.
+        let resolved = reflection::resolve(config).await?;
+        let settings = resolved.as_ref().unwrap_or(config).validate()?;
         let metrics = ProxyMetrics::new();
         let now = Instant::now();
         let mut targets = Vec::new();

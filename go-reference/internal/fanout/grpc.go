@@ -117,12 +117,12 @@ func subscribeHandler(srv any, stream grpc.ServerStream) (err error) {
 		// over the limit, broken framing (the Rust twin answers alike).
 		return err
 	}
-	topics, st := ParseSubscribeRequest(in)
+	sub, st := ParseSubscribeRequest(in)
 	if st != nil {
 		return st.err(stream)
 	}
 	c := newStreamConn(g.hub)
-	if !g.hub.register(c, topics) {
+	if !g.hub.register(c, sub.Topics) {
 		return statusGoingAway.err(stream)
 	}
 	defer g.hub.unregister(c)
@@ -133,30 +133,39 @@ func subscribeHandler(srv any, stream grpc.ServerStream) (err error) {
 		c.closeWith(0)
 		return err
 	}
-	return c.streamLoop(stream)
+	return c.streamLoop(stream, sub.Limit)
+}
+
+// Subscription is a checked SubscribeRequest.
+type Subscription struct {
+	// Topics are sorted, without duplicates.
+	Topics []string
+	// Limit ends the stream with OK after that many notifications; 0: no
+	// end.
+	Limit uint32
 }
 
 // ParseSubscribeRequest reads a SubscribeRequest with protobuf's rules
 // (unknown fields skipped, invalid UTF-8 refused) and checks its topics as
 // the WebSocket's topics parameter is checked: 1 to MaxTopicsPerConn
-// distinct valid names, duplicates ignored. The result is sorted.
-func ParseSubscribeRequest(message []byte) ([]string, *grpcStatus) {
+// distinct valid names, duplicates ignored.
+func ParseSubscribeRequest(message []byte) (Subscription, *grpcStatus) {
 	var req fanoutv1.SubscribeRequest
 	if err := proto.Unmarshal(message, &req); err != nil {
-		return nil, &statusMalformedRequest
+		return Subscription{}, &statusMalformedRequest
 	}
 	topics := slices.Clone(req.Topics)
 	for _, t := range topics {
 		if !ValidTopic(t) {
-			return nil, &statusInvalidTopics
+			return Subscription{}, &statusInvalidTopics
 		}
 	}
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 	if len(topics) == 0 || len(topics) > MaxTopicsPerConn {
-		return nil, &statusInvalidTopics
+		return Subscription{}, &statusInvalidTopics
 	}
-	return topics, nil
+	return Subscription{Topics: topics, Limit: req.Limit}, nil
 }
 
 // newStreamConn is a connection for a gRPC stream: no WebSocket, no
@@ -171,8 +180,9 @@ func newStreamConn(hub *Hub) *Conn {
 	}
 }
 
-// streamLoop sends queued notifications until the connection is closed
-// (by the hub: slow consumer or shutdown) or the client goes away.
+// streamLoop sends queued notifications until limit were sent (0: no
+// limit; the stream then ends with OK), the connection is closed (by the
+// hub: slow consumer or shutdown) or the client goes away.
 //
 // A send blocks while the client's HTTP/2 flow-control window is full;
 // meanwhile the queue fills, drops its oldest notifications and, at the
@@ -180,10 +190,10 @@ func newStreamConn(hub *Hub) *Conn {
 // blocked send returns (the client reads again, or leaves). Until then the
 // stream holds this goroutine and at most one window of data, never a
 // growing queue.
-func (c *Conn) streamLoop(stream grpc.ServerStream) error {
+func (c *Conn) streamLoop(stream grpc.ServerStream, limit uint32) error {
 	defer close(c.writerDone)
 	ctx := stream.Context()
-	for {
+	for sent := uint32(0); limit == 0 || sent < limit; {
 		if f := c.q.pop(); f != nil {
 			msg := grpcx.RawMessage(f.pb)
 			if err := stream.SendMsg(&msg); err != nil {
@@ -193,6 +203,7 @@ func (c *Conn) streamLoop(stream grpc.ServerStream) error {
 			c.q.written()
 			c.hub.metrics.sent.Inc()
 			c.hub.metrics.deliveryLag.Observe(time.Since(f.queued).Seconds())
+			sent++
 			continue
 		}
 		select {
@@ -204,6 +215,8 @@ func (c *Conn) streamLoop(stream grpc.ServerStream) error {
 		case <-c.q.wake:
 		}
 	}
+	c.closeWith(0)
+	return nil
 }
 
 // NotificationMessage is the Notification message of a notification frame

@@ -60,6 +60,7 @@ func TestSubscribeRequestTopicsAreCheckedLikeTheQueryParameter(t *testing.T) {
 		{"64 topics with duplicates", enc(append(slices.Clone(many[:64]), many[0])...), nil, nil},
 		{"unknown field skipped", append(enc("a"), 0x10, 0x01), []string{"a"}, nil},
 		{"topics as a varint is unknown", []byte{0x08, 0x01, 0x0a, 0x01, 'a'}, []string{"a"}, nil},
+		{"limit as bytes is unknown", []byte{0x12, 0x00, 0x0a, 0x01, 'a'}, []string{"a"}, nil},
 		{"invalid UTF-8", []byte{0x0a, 0x01, 0xff}, nil, &statusMalformedRequest},
 		{"truncated", []byte{0x0a, 0x05, 'a'}, nil, &statusMalformedRequest},
 	}
@@ -68,8 +69,15 @@ func TestSubscribeRequestTopicsAreCheckedLikeTheQueryParameter(t *testing.T) {
 		if st != c.status {
 			t.Errorf("%s: status %v, want %v", c.name, st, c.status)
 		}
-		if c.want != nil && !slices.Equal(got, c.want) {
-			t.Errorf("%s: topics %q, want %q", c.name, got, c.want)
+		if c.want != nil && !slices.Equal(got.Topics, c.want) {
+			t.Errorf("%s: topics %q, want %q", c.name, got.Topics, c.want)
 		}
+	}
+}
+
+func TestSubscribeRequestLimitIsItsLow32Bits(t *testing.T) {
+	got, st := ParseSubscribeRequest([]byte{0x0a, 0x01, 'a', 0x10, 0x81, 0x80, 0x80, 0x80, 0x10})
+	if st != nil || got.Limit != 1 {
+		t.Fatalf("got %+v %v, want limit 1", got, st)
 	}
 }

@@ -68,6 +68,11 @@ pub struct Config {
     #[arg(long, env = "FANOUT_KAFKA_TOPIC", value_name = "NAME", default_value = DEFAULT_KAFKA_TOPIC,
           value_parser = kafka_topic)]
     pub kafka_topic: String,
+    /// For the proxy's tests only: the gRPC stream sends the notification
+    /// with this id with `published_at_unix_us` one higher (a planted
+    /// difference the proxy must report at that field).
+    #[arg(long, hide = true, value_name = "ID")]
+    pub test_plant_grpc_mismatch: Option<String>,
     /// Drain time after SIGTERM/SIGINT, in milliseconds.
     #[arg(long, env = "FANOUT_SHUTDOWN_GRACE_MS", value_name = "N", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
@@ -109,6 +114,7 @@ impl Default for Config {
             kafka_brokers: None,
             kafka_topic: DEFAULT_KAFKA_TOPIC.to_owned(),
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            test_plant_grpc_mismatch: None,
         }
     }
 }

@@ -123,12 +123,17 @@ fn refusal_for_close(code: u16) -> Refusal {
 /// field — an unknown number, or field 1 with another wire type — skipped.
 /// (prost's derived decoder refuses a known field with a wrong wire type.)
 /// Then checks the topics as the WebSocket's `topics` parameter: 1–64
-/// distinct valid names, duplicates ignored.
-pub fn parse_subscribe_request(mut message: &[u8]) -> Result<TopicSet, Refusal> {
+/// distinct valid names, duplicates ignored. Also returns `limit` (field 2,
+/// a varint): the stream ends with OK after that many notifications.
+pub fn parse_subscribe_request(mut message: &[u8]) -> Result<(TopicSet, u32), Refusal> {
     let mut names = Vec::new();
+    let mut limit = 0;
     while message.has_remaining() {
         let (tag, wire_type) = decode_key(&mut message).map_err(|_| Refusal::MalformedRequest)?;
-        if tag == 1 && wire_type == WireType::LengthDelimited {
+        if tag == 2 && wire_type == WireType::Varint {
+            // uint32: the low 32 bits of the varint, as Go reads it.
+            limit = decode_varint(&mut message).map_err(|_| Refusal::MalformedRequest)? as u32;
+        } else if tag == 1 && wire_type == WireType::LengthDelimited {
             let len = decode_varint(&mut message).map_err(|_| Refusal::MalformedRequest)?;
             if len > message.len() as u64 {
                 return Err(Refusal::MalformedRequest);
@@ -152,7 +157,7 @@ pub fn parse_subscribe_request(mut message: &[u8]) -> Result<TopicSet, Refusal> 
     if set.is_empty() || set.len() > MAX_TOPICS {
         return Err(Refusal::InvalidTopics);
     }
-    Ok(set)
+    Ok((set, limit))
 }
 
 /// The `Notification` message of a notification frame
@@ -198,6 +203,7 @@ pub fn notification_message(frame: &[u8]) -> Option<Bytes> {
 pub struct FanoutService {
     hub: Arc<Hub>,
     calls: GrpcMetrics,
+    plant: Option<Arc<str>>,
 }
 
 impl FanoutService {
@@ -206,7 +212,17 @@ impl FanoutService {
         Self {
             hub,
             calls: GrpcMetrics::register(metrics),
+            plant: None,
         }
+    }
+
+    /// A deliberate difference, for the proxy's tests only (the hidden
+    /// `--test-plant-grpc-mismatch ID`): the notification with id `id` is
+    /// sent with `published_at_unix_us` one higher, so a comparison with
+    /// the Go twin must report exactly that field.
+    pub fn plant_mismatch(mut self, id: Option<&str>) -> Self {
+        self.plant = id.map(Arc::from);
+        self
     }
 
     async fn call(self, request: Request<Body>) -> Response<Body> {
@@ -227,8 +243,8 @@ impl FanoutService {
             Ok(message) => message,
             Err(status) => return refused(status),
         };
-        let topics = match parse_subscribe_request(&message) {
-            Ok(topics) => topics,
+        let (topics, limit) = match parse_subscribe_request(&message) {
+            Ok(parsed) => parsed,
             Err(refusal) => return refused(status_for(refusal)),
         };
         let conn = self.hub.connect_stream(&topics);
@@ -244,6 +260,9 @@ impl FanoutService {
             topics,
             calls: self.calls.clone(),
             started,
+            limit,
+            sent: 0,
+            plant: self.plant.clone(),
             ended: false,
         };
         grpc::stream_response(content_type, subscription)
@@ -274,6 +293,10 @@ struct Subscription {
     topics: TopicSet,
     calls: GrpcMetrics,
     started: Instant,
+    /// Notifications after which the stream ends with OK; 0: no end.
+    limit: u32,
+    sent: u32,
+    plant: Option<Arc<str>>,
     ended: bool,
 }
 
@@ -285,6 +308,12 @@ impl Stream for Subscription {
             return Poll::Ready(None);
         }
         loop {
+            if self.limit != 0 && self.sent == self.limit {
+                self.ended = true;
+                self.calls.observe(SUBSCRIBE, self.started, Code::Ok);
+                let ok = Status::ok("");
+                return Poll::Ready(Some(Ok(Frame::trailers(status_trailers(&ok)))));
+            }
             if let Some(code) = self.conn.outbox.closing() {
                 let status = status_for(refusal_for_close(code));
                 self.ended = true;
@@ -297,6 +326,11 @@ impl Stream for Subscription {
                     // the frame is as good as written.
                     self.conn.outbox.written();
                     self.hub.metrics().sent(queued_at.elapsed());
+                    self.sent += 1;
+                    let frame = match &self.plant {
+                        Some(id) => planted(frame, id),
+                        None => frame,
+                    };
                     return Poll::Ready(Some(Ok(Frame::data(frame))));
                 }
                 // A stream gets no subscription frames; none is queued.
@@ -319,6 +353,33 @@ impl Drop for Subscription {
             // its context cancelled.
             self.calls.observe(SUBSCRIBE, self.started, Code::Cancelled);
         }
+    }
+}
+
+/// The `Notification` message, for [`planted`] only (the stream's messages
+/// are written by [`notification_message`]).
+#[derive(Clone, PartialEq, prost::Message)]
+struct PlantedNotification {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    topic: String,
+    #[prost(int64, tag = "3")]
+    published_at_unix_us: i64,
+    #[prost(string, tag = "4")]
+    body_json: String,
+}
+
+/// `frame` (a length-prefixed Notification) with `published_at_unix_us`
+/// one higher when its id is `id`; otherwise `frame` as it is.
+fn planted(frame: Bytes, id: &str) -> Bytes {
+    use prost::Message as _;
+    match PlantedNotification::decode(&frame[5..]) {
+        Ok(mut n) if n.id == id => {
+            n.published_at_unix_us = n.published_at_unix_us.wrapping_add(1);
+            message_frame(&n.encode_to_vec())
+        }
+        _ => frame,
     }
 }
 
@@ -349,7 +410,7 @@ mod tests {
     #[test]
     fn subscribe_requests_are_read_like_gos_runtime_and_checked_like_the_query() {
         let topics = |m: &[u8]| {
-            parse_subscribe_request(m).map(|s| s.iter().map(str::to_owned).collect::<Vec<_>>())
+            parse_subscribe_request(m).map(|(s, _)| s.iter().map(str::to_owned).collect::<Vec<_>>())
         };
         let ab = [
             string_field(1, b"b"),
@@ -369,6 +430,10 @@ mod tests {
         let varint_topics = [vec![0x08, 0x01], string_field(1, b"a")].concat();
         assert_eq!(topics(&varint_topics), Ok(vec!["a".to_owned()]));
         assert_eq!(topics(&[0x0a, 0x01, 0xff]), Err(Refusal::MalformedRequest));
+        let limit_as_bytes = [vec![0x12, 0x00], string_field(1, b"a")].concat();
+        assert_eq!(topics(&limit_as_bytes), Ok(vec!["a".to_owned()]));
+        let limit = [0x0a, 0x01, b'a', 0x10, 0x81, 0x80, 0x80, 0x80, 0x10];
+        assert_eq!(parse_subscribe_request(&limit).map(|(_, l)| l), Ok(1));
         assert_eq!(topics(&[0x0a, 0x05, b'a']), Err(Refusal::MalformedRequest));
         let many: Vec<u8> = (0..65)
             .flat_map(|i| string_field(1, format!("t{i}").as_bytes()))

@@ -133,7 +133,8 @@ pub async fn run_with_grpc(
     let grpc = grpc_listener.map(|grpc_listener| {
         tokio::spawn(grpc::serve(
             grpc_listener,
-            grpc::FanoutService::new(hub.clone(), &metrics),
+            grpc::FanoutService::new(hub.clone(), &metrics)
+                .plant_mismatch(config.test_plant_grpc_mismatch.as_deref()),
             shutdown.clone(),
             config.shutdown_grace(),
         ))

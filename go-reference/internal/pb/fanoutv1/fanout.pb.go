@@ -30,7 +30,10 @@ type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1–64 topic names of 1–64 bytes of A–Z a–z 0–9 . _ - (duplicates
 	// ignored), as the WebSocket `topics` parameter.
-	Topics        []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	// When not 0, the stream ends with OK after this many notifications (a
+	// finite consumer, and streams a proxy can compare whole); 0: no end.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -70,6 +73,13 @@ func (x *SubscribeRequest) GetTopics() []string {
 		return x.Topics
 	}
 	return nil
+}
+
+func (x *SubscribeRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 // One notification, as the WebSocket notification frame carries it.
@@ -147,9 +157,10 @@ var File_parallax_fanout_v1_fanout_proto protoreflect.FileDescriptor
 
 const file_parallax_fanout_v1_fanout_proto_rawDesc = "" +
 	"\n" +
-	"\x1fparallax/fanout/v1/fanout.proto\x12\x12parallax.fanout.v1\"*\n" +
+	"\x1fparallax/fanout/v1/fanout.proto\x12\x12parallax.fanout.v1\"@\n" +
 	"\x10SubscribeRequest\x12\x16\n" +
-	"\x06topics\x18\x01 \x03(\tR\x06topics\"\x82\x01\n" +
+	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\x82\x01\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12/\n" +
