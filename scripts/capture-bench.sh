@@ -13,7 +13,9 @@
 #           of incompressible 16 KiB bodies), generated here then deleted.
 #
 # Usage: scripts/capture-bench.sh [record|replay|rss|all] (default all).
-# Env: SECS (20), RATE (5000), SIZE_GB (1). Needs nginx and wrk (Debian:
+# Env: SECS (20), RATE (5000), SIZE_GB (1), PERF=1 (record: a
+# `perf record -F 999 -g` of each phase's proxy, rec-<arm>-<i>.perf.data
+# under target/capture-bench; read with perf report --sort comm,sym). Needs nginx and wrk (Debian:
 # apt-get install -y nginx-light wrk) and the release binaries:
 #   cargo build --release -p parallax
 #   cargo build --release -p parallax-capture --example make_capture
@@ -24,7 +26,7 @@ secs=${SECS:-20}
 rate=${RATE:-5000}
 size_gb=${SIZE_GB:-1}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=$root/target/capture-bench
+work=${WORK:-$root/target/capture-bench}
 parallax=${PARALLAX_BIN:-$root/target/release/parallax}
 make=${MAKE_CAPTURE_BIN:-$root/target/release/examples/make_capture}
 for need in "$parallax" "$make"; do
@@ -84,12 +86,19 @@ record() {
   TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/rec.toml" >"$work/rec.log" 2>&1 & local pid_rec=$!; pids+=($pid_rec)
   wait_port "$plain"; wait_port "$rec"
   declare -A port=([off]=$plain [on]=$rec) pid=([off]=$pid_plain [on]=$pid_rec)
+  local i=0 perf_pid
   for arm in off on on off; do
     local before after out sent
+    i=$((i + 1))
+    if [[ -n ${PERF:-} ]]; then
+      perf record -F 999 -g -p "${pid[$arm]}" -o "$work/rec-$arm-$i.perf.data" -- sleep "$secs" >/dev/null 2>&1 &
+      perf_pid=$!
+    fi
     before=$(cpu_ticks "${pid[$arm]}")
     out=$("$parallax" replay "$work/load.plxcap" --target "$arm=http://127.0.0.1:${port[$arm]}" \
       --rate "$rate" --duration-secs "$secs" --no-sessions --quiet --results "$work/rec-$arm.json" || true)
     after=$(cpu_ticks "${pid[$arm]}")
+    [[ -n ${PERF:-} ]] && wait "$perf_pid"
     sent=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' <<<"$out" | head -1)
     echo "  recording $arm: proxy CPU $(( (after - before) )) ticks for $sent requests = $(awk -v t=$((after - before)) -v n="$sent" -v hz="$hz" 'BEGIN{printf "%.2f", t / hz / n * 1e6}') us/request" >&2
     grep -E "latency|late" <<<"$out" | sed 's/^/    /' >&2

@@ -238,6 +238,101 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
+/// Offsets within an encoded request record (length prefix included) of
+/// the fields [`finish_request`] fills in.
+const REQ_FLAGS_AT: usize = 4 + 1 + 8;
+const REQ_STATUS_AT: usize = REQ_FLAGS_AT + 1 + 8;
+const REQ_LATENCY_AT: usize = REQ_STATUS_AT + 2;
+
+/// Encodes a request record's head — everything before its answer and
+/// body — into `out` (cleared first), for a recorder that learns the body
+/// and the primary's answer later: [`finish_request`] appends the record,
+/// complete, to the capture's buffer. The two steps give the same bytes as
+/// [`encode`] of the whole [`Request`]. Header values that are not UTF-8
+/// are stored lossily (U+FFFD), as a reader expects UTF-8.
+pub fn encode_request_head<'a>(
+    out: &mut Vec<u8>,
+    at_us: u64,
+    conn: Option<u64>,
+    method: &str,
+    target: &str,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) {
+    out.clear();
+    out.extend_from_slice(&[0; 4]);
+    out.push(KIND_REQUEST);
+    out.extend_from_slice(&at_us.to_le_bytes());
+    out.push(if conn.is_some() { HAS_CONN } else { 0 });
+    out.extend_from_slice(&conn.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&[0; 2 + 8]);
+    put_str16(out, method);
+    put_bytes32(out, target.as_bytes());
+    let count_at = out.len();
+    out.extend_from_slice(&[0; 2]);
+    let mut n = 0u16;
+    for (name, value) in headers {
+        if n == u16::MAX {
+            break;
+        }
+        put_str16(out, name);
+        match std::str::from_utf8(value) {
+            Ok(_) => put_bytes32(out, value),
+            Err(_) => put_bytes32(out, String::from_utf8_lossy(value).as_bytes()),
+        }
+        n += 1;
+    }
+    out[count_at..count_at + 2].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Appends to `out` the request record whose head [`encode_request_head`]
+/// wrote, with the primary's answer and the body (`chunks`, concatenated).
+pub fn finish_request<B: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    status: Option<u16>,
+    latency_us: Option<u64>,
+    chunks: &[B],
+    body_truncated: bool,
+) {
+    let start = out.len();
+    out.extend_from_slice(head);
+    let mut flags = head[REQ_FLAGS_AT];
+    if let Some(s) = status {
+        flags |= HAS_STATUS;
+        out[start + REQ_STATUS_AT..start + REQ_STATUS_AT + 2].copy_from_slice(&s.to_le_bytes());
+    }
+    if let Some(l) = latency_us {
+        flags |= HAS_LATENCY;
+        out[start + REQ_LATENCY_AT..start + REQ_LATENCY_AT + 8].copy_from_slice(&l.to_le_bytes());
+    }
+    if body_truncated {
+        flags |= BODY_TRUNCATED;
+    }
+    out[start + REQ_FLAGS_AT] = flags;
+    let len: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    for c in chunks {
+        out.extend_from_slice(c.as_ref());
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Splits a buffer of encoded records (length prefixes included, as
+/// [`encode`] writes them) into each record's bytes without its prefix.
+pub fn split_encoded(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if buf.len() < 4 {
+            return None;
+        }
+        let len = u32::from_le_bytes(buf[..4].try_into().expect("4 bytes")) as usize;
+        let len = len.min(buf.len() - 4);
+        let (record, rest) = buf[4..].split_at(len);
+        buf = rest;
+        Some(record)
+    })
+}
+
 fn put_str16(out: &mut Vec<u8>, s: &str) {
     let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
     out.extend_from_slice(&(b.len() as u16).to_le_bytes());
@@ -413,6 +508,60 @@ mod tests {
             at_us: 99,
             dropped: 3,
         });
+    }
+
+    #[test]
+    fn a_request_encoded_in_two_steps_is_the_same_record() {
+        let whole = Request {
+            at_us: 1234,
+            conn: Some(9),
+            method: "POST".into(),
+            target: "/v1/events?id=3".into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("x-odd".into(), "a\u{fffd}b".into()),
+            ],
+            body: Bytes::from_static(b"{\"a\":1}"),
+            body_truncated: false,
+            status: Some(201),
+            latency_us: Some(77),
+        };
+        let mut head = Vec::new();
+        let headers: [(&str, &[u8]); 2] =
+            [("content-type", b"application/json"), ("x-odd", b"a\xffb")];
+        encode_request_head(
+            &mut head,
+            1234,
+            Some(9),
+            "POST",
+            "/v1/events?id=3",
+            headers.into_iter(),
+        );
+        let mut out = vec![7u8];
+        finish_request(
+            &mut out,
+            &head,
+            Some(201),
+            Some(77),
+            &[&b"{\"a\""[..], b":1}"],
+            false,
+        );
+        let mut expected = vec![7u8];
+        encode(&Record::Request(whole.clone()), &mut expected);
+        assert_eq!(out, expected);
+        // No answer: the flags say so and the record decodes without one.
+        let mut out = Vec::new();
+        finish_request::<&[u8]>(&mut out, &head, None, None, &[], true);
+        let records: Vec<&[u8]> = split_encoded(&out).collect();
+        assert_eq!(records.len(), 1);
+        let Some(Record::Request(r)) = decode(Bytes::copy_from_slice(records[0])).unwrap() else {
+            panic!("a request")
+        };
+        assert_eq!(
+            (r.status, r.latency_us, r.body_truncated),
+            (None, None, true)
+        );
+        assert_eq!(r.headers, whole.headers);
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //! - [`rewrite`]: filters and rewrites applied on replay (headers, paths,
 //!   fresh ids per loop).
 //! - [`replay`]: the replay schedule and the open-model engine.
+//! - [`wsreplay`]: WebSocket sessions replayed, their frames paired.
 
 pub mod format;
 pub mod gor;
@@ -47,6 +48,7 @@ pub mod rewrite;
 pub mod source;
 pub mod summary;
 pub mod writer;
+pub mod wsreplay;
 
 use std::path::Path;
 

@@ -16,6 +16,11 @@
 //!   `max_connections`). Nobody waits for an answer before the next item
 //!   is dispatched: the load is open.
 //!
+//! WebSocket sessions replay as sessions ([`crate::wsreplay`]): a recorded
+//! handshake opens a connection to the target, the client's messages go
+//! out at their intended times on it, and the server's frames are paired
+//! with the recorded ones (the report's `websocket` section).
+//!
 //! Latency counts from each request's intended time, like
 //! `parallax-loadgen`'s pacing: a request sent late because its session was
 //! still busy, or because the replayer fell behind, carries the delay in
@@ -24,7 +29,7 @@
 //! `early_by` ahead of an item (tokio's timer rounds up to whole
 //! milliseconds); an item sent early is measured from its actual send.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -41,10 +46,11 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::format::{Record, Request};
+use crate::format::{Record, Request, WsMessage};
 use crate::rewrite::{Filter, Rewrite};
 use crate::source::Source;
 use crate::summary::collapse;
+use crate::wsreplay::{self, SessionSettings, WsJob, WsReport};
 use crate::Error;
 
 /// How recorded times become intended times.
@@ -79,6 +85,12 @@ pub struct ReplayOptions {
     pub late_after: Duration,
     /// The dispatcher wakes this much ahead of an item.
     pub early_by: Duration,
+    /// Replay recorded WebSocket sessions (handshake and client messages,
+    /// server frames paired). Off: they are skipped and counted.
+    pub websocket: bool,
+    /// A WebSocket session waits this long after its last message for the
+    /// recorded server frames still missing.
+    pub ws_linger: Duration,
 }
 
 impl Default for ReplayOptions {
@@ -94,6 +106,8 @@ impl Default for ReplayOptions {
             timeout: Duration::from_secs(10),
             late_after: Duration::from_millis(10),
             early_by: Duration::from_millis(1),
+            websocket: true,
+            ws_linger: Duration::from_secs(2),
         }
     }
 }
@@ -133,7 +147,28 @@ pub struct Item {
     pub loop_n: u32,
     /// Its position in the schedule (0 first).
     pub seq: u64,
+    /// The request, or a WebSocket session's handshake (status 101 or an
+    /// `upgrade: websocket` header; see [`Item::is_handshake`]). Empty for
+    /// a WebSocket message.
     pub request: Request,
+    /// A WebSocket message of session `conn`: the client's to send (due
+    /// now), or the server's, recorded (to pair with what the target
+    /// sends; not sent).
+    pub ws: Option<WsMessage>,
+}
+
+impl Item {
+    /// Whether the item opens a WebSocket session.
+    pub fn is_handshake(&self) -> bool {
+        self.ws.is_none() && is_handshake(&self.request)
+    }
+}
+
+fn is_handshake(request: &Request) -> bool {
+    request.status == Some(101)
+        || request
+            .header("upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
 }
 
 /// What the schedule left out.
@@ -141,7 +176,9 @@ pub struct Item {
 pub struct Skipped {
     /// Requests the filters did not accept.
     pub filtered: u64,
-    /// WebSocket handshakes and messages (not replayed by this engine).
+    /// WebSocket handshakes and messages not replayed: replay of
+    /// WebSockets off, a message whose handshake is not in the capture (or
+    /// was filtered out), a handshake without a connection id.
     pub websocket: u64,
     /// Requests whose body the recorder cut short.
     pub truncated_body: u64,
@@ -158,6 +195,10 @@ pub struct Schedule {
     filter: Filter,
     rewrite: Rewrite,
     sessions: bool,
+    websocket: bool,
+    /// Recorded connection ids of the WebSocket sessions replayed in this
+    /// loop and not yet closed.
+    ws_open: HashSet<u64>,
     source: Source,
     loop_n: u32,
     /// The first record time of the current loop.
@@ -186,6 +227,8 @@ impl Schedule {
             filter: options.filter.clone(),
             rewrite: options.rewrite.clone(),
             sessions: options.sessions,
+            websocket: options.websocket,
+            ws_open: HashSet::new(),
             source: Source::open(files)?,
             loop_n: 0,
             first_us: None,
@@ -211,6 +254,7 @@ impl Schedule {
         self.loop_start = self.last_due + gap.max(Duration::from_micros(1));
         self.first_us = None;
         self.loop_items = 0;
+        self.ws_open.clear();
         self.source = Source::open(&self.files)?;
         Ok(true)
     }
@@ -225,21 +269,19 @@ impl Schedule {
             };
             let mut request = match record {
                 Record::Request(r) => r,
-                Record::Ws(_) => {
-                    self.skipped.websocket += 1;
-                    continue;
-                }
+                Record::Ws(m) => match self.ws_item(m) {
+                    Ok(Some(item)) => return Ok(Some(item)),
+                    Ok(None) => continue,
+                    Err(()) => break,
+                },
                 Record::Gap { .. } => {
                     self.skipped.gaps += 1;
                     continue;
                 }
                 Record::Meta(_) => continue,
             };
-            if request.status == Some(101)
-                || request
-                    .header("upgrade")
-                    .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-            {
+            let handshake = is_handshake(&request);
+            if handshake && (!self.websocket || request.conn.is_none()) {
                 self.skipped.websocket += 1;
                 continue;
             }
@@ -266,19 +308,21 @@ impl Schedule {
                 break;
             }
             self.rewrite.apply(&mut request, self.loop_n);
-            let conn = if self.sessions {
-                request
-                    .conn
-                    .map(|c| c ^ u64::from(self.loop_n).wrapping_mul(GOLDEN))
+            let conn = if self.sessions || handshake {
+                request.conn.map(|c| self.session_id(c))
             } else {
                 None
             };
+            if handshake {
+                self.ws_open.extend(request.conn);
+            }
             let item = Item {
                 due,
                 conn,
                 loop_n: self.loop_n,
                 seq: self.seq,
                 request,
+                ws: None,
             };
             self.seq += 1;
             self.loop_items += 1;
@@ -287,6 +331,54 @@ impl Schedule {
         }
         self.truncated |= self.source.truncated();
         Ok(None)
+    }
+}
+
+impl Schedule {
+    /// A recorded connection's session id in this loop (distinct per loop).
+    fn session_id(&self, conn: u64) -> u64 {
+        conn ^ u64::from(self.loop_n).wrapping_mul(GOLDEN)
+    }
+
+    /// A WebSocket message as an item, `None` when its session is not
+    /// replayed, `Err` when the duration is over.
+    fn ws_item(&mut self, m: WsMessage) -> Result<Option<Item>, ()> {
+        let Some(conn) = m.conn.filter(|c| self.ws_open.contains(c)) else {
+            self.skipped.websocket += 1;
+            return Ok(None);
+        };
+        let first = *self.first_us.get_or_insert(m.at_us);
+        // The client's messages take the schedule's pace; the server's are
+        // only expectations, placed in recorded order.
+        let due = match self.pace {
+            Pace::Speed(f) => {
+                self.loop_start
+                    + Duration::from_secs_f64(m.at_us.saturating_sub(first) as f64 / 1e6 / f)
+            }
+            Pace::Rate(r) if m.from_client => Duration::from_secs_f64(self.seq as f64 / r),
+            Pace::Rate(_) => self.last_due,
+        };
+        if self.duration.is_some_and(|d| due >= d) {
+            self.done = true;
+            return Err(());
+        }
+        if m.opcode == wsreplay::opcode::CLOSE {
+            self.ws_open.remove(&conn);
+        }
+        let item = Item {
+            due: due.max(self.last_due),
+            conn: Some(self.session_id(conn)),
+            loop_n: self.loop_n,
+            seq: self.seq,
+            request: Request::default(),
+            ws: Some(m),
+        };
+        if item.ws.as_ref().is_some_and(|m| m.from_client) {
+            self.seq += 1;
+            self.loop_items += 1;
+        }
+        self.last_due = item.due;
+        Ok(Some(item))
     }
 }
 
@@ -403,6 +495,9 @@ pub struct ReplayReport {
     pub scheduled: Duration,
     /// From the start to the last completion.
     pub elapsed: Duration,
+    /// Replayed WebSocket sessions (their handshakes also count as
+    /// requests above, status 101).
+    pub websocket: WsReport,
 }
 
 impl ReplayReport {
@@ -547,6 +642,11 @@ struct Shared {
     late_after: Duration,
     collector: Mutex<Collector>,
     live: Live,
+    /// Replayed WebSocket sessions, added as each ends.
+    ws: Mutex<WsReport>,
+    ws_linger: Duration,
+    /// Body bytes read and not yet done with (see `run`).
+    ahead: Arc<AtomicUsize>,
 }
 
 /// Replays `files` against `target`; `progress` is called about once a
@@ -558,12 +658,17 @@ pub async fn run(
     mut progress: impl FnMut(&Progress),
 ) -> Result<ReplayReport, Error> {
     let schedule = Schedule::open(files, options)?;
-    // Bounded twice: the reader thread stays at most 1,024 items and
-    // READ_AHEAD_BYTES of bodies ahead of the dispatcher, so memory stays
-    // flat whatever the capture's size (83 KB ingest batches would
-    // otherwise hold 85 MB in the channel). The byte bound is polled: the
-    // reader sleeps 1 ms while over it, which at most delays reading, and
-    // the dispatcher holds a whole millisecond of items anyway.
+    // Bounded twice: the reader thread stays at most 1,024 items ahead of
+    // the dispatcher, and at most READ_AHEAD_BYTES of bodies ahead of the
+    // requests' completion, so memory stays flat whatever the capture's
+    // size (83 KB ingest batches would otherwise hold 85 MB in the
+    // channel). The bytes are given back when a request is done, not when
+    // it is dispatched: a slow target makes sessions queue their requests,
+    // and a 10 GB capture of 16 KiB bodies replayed 1.4 s behind its
+    // schedule held 111 MiB in those queues before this. Behind the bound
+    // the reader waits, the requests go out late and are counted late
+    // (their latency still runs from their intended time). The byte bound
+    // is polled: the reader sleeps 1 ms while over it.
     let (item_tx, mut item_rx) = mpsc::channel::<Result<Item, Error>>(1024);
     let ahead = Arc::new(AtomicUsize::new(0));
     let reader_ahead = Arc::clone(&ahead);
@@ -609,13 +714,18 @@ pub async fn run(
                 truncated: false,
                 scheduled: Duration::ZERO,
                 elapsed: Duration::ZERO,
+                websocket: WsReport::default(),
             },
             window_sec: 0,
             window: latency_histogram(),
             window_errors: 0,
         }),
         live: Live::default(),
+        ws: Mutex::new(WsReport::default()),
+        ws_linger: options.ws_linger,
+        ahead,
     });
+    let mut ws_sessions: HashMap<u64, mpsc::UnboundedSender<WsJob>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut sessions: HashMap<u64, mpsc::UnboundedSender<Job>> = HashMap::new();
     let (pool_tx, pool_rx) = mpsc::unbounded_channel::<Job>();
@@ -629,10 +739,7 @@ pub async fn run(
 
     while let Some(item) = item_rx.recv().await {
         let item = match item {
-            Ok(i) => {
-                ahead.fetch_sub(i.request.body.len(), Ordering::Relaxed);
-                i
-            }
+            Ok(i) => i,
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -653,11 +760,42 @@ pub async fn run(
             }
             tokio::time::sleep_until(wake.min(next_progress)).await;
         }
+        if let Some(m) = item.ws {
+            let conn = item.conn.expect("WebSocket items have a session");
+            let close = m.opcode == wsreplay::opcode::CLOSE && m.from_client;
+            if let Some(tx) = ws_sessions.get(&conn) {
+                let job = if m.from_client {
+                    WsJob::Send {
+                        intended,
+                        opcode: m.opcode,
+                        payload: m.payload,
+                    }
+                } else {
+                    WsJob::Expect {
+                        opcode: m.opcode,
+                        payload: m.payload,
+                    }
+                };
+                let _ = tx.send(job);
+            }
+            if close {
+                ws_sessions.remove(&conn);
+            }
+            continue;
+        }
+        shared.live.sent.fetch_add(1, Ordering::Relaxed);
+        if item.is_handshake() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Some(conn) = item.conn {
+                ws_sessions.insert(conn, tx);
+            }
+            tasks.spawn(ws_session(Arc::clone(&shared), intended, item.request, rx));
+            continue;
+        }
         let job = Job {
             intended,
             request: item.request,
         };
-        shared.live.sent.fetch_add(1, Ordering::Relaxed);
         let job = match item.conn {
             Some(conn) => {
                 if sessions.len() >= options.max_connections {
@@ -704,6 +842,7 @@ pub async fn run(
     drop(item_rx);
     drop(pool_tx);
     drop(sessions);
+    drop(ws_sessions);
     let mut ticker = tokio::time::interval_at(next_progress, Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -724,6 +863,7 @@ pub async fn run(
     let last = end.saturating_duration_since(collector.start).as_secs();
     collector.close_windows_before(last);
     let mut report = collector.report;
+    report.websocket = shared.ws.into_inner().expect("no session panicked");
     report.sent = live.sent.load(Ordering::Relaxed);
     report.late = live.late.load(Ordering::Relaxed);
     report.connections_opened = live.connections.load(Ordering::Relaxed);
@@ -854,6 +994,9 @@ async fn send(shared: &Shared, conn: &mut Conn, job: Job) {
         shared.live.errors.fetch_add(1, Ordering::Relaxed);
     }
     shared.live.completed.fetch_add(1, Ordering::Relaxed);
+    shared
+        .ahead
+        .fetch_sub(job.request.body.len(), Ordering::Relaxed);
     let latency = done.saturating_duration_since(from).as_micros() as u64;
     shared.collector.lock().expect("no worker panicked").record(
         done,
@@ -862,6 +1005,46 @@ async fn send(shared: &Shared, conn: &mut Conn, job: Job) {
         result,
         job.request.status,
     );
+}
+
+/// One replayed WebSocket session; its handshake is recorded as a request
+/// (latency from its intended time to the 101).
+async fn ws_session(
+    shared: Arc<Shared>,
+    intended: Instant,
+    handshake: Request,
+    jobs: mpsc::UnboundedReceiver<WsJob>,
+) {
+    let now = Instant::now();
+    if now > intended + shared.late_after {
+        shared.live.late.fetch_add(1, Ordering::Relaxed);
+    }
+    let settings = SessionSettings {
+        addr: shared.target.addr,
+        host: shared.target.host.clone(),
+        timeout: shared.timeout,
+        late_after: shared.late_after,
+        linger: shared.ws_linger,
+    };
+    let route = format!("{} {}", handshake.method, collapse(handshake.path()));
+    let recorded = handshake.status;
+    let (report, result, took) = wsreplay::run_session(settings, handshake, jobs).await;
+    if result.is_err() {
+        shared.live.errors.fetch_add(1, Ordering::Relaxed);
+    } else {
+        shared.live.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    shared.live.completed.fetch_add(1, Ordering::Relaxed);
+    let from = intended.min(now);
+    let latency = (now + took).saturating_duration_since(from).as_micros() as u64;
+    shared.collector.lock().expect("no worker panicked").record(
+        now + took,
+        latency,
+        &route,
+        result,
+        recorded,
+    );
+    shared.ws.lock().expect("no session panicked").add(report);
 }
 
 async fn exchange(

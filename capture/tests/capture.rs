@@ -135,6 +135,7 @@ fn segments_rotate_by_size_and_read_back_as_one_capture() {
         Rotation {
             max_file_bytes: 2000,
             max_files: 0,
+            level: parallax_capture::writer::FAST_LEVEL,
         },
     );
     for i in 0..2000 {
@@ -162,6 +163,7 @@ fn segments_rotate_by_size_and_read_back_as_one_capture() {
         Rotation {
             max_file_bytes: 1 << 20,
             max_files: 2,
+            level: parallax_capture::writer::LEVEL,
         },
     );
     drop(again);
@@ -309,7 +311,13 @@ async fn a_capture_replays_with_its_sessions_in_order() {
         sorted.sort();
         assert_eq!(order, sorted);
     }
-    assert_eq!(&seen[1].body[..], b"{\"id\":\"ev-000001\"}");
+    // Sessions run side by side: find request 1 rather than expect it
+    // second.
+    let one = seen
+        .iter()
+        .find(|s| s.target.split('?').next() == Some("/v1/items/1"))
+        .expect("request 1 replayed");
+    assert_eq!(&one.body[..], b"{\"id\":\"ev-000001\"}");
     // 60 requests 1 ms apart at 4x: about 15 ms of schedule.
     assert!(
         report.scheduled <= Duration::from_millis(16),
@@ -477,4 +485,128 @@ fn the_schedule_spaces_items_by_speed_or_rate() {
         items[0].conn, items[5].conn,
         "sessions are distinct per loop"
     );
+}
+
+/// A WebSocket server that answers each text message `m` with `echo:m`,
+/// and first greets with `hello`.
+async fn ws_echo() -> SocketAddr {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let _ = ws.send(Message::text("hello")).await;
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() {
+                        let reply = format!("echo:{}", m.to_text().unwrap());
+                        let _ = ws.send(Message::text(reply)).await;
+                    } else if m.is_close() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn ws(at_us: u64, from_client: bool, opcode: u8, payload: &'static str) -> Record {
+    Record::Ws(WsMessage {
+        at_us,
+        conn: Some(5),
+        from_client,
+        opcode,
+        payload: Bytes::from_static(payload.as_bytes()),
+    })
+}
+
+#[tokio::test]
+async fn a_websocket_session_replays_with_its_frames_paired() {
+    let d = dir("ws");
+    let path = d.join("c.plxcap");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = CaptureWriter::new(file, &Meta::new("test", 1)).unwrap();
+    w.append(&Record::Request(Request {
+        at_us: 0,
+        conn: Some(5),
+        method: "GET".into(),
+        target: "/v1/subscribe?topic=a".into(),
+        headers: vec![
+            ("upgrade".into(), "websocket".into()),
+            (
+                "sec-websocket-key".into(),
+                "dGhlIHNhbXBsZSBub25jZQ==".into(),
+            ),
+            ("x-client".into(), "t".into()),
+        ],
+        status: Some(101),
+        ..Request::default()
+    }))
+    .unwrap();
+    // Recorded: the greeting, two exchanges — the second answer differs
+    // from what this server sends — and one frame it never sends.
+    for r in [
+        ws(1000, false, 1, "hello"),
+        ws(2000, true, 1, "a"),
+        ws(2500, false, 1, "echo:a"),
+        ws(4000, true, 1, "b"),
+        ws(4500, false, 1, "ECHO:b"),
+        ws(5000, false, 1, "bye"),
+        ws(6000, true, 8, "\u{3}\u{e8}"),
+    ] {
+        w.append(&r).unwrap();
+    }
+    // A message of a connection whose handshake is not in the capture.
+    w.append(&Record::Ws(WsMessage {
+        at_us: 6500,
+        conn: Some(99),
+        from_client: true,
+        opcode: 1,
+        payload: Bytes::from_static(b"orphan"),
+    }))
+    .unwrap();
+    w.finish().unwrap();
+
+    let addr = ws_echo().await;
+    let options = ReplayOptions {
+        pace: Pace::Speed(2.0),
+        ws_linger: Duration::from_millis(300),
+        ..ReplayOptions::default()
+    };
+    let report = replay::run(std::slice::from_ref(&path), &options, &target(addr), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.statuses[&101], 1, "{report:?}");
+    assert_eq!(report.status_same, 1);
+    assert_eq!(report.skipped.websocket, 1, "the orphan message");
+    let ws = &report.websocket;
+    assert_eq!((ws.sessions, ws.failed), (1, 0));
+    assert_eq!(ws.sent, 3, "two texts and the close");
+    assert_eq!((ws.expected, ws.received), (4, 3));
+    assert_eq!(
+        (ws.same, ws.different, ws.missing, ws.extra),
+        (2, 1, 1, 0),
+        "{ws:?}"
+    );
+    assert_eq!(ws.samples[0].index, 2);
+    assert_eq!(ws.samples[0].expected.as_deref(), Some("ECHO:b"));
+    assert_eq!(ws.samples[0].received.as_deref(), Some("echo:b"));
+    assert_eq!(ws.samples[1].received, None, "bye is missing");
+
+    // WebSockets off: the session is skipped and counted.
+    let options = ReplayOptions {
+        websocket: false,
+        ..options
+    };
+    let report = replay::run(&[path], &options, &target(addr), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 0);
+    assert_eq!(report.websocket.sessions, 0);
+    assert_eq!(report.skipped.websocket, 9);
 }

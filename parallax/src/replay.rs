@@ -67,6 +67,15 @@ pub struct ReplayArgs {
     /// Ignore recorded connections: any request on any connection.
     #[arg(long)]
     pub no_sessions: bool,
+    /// Skip recorded WebSocket sessions (by default each is replayed as a
+    /// session: its handshake, the client's messages at their times, the
+    /// server's frames paired with the recorded ones).
+    #[arg(long)]
+    pub no_websocket: bool,
+    /// How long a replayed WebSocket session waits after its last message
+    /// for recorded server frames still missing.
+    #[arg(long, default_value_t = 2000)]
+    pub ws_linger_ms: u64,
     /// The most connections per target.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
@@ -111,6 +120,8 @@ fn options(args: &ReplayArgs) -> anyhow::Result<ReplayOptions> {
             args.fresh_id_template.as_deref(),
         )?,
         sessions: !args.no_sessions,
+        websocket: !args.no_websocket,
+        ws_linger: Duration::from_millis(args.ws_linger_ms),
         max_connections: args.max_connections,
         timeout: Duration::from_millis(args.timeout_ms),
         late_after: Duration::from_secs_f64(args.late_after_ms / 1000.0),
@@ -203,6 +214,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<i32> {
             notes.push(format!(
                 "{name}: {late_pct:.2}% of requests were sent late (more than {} ms after their time): the schedule was not held",
                 args.late_after_ms
+            ));
+        }
+        let ws = &report.websocket;
+        if ws.sessions > 0 {
+            notes.push(format!(
+                "{name}: WebSocket sessions {} ({} failed), client messages {} ({} late), server frames recorded {} / received {}: same {}, different {}, missing {}, extra {}",
+                ws.sessions, ws.failed, ws.sent, ws.late, ws.expected, ws.received, ws.same,
+                ws.different, ws.missing, ws.extra
             ));
         }
         if report.truncated {
@@ -332,6 +351,20 @@ fn print_report(name: &str, r: &ReplayReport, cpu: f64, rss: u64) {
         r.status_different,
         r.transport_errors
     );
+    let ws = &r.websocket;
+    if ws.sessions > 0 {
+        println!(
+            "  websocket: sessions {} ({} failed), client messages sent {} (late {}); server frames recorded {}, received {}: same {}, different {}, missing {}, extra {}",
+            ws.sessions, ws.failed, ws.sent, ws.late, ws.expected, ws.received, ws.same,
+            ws.different, ws.missing, ws.extra
+        );
+        for f in &ws.samples {
+            println!(
+                "    {} frame {}: recorded {:?}, received {:?}",
+                f.path, f.index, f.expected, f.received
+            );
+        }
+    }
     let s = &r.skipped;
     if s.filtered + s.websocket + s.truncated_body + s.gaps > 0 || r.sessions_overflowed > 0 {
         println!(

@@ -1,14 +1,23 @@
 //! Recording a service's traffic to a capture (`[services.record]`), in the
 //! format of `parallax-capture` (`docs/capture-format.md`).
 //!
-//! The client path only decides (sampling, sticky by the service's
-//! `sticky_key` when it has one), copies the request's head and body
-//! (`Bytes`, reference-counted) and `try_send`s them to a bounded queue; it
-//! never waits. One writer thread per recording service redacts (the same
-//! [`Redactor`] as mismatch samples: secret headers, query parameters and
-//! JSON-pointer globs) before encoding, compresses and appends to
+//! The client path decides (sampling, sticky by the service's `sticky_key`
+//! when it has one), encodes the request's head in the capture's layout
+//! as it arrives (secret headers and query parameters already redacted:
+//! the same [`Redactor`] as mismatch samples), and when the answer's head
+//! is in, appends head, answer and body to a shared buffer of encoded
+//! records; it never waits on the writer. One writer thread per recording
+//! service swaps that buffer out whole, applies the JSON-pointer redaction
+//! rules (when the service has any), compresses and appends to
 //! size-rotated segments, and flushes at least every `flush_interval_ms`,
 //! so a killed proxy leaves files readable up to their last flush.
+//!
+//! Why encode on the client path: it is one copy of the head and body
+//! into a buffer that is reused (no allocation per record once warm), and
+//! it lets the request's buffers go at once. Handing the writer hyper's
+//! `HeaderMap` and `Bytes` instead cost more: cloning the map, building
+//! owned strings on the writer, and freeing hyper's read buffers on another
+//! thread (measured in `docs/benchmarks.md`, "Recording overhead").
 //!
 //! Whatever cannot be recorded is dropped and counted, never waited for:
 //! `parallax_record_dropped_total{service,reason}` with `queue_full` (the
@@ -23,6 +32,7 @@
 //! and every message, both directions, a message record on the same
 //! connection id ([`WsTap`]).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
-use parallax_capture::format::{Meta, Record, Request, WsMessage};
+use parallax_capture::format::{self, Meta, Record, WsMessage};
 use parallax_capture::{Rotation, Segments};
 use parking_lot::Mutex;
 use prometheus::{IntCounter, IntCounterVec, Opts};
@@ -74,12 +84,16 @@ pub struct RecordConfig {
     /// Records waiting for the writer; more are dropped (`queue_full`).
     /// Default `8192`.
     pub queue_records: usize,
-    /// Bytes (bodies) waiting for the writer; more are dropped
-    /// (`queue_full`). Default `67108864` (64 MiB).
+    /// Bytes (encoded records: heads and bodies) waiting for the writer;
+    /// more are dropped (`queue_full`). Default `67108864` (64 MiB).
     pub queue_bytes: u64,
     /// The longest a record waits in the writer before it is flushed to
     /// the file (and survives a crash), in ms. Default `1000`.
     pub flush_interval_ms: u64,
+    /// zstd level, -7 to 19: negative levels are zstd's fast modes, higher
+    /// ones compress more for more CPU on the writer thread. Default `-1`
+    /// (1.7× level 1's speed; JSON bodies compress 4.4× instead of 7×).
+    pub compression_level: i32,
 }
 
 impl Default for RecordConfig {
@@ -93,6 +107,7 @@ impl Default for RecordConfig {
             queue_records: 8192,
             queue_bytes: 64 << 20,
             flush_interval_ms: 1000,
+            compression_level: parallax_capture::writer::FAST_LEVEL,
         }
     }
 }
@@ -163,12 +178,22 @@ impl RecordConfig {
                 "0 would flush on every record; e.g. 1000".into(),
             ));
         }
+        if !(-7..=19).contains(&self.compression_level) || self.compression_level == 0 {
+            return Err(invalid(
+                "compression_level",
+                format!(
+                    "{} is not a zstd level within -7 to -1 or 1 to 19; e.g. -1 (fast) or 3 (smaller files)",
+                    self.compression_level
+                ),
+            ));
+        }
         Ok(RecordSettings {
             path: self.path.clone(),
             sample_percent: self.sample_percent,
             rotation: Rotation {
                 max_file_bytes: self.max_file_bytes,
                 max_files: self.max_files,
+                level: self.compression_level,
             },
             max_body_bytes: self.max_body_bytes,
             queue_records: self.queue_records,
@@ -258,18 +283,21 @@ impl ServiceCounters {
     }
 }
 
-/// Records waiting for the writer, and their body bytes.
+/// Records waiting for the writer, encoded back to back (length prefixes
+/// included), and their count.
 #[derive(Default)]
 struct Queue {
-    records: Vec<Entry>,
-    bytes: usize,
+    buf: Vec<u8>,
+    records: u64,
 }
 
 /// What the client path and the writer thread share.
 struct Shared {
     counters: ServiceCounters,
-    /// The queue: a blocking mutex around a `Vec` that the writer swaps out
-    /// whole. The client path holds it for a push (no `.await`, no I/O), and
+    /// The queue: a blocking mutex around a byte buffer that the writer
+    /// swaps out whole (the two buffers keep their capacity, so a warm
+    /// recorder allocates nothing per record). The client path holds it
+    /// for one copy of a record (no `.await`, no I/O), and
     /// — unlike a channel — pays no wake-up of the writer per record: the
     /// writer polls every [`POLL`] and is woken only when the queue is half
     /// full. Measured: a channel's per-record wake-up cost more than the
@@ -293,77 +321,21 @@ pub struct Recorder {
     sampler: Sampler,
     epoch: Instant,
     max_body_bytes: u64,
+    /// Secret headers and query parameters, redacted as the head is
+    /// encoded (the JSON rules are the writer's).
+    redactor: Redactor,
     /// Bounds of the queue: a record that does not fit is a drop.
-    queue_records: usize,
+    queue_records: u64,
     queue_bytes: usize,
     shared: Arc<Shared>,
 }
 
-/// A request being recorded: its head and arrival, waiting for its body
-/// and the primary's answer.
-///
-/// The head is kept as hyper parsed it (cloning a `HeaderMap` shares its
-/// values' bytes); the writer thread turns it into text.
+/// A request being recorded: its head, already encoded in the capture's
+/// layout (stamped with its arrival), waiting for its body and the
+/// primary's answer.
 pub struct Pending {
-    at_us: u64,
     conn: u64,
-    method: http::Method,
-    uri: http::Uri,
-    headers: http::HeaderMap,
-}
-
-/// What waits in the queue: a request still in hyper's types, or a record.
-enum Entry {
-    Http {
-        pending: Pending,
-        body: Bytes,
-        status: Option<u16>,
-        latency_us: Option<u64>,
-    },
-    Record(Record),
-}
-
-impl Entry {
-    fn into_record(self) -> Record {
-        match self {
-            Entry::Record(r) => r,
-            Entry::Http {
-                pending: p,
-                body,
-                status,
-                latency_us,
-            } => Record::Request(Request {
-                at_us: p.at_us,
-                conn: Some(p.conn),
-                method: p.method.as_str().to_owned(),
-                target: p
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| "/".to_owned(), |q| q.as_str().to_owned()),
-                headers: p
-                    .headers
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().to_owned(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect(),
-                body,
-                body_truncated: false,
-                status,
-                latency_us,
-            }),
-        }
-    }
-
-    fn payload_len(&self) -> usize {
-        match self {
-            Entry::Http { body, .. } => body.len(),
-            Entry::Record(r) => payload_len(r),
-        }
-    }
+    head: Vec<u8>,
 }
 
 impl Pending {
@@ -424,9 +396,11 @@ impl Recorder {
             dropped_all: AtomicU64::new(0),
         });
         let epoch = Instant::now();
+        let client_redactor = redactor.clone();
         let writer = Writer {
             segments,
             redactor,
+            scratch: Vec::new(),
             json_rules,
             shared: Arc::clone(&shared),
             flush_interval: settings.flush_interval,
@@ -441,7 +415,8 @@ impl Recorder {
             .spawn(move || writer.run())?;
         Ok(Self {
             writer: Some(writer),
-            queue_records: settings.queue_records,
+            redactor: client_redactor,
+            queue_records: settings.queue_records as u64,
             sampler: Sampler::new(settings.sample_percent, sticky),
             epoch,
             max_body_bytes: settings.max_body_bytes,
@@ -460,12 +435,35 @@ impl Recorder {
         if !self.sampler.sample(head) {
             return None;
         }
+        let conn = conn_id(client);
+        let at_us = self.epoch.elapsed().as_micros() as u64;
+        let target = head.uri.path_and_query().map_or("/", |q| q.as_str());
+        let target = if target.contains('?') {
+            Cow::Owned(self.redactor.target(target))
+        } else {
+            Cow::Borrowed(target)
+        };
+        let r = &self.redactor;
+        let headers = head.headers.iter().map(|(name, value)| {
+            let name = name.as_str();
+            if r.header_is_secret(name) {
+                (name, REDACTED.as_bytes())
+            } else {
+                (name, value.as_bytes())
+            }
+        });
+        let mut encoded = Vec::with_capacity(HEAD_CAPACITY);
+        format::encode_request_head(
+            &mut encoded,
+            at_us,
+            Some(conn),
+            head.method.as_str(),
+            &target,
+            headers,
+        );
         Some(Pending {
-            at_us: self.epoch.elapsed().as_micros() as u64,
-            conn: conn_id(client),
-            method: head.method.clone(),
-            uri: head.uri.clone(),
-            headers: head.headers.clone(),
+            conn,
+            head: encoded,
         })
     }
 
@@ -487,20 +485,10 @@ impl Recorder {
         if len as u64 > self.max_body_bytes {
             return self.drop_record(DropReason::BodyTooLarge);
         }
-        let body = match body {
-            [] => Bytes::new(),
-            [one] => one.clone(),
-            many => Bytes::from(many.concat()),
-        };
-        self.send(
-            Entry::Http {
-                pending,
-                body,
-                status,
-                latency_us: latency.map(|d| d.as_micros() as u64),
-            },
-            len,
-        );
+        let latency_us = latency.map(|d| d.as_micros() as u64);
+        self.push(pending.head.len() + 4 + len, |buf| {
+            format::finish_request(buf, &pending.head, status, latency_us, body, false)
+        });
     }
 
     /// Queues one WebSocket message of connection `conn`.
@@ -509,27 +497,27 @@ impl Recorder {
         if len as u64 > self.max_body_bytes {
             return self.drop_record(DropReason::BodyTooLarge);
         }
-        self.send(
-            Entry::Record(Record::Ws(WsMessage {
-                at_us: self.epoch.elapsed().as_micros() as u64,
-                conn: Some(conn),
-                from_client,
-                opcode,
-                payload,
-            })),
-            len,
-        );
+        let record = Record::Ws(WsMessage {
+            at_us: self.epoch.elapsed().as_micros() as u64,
+            conn: Some(conn),
+            from_client,
+            opcode,
+            payload,
+        });
+        self.push(len + 32, |buf| format::encode(&record, buf));
     }
 
-    fn send(&self, record: Entry, len: usize) {
+    /// Appends one record (`len` bytes, about) to the queue with `encode`,
+    /// or drops it when the queue is full.
+    fn push(&self, len: usize, encode: impl FnOnce(&mut Vec<u8>)) {
         let mut q = self.shared.queue.lock();
-        if q.records.len() >= self.queue_records || q.bytes + len > self.queue_bytes {
+        if q.records >= self.queue_records || q.buf.len() + len > self.queue_bytes {
             drop(q);
             return self.drop_record(DropReason::QueueFull);
         }
-        q.records.push(record);
-        q.bytes += len;
-        let wake = q.records.len() == self.queue_records.div_ceil(2);
+        encode(&mut q.buf);
+        q.records += 1;
+        let wake = q.records == self.queue_records.div_ceil(2);
         drop(q);
         if wake {
             if let Some(w) = &self.writer {
@@ -551,10 +539,19 @@ impl Drop for Recorder {
     }
 }
 
+/// The initial capacity of a request's encoded head.
+const HEAD_CAPACITY: usize = 512;
+/// The queue's buffers start this large; one that grew past
+/// [`BATCH_SHRINK_ABOVE`] (a burst) is given back after use.
+const BATCH_CAPACITY: usize = 256 << 10;
+const BATCH_SHRINK_ABOVE: usize = 4 << 20;
+
 /// The writer thread's state.
 struct Writer {
     segments: Segments,
     redactor: Redactor,
+    /// Reused for re-encoding records redacted by the JSON rules.
+    scratch: Vec<u8>,
     json_rules: bool,
     shared: Arc<Shared>,
     flush_interval: Duration,
@@ -573,7 +570,8 @@ const FLUSH_BYTES: u64 = 256 << 10;
 
 impl Writer {
     fn run(mut self) {
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(BATCH_CAPACITY);
+        self.shared.queue.lock().buf.reserve(BATCH_CAPACITY);
         // The oldest record not yet flushed was taken at this time.
         let mut oldest: Option<Instant> = None;
         let mut unflushed_bytes = 0u64;
@@ -581,21 +579,25 @@ impl Writer {
             // Read before swapping: a record queued before the close is in
             // this swap or an earlier one.
             let closed = self.shared.closed.load(Ordering::Acquire);
-            {
+            let took = {
                 let mut q = self.shared.queue.lock();
-                std::mem::swap(&mut q.records, &mut batch);
-                q.bytes = 0;
-            }
-            let took = batch.len();
-            for entry in batch.drain(..) {
-                unflushed_bytes += entry.payload_len() as u64 + 64;
+                std::mem::swap(&mut q.buf, &mut batch);
+                std::mem::take(&mut q.records)
+            };
+            if took > 0 {
+                unflushed_bytes += batch.len() as u64;
                 oldest.get_or_insert_with(Instant::now);
-                self.write(entry.into_record());
+                self.write(&batch, took);
                 if unflushed_bytes >= FLUSH_BYTES {
                     self.flush();
                     oldest = None;
                     unflushed_bytes = 0;
                 }
+            }
+            if batch.capacity() > BATCH_SHRINK_ABOVE {
+                batch = Vec::with_capacity(BATCH_CAPACITY);
+            } else {
+                batch.clear();
             }
             if oldest.is_some_and(|t| t.elapsed() >= self.flush_interval) || closed {
                 self.flush();
@@ -612,10 +614,11 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, mut record: Record) {
+    /// Writes a batch of `n` encoded records.
+    fn write(&mut self, batch: &[u8], n: u64) {
         if let Some(until) = self.broken_until {
             if Instant::now() < until {
-                return self.dropped(1);
+                return self.dropped(n);
             }
             self.broken_until = None;
         }
@@ -627,13 +630,31 @@ impl Writer {
             };
             self.gaps_seen = dropped;
             if self.append(&gap).is_err() {
-                return self.dropped(1);
+                return self.dropped(n);
             }
         }
-        self.redact(&mut record);
-        match self.append(&record) {
-            Ok(()) => self.pending += 1,
-            Err(()) => self.dropped(1),
+        let result = if self.json_rules {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            for bytes in format::split_encoded(batch) {
+                // Encoded here a moment ago, so it decodes; skipped if not.
+                if let Ok(Some(mut record)) = format::decode(Bytes::copy_from_slice(bytes)) {
+                    self.redact_json(&mut record);
+                    format::encode(&record, &mut scratch);
+                }
+            }
+            let result = self.segments.append_encoded(&scratch, n);
+            self.scratch = scratch;
+            result
+        } else {
+            self.segments.append_encoded(batch, n)
+        };
+        match result {
+            Ok(()) => self.pending += n,
+            Err(error) => {
+                self.failed(&error);
+                self.dropped(n);
+            }
         }
     }
 
@@ -686,26 +707,18 @@ impl Writer {
         }
     }
 
-    fn redact(&self, record: &mut Record) {
+    /// The JSON-pointer rules (headers and query parameters were redacted
+    /// on the client path).
+    fn redact_json(&self, record: &mut Record) {
         let r = &self.redactor;
         match record {
             Record::Request(req) => {
-                for (name, value) in &mut req.headers {
-                    if r.header_is_secret(name) {
-                        *value = REDACTED.to_owned();
-                    }
-                }
-                if req.target.contains('?') {
-                    req.target = r.target(&req.target);
-                }
-                if self.json_rules {
-                    if let Some(b) = redact_json(r, &req.body) {
-                        req.body = b;
-                    }
+                if let Some(b) = redact_json(r, &req.body) {
+                    req.body = b;
                 }
             }
             Record::Ws(m) => {
-                if self.json_rules && m.opcode == 1 {
+                if m.opcode == 1 {
                     if let Some(b) = redact_json(r, &m.payload) {
                         m.payload = b;
                     }
@@ -713,14 +726,6 @@ impl Writer {
             }
             Record::Meta(_) | Record::Gap { .. } => {}
         }
-    }
-}
-
-fn payload_len(record: &Record) -> usize {
-    match record {
-        Record::Request(r) => r.body.len(),
-        Record::Ws(m) => m.payload.len(),
-        _ => 0,
     }
 }
 
@@ -832,6 +837,16 @@ mod tests {
         };
         let e = c.validate("r").unwrap_err().to_string();
         assert!(e.contains("sample_percent = 0"), "{e}");
+        let c = RecordConfig {
+            path: "x.plxcap".into(),
+            compression_level: 0,
+            ..RecordConfig::default()
+        };
+        let e = c.validate("r").unwrap_err().to_string();
+        assert!(
+            e.starts_with("r.compression_level: 0 is not a zstd level"),
+            "{e}"
+        );
     }
 
     #[test]

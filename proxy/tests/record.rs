@@ -2,7 +2,7 @@
 //! (redacted, with the primary's status and latency), that it replays to
 //! the same answers, that a full disk costs records and never a client's
 //! answer, that sampling is sticky, and that WebSocket sessions are
-//! recorded message by message.
+//! recorded message by message and replay with their frames paired.
 
 mod support;
 
@@ -443,6 +443,37 @@ async fn a_websocket_session_is_recorded_message_by_message() {
         "the client's close"
     );
     assert!(messages.windows(2).all(|w| w[0].at_us <= w[1].at_us));
+
+    // Replayed as a session straight to the echo server: the handshake,
+    // the three messages and the close at their times, every recorded
+    // frame answered alike.
+    let files: Vec<PathBuf> = existing_segments(&path)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let options = ReplayOptions {
+        pace: Pace::Speed(4.0),
+        ..ReplayOptions::default()
+    };
+    let target = Target::parse(&format!("http://{echo_addr}")).unwrap();
+    let report = replay::run(&files, &options, &target, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.status_same, 1, "the 101");
+    let ws = &report.websocket;
+    assert_eq!((ws.sessions, ws.failed, ws.sent), (1, 0, 4), "{ws:?}");
+    assert_eq!(
+        (
+            ws.expected,
+            ws.received,
+            ws.same,
+            ws.different,
+            ws.missing,
+            ws.extra
+        ),
+        (3, 3, 3, 0, 0, 0),
+        "{ws:?}"
+    );
 }
 
 /// The session-cache twins (`PARALLAX_CACHE_GO_BIN`,
