@@ -6,7 +6,8 @@
 //!
 //! Needs the binaries the conformance suite uses — `PARALLAX_INGEST_GO_BIN`,
 //! `PARALLAX_INGEST_RUST_BIN`, `PARALLAX_CACHE_GO_BIN`,
-//! `PARALLAX_CACHE_RUST_BIN` — and, for ingest, Kafka at
+//! `PARALLAX_CACHE_RUST_BIN`, `PARALLAX_FANOUT_GO_BIN`,
+//! `PARALLAX_FANOUT_RUST_BIN` — and, for ingest, Kafka at
 //! `PARALLAX_KAFKA_BROKERS` (default `127.0.0.1:9092`); `scripts/test.sh`
 //! provides them all. And `promtool`.
 
@@ -483,4 +484,245 @@ async fn grpc_over_tls_to_the_twins_is_compared_message_by_message() {
     );
     assert_eq!(compared, Some(calls.len() as f64), "{metrics}");
     assert_only(&metrics, "parallax_comparisons_total", "result", &["match"]);
+}
+
+/// A blocking GET of a twin's `name{labels}` metric.
+fn twin_metric(twin: &Service, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let text = twin
+        .send(&parallax_conformance::Request::get("/metrics"))
+        .text();
+    parallax_conformance::metrics::value(&text, name, labels).unwrap_or(0.0)
+}
+
+/// Streaming gRPC end to end, with descriptors by server reflection:
+/// grpcurl subscribes over TLS; the proxy takes the fan-out's descriptors from the
+/// Go twin (primary) at start-up, mirrors the `Subscribe` stream to the
+/// Rust twin (shadow, with a planted difference in the second
+/// notification) and pairs the two streams message by message: exactly one
+/// mismatch, at the protobuf field path of the planted field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_by_reflection() {
+    let primary = spawn(service(&Implementation::go_fanout()).grpc()).await;
+    let shadow = spawn(
+        service(&Implementation::rust_fanout())
+            .grpc()
+            .flag("--test-plant-grpc-mismatch", "n-2"),
+    )
+    .await;
+    let cert = TestCert::new("twins-grpc-stream");
+    let route = "/parallax.fanout.v1.FanoutService/Subscribe";
+    let toml = format!(
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{}\"\nshadow = \"http://{}\"\nprimary_http2 = true\nshadow_http2 = true\n[services.tls]\ncert_file = {:?}\nkey_file = {:?}\n[[services.routes]]\ntemplate = \"{route}\"\ncompare = {{ descriptors = \"reflection\", protobuf_message = \"parallax.fanout.v1.Notification\" }}\n",
+        primary.grpc_addr(),
+        shadow.grpc_addr(),
+        cert.cert_file.display().to_string(),
+        cert.key_file.display().to_string(),
+    );
+    let proxy = proxy_from_toml(&toml).await;
+    let addr = proxy.addr;
+    let cert_file = cert.cert_file.clone();
+    let grpcurl = tokio::task::spawn_blocking(move || {
+        // The .proto, not reflection, on the client's side: reflection is
+        // a bidirectional stream, and the proxy buffers a mirrored
+        // request's body until it ends (the client would wait for ever).
+        let root = parallax_conformance::grpc::repo_root();
+        let mut child = std::process::Command::new(parallax_conformance::grpc::grpcurl())
+            .arg("-cacert")
+            .arg(&cert_file)
+            .args([
+                "-authority",
+                "localhost",
+                "-format-error",
+                "-max-time",
+                "30",
+            ])
+            .arg("-import-path")
+            .arg(root.join("proto"))
+            .args(["-proto", "parallax/fanout/v1/fanout.proto", "-d", "@"])
+            .arg(addr.to_string())
+            .arg("parallax.fanout.v1.FanoutService/Subscribe")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("grpcurl starts (scripts/deps.sh installs it)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"topics":["t"],"limit":3}"#)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    });
+    // Both twins hold the stream (the proxy opened the shadow's beside the
+    // primary's) before anything is published.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for (name, twin) in [("primary", &primary), ("shadow", &shadow)] {
+        while twin_metric(twin, "fanout_connections", &[]) < 1.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the {name} never got the Subscribe stream; proxy: {}",
+                proxy.metrics().await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    for twin in [&primary, &shadow] {
+        for i in 1..=3 {
+            let n = parallax_conformance::fanout::notification("t", &format!("{{\"n\": {i}}}"))
+                .id(&format!("n-{i}"))
+                .published_at(1_764_000_000_000_000 + i);
+            parallax_conformance::fanout::publish(twin, &n);
+        }
+    }
+    let (code, output) = grpcurl.await.unwrap();
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(output.matches("\"bodyJson\"").count(), 3, "{output}");
+    assert!(
+        output.contains("\"publishedAtUnixUs\": \"1764000000000002\""),
+        "{output}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = proxy.metrics().await;
+        let compared = parallax_conformance::metrics::value(
+            &metrics,
+            "parallax_comparisons_total",
+            &[("route", route), ("result", "mismatch")],
+        );
+        if compared == Some(1.0) || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for result in ["match", "mismatch"] {
+        let want = if result == "mismatch" {
+            Some(1.0)
+        } else {
+            None
+        };
+        let got = parallax_conformance::metrics::value(
+            &metrics,
+            "parallax_comparisons_total",
+            &[("route", route), ("result", result)],
+        );
+        assert_eq!(got.filter(|v| *v > 0.0), want, "{result}: {metrics}");
+    }
+    let samples = proxy.admin_json("/admin/mismatches").await;
+    let sample = &samples["services"]["svc"][route][0];
+    let paths: Vec<(&str, &str)> = sample["mismatches"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no mismatch sample: {samples}"))
+        .iter()
+        .map(|d| (d["path"].as_str().unwrap(), d["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(paths, [("/1/publishedAtUnixUs", "value")], "{sample}");
+}
+
+/// Unary gRPC with descriptors by reflection, through the proxy over h2c:
+/// Python's grpcio publishes batches; the proxy took the ingest
+/// descriptors from the Go twin at start-up and every answer matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_through_the_proxy_over_h2c_matches_with_descriptors_by_reflection() {
+    let primary = spawn(service(&Implementation::go()).grpc()).await;
+    let shadow = spawn(service(&Implementation::rust()).grpc()).await;
+    let route = "/parallax.ingest.v1.IngestService/Publish";
+    let toml = format!(
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{}\"\nshadow = \"http://{}\"\nprimary_http2 = true\nshadow_http2 = true\n[services.compare]\ndescriptors = \"reflection\"\nprotobuf_message = \"parallax.ingest.v1.IngestResponse\"\n[[services.routes]]\ntemplate = \"{route}\"\n",
+        primary.grpc_addr(),
+        shadow.grpc_addr(),
+    );
+    let proxy = proxy_from_toml(&toml).await;
+    let batches: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| {
+            // EventBatch { events: [Event { event_id, tenant_id: "t", type: "x"/"" }] }
+            let mut event = Vec::new();
+            prost::encoding::string::encode(1, &format!("g-{i}"), &mut event);
+            prost::encoding::string::encode(2, &"t".to_owned(), &mut event);
+            if i % 2 == 0 {
+                prost::encoding::string::encode(3, &"x".to_owned(), &mut event);
+            }
+            let mut batch = Vec::new();
+            prost::encoding::bytes::encode(1, &event, &mut batch);
+            (format!("b{i}"), batch)
+        })
+        .collect();
+    let addr = proxy.addr;
+    let lines = tokio::task::spawn_blocking(move || {
+        let calls: Vec<(&str, Vec<u8>)> = batches
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.clone()))
+            .collect();
+        parallax_conformance::grpc::run_grpcio(addr, &calls)
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines.iter().all(|l| l.contains(" OK ")), "{lines:?}");
+    proxy.settle(5.0).await;
+    let metrics = proxy.metrics().await;
+    let matched = parallax_conformance::metrics::value(
+        &metrics,
+        "parallax_comparisons_total",
+        &[("route", route), ("result", "match")],
+    );
+    assert_eq!(matched, Some(5.0), "{metrics}");
+    assert_only(&metrics, "parallax_comparisons_total", "result", &["match"]);
+}
+
+/// `descriptors = "reflection"` against a primary without reflection (the
+/// ingest twin's HTTP port) stops the start with an error naming the
+/// setting; a message the reflected descriptors lack names
+/// `protobuf_message`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptors_by_reflection_fail_the_start_naming_the_setting() {
+    let twin = spawn(service(&Implementation::go()).grpc()).await;
+    let config = |primary: String, http2: bool, message: &str| {
+        let toml = format!(
+            "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{primary}\"\nshadow = \"http://{primary}\"\nprimary_http2 = {http2}\nshadow_http2 = {http2}\n[[services.routes]]\ntemplate = \"/x\"\ncompare = {{ descriptors = \"reflection\", protobuf_message = \"{message}\" }}\n"
+        );
+        parallax_proxy::Config::parse(&toml, "t.toml").unwrap()
+    };
+    let no_reflection = config(
+        twin.addr().to_string(),
+        false,
+        "parallax.ingest.v1.IngestResponse",
+    );
+    let e = parallax_proxy::Proxy::bind(&no_reflection)
+        .await
+        .err()
+        .expect("a primary without reflection fails the start")
+        .to_string();
+    assert!(
+        e.starts_with(
+            "services[0].routes[0].compare.descriptors: cannot fetch descriptors from the primary"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("does not serve gRPC server reflection"), "{e}");
+
+    let missing = config(
+        twin.grpc_addr().to_string(),
+        true,
+        "parallax.ingest.v1.Nope",
+    );
+    let e = parallax_proxy::Proxy::bind(&missing)
+        .await
+        .err()
+        .expect("a message the primary does not describe fails the start")
+        .to_string();
+    assert!(
+        e.starts_with("services[0].routes[0].compare.protobuf_message: \"parallax.ingest.v1.Nope\" is not a message of the primary's server reflection"),
+        "{e}"
+    );
 }
