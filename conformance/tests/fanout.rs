@@ -102,6 +102,7 @@ for_each_implementation! {
     grpc_subscribe_refuses_bad_requests_with_the_contract_statuses,
     a_slow_grpc_subscriber_ends_with_resource_exhausted_while_a_reading_one_gets_everything,
     grpc_reflection_describes_the_service_for_grpcurl,
+    sigterm_ends_grpc_streams_with_unavailable_and_exits_zero,
 }
 
 /// A publication time for notifications that name one.
@@ -1408,6 +1409,19 @@ fn grpc_subscribe_streams_the_notifications_of_its_topics_in_order(
         ),
         StreamEvent::Message(m) => panic!("a message past the limit: {m:?}"),
     }
+    // Counted as a call that ended OK, and its messages as sent frames
+    // (28 over WebSocket, 28 over gRPC).
+    metric_reaches(
+        &fanout,
+        "grpc_server_handled_total",
+        &[
+            ("grpc_service", "parallax.fanout.v1.FanoutService"),
+            ("grpc_method", "Subscribe"),
+            ("grpc_code", "OK"),
+        ],
+        1.0,
+    );
+    metric_reaches(&fanout, "fanout_messages_sent_total", &[], 56.0);
 }
 
 fn grpc_subscribe_refuses_bad_requests_with_the_contract_statuses(implementation: &Implementation) {
@@ -1582,6 +1596,41 @@ fn grpc_reflection_describes_the_service_for_grpcurl(implementation: &Implementa
     );
     assert_eq!(code, 64 + 3, "grpcurl exits 64 + the status code: {text}");
     assert!(text.contains("topics must be 1-64 names"), "{text}");
+}
+
+fn sigterm_ends_grpc_streams_with_unavailable_and_exits_zero(implementation: &Implementation) {
+    let mut fanout = service(implementation)
+        .grpc()
+        .shutdown_grace_ms(GRACE_MS)
+        .spawn();
+    let stream = grpc::open_stream(fanout.grpc_addr(), &grpc::subscribe_call(&["a"]), None);
+    stream.headers(FRAME_DEADLINE);
+    let mut ws = subscriber(&fanout, "a");
+
+    fanout.signal("TERM");
+
+    match stream.next(FRAME_DEADLINE) {
+        StreamEvent::End(answer) => assert_eq!(
+            (
+                answer.code(),
+                answer.message(),
+                answer.error_code.as_deref()
+            ),
+            (
+                Some(grpc::code::UNAVAILABLE),
+                "the server is shutting down".to_owned(),
+                Some("going_away")
+            ),
+            "the stream's end at SIGTERM: {answer:?}"
+        ),
+        StreamEvent::Message(m) => panic!("a message at SIGTERM: {m:?}"),
+    }
+    ws.assert_closed_with(close::GOING_AWAY, FRAME_DEADLINE, "SIGTERM");
+    let status = fanout.wait_for_exit(GRACE_AND_MARGIN);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status after SIGTERM: {status:?}"
+    );
 }
 
 /// The twins stream the same bytes for the same notifications, answer the
