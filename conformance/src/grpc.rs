@@ -385,6 +385,21 @@ pub fn run_grpcurl(addr: SocketAddr, method: &str, json: &str) -> (i32, String) 
 /// # Panics
 /// When Python or grpcio is missing (`scripts/deps.sh` installs it).
 pub fn run_grpcio(addr: SocketAddr, calls: &[(&str, Vec<u8>)]) -> Vec<String> {
+    grpcio_lines(spawn_grpcio(addr, PUBLISH, calls, false, None))
+}
+
+/// Starts `scripts/grpc-send.py` sending `calls` to `method` on `addr`, one
+/// after the other: unary, or server-streaming (`server_stream`: the last
+/// field of each line lists every message, `,`-joined); over TLS when `tls`
+/// names a CA certificate file and the name to check. Collect its lines
+/// with [`grpcio_lines`].
+pub fn spawn_grpcio(
+    addr: SocketAddr,
+    method: &str,
+    calls: &[(&str, Vec<u8>)],
+    server_stream: bool,
+    tls: Option<(&std::path::Path, &str)>,
+) -> std::process::Child {
     let mut input = String::new();
     for (name, message) in calls {
         input.push_str(name);
@@ -392,10 +407,20 @@ pub fn run_grpcio(addr: SocketAddr, calls: &[(&str, Vec<u8>)]) -> Vec<String> {
         input.push_str(&hex(message));
         input.push('\n');
     }
-    let mut child = Command::new("python3")
-        .arg(repo_root().join("scripts/grpc-send.py"))
+    let mut command = Command::new("python3");
+    command.arg(repo_root().join("scripts/grpc-send.py"));
+    if server_stream {
+        command.arg("--server-stream");
+    }
+    if let Some((cacert, authority)) = tls {
+        command
+            .arg("--cacert")
+            .arg(cacert)
+            .args(["--authority", authority]);
+    }
+    let mut child = command
         .arg(addr.to_string())
-        .arg(PUBLISH)
+        .arg(method)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -408,6 +433,14 @@ pub fn run_grpcio(addr: SocketAddr, calls: &[(&str, Vec<u8>)]) -> Vec<String> {
             .write_all(input.as_bytes())
             .expect("write grpc-send.py's stdin");
     }
+    child
+}
+
+/// The lines a [`spawn_grpcio`] run printed, once it has ended.
+///
+/// # Panics
+/// When it failed (`scripts/deps.sh` installs grpcio).
+pub fn grpcio_lines(child: std::process::Child) -> Vec<String> {
     let out = child.wait_with_output().expect("grpc-send.py runs");
     assert!(
         out.status.success(),
@@ -421,7 +454,8 @@ pub fn run_grpcio(addr: SocketAddr, calls: &[(&str, Vec<u8>)]) -> Vec<String> {
         .collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex, as `scripts/grpc-send.py` prints them.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

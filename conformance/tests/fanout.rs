@@ -1633,6 +1633,59 @@ fn sigterm_ends_grpc_streams_with_unavailable_and_exits_zero(implementation: &Im
     );
 }
 
+/// Python's grpcio (gRPC's C core) subscribes to both twins: a refused
+/// request, then a stream of three notifications; both twins give it the
+/// same lines — statuses, trailers and every message's bytes, which are
+/// the contract's encoding.
+#[test]
+fn grpcio_gets_the_same_subscribe_streams_from_both_twins() {
+    let twins = [
+        service(&Implementation::go_fanout()).grpc().spawn(),
+        service(&Implementation::rust_fanout()).grpc().spawn(),
+    ];
+    let calls = [
+        ("bad", grpc::subscribe_call(&["a b"]).body[5..].to_vec()),
+        (
+            "three",
+            grpc::subscribe_call_with_limit(&["t"], 3).body[5..].to_vec(),
+        ),
+    ];
+    let notifications: Vec<Notification> = (1..=3)
+        .map(|i| {
+            notification("t", &format!(r#"{{"i": {i}, "s": "\u00e9"}}"#))
+                .id(&format!("py-{i}"))
+                .published_at(PUBLISHED_AT + i)
+        })
+        .collect();
+    let [go, rust] = twins.each_ref().map(|fanout| {
+        let calls: Vec<(&str, Vec<u8>)> = calls.iter().map(|(n, m)| (*n, m.clone())).collect();
+        let child = grpc::spawn_grpcio(fanout.grpc_addr(), grpc::SUBSCRIBE, &calls, true, None);
+        let deadline = Instant::now() + FRAME_DEADLINE;
+        while metrics::value(&scrape(fanout), "fanout_connections", &[]).unwrap_or(0.0) < 1.0 {
+            assert!(Instant::now() < deadline, "grpcio never subscribed");
+            thread::sleep(Duration::from_millis(10));
+        }
+        for n in &notifications {
+            publish(fanout, n);
+        }
+        grpc::grpcio_lines(child)
+    });
+    assert_eq!(go, rust, "grpcio sees the twins differ");
+    let messages: Vec<String> = notifications
+        .iter()
+        .map(|n| grpc::hex(&message_of(n)))
+        .collect();
+    assert_eq!(
+        go,
+        [
+            format!(
+                "bad INVALID_ARGUMENT \"topics must be 1-64 names of 1-64 bytes of A-Z a-z 0-9 . _ -\" invalid_topics - -"
+            ),
+            format!("three OK \"\" - - {}", messages.join(",")),
+        ]
+    );
+}
+
 /// The twins stream the same bytes for the same notifications, answer the
 /// same statuses (wire text and trailers) to bad and broken calls, and
 /// describe the service alike by reflection.
