@@ -495,11 +495,12 @@ fn twin_metric(twin: &Service, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// Streaming gRPC end to end, with descriptors by server reflection:
-/// grpcurl subscribes over TLS; the proxy takes the fan-out's descriptors from the
+/// grpcurl and Python's grpcio subscribe over TLS; the proxy takes the fan-out's descriptors from the
 /// Go twin (primary) at start-up, mirrors the `Subscribe` stream to the
 /// Rust twin (shadow, with a planted difference in the second
-/// notification) and pairs the two streams message by message: exactly one
-/// mismatch, at the protobuf field path of the planted field.
+/// notification) and pairs each client's two streams message by message:
+/// one mismatch per stream, at the protobuf field path of the planted
+/// field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_by_reflection() {
     let primary = spawn(service(&Implementation::go_fanout()).grpc()).await;
@@ -512,7 +513,7 @@ async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_b
     let cert = TestCert::new("twins-grpc-stream");
     let route = "/parallax.fanout.v1.FanoutService/Subscribe";
     let toml = format!(
-        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{}\"\nshadow = \"http://{}\"\nprimary_http2 = true\nshadow_http2 = true\n[services.tls]\ncert_file = {:?}\nkey_file = {:?}\n[[services.routes]]\ntemplate = \"{route}\"\ncompare = {{ descriptors = \"reflection\", protobuf_message = \"parallax.fanout.v1.Notification\" }}\n",
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{}\"\nshadow = \"http://{}\"\nprimary_http2 = true\nshadow_http2 = true\nshadow_timeout_ms = 30000\n[services.tls]\ncert_file = {:?}\nkey_file = {:?}\n[[services.routes]]\ntemplate = \"{route}\"\ncompare = {{ descriptors = \"reflection\", protobuf_message = \"parallax.fanout.v1.Notification\" }}\n",
         primary.grpc_addr(),
         shadow.grpc_addr(),
         cert.cert_file.display().to_string(),
@@ -563,11 +564,28 @@ async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_b
             ),
         )
     });
-    // Both twins hold the stream (the proxy opened the shadow's beside the
-    // primary's) before anything is published.
+    // And Python's grpcio, over TLS too. (The shadow's copy of a stream
+    // must end within shadow_timeout_ms: 30 s here, for the clients'
+    // start-up.)
+    let mut request = Vec::new();
+    prost::encoding::string::encode(1, &"t".to_owned(), &mut request);
+    prost::encoding::uint32::encode(2, &3, &mut request);
+    let cert_file = cert.cert_file.clone();
+    let grpcio = tokio::task::spawn_blocking(move || {
+        let child = parallax_conformance::grpc::spawn_grpcio(
+            addr,
+            route,
+            &[("py", request)],
+            true,
+            Some((&cert_file, "localhost")),
+        );
+        parallax_conformance::grpc::grpcio_lines(child)
+    });
+    // Both twins hold both streams (the proxy opened the shadow's beside
+    // the primary's) before anything is published.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     for (name, twin) in [("primary", &primary), ("shadow", &shadow)] {
-        while twin_metric(twin, "fanout_connections", &[]) < 1.0 {
+        while twin_metric(twin, "fanout_connections", &[]) < 2.0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the {name} never got the Subscribe stream; proxy: {}",
@@ -586,6 +604,14 @@ async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_b
     }
     let (code, output) = grpcurl.await.unwrap();
     assert_eq!(code, Some(0), "{output}");
+    let lines = grpcio.await.unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("py OK \"\" - - "), "{lines:?}");
+    assert_eq!(
+        lines[0].matches(',').count(),
+        2,
+        "three messages: {lines:?}"
+    );
     assert_eq!(output.matches("\"bodyJson\"").count(), 3, "{output}");
     assert!(
         output.contains("\"publishedAtUnixUs\": \"1764000000000002\""),
@@ -600,14 +626,14 @@ async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_b
             "parallax_comparisons_total",
             &[("route", route), ("result", "mismatch")],
         );
-        if compared == Some(1.0) || std::time::Instant::now() > deadline {
+        if compared == Some(2.0) || std::time::Instant::now() > deadline {
             break metrics;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     for result in ["match", "mismatch"] {
         let want = if result == "mismatch" {
-            Some(1.0)
+            Some(2.0)
         } else {
             None
         };
@@ -619,14 +645,19 @@ async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_b
         assert_eq!(got.filter(|v| *v > 0.0), want, "{result}: {metrics}");
     }
     let samples = proxy.admin_json("/admin/mismatches").await;
-    let sample = &samples["services"]["svc"][route][0];
-    let paths: Vec<(&str, &str)> = sample["mismatches"]
+    let kept = samples["services"]["svc"][route]
         .as_array()
-        .unwrap_or_else(|| panic!("no mismatch sample: {samples}"))
-        .iter()
-        .map(|d| (d["path"].as_str().unwrap(), d["kind"].as_str().unwrap()))
-        .collect();
-    assert_eq!(paths, [("/1/publishedAtUnixUs", "value")], "{sample}");
+        .unwrap_or_else(|| panic!("no mismatch samples: {samples}"));
+    assert_eq!(kept.len(), 2, "{samples}");
+    for sample in kept {
+        let paths: Vec<(&str, &str)> = sample["mismatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["path"].as_str().unwrap(), d["kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(paths, [("/1/publishedAtUnixUs", "value")], "{sample}");
+    }
 }
 
 /// Unary gRPC with descriptors by reflection, through the proxy over h2c:
