@@ -351,3 +351,131 @@ fn the_ingest_experiment_joins_both_sides_kafka_records() {
     assert!(kafka.matched >= 500, "{kafka:?}");
     assert_eq!(kafka.bad(), 0, "{kafka:?}");
 }
+
+/// `parallax-<pid>-…` cgroups left behind by a `parallax` that has exited.
+fn leftover_cgroups() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup/cpuacct") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            name.strip_prefix("parallax-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect()
+}
+
+#[test]
+fn direct_runs_interleave_their_blocks_account_by_cgroup_and_the_gate_reads_capacity() {
+    let dir = TempDir::new("verdicts");
+    let file = repo().join("examples/orders/experiment.toml");
+
+    // A/A in direct mode: short blocks in a seeded random order, each
+    // backend's CPU and memory from its own cgroup where they are writable.
+    let (out, results) = run_experiment(
+        &file,
+        &dir.0.join("aa"),
+        &[
+            "--aa",
+            "--direct",
+            "--block-secs",
+            "0.5",
+            "--order",
+            "random:7",
+        ],
+    );
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    let run = RunResults::load(&results).unwrap();
+    let s = &run.scenarios[0];
+    let notes = s.notes.join("\n");
+    assert!(notes.contains("direct, interleaved"), "{notes}");
+    assert!(notes.contains("6 blocks of 0.50 s"), "{notes}");
+    assert!(
+        notes.contains("cores: not pinned") || notes.contains("cores: each backend pinned"),
+        "{notes}"
+    );
+    let by_cgroup = std::fs::metadata("/sys/fs/cgroup/cpuacct/cgroup.procs")
+        .is_ok_and(|m| !m.permissions().readonly())
+        && notes.contains("a cgroup per backend");
+    for b in &s.backends {
+        let accounting = b.accounting.as_deref().unwrap_or_default();
+        if by_cgroup {
+            assert!(accounting.starts_with("cgroup v"), "{accounting}");
+        } else {
+            eprintln!("cgroups not used here: {notes}");
+            assert!(accounting.starts_with("/proc"), "{accounting}");
+        }
+        assert!(
+            b.cpu_seconds.unwrap() > 0.0 && b.peak_rss_bytes.unwrap() > 0,
+            "{b:?}"
+        );
+        assert!(!b.usage.is_empty(), "CPU and memory over time: {b:?}");
+    }
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+
+    // A ladder, each backend alone: the candidate with a slow search route
+    // holds no rung of p99<200ms, the baseline every one.
+    let ladder = dir.0.join("ladder");
+    let out = parallax(&[
+        "run",
+        file.to_str().unwrap(),
+        "--rate",
+        "20..40x2",
+        "--slo",
+        "p99<200ms",
+        "--duration-secs",
+        "1",
+        "--warmup-secs",
+        "0",
+        "--candidate-flags",
+        "--slow-search-ms 300",
+        "--out",
+        ladder.to_str().unwrap(),
+    ]);
+    let results = ladder.join("results.json");
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    assert!(
+        text(&out).contains("capacity at p99<200ms"),
+        "{}",
+        text(&out)
+    );
+    let run = RunResults::load(&results).unwrap();
+    let capacity = run.scenarios[0]
+        .capacity
+        .as_ref()
+        .expect("capacity results");
+    assert_eq!(capacity.method, "ladder");
+    let (old, new) = (
+        capacity.backend("old").unwrap(),
+        capacity.backend("new").unwrap(),
+    );
+    assert_eq!(new.capacity_per_sec, None, "{new:?}");
+    assert_eq!(new.probes.len(), 1, "a ladder stops at the first failure");
+    assert!(old.capacity_per_sec.is_some(), "{old:?}");
+    let verdict = parallax(&[
+        "gate",
+        results.to_str().unwrap(),
+        "--min-capacity-ratio",
+        "0.8",
+        "--max-p99-ratio",
+        "off",
+        "--max-rss-ratio",
+        "off",
+        "--max-mismatch-rate",
+        "off",
+    ]);
+    assert_eq!(verdict.status.code(), Some(1), "{}", text(&verdict));
+    let table = text(&verdict);
+    let line = table
+        .lines()
+        .find(|l| l.contains("capacity ratio"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("FAIL") && line.contains(">= 0.800x"),
+        "{table}"
+    );
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}
