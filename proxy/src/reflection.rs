@@ -41,7 +41,11 @@ pub async fn resolve(config: &Config) -> Result<Option<Config>, StartError> {
         }
         s.routes
             .iter()
-            .position(|r| r.compare.as_ref().is_some_and(CompareConfig::wants_reflection))
+            .position(|r| {
+                r.compare
+                    .as_ref()
+                    .is_some_and(CompareConfig::wants_reflection)
+            })
             .map(|j| format!("routes[{j}].compare"))
     };
     if !config.services.iter().any(|s| wants(s).is_some()) {
