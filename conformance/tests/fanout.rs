@@ -1678,9 +1678,8 @@ fn grpcio_gets_the_same_subscribe_streams_from_both_twins() {
     assert_eq!(
         go,
         [
-            format!(
-                "bad INVALID_ARGUMENT \"topics must be 1-64 names of 1-64 bytes of A-Z a-z 0-9 . _ -\" invalid_topics - -"
-            ),
+            "bad INVALID_ARGUMENT \"topics must be 1-64 names of 1-64 bytes of A-Z a-z 0-9 . _ -\" invalid_topics - -"
+                .to_owned(),
             format!("three OK \"\" - - {}", messages.join(",")),
         ]
     );
