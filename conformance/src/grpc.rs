@@ -479,6 +479,7 @@ pub struct Stream {
     events: std::sync::mpsc::Receiver<StreamEvent>,
     headers: std::sync::mpsc::Receiver<()>,
     resume: Option<tokio::sync::oneshot::Sender<()>>,
+    cancel: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Stream {
@@ -509,6 +510,13 @@ impl Stream {
         self.events.recv_timeout(wait).ok()
     }
 
+    /// Goes away: the client's connection is closed, mid-stream.
+    pub fn cancel(&mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            let _ = cancel.send(());
+        }
+    }
+
     /// Starts reading (a stream opened with a window and paused).
     pub fn resume(&mut self) {
         if let Some(resume) = self.resume.take() {
@@ -525,13 +533,14 @@ pub fn open_stream(addr: SocketAddr, call: &Call, paused_window: Option<u32>) ->
     let (events_tx, events) = std::sync::mpsc::channel();
     let (headers_tx, headers) = std::sync::mpsc::channel();
     let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
     let call = call.clone();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
-        runtime.block_on(async move {
+        let work = async move {
             let tcp = tokio::net::TcpStream::connect(addr)
                 .await
                 .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
@@ -619,12 +628,21 @@ pub fn open_stream(addr: SocketAddr, call: &Call, paused_window: Option<u32>) ->
                 retry_pushback_ms: get(status_headers, RETRY_PUSHBACK),
                 body: data,
             }));
+        };
+        // Cancelled: the work is dropped and the runtime with it, which
+        // closes the connection (the client went away).
+        runtime.block_on(async move {
+            tokio::select! {
+                () = work => {}
+                _ = cancel_rx => {}
+            }
         });
     });
     Stream {
         events,
         headers,
         resume: Some(resume_tx),
+        cancel: Some(cancel_tx),
     }
 }
 

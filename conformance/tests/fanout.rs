@@ -103,6 +103,7 @@ for_each_implementation! {
     a_slow_grpc_subscriber_ends_with_resource_exhausted_while_a_reading_one_gets_everything,
     grpc_reflection_describes_the_service_for_grpcurl,
     sigterm_ends_grpc_streams_with_unavailable_and_exits_zero,
+    a_grpc_subscriber_that_goes_away_is_freed_and_counted_canceled,
 }
 
 /// A publication time for notifications that name one.
@@ -1683,6 +1684,32 @@ fn grpcio_gets_the_same_subscribe_streams_from_both_twins() {
             format!("three OK \"\" - - {}", messages.join(",")),
         ]
     );
+}
+
+fn a_grpc_subscriber_that_goes_away_is_freed_and_counted_canceled(implementation: &Implementation) {
+    let fanout = service(implementation).grpc().spawn();
+    let mut stream = grpc::open_stream(fanout.grpc_addr(), &grpc::subscribe_call(&["a"]), None);
+    stream.headers(FRAME_DEADLINE);
+    metric_reaches(&fanout, "fanout_connections", &[], 1.0);
+    let n = notification("a", "1").id("before").published_at(1);
+    publish(&fanout, &n);
+    assert_eq!(next_message(&stream, "the subscriber"), message_of(&n));
+
+    stream.cancel();
+
+    metric_reaches(&fanout, "fanout_connections", &[], 0.0);
+    metric_reaches(
+        &fanout,
+        "grpc_server_handled_total",
+        &[
+            ("grpc_service", "parallax.fanout.v1.FanoutService"),
+            ("grpc_method", "Subscribe"),
+            ("grpc_code", "Canceled"),
+        ],
+        1.0,
+    );
+    // Notifying the topic afterwards reaches nobody and fails nothing.
+    publish(&fanout, &notification("a", "2").id("after").published_at(2));
 }
 
 /// The twins stream the same bytes for the same notifications, answer the
