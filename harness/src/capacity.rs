@@ -13,7 +13,9 @@
 //!   64000, stopping at the first rate that fails;
 //! - a **search** (`--find-capacity`): the same ladder up, then bisection
 //!   (geometric) between the last rate held and the first that failed until
-//!   they are within a tolerance (5 % by default).
+//!   they are within a tolerance (5 % by default). When even the first rung
+//!   fails (a busy machine), the search halves the rate, down to 1/16 of
+//!   the start, before bisecting.
 //!
 //! A rate "holds" when the SLO's percentile is within its bound and late
 //! plus failed slots are under `max_late_ratio` of the slots.
@@ -235,9 +237,13 @@ impl Search {
         match (self.held, self.failed) {
             // Climbing: the next rung, if any.
             (_, None) => self.rungs.get(self.rung).copied(),
-            // Even the first rung failed: nothing held; a ladder says so
-            // rather than guessing below its start.
-            (None, Some(_)) => None,
+            // Even the first rung failed: a ladder says so rather than
+            // guessing below its start; a search halves the rate, down to
+            // 1/16 of the start.
+            (None, Some(failed)) => {
+                let lower = round_rate(failed / 2.0);
+                (self.plan.bisect && lower >= self.plan.ladder.start / 16.0).then_some(lower)
+            }
             (Some(lo), Some(hi)) => {
                 if !self.plan.bisect
                     || self.bisections >= self.plan.max_bisections
@@ -257,7 +263,7 @@ impl Search {
         self.tried.push((rate, held));
         if self.failed.is_none() {
             self.rung += 1;
-        } else {
+        } else if self.held.is_some() {
             self.bisections += 1;
         }
         if held {
@@ -370,9 +376,33 @@ mod tests {
         let s = run(plan(true), 1e9);
         assert_eq!(s.capacity(), Some(64000.0));
         assert!(s.at_least());
+        let s = run(plan(false), 100.0);
+        assert_eq!(s.capacity(), None);
+        assert_eq!(s.tried.len(), 1, "a ladder does not guess below its start");
         let s = run(plan(true), 100.0);
         assert_eq!(s.capacity(), None);
-        assert_eq!(s.tried.len(), 1, "no guessing below the ladder's start");
+        let rates: Vec<f64> = s.tried.iter().map(|t| t.0).collect();
+        assert_eq!(
+            rates,
+            [2000.0, 1000.0, 500.0, 250.0, 125.0],
+            "halved to 1/16"
+        );
+    }
+
+    #[test]
+    fn a_search_whose_first_rung_fails_goes_down_then_bisects() {
+        let s = run(plan(true), 700.0);
+        let cap = s.capacity().unwrap();
+        assert!(
+            (700.0 / 1.06..=700.0).contains(&cap),
+            "{cap}: {:?}",
+            s.tried
+        );
+        assert!(!s.at_least());
+        assert_eq!(
+            &s.tried[..3],
+            &[(2000.0, false), (1000.0, false), (500.0, true)]
+        );
     }
 
     #[test]

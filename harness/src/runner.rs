@@ -245,7 +245,17 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
     for s in &mut results {
         s.notes.extend(accounting.notes(&running));
     }
-    if let Some(kafka) = &experiment.side_effects.kafka {
+    let kafka = experiment.side_effects.kafka.as_ref();
+    if let (Some(_), ModeName::Aa) = (kafka, mode) {
+        // Both copies are the baseline's definition and write its topic:
+        // there is no second topic to join.
+        for s in &mut results {
+            s.notes.push(
+                "A/A: both copies of the baseline write its Kafka topic; the Kafka join is skipped"
+                    .into(),
+            );
+        }
+    } else if let Some(kafka) = kafka {
         let (comparison, note) = kafka_join(kafka, &vars, &options.out)?;
         if let Some(last) = results.last_mut() {
             last.comparison
