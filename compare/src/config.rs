@@ -14,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use prost_reflect::DescriptorPool;
+
 use crate::pointer;
 use crate::rules::{Limits, Normalisers, Precision, Rules, Timestamps, Zone};
 
@@ -61,7 +63,9 @@ pub struct CompareConfig {
     /// the primary backend by gRPC server reflection when `parallax proxy`
     /// starts (within a few seconds, or it refuses to start, naming this
     /// setting), so gRPC messages diff at protobuf field paths without a
-    /// descriptor set. Not together with `descriptor_set`. Default: none.
+    /// descriptor set. Not together with `descriptor_set`. Checked on its
+    /// own (before the fetch), the table is valid and `protobuf_message`
+    /// unchecked. Default: none.
     pub descriptors: Option<String>,
     /// The descriptors fetched for `descriptors = "reflection"`: set by
     /// the proxy at start-up, never read from a file.
@@ -225,6 +229,8 @@ impl CompareConfig {
             }
             builder = builder.replace(&r.pattern, &r.with);
         }
+        // Whether the descriptors are the primary's, not fetched yet.
+        let mut unfetched = false;
         let pool = match (&self.descriptor_set, self.descriptors.as_deref()) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
@@ -232,16 +238,26 @@ impl CompareConfig {
                     "set beside descriptor_set: keep one source of descriptors (a file, or \"reflection\")",
                 ))
             }
-            (None, Some(REFLECTION)) => {
-                let pool = self.reflected.clone().ok_or_else(|| {
-                    invalid(
-                        format_args!("{field}.descriptors"),
-                        "\"reflection\" is fetched from the primary by `parallax proxy` at start-up; here, name a descriptor_set file instead",
-                    )
-                })?;
-                builder = builder.descriptors(pool.clone());
-                pool
-            }
+            (None, Some(REFLECTION)) => match &self.reflected {
+                Some(pool) => {
+                    builder = builder.descriptors(pool.clone());
+                    pool.clone()
+                }
+                // Not fetched yet: `parallax proxy` fetches them before it
+                // validates again and serves (Proxy::bind), so this is only
+                // the check of the file on its own (Config::load, --check),
+                // which cannot know the primary's messages. Rules built
+                // here decode with the project's own descriptors when they
+                // hold the name, else compare messages as bytes: never a
+                // false match.
+                None => {
+                    if let Some(message) = &self.protobuf_message {
+                        builder = builder.protobuf_message(message);
+                    }
+                    unfetched = true;
+                    DescriptorPool::default()
+                }
+            },
             (None, Some(other)) => {
                 return Err(invalid(
                     format_args!("{field}.descriptors"),
@@ -258,7 +274,7 @@ impl CompareConfig {
             }
             (None, None) => crate::protobuf::project().clone(),
         };
-        if let Some(message) = &self.protobuf_message {
+        if let Some(message) = self.protobuf_message.as_ref().filter(|_| !unfetched) {
             if pool.get_message_by_name(message).is_none() {
                 let known: Vec<_> = pool
                     .all_messages()
@@ -432,9 +448,13 @@ mod tests {
             error("descriptors = \"reflection\"\ndescriptor_set = \"a.pb\"")
                 .starts_with("compare.descriptors: set beside descriptor_set")
         );
-        assert!(error("descriptors = \"reflection\"").contains("fetched from the primary"));
-        let mut c = config("descriptors = \"reflection\"\nprotobuf_message = \"parallax.ingest.v1.IngestResponse\"");
+        // Not fetched yet (the file checked on its own): valid, the message
+        // name unchecked, and the rules carry no descriptors of their own.
+        let mut c = config("descriptors = \"reflection\"\nprotobuf_message = \"x.NotYetKnown\"");
         assert!(c.wants_reflection());
+        let rules = c.rules("compare").unwrap();
+        assert!(rules.descriptors.is_none());
+        c.protobuf_message = Some("parallax.ingest.v1.IngestResponse".into());
         c.reflected = Some(crate::protobuf::project().clone());
         assert!(c.rules("compare").is_ok());
         c.protobuf_message = Some("x.Missing".into());

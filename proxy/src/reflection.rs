@@ -52,18 +52,9 @@ pub async fn resolve(config: &Config) -> Result<Option<Config>, StartError> {
         return Ok(None);
     }
     // The primaries' addresses, protocols and TLS settings, validated as
-    // for serving: from a copy whose reflection tables ask for nothing
-    // yet (their message names are checked after the fetch).
-    let mut probe = config.clone();
-    for service in &mut probe.services {
-        for table in tables(service) {
-            if table.wants_reflection() {
-                table.descriptors = None;
-                table.protobuf_message = None;
-            }
-        }
-    }
-    let settings = probe.validate()?;
+    // for serving (the reflection tables' message names are checked once
+    // their descriptors are here).
+    let settings = config.validate()?;
 
     let mut resolved = config.clone();
     for (i, (service, settings)) in resolved
