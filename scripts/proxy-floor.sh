@@ -17,6 +17,31 @@
 # Usage: scripts/proxy-floor.sh [SECS=10]. Needs nginx and wrk (Debian) and
 # the release binaries (cargo build --release -p parallax -p
 # parallax-session-cache; cd go-reference && go build -o ../target/parallax-bin/ ./cmd/...).
+#
+# Optional, for before/after in one run:
+#   PARALLAX_PROXY_BIN=path   the proxy to measure instead of `parallax proxy`
+#                             (e.g. target/release/examples/bench_proxy, which
+#                             `cargo build --release -p parallax-proxy
+#                             --example bench_proxy` builds alone);
+#   PARALLAX_BASELINE=path    a second `parallax` binary (an older build),
+#                             measured beside it as `base` and `base-mirror`;
+#   MAX=1                     also the maximum throughput of the mirroring
+#                             paths (`wrk -t1 -c32`) with each proxy's own CPU
+#                             per request (user + system from /proc);
+#   PROXY_RUNTIME=current-thread   passed on as PARALLAX_PROXY_RUNTIME;
+#   COUNT=1                   also, per request on one connection (`wrk
+#                             -t1 -c1`), each proxy's heap allocations
+#                             (glibc `malloc` calls, by a perf uprobe),
+#                             system calls and context switches (`perf stat`);
+#   SHAPES=1                  with MAX=1 and PARALLAX_PROXY_BIN: runtime shapes at
+#                             maximum mirrored throughput (`wrk -t1 -c32`,
+#                             A B B A): one process on tokio's multi-threaded
+#                             runtime with one worker per CPU, against one
+#                             current-thread process per CPU sharing the
+#                             port by SO_REUSEPORT; CPU of all its processes;
+#   PERF=1                    with MAX=1: `perf record -g` of each mirroring
+#                             path's proxy during its first run, into
+#                             target/proxy-floor/perf-PATH.data.
 set -euo pipefail
 
 secs=${1:-10}
@@ -43,7 +68,21 @@ p0=$(free_port); p100=$(free_port); admin=$(free_port)
   service_toml m0 "$p0" "$primary" "$shadow" "mirror_percent = 0"
   service_toml m100 "$p100" "$primary" "$shadow"
 } >"$work/parallax.toml"
-TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/parallax.toml" >"$work/parallax.log" 2>&1 & pids+=($!)
+proxy_cmd=("$parallax" proxy)
+[[ -n ${PARALLAX_PROXY_BIN:-} ]] && proxy_cmd=("$PARALLAX_PROXY_BIN")
+TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
+  "${proxy_cmd[@]}" --config "$work/parallax.toml" >"$work/parallax.log" 2>&1 & pids+=($!)
+declare -A cpu_pid=([parallax]=$! [parallax-mirror]=$!)
+if [[ -n ${PARALLAX_BASELINE:-} ]]; then
+  b0=$(free_port); b100=$(free_port); badmin=$(free_port)
+  {
+    echo "admin_listen = \"127.0.0.1:$badmin\""
+    service_toml b0 "$b0" "$primary" "$shadow" "mirror_percent = 0"
+    service_toml b100 "$b100" "$primary" "$shadow"
+  } >"$work/base.toml"
+  TOKIO_WORKER_THREADS=1 "$PARALLAX_BASELINE" proxy --config "$work/base.toml" >"$work/base.log" 2>&1 & pids+=($!)
+  cpu_pid[base]=$!; cpu_pid[base-mirror]=$!
+fi
 
 n0=$(free_port); n100=$(free_port)
 cat >"$work/nginx/nginx.conf" <<EOF
@@ -74,13 +113,19 @@ http {
 }
 EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/out.log" 2>&1 & pids+=($!)
+nginx_master=$!
 wait_port "$p0"; wait_port "$p100"; wait_port "$n0"; wait_port "$n100"
 
 declare -A port=([direct]=$primary [nginx]=$n0 [nginx-mirror]=$n100 [parallax]=$p0 [parallax-mirror]=$p100)
 order=(direct nginx nginx-mirror parallax parallax-mirror)
-reverse=(parallax-mirror parallax nginx-mirror nginx direct)
+if [[ -n ${PARALLAX_BASELINE:-} ]]; then
+  wait_port "$b0"; wait_port "$b100"
+  port[base]=$b0; port[base-mirror]=$b100
+  order+=(base base-mirror)
+fi
+reverse=(); for ((i=${#order[@]}-1; i>=0; i--)); do reverse+=("${order[i]}"); done
 declare -A results
-echo "proxy-floor: wrk -t1 -c1 -d${secs}s --latency, A..E then E..A, $(nproc) CPUs, $(date -u +%FT%TZ)" >&2
+echo "proxy-floor: wrk -t1 -c1 -d${secs}s --latency, A..E then E..A, $(nproc) CPUs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for path in "${order[@]}" "${reverse[@]}"; do
   url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
   wrk -t1 -c1 -d1s "$url" >/dev/null           # warm the pools
@@ -92,3 +137,87 @@ for path in "${order[@]}" "${reverse[@]}"; do
 done
 printf '\n| path | run 1 / run 2 |\n|---|---|\n'
 for path in "${order[@]}"; do printf '| %s | %s |\n' "$path" "${results[$path]}"; done
+
+# nginx's worker does the work; its master only watches.
+cpu_pid[nginx]=$(pgrep -P "$nginx_master" | head -1); cpu_pid[nginx-mirror]=${cpu_pid[nginx]}
+if [[ ${COUNT:-0} == 1 ]]; then
+  perf probe -q -x "$(ldd /bin/true | awk '/libc.so/{print $3}')" malloc 2>/dev/null || true
+  declare -A counts
+  echo "proxy-floor: per request, wrk -t1 -c1 -d${secs}s under perf stat, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  for path in "${!cpu_pid[@]}"; do
+    url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
+    perf stat -x, -e probe_libc:malloc,raw_syscalls:sys_enter,context-switches -p "${cpu_pid[$path]}" \
+      -o "$work/stat-$path.csv" -- sleep "$secs" &
+    stat_pid=$!
+    out=$(wrk -t1 -c1 -d"${secs}s" "$url")
+    wait "$stat_pid" || true
+    requests=$(awk '/requests in/{print $1}' <<<"$out")
+    counts[$path]=$(awk -F, -v n="$requests" '$3 ~ /malloc/{m=$1} $3 ~ /sys_enter/{s=$1} $3 ~ /context-switches/{c=$1}
+      END{printf "%.1f mallocs, %.1f syscalls, %.2f context switches", m/n, s/n, c/n}' "$work/stat-$path.csv")
+    echo "  $path: ${counts[$path]} per request" >&2
+  done
+  printf '\n| path, per request | mallocs, syscalls, context switches |\n|---|---|\n'
+  for path in "${order[@]}"; do [[ -n ${counts[$path]:-} ]] && printf '| %s | %s |\n' "$path" "${counts[$path]}"; done
+fi
+[[ ${MAX:-0} == 1 ]] || exit 0
+# Ticks of user + system CPU of a process and its children (nginx's worker).
+ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+mirrors=(nginx-mirror parallax-mirror); [[ -n ${PARALLAX_BASELINE:-} ]] && mirrors+=(base-mirror)
+declare -A max
+echo "proxy-floor: max throughput, wrk -t1 -c32 -d${secs}s, A..C then C..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
+  url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
+  wrk -t1 -c32 -d1s "$url" >/dev/null
+  before=$(ticks "${cpu_pid[$path]}")
+  if [[ ${PERF:-0} == 1 && ! -e $work/perf-$path.data ]]; then
+    # The proxy's own profile under this load, once per path.
+    perf record -F 999 -g -p "${cpu_pid[$path]}" -o "$work/perf-$path.data" -- sleep "$secs" 2>/dev/null &
+    perf_pid=$!
+  fi
+  out=$(wrk -t1 -c32 -d"${secs}s" "$url")
+  if [[ -n ${perf_pid:-} ]]; then wait "$perf_pid" || true; perf_pid=; fi
+  after=$(ticks "${cpu_pid[$path]}")
+  requests=$(awk '/requests in/{print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/{printf "%d", $2}' <<<"$out")
+  us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
+  max[$path]+="${max[$path]:+ / }$rps req/s, $us µs CPU/req"
+  echo "  $path: $rps req/s, proxy CPU $us µs/req" >&2
+done
+printf '\n| mirroring path, wrk -c32 | run 1 / run 2 |\n|---|---|\n'
+for path in "${mirrors[@]}"; do printf '| %s | %s |\n' "$path" "${max[$path]}"; done
+
+[[ ${SHAPES:-0} == 1 && -n ${PARALLAX_PROXY_BIN:-} ]] || exit 0
+ncpu=$(nproc)
+multi=$(free_port); reuse=$(free_port)
+{ echo "admin_listen = \"127.0.0.1:$(free_port)\""; service_toml multi "$multi" "$primary" "$shadow"; } >"$work/multi.toml"
+PARALLAX_PROXY_RUNTIME=multi-thread TOKIO_WORKER_THREADS=$ncpu "$PARALLAX_PROXY_BIN" --config "$work/multi.toml" >"$work/multi.log" 2>&1 & pids+=($!)
+declare -A shape_pids=([multi-thread]=$!)
+for ((i = 0; i < ncpu; i++)); do
+  { echo "admin_listen = \"127.0.0.1:$(free_port)\""; service_toml reuse "$reuse" "$primary" "$shadow" "reuse_port = true"; } >"$work/reuse-$i.toml"
+  PARALLAX_PROXY_RUNTIME=current-thread "$PARALLAX_PROXY_BIN" --config "$work/reuse-$i.toml" >"$work/reuse-$i.log" 2>&1 & pids+=($!)
+  shape_pids[current-thread]+="${shape_pids[current-thread]:+ }$!"
+done
+wait_port "$multi"; wait_port "$reuse"
+declare -A port_of=([multi-thread]=$multi [current-thread]=$reuse) shape
+echo "proxy-floor: runtime shapes, wrk -t1 -c32 -d${secs}s, A B B A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+for s in multi-thread current-thread current-thread multi-thread; do
+  url="http://127.0.0.1:${port_of[$s]}/v1/sessions/bench"
+  wrk -t1 -c32 -d1s "$url" >/dev/null
+  before=0; for p in ${shape_pids[$s]}; do before=$((before + $(ticks "$p"))); done
+  out=$(wrk -t1 -c32 -d"${secs}s" "$url")
+  after=0; for p in ${shape_pids[$s]}; do after=$((after + $(ticks "$p"))); done
+  requests=$(awk '/requests in/{print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/{printf "%d", $2}' <<<"$out")
+  us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
+  shape[$s]+="${shape[$s]:+ / }$rps req/s, $us µs CPU/req"
+  echo "  $s: $rps req/s, proxy CPU $us µs/req" >&2
+done
+printf '\n| runtime shape (%s CPUs), mirroring, wrk -c32 | run 1 / run 2 |\n|---|---|\n' "$ncpu"
+for s in multi-thread current-thread; do printf '| %s | %s |\n' "$s" "${shape[$s]}"; done

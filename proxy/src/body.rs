@@ -3,6 +3,9 @@
 //! - [`UpstreamBody`]: what the proxy sends to an upstream: buffered chunks
 //!   (the request body read for mirroring), optionally followed by the rest
 //!   of the client's body still streaming in.
+//! - [`AnswerBody`]: an upstream's answer; when it came over a pooled
+//!   HTTP/1.1 connection, it gives the connection back to its pool the
+//!   moment the body has been read to the end.
 //! - [`ResponseBody`]: what the client gets: the primary's body streamed
 //!   (through a [`TeeBody`] when the answer is to be compared), or a small
 //!   answer of the proxy's own.
@@ -21,6 +24,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::tee::TeeBody;
+use crate::upstream::Checkin;
 
 /// A request body for an upstream.
 #[derive(Debug)]
@@ -105,13 +109,89 @@ impl Body for UpstreamBody {
     }
 }
 
+/// An upstream's answer body, holding its pooled connection (if any)
+/// until the end: then the connection goes back to the pool, at once and
+/// without a task. Dropped before the end, it drops the connection too
+/// (hyper closes a connection whose answer was abandoned).
+#[derive(Debug)]
+pub struct AnswerBody {
+    inner: Incoming,
+    checkin: Option<Checkin>,
+}
+
+impl AnswerBody {
+    /// `inner`, whose connection `checkin` goes back when it has ended.
+    pub fn pooled(inner: Incoming, checkin: Checkin) -> Self {
+        let mut body = Self {
+            inner,
+            checkin: Some(checkin),
+        };
+        // hyper never polls a body that is empty from the start (HEAD, 204).
+        body.give_back_at_end();
+        body
+    }
+
+    fn give_back_at_end(&mut self) {
+        if self.inner.is_end_stream() {
+            if let Some(c) = self.checkin.take() {
+                c.give_back();
+            }
+        }
+    }
+}
+
+impl From<Incoming> for AnswerBody {
+    /// A body whose connection is not ours to return (hyper-util's pool).
+    fn from(inner: Incoming) -> Self {
+        Self {
+            inner,
+            checkin: None,
+        }
+    }
+}
+
+impl Body for AnswerBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => this.give_back_at_end(),
+            Poll::Ready(None) => {
+                if let Some(c) = this.checkin.take() {
+                    c.give_back();
+                }
+            }
+            // A broken body: the connection is dropped with `checkin`.
+            Poll::Ready(Some(Err(_))) => this.checkin = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The body of the client's answer.
 #[derive(Debug)]
 pub enum ResponseBody {
-    /// The primary's body, passed through.
+    /// An upstream's body that no pool waits for, passed through.
     Upstream(Incoming),
+    /// The primary's (or the canary's) body, passed through.
+    Answer(AnswerBody),
     /// The primary's body, passed through while a copy is captured.
-    Tee(TeeBody<Incoming>),
+    Tee(TeeBody<AnswerBody>),
     /// An answer of the proxy's own (an error body).
     Local(Option<Bytes>),
 }
@@ -132,6 +212,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Answer(b) => Pin::new(b).poll_frame(cx),
             ResponseBody::Tee(b) => Pin::new(b).poll_frame(cx),
             ResponseBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
         }
@@ -140,6 +221,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Answer(b) => b.is_end_stream(),
             ResponseBody::Tee(b) => b.is_end_stream(),
             ResponseBody::Local(b) => b.is_none(),
         }
@@ -148,6 +230,7 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Answer(b) => b.size_hint(),
             ResponseBody::Tee(b) => b.size_hint(),
             ResponseBody::Local(b) => {
                 SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))

@@ -63,7 +63,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Appends `client` to `X-Forwarded-For`, folding earlier values into one
 /// comma-separated line.
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
-    let client = client.to_canonical().to_string();
+    let client = client.to_canonical();
+    if !headers.contains_key(&X_FORWARDED_FOR) {
+        // The common case, on every request: the address formatted on the
+        // stack, so the header value is the only allocation.
+        use std::io::Write;
+        let mut buf = [0u8; 48]; // the longest IPv6 text is 45 bytes
+        let mut cursor = &mut buf[..];
+        if write!(cursor, "{client}").is_ok() {
+            let len = 48 - cursor.len();
+            if let Ok(value) = HeaderValue::from_bytes(&buf[..len]) {
+                headers.insert(X_FORWARDED_FOR.clone(), value);
+            }
+        }
+        return;
+    }
+    let client = client.to_string();
     let mut joined = String::new();
     for value in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(v) = value.to_str() {
@@ -132,5 +147,9 @@ mod tests {
         let mut h = HeaderMap::new();
         append_forwarded_for(&mut h, "::ffff:192.0.2.1".parse().unwrap());
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.1");
+        let mut h = HeaderMap::new();
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        append_forwarded_for(&mut h, longest.parse().unwrap());
+        assert_eq!(h[&X_FORWARDED_FOR], longest);
     }
 }

@@ -27,7 +27,8 @@
 //! - [`route`]: route templates → bounded `route` labels.
 //! - [`headers`]: hop-by-hop headers (RFC 9110), `X-Forwarded-For`.
 //! - [`sampling`]: method policy, mirror fraction, sticky keys.
-//! - [`upstream`]: one pooled keep-alive client per upstream.
+//! - [`upstream`]: one connection pool per upstream (our own for HTTP/1.1,
+//!   hyper-util's for HTTP/2 and https).
 //! - [`body`]: request and response body types of both hops.
 //! - [`tee`]: streaming the primary's answer to the client while capturing
 //!   it for the comparison.

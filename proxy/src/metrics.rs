@@ -503,11 +503,9 @@ impl RouteMetrics {
     }
 
     pub fn outcome(&self, outcome: MirrorOutcome) {
-        let i = MirrorOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .expect("every outcome is listed");
-        self.outcomes[i].inc();
+        // `ALL` lists the variants in declaration order (a test checks it),
+        // so the discriminant is the index: no search per request.
+        self.outcomes[outcome as usize].inc();
     }
 
     /// A comparison reached one of its bounds.
@@ -560,8 +558,7 @@ pub struct WsMetrics {
 
 impl WsMetrics {
     pub fn upgrade(&self, outcome: WsUpgrade) {
-        let i = WsUpgrade::ALL.iter().position(|o| *o == outcome);
-        self.upgrades[i.expect("every outcome is listed")].inc();
+        self.upgrades[outcome as usize].inc();
     }
 
     /// The open-connections gauge of `backend` (primary or shadow).
@@ -573,8 +570,7 @@ impl WsMetrics {
     }
 
     pub fn frame(&self, result: WsResult) {
-        let i = WsResult::ALL.iter().position(|r| *r == result);
-        self.frames[i.expect("every result is listed")].inc();
+        self.frames[result as usize].inc();
     }
 
     /// Records the skew of one paired message (shadow minus primary).
@@ -586,8 +582,7 @@ impl WsMetrics {
     }
 
     pub fn shadow_end(&self, reason: ShadowEnd) {
-        let i = ShadowEnd::ALL.iter().position(|r| *r == reason);
-        self.shadow_ends[i.expect("every reason is listed")].inc();
+        self.shadow_ends[reason as usize].inc();
     }
 
     /// The counters as they stand, for the admin overview: upgrades, open
@@ -613,5 +608,31 @@ impl WsMetrics {
             },
             "shadow_ends": named(ShadowEnd::ALL.iter().map(|r| r.as_str()).collect(), &self.shadow_ends),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hot path indexes series arrays by discriminant: every `ALL` must
+    /// list its enum's variants in declaration order.
+    #[test]
+    fn label_arrays_are_indexed_by_discriminant() {
+        for (i, b) in Backend::ALL.iter().enumerate() {
+            assert_eq!(*b as usize, i, "{b:?}");
+        }
+        for (i, o) in MirrorOutcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i, "{o:?}");
+        }
+        for (i, o) in WsUpgrade::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i, "{o:?}");
+        }
+        for (i, r) in WsResult::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+        for (i, r) in ShadowEnd::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
     }
 }

@@ -111,7 +111,7 @@ impl MirrorJob {
         let primary = match primary.body {
             Captured::Complete(body) => Observed {
                 status: primary.status,
-                headers: primary.headers,
+                headers: header_list(&primary.headers),
                 body,
                 trailers: primary.trailers,
             },

@@ -35,7 +35,7 @@ use parallax_compare::{NoiseModel, Rules};
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::body::{ResponseBody, UpstreamBody};
+use crate::body::{AnswerBody, ResponseBody, UpstreamBody};
 use crate::canary::{idempotent, Arm, Canary};
 use crate::config::{ServiceSettings, WsSettings};
 use crate::error::ClientPathError;
@@ -199,8 +199,7 @@ impl ServiceState {
 
     /// The sliding latency window of `backend`, if it is configured.
     pub fn latency(&self, backend: Backend) -> Option<&SlidingLatency> {
-        let i = Backend::ALL.iter().position(|b| *b == backend)?;
-        self.latency[i].as_ref()
+        self.latency[backend as usize].as_ref()
     }
 
     /// Records one upstream call's time to the answer's head.
@@ -283,7 +282,7 @@ impl ServiceState {
                 let tee = TeeBody::new(
                     body,
                     parts.status.as_u16(),
-                    header_list(&parts.headers),
+                    parts.headers.clone(),
                     self.max_compare_body_bytes,
                     capture_tx,
                 );
@@ -339,7 +338,7 @@ impl ServiceState {
         let status = answer.as_ref().ok().map(|a| a.status().as_u16());
         recorder.finish(pending, &chunks, status, status.map(|_| started.elapsed()));
         match answer {
-            Ok(response) => response.map(ResponseBody::Upstream),
+            Ok(response) => response.map(ResponseBody::Answer),
             Err(error) => self.client_error(error),
         }
     }
@@ -352,10 +351,21 @@ impl ServiceState {
         read: Vec<Bytes>,
         rest: Incoming,
     ) -> Response<ResponseBody> {
+        if rest.is_end_stream() {
+            // Nothing left to stream (a GET, or a body read whole): no
+            // downstream failure to watch for.
+            return match self
+                .primary_call(route, head, UpstreamBody::buffered(read))
+                .await
+            {
+                Ok(response) => response.map(ResponseBody::Answer),
+                Err(error) => self.client_error(error),
+            };
+        }
         let downstream_failed = Arc::new(AtomicBool::new(false));
         let body = UpstreamBody::streaming(read, rest, Arc::clone(&downstream_failed));
         match self.primary_call(route, head, body).await {
-            Ok(response) => response.map(ResponseBody::Upstream),
+            Ok(response) => response.map(ResponseBody::Answer),
             Err(_) if downstream_failed.load(Ordering::Relaxed) => {
                 self.client_error(ClientPathError::DownstreamAborted)
             }
@@ -369,7 +379,7 @@ impl ServiceState {
         route: usize,
         head: Parts,
         body: UpstreamBody,
-    ) -> Result<Response<Incoming>, ClientPathError> {
+    ) -> Result<Response<AnswerBody>, ClientPathError> {
         // The canary compares the arms over the requests it could have
         // taken: with `methods = "safe"`, writes are no evidence.
         let canary = self.canary.as_deref().filter(|c| c.eligible(&head.method));
@@ -428,7 +438,7 @@ impl ServiceState {
                 self.observe(route, Backend::Shadow, elapsed);
                 canary.record(Arm::Candidate, Some((response.status(), elapsed)));
                 strip_hop_by_hop(response.headers_mut());
-                return response.map(ResponseBody::Upstream);
+                return response.map(ResponseBody::Answer);
             }
             Err(error) => error,
         };
@@ -442,7 +452,7 @@ impl ServiceState {
             .primary_call(route, retry_head, UpstreamBody::buffered(chunks))
             .await
         {
-            Ok(response) => response.map(ResponseBody::Upstream),
+            Ok(response) => response.map(ResponseBody::Answer),
             Err(error) => self.client_error(error),
         }
     }

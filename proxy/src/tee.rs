@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
 
@@ -28,8 +29,10 @@ pub enum Captured {
 #[derive(Debug)]
 pub struct PrimaryCapture {
     pub status: u16,
-    /// Lower-cased names.
-    pub headers: Vec<(String, String)>,
+    /// As the primary sent them (hop-by-hop headers removed): a copy of
+    /// the map, made into the comparison's text pairs by the mirror task,
+    /// off the client's path.
+    pub headers: HeaderMap,
     pub body: Captured,
     /// Trailer fields, when the body ended with some (gRPC).
     pub trailers: Vec<(String, String)>,
@@ -37,7 +40,7 @@ pub struct PrimaryCapture {
 
 struct Pending {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: HeaderMap,
     trailers: Vec<(String, String)>,
     chunks: Vec<Bytes>,
     len: usize,
@@ -92,7 +95,7 @@ impl<B: Body<Data = Bytes> + Unpin> TeeBody<B> {
     pub fn new(
         inner: B,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: HeaderMap,
         limit: usize,
         tx: oneshot::Sender<PrimaryCapture>,
     ) -> Self {
@@ -215,7 +218,7 @@ mod tests {
     #[tokio::test]
     async fn streams_everything_and_captures_within_the_limit() {
         let (tx, rx) = oneshot::channel();
-        let tee = TeeBody::new(chunks(&[b"ab", b"cd"]), 200, vec![], 10, tx);
+        let tee = TeeBody::new(chunks(&[b"ab", b"cd"]), 200, HeaderMap::new(), 10, tx);
         let out = tee.collect().await.unwrap().to_bytes();
         assert_eq!(out, "abcd");
         match rx.await.unwrap().body {
@@ -227,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_body_streams_whole_but_is_not_kept() {
         let (tx, rx) = oneshot::channel();
-        let tee = TeeBody::new(chunks(&[b"abc", b"def"]), 200, vec![], 4, tx);
+        let tee = TeeBody::new(chunks(&[b"abc", b"def"]), 200, HeaderMap::new(), 4, tx);
         assert_eq!(tee.collect().await.unwrap().to_bytes(), "abcdef");
         assert!(matches!(rx.await.unwrap().body, Captured::TooLarge));
     }
@@ -235,14 +238,20 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_body_is_aborted() {
         let (tx, rx) = oneshot::channel();
-        drop(TeeBody::new(chunks(&[b"abc"]), 200, vec![], 4, tx));
+        drop(TeeBody::new(
+            chunks(&[b"abc"]),
+            200,
+            HeaderMap::new(),
+            4,
+            tx,
+        ));
         assert!(matches!(rx.await.unwrap().body, Captured::Aborted));
     }
 
     #[tokio::test]
     async fn an_empty_body_is_complete_without_being_polled() {
         let (tx, rx) = oneshot::channel();
-        let _tee = TeeBody::new(Full::new(Bytes::new()), 204, vec![], 4, tx);
+        let _tee = TeeBody::new(Full::new(Bytes::new()), 204, HeaderMap::new(), 4, tx);
         let capture = rx.await.unwrap();
         assert_eq!(capture.status, 204);
         assert!(matches!(capture.body, Captured::Complete(b) if b.is_empty()));

@@ -455,6 +455,78 @@ async fn upstream_connections_are_pooled() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_upstream_closed_while_idle_is_not_used() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An HTTP/1.1 upstream that answers one request per connection as if it
+    // would keep it, then closes it 20 ms later (an idle timeout).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let _ = stream.write_all(answer).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    let shadow = upstream(echo).start().await;
+    let proxy = proxy()
+        .primary(addr)
+        .shadow(shadow.addr)
+        .set("mirror_percent = 0")
+        .start()
+        .await;
+    for i in 0..3 {
+        let answer = wire(proxy.addr, WireRequest::get("/x")).await;
+        assert_eq!(answer.status, 200, "request {i}: {answer:?}");
+        // Past the upstream's idle close.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_without_host_reaches_an_http1_upstream_with_its_authority() {
+    let primary = upstream(echo).start().await;
+    let shadow = upstream(echo).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .start()
+        .await;
+    let response = h2c_client()
+        .request(
+            Request::get(format!("http://{}/echo", proxy.addr))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    proxy.settle(1.0).await;
+    for up in [&primary, &shadow] {
+        let seen = up.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].target, "/echo");
+        assert_eq!(seen[0].headers["host"], up.addr.to_string().as_str());
+    }
+}
+
 // ------------------------------------------------------- HTTP/2 and TLS
 
 /// An HTTP/2-only client with prior knowledge (h2c).

@@ -13,6 +13,8 @@
 //! - [`kafka`]: producer configuration shared by every twin that talks to Kafka.
 //! - [`server`]: serving a router with graceful, bounded shutdown.
 //! - [`telemetry`]: tracing to stderr.
+//! - `http1` (feature `http1-client`): one HTTP/1.1 client connection, for
+//!   the load generator and the proxy's upstream pool.
 //! - `grpc` (feature `grpc`): the twins' gRPC plumbing — grpc-go's answers,
 //!   reading a request message, statuses, call metrics, server reflection.
 
@@ -20,6 +22,8 @@ pub mod error;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod health;
+#[cfg(feature = "http1-client")]
+pub mod http1;
 pub mod json;
 pub mod kafka;
 pub mod metrics;
