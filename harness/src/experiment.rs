@@ -132,12 +132,15 @@ pub struct KafkaSideEffects {
     pub baseline_topic: String,
     /// The candidate's topic.
     pub candidate_topic: String,
-    /// How records pair: `"header:event-id"` (the only join yet).
-    /// Default `"header:event-id"`.
+    /// How records pair: `"header:NAME"` (the first header of that name)
+    /// or `"value:/json/pointer"` (a field of the value decoded as
+    /// `value_message`, e.g. `"value:/eventId"`; without a message the
+    /// value is read as JSON). Default `"header:event-id"`.
     #[serde(default = "event_id_join")]
     pub join: String,
-    /// Fully qualified protobuf message of the values, compared field by
-    /// field; without it values compare as bytes. Default: none.
+    /// Fully qualified protobuf message of the values (of this project's
+    /// `.proto` files), compared field by field; without it values compare
+    /// as bytes. Default: none.
     #[serde(default)]
     pub value_message: Option<String>,
 }
@@ -147,6 +150,21 @@ fn event_id_join() -> String {
 }
 
 impl KafkaSideEffects {
+    /// `join` as the differ's join key.
+    pub fn join_key(&self) -> Result<parallax_kafka_diff::JoinKey, Invalid> {
+        let field = "side_effects.kafka.join";
+        let fix = "give \"header:NAME\" (e.g. \"header:event-id\") or \"value:/json/pointer\" (e.g. \"value:/eventId\")";
+        match self.join.split_once(':') {
+            Some(("header", name)) if http::HeaderName::from_bytes(name.as_bytes()).is_ok() => {
+                Ok(parallax_kafka_diff::JoinKey::Header(name.to_owned()))
+            }
+            Some(("value", pointer)) if pointer.starts_with('/') && pointer.len() > 1 => {
+                Ok(parallax_kafka_diff::JoinKey::ValueField(pointer.to_owned()))
+            }
+            _ => Err(invalid(field, format_args!("{:?}: {fix}", self.join))),
+        }
+    }
+
     /// The brokers to use.
     pub fn brokers(&self) -> String {
         self.brokers.clone().unwrap_or_else(|| {
@@ -174,15 +192,7 @@ impl KafkaSideEffects {
                 "is the baseline's topic; each side must write its own to be joined",
             ));
         }
-        if self.join != "header:event-id" {
-            return Err(invalid(
-                format_args!("{f}.join"),
-                format_args!(
-                    "{:?}: records can only be joined on their `event-id` header yet (\"header:event-id\")",
-                    self.join
-                ),
-            ));
-        }
+        self.join_key()?;
         if let Some(m) = &self.value_message {
             if parallax_compare::protobuf::project()
                 .get_message_by_name(m)
@@ -262,10 +272,9 @@ pub struct Traffic {
     pub values: BTreeMap<String, ValueSpec>,
     /// The request templates, at least one.
     pub requests: Vec<Template>,
-    /// Protobuf bodies from a descriptor set: not yet expressible.
-    pub protobuf: Option<toml::Value>,
-    /// WebSocket sessions: not yet expressible.
-    pub websocket: Option<toml::Value>,
+    /// WebSocket sessions held open while `requests` make the server
+    /// publish (`crate::wsrun`). Default: none.
+    pub websocket: Option<crate::traffic::WebSocketTraffic>,
     /// A recorded capture to replay: not yet expressible (the record/replay
     /// work plugs in here).
     pub capture: Option<toml::Value>,
@@ -941,8 +950,8 @@ mod tests {
 
     #[test]
     fn sections_not_yet_expressible_say_so() {
-        let e = error(&format!("{MINIMAL}\n[traffic.websocket]\npath = \"/ws\""));
-        assert!(e.starts_with("traffic.websocket: "), "{e}");
+        let e = error(&format!("{MINIMAL}\n[traffic.capture]\nfile = \"x\""));
+        assert!(e.starts_with("traffic.capture: "), "{e}");
         assert!(e.contains("not yet"), "{e}");
         let kafka =
             "[side_effects.kafka]\nbaseline_topic = \"a-{run}\"\ncandidate_topic = \"b-{run}\"";
@@ -952,6 +961,21 @@ mod tests {
             .unwrap();
         let e = error(&format!("{MINIMAL}\n{kafka}\njoin = \"/id\""));
         assert!(e.starts_with("side_effects.kafka.join: "), "{e}");
+        assert!(e.contains("value:/eventId"), "{e}");
+        let joined = |join: &str| {
+            let x =
+                Experiment::parse(&format!("{MINIMAL}\n{kafka}\njoin = \"{join}\""), "t").unwrap();
+            x.validate().unwrap();
+            x.side_effects.kafka.unwrap().join_key().unwrap()
+        };
+        assert_eq!(
+            joined("value:/eventId"),
+            parallax_kafka_diff::JoinKey::ValueField("/eventId".into())
+        );
+        assert_eq!(
+            joined("header:order-id"),
+            parallax_kafka_diff::JoinKey::Header("order-id".into())
+        );
         let e = error(&format!(
             "{MINIMAL}\n{}",
             kafka.replace("b-{run}", "a-{run}")
@@ -983,6 +1007,36 @@ mod tests {
         assert!(e.reason.contains("set `name`"), "{}", e.reason);
         x.name = Some("orders".into());
         x.validate().unwrap();
+    }
+
+    #[test]
+    fn websocket_sessions_get_defaults_and_named_errors() {
+        let ws = "[traffic.websocket]\npath = \"/v1/subscribe?topics=run\"";
+        let x = Experiment::parse(&format!("{MINIMAL}\n{ws}"), "t").unwrap();
+        x.validate().unwrap();
+        let w = x.traffic.websocket.unwrap();
+        assert_eq!(
+            (w.clients, w.shadow_clients(), w.per_worker, w.sources),
+            (100, 100, 10_000, 4)
+        );
+        assert_eq!(w.match_by, "/id");
+        assert!(w.messages.is_empty() && w.headers.is_empty());
+        for (extra, field) in [
+            ("clients = 0", "traffic.websocket.clients"),
+            ("match = \"id\"", "traffic.websocket.match"),
+            ("per_worker = 30000", "traffic.websocket.per_worker"),
+            (
+                "headers = { \"bad header\" = \"x\" }",
+                "traffic.websocket.headers.bad header",
+            ),
+        ] {
+            let e = error(&format!("{MINIMAL}\n{ws}\n{extra}"));
+            assert!(e.starts_with(&format!("{field}: ")), "{extra}: {e}");
+        }
+        let e = error(&format!("{MINIMAL}\n[traffic.websocket]\npath = \"ws\""));
+        assert!(e.starts_with("traffic.websocket.path: "), "{e}");
+        let e = error(&format!("{MINIMAL}\n{ws}\nclient = 5"));
+        assert!(e.contains("unknown field `client`"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,10 @@
 //! - [`interleave`]: the A B B A (or seeded random) order of direct-mode
 //!   blocks.
 //! - [`capacity`]: rate ladders, SLOs and the capacity search.
+//! - [`fleet`]: the worker-process fleet: many WebSocket sessions in worker
+//!   processes, timing the frames they receive.
+//! - [`wsrun`]: an experiment whose traffic holds WebSocket sessions: each
+//!   backend alone, then the sessions mirrored through the proxy.
 //! - [`runner`]: runs an experiment (shadow through `parallax proxy`,
 //!   direct A B B A, or A/A) into one result per rate step.
 
@@ -27,9 +31,11 @@ pub mod capacity;
 pub mod cgroup;
 pub mod child;
 pub mod experiment;
+pub mod fleet;
 pub mod interleave;
 pub mod procstat;
 pub mod prom;
 pub mod proxyconf;
 pub mod runner;
 pub mod traffic;
+pub mod wsrun;

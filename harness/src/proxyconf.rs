@@ -31,6 +31,8 @@ pub struct ProxyService {
     /// Rules of routes without their own, and of `other`.
     pub compare: CompareConfig,
     pub routes: Vec<RouteConfig>,
+    /// How WebSocket frames pair (`ws_match`). Default: the proxy's.
+    pub ws_match: Option<String>,
 }
 
 impl ProxyService {
@@ -48,6 +50,7 @@ impl ProxyService {
             mismatch_log: None,
             compare: CompareConfig::default(),
             routes: Vec::new(),
+            ws_match: None,
         }
     }
 
@@ -77,6 +80,9 @@ impl ProxyService {
         s.insert("shadow_max_in_flight".into(), Value::Integer(1024));
         if let Some(log) = &self.mismatch_log {
             s.insert("mismatch_log".into(), log.display().to_string().into());
+        }
+        if let Some(m) = &self.ws_match {
+            s.insert("ws_match".into(), m.clone().into());
         }
         s.insert("compare".into(), Value::try_from(&self.compare)?);
         let mut routes = Vec::new();
@@ -124,6 +130,7 @@ mod tests {
         s.secondary = Some("127.0.0.1:5".into());
         s.mismatch_log = Some("/tmp/m.jsonl".into());
         s.compare.ignore = vec!["/meta/**".into()];
+        s.ws_match = Some("/seq".into());
         s.routes = vec![RouteConfig {
             template: "/v1/orders/{id}".into(),
             compare: Some(CompareConfig {
@@ -139,6 +146,7 @@ mod tests {
         assert_eq!((s.primary_pid, s.shadow_pid), (Some(7), None));
         assert_eq!(s.mirror_percent, 100.0);
         assert_eq!(s.compare.ignore, ["/meta/**"]);
+        assert_eq!(s.ws_match, "/seq");
         assert_eq!(s.routes[0].template, "/v1/orders/{id}");
         assert!(s.routes[0].compare.as_ref().unwrap().headers.is_empty());
         assert_eq!(config.latency_window_secs, 3600);

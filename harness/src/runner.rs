@@ -220,6 +220,7 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         watcher: &watcher,
     };
     let outcome = match mode {
+        _ if experiment.traffic.websocket.is_some() => ws_sessions(&ctx, &running, &steps, mode),
         _ if options.capacity.is_some() => capacity_search(&ctx, &running, &steps),
         ModeName::Aa if options.aa_direct => direct(&ctx, &running, &steps),
         ModeName::Shadow | ModeName::Aa => shadow(&ctx, &running, &steps),
@@ -277,6 +278,44 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         }
     }
     Ok(results)
+}
+
+/// `[traffic.websocket]`: sessions held while the request templates make
+/// the backends publish ([`crate::wsrun`]).
+fn ws_sessions(
+    ctx: &Ctx,
+    running: &[Running],
+    steps: &[Step],
+    mode: ModeName,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let ws = ctx.experiment.traffic.websocket.as_ref();
+    let ws = ws.context("no [traffic.websocket]")?;
+    let backends: Vec<crate::wsrun::Backend> = running
+        .iter()
+        .take(2)
+        .map(|r| crate::wsrun::Backend {
+            label: &r.label,
+            role: r.role,
+            language: &r.language,
+            addr: &r.addr,
+            pid: r.child.as_ref().map(ChildProcess::pid),
+            cpu: Box::new(move || r.cpu()),
+            peak_rss: Box::new(move || r.peak_rss()),
+            accounting: r.meter.describe(),
+        })
+        .collect();
+    let alive = || ctx.check_alive(running);
+    let env = crate::wsrun::Env {
+        experiment: ctx.experiment,
+        name: ctx.name,
+        workload: Arc::clone(&ctx.workload),
+        warmup: ctx.warmup,
+        out: &ctx.options.out,
+        exe: &ctx.options.proxy_exe,
+        mode,
+        alive: &alive,
+    };
+    crate::wsrun::run(&env, &backends, ws, steps)
 }
 
 /// What every phase of one experiment shares.
@@ -519,8 +558,10 @@ fn fill(text: &str, port: u16, label: &str, experiment: &Experiment, vars: &Vars
         .replace("{brokers}", &vars.brokers)
 }
 
-/// Both sides' topics read from the beginning and joined on `event-id`
-/// by `parallax-kafka-diff`, until neither has had a record for 3 s.
+/// Both sides' topics read from the beginning and joined on the file's
+/// join key by `parallax-kafka-diff`, until neither has had a record for
+/// 3 s. A record without the key cannot be joined: it counts as missing
+/// (baseline's) or extra (candidate's), never as nothing.
 fn kafka_join(
     kafka: &crate::experiment::KafkaSideEffects,
     vars: &Vars,
@@ -529,10 +570,16 @@ fn kafka_join(
     use parallax_kafka_diff::{Differ, DifferConfig, Start, Stop};
     let topic = |t: &str| t.replace("{run}", &vars.run);
     let (base, cand) = (topic(&kafka.baseline_topic), topic(&kafka.candidate_topic));
-    eprintln!("joining Kafka topics {base} and {cand} on event-id (parallax-kafka-diff)");
+    eprintln!(
+        "joining Kafka topics {base} and {cand} on {} (parallax-kafka-diff)",
+        kafka.join
+    );
     let mut config = DifferConfig::new(&kafka.brokers(), &base, &cand);
     config.start = Start::Beginning;
     config.value_message = kafka.value_message.clone();
+    config.join = kafka
+        .join_key()
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
     config.samples_file = Some(out.join("kafka-differences.jsonl"));
     let diff = runtime()?.block_on(async {
         let differ = Differ::connect(config).await?;
@@ -542,17 +589,24 @@ fn kafka_join(
                 .await,
         )
     })?;
-    let note = format!(
-        "Kafka: {} records in {base}, {} in {cand} (the whole run, warm-up included), joined on event-id; differences in {}",
+    let mut note = format!(
+        "Kafka: {} records in {base}, {} in {cand} (the whole run, warm-up included), joined on {}; differences in {}",
         diff.consumed_primary,
         diff.consumed_shadow,
+        kafka.join,
         out.join("kafka-differences.jsonl").display()
     );
+    if diff.without_event_id_primary + diff.without_event_id_shadow > 0 {
+        note.push_str(&format!(
+            "; without the join key: {} of {base} (counted missing), {} of {cand} (counted extra)",
+            diff.without_event_id_primary, diff.without_event_id_shadow
+        ));
+    }
     Ok((
         parallax_report::KafkaComparison {
             matched: diff.matched,
-            missing_in_shadow: diff.missing_in_shadow,
-            extra_in_shadow: diff.extra_in_shadow,
+            missing_in_shadow: diff.missing_in_shadow + diff.without_event_id_primary,
+            extra_in_shadow: diff.extra_in_shadow + diff.without_event_id_shadow,
             different: diff.different,
         },
         note,

@@ -6,9 +6,28 @@
 //! send the same requests to both backends in direct mode, and a run can be
 //! repeated request for request. A value used twice in one request (`{{id}}`
 //! in the path and the body) is the same value. Only `now` reads the clock.
+//!
+//! Two constructs make bulk bodies (an ingest batch of 500 events) a
+//! template rather than code:
+//! - `{{repeat N}} … {{end}}` writes its content N times, the copies
+//!   separated by a comma (as a JSON array wants); inside it `{{i}}` is the
+//!   copy's index (0-based) and every value is drawn per copy.
+//! - `protobuf = { message = "pkg.Msg" }` on a template encodes the rendered
+//!   body, read as proto3 JSON, as that protobuf message (from the
+//!   project's own `.proto` files or a `descriptor_set` of yours), so a
+//!   protobuf API is loaded from a readable template.
+//!
+//! # Adding a traffic source
+//! A source kind is a table of [`Traffic`] (`requests`, `websocket`, …) and
+//! a module that turns it into a [`Workload`] for the runner: request
+//! templates are this module. A new
+//! kind (a capture, gRPC calls) adds one optional field to [`Traffic`], its
+//! checks to [`validate`] (errors naming `traffic.<kind>.<field>`), and its
+//! module.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,6 +37,8 @@ use hdrhistogram::Histogram;
 use parallax_loadgen::open::{Request, Verdict, Workload};
 use parallax_proxy::route::RouteTable;
 use parking_lot::Mutex;
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -114,6 +135,196 @@ pub struct Template {
     /// Statuses that count as success. Default: any 2xx or 3xx.
     #[serde(default)]
     pub ok_status: Vec<u16>,
+    /// Send the body as this protobuf message: the rendered body is read as
+    /// proto3 JSON and encoded. Default: none (the body is sent as written).
+    #[serde(default)]
+    pub protobuf: Option<ProtobufBody>,
+}
+
+/// `protobuf = { message = "parallax.ingest.v1.EventBatch" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtobufBody {
+    /// The fully qualified message name. Required.
+    pub message: String,
+    /// A binary `FileDescriptorSet` holding it (`protoc --include_imports
+    /// --descriptor_set_out=x.pb`, `buf build -o x.pb`), relative to the
+    /// experiment file. Default: this project's own `.proto` files
+    /// (`parallax.ingest.v1.*`).
+    #[serde(default)]
+    pub descriptor_set: Option<PathBuf>,
+}
+
+impl ProtobufBody {
+    /// The message's descriptor; errors name `field`.
+    fn descriptor(&self, dir: &Path, field: &str) -> Result<MessageDescriptor, Invalid> {
+        let pool = match &self.descriptor_set {
+            None => parallax_compare::protobuf::project().clone(),
+            Some(p) => parallax_compare::protobuf::load(&dir.join(p).display().to_string())
+                .map_err(|e| invalid(format_args!("{field}.descriptor_set"), e))?,
+        };
+        pool.get_message_by_name(&self.message).ok_or_else(|| {
+            let known: Vec<String> = pool
+                .all_messages()
+                .map(|m| m.full_name().to_owned())
+                .filter(|m| !m.starts_with("google."))
+                .take(12)
+                .collect();
+            invalid(
+                format_args!("{field}.message"),
+                format_args!(
+                    "{:?} is not a message of the descriptor set; give its fully qualified name (known: {})",
+                    self.message,
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// `[traffic.websocket]`: sessions every backend holds while the request
+/// templates make it publish. Each publish request is a broadcast: it is
+/// expected to reach every session once, as a text frame carrying
+/// `"published_at_unix_us": <Unix µs>` (from `{{now}}` with
+/// `format = "unix_us"` in the publish body), which times its delivery.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketTraffic {
+    /// Path and query of the upgrade request, e.g.
+    /// `"/v1/subscribe?topics=news"`. Required.
+    pub path: String,
+    /// Headers of the upgrade request. Default: none.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Text messages each session sends right after connecting (e.g. a
+    /// subscribe command). Default: none.
+    #[serde(default)]
+    pub messages: Vec<String>,
+    /// Sessions per backend, measured alone. Default `100`.
+    #[serde(default = "hundred")]
+    pub clients: usize,
+    /// Sessions through the proxy in shadow mode, where every frame of the
+    /// candidate is compared with the baseline's (each costs the proxy
+    /// three descriptors of its 20,000). Default: `clients`, at most 1000.
+    #[serde(default)]
+    pub shadow_clients: Option<usize>,
+    /// How the proxy pairs the baseline's and the candidate's frames (its
+    /// `ws_match`): a JSON pointer whose value identifies a frame, or
+    /// `"sequence"` for pairing by position. Default `"/id"`.
+    #[serde(default = "id_pointer", rename = "match")]
+    pub match_by: String,
+    /// Sessions per worker process (one process may hold 20,000
+    /// descriptors). Default `10000`.
+    #[serde(default = "ten_thousand")]
+    pub per_worker: usize,
+    /// Source addresses 127.0.0.2 … 127.0.0.(1+N), round-robin (one
+    /// reaches a port from ~28K ephemeral ports). Default `4`.
+    #[serde(default = "four")]
+    pub sources: u8,
+}
+
+fn hundred() -> usize {
+    100
+}
+
+fn ten_thousand() -> usize {
+    10_000
+}
+
+fn four() -> u8 {
+    4
+}
+
+fn id_pointer() -> String {
+    "/id".into()
+}
+
+impl WebSocketTraffic {
+    /// Sessions through the proxy.
+    pub fn shadow_clients(&self) -> usize {
+        self.shadow_clients.unwrap_or(self.clients.min(1000))
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        let f = "traffic.websocket";
+        if !self.path.starts_with('/') {
+            return Err(invalid(
+                format_args!("{f}.path"),
+                format_args!(
+                    "{:?} does not start with / (e.g. \"/v1/subscribe?topics=news\")",
+                    self.path
+                ),
+            ));
+        }
+        if self.path.contains("{{") {
+            return Err(invalid(
+                format_args!("{f}.path"),
+                "takes no {{values}}: every session connects to the same path",
+            ));
+        }
+        for (h, v) in &self.headers {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err()
+                || http::HeaderValue::from_str(v).is_err()
+            {
+                return Err(invalid(
+                    format_args!("{f}.headers.{h}"),
+                    "is not a valid header name and value",
+                ));
+            }
+        }
+        if self.clients == 0 {
+            return Err(invalid(
+                format_args!("{f}.clients"),
+                "0 sessions would receive nothing; e.g. 100",
+            ));
+        }
+        if self.shadow_clients == Some(0) {
+            return Err(invalid(
+                format_args!("{f}.shadow_clients"),
+                "0 sessions would compare nothing; e.g. 100",
+            ));
+        }
+        if self.per_worker == 0 || self.per_worker > 19_000 {
+            return Err(invalid(
+                format_args!("{f}.per_worker"),
+                format_args!(
+                    "{} is not within 1-19000 (a process holds at most 20,000 descriptors)",
+                    self.per_worker
+                ),
+            ));
+        }
+        if self.sources == 0 || self.sources > 200 {
+            return Err(invalid(
+                format_args!("{f}.sources"),
+                format_args!("{} is not within 1-200", self.sources),
+            ));
+        }
+        let pointer = self.match_by.starts_with('/') && !self.match_by.contains('*');
+        if !pointer && self.match_by != "sequence" {
+            return Err(invalid(
+                format_args!("{f}.match"),
+                format_args!(
+                    "{:?} is neither \"sequence\" nor a JSON pointer without globs (e.g. \"/id\")",
+                    self.match_by
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Encodes proto3 JSON as `descriptor`'s message.
+fn encode_protobuf(descriptor: &MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, String> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let message = DynamicMessage::deserialize(descriptor.clone(), &mut de).map_err(|e| {
+        format!(
+            "the rendered body is not proto3 JSON of {}: {e}",
+            descriptor.full_name()
+        )
+    })?;
+    de.end()
+        .map_err(|e| format!("trailing text after the JSON body: {e}"))?;
+    Ok(message.encode_to_vec())
 }
 
 fn get() -> String {
@@ -131,23 +342,14 @@ impl Template {
 
 /// Checks the traffic section; `dir` resolves `body_file`.
 pub fn validate(traffic: &Traffic, dir: &Path) -> Result<(), Invalid> {
-    for (key, set, what) in [
-        (
-            "protobuf",
-            traffic.protobuf.is_some(),
-            "protobuf bodies from a descriptor set",
-        ),
-        (
-            "websocket",
-            traffic.websocket.is_some(),
-            "WebSocket sessions",
-        ),
-        (
-            "capture",
-            traffic.capture.is_some(),
-            "replaying a recorded capture",
-        ),
-    ] {
+    if let Some(ws) = &traffic.websocket {
+        ws.validate()?;
+    }
+    for (key, set, what) in [(
+        "capture",
+        traffic.capture.is_some(),
+        "replaying a recorded capture",
+    )] {
         if set {
             return Err(invalid(
                 format_args!("traffic.{key}"),
@@ -164,6 +366,14 @@ pub fn validate(traffic: &Traffic, dir: &Path) -> Result<(), Invalid> {
             return Err(invalid(
                 &field,
                 "a value's name may hold only A-Z a-z 0-9 _ (it is used as {{name}})",
+            ));
+        }
+        if RESERVED.contains(&name.as_str()) {
+            return Err(invalid(
+                &field,
+                format_args!(
+                    "{name:?} is reserved ({{{{i}}}}, {{{{repeat N}}}} and {{{{end}}}} are template syntax); rename it"
+                ),
             ));
         }
         spec.check(&field)?;
@@ -197,41 +407,37 @@ pub fn validate(traffic: &Traffic, dir: &Path) -> Result<(), Invalid> {
                 ),
             ));
         }
-        compile(t.path.as_bytes(), &traffic.values, &format!("{field}.path"))?;
-        for (h, v) in &t.headers {
+        for h in t.headers.keys() {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(invalid(
                     format_args!("{field}.headers"),
                     format_args!("{h:?} is not a valid header name"),
                 ));
             }
-            compile(
-                v.as_bytes(),
-                &traffic.values,
-                &format!("{field}.headers.{h}"),
-            )?;
         }
-        match (&t.body, &t.body_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(&field, "has both `body` and `body_file`; keep one"))
-            }
-            (Some(b), None) => {
-                compile(b.as_bytes(), &traffic.values, &format!("{field}.body"))?;
-            }
-            (None, Some(file)) => {
-                let path = dir.join(file);
-                let bytes = std::fs::read(&path).map_err(|e| {
+        let compiled = Compiled::new(t, &traffic.values, dir, &field)?;
+        if let Some(descriptor) = &compiled.protobuf {
+            // Two slots rendered and encoded now, so a body that is not
+            // proto3 JSON of the message fails here, naming the template.
+            let gens: Vec<Gen> = traffic.values.values().map(Gen::new).collect();
+            for n in [0, 1] {
+                let mut draw = Draw {
+                    gens: &gens,
+                    seed: traffic.seed.unwrap_or(1),
+                    n,
+                    outer: vec![None; gens.len()],
+                };
+                let mut json = Vec::new();
+                draw.fill(compiled.body.as_deref().unwrap_or_default(), &mut json);
+                encode_protobuf(descriptor, &json).map_err(|e| {
                     invalid(
-                        format_args!("{field}.body_file"),
+                        format_args!("{field}.protobuf"),
                         format_args!(
-                            "cannot read {} ({e}); paths are relative to the experiment file",
-                            path.display()
+                            "{e}; the body must be proto3 JSON (camelCase or proto field names, int64 as number or string, bytes as base64)"
                         ),
                     )
                 })?;
-                compile(&bytes, &traffic.values, &format!("{field}.body_file"))?;
             }
-            (None, None) => {}
         }
         for (j, s) in t.ok_status.iter().enumerate() {
             if !(100..=599).contains(s) {
@@ -277,33 +483,99 @@ impl ValueSpec {
     }
 }
 
-/// A piece of a template: literal bytes or a value's index.
+/// A piece of a template.
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
     Literal(Vec<u8>),
+    /// A value, by index in `[traffic.values]`.
     Value(usize),
+    /// `{{i}}`: the index of the enclosing `{{repeat}}`'s copy.
+    Index,
+    /// `{{repeat N}} … {{end}}`.
+    Repeat(u32, Vec<Piece>),
 }
 
-/// Splits `text` at `{{name}}` placeholders; every name must be a value.
+/// Names `{{…}}` reserves for itself (not usable as value names).
+pub const RESERVED: [&str; 3] = ["i", "repeat", "end"];
+
+/// The most copies one `{{repeat}}` may write.
+pub const MAX_REPEAT: u32 = 100_000;
+
+/// Splits `text` at `{{name}}` placeholders and `{{repeat N}} … {{end}}`
+/// blocks; every name must be a value.
 fn compile(
     text: &[u8],
     values: &BTreeMap<String, ValueSpec>,
     field: &str,
 ) -> Result<Vec<Piece>, Invalid> {
-    let mut pieces = Vec::new();
     let mut rest = text;
+    let pieces = compile_until(&mut rest, values, field, false)?;
+    Ok(pieces)
+}
+
+/// Compiles from `rest` up to its end, or (inside a repeat) up to the
+/// matching `{{end}}`, which it consumes.
+fn compile_until(
+    rest: &mut &[u8],
+    values: &BTreeMap<String, ValueSpec>,
+    field: &str,
+    in_repeat: bool,
+) -> Result<Vec<Piece>, Invalid> {
+    let mut pieces = Vec::new();
     while let Some(start) = find(rest, b"{{") {
         let after = &rest[start + 2..];
         let Some(end) = find(after, b"}}") else {
             break;
         };
-        let name = String::from_utf8_lossy(&after[..end]).trim().to_owned();
-        let index = values.keys().position(|k| *k == name).ok_or_else(|| {
+        let token = String::from_utf8_lossy(&after[..end]).trim().to_owned();
+        if start > 0 {
+            pieces.push(Piece::Literal(rest[..start].to_vec()));
+        }
+        *rest = &after[end + 2..];
+        if token == "end" {
+            if in_repeat {
+                return Ok(pieces);
+            }
+            return Err(invalid(field, "{{end}} without a {{repeat N}} before it"));
+        }
+        if token == "i" {
+            if !in_repeat {
+                return Err(invalid(
+                    field,
+                    "{{i}} is the copy's index inside {{repeat N}} … {{end}}; it has no value outside one",
+                ));
+            }
+            pieces.push(Piece::Index);
+            continue;
+        }
+        if let Some(count) = token.strip_prefix("repeat") {
+            if in_repeat {
+                return Err(invalid(
+                    field,
+                    "a {{repeat}} inside a {{repeat}}: nest no repeats (one level of copies)",
+                ));
+            }
+            let count: u32 = match count.trim().parse() {
+                Ok(n) if (1..=MAX_REPEAT).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        field,
+                        format_args!(
+                            "{{{{{token}}}}}: give the number of copies, 1-{MAX_REPEAT} (e.g. {{{{repeat 500}}}})"
+                        ),
+                    ))
+                }
+            };
+            let body = compile_until(rest, values, field, true)?;
+            pieces.push(Piece::Repeat(count, body));
+            continue;
+        }
+        let index = values.keys().position(|k| *k == token).ok_or_else(|| {
             let known: Vec<&str> = values.keys().map(String::as_str).collect();
             invalid(
                 field,
                 format_args!(
-                    "{{{{{name}}}}} names no value; define it under [traffic.values] (defined: {})",
+                    "{{{{{token}}}}} names no value; define it under [traffic.values] (defined: {})",
                     if known.is_empty() {
                         "none".to_owned()
                     } else {
@@ -312,14 +584,14 @@ fn compile(
                 ),
             )
         })?;
-        if start > 0 {
-            pieces.push(Piece::Literal(rest[..start].to_vec()));
-        }
         pieces.push(Piece::Value(index));
-        rest = &after[end + 2..];
+    }
+    if in_repeat {
+        return Err(invalid(field, "{{repeat N}} without its {{end}}"));
     }
     if !rest.is_empty() {
         pieces.push(Piece::Literal(rest.to_vec()));
+        *rest = &[];
     }
     Ok(pieces)
 }
@@ -345,8 +617,141 @@ struct Compiled {
     headers: Vec<(String, Vec<Piece>)>,
     body: Option<Vec<Piece>>,
     ok_status: Vec<u16>,
-    /// Values the template uses, by index (generated once per request).
-    uses: Vec<usize>,
+    /// The protobuf message the body is encoded as.
+    protobuf: Option<MessageDescriptor>,
+    /// Whether a `content-type` header is given (else a protobuf body gets
+    /// `application/x-protobuf`).
+    has_content_type: bool,
+}
+
+impl Compiled {
+    /// Compiles template `t` (already checked by [`validate`] up to its
+    /// body); `field` names it in errors.
+    fn new(
+        t: &Template,
+        values: &BTreeMap<String, ValueSpec>,
+        dir: &Path,
+        field: &str,
+    ) -> Result<Self, Invalid> {
+        let path = compile(t.path.as_bytes(), values, &format!("{field}.path"))?;
+        let headers = t
+            .headers
+            .iter()
+            .map(|(h, v)| {
+                Ok((
+                    h.clone(),
+                    compile(v.as_bytes(), values, &format!("{field}.headers.{h}"))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Invalid>>()?;
+        let body = match (&t.body, &t.body_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(field, "has both `body` and `body_file`; keep one"))
+            }
+            (Some(b), None) => Some(compile(b.as_bytes(), values, &format!("{field}.body"))?),
+            (None, Some(file)) => {
+                let path = dir.join(file);
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    invalid(
+                        format_args!("{field}.body_file"),
+                        format_args!(
+                            "cannot read {} ({e}); paths are relative to the experiment file",
+                            path.display()
+                        ),
+                    )
+                })?;
+                Some(compile(&bytes, values, &format!("{field}.body_file"))?)
+            }
+            (None, None) => None,
+        };
+        let protobuf = match &t.protobuf {
+            None => None,
+            Some(_) if body.is_none() => {
+                return Err(invalid(
+                    format_args!("{field}.protobuf"),
+                    "there is no body to encode; give `body` or `body_file` as proto3 JSON",
+                ))
+            }
+            Some(p) => Some(p.descriptor(dir, &format!("{field}.protobuf"))?),
+        };
+        Ok(Self {
+            method: method(&t.method),
+            path,
+            headers,
+            body,
+            ok_status: t.ok_status.clone(),
+            protobuf,
+            has_content_type: t
+                .headers
+                .keys()
+                .any(|h| h.eq_ignore_ascii_case("content-type")),
+        })
+    }
+}
+
+/// Draws values for one slot: each value at most once per request (or per
+/// `{{repeat}}` copy), so a value used twice is the same value.
+struct Draw<'a> {
+    gens: &'a [Gen],
+    seed: u64,
+    n: u64,
+    /// Drawn values of the request (outside any repeat).
+    outer: Vec<Option<String>>,
+}
+
+impl Draw<'_> {
+    fn value(
+        &mut self,
+        v: usize,
+        copy: Option<u32>,
+        inner: &mut [Option<String>],
+        out: &mut Vec<u8>,
+    ) {
+        let (cache, salt) = match copy {
+            None => (self.outer.as_mut_slice(), v as u64),
+            Some(c) => (inner, v as u64 | ((u64::from(c) + 1) << 32)),
+        };
+        let (gens, seed, n) = (self.gens, self.seed, self.n);
+        let value = cache[v].get_or_insert_with(|| gens[v].value(n, &mut slot_rng(seed, n, salt)));
+        out.extend_from_slice(value.as_bytes());
+    }
+
+    fn fill(&mut self, pieces: &[Piece], out: &mut Vec<u8>) {
+        self.fill_in(pieces, None, &mut [], out);
+    }
+
+    fn fill_in(
+        &mut self,
+        pieces: &[Piece],
+        copy: Option<u32>,
+        inner: &mut [Option<String>],
+        out: &mut Vec<u8>,
+    ) {
+        for p in pieces {
+            match p {
+                Piece::Literal(l) => out.extend_from_slice(l),
+                Piece::Value(v) => self.value(*v, copy, inner, out),
+                Piece::Index => out.extend_from_slice(copy.unwrap_or(0).to_string().as_bytes()),
+                Piece::Repeat(count, body) => {
+                    let mut cache = vec![None; self.gens.len()];
+                    for c in 0..*count {
+                        if c > 0 {
+                            out.push(b',');
+                        }
+                        cache.iter_mut().for_each(|v| *v = None);
+                        self.fill_in(body, Some(c), &mut cache, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The generator of slot `n`'s draws; `salt` tells the draws apart.
+fn slot_rng(seed: u64, n: u64, salt: u64) -> SmallRng {
+    SmallRng::seed_from_u64(
+        seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt.wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
+    )
 }
 
 /// A compiled generator.
@@ -436,6 +841,8 @@ pub struct TemplateWorkload {
     /// lock per answered request (no `.await` while held), as the open
     /// model's own statistics are kept.
     by_route: Mutex<Vec<Histogram<u64>>>,
+    /// Protobuf bodies that did not encode (see [`Self::render`]).
+    bad_bodies: AtomicU64,
 }
 
 impl TemplateWorkload {
@@ -453,40 +860,7 @@ impl TemplateWorkload {
         let mut total = 0.0;
         for (i, t) in traffic.requests.iter().enumerate() {
             let field = format!("traffic.requests[{i}]");
-            let path = compile(t.path.as_bytes(), &traffic.values, &field)?;
-            let headers = t
-                .headers
-                .iter()
-                .map(|(h, v)| Ok((h.clone(), compile(v.as_bytes(), &traffic.values, &field)?)))
-                .collect::<Result<Vec<_>, Invalid>>()?;
-            let body = match (&t.body, &t.body_file) {
-                (Some(b), _) => Some(compile(b.as_bytes(), &traffic.values, &field)?),
-                (None, Some(f)) => {
-                    let bytes = std::fs::read(dir.join(f))
-                        .map_err(|e| invalid(format_args!("{field}.body_file"), e))?;
-                    Some(compile(&bytes, &traffic.values, &field)?)
-                }
-                (None, None) => None,
-            };
-            let mut uses: Vec<usize> = path
-                .iter()
-                .chain(headers.iter().flat_map(|(_, p)| p))
-                .chain(body.iter().flatten())
-                .filter_map(|p| match p {
-                    Piece::Value(i) => Some(*i),
-                    Piece::Literal(_) => None,
-                })
-                .collect();
-            uses.sort_unstable();
-            uses.dedup();
-            templates.push(Compiled {
-                method: method(&t.method),
-                path,
-                headers,
-                body,
-                ok_status: t.ok_status.clone(),
-                uses,
-            });
+            templates.push(Compiled::new(t, &traffic.values, dir, &field)?);
             total += t.weight;
             cumulative.push(total);
         }
@@ -504,62 +878,103 @@ impl TemplateWorkload {
             cumulative,
             routes,
             by_route: Mutex::new(by_route),
+            bad_bodies: AtomicU64::new(0),
         })
-    }
-
-    fn rng(&self, n: u64, salt: u64) -> SmallRng {
-        SmallRng::seed_from_u64(
-            self.seed
-                ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                ^ salt.wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
-        )
     }
 
     /// The template slot `n` sends.
     fn pick(&self, n: u64) -> usize {
         let total = *self.cumulative.last().expect("at least one template");
-        let x = self.rng(n, u64::MAX).random::<f64>() * total;
+        let x = slot_rng(self.seed, n, u64::MAX).random::<f64>() * total;
         self.cumulative
             .iter()
             .position(|c| x < *c)
             .unwrap_or(self.cumulative.len() - 1)
     }
 
-    /// Every value template `t` uses, drawn for slot `n`.
-    fn values(&self, t: &Compiled, n: u64) -> HashMap<usize, String> {
-        t.uses
-            .iter()
-            .map(|&i| (i, self.gens[i].value(n, &mut self.rng(n, i as u64))))
-            .collect()
+    fn draw(&self, n: u64) -> Draw<'_> {
+        Draw {
+            gens: &self.gens,
+            seed: self.seed,
+            n,
+            outer: vec![None; self.gens.len()],
+        }
     }
 
-    /// The request slot `n` sends.
-    pub fn render(&self, n: u64) -> Rendered {
+    /// The request slot `n` sends; a body that does not encode as its
+    /// protobuf message is an `Err` naming why.
+    pub fn try_render(&self, n: u64) -> Result<Rendered, String> {
         let i = self.pick(n);
         let t = &self.templates[i];
-        let values = self.values(t, n);
-        let fill = |pieces: &[Piece]| -> Vec<u8> {
+        let mut draw = self.draw(n);
+        let text = |draw: &mut Draw, pieces: &[Piece]| {
             let mut out = Vec::new();
-            for p in pieces {
-                match p {
-                    Piece::Literal(l) => out.extend_from_slice(l),
-                    Piece::Value(v) => out.extend_from_slice(values[v].as_bytes()),
-                }
-            }
-            out
+            draw.fill(pieces, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
         };
-        let text = |pieces: &[Piece]| String::from_utf8_lossy(&fill(pieces)).into_owned();
+        let path = text(&mut draw, &t.path);
         let headers = t
             .headers
             .iter()
-            .map(|(h, p)| (h.clone(), text(p)))
+            .map(|(h, p)| (h.clone(), text(&mut draw, p)))
             .collect();
-        Rendered {
+        let body = match &t.body {
+            None => None,
+            Some(pieces) => {
+                let mut out = Vec::new();
+                draw.fill(pieces, &mut out);
+                Some(match &t.protobuf {
+                    Some(descriptor) => encode_protobuf(descriptor, &out)?,
+                    None => out,
+                })
+            }
+        };
+        Ok(Rendered {
             template: i,
-            path: text(&t.path),
+            path,
             headers,
-            body: t.body.as_deref().map(fill),
+            body,
+        })
+    }
+
+    /// The request slot `n` sends. A protobuf body that does not encode
+    /// (a value broke the JSON) is sent as its JSON text, which the
+    /// service will reject; it is counted in [`Self::bad_bodies`].
+    pub fn render(&self, n: u64) -> Rendered {
+        match self.try_render(n) {
+            Ok(r) => r,
+            Err(e) => {
+                if self.bad_bodies.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("slot {n}: {e} (sent as JSON text; later ones are only counted)");
+                }
+                let i = self.pick(n);
+                let t = &self.templates[i];
+                let mut draw = self.draw(n);
+                let mut fill = |p: &[Piece]| {
+                    let mut out = Vec::new();
+                    draw.fill(p, &mut out);
+                    out
+                };
+                let path = String::from_utf8_lossy(&fill(&t.path)).into_owned();
+                let headers = t
+                    .headers
+                    .iter()
+                    .map(|(h, p)| (h.clone(), String::from_utf8_lossy(&fill(p)).into_owned()))
+                    .collect();
+                let body = t.body.as_deref().map(fill);
+                Rendered {
+                    template: i,
+                    path,
+                    headers,
+                    body,
+                }
+            }
         }
+    }
+
+    /// Requests whose protobuf body did not encode (sent as JSON text).
+    pub fn bad_bodies(&self) -> u64 {
+        self.bad_bodies.load(Ordering::Relaxed)
     }
 
     /// The route label of a path (`other` when no template matches).
@@ -607,11 +1022,13 @@ impl Workload for TemplateWorkload {
 
     fn request(&self, n: u64) -> Request {
         let r = self.render(n);
+        let t = &self.templates[r.template];
         Request {
-            method: self.templates[r.template].method,
+            method: t.method,
             path: r.path,
             body: r.body.map(Bytes::from),
-            content_type: None,
+            content_type: (t.protobuf.is_some() && !t.has_content_type)
+                .then_some("application/x-protobuf"),
             units: 1,
             headers: r.headers,
         }
@@ -638,14 +1055,8 @@ impl Workload for TemplateWorkload {
         let t = &self.templates[self.pick(n)];
         // Only the path decides the route; `now` values never sit in a
         // route-deciding segment in practice, and redrawing is cheap.
-        let values = self.values(t, n);
         let mut path = Vec::new();
-        for p in &t.path {
-            match p {
-                Piece::Literal(l) => path.extend_from_slice(l),
-                Piece::Value(v) => path.extend_from_slice(values[v].as_bytes()),
-            }
-        }
+        self.draw(n).fill(&t.path, &mut path);
         let path = String::from_utf8_lossy(&path);
         let path = path.split('?').next().unwrap_or_default();
         let route = self.routes.find(path);
@@ -789,6 +1200,144 @@ mod tests {
         let w = workload("[[traffic.requests]]\npath = \"/a\"");
         assert_eq!(w.judge(0, 302, b""), Verdict::Ok);
         assert_eq!(w.judge(0, 500, b""), Verdict::Error);
+    }
+
+    #[test]
+    fn repeat_writes_copies_with_their_index_and_own_values() {
+        let w = workload(
+            r#"
+            [traffic.values]
+            batch = { kind = "sequence", start = 7 }
+            k = { kind = "int", min = 0, max = 1000000 }
+            [[traffic.requests]]
+            method = "POST"
+            path = "/b/{{batch}}"
+            body = '[{{repeat 3}}{"id": "{{batch}}-{{i}}", "k": {{k}}, "again": {{k}}}{{end}}]'
+            "#,
+        );
+        let body = w.request(2).body.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let items = v.as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(item["id"], format!("9-{i}"));
+            assert_eq!(item["k"], item["again"], "one value per copy");
+        }
+        assert_ne!(items[0]["k"], items[1]["k"], "each copy draws its own");
+        assert_eq!(
+            w.request(2).body.unwrap(),
+            body,
+            "the same slot, the same copies"
+        );
+    }
+
+    #[test]
+    fn bad_repeats_are_named() {
+        let check = |body: &str| {
+            validate(
+                &traffic(&format!(
+                    "[traffic.values]\nx = {{ kind = \"uuid\" }}\n[[traffic.requests]]\npath = \"/\"\nbody = '{body}'"
+                )),
+                Path::new("."),
+            )
+            .unwrap_err()
+        };
+        for (body, says) in [
+            ("[{{repeat 3}}{{x}}", "without its {{end}}"),
+            ("{{x}}{{end}}", "without a {{repeat N}}"),
+            ("{{i}}", "inside {{repeat N}}"),
+            ("{{repeat 0}}{{end}}", "number of copies"),
+            ("{{repeat 2}}{{repeat 2}}{{end}}{{end}}", "nest no repeats"),
+        ] {
+            let e = check(body);
+            assert_eq!(e.field, "traffic.requests[0].body", "{body}");
+            assert!(e.reason.contains(says), "{body}: {}", e.reason);
+        }
+        let e = validate(
+            &traffic(
+                "[traffic.values]\ni = { kind = \"uuid\" }\n[[traffic.requests]]\npath = \"/\"",
+            ),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "traffic.values.i");
+    }
+
+    #[test]
+    fn a_protobuf_body_is_encoded_from_its_json_template() {
+        let w = workload(
+            r#"
+            [traffic.values]
+            n = { kind = "sequence" }
+            p = { kind = "bytes", size = 8, encoding = "base64" }
+            [[traffic.requests]]
+            method = "POST"
+            path = "/v1/events"
+            body = '{"events": [{{repeat 4}}{"eventId": "e{{n}}-{{i}}", "tenantId": "t", "occurredAtUnixMs": "{{n}}", "payload": "{{p}}", "attributes": {"a": "b"}}{{end}}]}'
+            protobuf = { message = "parallax.ingest.v1.EventBatch" }
+            "#,
+        );
+        let r = w.request(5);
+        assert_eq!(r.content_type, Some("application/x-protobuf"));
+        let batch = decode_batch(&r.body.unwrap());
+        let events = batch["events"].as_array().unwrap();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[3]["eventId"], "e5-3");
+        assert_eq!(events[0]["occurredAtUnixMs"], "5");
+        assert_eq!(events[0]["payload"].as_str().unwrap().len(), 12, "8 bytes");
+        assert_eq!(events[0]["attributes"]["a"], "b");
+    }
+
+    #[test]
+    fn a_protobuf_body_that_does_not_fit_its_message_is_named() {
+        let check = |extra: &str| {
+            validate(
+                &traffic(&format!(
+                    "[[traffic.requests]]\nmethod = \"POST\"\npath = \"/\"\nbody = '{{\"events\": [{{\"nosuch\": 1}}]}}'\n{extra}"
+                )),
+                Path::new("."),
+            )
+            .unwrap_err()
+        };
+        let e = check("protobuf = { message = \"parallax.ingest.v1.EventBatch\" }");
+        assert_eq!(e.field, "traffic.requests[0].protobuf");
+        assert!(e.reason.contains("nosuch"), "{}", e.reason);
+        let e = check("protobuf = { message = \"EventBatch\" }");
+        assert_eq!(e.field, "traffic.requests[0].protobuf.message");
+        assert!(
+            e.reason.contains("parallax.ingest.v1.EventBatch"),
+            "{}",
+            e.reason
+        );
+        let e = check("protobuf = { message = \"a.B\", descriptor_set = \"no/such.pb\" }");
+        assert_eq!(e.field, "traffic.requests[0].protobuf.descriptor_set");
+    }
+
+    /// An encoded `EventBatch` as proto3 JSON (decoded by reflection).
+    fn decode_batch(bytes: &[u8]) -> serde_json::Value {
+        parallax_compare::protobuf::to_json("parallax.ingest.v1.EventBatch", bytes)
+            .expect("an EventBatch")
+    }
+
+    #[test]
+    fn the_built_in_ingest_file_sends_batches_of_500_unique_events() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/ingest.toml");
+        let x = Experiment::load(&path).unwrap();
+        let w = TemplateWorkload::new("ingest", &x.traffic, &x.dir(), &[]).unwrap();
+        let mut ids = std::collections::HashSet::new();
+        for n in [0, 1, crate::runner::WARMUP_FIRST_SLOT] {
+            let body = w.request(n).body.unwrap();
+            let batch = decode_batch(&body);
+            let events = batch["events"].as_array().unwrap();
+            assert_eq!(events.len(), 500);
+            for e in events {
+                assert!(
+                    e["tenantId"].as_str().unwrap().starts_with("tenant-"),
+                    "{e}"
+                );
+                assert!(ids.insert(e["eventId"].to_string()), "event ids are unique");
+            }
+        }
     }
 
     #[test]

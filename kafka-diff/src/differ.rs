@@ -49,7 +49,7 @@ use crate::error::Error;
 use crate::flow::{Change, Gate};
 use crate::join::{Joined, Joiner, Unpaired};
 use crate::metrics::DiffMetrics;
-use crate::record::{Record, Side};
+use crate::record::{JoinKey, Record, Side};
 use crate::report::{Class, KafkaComparison};
 use crate::samples::{RecordView, Sample, SampleFile, SampleRing};
 
@@ -100,6 +100,8 @@ pub struct DifferConfig {
     pub samples_file: Option<PathBuf>,
     /// The protobuf message of record values; `None` compares bytes.
     pub value_message: Option<String>,
+    /// What pairs records. Default: the `event-id` header.
+    pub join: JoinKey,
     /// How long metadata and offset requests may take at connect.
     pub connect_timeout: Duration,
 }
@@ -117,6 +119,7 @@ impl DifferConfig {
             max_samples: 100,
             samples_file: None,
             value_message: Some(INGEST_EVENT_MESSAGE.to_owned()),
+            join: JoinKey::default(),
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -370,7 +373,7 @@ impl Differ {
             Side::Primary => report.consumed_primary += 1,
             Side::Shadow => report.consumed_shadow += 1,
         }
-        match record.event_id() {
+        match record.join_key(&self.config.join, self.config.value_message.as_deref()) {
             Some(id) => joiner.push(side, id, record, now.into_std(), out),
             None => {
                 self.metrics.without_event_id(side);

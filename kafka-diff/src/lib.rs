@@ -54,5 +54,6 @@ pub mod samples;
 pub use cli::Args;
 pub use differ::{Differ, DifferConfig, Start, Stop};
 pub use error::Error;
+pub use record::JoinKey;
 pub use report::{Class, KafkaComparison};
 pub use samples::Sample;

@@ -1,6 +1,10 @@
-//! WebSocket subscribers for the fan-out twins (`parallax bench fanout`).
+//! WebSocket clients that hold sessions and time what they receive: the
+//! fan-out twins' subscribers (`parallax bench fanout`) and the
+//! `[traffic.websocket]` sessions of an experiment file.
 //!
-//! [`connect`] opens many mostly idle connections to `GET /v1/subscribe`,
+//! [`connect`] opens many mostly idle connections to one path (the fan-out
+//! twins' `GET /v1/subscribe?topics=…`), sends each session's opening
+//! messages,
 //! each bound to one of several source addresses in turn (one source
 //! address reaches one destination from only ~28K ephemeral ports), with
 //! small tungstenite buffers so the client side stays cheap. Every text
@@ -29,8 +33,13 @@ const MAX_LATENCY_US: u64 = 600_000_000;
 #[derive(Debug, Clone)]
 pub struct SubscribeConfig {
     pub server: SocketAddr,
-    /// The one topic every connection subscribes to.
-    pub topic: String,
+    /// Path and query of the upgrade request, e.g. `/v1/subscribe?topics=news`.
+    pub path: String,
+    /// Headers added to the upgrade request.
+    pub headers: Vec<(String, String)>,
+    /// Text messages each connection sends right after its handshake (a
+    /// subscribe command, say).
+    pub messages: Vec<String>,
     pub connections: usize,
     /// Source addresses, used round-robin by global connection index.
     pub sources: Vec<IpAddr>,
@@ -135,10 +144,8 @@ pub struct Subscribers {
 pub async fn connect(config: &SubscribeConfig) -> Subscribers {
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let gate = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let url = format!(
-        "ws://{}/v1/subscribe?topics={}",
-        config.server, config.topic
-    );
+    let url = format!("ws://{}{}", config.server, config.path);
+    let session = Arc::new((config.headers.clone(), config.messages.clone()));
     let mut handshakes = JoinSet::new();
     let mut readers = JoinSet::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -151,8 +158,9 @@ pub async fn connect(config: &SubscribeConfig) -> Subscribers {
         let permit = gate.clone().acquire_owned().await.expect("never closed");
         let source = config.sources[(config.first_index + i) % config.sources.len()];
         let (url, server, tx) = (url.clone(), config.server, tx.clone());
+        let session = Arc::clone(&session);
         handshakes.spawn(async move {
-            let result = open(&url, server, source).await;
+            let result = open(&url, server, source, &session.0, &session.1).await;
             drop(permit);
             let _ = tx.send(result);
         });
@@ -183,7 +191,25 @@ pub async fn connect(config: &SubscribeConfig) -> Subscribers {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn open(url: &str, server: SocketAddr, source: IpAddr) -> Result<Ws, String> {
+async fn open(
+    url: &str,
+    server: SocketAddr,
+    source: IpAddr,
+    headers: &[(String, String)],
+    messages: &[String],
+) -> Result<Ws, String> {
+    use futures::SinkExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| format!("request: {e}"))?;
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| format!("header {name:?}: {e}"))?;
+        let value =
+            http::HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
+        request.headers_mut().insert(name, value);
+    }
     let socket = match source {
         IpAddr::V4(_) => TcpSocket::new_v4(),
         IpAddr::V6(_) => TcpSocket::new_v6(),
@@ -202,9 +228,14 @@ async fn open(url: &str, server: SocketAddr, source: IpAddr) -> Result<Ws, Strin
         .max_write_buffer_size(64 * 1024)
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024));
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
+    for m in messages {
+        ws.send(Message::text(m.as_str()))
+            .await
+            .map_err(|e| format!("sending {m:?}: {e}"))?;
+    }
     Ok(ws)
 }
 

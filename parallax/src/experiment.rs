@@ -17,25 +17,35 @@ use parallax_report::RunResults;
 use crate::run::RunArgs;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    // Every child is in its own process group, so a Ctrl-C reaches this
-    // process only: it stops the load and the readiness waits, and the
-    // runner unwinds, stopping every child it started.
+    interrupt_handler()?;
+    let mut experiments = load(&args.experiments)?;
+    overrides(&mut experiments, args)?;
+    if args.check {
+        for experiment in &experiments {
+            check(experiment)?;
+        }
+        return Ok(());
+    }
+    let results = run_all(&experiments, args, &args.out)?;
+    write(&results, &args.out)
+}
+
+/// One Ctrl-C handler for the whole process (the ctrlc crate takes one):
+/// every child is in its own process group, so a Ctrl-C reaches this
+/// process only; it stops the load and the readiness waits, and the runner
+/// unwinds, stopping every child it started.
+pub fn interrupt_handler() -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
         eprintln!("\ninterrupted: stopping the load and the backends");
         parallax_loadgen::open::interrupt();
         parallax_harness::child::interrupt();
     })
-    .context("cannot install the Ctrl-C handler")?;
-    // --aa --direct: the baseline against itself, each alone in turn.
-    args.verdict.check()?;
-    // A capacity search or ladder is direct (each backend alone) too.
-    let mode = match (args.aa, args.direct || args.capacity()) {
-        (true, _) => Some(ModeName::Aa),
-        (false, true) => Some(ModeName::Direct),
-        (false, false) => None,
-    };
-    let experiments = args
-        .experiments
+    .context("cannot install the Ctrl-C handler")
+}
+
+/// Reads and checks every file; names must differ.
+pub fn load(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Experiment>> {
+    let experiments = paths
         .iter()
         .map(|path| Experiment::load(path).map_err(anyhow::Error::from))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -49,21 +59,57 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if args.check {
-        for experiment in &experiments {
-            check(experiment)?;
+    Ok(experiments)
+}
+
+/// The flags that change a file rather than a run: `--clients` replaces
+/// `traffic.websocket.clients`; a capacity search needs request traffic.
+pub fn overrides(experiments: &mut [Experiment], args: &RunArgs) -> anyhow::Result<()> {
+    for x in experiments {
+        match (&mut x.traffic.websocket, args.clients) {
+            (Some(ws), Some(clients)) => {
+                ws.clients = clients;
+                ws.shadow_clients = Some(ws.shadow_clients().min(clients));
+            }
+            (None, Some(_)) if args.experiments.len() == 1 => bail!(
+                "--clients: {} has no [traffic.websocket] sessions",
+                x.origin.display()
+            ),
+            _ => {}
         }
-        return Ok(());
+        if x.traffic.websocket.is_some() && args.capacity() {
+            bail!(
+                "--find-capacity / --rate START..ENDxFACTOR: {} holds WebSocket sessions, which have no capacity search yet; run it at fixed rates (load.steps)",
+                x.origin.display()
+            );
+        }
     }
+    Ok(())
+}
+
+/// Runs each experiment in turn with the command line's overrides; every
+/// experiment's logs go to `out/<name>/`.
+pub fn run_all(
+    experiments: &[Experiment],
+    args: &RunArgs,
+    out: &Path,
+) -> anyhow::Result<RunResults> {
+    args.verdict.check()?;
+    // --aa --direct: the baseline against itself, each alone in turn. A
+    // capacity search or ladder is direct (each backend alone) too.
+    let mode = match (args.aa, args.direct || args.capacity()) {
+        (true, _) => Some(ModeName::Aa),
+        (false, true) => Some(ModeName::Direct),
+        (false, false) => None,
+    };
     if let Some(d) = args.duration_secs.filter(|d| *d < 1.0) {
         bail!("--duration-secs {d}: must be at least 1");
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let run_mode = runner::report_mode(mode.unwrap_or(experiments[0].load.mode));
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut results = RunResults::new(command, run_mode);
-    for experiment in &experiments {
+    for experiment in experiments {
         let this_mode = runner::mode(
             experiment,
             &RunOptions {
@@ -78,6 +124,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 this_mode
             );
         }
+        // `..default()`: the runner's other options (capacity search,
+        // interleaving, cgroups) keep their defaults here.
         let mut options = RunOptions {
             mode,
             duration_secs: args.duration_secs,
@@ -88,11 +136,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
-            out: args.out.join(experiment.name()),
+            out: out.join(experiment.name()),
             proxy_exe: crate::workspace::self_exe()?,
-            aa_direct: args.aa && args.direct,
             ..RunOptions::default()
         };
+        options.aa_direct = args.aa && args.direct;
         args.verdict
             .apply(args.rate, experiment.load.rate, &mut options);
         let scenarios = runner::run(experiment, &options)
@@ -100,7 +148,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         results.scenarios.extend(scenarios);
     }
     args.verdict.attach_noise(&mut results)?;
-    write(&results, &args.out)
+    Ok(results)
 }
 
 /// results.json, report.html and the table.
@@ -161,7 +209,9 @@ fn check(experiment: &Experiment) -> anyhow::Result<()> {
         if shown.iter().all(|s| *s) {
             break;
         }
-        let r = workload.render(n);
+        let r = workload
+            .try_render(n)
+            .map_err(|e| anyhow::anyhow!("{}: slot {n}: {e}", experiment.origin.display()))?;
         if std::mem::replace(&mut shown[r.template], true) {
             continue;
         }
@@ -176,7 +226,9 @@ fn check(experiment: &Experiment) -> anyhow::Result<()> {
         for (h, v) in &r.headers {
             println!("       {h}: {v}");
         }
-        if let Some(body) = &r.body {
+        if let (Some(body), Some(p)) = (&r.body, &t.protobuf) {
+            println!("       body: {} bytes of {}", body.len(), p.message);
+        } else if let Some(body) = &r.body {
             let text = String::from_utf8_lossy(body);
             let short: String = text.chars().take(160).collect();
             let more = if text.chars().count() > 160 {
@@ -189,9 +241,10 @@ fn check(experiment: &Experiment) -> anyhow::Result<()> {
     }
     if let Some(k) = &experiment.side_effects.kafka {
         println!(
-            "  kafka: {} and {} joined on event-id ({})",
+            "  kafka: {} and {} joined on {} ({})",
             k.baseline_topic,
             k.candidate_topic,
+            k.join,
             k.brokers()
         );
     }

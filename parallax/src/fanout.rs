@@ -3,9 +3,8 @@
 //!
 //! A twin may hold at most 20,000 descriptors, and so may any process, so
 //! the clients live in worker processes of this binary (`parallax bench
-//! fanout-worker`, [`worker`]): each opens its share of connections with
-//! [`parallax_loadgen::ws`] and answers line commands on stdin with one JSON
-//! line on stdout. Per twin:
+//! fanout-worker`, [`worker`]), the harness's worker fleet
+//! ([`parallax_harness::fleet`]). Per twin:
 //!
 //! 1. start it with `--ping-interval-secs 3600` (idle clients are not
 //!    reaped) and read its `VmRSS` as the baseline once ready;
@@ -16,24 +15,24 @@
 //!    subscribe to an idle topic), setting `published_at_unix_us` to each
 //!    notification's scheduled time (a late publisher counts as latency), at 1/s and then 100/s; the workers' histograms are merged.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use parallax_harness::fleet::{Fleet, FleetSpec};
 use parallax_loadgen::result::Latency;
-use parallax_loadgen::ws::{self, SubscribeConfig};
+use parallax_loadgen::ws;
 
 use crate::twin::{self, Twin};
 
 const BUSY_TOPIC: &str = "bench";
-const IDLE_TOPIC: &str = "idle";
+const BUSY_PATH: &str = "/v1/subscribe?topics=bench";
+const IDLE_PATH: &str = "/v1/subscribe?topics=idle";
 
 #[derive(Debug, Args)]
 pub struct FanoutArgs {
@@ -138,20 +137,21 @@ fn measure(
 ) -> anyhow::Result<TwinResult> {
     std::thread::sleep(Duration::from_secs(1));
     let baseline = twin.usage()?.rss_bytes;
-    let mut workers: Vec<Worker> = Vec::new();
+    let mut spec = FleetSpec::new(crate::workspace::self_exe()?, twin.addr);
+    spec.per_worker = args.per_worker;
+    spec.sources = args.sources;
+    let mut fleet = Fleet::new(spec);
     let mut memory = Vec::new();
     let mut total = 0;
     for &checkpoint in &args.checkpoints {
         while total < checkpoint {
-            let (topic, n) = next_worker(total, checkpoint, args.per_worker, args.latency_clients);
-            let worker = Worker::spawn(twin.addr, topic, n, total, args.sources, None)?;
+            let (path, n) = next_worker(total, checkpoint, args.per_worker, args.latency_clients);
+            fleet.add(path, n)?;
             total += n;
-            workers.push(worker);
         }
         std::thread::sleep(Duration::from_secs(args.settle_secs));
-        let connected: usize = workers.iter().map(|w| w.hello.connected).sum();
-        let failed: usize = workers.iter().map(|w| w.hello.failed).sum();
-        if let Some(e) = workers.iter().find_map(|w| w.hello.first_error.clone()) {
+        let (connected, failed) = (fleet.connected(), fleet.failed());
+        if let Some(e) = fleet.first_error() {
             eprintln!("  {failed} connections failed; first: {e}");
         }
         let rss = twin.usage()?.rss_bytes;
@@ -168,36 +168,24 @@ fn measure(
         );
         memory.push(point);
     }
-    let clients: usize = workers
-        .iter()
-        .filter(|w| w.topic == BUSY_TOPIC)
-        .map(|w| w.hello.connected)
-        .sum();
+    let clients = fleet.connected_on(BUSY_PATH);
     let mut broadcasts = Vec::new();
     for (rate, count) in [(1, args.slow_count), (100, 100 * args.fast_secs)] {
-        for w in &mut workers {
-            w.command("reset")?;
-        }
+        fleet.reset()?;
         eprintln!("  {count} notifications at {rate}/s to {clients} clients");
         let (cpu, started) = (twin.usage()?.cpu_seconds, Instant::now());
         publish(http, twin, rate, count)?;
         let publish_secs = started.elapsed().as_secs_f64();
         std::thread::sleep(Duration::from_secs(3));
         let server_cpu_seconds = twin.usage()?.cpu_seconds - cpu;
-        let mut merged = ws::new_histogram();
-        for w in &mut workers {
-            let report = w.command("report")?;
-            merged.add(ws::decode_histogram(&report.histogram).map_err(anyhow::Error::msg)?)?;
-        }
+        let merged = fleet.latency()?;
         broadcasts.push(Broadcast {
             publish_secs,
             server_cpu_seconds,
             ..summarise(rate, count, clients, &merged)
         });
     }
-    for w in &mut workers {
-        let _ = w.command("exit");
-    }
+    drop(fleet);
     Ok(TwinResult {
         backend: twin.name.to_owned(),
         baseline_rss_bytes: baseline,
@@ -207,8 +195,9 @@ fn measure(
     })
 }
 
-/// The topic and size of the next worker: workers never straddle the
-/// `latency_clients` boundary, so exactly that many connections are busy.
+/// The path (topic) and size of the next worker: workers never straddle
+/// the `latency_clients` boundary, so exactly that many connections are
+/// busy.
 fn next_worker(
     total: usize,
     checkpoint: usize,
@@ -217,9 +206,9 @@ fn next_worker(
 ) -> (&'static str, usize) {
     let n = per_worker.min(checkpoint - total);
     if total < latency_clients {
-        (BUSY_TOPIC, n.min(latency_clients - total))
+        (BUSY_PATH, n.min(latency_clients - total))
     } else {
-        (IDLE_TOPIC, n)
+        (IDLE_PATH, n)
     }
 }
 
@@ -273,188 +262,21 @@ fn publish(
     Ok(())
 }
 
-/// Subscribers spread over worker processes (each holds at most
-/// `per_worker` connections, so no process nears the descriptor limit),
-/// used by `parallax run` and `parallax load ws`.
-pub struct Fleet {
-    workers: Vec<Worker>,
-}
-
-impl Fleet {
-    /// Opens `clients` connections to `server`, subscribed round-robin per
-    /// worker to `topics`, from `sources` source addresses 127.0.0.2…, at
-    /// most `connect_rate` new connections per second (workers connect one
-    /// after another).
-    pub fn connect(
-        server: SocketAddr,
-        clients: usize,
-        per_worker: usize,
-        topics: &[String],
-        sources: u8,
-        connect_rate: Option<f64>,
-    ) -> anyhow::Result<Self> {
-        let mut workers = Vec::new();
-        let mut total = 0;
-        while total < clients {
-            let n = per_worker.max(1).min(clients - total);
-            let topic = &topics[workers.len() % topics.len().max(1)];
-            workers.push(Worker::spawn(
-                server,
-                topic,
-                n,
-                total,
-                sources,
-                connect_rate,
-            )?);
-            total += n;
-        }
-        Ok(Self { workers })
-    }
-
-    pub fn connected(&self) -> usize {
-        self.workers.iter().map(|w| w.hello.connected).sum()
-    }
-
-    pub fn failed(&self) -> usize {
-        self.workers.iter().map(|w| w.hello.failed).sum()
-    }
-
-    /// Connections subscribed to `topic`.
-    pub fn subscribed_to(&self, topic: &str) -> usize {
-        self.workers
-            .iter()
-            .filter(|w| w.topic == topic)
-            .map(|w| w.hello.connected)
-            .sum()
-    }
-
-    pub fn first_error(&self) -> Option<String> {
-        self.workers
-            .iter()
-            .find_map(|w| w.hello.first_error.clone())
-    }
-
-    /// Forgets everything received so far.
-    pub fn reset(&mut self) -> anyhow::Result<()> {
-        for w in &mut self.workers {
-            w.command("reset")?;
-        }
-        Ok(())
-    }
-
-    /// Delivery latency (µs) of every notification received since the last
-    /// reset, merged over the workers.
-    pub fn latency(&mut self) -> anyhow::Result<Histogram<u64>> {
-        let mut merged = ws::new_histogram();
-        for w in &mut self.workers {
-            let report = w.command("report")?;
-            merged.add(ws::decode_histogram(&report.histogram).map_err(anyhow::Error::msg)?)?;
-        }
-        Ok(merged)
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for w in &mut self.workers {
-            let _ = w.command("exit");
-        }
-    }
-}
-
-/// A worker's first line: how its connections went.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Hello {
-    connected: usize,
-    failed: usize,
-    first_error: Option<String>,
-}
-
-/// A worker's answer to `reset`, `report` or `exit`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Report {
-    /// Hex of the V2-serialised latency histogram (µs).
-    histogram: String,
-    unparsed: u64,
-}
-
-struct Worker {
-    topic: String,
-    hello: Hello,
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Worker {
-    fn spawn(
-        server: SocketAddr,
-        topic: &str,
-        connections: usize,
-        first_index: usize,
-        sources: u8,
-        connect_rate: Option<f64>,
-    ) -> anyhow::Result<Self> {
-        let mut command = Command::new(crate::workspace::self_exe()?);
-        command.args(["bench", "fanout-worker"]);
-        if let Some(rate) = connect_rate {
-            command.arg("--connect-rate").arg(rate.to_string());
-        }
-        let mut child = command
-            .arg("--server")
-            .arg(server.to_string())
-            .args(["--topic", topic, "--connections"])
-            .arg(connections.to_string())
-            .arg("--first-index")
-            .arg(first_index.to_string())
-            .arg("--sources")
-            .arg(sources.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start a fanout worker")?;
-        let stdin = child.stdin.take().expect("piped");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let hello = serde_json::from_str(&read_line(&mut stdout)?)?;
-        let topic = topic.to_owned();
-        Ok(Self {
-            topic,
-            hello,
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    fn command(&mut self, command: &str) -> anyhow::Result<Report> {
-        writeln!(self.stdin, "{command}")?;
-        self.stdin.flush()?;
-        Ok(serde_json::from_str(&read_line(&mut self.stdout)?)?)
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_line(r: &mut impl BufRead) -> anyhow::Result<String> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        bail!("a fanout worker exited early");
-    }
-    Ok(line)
-}
-
-/// `parallax bench fanout-worker` (hidden): one share of the clients.
+/// `parallax bench fanout-worker` (hidden): one worker of the harness's
+/// fleet ([`parallax_harness::fleet`]), started by the fleet itself.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     #[arg(long)]
     server: SocketAddr,
+    /// Path and query of the upgrade request.
     #[arg(long)]
-    topic: String,
+    path: String,
+    /// `name: value`, repeated.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// A text message sent after the handshake, repeated.
+    #[arg(long = "message", allow_hyphen_values = true)]
+    messages: Vec<String>,
     #[arg(long)]
     connections: usize,
     #[arg(long, default_value_t = 0)]
@@ -466,64 +288,18 @@ pub struct WorkerArgs {
     connect_rate: Option<f64>,
 }
 
-/// Connects, prints [`Hello`], then answers `reset`/`report`/`exit` lines.
+/// Runs one worker until told to exit.
 pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let config = SubscribeConfig {
+    parallax_harness::fleet::worker_main(&parallax_harness::fleet::WorkerArgs {
         server: args.server,
-        topic: args.topic.clone(),
+        path: args.path.clone(),
+        headers: args.headers.clone(),
+        messages: args.messages.clone(),
         connections: args.connections,
-        sources: (0..args.sources.max(1))
-            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
-            .collect(),
         first_index: args.first_index,
-        concurrency: 256,
-        connect_rate_per_sec: args.connect_rate,
-    };
-    let subscribers = runtime.block_on(ws::connect(&config));
-    let mut stdout = std::io::stdout().lock();
-    let hello = Hello {
-        connected: subscribers.connected,
-        failed: subscribers.failed,
-        first_error: subscribers.first_error.clone(),
-    };
-    writeln!(stdout, "{}", serde_json::to_string(&hello)?)?;
-    stdout.flush()?;
-    // The readers run on the runtime while this thread waits for commands.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    runtime.block_on(async {
-        while let Some(line) = rx.recv().await {
-            let mut report = Report::default();
-            {
-                let mut r = subscribers.recorder.lock().expect("not poisoned");
-                match line.trim() {
-                    "reset" => *r = ws::Recorder::default(),
-                    "report" => {
-                        report.histogram = ws::encode_histogram(&r.latency_us);
-                        report.unparsed = r.unparsed;
-                    }
-                    _ => {}
-                }
-            }
-            writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
-            stdout.flush()?;
-            if line.trim() == "exit" {
-                break;
-            }
-        }
-        anyhow::Ok(())
-    })?;
-    drop(subscribers);
-    Ok(())
+        sources: args.sources,
+        connect_rate: args.connect_rate,
+    })
 }
 
 /// A figure of one broadcast phase, for the table.
@@ -615,11 +391,7 @@ mod tests {
         }
         assert_eq!(
             plan,
-            vec![
-                (BUSY_TOPIC, 1_000),
-                (IDLE_TOPIC, 5_000),
-                (IDLE_TOPIC, 4_000)
-            ]
+            vec![(BUSY_PATH, 1_000), (IDLE_PATH, 5_000), (IDLE_PATH, 4_000)]
         );
     }
 }

@@ -697,14 +697,22 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
         "ws: {} clients in {workers} worker processes from {sources} source addresses",
         args.clients
     );
-    let mut fleet = crate::fanout::Fleet::connect(
-        args.target,
-        args.clients,
-        per_worker,
-        &args.topics,
-        sources,
-        args.connect_rate,
-    )?;
+    let mut spec =
+        parallax_harness::fleet::FleetSpec::new(crate::workspace::self_exe()?, args.target);
+    spec.per_worker = per_worker;
+    spec.sources = sources;
+    spec.connect_rate = args.connect_rate;
+    // Workers are spread over the topics round-robin.
+    let mut fleet = parallax_harness::fleet::Fleet::new(spec);
+    let mut left = args.clients;
+    for w in 0.. {
+        if left == 0 {
+            break;
+        }
+        let n = per_worker.max(1).min(left);
+        fleet.add(&topic_path(&args.topics[w % args.topics.len()]), n)?;
+        left -= n;
+    }
     eprintln!(
         "  {} connected, {} failed",
         fleet.connected(),
@@ -730,7 +738,7 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
     };
     let report = drive(&runtime, Arc::new(workload), &phase)?;
     let expected: u64 = expected_deliveries(&fleet, &args.topics, report.requests);
-    let latency = await_deliveries(&mut fleet, expected, Duration::from_secs(30))?;
+    let latency = fleet.await_frames(expected, Duration::from_secs(30))?;
     print_ws(
         &report,
         &latency,
@@ -766,34 +774,25 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Collects the delivery histogram once `expected` frames arrived, or when
-/// `patience` ran out (a slow server may still be writing its backlog when
-/// the publisher is done).
-pub fn await_deliveries(
-    fleet: &mut crate::fanout::Fleet,
-    expected: u64,
-    patience: Duration,
-) -> anyhow::Result<Histogram<u64>> {
-    let deadline = std::time::Instant::now() + patience;
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let latency = fleet.latency()?;
-        if latency.len() >= expected || std::time::Instant::now() >= deadline {
-            return Ok(latency);
-        }
-    }
+/// The fan-out twins' subscribe path for one topic.
+fn topic_path(topic: &str) -> String {
+    format!("/v1/subscribe?topics={topic}")
 }
 
 /// Notifications go round-robin over the topics; each reaches every
 /// connection subscribed to its topic.
-pub fn expected_deliveries(fleet: &crate::fanout::Fleet, topics: &[String], sent: u64) -> u64 {
+pub fn expected_deliveries(
+    fleet: &parallax_harness::fleet::Fleet,
+    topics: &[String],
+    sent: u64,
+) -> u64 {
     let k = topics.len() as u64;
     topics
         .iter()
         .enumerate()
         .map(|(i, topic)| {
             let to_topic = sent / k + u64::from((i as u64) < sent % k);
-            to_topic * fleet.subscribed_to(topic) as u64
+            to_topic * fleet.connected_on(&topic_path(topic)) as u64
         })
         .sum()
 }

@@ -5,12 +5,11 @@
 //! - [`kafka`]: `parallax kafka up|down|status`, a thin front for `scripts/kafka.sh`.
 //! - [`twin`]: building the Go and Rust twins and running them as child processes.
 //! - [`procstat`]: CPU-seconds and RSS of a child from `/proc`.
-//! - [`run`]: `parallax run`, the side-by-side job (shadow, direct, A/A) of
-//!   the built-in twin pairs.
+//! - [`run`]: `parallax run` without a file: the built-in twin pairs'
+//!   experiment files (`experiments/*.toml`) and the local Kafka they need.
 //! - [`experiment`]: `parallax run EXPERIMENT.toml`, the same job on your
 //!   own services (`parallax-harness` runs it).
-//! - [`stack`]: the proxy as a child process of a run, and reading its
-//!   histograms and counters back.
+//! - [`stack`]: a free loopback port for `parallax bench proxy`.
 //! - [`load`]: `parallax load ingest|cache|ws`, open-model load on goose.
 //! - [`bench`](mod@bench): `parallax bench cache|cache-churn`, the twins under the same
 //!   open-model load from `parallax-loadgen`, one at a time.
@@ -151,6 +150,13 @@ fn main() -> anyhow::Result<()> {
     {
         // Template traffic against a URL: no checkout needed.
         return load::http(args);
+    }
+    if let Command::Bench {
+        bench: bench::Bench::FanoutWorker(args),
+    } = &cli.command
+    {
+        // A WebSocket session worker of an experiment: no checkout needed.
+        return fanout::worker(args);
     }
     if let Command::Report { report } = &cli.command {
         return report_serve::run(report);

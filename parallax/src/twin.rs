@@ -22,10 +22,14 @@ pub struct Binaries {
     pub rust: PathBuf,
 }
 
-/// The Rust twins, built together by [`build`]. The experiment files of the
-/// built-in pairs (`experiments/*.toml`) build with the same invocation, so
-/// after the first build each later one is a no-op.
-pub const RUST_TWINS: [&str; 3] = [
+/// The release build a run needs, in one cargo invocation: this CLI and the
+/// three Rust twins. The README's main job and the experiment files of the
+/// built-in pairs (`experiments/*.toml`) build exactly this set, so features
+/// are resolved once and every build after the first is a no-op (a
+/// different set could resolve shared dependencies' features differently
+/// and rebuild them).
+pub const RUST_TWINS: [&str; 4] = [
+    "parallax",
     "parallax-ingest",
     "parallax-session-cache",
     "parallax-fanout",
