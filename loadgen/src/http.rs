@@ -2,7 +2,9 @@
 //! connection per sender.
 //!
 //! Each [`Connection`] is hyper's low-level `client::conn::http1` handle
-//! with the connection future on a task of its own, and is used by exactly
+//! with the connection future on a task of its own (made by
+//! [`parallax_common::http1::connect`], as the proxy's upstream
+//! connections are), and is used by exactly
 //! one sender at a time. That skips a connection pool altogether: no
 //! checkout, no lock, no idle list, no `Uri` authority parsing on every
 //! request. `examples/http_ceiling.rs` measures this against hyper-util's
@@ -22,9 +24,7 @@ use http::header::HOST;
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
 
 /// Why a request got no HTTP answer.
 #[derive(
@@ -155,29 +155,19 @@ impl Connection {
             None => false,
         };
         if !open {
-            self.sender = Some(connect(self.addr).await?);
+            self.sender = Some(connect(self.addr, self.timeout).await?);
         }
         Ok(self.sender.as_mut().expect("just connected"))
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, TransportError> {
-    let stream = TcpStream::connect(addr)
+async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+    parallax_common::http1::connect(addr, timeout)
         .await
-        .map_err(|_| TransportError::Connect)?;
-    // Small requests must not wait for Nagle's delayed ACK dance.
-    stream
-        .set_nodelay(true)
-        .map_err(|_| TransportError::Connect)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| TransportError::Connect)?;
-    // The connection future does the socket I/O; it ends when `sender` is
-    // dropped or the server closes the connection.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+        .map_err(|_| TransportError::Connect)
 }
 
 #[cfg(test)]
