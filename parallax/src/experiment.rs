@@ -239,6 +239,15 @@ fn check(experiment: &Experiment) -> anyhow::Result<()> {
             println!("       body: {short}{more}");
         }
     }
+    if let Some(ws) = &experiment.traffic.websocket {
+        println!(
+            "  websocket: {} sessions per backend on {} ({} through the proxy in shadow mode), frames paired by {}; each request above is a publish expected to reach every session",
+            ws.clients,
+            ws.path,
+            ws.shadow_clients(),
+            ws.match_by
+        );
+    }
     if let Some(k) = &experiment.side_effects.kafka {
         println!(
             "  kafka: {} and {} joined on {} ({})",
