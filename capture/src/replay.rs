@@ -659,7 +659,8 @@ pub async fn run(
 ) -> Result<ReplayReport, Error> {
     let schedule = Schedule::open(files, options)?;
     // Bounded twice: the reader thread stays at most 1,024 items ahead of
-    // the dispatcher, and at most READ_AHEAD_BYTES of bodies ahead of the
+    // the dispatcher, and at most READ_AHEAD_BYTES (bodies, plus
+    // ITEM_BYTES per request for its head and bookkeeping) ahead of the
     // requests' completion, so memory stays flat whatever the capture's
     // size (83 KB ingest batches would otherwise hold 85 MB in the
     // channel). The bytes are given back when a request is done, not when
@@ -677,8 +678,10 @@ pub async fn run(
         .spawn(move || {
             let mut schedule = schedule;
             for item in schedule.by_ref() {
-                let len = item.as_ref().map_or(0, |i| i.request.body.len());
-                while reader_ahead.load(Ordering::Relaxed) > READ_AHEAD_BYTES {
+                let len = item.as_ref().map_or(0, cost);
+                while reader_ahead.load(Ordering::Relaxed) > READ_AHEAD_BYTES
+                    && !item_tx.is_closed()
+                {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 reader_ahead.fetch_add(len, Ordering::Relaxed);
@@ -886,8 +889,22 @@ fn snapshot(live: &Live, start: Instant, due: Duration) -> Progress {
     }
 }
 
-/// Body bytes the reader thread may read ahead of the dispatcher.
+/// Bytes the reader thread may read ahead of the requests' completion.
 const READ_AHEAD_BYTES: usize = 8 << 20;
+/// What a request costs besides its body (its head, its job, its place in
+/// a queue), about: a backlog of bodiless GETs stops at 16,384 requests.
+const ITEM_BYTES: usize = 512;
+
+/// What an item holds against [`READ_AHEAD_BYTES`] until its request is
+/// done (`send`): requests only. WebSocket handshakes and messages go to
+/// their sessions, which are few and bounded by the capture's sessions.
+fn cost(item: &Item) -> usize {
+    if item.ws.is_some() || item.is_handshake() {
+        0
+    } else {
+        item.request.body.len() + ITEM_BYTES
+    }
+}
 
 /// How long a session's worker waits for its next request before it
 /// closes its connection (a later request of the session opens a new one).
@@ -996,7 +1013,7 @@ async fn send(shared: &Shared, conn: &mut Conn, job: Job) {
     shared.live.completed.fetch_add(1, Ordering::Relaxed);
     shared
         .ahead
-        .fetch_sub(job.request.body.len(), Ordering::Relaxed);
+        .fetch_sub(job.request.body.len() + ITEM_BYTES, Ordering::Relaxed);
     let latency = done.saturating_duration_since(from).as_micros() as u64;
     shared.collector.lock().expect("no worker panicked").record(
         done,

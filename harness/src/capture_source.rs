@@ -18,10 +18,14 @@
 //! (direct mode's A B B A). Opening the experiment reads the capture once,
 //! to count its requests and measure its span.
 //!
-//! Warm-up slots (numbered from 2^40 by the runner) replay the capture from
-//! its start too, as loop number 1,000,000 onward: with `fresh_id` set,
-//! their ids differ from the measured slots', so a write is not refused as
-//! a duplicate when the measured run sends it again.
+//! Slot numbers carry the runner's bookkeeping (`runner.rs`): warm-up slots
+//! count from 2^40 (a backend's own warm-up offset by `i << 32`), a step's
+//! slots from `k << 36`. Positions in the capture ignore those offsets, so
+//! every step starts at the capture's beginning and both backends' warm-ups
+//! send the same requests (their side effects join like the rest). Warm-up
+//! requests replay as loop 1,000,000 onward: with `fresh_id` set, their ids
+//! differ from the measured slots', so a write is not refused as a
+//! duplicate when the measured run sends it again.
 //!
 //! WebSocket sessions in the capture are not replayed here (the runner
 //! sends HTTP requests); `parallax replay` replays them.
@@ -296,6 +300,10 @@ pub fn settle(experiment: &mut crate::experiment::Experiment) -> Result<(), Inva
 /// Measured slots count from 0, warm-up slots from this (the runner's
 /// numbering).
 const WARMUP_BASE: u64 = 1 << 40;
+/// The bits of a warm-up slot below the backend's offset (`i << 32`).
+const WARMUP_MASK: u64 = (1 << 32) - 1;
+/// The bits of a measured slot below the step's offset (`k << 36`).
+const STEP_MASK: u64 = (1 << 36) - 1;
 /// Warm-up slots replay as loops from this number on.
 const WARMUP_LOOP: u32 = 1_000_000;
 /// Requests kept for slots asked for out of order.
@@ -349,18 +357,22 @@ impl CaptureWorkload {
 
     /// Slot `n`'s recorded request, rewritten for its loop.
     pub fn recorded(&self, n: u64) -> Recorded {
-        let (pass_slot, loop_base) = if n >= WARMUP_BASE {
-            (n - WARMUP_BASE, WARMUP_LOOP)
-        } else {
-            (n, 0)
-        };
-        let total = self.extent.requests.max(1);
-        let index = pass_slot % total;
-        let loop_n =
-            loop_base.saturating_add((pass_slot / total).min(u64::from(u32::MAX / 2)) as u32);
+        let (index, loop_n) = self.position(n);
         let mut r = self.at(index);
         self.rewrite.apply(&mut r, loop_n);
         r
+    }
+
+    /// Slot `n`'s request: its index within a pass, and the pass.
+    fn position(&self, n: u64) -> (u64, u32) {
+        let (pass_slot, loop_base) = if n >= WARMUP_BASE {
+            ((n - WARMUP_BASE) & WARMUP_MASK, WARMUP_LOOP)
+        } else {
+            (n & STEP_MASK, 0)
+        };
+        let total = self.extent.requests.max(1);
+        let passes = (pass_slot / total).min(u64::from(u32::MAX / 2)) as u32;
+        (pass_slot % total, loop_base.saturating_add(passes))
     }
 
     /// The `index`-th request of a pass.
@@ -419,8 +431,7 @@ impl CaptureWorkload {
     }
 
     fn at_status(&self, n: u64) -> Option<u16> {
-        let pass_slot = n.checked_sub(WARMUP_BASE).unwrap_or(n);
-        self.at(pass_slot % self.extent.requests.max(1)).status
+        self.at(self.position(n).0).status
     }
 
     /// Slot `n`'s path (for the per-route latency).
@@ -520,6 +531,12 @@ mod tests {
         assert_eq!(w.request(1).path, "/v1/orders/o-1");
         // Warm-up slots: the capture from its start, ids of their own.
         assert_eq!(w.request(WARMUP_BASE).path, "/v1/orders/o-0-L1000000");
+        // The same for either backend's warm-up, and for every step.
+        assert_eq!(
+            w.request(WARMUP_BASE + (1 << 32) + 11).path,
+            "/v1/orders/o-1-L1000001"
+        );
+        assert_eq!(w.request((2 << 36) + 3).path, "/v1/orders/o-3");
         // Judged by the recorded status.
         assert_eq!(w.judge(1, 201), Verdict::Ok);
         assert_eq!(w.judge(1, 200), Verdict::Error);

@@ -275,9 +275,9 @@ pub struct Traffic {
     /// WebSocket sessions held open while `requests` make the server
     /// publish (`crate::wsrun`). Default: none.
     pub websocket: Option<crate::traffic::WebSocketTraffic>,
-    /// A recorded capture to replay: not yet expressible (the record/replay
-    /// work plugs in here).
-    pub capture: Option<toml::Value>,
+    /// A recorded capture replayed in recorded order instead of request
+    /// templates (`crate::capture_source`). Default: none.
+    pub capture: Option<crate::capture_source::CaptureTraffic>,
 }
 
 /// How the backends are loaded.
@@ -374,6 +374,7 @@ impl Experiment {
         experiment.origin = path.to_owned();
         experiment
             .validate()
+            .and_then(|()| crate::capture_source::settle(&mut experiment))
             .map_err(|e| ExperimentError::Invalid {
                 origin: path.display().to_string(),
                 field: e.field,
@@ -950,9 +951,10 @@ mod tests {
 
     #[test]
     fn sections_not_yet_expressible_say_so() {
-        let e = error(&format!("{MINIMAL}\n[traffic.capture]\nfile = \"x\""));
-        assert!(e.starts_with("traffic.capture: "), "{e}");
-        assert!(e.contains("not yet"), "{e}");
+        let e = error(&format!(
+            "{MINIMAL}\n[traffic.capture]\npath = \"no-such.plxcap\""
+        ));
+        assert!(e.starts_with("traffic.capture"), "{e}");
         let kafka =
             "[side_effects.kafka]\nbaseline_topic = \"a-{run}\"\ncandidate_topic = \"b-{run}\"";
         Experiment::parse(&format!("{MINIMAL}\n{kafka}"), "t")

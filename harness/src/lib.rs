@@ -6,6 +6,8 @@
 //! - [`experiment`]: the experiment file (TOML), parsed and checked with
 //!   errors that name the field and the fix; `docs/experiments.md` is its
 //!   user guide.
+//! - [`capture_source`]: `[traffic.capture]`, a recorded capture replayed
+//!   in recorded order as the workload.
 //! - [`traffic`]: weighted request templates and value generators, as an
 //!   open-model workload for `parallax-loadgen`, with latency per route.
 //! - [`child`]: one child-process type: its own process group, a log file,
@@ -28,6 +30,7 @@
 //!   direct A B B A, or A/A) into one result per rate step.
 
 pub mod capacity;
+pub mod capture_source;
 pub mod cgroup;
 pub mod child;
 pub mod experiment;

@@ -345,20 +345,14 @@ pub fn validate(traffic: &Traffic, dir: &Path) -> Result<(), Invalid> {
     if let Some(ws) = &traffic.websocket {
         ws.validate()?;
     }
-    for (key, set, what) in [(
-        "capture",
-        traffic.capture.is_some(),
-        "replaying a recorded capture",
-    )] {
-        if set {
+    if let Some(capture) = &traffic.capture {
+        if !traffic.requests.is_empty() {
             return Err(invalid(
-                format_args!("traffic.{key}"),
-                format_args!(
-                    "{what} are not yet expressible in an experiment file (see \
-                     docs/experiments.md, \"Not yet\"); remove this table"
-                ),
+                "traffic.capture",
+                "a capture replaces the request templates; remove [[traffic.requests]] or this table",
             ));
         }
+        return capture.check(dir).map(|_| ());
     }
     for (name, spec) in &traffic.values {
         let field = format!("traffic.values.{name}");
@@ -843,6 +837,9 @@ pub struct TemplateWorkload {
     by_route: Mutex<Vec<Histogram<u64>>>,
     /// Protobuf bodies that did not encode (see [`Self::render`]).
     bad_bodies: AtomicU64,
+    /// `[traffic.capture]`: the requests come from it instead of the
+    /// templates.
+    capture: Option<crate::capture_source::CaptureWorkload>,
 }
 
 impl TemplateWorkload {
@@ -879,6 +876,11 @@ impl TemplateWorkload {
             routes,
             by_route: Mutex::new(by_route),
             bad_bodies: AtomicU64::new(0),
+            capture: traffic
+                .capture
+                .as_ref()
+                .map(|c| crate::capture_source::CaptureWorkload::open(c, dir))
+                .transpose()?,
         })
     }
 
@@ -1021,6 +1023,9 @@ impl Workload for TemplateWorkload {
     }
 
     fn request(&self, n: u64) -> Request {
+        if let Some(c) = &self.capture {
+            return c.request(n);
+        }
         let r = self.render(n);
         let t = &self.templates[r.template];
         Request {
@@ -1035,6 +1040,9 @@ impl Workload for TemplateWorkload {
     }
 
     fn judge(&self, n: u64, status: u16, _body: &[u8]) -> Verdict {
+        if let Some(c) = &self.capture {
+            return c.judge(n, status);
+        }
         let t = &self.templates[self.pick(n)];
         let ok = if t.ok_status.is_empty() {
             (200..400).contains(&status)
@@ -1050,6 +1058,13 @@ impl Workload for TemplateWorkload {
 
     fn observe(&self, n: u64, latency: Duration, _ok: bool, measured: bool) {
         if !measured {
+            return;
+        }
+        if let Some(c) = &self.capture {
+            let route = self.routes.find(&c.path(n));
+            let mut by_route = self.by_route.lock();
+            let h = &mut by_route[route];
+            h.saturating_record((latency.as_micros() as u64).clamp(1, h.high()));
             return;
         }
         let t = &self.templates[self.pick(n)];
