@@ -272,6 +272,9 @@ pub struct Traffic {
     pub values: BTreeMap<String, ValueSpec>,
     /// The request templates, at least one.
     pub requests: Vec<Template>,
+    /// Unary gRPC calls instead of HTTP requests (`crate::grpc`).
+    /// Default: none.
+    pub grpc: Option<crate::grpc::GrpcTraffic>,
     /// WebSocket sessions held open while `requests` make the server
     /// publish (`crate::wsrun`). Default: none.
     pub websocket: Option<crate::traffic::WebSocketTraffic>,

@@ -8,6 +8,8 @@
 //!   user guide.
 //! - [`capture_source`]: `[traffic.capture]`, a recorded capture replayed
 //!   in recorded order as the workload.
+//! - [`grpc`]: `[traffic.grpc]`, unary gRPC calls from proto3 JSON
+//!   templates, sent over HTTP/2 on the open model.
 //! - [`traffic`]: weighted request templates and value generators, as an
 //!   open-model workload for `parallax-loadgen`, with latency per route.
 //! - [`child`]: one child-process type: its own process group, a log file,
@@ -35,6 +37,7 @@ pub mod cgroup;
 pub mod child;
 pub mod experiment;
 pub mod fleet;
+pub mod grpc;
 pub mod interleave;
 pub mod procstat;
 pub mod prom;

@@ -33,6 +33,8 @@ pub struct ProxyService {
     pub routes: Vec<RouteConfig>,
     /// How WebSocket frames pair (`ws_match`). Default: the proxy's.
     pub ws_match: Option<String>,
+    /// Speak HTTP/2 with prior knowledge (h2c) to every upstream (gRPC).
+    pub http2: bool,
 }
 
 impl ProxyService {
@@ -51,6 +53,7 @@ impl ProxyService {
             compare: CompareConfig::default(),
             routes: Vec::new(),
             ws_match: None,
+            http2: false,
         }
     }
 
@@ -66,6 +69,9 @@ impl ProxyService {
         for ((key, addr), pid) in upstreams.into_iter().zip(self.pids) {
             let Some(addr) = addr else { continue };
             s.insert(key.into(), format!("http://{addr}").into());
+            if self.http2 {
+                s.insert(format!("{key}_http2"), Value::Boolean(true));
+            }
             if let Some(pid) = pid {
                 s.insert(format!("{key}_pid"), Value::Integer(pid.into()));
             }

@@ -196,11 +196,9 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         .iter()
         .map(|r| r.template.as_str())
         .collect();
-    let workload = Arc::new(
-        TemplateWorkload::new(&name, &experiment.traffic, &experiment.dir(), &routes).map_err(
-            |e| anyhow::anyhow!("{}: {}: {}", experiment.origin.display(), e.field, e.reason),
-        )?,
-    );
+    let (workload, grpc) = crate::grpc::workload(&name, experiment, &routes).map_err(|e| {
+        anyhow::anyhow!("{}: {}: {}", experiment.origin.display(), e.field, e.reason)
+    })?;
     let steps: Vec<Step> = experiment
         .steps()
         .into_iter()
@@ -214,6 +212,7 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         experiment,
         name: &name,
         workload,
+        grpc,
         warmup,
         options,
         several_steps: steps.len() > 1,
@@ -323,6 +322,9 @@ struct Ctx<'a> {
     experiment: &'a Experiment,
     name: &'a str,
     workload: Arc<TemplateWorkload>,
+    /// `[traffic.grpc]`: the calls sent instead of `workload`'s requests
+    /// (whose templates they were compiled into).
+    grpc: Option<Arc<crate::grpc::GrpcSource>>,
     warmup: f64,
     options: &'a RunOptions,
     several_steps: bool,
@@ -974,13 +976,12 @@ fn warm(ctx: &Ctx, url: &str, rate: f64, secs: f64, first: u64) -> anyhow::Resul
     if secs <= 0.0 {
         return Ok(());
     }
-    let w = Offset {
-        workload: Arc::clone(&ctx.workload),
-        first: WARMUP_FIRST_SLOT + first,
-    };
-    runtime()?
-        .block_on(open::run(w, open_config(ctx, url, rate, secs)))
-        .context("warm-up")?;
+    phase(
+        ctx,
+        WARMUP_FIRST_SLOT + first,
+        open_config(ctx, url, rate, secs),
+    )
+    .context("warm-up")?;
     // Warm-up latencies are not measured; drop what the routes saw.
     ctx.workload.take_route_latency();
     Ok(())
@@ -998,11 +999,28 @@ fn measure(
     let mut c = open_config(ctx, url, rate, secs);
     c.html_report = Some(html);
     c.progress = true;
-    let measured = Offset {
+    phase(ctx, first, c)
+}
+
+/// One phase of load from slot `first`: the HTTP templates on goose, or
+/// the `[traffic.grpc]` calls over HTTP/2 on the same schedule.
+fn phase(ctx: &Ctx, first: u64, c: OpenConfig) -> anyhow::Result<OpenReport> {
+    if let Some(grpc) = &ctx.grpc {
+        return grpc.run(
+            &c.base_url,
+            None,
+            c.schedule.rate_per_sec,
+            c.schedule.duration.as_secs_f64(),
+            first,
+            c.users,
+            c.timeout,
+        );
+    }
+    let w = Offset {
         workload: Arc::clone(&ctx.workload),
         first,
     };
-    Ok(runtime()?.block_on(open::run(measured, c))?)
+    Ok(runtime()?.block_on(open::run(w, c))?)
 }
 
 /// Shadow (and A/A): the proxy in front, every request mirrored.
@@ -1283,11 +1301,7 @@ fn run_block_with(
     let cpu_before = r.cpu();
     let mut c = open_config(ctx, &r.url(), rate, secs);
     c.users = c.users.max(users);
-    let measured = Offset {
-        workload: Arc::clone(&ctx.workload),
-        first,
-    };
-    let report = match runtime().and_then(|rt| Ok(rt.block_on(open::run(measured, c))?)) {
+    let report = match phase(ctx, first, c) {
         Ok(report) => report,
         Err(e) => {
             ctx.check_alive(running)?;
@@ -1702,6 +1716,7 @@ fn proxy_config(
     s.mismatch_log = Some(mismatch_log.to_owned());
     s.compare = experiment.compare.clone();
     s.routes = experiment.routes.clone();
+    crate::grpc::shadow_service(experiment, &mut s)?;
     proxyconf::render(admin, &[s])
 }
 

@@ -372,6 +372,9 @@ pub fn validate(traffic: &Traffic, dir: &Path) -> Result<(), Invalid> {
         }
         spec.check(&field)?;
     }
+    if let Some(grpc) = &traffic.grpc {
+        return crate::grpc::validate(traffic, grpc, dir);
+    }
     if traffic.requests.is_empty() {
         return Err(invalid(
             "traffic.requests",

@@ -47,6 +47,10 @@ pub enum Load {
     /// Any HTTP service: the `[traffic]` request templates of an experiment
     /// file (docs/experiments.md) against one target.
     Http(HttpArgs),
+    /// Unary gRPC calls over HTTP/2 (h2c or TLS): a method, its request as
+    /// proto3 JSON (placeholders allowed) and a descriptor set, or the
+    /// `[traffic.grpc]` of an experiment file; counted per grpc-status.
+    Grpc(GrpcArgs),
     /// Join the load.json files of the workers of one run (`--worker I/N`)
     /// into one: counts summed, HDR histograms merged exactly, the whole
     /// run's rate judged (exit 1 when it was not held).
@@ -126,6 +130,12 @@ pub fn merge(reports: &[LoadReport], max_late_ratio: f64) -> anyhow::Result<Load
             .take(10)
             .collect(),
         generator_cpu_seconds: sumf(|r| r.generator_cpu_seconds),
+        grpc_status: reports.iter().fold(Default::default(), |mut all, r| {
+            for (code, n) in &r.grpc_status {
+                *all.entry(code.clone()).or_default() += n;
+            }
+            all
+        }),
     })
 }
 
@@ -187,6 +197,79 @@ pub struct HttpArgs {
     /// Requests per second. Default: the file's `load.rate`, else 100.
     #[arg(long)]
     pub rate: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct GrpcArgs {
+    /// `http://host:port` (h2c, prior knowledge) or `https://host:port`
+    /// (TLS, ALPN h2) of the server or the proxy in front of it.
+    #[arg(long)]
+    pub target: String,
+    /// The file whose `[traffic.grpc]` (and `[load]`) to use; its backends
+    /// are ignored. Without it, one call from `--method` and `--json`.
+    #[arg(long, value_name = "EXPERIMENT.toml", conflicts_with = "method")]
+    pub experiment: Option<PathBuf>,
+    /// `package.Service/Method`, e.g. parallax.ingest.v1.IngestService/Publish.
+    #[arg(long, required_unless_present = "experiment")]
+    pub method: Option<String>,
+    /// A binary FileDescriptorSet defining the method (`protoc
+    /// --include_imports --descriptor_set_out=FILE`, `buf build -o FILE`).
+    /// Default: this project's own .proto files.
+    #[arg(long, value_name = "FILE", requires = "method")]
+    pub descriptor_set: Option<PathBuf>,
+    /// The request message as proto3 JSON, `{{name}}` placeholders allowed
+    /// (see --value); `@FILE` reads it from a file.
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        requires = "method",
+        conflicts_with = "message_bytes_file"
+    )]
+    pub json: Option<String>,
+    /// An already encoded request message (binary protobuf), sent as is.
+    #[arg(long, value_name = "FILE", requires = "method")]
+    pub message_bytes_file: Option<PathBuf>,
+    /// Request metadata, `name: value` (repeatable).
+    #[arg(long = "metadata", value_name = "NAME: VALUE", requires = "method")]
+    pub metadata: Vec<String>,
+    /// A value generator, `name={ kind = "sequence" }` as in an experiment's
+    /// `[traffic.values]` (repeatable).
+    #[arg(long = "value", value_name = "NAME=SPEC", requires = "method")]
+    pub values: Vec<String>,
+    /// grpc-status codes that count as success (repeatable). Default 0.
+    #[arg(long = "ok-code", requires = "method")]
+    pub ok_codes: Vec<u32>,
+    /// Calls per second. Default: the file's `load.rate`, else 100.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    #[arg(long, default_value_t = 30.0)]
+    pub duration_secs: f64,
+    /// Seconds of calls sent before measuring.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_secs: f64,
+    /// HTTP/2 connections the calls share. Default: the file's, else 2.
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// The most calls in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub users: usize,
+    /// A call without its whole answer after this long is a timeout.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// Largest share of measured slots that may start late (>10 ms).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_late_ratio: f64,
+    /// With https://: a PEM bundle of the CAs to trust. Default: the
+    /// system's roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<String>,
+    /// With https://: accept any certificate (a self-made staging one).
+    /// Never against production: anyone on the path can read the calls.
+    #[arg(long)]
+    pub dangerously_skip_certificate_verification: bool,
+    /// Where load.json goes.
+    #[arg(long, default_value = "target/parallax-load")]
+    pub out: PathBuf,
 }
 
 /// Flags every HTTP load shares.
@@ -344,6 +427,10 @@ pub struct LoadReport {
     pub error_samples: Vec<String>,
     /// Generator CPU-seconds (user + system) during the whole run.
     pub generator_cpu_seconds: f64,
+    /// gRPC loads: measured calls per outcome (`OK`, `UNAVAILABLE`,
+    /// `http 503`, `transport timeout`, …). Absent for HTTP loads.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub grpc_status: std::collections::BTreeMap<String, u64>,
 }
 
 /// One phase of open-model load.
@@ -460,7 +547,180 @@ pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
         }
         Load::Ws(args) => ws_load(root, args),
         Load::Http(args) => http(args),
+        Load::Grpc(args) => grpc(args),
     }
+}
+
+/// `parallax load grpc`: needs no checkout, so `--out` is relative to the
+/// current directory.
+pub fn grpc(args: &GrpcArgs) -> anyhow::Result<()> {
+    use parallax_harness::experiment::TrafficFile;
+    use parallax_harness::grpc::GrpcSource;
+    let file = match &args.experiment {
+        Some(path) => TrafficFile::load(path)?,
+        None => command_line_grpc(args)?,
+    };
+    let Some(grpc) = &file.traffic.grpc else {
+        bail!(
+            "{}: has no [traffic.grpc]; `parallax load http` sends HTTP templates",
+            args.experiment
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display()
+        );
+    };
+    let mut grpc = grpc.clone();
+    if let Some(c) = args.connections {
+        grpc.connections = c;
+    }
+    let routes: Vec<&str> = file.routes.iter().map(|r| r.template.as_str()).collect();
+    let source = Arc::new(
+        GrpcSource::new(&file.name, &file.traffic, &grpc, &file.dir, &routes)
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?,
+    );
+    let rate = args.rate.unwrap_or(file.load.rate);
+    let tls = if args.target.starts_with("https://") {
+        let c = parallax_proxy::tls::UpstreamTlsConfig {
+            ca_file: args.ca_file.clone(),
+            dangerously_skip_certificate_verification: args
+                .dangerously_skip_certificate_verification,
+            ..Default::default()
+        };
+        Some(
+            parallax_proxy::tls::client_config("--ca-file", &c)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+    } else {
+        None
+    };
+    let warmup = secs(args.warmup_secs)?;
+    let mut config = source.config(
+        &args.target,
+        tls,
+        rate,
+        (warmup + secs(args.duration_secs)?).as_secs_f64(),
+    )?;
+    config.warmup = warmup;
+    config.concurrency = args.users;
+    config.timeout = Duration::from_millis(args.timeout_ms);
+    std::fs::create_dir_all(&args.out)?;
+    eprintln!(
+        "grpc: {rate:.1} calls/s to {} over {} HTTP/2 connections for {} s after a {:?} warm-up",
+        args.target, config.connections, args.duration_secs, warmup
+    );
+    let cpu_before = crate::procstat::read(std::process::id())?.cpu_seconds;
+    let report = source.send(&config)?;
+    let cpu = crate::procstat::read(std::process::id())?.cpu_seconds - cpu_before;
+    let open = report.to_open_report();
+    let held = open.held(args.max_late_ratio);
+    let load = LoadReport {
+        schema: "parallax.load/v1".into(),
+        created_at: parallax_report::results::now_rfc3339(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: Machine::detect(),
+        scenario: format!("grpc:{}", file.name),
+        target: args.target.clone(),
+        target_rate_per_sec: rate,
+        achieved_rate_per_sec: open.achieved_rate(),
+        achieved_units_per_sec: open.achieved_units_rate(),
+        requests: open.requests,
+        units: open.units,
+        errors: open.errors,
+        late: open.late,
+        not_sent: open.not_sent,
+        held,
+        latency: LatencySummary::from_histogram(&open.latency_us),
+        histogram: histogram::encode(&open.latency_us),
+        timeline: Vec::new(),
+        error_samples: open.error_samples.clone(),
+        generator_cpu_seconds: cpu,
+        grpc_status: report.by_code(),
+    };
+    print_summary(&load);
+    println!("grpc-status: {:?}", load.grpc_status);
+    let path = args.out.join("load.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&load)?)?;
+    eprintln!("report: {}", path.display());
+    if load.errors > 0 {
+        bail!("{} calls failed: {:?}", load.errors, load.grpc_status);
+    }
+    if !held {
+        bail!(
+            "the target rate was not held: {:.1}/s of {:.1}/s, {} late, {} not sent",
+            load.achieved_rate_per_sec,
+            rate,
+            load.late,
+            load.not_sent
+        );
+    }
+    Ok(())
+}
+
+/// The one call of `--method`, `--json`, `--metadata`, `--value`, written
+/// as the experiment file it stands for and read like one (so errors name
+/// the same fields).
+fn command_line_grpc(args: &GrpcArgs) -> anyhow::Result<parallax_harness::experiment::TrafficFile> {
+    use std::fmt::Write as _;
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let abs = |p: &Path| -> anyhow::Result<String> {
+        Ok(std::path::absolute(p)
+            .with_context(|| format!("{}: not a usable path", p.display()))?
+            .display()
+            .to_string())
+    };
+    let mut text = String::from("name = \"grpc\"\n[traffic.values]\n");
+    for v in &args.values {
+        let (name, spec) = v
+            .split_once('=')
+            .with_context(|| format!("--value {v:?}: give NAME={{ kind = ... }}"))?;
+        let _ = writeln!(text, "{} = {}", name.trim(), spec.trim());
+    }
+    let _ = writeln!(text, "[traffic.grpc]");
+    if let Some(d) = &args.descriptor_set {
+        let _ = writeln!(text, "descriptor_set = {}", quote(&abs(d)?));
+    }
+    let _ = writeln!(text, "[[traffic.grpc.calls]]");
+    let _ = writeln!(
+        text,
+        "method = {}",
+        quote(args.method.as_deref().unwrap_or(""))
+    );
+    match (&args.json, &args.message_bytes_file) {
+        (Some(json), _) => match json.strip_prefix('@') {
+            Some(file) => {
+                let _ = writeln!(text, "message_file = {}", quote(&abs(Path::new(file))?));
+            }
+            None => {
+                let _ = writeln!(text, "message = {}", quote(json));
+            }
+        },
+        (None, Some(file)) => {
+            let _ = writeln!(text, "message_bytes_file = {}", quote(&abs(file)?));
+        }
+        (None, None) => bail!(
+            "give the request message: --json TEMPLATE (or @FILE) or --message-bytes-file FILE"
+        ),
+    }
+    if !args.ok_codes.is_empty() {
+        let codes: Vec<String> = args.ok_codes.iter().map(u32::to_string).collect();
+        let _ = writeln!(text, "ok_codes = [{}]", codes.join(", "));
+    }
+    if !args.metadata.is_empty() {
+        let _ = writeln!(text, "[traffic.grpc.calls.metadata]");
+        for h in &args.metadata {
+            let (name, value) = h
+                .split_once(':')
+                .with_context(|| format!("--metadata {h:?}: give NAME: VALUE"))?;
+            let _ = writeln!(text, "{} = {}", quote(name.trim()), quote(value.trim()));
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("parallax-load-grpc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("command-line.toml");
+    std::fs::write(&path, &text)?;
+    let file = parallax_harness::experiment::TrafficFile::load(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    file.map_err(|e| anyhow::anyhow!("the command line's call: {e}"))
 }
 
 /// `parallax load http --experiment FILE --target URL`: needs no checkout,
@@ -573,6 +833,7 @@ fn http_load<W: Workload>(
         timeline: timeline(&report, 0.0),
         error_samples: report.error_samples.clone(),
         generator_cpu_seconds: cpu,
+        grpc_status: Default::default(),
     };
     print_summary(&load);
     let path = out.join("load.json");

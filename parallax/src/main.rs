@@ -151,6 +151,13 @@ fn main() -> anyhow::Result<()> {
         // Template traffic against a URL: no checkout needed.
         return load::http(args);
     }
+    if let Command::Load {
+        load: load::Load::Grpc(args),
+    } = &cli.command
+    {
+        // gRPC calls against a URL: no checkout needed either.
+        return load::grpc(args);
+    }
     if let Command::Bench {
         bench: bench::Bench::FanoutWorker(args),
     } = &cli.command

@@ -705,3 +705,100 @@ fn a_replayed_ingest_capture_gives_both_twins_the_same_kafka_records() {
     assert!(kafka.matched >= 5_000, "{kafka:?}");
     assert_eq!(kafka.bad(), 0, "{kafka:?}");
 }
+
+#[test]
+fn the_grpc_ingest_experiment_compares_every_call_as_protobuf_and_joins_kafka() {
+    // IngestService/Publish of both twins (PARALLAX_INGEST_{GO,RUST}_BIN)
+    // through the proxy over h2c; Kafka from PARALLAX_KAFKA_BROKERS.
+    let dir = TempDir::new("ingest-grpc");
+    let file = repo().join("experiments/ingest-grpc.toml");
+    let (out, results) = run_experiment(&file, &dir.0, &["--rate", "10"]);
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    let run = RunResults::load(&results).unwrap();
+    let s = run
+        .scenario("ingest-grpc")
+        .expect("an ingest-grpc scenario");
+    for b in &s.backends {
+        assert_eq!(b.errors, 0, "{b:?}");
+    }
+    let comparison = s.comparison.as_ref().unwrap();
+    // 10 calls a second for 3 s, every one mirrored and compared.
+    assert!(comparison.compared >= 20, "{comparison:?}");
+    assert_eq!(comparison.matched, comparison.compared, "{comparison:?}");
+    let kafka = comparison.kafka.expect("the Kafka join");
+    // Three events a call, warm-up included.
+    assert!(kafka.matched >= 60, "{kafka:?}");
+    assert_eq!(kafka.bad(), 0, "{kafka:?}");
+    assert!(
+        s.routes
+            .iter()
+            .any(|r| r.route == "/parallax.ingest.v1.IngestService/Publish"),
+        "{:?}",
+        s.routes
+    );
+}
+
+#[test]
+fn a_grpc_candidate_that_answers_differently_is_reported_at_the_protobuf_field() {
+    // The Go twin's Publish against a grpcio server (no generated code)
+    // that answers `accepted` one too high: every call mismatches, at
+    // /*/accepted (the answer's first message, `accepted`), with both
+    // values shown. No Kafka join: the planted side writes none.
+    let dir = TempDir::new("grpc-planted");
+    let go = std::env::var("PARALLAX_INGEST_GO_BIN").unwrap_or_else(|_| {
+        repo()
+            .join("target/parallax-bin/ingest")
+            .display()
+            .to_string()
+    });
+    let brokers =
+        std::env::var("PARALLAX_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let planted = repo().join("parallax/tests/grpc_planted_ingest.py");
+    let batch = repo().join("experiments/ingest-grpc-batch.json");
+    let file = dir.0.join("planted.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"name = "planted"
+[baseline]
+name = "go"
+build = ["sh", "-c", "[ -x '{go}' ] || (cd '{repo}/go-reference' && go build -o ../target/parallax-bin/ ./cmd/...)"]
+command = ["{go}", "--listen", "127.0.0.1:0", "--grpc-listen", "{{listen}}", "--kafka-brokers", "{brokers}", "--topic", "parallax-{{run}}-planted"]
+ready_log = "listening on"
+[candidate]
+name = "planted"
+command = ["python3", "{planted}", "{{listen}}"]
+ready_log = "listening on"
+[traffic.values]
+batch = {{ kind = "sequence" }}
+tenant = {{ kind = "int", min = 1, max = 9 }}
+payload = {{ kind = "bytes", size = 8, encoding = "base64" }}
+at = {{ kind = "sequence", start = 1767225600000 }}
+[[traffic.grpc.calls]]
+method = "parallax.ingest.v1.IngestService/Publish"
+message_file = "{batch}"
+"#,
+            repo = repo().display(),
+            planted = planted.display(),
+            batch = batch.display(),
+        ),
+    )
+    .unwrap();
+    let (out, results) = run_experiment(&file, &dir.0.join("out"), &["--rate", "10"]);
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    let run = RunResults::load(&results).unwrap();
+    let comparison = run.scenarios[0].comparison.as_ref().unwrap();
+    assert!(comparison.compared >= 20, "{comparison:?}");
+    assert_eq!(comparison.mismatched, comparison.compared, "{comparison:?}");
+    let d = comparison
+        .differences
+        .iter()
+        .find(|d| d.path == "/*/accepted")
+        .unwrap_or_else(|| panic!("no difference at /*/accepted: {comparison:?}"));
+    assert_eq!(d.count, comparison.mismatched);
+    assert_eq!(
+        (d.baseline.as_deref(), d.candidate.as_deref()),
+        (Some("3"), Some("4"))
+    );
+    assert_eq!(comparison.differences.len(), 1, "{comparison:?}");
+}
