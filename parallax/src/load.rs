@@ -31,7 +31,10 @@ use parallax_loadgen::open::{
     self, Offset, OpenConfig, OpenReport, Request, Verdict, Worker, Workload,
 };
 use parallax_loadgen::pacing::Schedule;
-use parallax_report::{histogram, LatencySummary, Machine, Window};
+use parallax_report::{
+    histogram, BackendResult, LatencySummary, Machine, Mode, Role, RunResults, ScenarioResult,
+    Window,
+};
 
 /// Warm-up slots are numbered from here, far from the measured ones.
 const WARMUP_FIRST_SLOT: u64 = 1 << 40;
@@ -157,6 +160,8 @@ pub fn merge_files(args: &MergeArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&args.out, serde_json::to_vec_pretty(&merged)?)?;
     eprintln!("merged report: {}", args.out.display());
+    let dir = args.out.parent().filter(|d| !d.as_os_str().is_empty());
+    write_results(&merged, dir.unwrap_or(Path::new(".")))?;
     if !merged.held {
         bail!(
             "the run's rate was not held: {:.1}/s of {:.1}/s, {} late, {} not sent",
@@ -431,6 +436,95 @@ pub struct LoadReport {
     /// `http 503`, `transport timeout`, …). Absent for HTTP loads.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub grpc_status: std::collections::BTreeMap<String, u64>,
+}
+
+impl LoadReport {
+    /// This run as `parallax.results/v2` (docs/results-schema.md): one
+    /// scenario whose one backend is the target, so a load test is tabled,
+    /// reported and read (`parallax gate`, `parallax report serve`) like a
+    /// side-by-side run. The target's CPU and RSS are not this process's to
+    /// read: they are `null` (not measured), never zero.
+    pub fn to_results(&self) -> RunResults {
+        let mut results = RunResults::new(self.command.clone(), Mode::Direct);
+        results.created_at = self.created_at.clone();
+        results.machine = self.machine.clone();
+        let measured_secs = if self.achieved_rate_per_sec > 0.0 {
+            self.requests as f64 / self.achieved_rate_per_sec
+        } else {
+            0.0
+        };
+        let mut notes = vec![
+            format!(
+                "load test of {}: latency from each request's intended start (open model); {:.0} units/s",
+                self.target, self.achieved_units_per_sec
+            ),
+            format!(
+                "the load generator used {:.2} CPU-seconds",
+                self.generator_cpu_seconds
+            ),
+        ];
+        if !self.held {
+            notes.push(format!(
+                "the schedule was not held: {} late, {} not sent",
+                self.late, self.not_sent
+            ));
+        }
+        notes.extend(
+            self.error_samples
+                .iter()
+                .take(3)
+                .map(|e| format!("error: {e}")),
+        );
+        results.scenarios.push(ScenarioResult {
+            scenario: self.scenario.clone(),
+            unit: "requests".into(),
+            target_rate_per_sec: self.target_rate_per_sec,
+            duration_secs: measured_secs,
+            warmup_secs: 0.0,
+            backends: vec![BackendResult {
+                name: "target".into(),
+                language: String::new(),
+                role: Role::Candidate,
+                achieved_rate_per_sec: self.achieved_rate_per_sec,
+                requests: self.requests,
+                errors: self.errors,
+                late: self.late,
+                latency: self.latency,
+                histogram: self.histogram.clone(),
+                timeline: self.timeline.clone(),
+                cpu_seconds: None,
+                peak_rss_bytes: None,
+                accounting: None,
+                usage: Vec::new(),
+            }],
+            comparison: None,
+            notes,
+            routes: Vec::new(),
+            budgets: None,
+            capacity: None,
+            noise: None,
+        });
+        results
+    }
+}
+
+/// `results.json` (`parallax.results/v2`) and `report.html` of a load test
+/// in `dir`, beside its `load.json`.
+fn write_results(l: &LoadReport, dir: &Path) -> anyhow::Result<()> {
+    let results = l.to_results();
+    let json = dir.join("results.json");
+    results.save(&json)?;
+    std::fs::write(
+        dir.join("report.html"),
+        parallax_report::html::render(&results),
+    )?;
+    eprintln!(
+        "results: {} ({}), report: {}",
+        json.display(),
+        parallax_report::results::SCHEMA,
+        dir.join("report.html").display()
+    );
+    Ok(())
 }
 
 /// One phase of open-model load.
@@ -838,6 +932,7 @@ fn http_load<W: Workload>(
     print_summary(&load);
     let path = out.join("load.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&load)?)?;
+    write_results(&load, &out)?;
     eprintln!(
         "report: {} and {}",
         path.display(),
@@ -862,28 +957,10 @@ fn http_load<W: Workload>(
     Ok(())
 }
 
+/// The common side-by-side table (`parallax_report::table`), the target
+/// as its one backend.
 fn print_summary(l: &LoadReport) {
-    let ms = |us: u64| us as f64 / 1000.0;
-    println!(
-        "{}: {:.1} req/s ({:.0} units/s) of {:.1} target; {} requests, {} errors, {} late, {} not sent",
-        l.scenario,
-        l.achieved_rate_per_sec,
-        l.achieved_units_per_sec,
-        l.target_rate_per_sec,
-        l.requests,
-        l.errors,
-        l.late,
-        l.not_sent
-    );
-    println!(
-        "latency ms (from intended start): p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
-        ms(l.latency.p50_us),
-        ms(l.latency.p90_us),
-        ms(l.latency.p99_us),
-        ms(l.latency.p999_us),
-        ms(l.latency.max_us)
-    );
-    println!("generator CPU: {:.2} s", l.generator_cpu_seconds);
+    println!("{}", parallax_report::table::render(&l.to_results()));
 }
 
 /// Notifications to `POST /v1/notify`, spread over topics, each with its
