@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Unary gRPC through one proxy hop, side by side on this machine.
 #
-# Five paths to the same trivial gRPC responder (loadgen/examples/grpc_echo:
-# h2c, every call answered with a fixed IngestResponse and grpc-status 0 —
+# Five paths to the same trivial gRPC responder (scripts/grpc-echo: grpc-go
+# on h2c, every call answered with a fixed IngestResponse and status OK —
 # no Kafka, no twin, so what differs between paths is the hop):
 #   direct             the responder itself
 #   nginx              nginx grpc_pass (keep-alive upstream), no mirror
@@ -22,15 +22,17 @@
 #          proxy's CPU-seconds per call from /proc (utime + stime)
 #
 # Usage: SECS=8 LOW=1000 HIGH=20000 scripts/grpc-floor.sh
-# Needs nginx (Debian nginx-light) and release binaries:
-#   cargo build --release -p parallax -p parallax-loadgen --example grpc_echo
+# Needs nginx (Debian nginx-light), target/release/parallax (cargo build
+# --release -p parallax) and the responder, built here when missing
+# (cd scripts/grpc-echo && go build -o ../../target/parallax-bin/grpc-echo .).
 set -euo pipefail
 
 secs=${SECS:-8}; low=${LOW:-1000}; high=${HIGH:-20000}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work="$root/target/grpc-floor"
 parallax="$root/target/release/parallax"
-echo_bin="$root/target/release/examples/grpc_echo"
+echo_bin="$root/target/parallax-bin/grpc-echo"
+[[ -x $echo_bin ]] || (cd "$root/scripts/grpc-echo" && go build -o "$echo_bin" .)
 for need in "$parallax" "$echo_bin"; do
   [[ -x $need ]] || { echo "grpc-floor: $need is missing; see the usage at the top" >&2; exit 2; }
 done
