@@ -1100,6 +1100,32 @@ fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
         "publish_latency": LatencySummary::from_histogram(&report.latency_us),
     });
     std::fs::write(out.join("load.json"), serde_json::to_vec_pretty(&summary)?)?;
+    // The same in the common schema: the deliveries are the requests.
+    let missing = expected.saturating_sub(latency.len());
+    let deliveries = LoadReport {
+        schema: "parallax.load/v1".into(),
+        created_at: parallax_report::results::now_rfc3339(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: Machine::detect(),
+        scenario: "ws".into(),
+        target: args.target.to_string(),
+        target_rate_per_sec: args.notify_rate * fleet.connected() as f64,
+        achieved_rate_per_sec: latency.len() as f64 / report.measured_secs.max(f64::MIN_POSITIVE),
+        achieved_units_per_sec: latency.len() as f64 / report.measured_secs.max(f64::MIN_POSITIVE),
+        requests: latency.len(),
+        units: latency.len(),
+        errors: report.errors + missing + fleet.failed() as u64,
+        late: report.late,
+        not_sent: report.not_sent,
+        held: report.held(1.0),
+        latency: LatencySummary::from_histogram(&latency),
+        histogram: histogram::encode(&latency),
+        timeline: Vec::new(),
+        error_samples: report.error_samples.clone(),
+        generator_cpu_seconds: crate::procstat::read(std::process::id())?.cpu_seconds,
+        grpc_status: Default::default(),
+    };
+    write_results(&deliveries, &out)?;
     if fleet.failed() > 0 || report.errors > 0 || latency.len() < expected {
         bail!(
             "{} connects failed, {} publishes failed, {} of {} deliveries arrived",
