@@ -19,8 +19,9 @@
 # parallax-session-cache; cd go-reference && go build -o ../target/parallax-bin/ ./cmd/...).
 #
 # Optional, for before/after in one run:
-#   PARALLAX_PROXY_BIN=path   the proxy to measure instead of `parallax proxy`
-#                             (e.g. target/release/examples/bench_proxy, which
+#   PARALLAX_PROXY_BIN=path   the proxy to measure instead of this tree's
+#                             `parallax proxy`: another `parallax*` binary, or
+#                             target/release/examples/bench_proxy, which
 #                             `cargo build --release -p parallax-proxy
 #                             --example bench_proxy` builds alone);
 #   PARALLAX_BASELINE=path    a second `parallax` binary (an older build),
@@ -69,7 +70,10 @@ p0=$(free_port); p100=$(free_port); admin=$(free_port)
   service_toml m100 "$p100" "$primary" "$shadow"
 } >"$work/parallax.toml"
 proxy_cmd=("$parallax" proxy)
-[[ -n ${PARALLAX_PROXY_BIN:-} ]] && proxy_cmd=("$PARALLAX_PROXY_BIN")
+if [[ -n ${PARALLAX_PROXY_BIN:-} ]]; then
+  proxy_cmd=("$PARALLAX_PROXY_BIN")
+  [[ $(basename "$PARALLAX_PROXY_BIN") == parallax* ]] && proxy_cmd+=(proxy)
+fi
 TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
   "${proxy_cmd[@]}" --config "$work/parallax.toml" >"$work/parallax.log" 2>&1 & pids+=($!)
 declare -A cpu_pid=([parallax]=$! [parallax-mirror]=$!)
