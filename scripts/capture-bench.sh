@@ -13,7 +13,8 @@
 #           of incompressible 16 KiB bodies), generated here then deleted.
 #
 # Usage: scripts/capture-bench.sh [record|replay|rss|all] (default all).
-# Env: SECS (20), RATE (5000), SIZE_GB (1), PERF=1 (record: a
+# Env: SECS (20), RATE (5000), SIZE_GB (1), LEVEL (record: the recorder's
+# compression_level, default -1), PERF=1 (record: a
 # `perf record -F 999 -g` of each phase's proxy, rec-<arm>-<i>.perf.data
 # under target/capture-bench; read with perf report --sort comm,sym). Needs nginx and wrk (Debian:
 # apt-get install -y nginx-light wrk) and the release binaries:
@@ -80,8 +81,8 @@ record() {
   plain=$(free_port); rec=$(free_port); admin1=$(free_port); admin2=$(free_port)
   printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "plain"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = 0\n' \
     "$admin1" "$plain" "$canned" "$canned" >"$work/plain.toml"
-  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = 0\n[services.record]\npath = "%s/rec/rec.plxcap"\n' \
-    "$admin2" "$rec" "$canned" "$canned" "$work" >"$work/rec.toml"
+  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = 0\n[services.record]\npath = "%s/rec/rec.plxcap"\ncompression_level = %s\n' \
+    "$admin2" "$rec" "$canned" "$canned" "$work" "${LEVEL:--1}" >"$work/rec.toml"
   TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/plain.toml" >"$work/plain.log" 2>&1 & local pid_plain=$!; pids+=($pid_plain)
   TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/rec.toml" >"$work/rec.log" 2>&1 & local pid_rec=$!; pids+=($pid_rec)
   wait_port "$plain"; wait_port "$rec"
