@@ -18,6 +18,12 @@ pub struct ProxyArgs {
     /// WebSocket costs three.
     #[arg(long)]
     reuse_port: bool,
+    /// The async runtime: `multi-thread` (one worker per CPU) or
+    /// `current-thread` (one thread; run one process per core with
+    /// `--reuse-port`, which served more mirrored requests per core in
+    /// docs/benchmarks.md).
+    #[arg(long, env = "PARALLAX_PROXY_RUNTIME", default_value = "multi-thread")]
+    runtime: parallax_proxy::RuntimeShape,
     /// Validate the configuration, print a summary and exit.
     #[arg(long)]
     check: bool,
@@ -59,7 +65,10 @@ pub fn run(args: &ProxyArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     parallax_common::telemetry::init();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = args
+        .runtime
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async {
         parallax_proxy::run(&config, parallax_common::server::signal()).await
     })?;

@@ -6,8 +6,8 @@
 //! runtime, the system allocator), so its figures are the CLI's.
 //!
 //! `PARALLAX_PROXY_RUNTIME=current-thread` serves on a current-thread
-//! runtime instead of tokio's multi-threaded default, to compare runtime
-//! shapes (`TOKIO_WORKER_THREADS` sizes the default).
+//! runtime instead of tokio's multi-threaded default, as `parallax proxy
+//! --runtime` does (`TOKIO_WORKER_THREADS` sizes the default).
 
 use std::path::PathBuf;
 
@@ -19,18 +19,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = parallax_proxy::Config::load(&config)?;
     parallax_common::telemetry::init();
-    let runtime = match std::env::var("PARALLAX_PROXY_RUNTIME").as_deref() {
-        Ok("current-thread") => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        Ok("multi-thread") | Err(_) => tokio::runtime::Runtime::new()?,
-        Ok(other) => {
-            return Err(format!(
-                "PARALLAX_PROXY_RUNTIME={other:?}: use multi-thread or current-thread"
-            )
-            .into())
-        }
+    let shape: parallax_proxy::RuntimeShape = match std::env::var("PARALLAX_PROXY_RUNTIME") {
+        Ok(shape) => shape
+            .parse()
+            .map_err(|e| format!("PARALLAX_PROXY_RUNTIME: {e}"))?,
+        Err(_) => parallax_proxy::RuntimeShape::default(),
     };
+    let runtime = shape.build()?;
     runtime.block_on(async {
         parallax_proxy::run(&config, parallax_common::server::signal()).await
     })?;
