@@ -204,23 +204,26 @@ impl Target {
         &self.base
     }
 
-    /// A new HTTP/2 connection.
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+    /// A new HTTP/2 connection, or why not (for the report's first error).
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
         let tcp = TcpStream::connect(self.addr)
             .await
-            .map_err(|_| TransportError::Connect)?;
+            .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
         // Small calls must not wait for Nagle's delayed-ACK dance.
-        tcp.set_nodelay(true).map_err(|_| TransportError::Connect)?;
+        let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => handshake(tcp).await,
             Some((connector, name)) => {
                 let tls = connector
                     .connect(name.clone(), tcp)
                     .await
-                    .map_err(|_| TransportError::Connect)?;
+                    .map_err(|e| format!("TLS with {}: {e}", self.base))?;
                 if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
                     // The server would read our preface as HTTP/1.1.
-                    return Err(TransportError::Connect);
+                    return Err(format!(
+                        "{} did not choose h2 by ALPN: it does not serve HTTP/2 over TLS",
+                        self.base
+                    ));
                 }
                 handshake(tls).await
             }
@@ -228,7 +231,7 @@ impl Target {
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, TransportError>
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -239,7 +242,7 @@ where
         .initial_connection_window_size(16 << 20)
         .handshake(TokioIo::new(io))
         .await
-        .map_err(|_| TransportError::Connect)?;
+        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
     // The connection future does the socket I/O; it ends when every
     // `SendRequest` clone is dropped or the server goes away.
     tokio::spawn(async move {
@@ -291,6 +294,9 @@ pub struct GrpcReport {
     /// Measured calls judged failed.
     pub errors: u64,
     pub target_rate_per_sec: f64,
+    /// Why the first connection that failed did (a refused port, a
+    /// certificate the client does not trust, no h2 by ALPN).
+    pub connect_error: Option<String>,
 }
 
 impl GrpcReport {
@@ -312,6 +318,11 @@ impl GrpcReport {
             .filter(|((_, ok), _)| !ok)
             .map(|((o, _), n)| format!("{n} calls ended {}", o.label()))
             .take(5)
+            .chain(
+                self.connect_error
+                    .iter()
+                    .map(|e| format!("first connection failure: {e}")),
+            )
             .collect();
         OpenReport {
             target_rate_per_sec: self.target_rate_per_sec,
@@ -338,6 +349,8 @@ struct GrpcSender<C> {
     connection: Arc<Mutex<Option<SendRequest<Full<Bytes>>>>>,
     timeout: Duration,
     first_slot: u64,
+    /// The first connection failure's reason, shared by the senders.
+    connect_error: Arc<std::sync::OnceLock<String>>,
 }
 
 impl<C: Calls> GrpcSender<C> {
@@ -348,9 +361,16 @@ impl<C: Calls> GrpcSender<C> {
                 return Ok(s.clone());
             }
         }
-        let fresh = self.target.connect().await?;
-        *slot = Some(fresh.clone());
-        Ok(fresh)
+        match self.target.connect().await {
+            Ok(fresh) => {
+                *slot = Some(fresh.clone());
+                Ok(fresh)
+            }
+            Err(reason) => {
+                let _ = self.connect_error.set(reason);
+                Err(TransportError::Connect)
+            }
+        }
     }
 
     async fn exchange(&self, call: Call) -> Outcome {
@@ -447,8 +467,10 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
     let connections: Vec<_> = (0..config.connections)
         .map(|_| Arc::new(Mutex::new(None)))
         .collect();
+    let connect_error = Arc::new(std::sync::OnceLock::new());
     let senders = (0..config.concurrency)
         .map(|i| GrpcSender {
+            connect_error: Arc::clone(&connect_error),
             calls: Arc::clone(&calls),
             target: Arc::clone(&target),
             connection: Arc::clone(&connections[i % connections.len()]),
@@ -475,6 +497,7 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
         report,
         errors,
         target_rate_per_sec: s.rate_per_sec,
+        connect_error: connect_error.get().cloned(),
     })
 }
 
@@ -676,6 +699,8 @@ mod tests {
         let report = run(Arc::new(Three), &config).await.unwrap();
         assert_eq!(report.by_code().get("transport connect"), Some(&3));
         assert_eq!(report.errors, 3);
+        let why = report.connect_error.unwrap();
+        assert!(why.starts_with("cannot connect to 127.0.0.1:"), "{why}");
     }
 
     #[test]

@@ -736,7 +736,16 @@ pub fn grpc(args: &GrpcArgs) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_vec_pretty(&load)?)?;
     eprintln!("report: {}", path.display());
     if load.errors > 0 {
-        bail!("{} calls failed: {:?}", load.errors, load.grpc_status);
+        bail!(
+            "{} calls failed: {:?}{}",
+            load.errors,
+            load.grpc_status,
+            report
+                .connect_error
+                .as_deref()
+                .map(|e| format!("; the first connection failure: {e}"))
+                .unwrap_or_default()
+        );
     }
     if !held {
         bail!(
