@@ -2,7 +2,8 @@
 //!
 //! - [`UpstreamBody`]: what the proxy sends to an upstream: buffered chunks
 //!   (the request body read for mirroring), optionally followed by the rest
-//!   of the client's body still streaming in.
+//!   of the client's body still streaming in, as it is or teed for the
+//!   shadow ([`RequestTee`]).
 //! - [`AnswerBody`]: an upstream's answer; when it came over a pooled
 //!   HTTP/1.1 connection, it gives the connection back to its pool the
 //!   moment the body has been read to the end.
@@ -23,6 +24,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::request_tee::RequestTee;
 use crate::tee::TeeBody;
 use crate::upstream::Checkin;
 
@@ -31,7 +33,7 @@ use crate::upstream::Checkin;
 pub struct UpstreamBody {
     prefix: VecDeque<Bytes>,
     prefix_len: u64,
-    rest: Option<Incoming>,
+    rest: Option<Rest>,
     /// Set when `rest` (the client's body) fails, so the caller can tell a
     /// downstream failure from a primary one. Relaxed: read after the
     /// request future has completed, which orders it.
@@ -58,9 +60,54 @@ impl UpstreamBody {
         downstream_failed: Arc<AtomicBool>,
     ) -> Self {
         let mut body = Self::buffered(chunks);
-        body.rest = Some(rest);
+        body.rest = Some(Rest::Plain(rest));
         body.downstream_failed = Some(downstream_failed);
         body
+    }
+
+    /// The client's body, teed for the shadow as it streams to the primary;
+    /// a failure is recorded in `downstream_failed`.
+    pub fn teed(tee: RequestTee, downstream_failed: Arc<AtomicBool>) -> Self {
+        let mut body = Self::buffered([]);
+        body.rest = Some(Rest::Teed(tee));
+        body.downstream_failed = Some(downstream_failed);
+        body
+    }
+}
+
+/// The client's body still to come.
+#[derive(Debug)]
+enum Rest {
+    Plain(Incoming),
+    Teed(RequestTee),
+}
+
+impl Body for Rest {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Rest::Plain(b) => Pin::new(b).poll_frame(cx),
+            Rest::Teed(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Rest::Plain(b) => b.is_end_stream(),
+            Rest::Teed(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Rest::Plain(b) => b.size_hint(),
+            Rest::Teed(b) => b.size_hint(),
+        }
     }
 }
 

@@ -30,6 +30,9 @@
 //! - [`upstream`]: one connection pool per upstream (our own for HTTP/1.1,
 //!   hyper-util's for HTTP/2 and https).
 //! - [`body`]: request and response body types of both hops.
+//! - [`request_tee`]: a mirrored request whose body is a stream (gRPC, no
+//!   declared length) streamed to the primary while the shadow's copy is
+//!   kept.
 //! - [`tee`]: streaming the primary's answer to the client while capturing
 //!   it for the comparison.
 //! - [`canary`]: optionally, a growing share of requests served by the
@@ -79,6 +82,7 @@ pub mod procwatch;
 pub mod record;
 pub mod redact;
 pub mod reflection;
+pub mod request_tee;
 pub mod route;
 pub mod samples;
 pub mod sampling;

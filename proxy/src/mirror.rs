@@ -7,6 +7,10 @@
 //! records exactly one outcome. Its errors ([`MirrorError`]) are tagged
 //! shadow or secondary and end as a counter and a debug log: the task
 //! returns `()`, and nothing converts them into a client answer.
+//!
+//! A request whose body is a stream ([`crate::request_tee`]) reaches the
+//! shadow later: the task first waits for the client's body to end, while
+//! the primary already has it frame by frame.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,6 +27,7 @@ use crate::body::UpstreamBody;
 use crate::error::Side;
 use crate::headers::strip_hop_by_hop;
 use crate::metrics::MirrorOutcome;
+use crate::request_tee::RequestCopy;
 use crate::samples::{Message, Sample};
 use crate::service::{header_list, ServiceState};
 use crate::tee::{Captured, PrimaryCapture};
@@ -81,6 +86,31 @@ impl MirrorJob {
     /// for the task.
     pub fn spawn(self, permit: OwnedSemaphorePermit, primary: oneshot::Receiver<PrimaryCapture>) {
         tokio::spawn(self.run(permit, primary));
+    }
+
+    /// As [`MirrorJob::spawn`], for a request whose body is still streaming
+    /// to the primary: the task first waits for the client's body (`copy`),
+    /// at most [`PRIMARY_CAPTURE_DEADLINE`] (a stream held open longer must
+    /// not hold an in-flight slot). A body past the limit counts
+    /// `body_too_large`; one that broke off, or still open at the deadline,
+    /// `primary_error`: there is no whole exchange to compare.
+    pub fn spawn_after_body(
+        mut self,
+        permit: OwnedSemaphorePermit,
+        copy: oneshot::Receiver<RequestCopy>,
+        primary: oneshot::Receiver<PrimaryCapture>,
+    ) {
+        tokio::spawn(async move {
+            let outcome = match tokio::time::timeout(PRIMARY_CAPTURE_DEADLINE, copy).await {
+                Ok(Ok(RequestCopy::Complete(body))) => {
+                    self.body = body;
+                    return self.run(permit, primary).await;
+                }
+                Ok(Ok(RequestCopy::TooLarge)) => MirrorOutcome::BodyTooLarge,
+                _ => MirrorOutcome::PrimaryError,
+            };
+            self.state.route_states[self.route].metrics.outcome(outcome);
+        });
     }
 
     async fn run(self, _permit: OwnedSemaphorePermit, primary: oneshot::Receiver<PrimaryCapture>) {

@@ -6,7 +6,10 @@
 //! 3. plan: mirror or not — method policy, sampling, declared body size,
 //!    a free in-flight slot (`ServiceState::plan`);
 //! 4. body: for a mirrored request, buffer the body up to
-//!    `max_mirror_body_bytes`; past it, give up mirroring and stream on;
+//!    `max_mirror_body_bytes`; past it, give up mirroring and stream on.
+//!    A body that is a stream (gRPC, or no declared length) is not
+//!    buffered but teed on its way to the primary ([`crate::request_tee`]),
+//!    so a bidirectional call gets through;
 //! 5. mirror: hand a copy to a spawned task ([`crate::mirror`]) — it is
 //!    never awaited here;
 //! 6. forward: send to the primary and return its answer, streamed, teed
@@ -46,10 +49,11 @@ use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics, WsMetri
 use crate::mirror::MirrorJob;
 use crate::record::{DropReason, Pending, Recorder};
 use crate::redact::Redactor;
+use crate::request_tee::{self, RequestTee};
 use crate::route::RouteTable;
 use crate::samples::{JsonlLog, SampleRing};
 use crate::sampling::{MirrorMethods, Sampler};
-use crate::tee::TeeBody;
+use crate::tee::{PrimaryCapture, TeeBody};
 use crate::upstream::Upstream;
 use crate::ws;
 
@@ -245,6 +249,10 @@ impl ServiceState {
             }
             Plan::Mirror(permit) => permit,
         };
+        // A recorded stream is still read first: the record wants it whole.
+        if recording.is_none() && request_tee::is_stream(&head, &body) {
+            return self.forward_teed(route, head, body, permit).await;
+        }
         let chunks = match read_body(body, self.max_mirror_body_bytes).await {
             Err(e) => {
                 let error = ClientPathError::DownstreamBody(e);
@@ -277,20 +285,58 @@ impl ServiceState {
             r.finish(pending, &chunks, status, status.map(|_| started.elapsed()));
         }
         match answer {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                let tee = TeeBody::new(
-                    body,
-                    parts.status.as_u16(),
-                    parts.headers.clone(),
-                    self.max_compare_body_bytes,
-                    capture_tx,
-                );
-                Response::from_parts(parts, ResponseBody::Tee(tee))
-            }
+            Ok(response) => self.tee_answer(response, capture_tx),
             // Dropping `capture_tx` tells the mirror task there is no answer.
             Err(error) => self.client_error(error),
         }
+    }
+
+    /// Mirrors a request whose body is a stream: the primary gets it frame
+    /// by frame as the client sends it, and the mirror task gets the copy
+    /// once it has ended (or learns it went past the limit).
+    async fn forward_teed(
+        self: &Arc<Self>,
+        route: usize,
+        head: Parts,
+        body: Incoming,
+        permit: OwnedSemaphorePermit,
+    ) -> Response<ResponseBody> {
+        let (copy_tx, copy_rx) = oneshot::channel();
+        let (capture_tx, capture_rx) = oneshot::channel();
+        MirrorJob {
+            state: Arc::clone(self),
+            route,
+            head: Upstream::copy_head(&head),
+            body: Vec::new(),
+        }
+        .spawn_after_body(permit, copy_rx, capture_rx);
+        let downstream_failed = Arc::new(AtomicBool::new(false));
+        let tee = RequestTee::new(body, self.max_mirror_body_bytes, copy_tx);
+        let body = UpstreamBody::teed(tee, Arc::clone(&downstream_failed));
+        match self.primary_call(route, head, body).await {
+            Ok(response) => self.tee_answer(response, capture_tx),
+            Err(_) if downstream_failed.load(Ordering::Relaxed) => {
+                self.client_error(ClientPathError::DownstreamAborted)
+            }
+            Err(error) => self.client_error(error),
+        }
+    }
+
+    /// The primary's answer for the client, teed for the mirror task.
+    fn tee_answer(
+        &self,
+        response: Response<AnswerBody>,
+        capture_tx: oneshot::Sender<PrimaryCapture>,
+    ) -> Response<ResponseBody> {
+        let (parts, body) = response.into_parts();
+        let tee = TeeBody::new(
+            body,
+            parts.status.as_u16(),
+            parts.headers.clone(),
+            self.max_compare_body_bytes,
+            capture_tx,
+        );
+        Response::from_parts(parts, ResponseBody::Tee(tee))
     }
 
     /// Decides the mirror copy's fate before anything is read.

@@ -495,7 +495,8 @@ fn twin_metric(twin: &Service, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// Streaming gRPC end to end, with descriptors by server reflection:
-/// grpcurl and Python's grpcio subscribe over TLS; the proxy takes the fan-out's descriptors from the
+/// grpcurl (itself by reflection, through the proxy) and Python's grpcio
+/// subscribe over TLS; the proxy takes the fan-out's descriptors from the
 /// Go twin (primary) at start-up, mirrors the `Subscribe` stream to the
 /// Rust twin (shadow, with a planted difference in the second
 /// notification) and pairs each client's two streams message by message:
@@ -523,10 +524,8 @@ async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_b
     let addr = proxy.addr;
     let cert_file = cert.cert_file.clone();
     let grpcurl = tokio::task::spawn_blocking(move || {
-        // The .proto, not reflection, on the client's side: reflection is
-        // a bidirectional stream, and the proxy buffers a mirrored
-        // request's body until it ends (the client would wait for ever).
-        let root = parallax_conformance::grpc::repo_root();
+        // Descriptors by reflection on the client's side too: its
+        // bidirectional stream goes through the mirrored proxy as well.
         let mut child = std::process::Command::new(parallax_conformance::grpc::grpcurl())
             .arg("-cacert")
             .arg(&cert_file)
@@ -537,9 +536,7 @@ async fn grpc_subscribe_streams_are_paired_message_by_message_with_descriptors_b
                 "-max-time",
                 "30",
             ])
-            .arg("-import-path")
-            .arg(root.join("proto"))
-            .args(["-proto", "parallax/fanout/v1/fanout.proto", "-d", "@"])
+            .args(["-d", "@"])
             .arg(addr.to_string())
             .arg("parallax.fanout.v1.FanoutService/Subscribe")
             .stdin(std::process::Stdio::piped())
@@ -709,6 +706,81 @@ async fn grpcio_through_the_proxy_over_h2c_matches_with_descriptors_by_reflectio
     );
     assert_eq!(matched, Some(5.0), "{metrics}");
     assert_only(&metrics, "parallax_comparisons_total", "result", &["match"]);
+}
+
+/// Runs grpcurl with `args` on a blocking thread: its exit code and its
+/// output, stdout then stderr.
+async fn grpcurl(args: Vec<String>) -> (Option<i32>, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(parallax_conformance::grpc::grpcurl())
+            .args(&args)
+            .output()
+            .expect("grpcurl starts (scripts/deps.sh installs it)");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Server reflection is a bidirectional stream whose client waits for each
+/// answer before it asks on: `grpcurl list` and `describe` through a
+/// mirrored route complete, and each stream is mirrored to the shadow
+/// twin and compared once the client ended it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_list_and_describe_by_reflection_get_through_a_mirrored_route() {
+    let primary = spawn(service(&Implementation::go_fanout()).grpc()).await;
+    let shadow = spawn(service(&Implementation::rust_fanout()).grpc()).await;
+    let toml = format!(
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{}\"\nshadow = \"http://{}\"\nprimary_http2 = true\nshadow_http2 = true\nshadow_timeout_ms = 10000\n",
+        primary.grpc_addr(),
+        shadow.grpc_addr(),
+    );
+    let proxy = proxy_from_toml(&toml).await;
+    let addr = proxy.addr.to_string();
+    let args = |verb: &str| -> Vec<String> {
+        ["-plaintext", "-max-time", "30", addr.as_str(), verb]
+            .map(String::from)
+            .to_vec()
+    };
+    let (code, listed) = grpcurl(args("list")).await;
+    assert_eq!(code, Some(0), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == "parallax.fanout.v1.FanoutService"),
+        "{listed}"
+    );
+    let (code, described) = grpcurl(args("describe")).await;
+    assert_eq!(code, Some(0), "{described}");
+    assert!(
+        described.contains("parallax.fanout.v1.FanoutService is a service:")
+            && described.contains("rpc Subscribe ("),
+        "{described}"
+    );
+
+    // At least one reflection stream per run, each mirrored and compared
+    // (the twins' reflection services need not answer alike).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = proxy.metrics().await;
+        let compared = sum(&metrics, "parallax_mirror_total", "outcome", "compared");
+        if compared >= 2.0 || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        sum(&metrics, "parallax_mirror_total", "outcome", "compared") >= 2.0,
+        "{metrics}"
+    );
+    assert_only(&metrics, "parallax_mirror_total", "outcome", &["compared"]);
 }
 
 /// `descriptors = "reflection"` against a primary without reflection (the

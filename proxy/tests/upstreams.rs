@@ -378,7 +378,8 @@ async fn a_body_over_the_mirror_limit_goes_to_the_primary_only() {
             r#"{"method":"POST","target":"/echo","length":100}"#
         );
     }
-    assert_eq!(proxy.outcome("body_too_large").await, 2.0);
+    // The chunked one is teed, and its copy given up in the mirror task.
+    proxy.wait_outcome("body_too_large", 2.0).await;
     assert_eq!(shadow.hits(), 0);
     // A body within the limit is mirrored.
     let small = WireRequest::post("/echo").body(b"tiny".to_vec()).chunked();
@@ -1032,4 +1033,181 @@ async fn grpc_calls_are_proxied_with_trailers_and_compared_message_by_message() 
         kinds("/parallax.ingest.v1.IngestService/Health"),
         [("grpc-status".to_owned(), "status".to_owned())]
     );
+}
+
+/// A gRPC message frame: not compressed, its length, then `payload`.
+fn grpc_frame(payload: &[u8]) -> Bytes {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    Bytes::from(frame)
+}
+
+/// A bidirectional gRPC echo over h2c: each request frame goes back the
+/// moment it arrives (the answer's head before any), and the request's
+/// trailers come back with `grpc-status: 0`. `calls` counts the calls.
+async fn echo_stream_server(
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::net::SocketAddr {
+    use futures::channel::mpsc as fmpsc;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let calls = std::sync::Arc::clone(&calls);
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (tx, rx) = fmpsc::unbounded::<
+                        Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+                    >();
+                    tokio::spawn(async move {
+                        let mut body = request.into_body();
+                        let mut trailers = http::HeaderMap::new();
+                        while let Some(Ok(frame)) = body.frame().await {
+                            match frame.into_data() {
+                                Ok(data) => {
+                                    let _ = tx.unbounded_send(Ok(http_body::Frame::data(data)));
+                                }
+                                Err(frame) => {
+                                    trailers.extend(frame.into_trailers().unwrap_or_default())
+                                }
+                            }
+                        }
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        let _ = tx.unbounded_send(Ok(http_body::Frame::trailers(trailers)));
+                    });
+                    let response = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(http_body_util::StreamBody::new(rx))
+                        .unwrap();
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+/// One bidirectional call through the proxy over h2c, in lockstep: each
+/// message is sent only once the previous one has come back, then the
+/// request ends with the trailer `x-sent`. Returns what came back and the
+/// answer's trailers; a step that does not come within 10 s fails.
+async fn chat(proxy: std::net::SocketAddr, messages: &[&[u8]]) -> (Vec<Bytes>, http::HeaderMap) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let step = Duration::from_secs(10);
+    let stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let (to_proxy, body) = futures::channel::mpsc::unbounded::<
+        Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+    >();
+    let request = Request::post(format!("http://{proxy}/echo.v1.Echo/Chat"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::StreamBody::new(body))
+        .unwrap();
+    to_proxy
+        .unbounded_send(Ok(http_body::Frame::data(grpc_frame(messages[0]))))
+        .unwrap();
+    let response = tokio::time::timeout(step, sender.send_request(request))
+        .await
+        .expect("the answer's head came while the request was open")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut answer = response.into_body();
+    let mut back = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        if i > 0 {
+            to_proxy
+                .unbounded_send(Ok(http_body::Frame::data(grpc_frame(message))))
+                .unwrap();
+        }
+        let frame = tokio::time::timeout(step, answer.frame())
+            .await
+            .unwrap_or_else(|_| panic!("message {i} did not come back while the request was open"))
+            .unwrap()
+            .unwrap();
+        back.push(frame.into_data().unwrap());
+    }
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-sent", messages.len().to_string().parse().unwrap());
+    to_proxy
+        .unbounded_send(Ok(http_body::Frame::trailers(trailers)))
+        .unwrap();
+    drop(to_proxy);
+    let rest = tokio::time::timeout(step, answer.collect())
+        .await
+        .expect("the call ended")
+        .unwrap();
+    let trailers = rest.trailers().cloned().unwrap_or_default();
+    assert!(rest.to_bytes().is_empty());
+    (back, trailers)
+}
+
+/// A bidirectional call whose client waits for each answer before sending
+/// on gets through a mirrored route: the primary gets every message as it
+/// is sent (and the request's trailers), and the shadow the whole stream
+/// once the client ended it, compared message by message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bidirectional_call_in_lockstep_gets_through_a_mirrored_route_and_is_compared() {
+    let calls = [
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    ];
+    let primary = echo_stream_server(std::sync::Arc::clone(&calls[0])).await;
+    let shadow = echo_stream_server(std::sync::Arc::clone(&calls[1])).await;
+    let proxy = proxy()
+        .primary(primary)
+        .shadow(shadow)
+        .set("primary_http2 = true\nshadow_http2 = true")
+        .start()
+        .await;
+    let messages: [&[u8]; 3] = [b"one", b"two", b"three"];
+    let (back, trailers) = chat(proxy.addr, &messages).await;
+    let want: Vec<Bytes> = messages.iter().map(|m| grpc_frame(m)).collect();
+    assert_eq!(back, want);
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(
+        trailers["x-sent"], "3",
+        "the request's trailers reached the primary"
+    );
+    proxy.wait_outcome("compared", 1.0).await;
+    assert_eq!(proxy.result("match").await, 1.0);
+    assert_eq!(calls[1].load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A streamed request longer than `max_mirror_body_bytes` reaches the
+/// primary whole, and the copy is given up as `body_too_large`: the shadow
+/// never gets a partial stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_past_the_mirror_limit_reaches_the_primary_whole_and_is_not_mirrored() {
+    let calls = [
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    ];
+    let primary = echo_stream_server(std::sync::Arc::clone(&calls[0])).await;
+    let shadow = echo_stream_server(std::sync::Arc::clone(&calls[1])).await;
+    let proxy = proxy()
+        .primary(primary)
+        .shadow(shadow)
+        .set("primary_http2 = true\nshadow_http2 = true\nmax_mirror_body_bytes = 16")
+        .start()
+        .await;
+    // 15 bytes each on the wire: the second is past the limit.
+    let messages: [&[u8]; 3] = [b"0123456789", b"abcdefghij", b"ABCDEFGHIJ"];
+    let (back, _) = chat(proxy.addr, &messages).await;
+    let want: Vec<Bytes> = messages.iter().map(|m| grpc_frame(m)).collect();
+    assert_eq!(back, want);
+    proxy.wait_outcome("body_too_large", 1.0).await;
+    assert_eq!(proxy.outcome("compared").await, 0.0);
+    assert_eq!(calls[0].load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(calls[1].load(std::sync::atomic::Ordering::SeqCst), 0);
 }

@@ -1,0 +1,298 @@
+//! Teeing a streamed request body: it goes to the primary frame by frame as
+//! the client sends it, while the data (reference-counted `Bytes`, no copy)
+//! is kept, up to `max_mirror_body_bytes`, for the shadow's copy.
+//!
+//! Why not buffer it first, as a request with a `Content-Length` is: a
+//! bidirectional or client-streaming call (gRPC server reflection, say)
+//! whose client waits for an answer before it sends more, or before it ends
+//! its side, would wait for ever — the primary would get nothing until the
+//! client ended, and the client would not end before the primary answered.
+//! So the primary gets each frame at once, trailers included, and the
+//! shadow gets its copy when the client's body has ended: the copy goes to
+//! the mirror task through a oneshot ([`RequestCopy`]), which never blocks
+//! the client's side. Past the limit the copy is given up (the primary's
+//! stream goes on untouched), and a copy nobody waits for any more (the
+//! mirror task gave up) is let go at once, so the memory kept stays bounded
+//! by the in-flight slots.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+/// Whether a mirrored request's body is a stream to tee rather than a body
+/// to buffer: gRPC (whose calls may be bidirectional), or any body of no
+/// declared length (HTTP/2 without `Content-Length`, HTTP/1.1 chunked).
+pub fn is_stream(head: &Parts, body: &impl Body) -> bool {
+    if body.is_end_stream() {
+        return false;
+    }
+    let grpc = head
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    grpc || !head.headers.contains_key(CONTENT_LENGTH)
+}
+
+/// What became of the client's body, for the shadow's copy.
+#[derive(Debug)]
+pub enum RequestCopy {
+    /// The whole body, within the limit.
+    Complete(Vec<Bytes>),
+    /// Longer than `max_mirror_body_bytes`: not kept.
+    TooLarge,
+    /// Failed or abandoned before its end.
+    Aborted,
+}
+
+/// The copy being kept, and where it goes.
+struct Keeping {
+    chunks: Vec<Bytes>,
+    len: u64,
+    limit: u64,
+    tx: oneshot::Sender<RequestCopy>,
+}
+
+impl Keeping {
+    fn finish(self, copy: RequestCopy) {
+        // The mirror task may have given up: fine.
+        let _ = self.tx.send(copy);
+    }
+}
+
+/// A request body that passes `inner` through to the primary and keeps a
+/// bounded copy for the shadow.
+pub struct RequestTee<B = Incoming> {
+    inner: B,
+    keeping: Option<Keeping>,
+}
+
+impl<B> std::fmt::Debug for RequestTee<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestTee")
+            .field("keeping", &self.keeping.is_some())
+            .finish()
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> RequestTee<B> {
+    /// Tees `inner`, keeping up to `limit` bytes; the copy goes to `tx`.
+    pub fn new(inner: B, limit: u64, tx: oneshot::Sender<RequestCopy>) -> Self {
+        let mut tee = Self {
+            inner,
+            keeping: Some(Keeping {
+                chunks: Vec::new(),
+                len: 0,
+                limit,
+                tx,
+            }),
+        };
+        // hyper never polls a body that is empty from the start.
+        if tee.inner.is_end_stream() {
+            tee.finish_complete();
+        }
+        tee
+    }
+
+    fn finish_complete(&mut self) {
+        if let Some(mut k) = self.keeping.take() {
+            let chunks = std::mem::take(&mut k.chunks);
+            k.finish(RequestCopy::Complete(chunks));
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for RequestTee<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(polled) => polled,
+            Poll::Pending => {
+                // While the client is quiet, notice a mirror task that gave
+                // up, so its copy is not held until the next frame.
+                if let Some(k) = this.keeping.as_mut() {
+                    if k.tx.poll_closed(cx).is_ready() {
+                        this.keeping = None;
+                    }
+                }
+                return Poll::Pending;
+            }
+        };
+        match &polled {
+            Some(Ok(frame)) => {
+                if let (Some(data), Some(k)) = (frame.data_ref(), this.keeping.as_mut()) {
+                    k.len += data.len() as u64;
+                    if k.len > k.limit {
+                        if let Some(k) = this.keeping.take() {
+                            k.finish(RequestCopy::TooLarge);
+                        }
+                    } else if k.tx.is_closed() {
+                        this.keeping = None;
+                    } else if !data.is_empty() {
+                        k.chunks.push(data.clone());
+                    }
+                }
+                // hyper stops polling once the body says it has ended.
+                if this.inner.is_end_stream() {
+                    this.finish_complete();
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(k) = this.keeping.take() {
+                    k.finish(RequestCopy::Aborted);
+                }
+            }
+            None => this.finish_complete(),
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for RequestTee<B> {
+    fn drop(&mut self) {
+        if let Some(k) = self.keeping.take() {
+            k.finish(RequestCopy::Aborted);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, Request};
+    use http_body_util::{BodyExt, Empty, Full, StreamBody};
+    use std::convert::Infallible;
+    use tokio::sync::mpsc;
+
+    type Frames = StreamBody<futures::stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
+
+    /// A body fed frame by frame by the test.
+    fn channel() -> (mpsc::UnboundedSender<Frame<Bytes>>, Frames) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|f| f.map(Ok)));
+        (tx, StreamBody::new(Box::pin(stream) as _))
+    }
+
+    fn data(s: &'static str) -> Frame<Bytes> {
+        Frame::data(Bytes::from_static(s.as_bytes()))
+    }
+
+    fn head(headers: &[(&str, &str)]) -> Parts {
+        let mut request = Request::builder();
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn grpc_and_undeclared_lengths_are_streams_a_declared_length_or_no_body_is_not() {
+        let body = Full::new(Bytes::from_static(b"x"));
+        assert!(is_stream(&head(&[]), &body));
+        assert!(is_stream(
+            &head(&[
+                ("content-type", "application/grpc+proto"),
+                ("content-length", "1")
+            ]),
+            &body
+        ));
+        assert!(!is_stream(&head(&[("content-length", "1")]), &body));
+        assert!(!is_stream(
+            &head(&[("content-type", "application/grpc")]),
+            &Empty::<Bytes>::new()
+        ));
+    }
+
+    #[tokio::test]
+    async fn each_frame_passes_on_as_it_arrives_and_the_copy_comes_at_the_end() {
+        let (frames, body) = channel();
+        let (tx, mut rx) = oneshot::channel();
+        let mut tee = RequestTee::new(body, 10, tx);
+        frames.send(data("ab")).unwrap();
+        let first = tee.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "ab");
+        // The first frame went on before the client sent the next.
+        assert!(rx.try_recv().is_err());
+        frames.send(data("cd")).unwrap();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-end", "1".parse().unwrap());
+        frames.send(Frame::trailers(trailers)).unwrap();
+        drop(frames);
+        let rest = tee.collect().await.unwrap();
+        assert_eq!(rest.trailers().unwrap()["x-end"], "1");
+        assert_eq!(rest.to_bytes(), "cd");
+        match rx.await.unwrap() {
+            RequestCopy::Complete(chunks) => assert_eq!(chunks.concat(), b"abcd"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_the_copy_is_given_up_and_the_body_streams_whole() {
+        let (frames, body) = channel();
+        let (tx, mut rx) = oneshot::channel();
+        let mut tee = RequestTee::new(body, 4, tx);
+        frames.send(data("abc")).unwrap();
+        tee.frame().await.unwrap().unwrap();
+        frames.send(data("def")).unwrap();
+        tee.frame().await.unwrap().unwrap();
+        // Told at once, before the client's body has ended.
+        assert!(matches!(rx.try_recv(), Ok(RequestCopy::TooLarge)));
+        frames.send(data("gh")).unwrap();
+        drop(frames);
+        assert_eq!(tee.collect().await.unwrap().to_bytes(), "gh");
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_is_aborted() {
+        let (frames, body) = channel();
+        let (tx, rx) = oneshot::channel();
+        let mut tee = RequestTee::new(body, 10, tx);
+        frames.send(data("ab")).unwrap();
+        tee.frame().await.unwrap().unwrap();
+        drop(tee);
+        assert!(matches!(rx.await.unwrap(), RequestCopy::Aborted));
+    }
+
+    #[tokio::test]
+    async fn a_copy_nobody_waits_for_is_let_go_while_the_client_is_quiet() {
+        let (frames, body) = channel();
+        let (tx, rx) = oneshot::channel();
+        let mut tee = RequestTee::new(body, 10, tx);
+        frames.send(data("ab")).unwrap();
+        tee.frame().await.unwrap().unwrap();
+        assert!(tee.keeping.as_ref().is_some_and(|k| k.chunks.len() == 1));
+        drop(rx);
+        // Nothing to read: the poll notices the closed receiver.
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert!(Pin::new(&mut tee).poll_frame(&mut cx).is_pending());
+        assert!(tee.keeping.is_none());
+        drop(frames);
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_is_complete_without_being_polled() {
+        let (tx, rx) = oneshot::channel();
+        let _tee = RequestTee::new(Empty::<Bytes>::new(), 10, tx);
+        assert!(matches!(rx.await.unwrap(), RequestCopy::Complete(c) if c.is_empty()));
+    }
+}
