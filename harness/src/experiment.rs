@@ -270,7 +270,7 @@ pub struct Traffic {
     /// Named value generators, used as `{{name}}` in paths, headers and
     /// bodies. Default: none.
     pub values: BTreeMap<String, ValueSpec>,
-    /// The request templates, at least one.
+    /// The request templates, at least one (unless `grpc` is given).
     pub requests: Vec<Template>,
     /// Unary gRPC calls instead of HTTP requests (`crate::grpc`).
     /// Default: none.
