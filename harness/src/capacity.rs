@@ -62,7 +62,14 @@ fn round_rate(r: f64) -> f64 {
     }
     let digits = r.log10().floor() as i32 - 2;
     let unit = 10f64.powi(digits);
-    (r / unit).round() * unit
+    let mantissa = (r / unit).round();
+    // Dividing by an exact power of ten gives the nearest double (95.8),
+    // multiplying by 0.1 does not (95.80000000000001).
+    if digits < 0 {
+        mantissa / 10f64.powi(-digits)
+    } else {
+        mantissa * unit
+    }
 }
 
 impl FromStr for RateSpec {
@@ -328,6 +335,8 @@ mod tests {
         let rungs = l.rungs();
         assert_eq!(&rungs[..4], &[2000.0, 3000.0, 4500.0, 6750.0]);
         assert_eq!(*rungs.last().unwrap(), 64000.0);
+        assert_eq!(round_rate(95.79), 95.8, "no float noise in printed rates");
+        assert_eq!(round_rate(70.71), 70.7);
         assert!(rungs.windows(2).all(|w| w[1] > w[0]));
         assert_eq!("500".parse(), Ok(RateSpec::Fixed(500.0)));
         for bad in ["fast", "10..5x2", "1..10x1", "1..10", "0..10x2"] {
