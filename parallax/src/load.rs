@@ -1236,4 +1236,66 @@ mod tests {
         assert_eq!(w.judge(0, 202, b""), Verdict::Ok);
         assert_eq!(w.judge(0, 400, b""), Verdict::Error);
     }
+
+    fn grpc_args(extra: &[&str]) -> GrpcArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            load: Load,
+        }
+        let mut argv = vec!["load", "grpc", "--target", "http://127.0.0.1:1"];
+        argv.extend(extra);
+        match <Cli as clap::Parser>::try_parse_from(argv).unwrap().load {
+            Load::Grpc(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn one_call_on_the_command_line_is_read_as_a_grpc_traffic_section() {
+        let args = grpc_args(&[
+            "--method",
+            "parallax.ingest.v1.IngestService/Publish",
+            "--json",
+            r#"{"events":[{"eventId":"e{{n}}"}]}"#,
+            "--value",
+            r#"n={ kind = "sequence" }"#,
+            "--metadata",
+            "x-run: {{n}}",
+            "--ok-code",
+            "0",
+            "--ok-code",
+            "3",
+        ]);
+        let file = command_line_grpc(&args).unwrap();
+        let grpc = file.traffic.grpc.expect("a [traffic.grpc]");
+        let call = &grpc.calls[0];
+        assert_eq!(call.method, "parallax.ingest.v1.IngestService/Publish");
+        assert_eq!(call.metadata["x-run"], "{{n}}");
+        assert_eq!(call.ok_codes, [0, 3]);
+        assert!(file.traffic.values.contains_key("n"));
+    }
+
+    #[test]
+    fn a_command_line_call_that_cannot_be_sent_names_its_flag_as_a_field() {
+        let e = command_line_grpc(&grpc_args(&[
+            "--method",
+            "parallax.ingest.v1.IngestService/Nope",
+            "--json",
+            "{}",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("traffic.grpc.calls[0].method"), "{e}");
+        assert!(e.contains("it has: Publish"), "{e}");
+        let e = command_line_grpc(&grpc_args(&[
+            "--method",
+            "parallax.ingest.v1.IngestService/Publish",
+            "--json",
+            r#"{"event":[]}"#,
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("traffic.grpc.calls[0].message"), "{e}");
+    }
 }
