@@ -735,6 +735,8 @@ pub fn grpc(args: &GrpcArgs) -> anyhow::Result<()> {
     let path = args.out.join("load.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&load)?)?;
     eprintln!("report: {}", path.display());
+    // The common results schema too, as every other load writes it.
+    write_results(&load, &args.out)?;
     if load.errors > 0 {
         bail!(
             "{} calls failed: {:?}{}",
