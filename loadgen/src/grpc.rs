@@ -23,6 +23,16 @@
 //! Messages are the caller's ([`Calls`]): bytes already encoded, e.g. from
 //! a JSON template and a message type of a descriptor set
 //! ([`encode_json`]).
+//!
+//! Server-streaming calls (a method whose descriptor says
+//! `server_streaming`, [`method_shape`]) are sent the same way: one request
+//! message, then every response message is read until the trailers. The
+//! messages are counted as they complete (a message may span DATA frames),
+//! the call's latency runs from its slot's time to the trailers, and the
+//! first message's arrival is timed from the same moment
+//! ([`GrpcReport::first_message_us`]). A stream that has not ended by
+//! [`GrpcConfig::timeout`] is cut and counted as a timeout, like any call
+//! that overstays: a load generator must not hold a slot's sender forever.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use hdrhistogram::Histogram;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, TE};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
@@ -39,6 +50,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::http::TransportError;
 use crate::open::{OpenReport, Window};
@@ -291,6 +303,14 @@ impl GrpcConfig {
 pub struct GrpcReport {
     /// Outcomes with whether [`Calls::ok`] judged them a success.
     pub report: pacing::Report<(Outcome, bool)>,
+    /// Response messages the measured calls received (a unary call's one,
+    /// a stream's many; those of a stream cut by its timeout included).
+    pub messages: u64,
+    /// Measured calls' time from their slot's time to their first response
+    /// message, µs (calls that received none are not in it). For a stream
+    /// this is when it started delivering; `report.latency_us` is when it
+    /// ended.
+    pub first_message_us: Histogram<u64>,
     /// Measured calls judged failed.
     pub errors: u64,
     pub target_rate_per_sec: f64,
@@ -339,6 +359,53 @@ impl GrpcReport {
     }
 }
 
+/// Splits a response body's bytes into gRPC messages (5-byte prefix, then
+/// the message), across DATA frames, and counts the whole ones.
+#[derive(Debug, Default)]
+struct MessageCounter {
+    /// Prefix bytes of the current message seen so far (up to 5).
+    prefix: [u8; 5],
+    prefix_len: usize,
+    /// Message bytes still to skip after a complete prefix.
+    rest: u64,
+}
+
+impl MessageCounter {
+    /// Feeds `data`; returns how many messages it completed.
+    fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut done = 0;
+        while !data.is_empty() {
+            if self.prefix_len < 5 {
+                let take = (5 - self.prefix_len).min(data.len());
+                self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&data[..take]);
+                self.prefix_len += take;
+                data = &data[take..];
+                if self.prefix_len < 5 {
+                    break;
+                }
+                let p = self.prefix;
+                self.rest = u64::from(u32::from_be_bytes([p[1], p[2], p[3], p[4]]));
+            }
+            let take = self.rest.min(data.len() as u64);
+            self.rest -= take;
+            data = &data[take as usize..];
+            if self.rest == 0 {
+                done += 1;
+                self.prefix_len = 0;
+            }
+        }
+        done
+    }
+}
+
+/// What one call received before it ended or was cut: kept outside the
+/// exchange's future so a timeout does not lose it.
+#[derive(Debug, Default)]
+struct Progress {
+    messages: u64,
+    first_message: Option<Instant>,
+}
+
 /// One sender: a share of a connection, one call at a time.
 struct GrpcSender<C> {
     calls: Arc<C>,
@@ -351,6 +418,16 @@ struct GrpcSender<C> {
     first_slot: u64,
     /// The first connection failure's reason, shared by the senders.
     connect_error: Arc<std::sync::OnceLock<String>>,
+    /// The schedule's start (given to [`pacing::run_from`]), its slots'
+    /// offsets and the warm-up, so a first message is timed from the slot's
+    /// time as the pacing times the end, and only measured slots count.
+    start: Instant,
+    schedule: Schedule,
+    warmup: Duration,
+    /// Measured slots' response messages and first-message latencies:
+    /// this sender's own, summed after the run.
+    messages: u64,
+    first_message_us: Histogram<u64>,
 }
 
 impl<C: Calls> GrpcSender<C> {
@@ -373,7 +450,7 @@ impl<C: Calls> GrpcSender<C> {
         }
     }
 
-    async fn exchange(&self, call: Call) -> Outcome {
+    async fn exchange(&self, call: Call, progress: &mut Progress) -> Outcome {
         let mut sender = match self.sender().await {
             Ok(s) => s,
             Err(e) => return Outcome::Transport(e),
@@ -409,10 +486,18 @@ impl<C: Calls> GrpcSender<C> {
         // Trailers-only: the status is in the headers.
         let mut status = grpc_status(response.headers());
         let mut body = response.into_body();
+        let mut counter = MessageCounter::default();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
                 return Outcome::Transport(TransportError::Io);
             };
+            if let Some(data) = frame.data_ref() {
+                let complete = counter.feed(data);
+                if complete > 0 && progress.messages == 0 {
+                    progress.first_message = Some(Instant::now());
+                }
+                progress.messages += complete;
+            }
             if let Some(trailers) = frame.trailers_ref() {
                 status = grpc_status(trailers).or(status);
             }
@@ -444,10 +529,25 @@ impl<C: Calls> Sender for GrpcSender<C> {
             }
         };
         let template = call.template;
-        let outcome = match tokio::time::timeout(self.timeout, self.exchange(call)).await {
+        let sent = Instant::now();
+        let mut progress = Progress::default();
+        let exchange = self.exchange(call, &mut progress);
+        let outcome = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Transport(TransportError::Timeout),
         };
+        if let Some(offset) = self.schedule.offset(n) {
+            if offset >= self.warmup {
+                self.messages += progress.messages;
+                if let Some(first) = progress.first_message {
+                    // As the pacing does: from the slot's time, or from
+                    // the send when that was earlier.
+                    let from = (self.start + offset).min(sent);
+                    let us = first.saturating_duration_since(from).as_micros() as u64;
+                    self.first_message_us.saturating_record(us.max(1));
+                }
+            }
+        }
         (outcome, self.calls.ok(template, outcome))
     }
 }
@@ -468,6 +568,7 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
         .map(|_| Arc::new(Mutex::new(None)))
         .collect();
     let connect_error = Arc::new(std::sync::OnceLock::new());
+    let start = Instant::now();
     let senders = (0..config.concurrency)
         .map(|i| GrpcSender {
             connect_error: Arc::clone(&connect_error),
@@ -476,6 +577,11 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
             connection: Arc::clone(&connections[i % connections.len()]),
             timeout: config.timeout,
             first_slot: config.first_slot,
+            start,
+            schedule: config.schedule,
+            warmup: config.warmup,
+            messages: 0,
+            first_message_us: pacing::latency_histogram(),
         })
         .collect();
     let plan = Plan {
@@ -486,7 +592,15 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
         early_by: Duration::from_millis(1),
         overrun: Duration::from_secs(5),
     };
-    let (report, _) = pacing::run(plan, senders).await;
+    let (report, senders) = pacing::run_from(start, plan, senders).await;
+    let mut messages = 0;
+    let mut first_message_us = pacing::latency_histogram();
+    for s in &senders {
+        messages += s.messages;
+        first_message_us
+            .add(&s.first_message_us)
+            .expect("histograms share bounds");
+    }
     let errors = report
         .outcomes
         .iter()
@@ -495,6 +609,8 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
         .sum();
     Ok(GrpcReport {
         report,
+        messages,
+        first_message_us,
         errors,
         target_rate_per_sec: s.rate_per_sec,
         connect_error: connect_error.get().cloned(),
@@ -513,12 +629,29 @@ pub fn load_descriptors(path: &std::path::Path) -> Result<DescriptorPool, String
     })
 }
 
+/// A method as the loader sends it.
+#[derive(Debug, Clone)]
+pub struct MethodShape {
+    pub input: MessageDescriptor,
+    pub output: MessageDescriptor,
+    /// The descriptor's `server_streaming`: the answer is a stream of
+    /// `output` messages, read to its trailers.
+    pub server_streaming: bool,
+}
+
 /// The request and response message types of `method`, given as
 /// `package.Service/Method` (or `/package.Service/Method`).
 pub fn method_types(
     pool: &DescriptorPool,
     method: &str,
 ) -> Result<(MessageDescriptor, MessageDescriptor), String> {
+    method_shape(pool, method).map(|m| (m.input, m.output))
+}
+
+/// `method` (`package.Service/Method`) from the descriptors: its types and
+/// whether it streams its answer. A client-streaming method is refused: a
+/// call sends one request message.
+pub fn method_shape(pool: &DescriptorPool, method: &str) -> Result<MethodShape, String> {
     let trimmed = method.trim_start_matches('/');
     let (service, name) = trimmed
         .rsplit_once('/')
@@ -545,12 +678,16 @@ pub fn method_types(
             known.join(", ")
         )
     })?;
-    if m.is_client_streaming() || m.is_server_streaming() {
+    if m.is_client_streaming() {
         return Err(format!(
-            "{trimmed} is a streaming method; only unary calls are sent yet"
+            "{trimmed} is a client-streaming method; only unary and server-streaming calls are sent (one request message each)"
         ));
     }
-    Ok((m.input(), m.output()))
+    Ok(MethodShape {
+        input: m.input(),
+        output: m.output(),
+        server_streaming: m.is_server_streaming(),
+    })
 }
 
 /// A message of type `message` from its proto3 JSON form, encoded.
@@ -580,7 +717,10 @@ mod tests {
 
     /// A real HTTP/2 server answering by path: `/ok/*` with a message and
     /// `grpc-status: 0` in trailers, `/bad/*` trailers-only
-    /// `INVALID_ARGUMENT`, `/down/*` HTTP 503; it counts what it got.
+    /// `INVALID_ARGUMENT`, `/down/*` HTTP 503, `/stream/*` three messages
+    /// (the first split across two DATA frames, two in one frame) then
+    /// `grpc-status: 0`, `/hang/*` one message and never an end; it counts
+    /// what it got.
     async fn server() -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
         use http_body_util::{Full, StreamBody};
         use hyper::body::Frame;
@@ -610,11 +750,26 @@ mod tests {
                                 Ok(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))),
                                 Ok(Frame::trailers(trailers)),
                             ];
+                            let stream: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+                                Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02h"))),
+                                Ok(Frame::data(Bytes::from_static(b"i\0\0\0\0\x01x\0\0\0\0\0"))),
+                                Ok(Frame::trailers(frames_trailers())),
+                            ];
                             let body: http_body_util::combinators::BoxBody<
                                 Bytes,
                                 std::convert::Infallible,
                             > = if path.starts_with("/ok/") {
                                 StreamBody::new(futures::stream::iter(frames)).boxed()
+                            } else if path.starts_with("/stream/") {
+                                StreamBody::new(futures::stream::iter(stream)).boxed()
+                            } else if path.starts_with("/hang/") {
+                                let one: Result<Frame<Bytes>, std::convert::Infallible> =
+                                    Ok(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0])));
+                                StreamBody::new(futures::StreamExt::chain(
+                                    futures::stream::iter([one]),
+                                    futures::stream::pending(),
+                                ))
+                                .boxed()
                             } else {
                                 Full::new(Bytes::new()).boxed()
                             };
@@ -637,6 +792,134 @@ mod tests {
             }
         });
         (addr, seen)
+    }
+
+    fn frames_trailers() -> http::HeaderMap {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        trailers
+    }
+
+    /// Every slot calls `path`.
+    struct One(&'static str);
+
+    impl Calls for One {
+        fn call(&self, _: u64) -> Result<Call, (usize, String)> {
+            Ok(Call {
+                template: 0,
+                path: self.0.into(),
+                metadata: vec![],
+                message: Bytes::from_static(b"abc"),
+            })
+        }
+    }
+
+    fn config(addr: SocketAddr, calls: u64) -> GrpcConfig {
+        let target = Target::parse(&format!("http://{addr}"), None).unwrap();
+        let mut config = GrpcConfig::new(
+            target,
+            Schedule {
+                rate_per_sec: 100.0,
+                ramp: Duration::ZERO,
+                duration: Duration::from_secs(1),
+                max_requests: calls,
+            },
+        );
+        config.concurrency = 4;
+        config
+    }
+
+    #[test]
+    fn messages_are_counted_across_and_within_data_frames() {
+        let mut c = MessageCounter::default();
+        assert_eq!(c.feed(&[0, 0, 0]), 0);
+        assert_eq!(c.feed(&[0, 3, b'a']), 0);
+        assert_eq!(c.feed(&[b'b', b'c', 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]), 2);
+        assert_eq!(c.feed(b"z"), 1);
+        assert_eq!(c.feed(&[]), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_read_to_its_trailers_and_its_messages_counted() {
+        let (addr, seen) = server().await;
+        let report = run(Arc::new(One("/stream/x.S/M")), &config(addr, 5))
+            .await
+            .unwrap();
+        assert_eq!(
+            report.by_code().get("OK"),
+            Some(&5),
+            "{:?}",
+            report.by_code()
+        );
+        assert_eq!(report.errors, 0);
+        assert_eq!(report.messages, 15);
+        assert_eq!(report.first_message_us.len(), 5);
+        // The first message cannot arrive after the trailers.
+        assert!(report.first_message_us.max() <= report.report.latency_us.max());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 5);
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_never_ends_is_cut_at_the_timeout() {
+        let (addr, _) = server().await;
+        let mut config = config(addr, 2);
+        config.timeout = Duration::from_millis(300);
+        let report = run(Arc::new(One("/hang/x.S/M")), &config).await.unwrap();
+        let codes = report.by_code();
+        assert_eq!(codes.get("transport timeout"), Some(&2), "{codes:?}");
+        assert_eq!(report.errors, 2);
+        // What arrived before the cut still counts.
+        assert_eq!(report.messages, 2);
+        // Cut at the timeout, not held until the run's overrun.
+        assert!(report.report.latency_us.min() >= 300_000);
+        assert!(report.report.latency_us.max() < 5_000_000);
+    }
+
+    /// `x.S` with `Unary`, `Watch` (server streaming) and `Upload` (client
+    /// streaming), all from and to `x.M`.
+    fn descriptors() -> DescriptorPool {
+        use prost_reflect::prost_types::{
+            DescriptorProto, FileDescriptorProto, FileDescriptorSet, MethodDescriptorProto,
+            ServiceDescriptorProto,
+        };
+        let method = |name: &str, client: bool, server: bool| MethodDescriptorProto {
+            name: Some(name.into()),
+            input_type: Some(".x.M".into()),
+            output_type: Some(".x.M".into()),
+            client_streaming: Some(client),
+            server_streaming: Some(server),
+            ..Default::default()
+        };
+        let file = FileDescriptorProto {
+            name: Some("x.proto".into()),
+            package: Some("x".into()),
+            syntax: Some("proto3".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("M".into()),
+                ..Default::default()
+            }],
+            service: vec![ServiceDescriptorProto {
+                name: Some("S".into()),
+                method: vec![
+                    method("Unary", false, false),
+                    method("Watch", false, true),
+                    method("Upload", true, false),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: vec![file] }).unwrap()
+    }
+
+    #[test]
+    fn streaming_is_read_from_the_descriptor_and_client_streaming_is_refused() {
+        let pool = descriptors();
+        assert!(method_shape(&pool, "x.S/Watch").unwrap().server_streaming);
+        assert!(!method_shape(&pool, "/x.S/Unary").unwrap().server_streaming);
+        let e = method_shape(&pool, "x.S/Upload").unwrap_err();
+        assert!(e.contains("client-streaming"), "{e}");
+        assert!(method_types(&pool, "x.S/Watch").is_ok());
     }
 
     /// Slot n calls `/ok/`, `/bad/` or `/down/` by n mod 3.

@@ -169,7 +169,16 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// a sender waits for it, so `senders.len()` must cover `rate × latency`
 /// with room for stalls, or slots turn late.
 pub async fn run<S: Sender>(plan: Plan, senders: Vec<S>) -> (Report<S::Outcome>, Vec<S>) {
-    let start = Instant::now();
+    run_from(Instant::now(), plan, senders).await
+}
+
+/// [`run`] with the schedule starting at `start` (now or soon), for
+/// senders that time something of their own from their slots' times.
+pub async fn run_from<S: Sender>(
+    start: Instant,
+    plan: Plan,
+    senders: Vec<S>,
+) -> (Report<S::Outcome>, Vec<S>) {
     // The only shared state: which slot is next. Relaxed is enough — each
     // slot number is handed out once, and nothing else is published by it.
     let next = Arc::new(AtomicU64::new(0));
