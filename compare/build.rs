@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "../proto/parallax/ingest/v1/ingest.proto",
         "../proto/parallax/ingest/v1/ingest_service.proto",
+        "../proto/parallax/fanout/v1/fanout.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

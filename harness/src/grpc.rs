@@ -22,6 +22,15 @@
 //! message decoded as the method's output type ([`GrpcSource::routes`]
 //! gives each method a route whose `protobuf_message` is that type), so
 //! mismatches are reported at protobuf field paths (`/0/accepted`).
+//!
+//! A method whose descriptor says `server_streaming` (the fan-out's
+//! `Subscribe`) is called the same way: one request message, and the
+//! answer read message by message to its trailers within `[load]
+//! timeout_ms` (a stream not ended by then is a timeout). Its calls carry
+//! their messages as units, so a report counts deliveries. In shadow mode
+//! the proxy compares such a stream once both copies ended; the shadow's
+//! copy is given as long as the call itself (`shadow_timeout_ms` raised to
+//! `timeout_ms` plus a margin), or every stream would be a shadow timeout.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,7 +74,8 @@ fn one() -> f64 {
     1.0
 }
 
-/// `[[traffic.grpc.calls]]`: one unary call template.
+/// `[[traffic.grpc.calls]]`: one call template (unary or server-streaming,
+/// as its method is).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcCall {
@@ -171,6 +181,8 @@ pub fn validate(traffic: &Traffic, grpc: &GrpcTraffic, dir: &Path) -> Result<(),
 struct Compiled {
     input: MessageDescriptor,
     output: String,
+    /// The method streams its answer (from its descriptor).
+    server_streaming: bool,
     path: String,
     /// The message, when it is the same for every slot.
     fixed: Option<Bytes>,
@@ -186,8 +198,8 @@ pub struct GrpcSource {
 }
 
 impl GrpcSource {
-    /// Compiles and checks the calls: every method is found, unary, and
-    /// two slots' messages encode as its input type.
+    /// Compiles and checks the calls: every method is found, not client
+    /// streaming, and two slots' messages encode as its input type.
     pub fn new(
         name: &str,
         traffic: &Traffic,
@@ -219,7 +231,7 @@ impl GrpcSource {
         let mut calls = Vec::new();
         for (i, c) in grpc.calls.iter().enumerate() {
             let field = format!("traffic.grpc.calls[{i}]");
-            let (input, output) = lg::method_types(&pool, &c.method)
+            let shape = lg::method_shape(&pool, &c.method)
                 .map_err(|e| invalid(format_args!("{field}.method"), e))?;
             for key in c.metadata.keys() {
                 let k = key.to_ascii_lowercase();
@@ -254,8 +266,9 @@ impl GrpcSource {
                 None => None,
             };
             calls.push(Compiled {
-                input,
-                output: output.full_name().to_owned(),
+                input: shape.input,
+                output: shape.output.full_name().to_owned(),
+                server_streaming: shape.server_streaming,
                 path: format!("/{}", c.method.trim_start_matches('/')),
                 fixed,
                 ok_codes: if c.ok_codes.is_empty() {
@@ -316,6 +329,11 @@ impl GrpcSource {
         Arc::clone(&self.templates)
     }
 
+    /// Whether some call's method streams its answer.
+    pub fn streaming(&self) -> bool {
+        self.calls.iter().any(|c| c.server_streaming)
+    }
+
     /// The descriptor set the methods come from (`None`: the project's).
     pub fn descriptor_set(&self) -> Option<&Path> {
         self.descriptor_set.as_deref()
@@ -363,6 +381,10 @@ impl GrpcSource {
         let report = self.send(&config)?;
         let by_code = report.by_code();
         let mut open = report.to_open_report();
+        if self.streaming() {
+            // A stream's work is what it delivered.
+            open.units = report.messages;
+        }
         if open.errors > 0 {
             open.error_samples
                 .insert(0, format!("gRPC outcomes: {by_code:?}"));
@@ -466,6 +488,10 @@ pub fn workload(
     }
 }
 
+/// What a streaming call's shadow copy may take beyond the call's timeout
+/// (the mirror starts it a little after the client's).
+const STREAM_MARGIN_MS: u64 = 2_000;
+
 /// A shadow-mode proxy for gRPC traffic: HTTP/2 to every upstream, and a
 /// route per method whose answers decode as its response type (see
 /// [`GrpcSource::routes`]). Nothing changes for HTTP traffic.
@@ -480,6 +506,13 @@ pub fn shadow_service(
         .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
     service.http2 = true;
     service.routes = source.routes(&experiment.compare, &experiment.routes);
+    if source.streaming() {
+        // A stream is compared once both copies ended, and the shadow's
+        // ends about when the client's does: at most the call's timeout.
+        service.shadow_timeout_ms = service
+            .shadow_timeout_ms
+            .max(experiment.load.timeout_ms.saturating_add(STREAM_MARGIN_MS));
+    }
     Ok(())
 }
 
@@ -563,6 +596,41 @@ mod tests {
         );
         // The proxy accepts what the harness writes.
         crate::proxyconf::render("127.0.0.1:4", &[s]).unwrap();
+    }
+
+    const SUBSCRIBE: &str = r#"
+        [load]
+        timeout_ms = 20000
+        shadow_timeout_ms = 3000
+        [[traffic.grpc.calls]]
+        method = "parallax.fanout.v1.FanoutService/Subscribe"
+        message = '{"topics":["run"],"limit":5}'
+    "#;
+
+    #[test]
+    fn a_server_streaming_method_is_called_and_its_shadow_copy_may_last_the_call() {
+        let x = parsed(SUBSCRIBE);
+        let (_, source) = workload("t", &x, &[]).unwrap();
+        let source = source.expect("a gRPC source");
+        assert!(source.streaming());
+        let mut s =
+            crate::proxyconf::ProxyService::new("s", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3");
+        s.shadow_timeout_ms = x.load.shadow_timeout_ms;
+        shadow_service(&x, &mut s).unwrap();
+        assert_eq!(s.shadow_timeout_ms, 20_000 + STREAM_MARGIN_MS);
+        let rules = s.routes[0].compare.as_ref().unwrap();
+        assert_eq!(
+            rules.protobuf_message.as_deref(),
+            Some("parallax.fanout.v1.Notification")
+        );
+        crate::proxyconf::render("127.0.0.1:4", &[s]).unwrap();
+        // A unary method leaves the experiment's shadow timeout alone.
+        let x = parsed(CALL);
+        let mut s =
+            crate::proxyconf::ProxyService::new("s", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3");
+        s.shadow_timeout_ms = 3000;
+        shadow_service(&x, &mut s).unwrap();
+        assert_eq!(s.shadow_timeout_ms, 3000);
     }
 
     #[test]
