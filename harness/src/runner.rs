@@ -1207,16 +1207,19 @@ fn direct(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
         let block_slots = (step.rate * block).ceil() as u64;
         let base = (k as u64) << 36;
         let schedule = interleave::schedule(pairs, ctx.options.order);
-        // Each alone for half the warm-up, before any measured block.
+        // Each alone for half the warm-up, before any measured block, on
+        // the same slots: a side effect joined across the backends (Kafka)
+        // must see the same warm-up requests from each, or it would report
+        // them as missing and extra.
         if ctx.warmup > 0.0 {
-            for (i, r) in running.iter().take(2).enumerate() {
+            for r in running.iter().take(2) {
                 eprintln!("{name}: warm-up, {} alone", r.label);
                 if let Err(e) = warm(
                     ctx,
                     &r.url(),
                     step.rate,
                     ctx.warmup / 2.0,
-                    base + ((i as u64) << 32),
+                    base,
                 ) {
                     ctx.check_alive(running)?;
                     return Err(e);
