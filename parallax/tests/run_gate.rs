@@ -441,7 +441,10 @@ fn direct_runs_interleave_their_blocks_account_by_cgroup_and_the_gate_reads_capa
     assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
 
     // A ladder, each backend alone: the candidate with a slow search route
-    // holds no rung of p99<200ms, the baseline every one.
+    // (300 ms, 3 requests in 10) holds no rung of p99<280ms, the baseline
+    // every one. A rung allows 15 % late slots (a 20-slot probe on a busy
+    // CI box may send one or two over 140 ms late; the SLO is what this
+    // test is about).
     let ladder = dir.0.join("ladder");
     let out = parallax(&[
         "run",
@@ -449,7 +452,9 @@ fn direct_runs_interleave_their_blocks_account_by_cgroup_and_the_gate_reads_capa
         "--rate",
         "20..40x2",
         "--slo",
-        "p99<200ms",
+        "p99<280ms",
+        "--max-late-ratio",
+        "0.15",
         "--duration-secs",
         "1",
         "--warmup-secs",
@@ -462,7 +467,7 @@ fn direct_runs_interleave_their_blocks_account_by_cgroup_and_the_gate_reads_capa
     let results = ladder.join("results.json");
     assert!(out.status.success(), "parallax run failed\n{}", text(&out));
     assert!(
-        text(&out).contains("capacity at p99<200ms"),
+        text(&out).contains("capacity at p99<280ms"),
         "{}",
         text(&out)
     );
