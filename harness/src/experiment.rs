@@ -741,9 +741,10 @@ impl Backend {
 }
 
 /// The placeholders a command may use.
-pub const PLACEHOLDERS: [&str; 7] = [
+pub const PLACEHOLDERS: [&str; 8] = [
     "{port}",
     "{listen}",
+    "{http_listen}",
     "{url}",
     "{name}",
     "{dir}",

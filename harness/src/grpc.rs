@@ -31,6 +31,23 @@
 //! the proxy compares such a stream once both copies ended; the shadow's
 //! copy is given as long as the call itself (`shadow_timeout_ms` raised to
 //! `timeout_ms` plus a margin), or every stream would be a shadow timeout.
+//!
+//! # Streams held while requests publish (`streams`)
+//! A subscription stream delivers what is published while it is open, so
+//! its calls and the publishing requests run in one phase, in an explicit
+//! order ([`GrpcSource::run_streams`]): `streams` calls are opened at once;
+//! the requests (`[[traffic.requests]]`, sent to each backend's
+//! `{http_listen}`) start only when every backend's `streams_gauge` on that
+//! address counts them all; then one publisher per backend sends them, in
+//! slot order, at the phase's rate, for the phase's duration and on until
+//! that backend's gauge says its streams ended; each stream ends on its
+//! own `limit`.
+//! In shadow mode the streams go through the proxy (one copy to each
+//! backend) and each backend gets every publish itself, with the same
+//! bytes, in the same order: both copies of a stream were open before the
+//! first publish and take the same first `limit` notifications, so a
+//! correct pair matches message for message. Publishing while streams
+//! open would make the copies' first messages differ by timing alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +81,16 @@ pub struct GrpcTraffic {
     /// The calls, at least one (`[[traffic.grpc.calls]]`).
     #[serde(default)]
     pub calls: Vec<GrpcCall>,
+    /// Streaming calls held open while `[[traffic.requests]]` publish (see
+    /// the module docs): each phase opens this many at once. Default `0`:
+    /// the calls are the whole traffic.
+    #[serde(default)]
+    pub streams: usize,
+    /// With `streams`: a gauge on each backend's `{http_listen}` `/metrics`
+    /// counting its open streams (`fanout_connections`); the requests start
+    /// once it reaches `streams` on every backend.
+    #[serde(default)]
+    pub streams_gauge: Option<String>,
 }
 
 fn two() -> usize {
@@ -189,10 +216,22 @@ struct Compiled {
     ok_codes: Vec<u32>,
 }
 
+/// The publishing requests of a `streams` experiment.
+struct Publish {
+    workload: TemplateWorkload,
+    /// Each template's HTTP method and success statuses (empty: 2xx/3xx).
+    methods: Vec<String>,
+    ok: Vec<Vec<u16>>,
+}
+
 /// `[traffic.grpc]` as calls for [`parallax_loadgen::grpc`].
 pub struct GrpcSource {
     templates: Arc<TemplateWorkload>,
     calls: Vec<Compiled>,
+    /// With `streams`: the requests that publish while streams are open.
+    publish: Option<Arc<Publish>>,
+    streams: usize,
+    streams_gauge: String,
     connections: usize,
     descriptor_set: Option<PathBuf>,
 }
@@ -207,11 +246,31 @@ impl GrpcSource {
         dir: &Path,
         routes: &[&str],
     ) -> Result<Self, Invalid> {
-        if !traffic.requests.is_empty() {
+        if grpc.streams == 0 && !traffic.requests.is_empty() {
             return Err(invalid(
                 "traffic.requests",
-                "an experiment sends HTTP requests or gRPC calls, not both; keep [[traffic.requests]] or [traffic.grpc]",
+                "an experiment sends HTTP requests or gRPC calls, not both; keep [[traffic.requests]] or [traffic.grpc], or set traffic.grpc.streams to hold streaming calls open while the requests publish",
             ));
+        }
+        if grpc.streams > 0 {
+            if traffic.requests.is_empty() {
+                return Err(invalid(
+                    "traffic.requests",
+                    "traffic.grpc.streams holds streams open while [[traffic.requests]] publish; add the requests that make the server send",
+                ));
+            }
+            if grpc.streams > 10_000 {
+                return Err(invalid(
+                    "traffic.grpc.streams",
+                    format_args!("{} is not within 1-10000", grpc.streams),
+                ));
+            }
+            if grpc.streams_gauge.as_deref().unwrap_or("").is_empty() {
+                return Err(invalid(
+                    "traffic.grpc.streams_gauge",
+                    "missing: name the backend's gauge of open streams (e.g. \"fanout_connections\"), so the requests wait until every stream is open",
+                ));
+            }
         }
         if grpc.calls.is_empty() {
             return Err(invalid(
@@ -226,6 +285,24 @@ impl GrpcSource {
             ));
         }
         let pool = pool(grpc, dir)?;
+        let publish = if grpc.streams > 0 {
+            let mut requests = traffic.clone();
+            requests.grpc = None;
+            let workload = TemplateWorkload::new(name, &requests, dir, routes)?;
+            let methods = traffic.requests.iter().map(|t| t.method.clone()).collect();
+            let ok = traffic
+                .requests
+                .iter()
+                .map(|t| t.ok_status.clone())
+                .collect();
+            Some(Arc::new(Publish {
+                workload,
+                methods,
+                ok,
+            }))
+        } else {
+            None
+        };
         let derived = as_templates(traffic, grpc)?;
         let templates = TemplateWorkload::new(name, &derived, dir, routes).map_err(rename)?;
         let mut calls = Vec::new();
@@ -233,6 +310,12 @@ impl GrpcSource {
             let field = format!("traffic.grpc.calls[{i}]");
             let shape = lg::method_shape(&pool, &c.method)
                 .map_err(|e| invalid(format_args!("{field}.method"), e))?;
+            if grpc.streams > 0 && !shape.server_streaming {
+                return Err(invalid(
+                    format_args!("{field}.method"),
+                    format_args!("{} is unary; with traffic.grpc.streams every call must be server-streaming (it is held open while the requests publish)", c.method),
+                ));
+            }
             for key in c.metadata.keys() {
                 let k = key.to_ascii_lowercase();
                 if RESERVED_METADATA.contains(&k.as_str()) || k.starts_with(':') {
@@ -281,6 +364,9 @@ impl GrpcSource {
         let mut source = Self {
             templates: Arc::new(templates),
             calls,
+            publish,
+            streams: grpc.streams,
+            streams_gauge: grpc.streams_gauge.clone().unwrap_or_default(),
             connections: grpc.connections,
             descriptor_set: grpc.descriptor_set.as_ref().map(|p| dir.join(p)),
         };
@@ -416,6 +502,95 @@ impl GrpcSource {
         Ok(config)
     }
 
+    /// Whether the calls are streams held while requests publish.
+    pub fn publishes(&self) -> bool {
+        self.publish.is_some()
+    }
+
+    /// One phase of a `streams` experiment (see the module docs): opens the
+    /// streams to `url`, waits until every backend in `http` (`host:port`
+    /// of each one's `{http_listen}`) counts them on its gauge, then
+    /// publishes slots `first..` to each of them at `rate` for `secs`, and
+    /// reads every stream to its end (at most `timeout` each). The report
+    /// is the streams': a call per stream, its messages as units; publishes
+    /// that failed are errors too.
+    pub fn run_streams(
+        self: &Arc<Self>,
+        url: &str,
+        http: &[String],
+        rate: f64,
+        secs: f64,
+        first: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<OpenReport> {
+        let publish = self
+            .publish
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("traffic.grpc.streams is 0: nothing publishes"))?;
+        if http.is_empty() {
+            anyhow::bail!("the backends' commands never say {{http_listen}}: the requests that publish need each backend's HTTP address");
+        }
+        // All the streams at once (a burst), each held by a sender of its own.
+        let burst = 1000.0;
+        let mut config = self.config(url, None, burst, self.streams as f64 / burst)?;
+        config.schedule.max_requests = self.streams as u64;
+        config.concurrency = self.streams;
+        config.timeout = timeout;
+        config.first_slot = first;
+        config.late_after = timeout;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let source = Arc::clone(self);
+        let calls = runtime.spawn(async move { lg::run(source, &config).await });
+        let deadline = std::time::Instant::now() + timeout;
+        for addr in http {
+            loop {
+                let open = gauge(addr, &self.streams_gauge);
+                if open >= self.streams as f64 {
+                    break;
+                }
+                if std::time::Instant::now() > deadline || calls.is_finished() {
+                    calls.abort();
+                    anyhow::bail!(
+                        "{addr}: {} stayed at {open}, below the {} streams opened, for {timeout:?}: the streams did not all reach it (is traffic.grpc.streams_gauge the right gauge?)",
+                        self.streams_gauge,
+                        self.streams
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let publishers: Vec<_> = http
+            .iter()
+            .map(|addr| {
+                let publish = Arc::clone(publish);
+                let addr = addr.clone();
+                let gauge = self.streams_gauge.clone();
+                std::thread::spawn(move || publish.paced(&addr, &gauge, rate, secs, first, timeout))
+            })
+            .collect();
+        let mut failed = Vec::new();
+        for p in publishers {
+            failed.extend(
+                p.join()
+                    .map_err(|_| anyhow::anyhow!("a publisher panicked"))?,
+            );
+        }
+        let report = runtime.block_on(calls)??;
+        let by_code = report.by_code();
+        let mut open = report.to_open_report();
+        open.units = report.messages;
+        if open.errors > 0 {
+            open.error_samples
+                .insert(0, format!("gRPC outcomes: {by_code:?}"));
+        }
+        open.errors += failed.len() as u64;
+        open.error_samples
+            .extend(failed.into_iter().take(5).map(|e| format!("publish: {e}")));
+        Ok(open)
+    }
+
     /// Runs `config` with these calls on a runtime of its own.
     pub fn send(self: &Arc<Self>, config: &GrpcConfig) -> anyhow::Result<lg::GrpcReport> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -423,6 +598,108 @@ impl GrpcSource {
             .build()?;
         Ok(runtime.block_on(lg::run(Arc::clone(self), config))?)
     }
+}
+
+/// The sum of the samples of gauge `name` on `addr`'s `/metrics` (0 when
+/// it cannot be read yet).
+fn gauge(addr: &str, name: &str) -> f64 {
+    match crate::child::http_get(addr, "/metrics", Duration::from_secs(2)) {
+        Ok((200, body)) => crate::prom::parse(&String::from_utf8_lossy(&body))
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.value)
+            .sum(),
+        _ => 0.0,
+    }
+}
+
+impl Publish {
+    /// Sends slots `first..` to `addr` one after another, slot `i` not
+    /// before `i / rate` seconds: one publisher keeps the order the streams
+    /// see the same on every backend. After `rate × secs` of them it goes
+    /// on while `gauge_name` on `addr` still counts open streams (a phase
+    /// shorter than the streams' `limit` must not leave them waiting), for
+    /// `timeout` at most. Returns what failed.
+    fn paced(
+        &self,
+        addr: &str,
+        gauge_name: &str,
+        rate: f64,
+        secs: f64,
+        first: u64,
+        timeout: Duration,
+    ) -> Vec<String> {
+        let count = (rate * secs).round() as u64;
+        let start = std::time::Instant::now();
+        let mut failed = Vec::new();
+        for i in 0.. {
+            if i >= count && (start.elapsed() > timeout || gauge(addr, gauge_name) < 1.0) {
+                break;
+            }
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let r = self.workload.render(first + i);
+            let method = self.methods.get(r.template).map_or("GET", String::as_str);
+            match post(
+                addr,
+                method,
+                &r.path,
+                &r.headers,
+                r.body.as_deref(),
+                timeout,
+            ) {
+                Ok(status) => {
+                    let ok = match self.ok.get(r.template) {
+                        Some(codes) if !codes.is_empty() => codes.contains(&status),
+                        _ => (200..400).contains(&status),
+                    };
+                    if !ok {
+                        failed.push(format!("{addr}: {method} {} answered {status}", r.path));
+                    }
+                }
+                Err(e) => failed.push(format!("{addr}: {method} {}: {e}", r.path)),
+            }
+        }
+        failed
+    }
+}
+
+/// One HTTP/1.0 request (so the answer is never chunked); its status.
+fn post(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let target = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let body = body.unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status in the answer"))
 }
 
 impl Calls for GrpcSource {
@@ -631,6 +908,36 @@ mod tests {
         s.shadow_timeout_ms = 3000;
         shadow_service(&x, &mut s).unwrap();
         assert_eq!(s.shadow_timeout_ms, 3000);
+    }
+
+    const PUBLISH: &str = r#"
+        [[traffic.requests]]
+        method = "POST"
+        path = "/v1/notify"
+        body = '{"id":"n-{{batch}}","topic":"run","body":1}'
+    "#;
+
+    #[test]
+    fn streams_held_while_requests_publish_need_streaming_calls_and_a_gauge() {
+        let held = format!(
+            "[traffic.grpc]\nstreams = 3\nstreams_gauge = \"open\"\n{SUBSCRIBE}\n{PUBLISH}"
+        );
+        let x = parsed(&held);
+        let (_, source) = workload("t", &x, &[]).unwrap();
+        assert!(source.expect("a gRPC source").publishes());
+
+        let e = error(&held.replace("streams_gauge = \"open\"", ""));
+        assert!(e.starts_with("traffic.grpc.streams_gauge: "), "{e}");
+        let e = error(&held.replace(PUBLISH, ""));
+        assert!(e.starts_with("traffic.requests: "), "{e}");
+        assert!(e.contains("add the requests"), "{e}");
+        let e = error(&format!(
+            "[traffic.grpc]\nstreams = 3\nstreams_gauge = \"open\"\n{CALL}\n{PUBLISH}"
+        ));
+        assert!(e.starts_with("traffic.grpc.calls[0].method: "), "{e}");
+        assert!(e.contains("is unary"), "{e}");
+        let e = error(&format!("{SUBSCRIBE}\n{PUBLISH}"));
+        assert!(e.contains("traffic.grpc.streams"), "{e}");
     }
 
     #[test]

@@ -213,6 +213,10 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
         name: &name,
         workload,
         grpc,
+        http_addrs: running
+            .iter()
+            .map(|r| (r.url(), r.http_addr.clone()))
+            .collect(),
         warmup,
         options,
         several_steps: steps.len() > 1,
@@ -325,6 +329,9 @@ struct Ctx<'a> {
     /// `[traffic.grpc]`: the calls sent instead of `workload`'s requests
     /// (whose templates they were compiled into).
     grpc: Option<Arc<crate::grpc::GrpcSource>>,
+    /// Each backend's URL and `{http_listen}` address, for `[traffic.grpc]
+    /// streams` (whose requests publish there).
+    http_addrs: Vec<(String, Option<String>)>,
     warmup: f64,
     options: &'a RunOptions,
     several_steps: bool,
@@ -508,6 +515,9 @@ struct Running {
     language: String,
     /// `host:port`.
     addr: String,
+    /// `{http_listen}`'s `host:port`, when its command has one (a gRPC
+    /// service's HTTP side, where `[traffic.grpc] streams` publish).
+    http_addr: Option<String>,
     child: Option<ChildProcess>,
     meter: Meter,
     /// Largest RSS seen by the watcher (0: none).
@@ -764,6 +774,7 @@ fn start(
             label: label.to_owned(),
             language,
             addr,
+            http_addr: None,
             child: None,
             meter,
             peak_rss: Arc::new(AtomicU64::new(0)),
@@ -776,7 +787,20 @@ fn start(
     };
     let addr = format!("127.0.0.1:{port}");
     let dir = backend_dir(experiment, backend);
-    let fill = |s: &str| fill(s, port, label, experiment, vars);
+    let wants_http = |s: &String| s.contains("{http_listen}");
+    let http_addr =
+        if backend.command.iter().any(wants_http) || backend.env.values().any(wants_http) {
+            Some(format!("127.0.0.1:{}", free_port()?))
+        } else {
+            None
+        };
+    let fill = |s: &str| {
+        let filled = fill(s, port, label, experiment, vars);
+        match &http_addr {
+            Some(h) => filled.replace("{http_listen}", h),
+            None => filled,
+        }
+    };
     let mut argv: Vec<String> = backend.command.iter().map(|a| fill(a)).collect();
     // A relative program with a slash is relative to the backend's
     // directory, as its arguments are (not to where parallax runs).
@@ -842,6 +866,7 @@ fn start(
         label: label.to_owned(),
         language,
         addr,
+        http_addr,
         child: Some(child),
         meter,
         peak_rss: Arc::new(AtomicU64::new(0)),
@@ -1005,6 +1030,32 @@ fn measure(
 /// One phase of load from slot `first`: the HTTP templates on goose, or
 /// the `[traffic.grpc]` calls over HTTP/2 on the same schedule.
 fn phase(ctx: &Ctx, first: u64, c: OpenConfig) -> anyhow::Result<OpenReport> {
+    if let Some(grpc) = ctx.grpc.as_ref().filter(|g| g.publishes()) {
+        // The streams to the URL (a backend, or the proxy in front of all
+        // of them); the publishes to that backend, or to all of them.
+        let own: Vec<String> = ctx
+            .http_addrs
+            .iter()
+            .filter(|(url, _)| *url == c.base_url)
+            .filter_map(|(_, h)| h.clone())
+            .collect();
+        let http = if own.is_empty() {
+            ctx.http_addrs
+                .iter()
+                .filter_map(|(_, h)| h.clone())
+                .collect()
+        } else {
+            own
+        };
+        return grpc.run_streams(
+            &c.base_url,
+            &http,
+            c.schedule.rate_per_sec,
+            c.schedule.duration.as_secs_f64(),
+            first,
+            c.timeout,
+        );
+    }
     if let Some(grpc) = &ctx.grpc {
         return grpc.run(
             &c.base_url,

@@ -358,6 +358,68 @@ fn the_fanout_experiment_times_every_delivery_and_pairs_the_frames_through_the_p
 }
 
 #[test]
+fn the_fanout_grpc_experiment_compares_subscribe_streams_message_by_message() {
+    // experiments/fanout-grpc.toml on the fan-out twins
+    // (PARALLAX_FANOUT_{GO,RUST}_BIN): 20 Subscribe streams of 100
+    // notifications through the proxy, opened before the notify requests
+    // publish to both twins. A correct pair matches every stream; with the
+    // Rust twin stamping n-3 one microsecond later, every stream differs
+    // there and only there.
+    let dir = TempDir::new("fanout-grpc");
+    let file = repo().join("experiments/fanout-grpc.toml");
+    let run = |out: &str, flags: &[&str]| {
+        let out = dir.0.join(out);
+        let mut args = vec![
+            "run",
+            file.to_str().unwrap(),
+            "--duration-secs",
+            "1",
+            "--warmup-secs",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(flags);
+        let output = parallax(&args);
+        assert!(
+            output.status.success(),
+            "parallax run failed\n{}",
+            text(&output)
+        );
+        let run = RunResults::load(out.join("results.json")).unwrap();
+        run.scenario("fanout-grpc")
+            .expect("a fanout-grpc scenario")
+            .clone()
+    };
+    let s = run("honest", &[]);
+    for b in &s.backends {
+        // Every stream ended OK after its limit, though the phase's own
+        // publishes (20) were fewer: the publishers went on until it did.
+        assert_eq!((b.requests, b.errors), (20, 0), "{b:?}");
+    }
+    let c = s.comparison.as_ref().expect("the mirrored streams");
+    assert_eq!((c.compared, c.matched), (20, 20), "{c:?}");
+
+    let s = run(
+        "planted",
+        &["--candidate-flags", "--test-plant-grpc-mismatch n-3"],
+    );
+    let c = s.comparison.as_ref().unwrap();
+    assert_eq!((c.compared, c.mismatched), (20, 20), "{c:?}");
+    assert_eq!(c.differences.len(), 1, "{c:?}");
+    let d = &c.differences[0];
+    assert_eq!(
+        (d.path.as_str(), d.count),
+        ("/*/publishedAtUnixUs", 20),
+        "{c:?}"
+    );
+    assert_eq!(
+        (d.baseline.as_deref(), d.candidate.as_deref()),
+        (Some("\"1764000000000003\""), Some("\"1764000000000004\"")),
+    );
+}
+
+#[test]
 fn the_ingest_experiment_joins_both_sides_kafka_records() {
     // Kafka from scripts/test.sh (PARALLAX_KAFKA_BROKERS), the twins from
     // PARALLAX_INGEST_{GO,RUST}_BIN, as the other tests here.
