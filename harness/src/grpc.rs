@@ -27,7 +27,7 @@
 //! `Subscribe`) is called the same way: one request message, and the
 //! answer read message by message to its trailers within `[load]
 //! timeout_ms` (a stream not ended by then is a timeout). Its calls carry
-//! their messages as units, so a report counts deliveries. In shadow mode
+//! their messages as units ([`Calls::streaming`]). In shadow mode
 //! the proxy compares such a stream once both copies ended; the shadow's
 //! copy is given as long as the call itself (`shadow_timeout_ms` raised to
 //! `timeout_ms` plus a margin), or every stream would be a shadow timeout.
@@ -467,10 +467,6 @@ impl GrpcSource {
         let report = self.send(&config)?;
         let by_code = report.by_code();
         let mut open = report.to_open_report();
-        if self.streaming() {
-            // A stream's work is what it delivered.
-            open.units = report.messages;
-        }
         if open.errors > 0 {
             open.error_samples
                 .insert(0, format!("gRPC outcomes: {by_code:?}"));
@@ -580,7 +576,6 @@ impl GrpcSource {
         let report = runtime.block_on(calls)??;
         let by_code = report.by_code();
         let mut open = report.to_open_report();
-        open.units = report.messages;
         if open.errors > 0 {
             open.error_samples
                 .insert(0, format!("gRPC outcomes: {by_code:?}"));
@@ -738,6 +733,10 @@ impl Calls for GrpcSource {
     fn ok(&self, template: usize, outcome: Outcome) -> bool {
         let codes = self.calls.get(template).map(|c| c.ok_codes.as_slice());
         matches!(outcome, Outcome::Status(code) if codes.unwrap_or(&[0]).contains(&code))
+    }
+
+    fn streaming(&self) -> bool {
+        GrpcSource::streaming(self)
     }
 }
 

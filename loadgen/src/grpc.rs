@@ -139,6 +139,11 @@ pub trait Calls: Send + Sync + 'static {
         let _ = template;
         outcome == Outcome::Status(0)
     }
+    /// Whether the calls stream their answers, so a report counts their
+    /// messages as its units (default: no, a unit is a call).
+    fn streaming(&self) -> bool {
+        false
+    }
 }
 
 /// Where to call: `http://host:port` (h2c, prior knowledge) or
@@ -311,6 +316,8 @@ pub struct GrpcReport {
     /// this is when it started delivering; `report.latency_us` is when it
     /// ended.
     pub first_message_us: Histogram<u64>,
+    /// [`Calls::streaming`]: the units are the messages.
+    pub streaming: bool,
     /// Measured calls judged failed.
     pub errors: u64,
     pub target_rate_per_sec: f64,
@@ -348,7 +355,11 @@ impl GrpcReport {
             target_rate_per_sec: self.target_rate_per_sec,
             latency_us: r.latency_us.clone(),
             requests: r.measured,
-            units: r.measured,
+            units: if self.streaming {
+                self.messages
+            } else {
+                r.measured
+            },
             errors: self.errors,
             late: r.late,
             not_sent: r.not_sent,
@@ -611,6 +622,7 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
         report,
         messages,
         first_message_us,
+        streaming: calls.streaming(),
         errors,
         target_rate_per_sec: s.rate_per_sec,
         connect_error: connect_error.get().cloned(),
@@ -853,6 +865,7 @@ mod tests {
         );
         assert_eq!(report.errors, 0);
         assert_eq!(report.messages, 15);
+        assert_eq!(report.to_open_report().units, 5, "calls, unless streaming");
         assert_eq!(report.first_message_us.len(), 5);
         // The first message cannot arrive after the trailers.
         assert!(report.first_message_us.max() <= report.report.latency_us.max());
