@@ -1,4 +1,5 @@
-//! `[traffic.grpc]`: unary gRPC calls as an experiment's traffic.
+//! `[traffic.grpc]`: unary and server-streaming gRPC calls as an
+//! experiment's traffic.
 //!
 //! A gRPC service is loaded by calls, not by paths: each call names its
 //! method (`parallax.ingest.v1.IngestService/Publish`), its request message
