@@ -15,10 +15,15 @@
 //! - **v1**: `cpuacct/…/cpuacct.usage` (ns) and
 //!   `memory/…/memory.max_usage_in_bytes`.
 //!
-//! The cgroup's memory is what the kernel charged to it: anonymous memory
-//! plus the page cache its processes first touched — not exactly RSS, and
-//! the results say which was used. Where cgroups are not writable the
-//! runner falls back to `/proc` sampling and says so.
+//! Memory is *not* the cgroup's charge: the kernel charges page cache to
+//! the group that first read a file, so of two copies of one binary the
+//! first started is charged its executable's pages and the second is not
+//! (an A/A pair's `memory.max_usage_in_bytes` differed 2.5×). The peak is
+//! the resident set of the group's processes instead ([`Cgroup::resident`]:
+//! `VmHWM` and `VmRSS` of each member, summed), which counts a shared
+//! file page in every process that maps it, alike for both backends.
+//! Where cgroups are not writable the runner falls back to `/proc`
+//! sampling of the process group and says so.
 //!
 //! A backend joins its cgroup before it runs any code of its own: the
 //! runner starts it through `sh -c 'echo $$ > …/cgroup.procs; exec …'`,
@@ -209,15 +214,30 @@ impl Cgroup {
         text.ok().and_then(|t| parse_u64(&t).ok())
     }
 
+    /// The resident memory of the group's processes: `(now, peak)`, the
+    /// sums of their `VmRSS` and `VmHWM` (`None` when none could be read).
+    pub fn resident(&self) -> Option<(u64, u64)> {
+        let mut seen = false;
+        let (mut now, mut peak) = (0, 0);
+        for pid in self.members() {
+            if let Ok(u) = crate::procstat::read(pid) {
+                seen = true;
+                now += u.rss_bytes;
+                peak += u.peak_rss_bytes.max(u.rss_bytes);
+            }
+        }
+        seen.then_some((now, peak))
+    }
+
     /// Where the figures come from, for the results.
     pub fn describe(&self) -> String {
         match self.version {
             Version::V1 => format!(
-                "cgroup v1 {} (cpuacct.usage, memory.max_usage_in_bytes: anonymous memory and page cache charged to it)",
+                "cgroup v1 {} (CPU: cpuacct.usage; memory: peak RSS, VmHWM of its processes, not the cgroup's charge, which includes page cache)",
                 self.dirs[0].file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
             ),
             Version::V2 => format!(
-                "cgroup v2 {} (cpu.stat usage_usec, memory.peak)",
+                "cgroup v2 {} (CPU: cpu.stat usage_usec; memory: peak RSS, VmHWM of its processes, not memory.peak, which includes page cache)",
                 self.dirs[0].display()
             ),
         }
@@ -387,5 +407,58 @@ mod tests {
         for d in dirs {
             assert!(!d.exists(), "{} removed", d.display());
         }
+    }
+
+    /// The memory figure is the members' resident set, so two copies of
+    /// one program measure alike: the cgroup's own charge would give the
+    /// page cache of the shared executable to the first copy only.
+    #[test]
+    fn two_copies_of_one_program_have_the_same_resident_peak() {
+        let Ok(layout) = Layout::detect(Path::new(ROOT)) else {
+            eprintln!("skipped: no cgroup hierarchy here");
+            return;
+        };
+        let mut groups = Vec::new();
+        let mut children = Vec::new();
+        for name in ["test-rss-a", "test-rss-b"] {
+            let group = match Cgroup::create(&layout, name) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("skipped: cgroups are not writable here: {e}");
+                    return;
+                }
+            };
+            // 48 MiB touched, then it waits until killed.
+            let script = format!(
+                "{}exec python3 -c 'import sys, time; b = bytearray(48 << 20); sys.stdout.write(\"up\\n\"); sys.stdout.flush(); time.sleep(30)'",
+                group.join_script()
+            );
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            assert_eq!(line, "up\n");
+            groups.push(group);
+            children.push(child);
+        }
+        let peaks: Vec<u64> = groups
+            .iter()
+            .map(|g| g.resident().expect("members readable").1)
+            .collect();
+        for mut c in children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert!(peaks.iter().all(|&p| p >= 48 << 20), "{peaks:?}");
+        let ratio = peaks[1] as f64 / peaks[0] as f64;
+        assert!((0.9..1.1).contains(&ratio), "{peaks:?}");
     }
 }

@@ -452,11 +452,7 @@ impl Meter {
                 Ok(u) => (Some(u.cpu_seconds), Some(u.peak_rss_bytes.max(u.rss_bytes))),
                 Err(_) => (None, None),
             },
-            Meter::Cgroup(g) => {
-                let cpu = g.cpu_seconds().ok();
-                let mem = g.memory_peak_bytes().or_else(|| g.memory_bytes().ok());
-                (cpu, mem)
-            }
+            Meter::Cgroup(g) => (g.cpu_seconds().ok(), g.resident().map(|(_, peak)| peak)),
             Meter::Process(p) => match procstat::read(*p) {
                 Ok(u) => (Some(u.cpu_seconds), Some(u.peak_rss_bytes.max(u.rss_bytes))),
                 Err(_) => (None, None),
@@ -482,7 +478,7 @@ impl Meter {
     /// timeline.
     fn now(&self) -> (Option<f64>, Option<u64>) {
         match self {
-            Meter::Cgroup(g) => (g.cpu_seconds().ok(), g.memory_bytes().ok()),
+            Meter::Cgroup(g) => (g.cpu_seconds().ok(), g.resident().map(|(now, _)| now)),
             Meter::Group(g) => match procstat::read_group(*g) {
                 Ok(u) => (Some(u.cpu_seconds), Some(u.rss_bytes)),
                 Err(_) => (None, None),

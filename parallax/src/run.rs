@@ -125,7 +125,8 @@ pub fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
         bail!("--duration-secs must be at least 2");
     }
     crate::experiment::interrupt_handler()?;
-    let out = root.join(&args.out);
+    // Relative to where the user is, as with experiment files.
+    let out = std::env::current_dir()?.join(&args.out);
     std::fs::create_dir_all(&out)?;
     let scenarios = args.scenarios();
     let files: Vec<PathBuf> = scenarios
