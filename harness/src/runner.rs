@@ -1261,13 +1261,7 @@ fn direct(ctx: &Ctx, running: &[Running], steps: &[Step]) -> anyhow::Result<Vec<
         if ctx.warmup > 0.0 {
             for r in running.iter().take(2) {
                 eprintln!("{name}: warm-up, {} alone", r.label);
-                if let Err(e) = warm(
-                    ctx,
-                    &r.url(),
-                    step.rate,
-                    ctx.warmup / 2.0,
-                    base,
-                ) {
+                if let Err(e) = warm(ctx, &r.url(), step.rate, ctx.warmup / 2.0, base) {
                     ctx.check_alive(running)?;
                     return Err(e);
                 }
