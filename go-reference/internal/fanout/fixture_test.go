@@ -83,9 +83,17 @@ func (s *server) notify(body string) (int, string) {
 }
 
 // metric compares the named metrics with want (text exposition).
+// metric waits up to 5 s for the named metrics to read want: a counter
+// moves after the write that a client may already have read.
 func (s *server) metric(want string, names ...string) {
 	s.t.Helper()
-	if err := testutil.GatherAndCompare(s.reg, strings.NewReader(want), names...); err != nil {
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if err = testutil.GatherAndCompare(s.reg, strings.NewReader(want), names...); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
 		s.t.Fatal(err)
 	}
 }
