@@ -819,13 +819,26 @@ fn command_line_grpc(args: &GrpcArgs) -> anyhow::Result<parallax_harness::experi
             let _ = writeln!(text, "{} = {}", quote(name.trim()), quote(value.trim()));
         }
     }
-    let dir = std::env::temp_dir().join(format!("parallax-load-grpc-{}", std::process::id()));
+    traffic_from_command_line(&text, "call")
+}
+
+/// Loads a traffic file written from the command line, through the same
+/// loader (and errors) as a user's file.
+fn traffic_from_command_line(
+    text: &str,
+    what: &str,
+) -> anyhow::Result<parallax_harness::experiment::TrafficFile> {
+    // One directory per call: two calls in one process (tests) must not
+    // read each other's file.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("parallax-load-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("command-line.toml");
-    std::fs::write(&path, &text)?;
+    std::fs::write(&path, text)?;
     let file = parallax_harness::experiment::TrafficFile::load(&path);
     let _ = std::fs::remove_dir_all(&dir);
-    file.map_err(|e| anyhow::anyhow!("the command line's call: {e}"))
+    file.map_err(|e| anyhow::anyhow!("the command line's {what}: {e}"))
 }
 
 /// `parallax load http --experiment FILE --target URL`: needs no checkout,
@@ -878,13 +891,7 @@ fn command_line_traffic(
             let _ = writeln!(text, "{} = {}", quote(name.trim()), quote(value.trim()));
         }
     }
-    let dir = std::env::temp_dir().join(format!("parallax-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("command-line.toml");
-    std::fs::write(&path, &text)?;
-    let file = parallax_harness::experiment::TrafficFile::load(&path);
-    let _ = std::fs::remove_dir_all(&dir);
-    file.map_err(|e| anyhow::anyhow!("the command line's template: {e}"))
+    traffic_from_command_line(&text, "template")
 }
 
 fn http_load<W: Workload>(
