@@ -20,7 +20,8 @@
 //! - [`proxyconf`]: the configuration of a `parallax proxy` the harness
 //!   starts, from the proxy's own types, validated before use.
 //! - [`cgroup`]: each backend's process tree in a cgroup of its own, CPU
-//!   and peak memory from the kernel's counters (else `/proc`).
+//!   time from the kernel's counter, peak memory as its processes' peak
+//!   RSS (else `/proc`).
 //! - [`interleave`]: the A B B A (or seeded random) order of direct-mode
 //!   blocks.
 //! - [`capacity`]: rate ladders, SLOs and the capacity search.

@@ -678,7 +678,7 @@ impl Accounting {
         if !started.is_empty() {
             let by_cgroup = started.iter().all(|r| matches!(r.meter, Meter::Cgroup(_)));
             notes.push(if by_cgroup {
-                "CPU and memory: a cgroup per backend (its whole process tree), from the kernel's counters".to_owned()
+                "CPU and memory: a cgroup per backend (its whole process tree): CPU from the kernel's counter, peak memory as its processes' peak RSS".to_owned()
             } else {
                 format!(
                     "CPU and memory: /proc sampling of each backend's process group (no cgroup: {})",
