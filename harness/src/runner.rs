@@ -1656,12 +1656,44 @@ fn backend_result(
     cpu_before: Option<f64>,
     cpu_after: Option<f64>,
 ) -> BackendResult {
+    BackendResult {
+        timeline,
+        cpu_seconds: match (cpu_before, cpu_after) {
+            (Some(a), Some(b)) => Some((b - a).max(0.0)),
+            _ => None,
+        },
+        peak_rss_bytes: r.peak_rss(),
+        accounting: Some(r.meter.describe()),
+        usage: r.usage.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ..measured(
+            &r.label,
+            &r.language,
+            r.role,
+            latency,
+            measured_secs,
+            errors,
+            late,
+        )
+    }
+}
+
+/// A backend's figures from its latency histogram and counts, with no
+/// CPU, memory, timeline or usage yet (the caller adds what it measured).
+pub(crate) fn measured(
+    name: &str,
+    language: &str,
+    role: Role,
+    latency: &Histogram<u64>,
+    measured_secs: f64,
+    errors: u64,
+    late: u64,
+) -> BackendResult {
     let mut h = latency_histogram();
     let _ = h.add(latency);
     BackendResult {
-        name: r.label.clone(),
-        language: r.language.clone(),
-        role: r.role,
+        name: name.to_owned(),
+        language: language.to_owned(),
+        role,
         achieved_rate_per_sec: if measured_secs > 0.0 {
             h.len() as f64 / measured_secs
         } else {
@@ -1672,14 +1704,11 @@ fn backend_result(
         late,
         latency: LatencySummary::from_histogram(&h),
         histogram: hdr::encode(&h),
-        timeline,
-        cpu_seconds: match (cpu_before, cpu_after) {
-            (Some(a), Some(b)) => Some((b - a).max(0.0)),
-            _ => None,
-        },
-        peak_rss_bytes: r.peak_rss(),
-        accounting: Some(r.meter.describe()),
-        usage: r.usage.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        timeline: Vec::new(),
+        cpu_seconds: None,
+        peak_rss_bytes: None,
+        accounting: None,
+        usage: Vec::new(),
     }
 }
 

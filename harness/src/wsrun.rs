@@ -31,9 +31,7 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use parallax_loadgen::open::{self, Offset, OpenConfig, OpenReport};
 use parallax_loadgen::pacing::Schedule;
-use parallax_report::{
-    histogram as hdr, BackendResult, Comparison, LatencySummary, Role, ScenarioResult,
-};
+use parallax_report::{BackendResult, Comparison, Role, ScenarioResult};
 
 use crate::child::{ChildProcess, ChildSpec, Readiness};
 use crate::experiment::{Experiment, ModeName, Step};
@@ -265,27 +263,19 @@ fn backend_result(
     late: u64,
     cpu_seconds: Option<f64>,
 ) -> BackendResult {
-    let mut h = parallax_loadgen::pacing::latency_histogram();
-    let _ = h.add(latency);
     BackendResult {
-        name: b.label.to_owned(),
-        language: b.language.to_owned(),
-        role: b.role,
-        achieved_rate_per_sec: if measured_secs > 0.0 {
-            h.len() as f64 / measured_secs
-        } else {
-            0.0
-        },
-        requests: h.len(),
-        errors,
-        late,
-        latency: LatencySummary::from_histogram(&h),
-        histogram: hdr::encode(&h),
-        timeline: Vec::new(),
         cpu_seconds,
         peak_rss_bytes: (b.peak_rss)(),
         accounting: Some(b.accounting.clone()),
-        usage: Vec::new(),
+        ..crate::runner::measured(
+            b.label,
+            b.language,
+            b.role,
+            latency,
+            measured_secs,
+            errors,
+            late,
+        )
     }
 }
 
