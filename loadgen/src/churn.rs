@@ -315,8 +315,12 @@ async fn sample(metrics: &mut Connection, rss: RssProbe<'_>) -> Result<MemorySam
         return Err(Error::Metrics(format!("GET /metrics answered {status}")));
     }
     let text = std::str::from_utf8(&body).map_err(|e| Error::Metrics(e.to_string()))?;
+    // The one Prometheus parser (`parallax_common::prom`); an unlabelled
+    // gauge is the sum of its one series.
+    let samples = parallax_common::prom::parse(text);
     let gauge = |name: &str| {
-        gauge(text, name).ok_or_else(|| Error::Metrics(format!("no `{name}` in /metrics")))
+        parallax_common::prom::sum(&samples, name, &[])
+            .ok_or_else(|| Error::Metrics(format!("no `{name}` in /metrics")))
     };
     let (cache_bytes, cache_entries) = (gauge("cache_bytes")?, gauge("cache_entries")?);
     let rss_bytes = rss().map_err(|e| Error::Probe(e.to_string()))?;
@@ -327,31 +331,9 @@ async fn sample(metrics: &mut Connection, rss: RssProbe<'_>) -> Result<MemorySam
     ))
 }
 
-/// The value of an unlabelled sample `name` in a Prometheus text exposition.
-/// Go's client writes large values in exponent form (`1.073741824e+09`).
-pub fn gauge(exposition: &str, name: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        let mut tokens = line.split_whitespace();
-        (tokens.next()? == name).then_some(())?;
-        tokens.next()?.parse().ok()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gauges_are_read_in_go_and_rust_number_formats() {
-        let text = "# HELP cache_bytes Accounted bytes.\n\
-                    # TYPE cache_bytes gauge\n\
-                    cache_bytes 1.073741824e+09\n\
-                    cache_bytes_other 5\n\
-                    cache_entries 32768\n";
-        assert_eq!(gauge(text, "cache_bytes"), Some(1_073_741_824.0));
-        assert_eq!(gauge(text, "cache_entries"), Some(32_768.0));
-        assert_eq!(gauge(text, "cache_evictions_total"), None);
-    }
 
     #[test]
     fn an_entry_costs_id_value_content_type_and_overhead() {
