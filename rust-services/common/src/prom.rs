@@ -3,10 +3,17 @@
 //! series plus `_sum` and `_count`) with their mean and interpolated
 //! quantiles.
 //!
-//! Enough of the format for what the harness scrapes (the proxy's
-//! `/metrics`, a backend's `process_*` metrics): comments and blank lines are
+//! The one parser of the project. It lives here, below both the load
+//! generator and the harness (which depends on the load generator), so
+//! that every reader of a `/metrics` page — the harness scraping the proxy
+//! and a backend's `process_*` metrics, the cache-churn driver reading the
+//! cache's own gauges, the proxy bench — reads it the same way;
+//! `parallax_harness::prom` re-exports it.
+//!
+//! Enough of the format for those pages: comments and blank lines are
 //! skipped, label values may hold escaped quotes, a timestamp after the
-//! value is ignored.
+//! value is ignored, and numbers may be in Go's exponent form
+//! (`1.073741824e+09`).
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,6 +213,19 @@ impl PromHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gauges_are_read_in_go_and_rust_number_formats() {
+        let text = "# HELP cache_bytes Accounted bytes.\n\
+                    # TYPE cache_bytes gauge\n\
+                    cache_bytes 1.073741824e+09\n\
+                    cache_bytes_other 5\n\
+                    cache_entries 32768\n";
+        let samples = parse(text);
+        assert_eq!(sum(&samples, "cache_bytes", &[]), Some(1_073_741_824.0));
+        assert_eq!(sum(&samples, "cache_entries", &[]), Some(32_768.0));
+        assert_eq!(sum(&samples, "cache_evictions_total", &[]), None);
+    }
 
     const TEXT: &str = r#"# HELP x_total things
 # TYPE x_total counter
