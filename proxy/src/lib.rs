@@ -26,6 +26,8 @@
 //!   plan, body buffering, forwarding.
 //! - [`route`]: route templates → bounded `route` labels.
 //! - [`headers`]: hop-by-hop headers (RFC 9110), `X-Forwarded-For`.
+//! - [`heartbeat`]: a timer always pending, so arming one per request (the
+//!   header-read timeout) costs no system call.
 //! - [`sampling`]: method policy, mirror fraction, sticky keys.
 //! - [`upstream`]: one connection pool per upstream (our own for HTTP/1.1,
 //!   hyper-util's for HTTP/2 and https).
@@ -75,6 +77,7 @@ pub mod error;
 pub mod fields;
 pub mod fleet;
 pub mod headers;
+pub mod heartbeat;
 pub mod latency;
 pub mod metrics;
 pub mod mirror;

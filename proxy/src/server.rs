@@ -194,10 +194,14 @@ pub async fn serve(
     h1.timer(TokioTimer::new());
     let h1 = Arc::new(h1);
     let acceptor = state.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    // Keeps the timer driver's deadline near, so hyper's header-read timer,
+    // armed after every answer, costs no wake-up (see `heartbeat`).
+    let mut heartbeat = crate::heartbeat::heartbeat();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = heartbeat.tick() => continue,
         };
         let (stream, client) = match accepted {
             Ok(accepted) => accepted,
