@@ -13,9 +13,11 @@
 //! - [`traffic`]: weighted request templates and value generators, as an
 //!   open-model workload for `parallax-loadgen`, with latency per route.
 //! - [`child`]: one child-process type: its own process group, a log file,
-//!   readiness by HTTP, log line or TCP, SIGTERM then SIGKILL, killed on drop.
+//!   readiness by HTTP, log line or TCP, SIGTERM then SIGKILL, killed on drop
+//!   (`parallax_process::child`, re-exported: the conformance suite and the
+//!   proxy use it too and cannot depend on the harness).
 //! - [`procstat`]: CPU-seconds and RSS of a process or a process group from
-//!   `/proc`.
+//!   `/proc` (`parallax_process::procstat`, re-exported likewise).
 //! - [`prom`]: the Prometheus text format: samples, sums, histograms.
 //! - [`proxyconf`]: the configuration of a `parallax proxy` the harness
 //!   starts, from the proxy's own types, validated before use.
@@ -35,14 +37,14 @@
 pub mod capacity;
 pub mod capture_source;
 pub mod cgroup;
-pub mod child;
 pub mod experiment;
 pub mod fleet;
 pub mod grpc;
 pub mod interleave;
-pub mod procstat;
 pub mod prom;
 pub mod proxyconf;
 pub mod runner;
 pub mod traffic;
 pub mod wsrun;
+
+pub use parallax_process::{child, procstat};

@@ -22,7 +22,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, Seek as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -542,8 +541,7 @@ impl Running {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-    Ok(l.local_addr()?.port())
+    child::free_port().context("cannot bind a loopback port")
 }
 
 /// Values of the placeholders that are the same for every backend of a run.

@@ -2,13 +2,13 @@
 //! `parallax bench proxy`. Runs start their proxies and backends through
 //! `parallax_harness` (its `child`, `proxyconf` and `runner` modules).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
+use parallax_harness::child;
 
-/// A free loopback port (bound and released: another process could take it
-/// in between, which on a quiet machine does not happen in practice).
+/// A free loopback port ([`child::free_port`]) as an address.
 pub fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-    Ok(listener.local_addr()?)
+    let port = child::free_port().context("cannot bind a loopback port")?;
+    Ok((Ipv4Addr::LOCALHOST, port).into())
 }

@@ -155,7 +155,7 @@ impl Twin {
     }
 
     pub fn usage(&self) -> anyhow::Result<Usage> {
-        procstat::read(self.child.pid())
+        Ok(procstat::read(self.child.pid())?)
     }
 
     /// Polls `GET /readyz` until it answers 200.

@@ -1,18 +1,21 @@
-//! One child-process type for everything the harness starts: a backend from
-//! an experiment file, a twin, the proxy.
+//! One child-process type for everything we start: a backend from an
+//! experiment file, a twin (in a run, a benchmark or the conformance
+//! suite), the proxy.
 //!
-//! A [`ChildProcess`] is spawned in its own process group (so a service
-//! started through a shell or `go run` is stopped whole), its stdout and
-//! stderr go line by line to a log file, and [`ChildProcess::spawn`] returns
-//! only once it is ready — by an HTTP path answering 2xx, a log line
-//! matching a regex, a TCP connect, or a `listening on HOST:PORT` line whose
-//! address it reads. If it exits or is not ready in time, the error carries
-//! the tail of its log. [`ChildProcess::stop`] sends SIGTERM to the group
-//! and SIGKILL after the grace period; dropping one kills the group.
+//! A [`ChildProcess`] is spawned in its own process group by default (so a
+//! service started through a shell or `go run` is stopped whole), its
+//! stdout and stderr go line by line to a log file — and, for a test, to
+//! the caller's stderr too ([`ChildSpec::echo`]), so the lines show up with
+//! the test that failed — and [`ChildProcess::spawn`] returns only once it
+//! is ready: by an HTTP path answering 2xx, a log line matching a regex, a
+//! TCP connect, or a `listening on HOST:PORT` line whose address it reads.
+//! If it exits or is not ready in time, the error carries the tail of its
+//! log. [`ChildProcess::stop`] sends SIGTERM to the group and SIGKILL after
+//! the grace period; dropping one kills the group.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use crate::procstat::{self, Usage};
+use crate::procstat::{self, ProcError, Usage};
 
 /// Lines of the log shown with an error.
 pub const TAIL_LINES: usize = 20;
@@ -87,9 +90,19 @@ pub struct ChildSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Variables of this process's environment not to pass on.
+    pub env_remove: Vec<String>,
     pub dir: Option<PathBuf>,
-    /// Where stdout and stderr go.
+    /// Where stdout and stderr go (ANSI colour codes removed).
     pub log: PathBuf,
+    /// Also copy every line to this process's stderr as `[echo] line`: in
+    /// a test the lines are then captured with the test that started it.
+    pub echo: Option<String>,
+    /// A process group of its own (the default): stopped whole, and a
+    /// Ctrl-C at the terminal reaches only us, which then stop it in order.
+    /// Without one (a test's twin), it shares our group, so a Ctrl-C of
+    /// `cargo test` stops it too.
+    pub own_group: bool,
     pub ready: Readiness,
     pub ready_timeout: Duration,
 }
@@ -105,8 +118,11 @@ impl ChildSpec {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             dir: None,
             log: log.into(),
+            echo: None,
+            own_group: true,
             ready: Readiness::Started,
             ready_timeout: Duration::from_secs(30),
         }
@@ -128,10 +144,15 @@ pub fn interrupted() -> bool {
 }
 
 /// A running child; dropping it kills its process group.
+#[derive(Debug)]
 pub struct ChildProcess {
     pub name: String,
     child: Child,
+    own_group: bool,
     log: PathBuf,
+    /// Ends (disconnects) when both output-copying threads have finished.
+    /// In a mutex only so that a `ChildProcess` can be shared by threads.
+    output_done: Mutex<mpsc::Receiver<()>>,
     /// The address from a `listening on` line, with [`Readiness::ListeningLine`].
     pub addr: Option<SocketAddr>,
 }
@@ -145,16 +166,19 @@ impl ChildProcess {
             source,
         })?;
         let mut command = Command::new(&spec.program);
+        command.args(&spec.args);
+        for var in &spec.env_remove {
+            command.env_remove(var);
+        }
         command
-            .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group: stopped whole, and a Ctrl-C at the terminal
-            // reaches only the harness, which then stops it in order.
-            .process_group(0);
+            .stderr(Stdio::piped());
+        if spec.own_group {
+            command.process_group(0);
+        }
         if let Some(dir) = &spec.dir {
             command.current_dir(dir);
         }
@@ -164,9 +188,12 @@ impl ChildProcess {
             source,
         })?;
         // Both streams are copied line by line into one log; the first line
-        // matching the readiness pattern is announced on the channel.
+        // matching the readiness pattern is announced on the channel. A
+        // blocking mutex: held for one line's write, by two threads.
         let log = Arc::new(Mutex::new(log_file));
         let (tx, rx) = mpsc::channel::<Option<SocketAddr>>();
+        // Each thread holds a sender it drops at the end of its stream.
+        let (done_tx, output_done) = mpsc::channel::<()>();
         let pattern = match &spec.ready {
             Readiness::Log(r) => Some(r.clone()),
             _ => None,
@@ -182,16 +209,32 @@ impl ChildProcess {
             .map(|s| Box::new(s) as Box<dyn Read + Send>);
         for stream in [stdout, stderr].into_iter().flatten() {
             let (log, tx, pattern) = (Arc::clone(&log), tx.clone(), pattern.clone());
+            let (echo, done) = (spec.echo.clone(), done_tx.clone());
+            // Threads spawned from a test inherit its output capture, so
+            // echoed lines show up with the test that started the child.
             std::thread::spawn(move || {
+                let _done = done;
                 let mut tx = Some(tx);
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut reader = BufReader::new(stream);
+                let mut raw = Vec::new();
+                loop {
+                    raw.clear();
+                    match reader.read_until(b'\n', &mut raw) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let line = strip_ansi(&String::from_utf8_lossy(&raw));
+                    let line = line.trim_end();
                     if let Ok(mut f) = log.lock() {
                         let _ = writeln!(f, "{line}");
                     }
+                    if let Some(prefix) = &echo {
+                        eprintln!("[{prefix}] {line}");
+                    }
                     let hit = if listening {
-                        listening_addr(&line).map(Some)
+                        listening_addr(line).map(Some)
                     } else {
-                        pattern.as_ref().filter(|p| p.is_match(&line)).map(|_| None)
+                        pattern.as_ref().filter(|p| p.is_match(line)).map(|_| None)
                     };
                     if let Some(addr) = hit {
                         if let Some(tx) = tx.take() {
@@ -201,11 +244,13 @@ impl ChildProcess {
                 }
             });
         }
-        drop(tx);
+        drop((tx, done_tx));
         let mut me = Self {
             name: spec.name.clone(),
             child,
+            own_group: spec.own_group,
             log: spec.log.clone(),
+            output_done: Mutex::new(output_done),
             addr: None,
         };
         me.await_ready(spec, &rx)?;
@@ -227,8 +272,7 @@ impl ChildProcess {
         };
         loop {
             if let Some(status) = self.child.try_wait().ok().flatten() {
-                // Let the log threads drain what it wrote last.
-                std::thread::sleep(Duration::from_millis(100));
+                self.await_output(Duration::from_secs(2));
                 return Err(ChildError::Exited {
                     name: self.name.clone(),
                     status,
@@ -274,8 +318,65 @@ impl ChildProcess {
         }
     }
 
+    /// Waits up to `patience` for its output to be in the log (both
+    /// streams closed: it exited, and nothing it started holds them).
+    fn await_output(&self, patience: Duration) {
+        if let Ok(done) = self.output_done.lock() {
+            let _ = done.recv_timeout(patience);
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The address after `marker` in the first line of its log holding it
+    /// (e.g. `serving gRPC on`, logged before the line readiness waited
+    /// for, so already in the log).
+    pub fn logged_addr(&self, marker: &str) -> Option<SocketAddr> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        text.lines().find_map(|line| addr_after(line, marker))
+    }
+
+    /// Sends `SIG<signal>` (`"TERM"`, `"INT"`, …) to it — to its whole
+    /// group when it has its own.
+    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let target = if self.own_group {
+            format!("-{}", self.child.id())
+        } else {
+            self.child.id().to_string()
+        };
+        // `kill` the program: the workspace forbids `unsafe`, and so direct
+        // `libc::kill`.
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg("--")
+            .arg(&target)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "kill -{signal} {target}: {status}"
+            )))
+        }
+    }
+
+    /// Its exit status once it exits within `timeout`; `None` if it is
+    /// still running then.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().ok().flatten() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The log file.
@@ -293,54 +394,59 @@ impl ChildProcess {
         self.child.try_wait().ok().flatten()
     }
 
-    /// CPU and RSS of its whole process group.
-    pub fn usage(&self) -> anyhow::Result<Usage> {
-        procstat::read_group(self.child.id())
+    /// CPU and RSS of its whole process group (of it alone, without a
+    /// group of its own).
+    pub fn usage(&self) -> Result<Usage, ProcError> {
+        if self.own_group {
+            procstat::read_group(self.child.id())
+        } else {
+            procstat::read(self.child.id())
+        }
     }
 
     /// SIGTERM to the group, then waits up to `grace` for the child to
     /// exit; SIGKILL to the group after that. Returns how it exited (`None`:
     /// it had to be killed).
     pub fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
-        signal_group(self.child.id(), "TERM");
-        let deadline = Instant::now() + grace;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().ok().flatten() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        self.kill_group("TERM");
+        let status = self.wait_timeout(grace);
         // Whatever else of the group is left (a shell's children).
-        signal_group(self.child.id(), "KILL");
+        self.kill_group("KILL");
+        let _ = self.child.kill();
         let _ = self.child.wait();
         status
+    }
+
+    /// [`signal`](Self::signal), quietly, where there is still someone to
+    /// receive it.
+    fn kill_group(&self, signal: &str) {
+        let alive = if self.own_group {
+            !procstat::group_members(self.child.id()).is_empty()
+        } else {
+            !procstat::exited(self.child.id())
+        };
+        if alive {
+            let _ = self.signal(signal);
+        }
     }
 }
 
 impl Drop for ChildProcess {
     fn drop(&mut self) {
-        signal_group(self.child.id(), "KILL");
+        if self.own_group {
+            self.kill_group("KILL");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Sends `SIG<signal>` to the process group led by `pid` (`kill` the
-/// program: the workspace forbids `unsafe`, and so direct `libc::kill`).
-fn signal_group(pid: u32, signal: &str) {
-    if procstat::group_members(pid).is_empty() {
-        return;
-    }
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg("--")
-        .arg(format!("-{pid}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+/// A free loopback port to start a child on (bound and released: another
+/// process could take it in between, which on a quiet machine does not
+/// happen in practice; prefer `--listen 127.0.0.1:0` and
+/// [`Readiness::ListeningLine`] where the child supports it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The last `lines` lines of a file, each indented by four spaces.
@@ -357,11 +463,39 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
         .join("\n")
 }
 
-/// The address in a `listening on HOST:PORT` log line (Go's slog quotes it).
+/// The address in a log line containing `listening on HOST:PORT`, whatever
+/// the log format around it (plain, logfmt, JSON; Go's slog quotes it).
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    let token = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
-    token.parse().ok()
+    addr_after(line, "listening on")
+}
+
+/// The address among the few tokens after `marker` in a log line
+/// (`marker HOST:PORT`, `msg="marker" addr=HOST:PORT`, JSON).
+pub fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    rest.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '{' | '}' | '='))
+        .filter(|token| !token.is_empty())
+        .take(4)
+        .find_map(|token| token.parse().ok())
+}
+
+/// `text` without ANSI escape sequences (CSI: ESC `[` parameters, a final
+/// letter): a service that colours its log despite `NO_COLOR`.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn tcp_open(addr: &str) -> bool {
@@ -419,12 +553,60 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_address_in_rust_and_go_log_lines() {
-        let rust = "2026-11-26T23:36:08Z  INFO listening on 127.0.0.1:18080";
-        let go = r#"time=2026-11-26T23:36:08Z level=INFO msg="listening on 127.0.0.1:18081""#;
-        assert_eq!(listening_addr(rust).unwrap().port(), 18080);
-        assert_eq!(listening_addr(go).unwrap().port(), 18081);
-        assert!(listening_addr("starting").is_none());
+    fn finds_the_address_in_common_log_formats() {
+        let expected: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        for line in [
+            "listening on 127.0.0.1:41234",
+            "2025-01-01T00:00:00Z  INFO parallax_ingest: listening on 127.0.0.1:41234",
+            r#"time=2026-11-26T23:36:08Z level=INFO msg="listening on 127.0.0.1:41234""#,
+            r#"{"time":"…","level":"INFO","msg":"listening on 127.0.0.1:41234"}"#,
+            r#"time=… level=INFO msg="listening on" addr=127.0.0.1:41234"#,
+            "\u{1b}[2mINFO\u{1b}[0m listening on \u{1b}[3maddr\u{1b}[0m=127.0.0.1:41234",
+        ] {
+            assert_eq!(listening_addr(&strip_ansi(line)), Some(expected), "{line}");
+        }
+        assert_eq!(listening_addr("starting"), None);
+        assert_eq!(
+            addr_after("serving gRPC on 127.0.0.1:9", "serving gRPC on"),
+            "127.0.0.1:9".parse().ok()
+        );
+    }
+
+    #[test]
+    fn without_a_group_of_its_own_it_is_signalled_and_waited_for() {
+        let dir = temp("nogroup");
+        let mut s = spec(
+            "svc",
+            "trap 'echo got TERM; exit 7' TERM; echo listening on 127.0.0.1:9 serving gRPC on 127.0.0.1:8; while :; do sleep 0.05; done",
+            &dir,
+        );
+        s.own_group = false;
+        s.echo = Some("svc".into());
+        s.ready = Readiness::ListeningLine;
+        let mut child = ChildProcess::spawn(&s).unwrap();
+        assert_eq!(child.addr.unwrap().port(), 9);
+        assert_eq!(child.logged_addr("serving gRPC on").unwrap().port(), 8);
+        assert!(child.wait_timeout(Duration::from_millis(100)).is_none());
+        child.signal("TERM").unwrap();
+        let status = child.wait_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(status.code(), Some(7));
+    }
+
+    #[test]
+    fn all_of_an_early_exit_s_output_is_in_the_log() {
+        let dir = temp("all");
+        let mut s = spec("loud", "seq 1 500; echo 'bad flag --x' >&2; exit 2", &dir);
+        s.ready = Readiness::ListeningLine;
+        let e = ChildProcess::spawn(&s).err().unwrap();
+        let ChildError::Exited { status, log, .. } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(status.code(), Some(2));
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(
+            text.contains("\n500\n") && text.contains("bad flag --x"),
+            "{text}"
+        );
     }
 
     #[test]

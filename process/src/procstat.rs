@@ -1,12 +1,30 @@
 //! CPU-seconds and resident memory of a process, or of a whole process
 //! group, read from `/proc`: the same numbers the services export as
 //! `process_cpu_seconds_total` and `process_resident_memory_bytes`, but
-//! measured from outside so both backends are measured the same way.
+//! measured from outside so both backends are measured the same way. Also
+//! the machine's busy time since boot (how much other work competed with a
+//! measurement) and which process listens on a TCP port (the proxy finds an
+//! upstream's pid that way when it is not configured).
 
 use std::process::Command;
 use std::sync::OnceLock;
 
-use anyhow::Context;
+/// Why a reading could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    /// `/proc/<pid>` is not there (or vanished while being read).
+    #[error("process {pid} is gone")]
+    Gone { pid: u32 },
+    /// No live process has this process group.
+    #[error("process group {group} has no live process")]
+    EmptyGroup { group: u32 },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,9 +38,9 @@ pub struct Usage {
 }
 
 /// One process's reading; an error when it is gone.
-pub fn read(pid: u32) -> anyhow::Result<Usage> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("process {pid} is gone"))?;
+pub fn read(pid: u32) -> Result<Usage, ProcError> {
+    let gone = |_| ProcError::Gone { pid };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(gone)?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let after_name = stat
         .rsplit_once(')')
@@ -38,7 +56,7 @@ pub fn read(pid: u32) -> anyhow::Result<Usage> {
     // utime and stime are fields 14 and 15 of stat(5); `fields[0]` is field 3.
     let cpu_seconds = (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second();
 
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(gone)?;
     let kib = |key: &str| {
         status
             .lines()
@@ -85,10 +103,10 @@ pub fn group_members(group: u32) -> Vec<u32> {
 /// is several processes): CPU and RSS added up; the peak is the largest
 /// single `VmHWM` or the summed RSS now, whichever is larger (a sampler
 /// keeps the maximum over its readings).
-pub fn read_group(group: u32) -> anyhow::Result<Usage> {
+pub fn read_group(group: u32) -> Result<Usage, ProcError> {
     let members = group_members(group);
     if members.is_empty() {
-        anyhow::bail!("process group {group} has no live process");
+        return Err(ProcError::EmptyGroup { group });
     }
     let mut total = Usage::default();
     let mut peak = 0;
@@ -106,8 +124,11 @@ pub fn read_group(group: u32) -> anyhow::Result<Usage> {
 /// CPU time the whole machine has spent busy (all CPUs, every process and
 /// the kernel) since boot, from the first line of `/proc/stat`. Minus what
 /// the processes under test used, it says how much other work competed.
-pub fn machine_busy_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+pub fn machine_busy_seconds() -> Result<f64, ProcError> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|source| ProcError::Read {
+        path: "/proc/stat",
+        source,
+    })?;
     let line = stat.lines().next().unwrap_or_default();
     let ticks: Vec<u64> = line
         .split_whitespace()
@@ -136,6 +157,58 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
+/// The process with a socket listening on TCP `port`, if one can be seen:
+/// the inode of the listening socket in `/proc/net/tcp{,6}`, then the
+/// process holding `socket:[inode]` among `/proc/*/fd` (only processes
+/// whose descriptors this user may read).
+pub fn pid_listening_on(port: u16) -> Option<u32> {
+    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                if wanted.iter().any(|w| link.as_os_str() == w.as_str()) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Inodes of sockets in LISTEN state on `port` in a `/proc/net/tcp` table.
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local_port = cols.get(1)?.rsplit_once(':')?.1;
+            let listening = *cols.get(3)? == "0A";
+            (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| cols.get(9)?.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +228,30 @@ mod tests {
         assert!(group_members(group).contains(&me));
         assert!(read_group(group).unwrap().rss_bytes > 0);
         assert!(exited(u32::MAX - 1));
+    }
+
+    #[test]
+    fn a_gone_process_is_named() {
+        let e = read(u32::MAX - 1).unwrap_err().to_string();
+        assert_eq!(e, format!("process {} is gone", u32::MAX - 1));
+    }
+
+    #[test]
+    fn finds_the_process_listening_on_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(pid_listening_on(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(pid_listening_on(port), None);
+    }
+
+    #[test]
+    fn parses_listening_sockets_only() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0 100 0 0 10 0\n\
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1 0 20 4 30 10 -1\n";
+        assert_eq!(listening_inodes(table, 8080), vec![4242]);
+        assert!(listening_inodes(table, 8081).is_empty());
     }
 
     #[test]
