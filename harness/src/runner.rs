@@ -1676,8 +1676,9 @@ fn backend_result(
 }
 
 /// A backend's figures from its latency histogram and counts, with no
-/// CPU, memory, timeline or usage yet (the caller adds what it measured).
-pub(crate) fn measured(
+/// CPU, memory, timeline or usage yet (the caller adds what it measured;
+/// `parallax bench` builds its backends with it too).
+pub fn measured(
     name: &str,
     language: &str,
     role: Role,
@@ -1707,6 +1708,7 @@ pub(crate) fn measured(
         peak_rss_bytes: None,
         accounting: None,
         usage: Vec::new(),
+        extra: Vec::new(),
     }
 }
 

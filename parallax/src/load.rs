@@ -496,6 +496,7 @@ impl LoadReport {
                 peak_rss_bytes: None,
                 accounting: None,
                 usage: Vec::new(),
+                extra: Vec::new(),
             }],
             comparison: None,
             notes,

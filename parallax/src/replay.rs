@@ -310,6 +310,7 @@ fn backend(name: &str, i: usize, r: &ReplayReport) -> BackendResult {
         peak_rss_bytes: None,
         accounting: None,
         usage: Vec::new(),
+        extra: Vec::new(),
     }
 }
 

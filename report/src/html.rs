@@ -150,6 +150,24 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
         out.push_str("<p>Latency by route:</p>\n");
         grid(out, &table::route_rows(s));
     }
+    if let Some(rows) = table::extra_rows(s) {
+        out.push_str("<p>More figures:</p>\n");
+        grid(out, &rows);
+        out.push_str("<dl class=\"extra\">\n");
+        let mut seen: Vec<&str> = Vec::new();
+        for m in s.backends.iter().flat_map(|b| &b.extra) {
+            if !seen.contains(&m.name.as_str()) {
+                seen.push(&m.name);
+                let _ = writeln!(
+                    out,
+                    "<dt>{}</dt><dd>{}</dd>",
+                    esc(&m.name),
+                    esc(&m.description)
+                );
+            }
+        }
+        out.push_str("</dl>\n");
+    }
     if !s.notes.is_empty() {
         out.push_str("<ul class=\"notes\">\n");
         for n in &s.notes {

@@ -30,9 +30,9 @@ pub mod table;
 use std::path::{Path, PathBuf};
 
 pub use results::{
-    BackendCapacity, BackendResult, BudgetSpec, Capacity, CapacityProbe, Comparison,
-    KafkaComparison, LatencySummary, Machine, Mode, Noise, PathDifference, Role, RouteBackend,
-    RouteResult, RunResults, ScenarioResult, UsageSample, Window, SCHEMA, SCHEMA_V1,
+    BackendCapacity, BackendResult, Better, BudgetSpec, Capacity, CapacityProbe, Comparison,
+    ExtraMetric, KafkaComparison, LatencySummary, Machine, Mode, Noise, PathDifference, Role,
+    RouteBackend, RouteResult, RunResults, ScenarioResult, UsageSample, Window, SCHEMA, SCHEMA_V1,
 };
 
 /// Why a results file or histogram could not be read or written.

@@ -6,6 +6,13 @@
 //! experiment's gate budgets ([`BudgetSpec`]). v1 files still load: every
 //! v1 document is a valid v2 one.
 //!
+//! Within v2, a backend may carry named extra figures ([`ExtraMetric`]):
+//! what a bench measures beyond latency, CPU and RSS (the cache's RSS after
+//! the fill and after churn, the fan-out's memory per idle connection, the
+//! proxy's added µs per hop). The field is optional and absent when empty,
+//! so files written before it still load and readers that do not know it
+//! ignore it; no schema bump was needed.
+//!
 //! Plain data with public fields so the runner fills it in directly and the
 //! gate and the renderers read it without accessors. Every field is described
 //! in `docs/results-schema.md`; change both together. Latencies are integer
@@ -363,6 +370,59 @@ pub struct BackendResult {
     /// not sampled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usage: Vec<UsageSample>,
+    /// Named figures beyond the common ones, in the order measured (v2;
+    /// empty, and absent from the file, when there are none). Names are
+    /// unique per backend; the same name on two backends is the same
+    /// figure, so the table sets them side by side.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<ExtraMetric>,
+}
+
+/// One named figure a bench measured beyond latency, CPU and RSS, with its
+/// unit and meaning written into the file: a reader (the table, the HTML
+/// report, a later comparison) needs no bench-specific code to show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtraMetric {
+    /// snake_case, unit last where it has one (`rss_after_fill_bytes`,
+    /// `added_p50_us`, `idle_bytes_per_connection`).
+    pub name: String,
+    /// The value; `None` (`null`) when it could not be measured.
+    pub value: Option<f64>,
+    /// `bytes`, `us`, `seconds`, `ratio`, `percent`, `count` or
+    /// `per_sec`: how the table formats it.
+    pub unit: String,
+    /// Which way is better, when either is: `lower` or `higher`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub better: Option<Better>,
+    /// One sentence: what was measured, and when.
+    pub description: String,
+}
+
+/// Which way an [`ExtraMetric`] is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+impl ExtraMetric {
+    /// A measured figure.
+    pub fn new(
+        name: impl Into<String>,
+        value: f64,
+        unit: impl Into<String>,
+        better: Option<Better>,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            value: value.is_finite().then_some(value),
+            unit: unit.into(),
+            better,
+            description: description.into(),
+        }
+    }
 }
 
 /// One sample of a backend's CPU and memory.
@@ -624,6 +684,11 @@ impl ScenarioResult {
 }
 
 impl BackendResult {
+    /// The extra figure of that name.
+    pub fn extra(&self, name: &str) -> Option<&ExtraMetric> {
+        self.extra.iter().find(|m| m.name == name)
+    }
+
     /// Decodes [`BackendResult::histogram`].
     pub fn decode_histogram(&self) -> Result<Histogram<u64>, Error> {
         crate::histogram::decode(&self.histogram)
@@ -740,6 +805,54 @@ mod tests {
         assert_eq!(run.scenarios[0].scenario, "cache");
         assert!(run.scenarios[0].routes.is_empty());
         assert!(run.scenarios[0].budgets.is_none());
+    }
+
+    #[test]
+    fn extra_figures_round_trip_and_files_without_them_load() {
+        let mut run = crate::synthetic::run(
+            Mode::Direct,
+            vec![crate::synthetic::scenario("fanout", "connections", vec![])],
+        );
+        let text = serde_json::to_string(&run).unwrap();
+        assert!(
+            !text.contains("\"extra\""),
+            "empty extras stay out of the file"
+        );
+        let mut b = crate::synthetic::backend(
+            "go",
+            Role::Baseline,
+            crate::synthetic::LogNormal {
+                median_us: 100.0,
+                sigma: 0.1,
+            },
+            1,
+            10,
+            1,
+        );
+        b.extra.push(ExtraMetric::new(
+            "idle_bytes_per_connection",
+            7_300.0,
+            "bytes",
+            Some(Better::Lower),
+            "RSS growth per idle connection",
+        ));
+        b.extra
+            .push(ExtraMetric::new("unmeasurable", f64::NAN, "us", None, "x"));
+        run.scenarios[0].backends.push(b);
+        let back = RunResults::from_json(&serde_json::to_string(&run).unwrap()).unwrap();
+        let m = back.scenarios[0].backends[0]
+            .extra("idle_bytes_per_connection")
+            .unwrap();
+        assert_eq!(m.value, Some(7_300.0));
+        assert_eq!(m.better, Some(Better::Lower));
+        assert_eq!(
+            back.scenarios[0].backends[0]
+                .extra("unmeasurable")
+                .unwrap()
+                .value,
+            None,
+            "a non-finite figure is written as not measured"
+        );
     }
 
     #[test]

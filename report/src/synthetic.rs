@@ -101,6 +101,7 @@ pub fn backend(
         peak_rss_bytes: Some(64 << 20),
         accounting: None,
         usage: Vec::new(),
+        extra: Vec::new(),
     }
 }
 

@@ -237,6 +237,67 @@ pub fn difference_rows(c: &Comparison) -> Vec<Vec<String>> {
     rows
 }
 
+/// The backends' extra figures ([`crate::ExtraMetric`]) side by side: a
+/// header row (figure, one column per backend, then candidate/baseline for
+/// each candidate), then one row per name in the order first seen. `None`
+/// when no backend has any.
+pub fn extra_rows(s: &ScenarioResult) -> Option<Vec<Vec<String>>> {
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    for m in s.backends.iter().flat_map(|b| &b.extra) {
+        if !names.iter().any(|(n, _)| *n == m.name) {
+            names.push((&m.name, &m.unit));
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let base = s.baseline();
+    let cands: Vec<&BackendResult> = s.candidates().collect();
+    let mut header = vec!["figure".to_owned()];
+    header.extend(s.backends.iter().map(|b| b.name.clone()));
+    if let Some(base) = base {
+        header.extend(cands.iter().map(|c| format!("{}/{}", c.name, base.name)));
+    }
+    let mut rows = vec![header];
+    for (name, unit) in names {
+        let value = |b: &BackendResult| b.extra(name).and_then(|m| m.value);
+        let mut row = vec![name.to_owned()];
+        row.extend(
+            s.backends.iter().map(|b| {
+                value(b).map_or_else(|| NOT_MEASURED.to_owned(), |v| extra_value(v, unit))
+            }),
+        );
+        if let Some(base) = base {
+            row.extend(cands.iter().map(|c| match (value(c), value(base)) {
+                (Some(c), Some(b)) if b != 0.0 => format!("{:.2}x", c / b),
+                _ => "-".into(),
+            }));
+        }
+        rows.push(row);
+    }
+    Some(rows)
+}
+
+/// An extra figure in its unit.
+fn extra_value(v: f64, unit: &str) -> String {
+    match unit {
+        "bytes" => bytes(v.max(0.0).round() as u64),
+        "us" => {
+            if v.abs() < 1_000.0 {
+                format!("{v:.1} µs")
+            } else {
+                micros(v.max(0.0).round() as u64)
+            }
+        }
+        "seconds" => format!("{v:.2} s"),
+        "ratio" => format!("{v:.3}"),
+        "percent" => format!("{v:.1} %"),
+        "count" => count(v.max(0.0).round() as u64),
+        "per_sec" => format!("{}/s", count(v.max(0.0).round() as u64)),
+        other => format!("{v:.3} {other}"),
+    }
+}
+
 /// Latency per route: a header row, then per route each backend's requests,
 /// mean and p50/p99, and the candidate/baseline ratios of mean and p99.
 pub fn route_rows(s: &ScenarioResult) -> Vec<Vec<String>> {
@@ -396,6 +457,10 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
         let _ = writeln!(out, "  latency by route:");
         grid(out, &route_rows(s));
     }
+    if let Some(rows) = extra_rows(s) {
+        let _ = writeln!(out, "  more figures:");
+        grid(out, &rows);
+    }
     for note in &s.notes {
         let _ = writeln!(out, "  note: {note}");
     }
@@ -458,6 +523,46 @@ mod tests {
         assert_eq!(bytes(64 << 20), "64.0 MiB");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(999), "999");
+    }
+
+    #[test]
+    fn extra_figures_sit_side_by_side_with_their_ratio_and_unit() {
+        use crate::{Better, ExtraMetric};
+        let go = LogNormal {
+            median_us: 1_000.0,
+            sigma: 0.4,
+        };
+        let mut s = synthetic::pair("cache-churn", go, go, 1, 1_000, 2);
+        assert!(extra_rows(&s).is_none(), "no extras, no block");
+        let rss = |v: f64| {
+            ExtraMetric::new(
+                "rss_after_churn_bytes",
+                v,
+                "bytes",
+                Some(Better::Lower),
+                "RSS after the churn",
+            )
+        };
+        s.backends[0].extra.push(rss((200 << 20) as f64));
+        s.backends[1].extra.push(rss((50 << 20) as f64));
+        s.backends[1].extra.push(ExtraMetric::new(
+            "only_rust_us",
+            12.5,
+            "us",
+            None,
+            "a figure one side lacks",
+        ));
+        let rows = extra_rows(&s).unwrap();
+        assert_eq!(rows[0], ["figure", "go", "rust", "rust/go"]);
+        assert_eq!(
+            rows[1],
+            ["rss_after_churn_bytes", "200.0 MiB", "50.0 MiB", "0.25x"]
+        );
+        assert_eq!(rows[2], ["only_rust_us", NOT_MEASURED, "12.5 µs", "-"]);
+        let run = synthetic::run(Mode::Direct, vec![s]);
+        let text = render(&run);
+        assert!(text.contains("more figures:"), "{text}");
+        assert!(text.contains("rss_after_churn_bytes"), "{text}");
     }
 
     #[test]
