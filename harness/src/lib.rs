@@ -31,6 +31,9 @@
 //!   processes, timing the frames they receive.
 //! - [`wsrun`]: an experiment whose traffic holds WebSocket sessions: each
 //!   backend alone, then the sessions mirrored through the proxy.
+//! - [`rounds`]: the A B B A rounds a `parallax bench` ran itself, folded
+//!   into the one results model (and why not every bench is a runner
+//!   scenario).
 //! - [`runner`]: runs an experiment (shadow through `parallax proxy`,
 //!   direct A B B A, or A/A) into one result per rate step.
 
@@ -43,6 +46,7 @@ pub mod grpc;
 pub mod interleave;
 pub mod prom;
 pub mod proxyconf;
+pub mod rounds;
 pub mod runner;
 pub mod traffic;
 pub mod wsrun;
