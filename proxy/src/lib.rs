@@ -29,6 +29,7 @@
 //! - [`heartbeat`]: a timer always pending, so arming one per request (the
 //!   header-read timeout) costs no system call.
 //! - [`sampling`]: method policy, mirror fraction, sticky keys.
+//! - [`departure`]: which copy of a mirrored request leaves first.
 //! - [`upstream`]: one connection pool per upstream (our own for HTTP/1.1,
 //!   hyper-util's for HTTP/2 and https).
 //! - [`body`]: request and response body types of both hops.
@@ -73,6 +74,7 @@ pub mod body;
 pub mod canary;
 pub mod client;
 pub mod config;
+pub mod departure;
 pub mod error;
 pub mod fields;
 pub mod fleet;

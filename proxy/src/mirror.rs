@@ -11,6 +11,10 @@
 //! A request whose body is a stream ([`crate::request_tee`]) reaches the
 //! shadow later: the task first waits for the client's body to end, while
 //! the primary already has it frame by frame.
+//!
+//! Which copy leaves first is the service's `mirror_order`
+//! ([`crate::departure`]): the job's [`Turn`] says whether its shadow copy
+//! waits for the primary's, goes first, or neither.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,6 +28,7 @@ use parallax_compare::{compare, Kind, Observed, Outcome, Verdict};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::body::UpstreamBody;
+use crate::departure::{take_turn, Turn};
 use crate::error::Side;
 use crate::headers::strip_hop_by_hop;
 use crate::metrics::MirrorOutcome;
@@ -77,6 +82,8 @@ pub struct MirrorJob {
     /// `X-Forwarded-For` appended).
     pub head: Parts,
     pub body: Vec<Bytes>,
+    /// When the shadow's copy leaves, against the primary's.
+    pub turn: Turn,
 }
 
 impl MirrorJob {
@@ -113,10 +120,15 @@ impl MirrorJob {
         });
     }
 
-    async fn run(self, _permit: OwnedSemaphorePermit, primary: oneshot::Receiver<PrimaryCapture>) {
+    async fn run(
+        mut self,
+        _permit: OwnedSemaphorePermit,
+        primary: oneshot::Receiver<PrimaryCapture>,
+    ) {
         let state = Arc::clone(&self.state);
         let route = &state.route_states[self.route];
-        let shadow = self.call(&state.shadow, Side::Shadow);
+        let turn = std::mem::take(&mut self.turn);
+        let shadow = take_turn(turn, self.call(&state.shadow, Side::Shadow));
         let secondary = async {
             match &state.secondary {
                 Some(upstream) => Some(self.call(upstream, Side::Secondary).await),

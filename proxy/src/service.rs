@@ -41,6 +41,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::body::{AnswerBody, ResponseBody, UpstreamBody};
 use crate::canary::{idempotent, Arm, Canary};
 use crate::config::{ServiceSettings, WsSettings};
+use crate::departure::{take_turn, Departures, Turn};
 use crate::error::ClientPathError;
 use crate::fields::FieldStats;
 use crate::headers::{append_forwarded_for, strip_hop_by_hop};
@@ -68,6 +69,8 @@ pub struct ServiceState {
     pub route_states: Vec<RouteState>,
     pub(crate) sampler: Sampler,
     methods: MirrorMethods,
+    /// Which copy leaves first (`mirror_order`).
+    departures: Departures,
     max_mirror_body_bytes: u64,
     pub max_compare_body_bytes: usize,
     pub shadow_timeout: Duration,
@@ -184,6 +187,7 @@ impl ServiceState {
             route_states,
             sampler: s.sampler,
             methods: s.methods,
+            departures: Departures::new(s.mirror_order),
             max_mirror_body_bytes: s.max_mirror_body_bytes,
             max_compare_body_bytes: s.max_compare_body_bytes,
             shadow_timeout: s.shadow_timeout,
@@ -271,15 +275,17 @@ impl ServiceState {
         };
         let recording = recording.map(|p| (p, chunks.clone(), Instant::now()));
         let (capture_tx, capture_rx) = oneshot::channel();
+        let (primary_turn, shadow_turn) = self.departures.next();
         MirrorJob {
             state: Arc::clone(&self),
             route,
             head: Upstream::copy_head(&head),
             body: chunks.clone(),
+            turn: shadow_turn,
         }
         .spawn(permit, capture_rx);
         let body = UpstreamBody::buffered(chunks);
-        let answer = self.primary_call(route, head, body).await;
+        let answer = take_turn(primary_turn, self.primary_call(route, head, body)).await;
         if let (Some(r), Some((pending, chunks, started))) = (&self.recorder, recording) {
             let status = answer.as_ref().ok().map(|a| a.status().as_u16());
             r.finish(pending, &chunks, status, status.map(|_| started.elapsed()));
@@ -308,6 +314,7 @@ impl ServiceState {
             route,
             head: Upstream::copy_head(&head),
             body: Vec::new(),
+            turn: Turn::Any,
         }
         .spawn_after_body(permit, copy_rx, capture_rx);
         let downstream_failed = Arc::new(AtomicBool::new(false));

@@ -1133,3 +1133,53 @@ async fn proxy_without_kafka() -> TestProxy {
     std::mem::forget((primary, shadow));
     proxy
 }
+
+/// How many of `n` requests reached the shadow before the primary, under
+/// `mirror_order = order`.
+async fn shadow_first_count(order: &str, n: usize) -> usize {
+    // Arrivals in one list: (side, target), in the order the backends saw
+    // them.
+    let arrivals = Arc::new(parking_lot::Mutex::new(Vec::<(bool, String)>::new()));
+    let side = |shadow: bool| {
+        let arrivals = Arc::clone(&arrivals);
+        move |seen: &Seen| {
+            arrivals.lock().push((shadow, seen.target.clone()));
+            json(200, r#"{"ok":true}"#)
+        }
+    };
+    let primary = upstream(side(false)).start().await;
+    let shadow = upstream(side(true)).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .set(&format!("mirror_order = \"{order}\""))
+        .start()
+        .await;
+    for i in 0..n {
+        assert_eq!(proxy.get(&format!("/r/{i}")).await.text(), r#"{"ok":true}"#);
+    }
+    proxy.wait_outcome("compared", n as f64).await;
+    let arrivals = arrivals.lock().clone();
+    (0..n)
+        .filter(|i| {
+            let target = format!("/r/{i}");
+            arrivals.iter().find(|(_, t)| *t == target).unwrap().0
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_order_primary_first_and_alternate_decide_who_is_sent_first() {
+    let n = 40;
+    let unordered = shadow_first_count("unordered", n).await;
+    let primary_first = shadow_first_count("primary-first", n).await;
+    let alternate = shadow_first_count("alternate", n).await;
+    // Once both copies are handed to their connections, the two connection
+    // tasks still race for the CPU: a strong bias, not a guarantee.
+    let counts = format!(
+        "shadow first: unordered {unordered}, primary-first {primary_first}, alternate {alternate} of {n}"
+    );
+    eprintln!("{counts}");
+    assert!(primary_first <= n / 5, "{counts}");
+    assert!((n * 3 / 10..=n * 7 / 10).contains(&alternate), "{counts}");
+}
