@@ -61,6 +61,11 @@ pub struct Load {
     /// From the end of the warm-up to the last measured completion.
     pub measured_secs: f64,
     pub latency: Latency,
+    /// The whole latency histogram behind `latency` (µs from each slot),
+    /// for a caller that writes the results model
+    /// (`parallax_harness::rounds`); not serialised here.
+    #[serde(skip)]
+    pub histogram: Option<Histogram<u64>>,
 }
 
 impl Load {
@@ -79,6 +84,7 @@ impl Load {
             not_sent: report.not_sent,
             measured_secs: report.measured_elapsed.as_secs_f64(),
             latency: Latency::from_histogram(&report.latency_us),
+            histogram: Some(report.latency_us.clone()),
         }
     }
 }
@@ -246,6 +252,7 @@ mod tests {
                     max_us: 500,
                     mean_us: 120.5,
                 },
+                histogram: None,
             },
             hits: 8_900,
             misses: 100,

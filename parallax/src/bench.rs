@@ -10,9 +10,10 @@
 //! core for the driver and one for the service, and the driver's own CPU is
 //! reported so a saturated driver is visible.
 //!
-//! Each figure in the table is the mean of the backend's two runs; p99 is
-//! also shown per run so the noise between runs is visible. CPU-seconds and
-//! RSS are read from `/proc` around the measured phase (warm-up included,
+//! A backend's latency is over both of its runs (their histograms added),
+//! its CPU-seconds the sum, its peak RSS the larger; each run's p99 is
+//! kept too, so the noise between runs is visible. CPU-seconds and RSS are
+//! read from `/proc` around the measured phase (warm-up included,
 //! preload/fill excluded); peak RSS is the process's `VmHWM`.
 //!
 //! Tuning: none. Both twins get the same `--capacity-bytes` and `--shards`;
@@ -21,12 +22,22 @@
 //! environment, in which case they are inherited and recorded in
 //! `results.json`. The Rust twin uses its default allocator.
 //!
+//! Output: the one results model (`parallax.results/v2`, direct mode) in
+//! `<out>/<bench>/results.json` with `report.html` beside it, and the same
+//! table `parallax run` prints, so `parallax gate` judges a bench and two
+//! benches compare (`--baseline`). The bench-specific figures (hit ratio,
+//! CPU µs per request, RSS after the fill and after the churn, ...) are
+//! named extra figures of each backend (`docs/results-schema.md`), each
+//! run's p99 among them; the configuration, the twins' flags, Go's
+//! environment, pinning and the load average are the scenario's notes.
+//! These benches keep their own driver rather than run on
+//! `parallax_harness::runner` (why: `parallax_harness::rounds`).
+//!
 //! The command exits non-zero when a backend errored — a transport error or
 //! an HTTP answer other than the expected ones (a 404 on a read is a miss,
 //! not an error) — or did not shut down cleanly. Late slots are reported,
 //! not failed on.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,9 +45,13 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use parallax_harness::rounds::{self, Round};
+use parallax_report::{Better, ExtraMetric, Mode, Role, RunResults, ScenarioResult};
+
 use parallax_loadgen::cache::{self, CacheConfig};
 use parallax_loadgen::churn::{self, ChurnConfig};
-use parallax_loadgen::result::{CacheResult, ChurnResult, Errors, ProcessStats};
+use parallax_loadgen::pacing::latency_histogram;
+use parallax_loadgen::result::{CacheResult, ChurnResult, Errors, Load, ProcessStats};
 
 use crate::procstat::{self, Usage};
 use crate::twin::{self, Binaries, Twin};
@@ -161,8 +176,8 @@ pub struct ChurnArgs {
     pub common: Common,
 }
 
-/// One backend run, as written to results.json.
-#[derive(Debug, Serialize)]
+/// One backend run.
+#[derive(Debug)]
 struct Run<R> {
     backend: &'static str,
     /// 1–4, in A/B/B/A order.
@@ -172,61 +187,63 @@ struct Run<R> {
     result: R,
 }
 
-#[derive(Debug, Serialize)]
-struct Results<'a, C, R> {
-    bench: &'a str,
-    config: &'a C,
-    twin_flags: &'a [String],
-    machine: Machine,
-    runs: &'a [Run<R>],
+/// What a scenario is, for the results file's title.
+struct Shape {
+    /// The scenario's name in results.json (`bench-cache`): apart from
+    /// `parallax run`'s scenarios, so a `--baseline` comparison pairs a
+    /// bench with the same bench.
+    scenario: &'static str,
+    unit: &'static str,
+    target_rate_per_sec: f64,
+    duration_secs: f64,
+    warmup_secs: f64,
 }
 
-/// What the numbers were measured on.
-#[derive(Debug, Serialize)]
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
-    /// GOGC, GOMEMLIMIT, GOMAXPROCS as the Go twin inherited them.
-    go_env: BTreeMap<String, String>,
-    driver_threads: usize,
-    /// `--server-cpus` / `--driver-cpus`, when pinned.
-    server_cpus: Option<String>,
-    driver_cpus: Option<String>,
-    /// 1-minute load average at the end: other work on the machine skews
-    /// every figure.
-    load_average: String,
-}
-
-impl Machine {
-    fn read(bench: &Bencher) -> Self {
-        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|info| {
-                info.lines()
-                    .find_map(|l| l.strip_prefix("model name"))
-                    .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-            .unwrap_or_default();
-        let go_env = ["GOGC", "GOMEMLIMIT", "GOMAXPROCS"]
-            .into_iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v)))
-            .collect();
-        Self {
-            // Not available_parallelism: --driver-cpus narrows that.
-            cpus: std::fs::read_to_string("/proc/cpuinfo")
-                .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
-                .unwrap_or(0),
-            cpu_model,
-            go_env,
-            driver_threads: bench.driver_threads,
-            server_cpus: bench.server_cpus.clone(),
-            driver_cpus: bench.driver_cpus.clone(),
-            load_average: std::fs::read_to_string("/proc/loadavg")
+/// The machine and setup a bench ran on, as notes: what skews its figures.
+fn setup_notes(bench: &Bencher, config: &impl Serialize) -> Vec<String> {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let go_env: Vec<String> = ["GOGC", "GOMEMLIMIT", "GOMAXPROCS"]
+        .into_iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+        .collect();
+    let pinned = |cpus: &Option<String>| {
+        cpus.as_deref()
+            .map_or("unpinned".into(), |c| format!("CPUs {c}"))
+    };
+    vec![
+        format!(
+            "config: {}",
+            serde_json::to_string(config).unwrap_or_default()
+        ),
+        format!(
+            "twins: {} ({}); Go environment: {}",
+            bench.twin_flags.join(" "),
+            pinned(&bench.server_cpus),
+            if go_env.is_empty() {
+                "defaults".to_owned()
+            } else {
+                go_env.join(" ")
+            }
+        ),
+        format!(
+            "driver: {} thread(s), {}; CPU: {cpu_model}",
+            bench.driver_threads,
+            pinned(&bench.driver_cpus)
+        ),
+        format!(
+            "A/B/B/A, one twin at a time, each on a fresh process; load average at the end: {}",
+            std::fs::read_to_string("/proc/loadavg")
                 .unwrap_or_default()
                 .trim()
-                .to_owned(),
-        }
-    }
+        ),
+    ]
 }
 
 pub fn run(root: &Path, bench: &Bench) -> anyhow::Result<()> {
@@ -268,7 +285,14 @@ fn run_cache(root: &Path, args: &CacheArgs) -> anyhow::Result<()> {
         let process = before.until(twin)?;
         Ok((result, process))
     })?;
-    bench.finish(&config, &runs, |runs| print_cache_table(&config, runs))
+    let shape = Shape {
+        scenario: "bench-cache",
+        unit: "requests",
+        target_rate_per_sec: config.rate_per_sec,
+        duration_secs: config.duration_secs,
+        warmup_secs: config.warmup_secs,
+    };
+    bench.finish(&config, &shape, &runs)
 }
 
 fn run_churn(root: &Path, args: &ChurnArgs) -> anyhow::Result<()> {
@@ -298,23 +322,136 @@ fn run_churn(root: &Path, args: &ChurnArgs) -> anyhow::Result<()> {
         let process = before.until(twin)?;
         Ok((result, process))
     })?;
-    bench.finish(&config, &runs, |runs| print_churn_table(&config, runs))
+    let shape = Shape {
+        scenario: "bench-cache-churn",
+        unit: "puts",
+        target_rate_per_sec: config.rate_per_sec,
+        duration_secs: config.ops as f64 / config.rate_per_sec,
+        warmup_secs: 0.0,
+    };
+    bench.finish(&config, &shape, &runs)
 }
 
-/// Errors a result carries; a backend with any failed the bench.
-trait HasErrors {
+/// What the results model needs from a bench's own result type.
+trait Measured {
+    /// Failed requests; a backend with any failed the bench.
     fn errors(&self) -> &Errors;
+    /// The paced run's schedule and latency.
+    fn load(&self) -> &Load;
+    /// The bench's own figures for this run.
+    fn extra(&self, process: &ProcessStats) -> Vec<ExtraMetric>;
 }
 
-impl HasErrors for CacheResult {
+const CPU_NOTE: &str = "from /proc, warm-up included";
+
+impl Measured for CacheResult {
     fn errors(&self) -> &Errors {
         &self.errors
     }
+
+    fn load(&self) -> &Load {
+        &self.load
+    }
+
+    fn extra(&self, process: &ProcessStats) -> Vec<ExtraMetric> {
+        let sent = self.load.requests + self.load.warmup_requests;
+        vec![
+            ExtraMetric::new(
+                "cpu_us_per_request",
+                process.cpu_seconds * 1e6 / sent.max(1) as f64,
+                "us",
+                Some(Better::Lower),
+                format!("the twin's CPU time per request sent ({CPU_NOTE})"),
+            ),
+            ExtraMetric::new(
+                "hit_ratio",
+                self.hit_ratio(),
+                "ratio",
+                None,
+                "share of GETs answered 200 (a 404 is a miss): both twins should agree",
+            ),
+        ]
+    }
 }
 
-impl HasErrors for ChurnResult {
+impl Measured for ChurnResult {
     fn errors(&self) -> &Errors {
         &self.errors
+    }
+
+    fn load(&self) -> &Load {
+        &self.load
+    }
+
+    fn extra(&self, process: &ProcessStats) -> Vec<ExtraMetric> {
+        let lower = Some(Better::Lower);
+        let bytes = |name: &str, v: u64, what: &str| {
+            ExtraMetric::new(name, v as f64, "bytes", lower, what.to_owned())
+        };
+        vec![
+            ExtraMetric::new(
+                "fill_puts",
+                self.fill_puts as f64,
+                "count",
+                None,
+                "PUTs of the fill (1.1 x the capacity in random-size values)",
+            ),
+            bytes(
+                "cache_bytes_after_fill",
+                self.start.cache_bytes,
+                "the cache's own accounting (cache_bytes gauge) after the fill",
+            ),
+            ExtraMetric::new(
+                "entries_after_fill",
+                self.start.cache_entries as f64,
+                "count",
+                None,
+                "entries (cache_entries gauge) after the fill",
+            ),
+            bytes(
+                "rss_after_fill_bytes",
+                self.start.rss_bytes,
+                "the twin's RSS right after the fill",
+            ),
+            ExtraMetric::new(
+                "rss_per_accounted_byte_after_fill",
+                self.start.rss_per_accounted_byte,
+                "ratio",
+                lower,
+                "RSS / cache_bytes after the fill: the memory overhead of the store",
+            ),
+            bytes(
+                "cache_bytes_after_churn",
+                self.end.cache_bytes,
+                "the cache's own accounting after the churn",
+            ),
+            bytes(
+                "rss_after_churn_bytes",
+                self.end.rss_bytes,
+                "the twin's RSS right after the churn",
+            ),
+            ExtraMetric::new(
+                "rss_per_accounted_byte_after_churn",
+                self.end.rss_per_accounted_byte,
+                "ratio",
+                lower,
+                "RSS / cache_bytes after the churn: overhead plus fragmentation",
+            ),
+            ExtraMetric::new(
+                "rss_growth_percent",
+                self.rss_growth_pct,
+                "percent",
+                lower,
+                "RSS growth over the churn at a constant accounted size (fragmentation)",
+            ),
+            ExtraMetric::new(
+                "cpu_us_per_put",
+                process.cpu_seconds * 1e6 / self.load.requests.max(1) as f64,
+                "us",
+                lower,
+                "the twin's CPU time per churn PUT (from /proc)",
+            ),
+        ]
     }
 }
 
@@ -431,41 +568,53 @@ impl Bencher {
         Ok(runs)
     }
 
-    /// Prints the table, writes results.json and fails if a backend erred.
-    fn finish<C: Serialize, R: Serialize + HasErrors>(
+    /// Writes results.json and report.html, prints the table, and fails
+    /// if a backend erred.
+    fn finish<C: Serialize, R: Measured>(
         &self,
         config: &C,
+        shape: &Shape,
         runs: &[Run<R>],
-        print: impl FnOnce(&[Run<R>]),
     ) -> anyhow::Result<()> {
-        print(runs);
-        let pinned = |cpus: &Option<String>| {
-            cpus.as_deref()
-                .map_or("unpinned".into(), |c| format!("CPUs {c}"))
-        };
-        println!(
-            "twins: {} ({}); driver: {} thread(s), {}; load average at end: {}",
-            self.twin_flags.join(" "),
-            pinned(&self.server_cpus),
-            self.driver_threads,
-            pinned(&self.driver_cpus),
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .trim()
-        );
-        let path = self.out.join("results.json");
-        let results = Results {
-            bench: self.name,
-            config,
-            twin_flags: &self.twin_flags,
-            machine: Machine::read(self),
-            runs,
-        };
-        std::fs::write(&path, serde_json::to_vec_pretty(&results)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("results in {}", path.display());
-
-        let failed: Vec<String> = runs
+        let rounds: Vec<Round> = runs
+            .iter()
+            .map(|r| {
+                let load = r.result.load();
+                let e = r.result.errors();
+                let mut extra = r.result.extra(&r.process);
+                extra.push(ExtraMetric::new(
+                    "driver_cpu_seconds",
+                    r.process.driver_cpu_seconds,
+                    "seconds",
+                    None,
+                    "this process's (the load driver's) CPU time in the measured part: near 1 s per second, the driver was saturated",
+                ));
+                extra.push(ExtraMetric::new(
+                    "other_cpu_seconds",
+                    r.process.other_cpu_seconds,
+                    "seconds",
+                    None,
+                    "CPU time of every other process on the machine in the measured part: noise",
+                ));
+                Round {
+                    backend: r.backend.to_owned(),
+                    language: r.backend.to_owned(),
+                    role: if r.backend == "go" {
+                        Role::Baseline
+                    } else {
+                        Role::Candidate
+                    },
+                    latency: load.histogram.clone().unwrap_or_else(latency_histogram),
+                    measured_secs: load.measured_secs,
+                    errors: e.status_total() + e.transport_total(),
+                    late: load.late_slots,
+                    cpu_seconds: Some(r.process.cpu_seconds),
+                    peak_rss_bytes: Some(r.process.peak_rss_bytes),
+                    extra,
+                }
+            })
+            .collect();
+        let failures: Vec<String> = runs
             .iter()
             .filter(|r| !r.result.errors().is_empty() || !r.clean_exit)
             .map(|r| {
@@ -482,11 +631,33 @@ impl Bencher {
                 )
             })
             .collect();
-        if !failed.is_empty() {
+        let mut notes = setup_notes(self, config);
+        notes.extend(failures.iter().cloned());
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let mut results = RunResults::new(command, Mode::Direct);
+        results.scenarios.push(ScenarioResult {
+            scenario: shape.scenario.to_owned(),
+            unit: shape.unit.to_owned(),
+            target_rate_per_sec: shape.target_rate_per_sec,
+            duration_secs: shape.duration_secs,
+            warmup_secs: shape.warmup_secs,
+            backends: rounds::fold(
+                &rounds,
+                "/proc: the twin's CPU time and VmHWM, read before and after each run",
+            ),
+            comparison: None,
+            notes,
+            routes: Vec::new(),
+            budgets: None,
+            capacity: None,
+            noise: None,
+        });
+        crate::experiment::write(&results, &self.out)?;
+        if !failures.is_empty() {
             bail!(
                 "a backend errored; logs in {}\n{}",
                 self.out.display(),
-                failed.join("\n")
+                failures.join("\n")
             );
         }
         Ok(())
@@ -552,171 +723,4 @@ impl Sample {
             end_rss_bytes: now.server.rss_bytes,
         })
     }
-}
-
-/// Rows of `label  go  rust  rust/go`, each the mean of a backend's runs.
-struct Table<'a, R> {
-    runs: &'a [Run<R>],
-}
-
-impl<'a, R> Table<'a, R> {
-    fn of(&self, backend: &str) -> impl Iterator<Item = &'a Run<R>> + '_ {
-        let backend = backend.to_owned();
-        self.runs.iter().filter(move |r| r.backend == backend)
-    }
-
-    fn mean(&self, backend: &str, f: &impl Fn(&Run<R>) -> f64) -> f64 {
-        let values: Vec<f64> = self.of(backend).map(f).collect();
-        values.iter().sum::<f64>() / values.len().max(1) as f64
-    }
-
-    fn header(&self) {
-        println!("{:<32} {:>17} {:>17} {:>8}", "", "go", "rust", "rust/go");
-    }
-
-    /// A row of means with `decimals` decimals and their ratio.
-    fn row(&self, label: &str, decimals: usize, f: impl Fn(&Run<R>) -> f64) {
-        let (go, rust) = (self.mean("go", &f), self.mean("rust", &f));
-        let ratio = if go != 0.0 {
-            format!("{:.2}", rust / go)
-        } else {
-            "-".into()
-        };
-        println!("{label:<32} {go:>17.decimals$} {rust:>17.decimals$} {ratio:>8}");
-    }
-
-    /// A row that lists each run's value instead of the mean.
-    fn per_run(&self, label: &str, decimals: usize, f: impl Fn(&Run<R>) -> f64) {
-        let list = |backend: &str| {
-            self.of(backend)
-                .map(|r| format!("{:.decimals$}", f(r)))
-                .collect::<Vec<_>>()
-                .join(" / ")
-        };
-        println!("{label:<32} {:>17} {:>17}", list("go"), list("rust"));
-    }
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-fn print_cache_table(config: &CacheConfig, runs: &[Run<CacheResult>]) {
-    let t = Table { runs };
-    println!();
-    println!(
-        "session-cache: {} req/s for {} s (+{} s warm-up), {:.0}% GET, {} keys zipf {}, {} B values, {} connections",
-        config.rate_per_sec,
-        config.duration_secs,
-        config.warmup_secs,
-        config.read_ratio * 100.0,
-        config.keys,
-        config.zipf_exponent,
-        config.value_size,
-        config.connections
-    );
-    println!("A/B/B/A, one twin at a time; each figure the mean of its two runs; latency from each request's intended time");
-    t.header();
-    t.row("achieved rate (req/s)", 0, |r| {
-        r.result.load.achieved_rate_per_sec
-    });
-    t.row("late slots (%)", 2, |r| r.result.load.late_ratio * 100.0);
-    t.row("p50 latency (ms)", 3, |r| ms(r.result.load.latency.p50_us));
-    t.row("p90 latency (ms)", 3, |r| ms(r.result.load.latency.p90_us));
-    t.row("p99 latency (ms)", 3, |r| ms(r.result.load.latency.p99_us));
-    t.per_run("p99 per run (ms)", 3, |r| ms(r.result.load.latency.p99_us));
-    t.row("p99.9 latency (ms)", 3, |r| {
-        ms(r.result.load.latency.p999_us)
-    });
-    t.row("max latency (ms)", 3, |r| ms(r.result.load.latency.max_us));
-    t.row("server CPU-seconds", 2, |r| r.process.cpu_seconds);
-    t.row("server CPU µs per request", 2, |r| {
-        let sent = r.result.load.requests + r.result.load.warmup_requests;
-        r.process.cpu_seconds * 1e6 / sent.max(1) as f64
-    });
-    t.row("peak RSS (MiB)", 1, |r| {
-        r.process.peak_rss_bytes as f64 / MIB
-    });
-    t.row("driver CPU-seconds", 2, |r| r.process.driver_cpu_seconds);
-    t.per_run("other processes' CPU-s per run", 2, |r| {
-        r.process.other_cpu_seconds
-    });
-    t.row("hit ratio (%)", 2, |r| r.result.hit_ratio() * 100.0);
-    t.row("HTTP errors (not 404)", 0, |r| {
-        r.result.errors.status_total() as f64
-    });
-    t.row("transport errors", 0, |r| {
-        r.result.errors.transport_total() as f64
-    });
-}
-
-fn print_churn_table(config: &ChurnConfig, runs: &[Run<ChurnResult>]) {
-    let t = Table { runs };
-    println!();
-    println!(
-        "session-cache churn: {} MiB capacity filled with {}–{} B values, then {} PUTs at {}/s over {}x the keys that fit, {} connections",
-        config.capacity_bytes >> 20,
-        config.min_value_bytes,
-        config.max_value_bytes,
-        config.ops,
-        config.rate_per_sec,
-        config.key_space_factor,
-        config.connections
-    );
-    println!("A/B/B/A, one twin at a time; each figure the mean of its two runs");
-    t.header();
-    t.row("fill PUTs", 0, |r| r.result.fill_puts as f64);
-    t.row("achieved churn rate (PUT/s)", 0, |r| {
-        r.result.load.achieved_rate_per_sec
-    });
-    t.row("late slots (%)", 2, |r| r.result.load.late_ratio * 100.0);
-    t.row("p50 PUT latency (ms)", 3, |r| {
-        ms(r.result.load.latency.p50_us)
-    });
-    t.row("p99 PUT latency (ms)", 3, |r| {
-        ms(r.result.load.latency.p99_us)
-    });
-    t.per_run("p99 per run (ms)", 3, |r| ms(r.result.load.latency.p99_us));
-    t.row("max PUT latency (ms)", 3, |r| {
-        ms(r.result.load.latency.max_us)
-    });
-    t.row("cache_bytes after fill (MiB)", 1, |r| {
-        r.result.start.cache_bytes as f64 / MIB
-    });
-    t.row("entries after fill", 0, |r| {
-        r.result.start.cache_entries as f64
-    });
-    t.row("RSS after fill (MiB)", 1, |r| {
-        r.result.start.rss_bytes as f64 / MIB
-    });
-    t.row("RSS / accounted after fill", 3, |r| {
-        r.result.start.rss_per_accounted_byte
-    });
-    t.row("cache_bytes after churn (MiB)", 1, |r| {
-        r.result.end.cache_bytes as f64 / MIB
-    });
-    t.row("RSS after churn (MiB)", 1, |r| {
-        r.result.end.rss_bytes as f64 / MIB
-    });
-    t.row("RSS / accounted after churn", 3, |r| {
-        r.result.end.rss_per_accounted_byte
-    });
-    t.row("RSS growth over churn (%)", 1, |r| r.result.rss_growth_pct);
-    t.row("peak RSS (MiB)", 1, |r| {
-        r.process.peak_rss_bytes as f64 / MIB
-    });
-    t.row("server CPU-seconds (churn)", 2, |r| r.process.cpu_seconds);
-    t.row("server CPU µs per PUT", 1, |r| {
-        r.process.cpu_seconds * 1e6 / r.result.load.requests.max(1) as f64
-    });
-    t.row("driver CPU-seconds", 2, |r| r.process.driver_cpu_seconds);
-    t.per_run("other processes' CPU-s per run", 2, |r| {
-        r.process.other_cpu_seconds
-    });
-    t.row("HTTP errors", 0, |r| r.result.errors.status_total() as f64);
-    t.row("transport errors", 0, |r| {
-        r.result.errors.transport_total() as f64
-    });
 }
