@@ -16,14 +16,21 @@
 //! `--kafka-brokers` and a fresh `--kafka-topic` only when the run asks for
 //! Kafka ([`ServiceBuilder::with_kafka`]); a session cache gets only
 //! `--listen` and the flags given.
+//!
+//! The process is `parallax_process`'s one child-process type, as the
+//! harness starts its backends: its output is logged to a file (kept when
+//! the test fails, removed otherwise) and echoed to the test's stderr; it
+//! shares the test's process group, so stopping `cargo test` stops it.
 
 use std::fmt::Display;
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use parallax_process::child::{ChildError, ChildProcess, ChildSpec, Readiness};
 
 use crate::http::{self, Request, Response};
 use crate::implementation::{Implementation, KafkaWiring};
@@ -139,33 +146,11 @@ impl ServiceBuilder {
     /// [`STARTUP_DEADLINE`].
     pub fn spawn(self) -> Service {
         let name = self.implementation.name;
-        let label = self.implementation.contract.label();
-        let (mut child, lines, topic) = self.start();
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        let mut grpc_addr = None;
-        let addr = loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(addr) = parse_listening(&line) {
-                        break addr;
-                    }
-                    grpc_addr = grpc_addr.or_else(|| parse_after(&line, GRPC_MARKER));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "{name} {label} logged no `listening on HOST:PORT` within {STARTUP_DEADLINE:?}"
-                    )
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                    panic!(
-                        "{name} {label} closed its output ({status}) before logging `listening on HOST:PORT`"
-                    )
-                }
-            }
-        };
+        let (spec, topic) = self.start();
+        let child = ChildProcess::spawn(&spec).unwrap_or_else(|e| panic!("{e}"));
+        let addr = child.addr.expect("ready by its listening line");
+        // Logged before `listening on`, so already in the log.
+        let grpc_addr = child.logged_addr(GRPC_MARKER);
         Service {
             name,
             child,
@@ -182,41 +167,39 @@ impl ServiceBuilder {
     /// When the binary logs `listening on` or is still running after
     /// [`STARTUP_DEADLINE`].
     pub fn exit_at_startup(self) -> (ExitStatus, String) {
-        let name = self.implementation.name;
-        let label = self.implementation.contract.label();
-        let (mut child, lines, _) = self.start();
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        let mut output = String::new();
-        loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if parse_listening(&line).is_some() => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{name} {label} started although its configuration is invalid: {line}")
-                }
-                Ok(line) => {
-                    output.push_str(&line);
-                    output.push('\n');
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{name} {label} still running {STARTUP_DEADLINE:?} after start")
-                }
+        let (spec, _) = self.start();
+        let who = spec.name.clone();
+        match ChildProcess::spawn(&spec) {
+            Err(ChildError::Exited { status, log, .. }) => {
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                let _ = std::fs::remove_file(&log);
+                (status, output)
             }
+            Ok(child) => panic!(
+                "{who} started although its configuration is invalid: listening on {:?}",
+                child.addr
+            ),
+            Err(ChildError::NotReady { .. }) => {
+                panic!("{who} still running {STARTUP_DEADLINE:?} after start")
+            }
+            Err(e) => panic!("{e}"),
         }
-        (child.wait().expect("wait for child"), output)
     }
 
-    /// Execs the binary with the suite's flags, then the arguments given;
-    /// returns the child, a receiver of its output lines and its topic
+    /// What to start: the binary with the suite's flags, then the arguments
+    /// given, ready when it logs `listening on HOST:PORT`; and its topic
     /// (where Kafka is wired).
-    fn start(self) -> (Child, mpsc::Receiver<String>, Option<String>) {
+    fn start(self) -> (ChildSpec, Option<String>) {
         let name = self.implementation.name;
         let contract = self.implementation.contract;
-        let mut command = Command::new(&self.implementation.binary);
-        command.args(["--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")]);
+        let mut spec = ChildSpec::new(
+            format!("{name} {}", contract.label()),
+            &self.implementation.binary,
+            log_path(name),
+        );
+        let args = &mut spec.args;
+        args.push("--listen".into());
+        args.push(self.listen.unwrap_or_else(|| "127.0.0.1:0".into()));
         let asked = self.with_kafka || self.topic.is_some() || self.kafka.is_some();
         let topic_flag = match contract.kafka_wiring() {
             KafkaWiring::Always { topic_flag } => Some(topic_flag),
@@ -236,42 +219,36 @@ impl ServiceBuilder {
                     kafka::brokers()
                 }
             };
-            command
-                .args(["--kafka-brokers", &brokers])
-                .args([topic_flag, &topic]);
+            args.extend(["--kafka-brokers".to_owned(), brokers]);
+            args.extend([topic_flag.to_owned(), topic.clone()]);
             Some(topic)
         } else {
             None
         };
-        command.args(&self.args);
-        for (var, _) in std::env::vars_os() {
-            if var.to_string_lossy().starts_with(contract.env_prefix()) {
-                command.env_remove(var);
-            }
-        }
-        command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        command
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap_or_else(|e| {
-            panic!(
-                "start {name} {} ({}): {e}",
-                contract.label(),
-                self.implementation.binary.display()
-            )
-        });
-
-        let (lines_tx, lines_rx) = mpsc::channel();
-        forward(
-            name,
-            child.stdout.take().expect("piped stdout"),
-            lines_tx.clone(),
-        );
-        forward(name, child.stderr.take().expect("piped stderr"), lines_tx);
-        (child, lines_rx, topic)
+        args.extend(self.args);
+        // The contract's variables in the suite's own environment are
+        // never passed on; those given with `env` are.
+        spec.env_remove = std::env::vars_os()
+            .map(|(var, _)| var.to_string_lossy().into_owned())
+            .filter(|var| var.starts_with(contract.env_prefix()))
+            .collect();
+        spec.env = self.env;
+        spec.echo = Some(name.to_owned());
+        spec.own_group = false;
+        spec.ready = Readiness::ListeningLine;
+        spec.ready_timeout = STARTUP_DEADLINE;
+        (spec, topic)
     }
+}
+
+/// A fresh log file for one run of `name`, in a directory of this test
+/// process's under the system's temporary directory.
+fn log_path(name: &str) -> PathBuf {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("parallax-conformance-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("{name}-{run}.log"))
 }
 
 /// Asserts `implementation` refuses every `(flag, value)` at start-up: it
@@ -299,11 +276,12 @@ fn default_topic(name: &str) -> String {
     }
 }
 
-/// A running binary. Dropping it kills the process.
+/// A running binary. Dropping it kills the process (and removes its log,
+/// unless the test is failing).
 #[derive(Debug)]
 pub struct Service {
     name: &'static str,
-    child: Child,
+    child: ChildProcess,
     addr: SocketAddr,
     /// From a `serving gRPC on HOST:PORT` line before `listening on`.
     grpc_addr: Option<SocketAddr>,
@@ -350,7 +328,7 @@ impl Service {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// Sends one request on a fresh connection.
@@ -378,114 +356,32 @@ impl Service {
 
     /// Sends a signal (`"TERM"`, `"INT"`, …) to the process.
     pub fn signal(&self, signal: &str) {
-        // `kill(1)` keeps the suite free of `unsafe` and of a signal crate.
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+        if let Err(e) = self.child.signal(signal) {
+            panic!("kill -{signal} {}: {e}", self.pid());
+        }
     }
 
     /// The exit status, once the process exits within `timeout`.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for child") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        self.child.wait_timeout(timeout)
     }
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+        // The child itself is killed by its own drop; a failing test keeps
+        // the log to read.
+        if !thread::panicking() {
+            let _ = std::fs::remove_file(self.child.log());
         }
-        let _ = self.child.wait();
     }
-}
-
-/// Copies `from` line by line to this test's stderr, and sends each line
-/// (ANSI colours stripped) through `lines` while someone listens.
-fn forward(name: &'static str, from: impl Read + Send + 'static, lines: mpsc::Sender<String>) {
-    // Threads spawned from a test inherit its output capture, so the lines
-    // show up with the failing test that produced them.
-    thread::spawn(move || {
-        let mut reader = BufReader::new(from);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let text = strip_ansi(&String::from_utf8_lossy(&line));
-            let text = text.trim_end();
-            eprintln!("[{name}] {text}");
-            // Nobody listens once the service is up; forwarding goes on.
-            let _ = lines.send(text.to_owned());
-        }
-    });
 }
 
 /// The address in a log line containing `listening on HOST:PORT`, whatever
 /// the log format around it (plain, logfmt, JSON).
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    parse_after(line, "listening on")
+    parallax_process::child::listening_addr(line)
 }
 
 /// What a service with a gRPC listener logs before `listening on`.
 const GRPC_MARKER: &str = "serving gRPC on";
-
-/// The address after `marker` in a log line.
-fn parse_after(line: &str, marker: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    rest.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '{' | '}' | '='))
-        .filter(|token| !token.is_empty())
-        .take(4)
-        .find_map(|token| token.parse().ok())
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters final-byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_address_in_common_log_formats() {
-        let expected: SocketAddr = "127.0.0.1:41234".parse().unwrap();
-        for line in [
-            "listening on 127.0.0.1:41234",
-            "2025-01-01T00:00:00Z  INFO parallax_ingest: listening on 127.0.0.1:41234",
-            r#"{"time":"…","level":"INFO","msg":"listening on 127.0.0.1:41234"}"#,
-            r#"time=… level=INFO msg="listening on" addr=127.0.0.1:41234"#,
-            "\u{1b}[2mINFO\u{1b}[0m listening on \u{1b}[3maddr\u{1b}[0m=127.0.0.1:41234",
-        ] {
-            assert_eq!(parse_listening(&strip_ansi(line)), Some(expected), "{line}");
-        }
-        assert_eq!(parse_listening("starting"), None);
-    }
-}
