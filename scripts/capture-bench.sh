@@ -4,7 +4,14 @@
 #   record  recording overhead: two proxies in front of the same canned
 #           responder (nginx), one recording every request; parallax replay
 #           drives RATE req/s (default 5000) at each, A B B A, SECS each;
-#           proxy CPU per request from /proc.
+#           proxy CPU per request from /proc (the sum of its threads'
+#           run time in /proc/PID/task/*/schedstat, ns), and of that the
+#           recorder's writer thread (`record-*`) alone. BODY=random (512
+#           incompressible bytes: zstd's worst case) or json (~512 bytes of
+#           JSON events that differ per request); MIRROR=0 (nothing
+#           mirrored: the proxy's smallest work, recording's largest share)
+#           or 100 (every request mirrored to a shadow and compared, as the
+#           proxy is used); ROUNDS=N repeats A B B A N times.
 #   replay  replay accuracy and CPU: a capture of ingest batches (500
 #           events, the loadgen's 83 KB protobuf batch) replayed at 1,000
 #           req/s (500,000 events/s) against the canned responder; then
@@ -14,7 +21,8 @@
 #
 # Usage: scripts/capture-bench.sh [record|replay|rss|all] (default all).
 # Env: SECS (20), RATE (5000), SIZE_GB (1), LEVEL (record: the recorder's
-# compression_level, default -1), PERF=1 (record: a
+# compression_level, default: the recorder's own), BODY, MIRROR, ROUNDS
+# (record; above), PERF=1 (record: a
 # `perf record -F 999 -g` of each phase's proxy, rec-<arm>-<i>.perf.data
 # under target/capture-bench; read with perf report --sort comm,sym). Needs nginx and wrk (Debian:
 # apt-get install -y nginx-light wrk) and the release binaries:
@@ -45,8 +53,20 @@ wait_port() {
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
   echo "capture-bench: nothing listens on $1" >&2; exit 1
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
+# CPU run time of process $1 in ns: every live thread's schedstat summed
+# (ns resolution, where /proc/PID/stat counts 10 ms ticks); with a second
+# argument, only the threads whose name starts with it.
+cpu_ns() {
+  local t sum=0 name
+  for t in /proc/"$1"/task/*; do
+    if [[ -n ${2:-} ]]; then
+      name=$(<"$t/comm") || continue
+      [[ $name == "$2"* ]] || continue
+    fi
+    sum=$((sum + $(cut -d' ' -f1 "$t/schedstat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
 
 # The canned responder: nginx, one worker, a fixed JSON answer to anything.
 canned=$(free_port)
@@ -73,37 +93,55 @@ wait_port "$canned"
 echo "capture-bench: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)" >&2
 
 record() {
-  echo "== recording overhead: ${rate} req/s for ${secs}s per phase, A B B A" >&2
-  local n=$((rate * (secs + 2)))
+  local body=${BODY:-random} mirror=${MIRROR:-0} rounds=${ROUNDS:-1}
+  echo "== recording overhead: ${rate} req/s for ${secs}s per phase, A B B A x ${rounds}; BODY=${body} MIRROR=${mirror} LEVEL=${LEVEL:-default}" >&2
+  local n=$((rate * (secs + 2))) body_flag
+  case $body in
+    random) body_flag=--body-bytes ;;
+    json) body_flag=--json-body-bytes ;;
+    *) echo "capture-bench: BODY=$body: use random or json" >&2; exit 2 ;;
+  esac
+  [[ $mirror =~ ^[0-9]+$ && $mirror -le 100 ]] || { echo "capture-bench: MIRROR=$mirror: use 0-100" >&2; exit 2; }
   "$make" --out "$work/load.plxcap" --requests "$n" --rate "$rate" --conns 64 \
-    --method POST --path /v1/events/{n} --body-bytes 512 2>&1
-  local plain rec admin1 admin2
+    --method POST --path /v1/events/{n} "$body_flag" 512 2>&1
+  local plain rec admin1 admin2 level=""
   plain=$(free_port); rec=$(free_port); admin1=$(free_port); admin2=$(free_port)
-  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "plain"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = 0\n' \
-    "$admin1" "$plain" "$canned" "$canned" >"$work/plain.toml"
-  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = 0\n[services.record]\npath = "%s/rec/rec.plxcap"\ncompression_level = %s\n' \
-    "$admin2" "$rec" "$canned" "$canned" "$work" "${LEVEL:--1}" >"$work/rec.toml"
+  [[ -n ${LEVEL:-} ]] && level="compression_level = $LEVEL"
+  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "plain"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = %s\n' \
+    "$admin1" "$plain" "$canned" "$canned" "$mirror" >"$work/plain.toml"
+  printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = %s\n[services.record]\npath = "%s/rec/rec.plxcap"\n%s\n' \
+    "$admin2" "$rec" "$canned" "$canned" "$mirror" "$work" "$level" >"$work/rec.toml"
   TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/plain.toml" >"$work/plain.log" 2>&1 & local pid_plain=$!; pids+=($pid_plain)
   TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/rec.toml" >"$work/rec.log" 2>&1 & local pid_rec=$!; pids+=($pid_rec)
   wait_port "$plain"; wait_port "$rec"
   declare -A port=([off]=$plain [on]=$rec) pid=([off]=$pid_plain [on]=$pid_rec)
-  local i=0 perf_pid
-  for arm in off on on off; do
-    local before after out sent
+  local i=0 perf_pid arms=() r
+  for ((r = 0; r < rounds; r++)); do arms+=(off on on off); done
+  : >"$work/rec-phases.txt"
+  for arm in "${arms[@]}"; do
+    local before after wbefore wafter out sent load
     i=$((i + 1))
+    load=$(cut -d' ' -f1 /proc/loadavg)
     if [[ -n ${PERF:-} ]]; then
       perf record -F 999 -g -p "${pid[$arm]}" -o "$work/rec-$arm-$i.perf.data" -- sleep "$secs" >/dev/null 2>&1 &
       perf_pid=$!
     fi
-    before=$(cpu_ticks "${pid[$arm]}")
+    before=$(cpu_ns "${pid[$arm]}"); wbefore=$(cpu_ns "${pid[$arm]}" record-)
     out=$("$parallax" replay "$work/load.plxcap" --target "$arm=http://127.0.0.1:${port[$arm]}" \
       --rate "$rate" --duration-secs "$secs" --no-sessions --quiet --results "$work/rec-$arm.json" || true)
-    after=$(cpu_ticks "${pid[$arm]}")
+    after=$(cpu_ns "${pid[$arm]}"); wafter=$(cpu_ns "${pid[$arm]}" record-)
     [[ -n ${PERF:-} ]] && wait "$perf_pid"
     sent=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' <<<"$out" | head -1)
-    echo "  recording $arm: proxy CPU $(( (after - before) )) ticks for $sent requests = $(awk -v t=$((after - before)) -v n="$sent" -v hz="$hz" 'BEGIN{printf "%.2f", t / hz / n * 1e6}') us/request" >&2
+    echo "$arm $((after - before)) $((wafter - wbefore)) ${sent:-0} $load" >>"$work/rec-phases.txt"
+    awk -v arm="$arm" -v t=$((after - before)) -v w=$((wafter - wbefore)) -v n="${sent:-0}" -v load="$load" \
+      'BEGIN{ if (n == 0) n = 1; printf "  recording %-3s: proxy CPU %.2f us/request (writer thread %.2f) over %d requests, load %s\n", arm, t / n / 1e3, w / n / 1e3, n, load }' >&2
     grep -E "latency|late" <<<"$out" | sed 's/^/    /' >&2
   done
+  # Each arm's CPU per request over all its phases, and the difference.
+  awk '{ t[$1] += $2; w[$1] += $3; n[$1] += $4 }
+    END { off = t["off"] / n["off"] / 1e3; on = t["on"] / n["on"] / 1e3;
+          printf "  => off %.2f us, on %.2f us (writer %.2f): recording adds %+.2f us/request (%+.1f %%)\n", off, on, w["on"] / n["on"] / 1e3, on - off, (on / off - 1) * 100 }' \
+    "$work/rec-phases.txt" >&2
   curl -s "127.0.0.1:$admin2/metrics" | grep -E '^parallax_record_(records|bytes|dropped)' | sed 's/^/    /' >&2
   ls -l "$work/rec" | sed 's/^/    /' >&2
   kill "$pid_plain" "$pid_rec"

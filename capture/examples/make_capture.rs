@@ -2,7 +2,11 @@
 //! `--requests` requests at `--rate` per second (evenly spaced), spread
 //! over `--conns` connections, each `METHOD PATH` with a body read from
 //! `--body FILE` (e.g. `parallax load ingest --write-batch batch.bin`) or
-//! `--body-bytes N` pseudo-random (incompressible) bytes.
+//! `--body-bytes N` pseudo-random (incompressible) bytes, or
+//! `--json-body-bytes N` a JSON document of about N bytes that differs per
+//! request as real traffic does (ids, users, timestamps, values drawn from
+//! the same generator; field names and event types repeat), sent as
+//! `application/json`.
 //!
 //! ```sh
 //! cargo run --release -p parallax-capture --example make_capture -- \
@@ -25,6 +29,7 @@ fn main() {
     let mut path = "/v1/sessions/{n}".to_owned();
     let mut body = Bytes::new();
     let mut body_bytes = 0usize;
+    let mut json_body_bytes = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().expect("a value after each flag");
@@ -37,6 +42,7 @@ fn main() {
             "--path" => path = v(),
             "--body" => body = std::fs::read(v()).expect("a readable body file").into(),
             "--body-bytes" => body_bytes = v().parse().expect("a size"),
+            "--json-body-bytes" => json_body_bytes = v().parse().expect("a size"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -44,13 +50,12 @@ fn main() {
     let mut w = CaptureWriter::new(file, &Meta::new("synthetic", 0)).expect("write");
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     for n in 0..requests {
-        let body = if body_bytes > 0 {
+        let body = if json_body_bytes > 0 {
+            Bytes::from(json_body(n, json_body_bytes, &mut x))
+        } else if body_bytes > 0 {
             let mut b = Vec::with_capacity(body_bytes);
             while b.len() < body_bytes {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                b.extend_from_slice(&x.to_le_bytes());
+                b.extend_from_slice(&next(&mut x).to_le_bytes());
             }
             b.truncate(body_bytes);
             Bytes::from(b)
@@ -66,6 +71,8 @@ fn main() {
                 "content-type".into(),
                 if body.is_empty() {
                     "text/plain".into()
+                } else if json_body_bytes > 0 {
+                    "application/json".into()
                 } else {
                     "application/x-protobuf".into()
                 },
@@ -87,4 +94,39 @@ fn main() {
         out.display(),
         written as f64 / (1 << 20) as f64
     );
+}
+
+/// xorshift64: the pseudo-random numbers of the synthetic bodies.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// A batch of events of about `size` bytes for request `n`: the shape of
+/// an ingest client's JSON (ids, users, timestamps and values vary; keys
+/// and event types repeat).
+fn json_body(n: u64, size: usize, x: &mut u64) -> Vec<u8> {
+    const TYPES: [&str; 4] = ["page_view", "click", "add_to_cart", "purchase"];
+    let mut b = String::from("{\"events\":[");
+    let mut i = 0u64;
+    while b.len() + 140 < size || i == 0 {
+        let v = next(x);
+        if i > 0 {
+            b.push(',');
+        }
+        b.push_str(&format!(
+            "{{\"eventId\":\"{n:08x}-{i:04x}-{:012x}\",\"type\":\"{}\",\"userId\":\"u{}\",\"tsMs\":{},\"value\":{}.{:02}}}",
+            v >> 16,
+            TYPES[(v % 4) as usize],
+            (v >> 8) % 1_000_000,
+            1_764_900_000_000 + n * 5 + i,
+            (v >> 40) % 1000,
+            (v >> 32) % 100,
+        ));
+        i += 1;
+    }
+    b.push_str("]}");
+    b.into_bytes()
 }
