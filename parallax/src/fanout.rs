@@ -14,6 +14,22 @@
 //!    first `--latency-clients` connections subscribe to (the rest
 //!    subscribe to an idle topic), setting `published_at_unix_us` to each
 //!    notification's scheduled time (a late publisher counts as latency), at 1/s and then 100/s; the workers' histograms are merged.
+//!
+//! Output: the one results model (`parallax.results/v2`, direct mode),
+//! `report.html` and `parallax run`'s table, one scenario per broadcast
+//! rate (`bench-fanout-1ps`, `bench-fanout-100ps`): a backend's latency is
+//! its delivery latency, its `requests` the frames delivered, its `errors`
+//! the frames that never arrived, its CPU the twin's during the phase and
+//! its peak RSS the twin's `VmHWM`. The idle memory per connection at each
+//! checkpoint (and the RSS behind it) is a named extra figure of each
+//! backend in both scenarios (`idle_bytes_per_connection_at_<N>`), so
+//! `parallax gate` judges latency and two runs compare.
+//!
+//! Not a scenario on `parallax_harness::runner`: memory is read with every
+//! connection held idle at checkpoints between adding workers, a shape the
+//! runner (load at a rate, measured around) has no place for; see
+//! `parallax_harness::rounds`, which folds its rounds into the results
+//! model.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,8 +41,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use parallax_harness::fleet::{Fleet, FleetSpec};
+use parallax_harness::rounds::{self, Round};
 use parallax_loadgen::result::Latency;
 use parallax_loadgen::ws;
+use parallax_report::{Better, ExtraMetric, Mode, Role, RunResults, ScenarioResult};
 
 use crate::twin::{self, Twin};
 
@@ -70,6 +88,8 @@ pub struct FanoutArgs {
 struct TwinResult {
     backend: String,
     baseline_rss_bytes: u64,
+    /// `VmHWM` at the end of the measurements.
+    peak_rss_bytes: u64,
     memory: Vec<MemoryPoint>,
     broadcasts: Vec<Broadcast>,
     clean_exit: bool,
@@ -95,6 +115,9 @@ struct Broadcast {
     /// The twin's CPU-seconds from the first notify to the report.
     server_cpu_seconds: f64,
     latency: Latency,
+    /// The merged delivery latencies behind `latency`, µs.
+    #[serde(skip)]
+    histogram: Histogram<u64>,
 }
 
 pub fn run(root: &Path, args: &FanoutArgs) -> anyhow::Result<()> {
@@ -123,11 +146,108 @@ pub fn run(root: &Path, args: &FanoutArgs) -> anyhow::Result<()> {
             ..result
         });
     }
-    print_tables(&results);
-    let path = out.join("results.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&results)?)?;
-    eprintln!("results in {}", path.display());
-    Ok(())
+    write_results(&results, args, &out)
+}
+
+/// One scenario per broadcast rate, in the one results model.
+fn write_results(results: &[TwinResult], args: &FanoutArgs, out: &Path) -> anyhow::Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut run = RunResults::new(command, Mode::Direct);
+    let phases = results.first().map_or(0, |r| r.broadcasts.len());
+    for phase in 0..phases {
+        let rounds: Vec<Round> = results
+            .iter()
+            .filter_map(|r| Some((r, r.broadcasts.get(phase)?)))
+            .map(|(r, b)| Round {
+                backend: r.backend.clone(),
+                language: r.backend.clone(),
+                role: if r.backend == "go" {
+                    Role::Baseline
+                } else {
+                    Role::Candidate
+                },
+                latency: b.histogram.clone(),
+                measured_secs: b.publish_secs,
+                errors: b.expected.saturating_sub(b.received),
+                late: 0,
+                cpu_seconds: Some(b.server_cpu_seconds),
+                peak_rss_bytes: Some(r.peak_rss_bytes),
+                extra: memory_figures(r),
+            })
+            .collect();
+        let Some(first) = results[0].broadcasts.get(phase) else {
+            continue;
+        };
+        run.scenarios.push(ScenarioResult {
+            scenario: format!("bench-fanout-{}ps", first.rate_per_sec),
+            unit: "deliveries".into(),
+            target_rate_per_sec: (first.rate_per_sec * first.clients as u64) as f64,
+            duration_secs: first.notifications as f64 / first.rate_per_sec.max(1) as f64,
+            warmup_secs: 0.0,
+            backends: rounds::fold(
+                &rounds,
+                "/proc: the twin's CPU time over the phase and its VmHWM",
+            ),
+            comparison: None,
+            notes: vec![
+                format!(
+                    "{} notifications at {}/s to {} subscribed connections of {}; latency is receive time minus the scheduled publish time",
+                    first.notifications,
+                    first.rate_per_sec,
+                    first.clients,
+                    args.checkpoints.last().copied().unwrap_or(0)
+                ),
+                "each twin alone in turn (go, then rust), one process each, every connection held for the whole run".into(),
+                format!(
+                    "load average at the end: {}",
+                    std::fs::read_to_string("/proc/loadavg")
+                        .unwrap_or_default()
+                        .trim()
+                ),
+            ],
+            routes: Vec::new(),
+            budgets: None,
+            capacity: None,
+            noise: None,
+        });
+    }
+    for r in results.iter().filter(|r| !r.clean_exit) {
+        let note = format!("the {} twin did not exit cleanly after SIGTERM", r.backend);
+        eprintln!("warning: {note}");
+        for s in &mut run.scenarios {
+            s.notes.push(note.clone());
+        }
+    }
+    crate::experiment::write(&run, out)
+}
+
+/// The idle-memory checkpoints as named figures.
+fn memory_figures(r: &TwinResult) -> Vec<ExtraMetric> {
+    let mut figures = vec![ExtraMetric::new(
+        "baseline_rss_bytes",
+        r.baseline_rss_bytes as f64,
+        "bytes",
+        Some(Better::Lower),
+        "the twin's RSS once ready, before any connection",
+    )];
+    for m in &r.memory {
+        let at = m.connections;
+        figures.push(ExtraMetric::new(
+            format!("idle_bytes_per_connection_at_{at}"),
+            m.kib_per_connection * 1024.0,
+            "bytes",
+            Some(Better::Lower),
+            format!("(RSS - baseline) / connections with {at} idle WebSocket connections open ({} failed)", m.failed),
+        ));
+        figures.push(ExtraMetric::new(
+            format!("rss_at_{at}_connections_bytes"),
+            m.rss_bytes as f64,
+            "bytes",
+            Some(Better::Lower),
+            format!("the twin's RSS with {at} idle connections open"),
+        ));
+    }
+    figures
 }
 
 fn measure(
@@ -189,6 +309,7 @@ fn measure(
     Ok(TwinResult {
         backend: twin.name.to_owned(),
         baseline_rss_bytes: baseline,
+        peak_rss_bytes: twin.usage()?.peak_rss_bytes,
         memory,
         broadcasts,
         clean_exit: false,
@@ -226,6 +347,7 @@ fn summarise(rate: u64, count: u64, clients: usize, h: &Histogram<u64>) -> Broad
         publish_secs: 0.0,
         server_cpu_seconds: 0.0,
         latency: Latency::from_histogram(h),
+        histogram: h.clone(),
     }
 }
 
@@ -300,73 +422,6 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
         sources: args.sources,
         connect_rate: args.connect_rate,
     })
-}
-
-/// A figure of one broadcast phase, for the table.
-type Field = fn(&Broadcast) -> f64;
-
-fn print_tables(results: &[TwinResult]) {
-    let find = |b: &str| results.iter().find(|r| r.backend == b);
-    let (go, rust) = (find("go"), find("rust"));
-    let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
-    let ratio = |g: Option<f64>, r: Option<f64>| match (g, r) {
-        (Some(g), Some(r)) if g > 0.0 => format!("{:.2}", r / g),
-        _ => "-".to_owned(),
-    };
-    println!("\nidle memory, KiB per connection ((VmRSS - baseline) / connections)");
-    println!("{:<36}{:>10}{:>10}{:>10}", "", "go", "rust", "rust/go");
-    let any = go.or(rust).expect("at least one backend");
-    for (i, point) in any.memory.iter().enumerate() {
-        let v = |t: Option<&TwinResult>| {
-            t.and_then(|t| t.memory.get(i))
-                .map(|m| m.kib_per_connection)
-        };
-        let label = format!("{} connections", point.connections);
-        println!(
-            "{label:<36}{:>10}{:>10}{:>10}",
-            cell(v(go)),
-            cell(v(rust)),
-            ratio(v(go), v(rust))
-        );
-    }
-    println!("\nbroadcast latency to all clients, ms (receive − published_at)");
-    println!("{:<36}{:>10}{:>10}{:>10}", "", "go", "rust", "rust/go");
-    for (i, b) in any.broadcasts.iter().enumerate() {
-        let rows: [(&str, Field); 6] = [
-            ("p50", |b| b.latency.p50_us as f64 / 1000.0),
-            ("p99", |b| b.latency.p99_us as f64 / 1000.0),
-            ("max", |b| b.latency.max_us as f64 / 1000.0),
-            ("server CPU-s", |b| b.server_cpu_seconds),
-            ("publish secs", |b| b.publish_secs),
-            ("delivered %", |b| {
-                100.0 * b.received as f64 / b.expected.max(1) as f64
-            }),
-        ];
-        for (name, f) in rows {
-            let label = format!(
-                "{}/s × {} to {}: {name}",
-                b.rate_per_sec, b.notifications, b.clients
-            );
-            let (g, r) = (
-                go.and_then(|t| t.broadcasts.get(i)).map(f),
-                rust.and_then(|t| t.broadcasts.get(i)).map(f),
-            );
-            println!(
-                "{label:<36}{:>10}{:>10}{:>10}",
-                cell(g),
-                cell(r),
-                ratio(g, r)
-            );
-        }
-    }
-    for r in results {
-        println!(
-            "{}: baseline RSS {} KiB, clean exit: {}",
-            r.backend,
-            r.baseline_rss_bytes / 1024,
-            r.clean_exit
-        );
-    }
 }
 
 #[cfg(test)]
