@@ -143,26 +143,11 @@ fn named(target: &str) -> (String, &str) {
     }
 }
 
-/// This process's user + system CPU seconds and peak RSS, from `/proc`.
+/// This process's user + system CPU seconds and peak RSS, from `/proc`
+/// (zero where they cannot be read: a report without them, not an error).
 fn self_usage() -> (f64, u64) {
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        })
-        .unwrap_or(0.0);
-    let hwm = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024);
-    (cpu, hwm)
+    crate::procstat::read(std::process::id())
+        .map_or((0.0, 0), |u| (u.cpu_seconds, u.peak_rss_bytes))
 }
 
 fn progress_line(name: &str, p: &Progress) {
