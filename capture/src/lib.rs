@@ -30,6 +30,8 @@
 //! - [`format`]: records and their byte layout (`docs/capture-format.md`).
 //! - [`writer`]: appending to a zstd stream with crash-safe flushes;
 //!   size-rotated segments.
+//! - [`stored`]: zstd frames of raw blocks, for records that do not
+//!   compress.
 //! - [`reader`]: streaming a capture back, a truncated tail reported.
 //! - [`gor`], [`har`]: importers for GoReplay and HAR 1.2 files.
 //! - [`source`]: any of the three formats, detected, several files in order.
@@ -46,6 +48,7 @@ pub mod reader;
 pub mod replay;
 pub mod rewrite;
 pub mod source;
+pub mod stored;
 pub mod summary;
 pub mod writer;
 pub mod wsreplay;

@@ -123,6 +123,118 @@ fn a_file_cut_anywhere_reads_up_to_its_last_complete_record() {
     assert!(last >= 290, "{last}");
 }
 
+/// A request with `n` pseudo-random (incompressible) body bytes.
+fn random_request(i: u64, n: usize) -> Record {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i;
+    let mut body = Vec::with_capacity(n + 8);
+    while body.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        body.extend_from_slice(&x.to_le_bytes());
+    }
+    body.truncate(n);
+    let Record::Request(mut r) = request(i, i % 3) else {
+        unreachable!()
+    };
+    r.body = body.into();
+    Record::Request(r)
+}
+
+#[test]
+fn incompressible_frames_are_stored_and_read_back_and_compressible_ones_are_not() {
+    let d = dir("stored");
+    let frame = parallax_capture::writer::FRAME_BYTES as usize;
+    // Random bodies: the first frame is compressed (a probe), the next
+    // ones stored; a min_ratio of 0 never stores.
+    for (min_ratio, stores) in [(1.5, true), (0.0, false)] {
+        let path = d.join(format!("random-{min_ratio}.plxcap"));
+        let mut w =
+            CaptureWriter::new(std::fs::File::create(&path).unwrap(), &Meta::new("t", 1)).unwrap();
+        w.set_min_ratio(min_ratio);
+        let n = (3 * frame / 1100) as u64;
+        let mut stored_seen = false;
+        for i in 0..n {
+            w.append(&random_request(i, 1024)).unwrap();
+            if i % 50 == 49 {
+                w.flush().unwrap();
+                stored_seen |= w.storing();
+            }
+        }
+        w.finish().unwrap();
+        assert_eq!(stored_seen, stores, "min_ratio {min_ratio}");
+        let (records, tail) = read_all(&path);
+        assert_eq!(tail, Tail::Complete);
+        assert_eq!(records.len() as u64, n);
+        assert_eq!(records[n as usize - 1], random_request(n - 1, 1024));
+        // Still one plain zstd stream, with its checksums checked.
+        let raw = zstd::stream::decode_all(std::fs::File::open(&path).unwrap()).unwrap();
+        assert!(raw.starts_with(b"PLXCAP\0\x01"));
+    }
+    // JSON-like bodies compress far beyond 1.5x: never stored.
+    let path = d.join("json.plxcap");
+    let mut w =
+        CaptureWriter::new(std::fs::File::create(&path).unwrap(), &Meta::new("t", 1)).unwrap();
+    w.set_min_ratio(1.5);
+    for i in 0..(3 * frame / 40) as u64 {
+        w.append(&request(i, i % 3)).unwrap();
+        if i % 500 == 499 {
+            w.flush().unwrap();
+            assert!(!w.storing(), "record {i}");
+        }
+    }
+    w.finish().unwrap();
+    assert_eq!(read_all(&path).1, Tail::Complete);
+}
+
+#[test]
+fn a_killed_writer_leaves_every_flushed_record_of_a_stored_frame_readable() {
+    let d = dir("stored-killed");
+    let path = d.join("c.plxcap");
+    let mut w =
+        CaptureWriter::new(std::fs::File::create(&path).unwrap(), &Meta::new("t", 1)).unwrap();
+    w.set_min_ratio(1.5);
+    let mut i = 0;
+    // Past the first (compressed) frame, into a stored one.
+    while !w.storing() {
+        w.append(&random_request(i, 4096)).unwrap();
+        w.flush().unwrap();
+        i += 1;
+    }
+    let flushed = i + 10;
+    while i < flushed {
+        w.append(&random_request(i, 4096)).unwrap();
+        i += 1;
+    }
+    w.flush().unwrap();
+    for j in 0..5 {
+        w.append(&random_request(i + j, 4096)).unwrap();
+    }
+    // Killed: the stored frame is never ended, 5 records never flushed.
+    std::mem::forget(w);
+    let (records, tail) = read_all(&path);
+    assert_eq!(records.len() as u64, flushed, "every flushed record");
+    assert_eq!(records.last(), Some(&random_request(flushed - 1, 4096)));
+    assert!(matches!(tail, Tail::Truncated { .. }), "{tail:?}");
+    // Cut anywhere inside the stored frame: whole records up to the cut.
+    let full = std::fs::read(&path).unwrap();
+    let p = d.join("cut.plxcap");
+    let mut last = 0;
+    for cut in (full.len() - 50_000..full.len()).step_by(4999) {
+        std::fs::write(&p, &full[..cut]).unwrap();
+        let (records, _) = read_all(&p);
+        assert!(records.len() >= last, "cut at {cut}");
+        for (k, r) in records
+            .iter()
+            .enumerate()
+            .skip(records.len().saturating_sub(3))
+        {
+            assert_eq!(*r, random_request(k as u64, 4096), "cut at {cut}");
+        }
+        last = records.len();
+    }
+}
+
 #[test]
 fn segments_rotate_by_size_and_read_back_as_one_capture() {
     let d = dir("rotate");
@@ -136,6 +248,7 @@ fn segments_rotate_by_size_and_read_back_as_one_capture() {
             max_file_bytes: 2000,
             max_files: 0,
             level: parallax_capture::writer::FAST_LEVEL,
+            min_ratio: 0.0,
         },
     );
     for i in 0..2000 {
@@ -164,6 +277,7 @@ fn segments_rotate_by_size_and_read_back_as_one_capture() {
             max_file_bytes: 1 << 20,
             max_files: 2,
             level: parallax_capture::writer::LEVEL,
+            min_ratio: 1.5,
         },
     );
     drop(again);

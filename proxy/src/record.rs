@@ -10,7 +10,9 @@
 //! service swaps that buffer out whole, applies the JSON-pointer redaction
 //! rules (when the service has any), compresses and appends to
 //! size-rotated segments, and flushes at least every `flush_interval_ms`,
-//! so a killed proxy leaves files readable up to their last flush.
+//! so a killed proxy leaves files readable up to their last flush. Traffic
+//! that does not compress (`min_compression_ratio`) is stored in zstd raw
+//! blocks instead of being run through the compressor for nothing.
 //!
 //! Why encode on the client path: it is one copy of the head and body
 //! into a buffer that is reused (no allocation per record once warm), and
@@ -94,6 +96,14 @@ pub struct RecordConfig {
     /// ones compress more for more CPU on the writer thread. Default `-1`
     /// (1.7× level 1's speed; JSON bodies compress 4.4× instead of 7×).
     pub compression_level: i32,
+    /// A 4 MiB frame of records that compresses less than this (input
+    /// over output) is followed by 60 MiB stored uncompressed (zstd raw
+    /// blocks: still a zstd stream), then one compressed frame probes the
+    /// traffic again. Random or already-compressed bodies then cost a copy
+    /// instead of zstd's ~1 µs a request, for files up to this ratio
+    /// larger; JSON (4-7×) stays compressed. `0` compresses everything.
+    /// Default `1.5`.
+    pub min_compression_ratio: f64,
 }
 
 impl Default for RecordConfig {
@@ -108,6 +118,7 @@ impl Default for RecordConfig {
             queue_bytes: 64 << 20,
             flush_interval_ms: 1000,
             compression_level: parallax_capture::writer::FAST_LEVEL,
+            min_compression_ratio: 1.5,
         }
     }
 }
@@ -187,6 +198,17 @@ impl RecordConfig {
                 ),
             ));
         }
+        if !(self.min_compression_ratio.is_finite()
+            && (0.0..=100.0).contains(&self.min_compression_ratio))
+        {
+            return Err(invalid(
+                "min_compression_ratio",
+                format!(
+                    "{} is not within 0-100; e.g. 1.5 (store what compresses less), or 0 (compress everything)",
+                    self.min_compression_ratio
+                ),
+            ));
+        }
         Ok(RecordSettings {
             path: self.path.clone(),
             sample_percent: self.sample_percent,
@@ -194,6 +216,7 @@ impl RecordConfig {
                 max_file_bytes: self.max_file_bytes,
                 max_files: self.max_files,
                 level: self.compression_level,
+                min_ratio: self.min_compression_ratio,
             },
             max_body_bytes: self.max_body_bytes,
             queue_records: self.queue_records,

@@ -222,6 +222,70 @@ async fn a_capture_being_written_reads_up_to_its_last_flush() {
 }
 
 #[tokio::test]
+async fn incompressible_traffic_is_stored_uncompressed_and_reads_back_while_recording() {
+    // 600 requests with 16 KiB random bodies: ~9.6 MiB, past the first
+    // (compressed) 4 MiB frame, which compresses < 1.5x, so the recorder
+    // stores what follows in zstd raw blocks.
+    let d = dir("stored");
+    let path = d.join("svc.plxcap");
+    let primary = upstream(echo).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(primary.addr)
+        .set("mirror_percent = 0")
+        .tables(&record_table(&path, ""))
+        .start()
+        .await;
+    let body = |i: u64| {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i;
+        (0..2048)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect::<Vec<u8>>()
+    };
+    for i in 0..600u64 {
+        let r = Request::post(format!("/blob/{i}"))
+            .body(Full::new(Bytes::from(body(i))))
+            .unwrap();
+        assert_eq!(proxy.send(r).await.status, 200);
+    }
+    wait_metric(&proxy, "parallax_record_records_total", 600.0).await;
+    // Read while the proxy still writes (as if killed now).
+    let file = existing_segments(&path)[0].1.clone();
+    let bytes = std::fs::read(&file).unwrap();
+    // A stored frame's header: zstd's magic, checksum flag, 128 KiB window
+    // (the compressor's own frames here have a 512 KiB window).
+    let stored = [0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x38];
+    assert!(
+        bytes.windows(6).any(|w| w == stored),
+        "no stored frame in {} bytes",
+        bytes.len()
+    );
+    let copy = d.join("copy.plxcap");
+    std::fs::write(&copy, &bytes).unwrap();
+    let mut source = Source::open(std::slice::from_ref(&copy)).unwrap();
+    let mut all = Vec::new();
+    while let Some(r) = source.next_record().unwrap() {
+        all.push(r);
+    }
+    let requests = requests(&all);
+    assert_eq!(requests.len(), 600);
+    for (i, r) in requests.iter().enumerate() {
+        assert_eq!(r.target, format!("/blob/{i}"));
+        assert_eq!(&r.body[..], &body(i as u64)[..], "request {i}");
+    }
+    drop(proxy);
+    // Finished at shutdown: complete (every frame's checksum checked).
+    let mut reader = parallax_capture::CaptureReader::open(&file).unwrap();
+    assert_eq!(reader.by_ref().count(), 600);
+    assert_eq!(*reader.tail(), parallax_capture::Tail::Complete);
+}
+
+#[tokio::test]
 async fn sampling_is_sticky_by_the_services_key() {
     let d = dir("sticky");
     let path = d.join("svc.plxcap");
