@@ -97,7 +97,7 @@ async fn diff(primary: &str, shadow: &str, max_pending: usize) {
         max_pending,
         ..DifferConfig::new(&kafka::brokers(), primary, shadow)
     };
-    let before = vm("VmRSS");
+    let (before, _) = rss_kib();
     let started = Instant::now();
     let differ = Differ::connect(config).await.expect("connect");
     let comparison = differ.run(Stop::Idle(IDLE), std::future::pending()).await;
@@ -109,16 +109,12 @@ async fn diff(primary: &str, shadow: &str, max_pending: usize) {
         busy.as_secs_f64(),
         consumed as f64 / busy.as_secs_f64(),
         before,
-        vm("VmHWM"),
+        rss_kib().1,
     );
 }
 
-/// A `/proc/self/status` field in KiB.
-fn vm(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or(0)
+/// This process's RSS now and at its peak, in KiB.
+fn rss_kib() -> (u64, u64) {
+    parallax_process::procstat::read(std::process::id())
+        .map_or((0, 0), |u| (u.rss_bytes / 1024, u.peak_rss_bytes / 1024))
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -125,16 +125,7 @@ async fn drive(
     Ok(())
 }
 
-/// This process's user + system CPU time, from `/proc/self/stat`.
+/// This process's user + system CPU time, from `/proc`.
 fn cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("odd /proc/self/stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    // USER_HZ is 100 on Linux for every architecture we run on.
-    Ok(ticks as f64 / 100.0)
+    Ok(parallax_process::procstat::read(std::process::id())?.cpu_seconds)
 }

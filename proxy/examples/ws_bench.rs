@@ -27,8 +27,11 @@
 //!    interpolation inside its 1-2-5 buckets, and the clients' delivery
 //!    latency through the proxy (exact, HDR) next to `--direct` clients on
 //!    the primary without the proxy.
+//!
+//! The twins and the proxy are `parallax_process`'s one child-process type
+//! (their logs in `$TMPDIR/ws_bench_<pid>/`), their CPU and RSS its one
+//! `/proc` reader, the proxy's counters `parallax_common::prom`'s parser.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -37,6 +40,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
+use parallax_common::prom::{self, PromHistogram};
+use parallax_process::child::{self, ChildProcess, ChildSpec, Readiness};
+use parallax_process::procstat;
 use parallax_proxy::ws::frame::{Event, Reader};
 
 const TOPIC: &str = "bench";
@@ -83,21 +89,23 @@ fn run(args: &[String]) -> Result<()> {
     };
     let go_bin = bin("PARALLAX_FANOUT_GO_BIN", "target/parallax-bin/fanout");
     let rust_bin = bin("PARALLAX_FANOUT_RUST_BIN", "target/release/parallax-fanout");
-    let flags = ["--ping-interval-secs", "3600"];
-    let (go, go_addr) = spawn_logged(
-        Command::new(&go_bin)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(flags),
-    )?;
-    let (rust, rust_addr) = spawn_logged(
-        Command::new(&rust_bin)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(flags),
-    )?;
-    let _twins = Kill(vec![go, rust]);
+    let logs = std::env::temp_dir().join(format!("ws_bench_{}", std::process::id()));
+    std::fs::create_dir_all(&logs)?;
+    let twin = |name: &str, binary: &str| -> Result<(ChildProcess, SocketAddr)> {
+        let mut spec = ChildSpec::new(name, binary, logs.join(format!("{name}.log")));
+        spec.args = ["--listen", "127.0.0.1:0", "--ping-interval-secs", "3600"]
+            .map(String::from)
+            .to_vec();
+        spec.ready = Readiness::ListeningLine;
+        let twin = ChildProcess::spawn(&spec)?;
+        let addr = twin.addr.expect("ready by its listening line");
+        Ok((twin, addr))
+    };
+    let (_go, go_addr) = twin("go", &go_bin)?;
+    let (_rust, rust_addr) = twin("rust", &rust_bin)?;
 
     let (listen, admin) = (free_addr()?, free_addr()?);
-    let config = std::env::temp_dir().join(format!("ws_bench_{}.toml", std::process::id()));
+    let config = logs.join("proxy.toml");
     std::fs::write(
         &config,
         format!(
@@ -106,14 +114,18 @@ fn run(args: &[String]) -> Result<()> {
              mirror_percent = {mirror_percent}\n"
         ),
     )?;
-    let proxy = Command::new(std::env::current_exe()?)
-        .arg("proxy")
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()?;
-    let proxy_pid = proxy.id();
-    let _proxy = Kill(vec![proxy]);
-    wait_for(|| http(admin, "GET", "/healthz", "").is_ok(), "the proxy")?;
+    let mut spec = ChildSpec::new(
+        "the proxy",
+        std::env::current_exe()?,
+        logs.join("proxy.log"),
+    );
+    spec.args = vec!["proxy".into(), config.display().to_string()];
+    spec.ready = Readiness::Http {
+        addr: admin.to_string(),
+        path: "/healthz".into(),
+    };
+    let proxy = ChildProcess::spawn(&spec)?;
+    let proxy_pid = proxy.pid();
     std::thread::sleep(Duration::from_secs(1));
     let baseline = rss_bytes(proxy_pid)?;
     println!("proxy baseline RSS {:.1} MiB", baseline as f64 / 1048576.0);
@@ -128,8 +140,12 @@ fn run(args: &[String]) -> Result<()> {
         }
         std::thread::sleep(settle);
         let connected: usize = workers.iter().map(|w| w.connected).sum();
-        let metrics = http(admin, "GET", "/metrics", "")?;
-        let shadows = sum(&metrics, "parallax_ws_connections", "backend=\"shadow\"");
+        let metrics = scrape(admin)?;
+        let shadows = sum(
+            &metrics,
+            "parallax_ws_connections",
+            &[("backend", "shadow")],
+        );
         let rss = rss_bytes(proxy_pid)?;
         println!(
             "{connected} connections ({shadows} shadowed): proxy RSS {:.1} MiB, {:.2} KiB per proxied connection",
@@ -145,7 +161,7 @@ fn run(args: &[String]) -> Result<()> {
     for w in workers.iter_mut().chain(direct_workers.iter_mut()) {
         w.command("reset")?;
     }
-    let before = http(admin, "GET", "/metrics", "")?;
+    let before = scrape(admin)?;
     let cpu_before = cpu_seconds(proxy_pid)?;
     let started = Instant::now();
     let base_us = now_us();
@@ -174,7 +190,7 @@ fn run(args: &[String]) -> Result<()> {
     );
     std::thread::sleep(Duration::from_secs(5));
     let cpu = cpu_seconds(proxy_pid)? - cpu_before;
-    let after = http(admin, "GET", "/metrics", "")?;
+    let after = scrape(admin)?;
     let through = merged(&mut workers)?;
     let plain = merged(&mut direct_workers)?;
     let results: Vec<String> = [
@@ -188,7 +204,7 @@ fn run(args: &[String]) -> Result<()> {
     ]
     .iter()
     .map(|r| {
-        let label = format!("result=\"{r}\"");
+        let label = [("result", *r)];
         format!(
             "{r} {}",
             sum(&after, "parallax_ws_frames_total", &label)
@@ -197,15 +213,18 @@ fn run(args: &[String]) -> Result<()> {
     })
     .collect();
     println!("frames: {}", results.join(", "));
-    let buckets = skew_buckets(&after, &before);
-    let count = buckets.last().map_or(0.0, |b| b.1);
-    let negative = sum(&after, "parallax_ws_delivery_skew_negative_total", "")
-        - sum(&before, "parallax_ws_delivery_skew_negative_total", "");
+    let skew = |samples: &[prom::Sample]| -> PromHistogram {
+        prom::histogram(samples, "parallax_ws_delivery_skew_seconds", &[])
+    };
+    let skew = skew(&after).since(&skew(&before));
+    let negative = sum(&after, "parallax_ws_delivery_skew_negative_total", &[])
+        - sum(&before, "parallax_ws_delivery_skew_negative_total", &[]);
     println!(
-        "skew |shadow - primary| over {count} pairs: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; shadow first in {negative}",
-        quantile(&buckets, 0.5) * 1e3,
-        quantile(&buckets, 0.99) * 1e3,
-        quantile(&buckets, 0.999) * 1e3,
+        "skew |shadow - primary| over {} pairs: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; shadow first in {negative}",
+        skew.count,
+        skew.quantile(0.5) * 1e3,
+        skew.quantile(0.99) * 1e3,
+        skew.quantile(0.999) * 1e3,
     );
     for (name, h) in [
         ("through the proxy", &through),
@@ -229,61 +248,23 @@ fn run(args: &[String]) -> Result<()> {
     for w in workers.iter_mut().chain(direct_workers.iter_mut()) {
         let _ = w.command("exit");
     }
-    let _ = std::fs::remove_file(&config);
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&logs);
     Ok(())
-}
-
-/// Kills its processes when dropped.
-struct Kill(Vec<Child>);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Starts a twin and reads `listening on HOST:PORT` from its log.
-fn spawn_logged(command: &mut Command) -> Result<(Child, SocketAddr)> {
-    let mut child = command
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stderr.take().expect("piped"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line)? == 0 {
-            return Err("a twin exited before listening".into());
-        }
-        if let Some(rest) = line.split("listening on").nth(1) {
-            let addr = rest
-                .split(|c: char| c.is_whitespace() || matches!(c, '"' | ',' | '}' | '='))
-                .find_map(|t| t.parse().ok());
-            if let Some(addr) = addr {
-                std::thread::spawn(move || for _ in lines.lines() {});
-                return Ok((child, addr));
-            }
-        }
-    }
 }
 
 fn free_addr() -> Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    Ok((Ipv4Addr::LOCALHOST, child::free_port()?).into())
 }
 
-fn wait_for(mut ok: impl FnMut() -> bool, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        if Instant::now() > deadline {
-            return Err(format!("{what} did not start").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
+/// The proxy's `/metrics`, parsed.
+fn scrape(admin: SocketAddr) -> Result<Vec<prom::Sample>> {
+    Ok(prom::parse(&http(admin, "GET", "/metrics", "")?))
+}
+
+/// The sum of `name`'s samples with these labels, 0 when there is none.
+fn sum(samples: &[prom::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    prom::sum(samples, name, labels).unwrap_or(0.0)
 }
 
 /// One HTTP/1.1 request on a fresh connection; the body of a 2xx answer.
@@ -305,92 +286,18 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<String
 }
 
 fn rss_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .ok_or("no VmRSS")?;
-    Ok(kb * 1024)
+    Ok(procstat::read(pid)?.rss_bytes)
 }
 
-/// User + system CPU of a process, seconds (clock ticks of 1/100 s).
+/// User + system CPU of a process, seconds.
 fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rsplit_once(')').ok_or("bad stat")?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(ticks as f64 / 100.0)
+    Ok(procstat::read(pid)?.cpu_seconds)
 }
 
 fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Sum of `name`'s samples whose label text contains `label`.
-fn sum(exposition: &str, name: &str, label: &str) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| {
-            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(label)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// `(le, cumulative count)` of the skew histogram, `after − before`.
-fn skew_buckets(after: &str, before: &str) -> Vec<(f64, f64)> {
-    let read = |text: &str| -> BTreeMap<String, f64> {
-        text.lines()
-            .filter(|l| l.starts_with("parallax_ws_delivery_skew_seconds_bucket"))
-            .filter_map(|l| {
-                let le = l.split("le=\"").nth(1)?.split('"').next()?.to_owned();
-                Some((le, l.rsplit(' ').next()?.parse().ok()?))
-            })
-            .collect()
-    };
-    let (a, b) = (read(after), read(before));
-    let mut out: Vec<(f64, f64)> = a
-        .iter()
-        .map(|(le, n)| {
-            let le_value = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().unwrap_or(0.0)
-            };
-            (le_value, n - b.get(le).copied().unwrap_or(0.0))
-        })
-        .collect();
-    out.sort_by(|x, y| x.0.total_cmp(&y.0));
-    out
-}
-
-/// The `q` quantile by linear interpolation within the bucket holding it.
-fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
-    let total = buckets.last().map_or(0.0, |b| b.1);
-    if total == 0.0 {
-        return f64::NAN;
-    }
-    let rank = q * total;
-    let mut lower = (0.0, 0.0);
-    for &(le, count) in buckets {
-        if count >= rank {
-            if le.is_infinite() {
-                return lower.0;
-            }
-            let width = count - lower.1;
-            let within = if width > 0.0 {
-                (rank - lower.1) / width
-            } else {
-                1.0
-            };
-            return lower.0 + (le - lower.0) * within;
-        }
-        lower = (le, count);
-    }
-    lower.0
 }
 
 // ------------------------------------------------------------- workers
