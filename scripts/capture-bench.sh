@@ -11,7 +11,9 @@
 #           JSON events that differ per request); MIRROR=0 (nothing
 #           mirrored: the proxy's smallest work, recording's largest share)
 #           or 100 (every request mirrored to a shadow and compared, as the
-#           proxy is used); ROUNDS=N repeats A B B A N times.
+#           proxy is used); ROUNDS=N repeats A B B A N times; MIN_RATIO
+#           sets the recorder's min_compression_ratio (0: compress every
+#           frame, as before stored frames existed).
 #   replay  replay accuracy and CPU: a capture of ingest batches (500
 #           events, the loadgen's 83 KB protobuf batch) replayed at 1,000
 #           req/s (500,000 events/s) against the canned responder; then
@@ -94,7 +96,7 @@ echo "capture-bench: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(dat
 
 record() {
   local body=${BODY:-random} mirror=${MIRROR:-0} rounds=${ROUNDS:-1}
-  echo "== recording overhead: ${rate} req/s for ${secs}s per phase, A B B A x ${rounds}; BODY=${body} MIRROR=${mirror} LEVEL=${LEVEL:-default}" >&2
+  echo "== recording overhead: ${rate} req/s for ${secs}s per phase, A B B A x ${rounds}; BODY=${body} MIRROR=${mirror} LEVEL=${LEVEL:-default} MIN_RATIO=${MIN_RATIO:-default}" >&2
   local n=$((rate * (secs + 2))) body_flag
   case $body in
     random) body_flag=--body-bytes ;;
@@ -107,6 +109,8 @@ record() {
   local plain rec admin1 admin2 level=""
   plain=$(free_port); rec=$(free_port); admin1=$(free_port); admin2=$(free_port)
   [[ -n ${LEVEL:-} ]] && level="compression_level = $LEVEL"
+  [[ -n ${MIN_RATIO:-} ]] && level="$level
+min_compression_ratio = $MIN_RATIO"
   printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "plain"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = %s\n' \
     "$admin1" "$plain" "$canned" "$canned" "$mirror" >"$work/plain.toml"
   printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = %s\n[services.record]\npath = "%s/rec/rec.plxcap"\n%s\n' \
