@@ -33,13 +33,27 @@
 //!
 //! nginx and wrk are required and are not installed from here: the command
 //! says how to install them and exits non-zero.
+//!
+//! Output: the one results model (`parallax.results/v2`, direct mode: one
+//! path alone at a time) with `report.html` and `parallax run`'s table, in
+//! `<out>/proxy/`: one scenario per open-model rate with direct as the
+//! baseline (so the ratio rows are what the hop costs) and one per
+//! slow-shadow rate with nginx as the baseline; added µs, the proxy's CPU
+//! per request, wrk's maximum and the slow/fast p99 ratio are named extra
+//! figures, the targets and the setup notes (see [`results_model`]).
+//! Servers are the harness's one child-process type.
+//!
+//! Not a scenario on `parallax_harness::runner`: the runner compares two
+//! backends through the proxy or each alone; this compares three paths to
+//! one backend (direct, Parallax, nginx), adds a closed-loop wrk phase and
+//! swaps the shadow for a slow one mid-run. It shares the runner's output,
+//! through `parallax_harness::rounds`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -53,10 +67,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use parallax_harness::child::{ChildProcess, ChildSpec, Readiness};
 use parallax_harness::prom;
+use parallax_harness::rounds::{self, Round};
 use parallax_loadgen::http::{Connection, TransportError};
-use parallax_loadgen::pacing::{self, Plan, Schedule};
+use parallax_loadgen::pacing::{self, latency_histogram, Plan, Schedule};
 use parallax_loadgen::result::{Latency, Load};
+use parallax_report::{BackendResult, Better, ExtraMetric, Mode, Role, RunResults, ScenarioResult};
 
 // nginx cannot report the port it picked, so listeners get free ports up front.
 use crate::procstat;
@@ -273,6 +290,7 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             latency.push(run);
         }
     }
+    let rss_fast = (parallax.peak_rss_bytes(), nginx.peak_rss_bytes());
     let clean_fast = [parallax.stop(), nginx.stop()];
 
     // Phase 3: a slow shadow, at the rates every path kept up with.
@@ -337,6 +355,7 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             slow_runs.push(run);
         }
     }
+    let rss_slow = (parallax_slow.peak_rss_bytes(), nginx_slow.peak_rss_bytes());
     let clean_slow = [parallax_slow.stop(), nginx_slow.stop()];
     let clean_twins = [
         primary.stop(Duration::from_secs(30))?.success(),
@@ -373,12 +392,8 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             .all(|c| c),
     };
     let summary = Summary::of(&results);
-    print_table(&results, &summary);
-    let path = out.join("results.json");
-    let json = serde_json::json!({ "results": &results, "summary": &summary });
-    std::fs::write(&path, serde_json::to_vec_pretty(&json)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("results in {}", path.display());
+    let run = results_model(&results, &summary, [rss_fast, rss_slow]);
+    crate::experiment::write(&run, &out)?;
 
     let failed: Vec<String> = results
         .throughput
@@ -426,7 +441,14 @@ fn check_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The proxy under test: `PARALLAX_PROXY_BIN` when set (as
+/// `scripts/proxy-floor.sh` takes it: a build to compare, or a debug build
+/// for a quick check of the bench itself), else a release build of this
+/// workspace.
 fn build_parallax(root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("PARALLAX_PROXY_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     // This binary may be a debug build; the proxy under test is release.
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
@@ -689,10 +711,12 @@ http {{
 // ---------------------------------------------------------------------------
 // Child processes.
 
-/// A proxy under test (Parallax or nginx), killed when dropped.
+/// A proxy under test (Parallax or nginx): the harness's one child-process
+/// type ([`ChildProcess`]: its own process group, its log, SIGTERM then
+/// SIGKILL, killed with its group when dropped).
 struct Server {
     name: String,
-    child: Child,
+    child: ChildProcess,
     addr: SocketAddr,
     /// Parallax's admin listener.
     admin: Option<SocketAddr>,
@@ -708,50 +732,35 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let config = out.join(format!("{name}.toml"));
         std::fs::write(&config, parallax_toml(setup))?;
-        let mut command = pinned(binary, cpus);
-        let mut child = command
-            .arg("proxy")
-            .arg("--config")
-            .arg(&config)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let log = out.join(format!("{name}.log"));
-        let mut file = std::fs::File::create(&log)?;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(file, "{line}");
-                if let Some(addr) = listening_addr(&line) {
-                    let _ = tx.send((line.contains("admin listening"), addr));
+        let mut spec = pinned(name, binary, &out.join(format!("{name}.log")), cpus);
+        spec.args.extend([
+            "proxy".to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+        ]);
+        // Ports 0: the service's `listening on` line comes first (its
+        // address is the child's), the admin's right after it.
+        spec.ready = Readiness::ListeningLine;
+        let child = ChildProcess::spawn(&spec)?;
+        let addr = child.addr.context("the proxy logged no address")?;
+        let started = Instant::now();
+        let admin = loop {
+            match child.logged_addr("admin listening on") {
+                Some(admin) => break admin,
+                None if started.elapsed() < Duration::from_secs(10) => {
+                    thread::sleep(Duration::from_millis(20))
                 }
+                None => bail!(
+                    "{name} did not log its admin listener within 10 s; see {}",
+                    child.log().display()
+                ),
             }
-        });
-        let (mut addr, mut admin) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while addr.is_none() || admin.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok((true, a)) => admin = Some(a),
-                Ok((false, a)) => addr = Some(a),
-                Err(_) => {
-                    let _ = child.kill();
-                    bail!(
-                        "{name} did not log its listeners within 30 s; see {}",
-                        log.display()
-                    );
-                }
-            }
-        }
+        };
         Ok(Self {
             name: name.to_owned(),
             child,
-            addr: addr.expect("set above"),
-            admin,
+            addr,
+            admin: Some(admin),
         })
     }
 
@@ -759,21 +768,26 @@ impl Server {
         std::fs::create_dir_all(&setup.dir)?;
         let conf = setup.dir.join("nginx.conf");
         std::fs::write(&conf, nginx_conf(setup))?;
-        let log = std::fs::File::create(setup.dir.join("stderr.log"))?;
-        let child = pinned(Path::new("nginx"), cpus)
-            .arg("-p")
-            .arg(&setup.dir)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start nginx")?;
+        let name = format!("nginx ({})", setup.dir.display());
+        let mut spec = pinned(
+            &name,
+            Path::new("nginx"),
+            &setup.dir.join("stderr.log"),
+            cpus,
+        );
+        spec.args.extend([
+            "-p".to_owned(),
+            setup.dir.display().to_string(),
+            "-c".to_owned(),
+            conf.display().to_string(),
+            "-g".to_owned(),
+            "daemon off;".to_owned(),
+        ]);
+        // nginx cannot report a port it picked: it was given a free one.
+        spec.ready = Readiness::Tcp(setup.listen.to_string());
         Ok(Self {
-            name: format!("nginx ({})", setup.dir.display()),
-            child,
+            name,
+            child: ChildProcess::spawn(&spec)?,
             addr: setup.listen,
             admin: None,
         })
@@ -796,90 +810,51 @@ impl Server {
         }
     }
 
-    fn pids(&self) -> Vec<u32> {
-        let mut pids = vec![self.child.id()];
-        if self.admin.is_none() {
-            pids.extend(children(self.child.id()));
-        }
-        pids
-    }
-
-    /// CPU-seconds of the process and its children so far.
+    /// CPU-seconds of its process group (nginx: master and workers) so far.
     fn cpu_seconds(&self) -> f64 {
-        self.pids()
-            .into_iter()
-            .filter_map(|p| procstat::read(p).ok())
-            .map(|u| u.cpu_seconds)
-            .sum()
+        self.child.usage().map_or(0.0, |u| u.cpu_seconds)
     }
 
-    /// SIGTERM (nginx: fast shutdown), then waits; whether it exited
-    /// cleanly within 15 s.
-    fn stop(mut self) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            thread::sleep(Duration::from_millis(50));
+    /// Peak RSS of its process group so far (VmHWM summed).
+    fn peak_rss_bytes(&self) -> Option<u64> {
+        self.child.usage().ok().map(|u| u.peak_rss_bytes)
+    }
+
+    /// SIGTERM (nginx: fast shutdown) to its group; whether it exited
+    /// cleanly within 15 s (SIGKILL after that).
+    fn stop(self) -> bool {
+        let status = self.child.stop(Duration::from_secs(15));
+        if status.is_none() {
+            eprintln!("{} did not exit within 15 s of SIGTERM", self.name);
         }
-        eprintln!("{} did not exit within 15 s of SIGTERM", self.name);
-        false
+        status.is_some_and(|s| s.success())
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// A child spec for `binary`, under `taskset -c cpus` when pinned (taskset
+/// execs it, so the child's pid is the binary's).
+fn pinned(name: &str, binary: &Path, log: &Path, cpus: Option<&str>) -> ChildSpec {
+    match cpus {
+        Some(list) => {
+            let mut spec = ChildSpec::new(name, "taskset", log);
+            spec.args = vec!["-c".into(), list.into(), binary.display().to_string()];
+            spec
         }
+        None => ChildSpec::new(name, binary, log),
     }
 }
 
-/// `binary`, under `taskset -c cpus` when pinned (taskset execs it, so the
-/// child's pid is the binary's).
-fn pinned(binary: &Path, cpus: Option<&str>) -> Command {
+/// `wrk` (a tool run to completion, its output read), pinned like the
+/// driver when asked.
+fn wrk_command(cpus: Option<&str>) -> Command {
     match cpus {
         Some(list) => {
             let mut taskset = Command::new("taskset");
-            taskset.args(["-c", list]).arg(binary);
+            taskset.args(["-c", list, "wrk"]);
             taskset
         }
-        None => Command::new(binary),
+        None => Command::new("wrk"),
     }
-}
-
-/// Pids whose parent is `pid`, from `/proc/*/stat`.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s.rsplit_once(')')?.1;
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
-}
-
-/// The address in a `… listening on HOST:PORT …` log line.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    rest.split(|c: char| c.is_whitespace() || c == '"')
-        .next()?
-        .parse()
-        .ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -1078,7 +1053,7 @@ impl Stack<'_> {
     ) -> anyhow::Result<WrkRun> {
         let url = format!("http://{}{KEY_PATH}", self.target(variant));
         let before = self.snapshot(variant, http)?;
-        let mut command = pinned(Path::new("wrk"), args.driver_cpus.as_deref());
+        let mut command = wrk_command(args.driver_cpus.as_deref());
         let child = command
             .args(["-t1", "--latency"])
             .arg(format!("-c{}", args.wrk_connections))
@@ -1519,282 +1494,260 @@ impl Summary {
 }
 
 // ---------------------------------------------------------------------------
-// The table.
+// The results model.
 
-/// `a / b` to two decimals, or `-` when either is missing or `b` is 0.
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b != 0.0 && a.is_finite() && b.is_finite() => format!("{:.2}", a / b),
-        _ => "-".into(),
-    }
-}
-
-/// One row: a value per variant (or none), then parallax/direct,
-/// nginx/direct and parallax/nginx.
-fn row(label: &str, values: [Option<f64>; 3], decimals: usize) -> String {
-    let cell = |v: Option<f64>| match v {
-        Some(v) if v.is_finite() => format!("{v:.decimals$}"),
-        _ => "-".into(),
-    };
-    let [d, p, n] = values;
-    format!(
-        "{label:<36} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
-        cell(d),
-        cell(p),
-        cell(n),
-        ratio(p, d),
-        ratio(n, d),
-        ratio(p, n)
-    )
-}
-
-fn header() -> String {
-    format!(
-        "{:<36} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
-        "", "direct", "parallax", "nginx", "px/direct", "ngx/direct", "px/nginx"
-    )
-}
-
-/// Each run's value of `f` for `variant`, joined with ` / `.
-fn per_run<T>(
-    runs: &[T],
-    variant: Variant,
-    of: impl Fn(&T) -> Variant,
-    f: impl Fn(&T) -> f64,
-    decimals: usize,
-) -> String {
-    let list: Vec<String> = runs
-        .iter()
-        .filter(|r| of(r) == variant)
-        .map(|r| format!("{:.decimals$}", f(r)))
-        .collect();
-    if list.is_empty() {
-        "-".into()
-    } else {
-        list.join(" / ")
-    }
-}
-
-fn print_table(r: &Results, s: &Summary) {
+/// The run as `parallax.results/v2` (direct mode: each path alone in
+/// turn): one scenario per open-model rate (`bench-proxy-<rate>`) with
+/// direct as the baseline and Parallax and nginx as candidates, so the
+/// ratio rows are what a hop costs; one per slow-shadow rate
+/// (`bench-proxy-slow-shadow-<rate>`) with nginx as the baseline. A
+/// path's CPU is the whole path's (proxy, primary and shadow), its peak
+/// RSS the proxy's (none for direct). The bench's own figures — added
+/// µs over direct, the proxy's CPU per request, wrk's closed-loop
+/// maximum, shadow copies per request, the slow/fast p99 ratio — are
+/// named extra figures; the targets and the setup are notes.
+fn results_model(r: &Results, s: &Summary, rss: [(Option<u64>, Option<u64>); 2]) -> RunResults {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut run = RunResults::new(command, Mode::Direct);
     let m = &r.machine;
     let pin = |c: &Option<String>| {
         c.as_deref()
             .map_or("unpinned".to_owned(), |c| format!("CPUs {c}"))
     };
-    println!();
-    println!(
-        "proxy bench: {}; primary {}, shadow {}; 100% mirrored",
-        r.request, r.primary, r.shadow
-    );
-    println!(
-        "servers {} (Parallax {} tokio worker(s), nginx worker_processes {}); driver + wrk {}; load average {} -> {}",
-        pin(&m.server_cpus),
-        m.server_threads,
-        m.server_threads,
-        pin(&m.driver_cpus),
-        m.load_average_start,
-        m.load_average_end
-    );
-    println!("paths in A/B/C then C/B/A order; figures are means over runs, per-run values listed");
-    println!("{}", header());
-    let wrk_mean = |v: Variant, f: &dyn Fn(&WrkRun) -> f64| {
-        Some(mean(r.throughput.iter().filter(|w| w.variant == v), f))
+    let setup = vec![
+        format!(
+            "{}; primary {}, shadow {}; 100% mirrored; paths in A/B/C then C/B/A order ({} round(s))",
+            r.request, r.primary, r.shadow, r.args.rounds
+        ),
+        format!(
+            "servers {} (Parallax {} tokio worker(s), nginx worker_processes {}, {}); driver + wrk {} ({}); load average {} -> {}",
+            pin(&m.server_cpus),
+            m.server_threads,
+            m.server_threads,
+            m.nginx_version,
+            pin(&m.driver_cpus),
+            m.wrk_version,
+            m.load_average_start,
+            m.load_average_end
+        ),
+        format!(
+            "targets: added p50 <= 100 us at the first rate {}; added p99 <= 1 ms {}; throughput >= nginx's {} ({:.2}x); slow-shadow p99 within 5% {}",
+            met(s.added_p50_met),
+            met(s.added_p99_met),
+            met(s.throughput_met),
+            s.throughput_parallax_over_nginx,
+            met(s.slow_shadow_met)
+        ),
+    ];
+    let wrk_max = |v: Variant| {
+        mean(r.throughput.iter().filter(|w| w.variant == v), |w| {
+            w.wrk.requests_per_sec
+        })
     };
-    let wrk_row = |label: &str, decimals: usize, f: &dyn Fn(&WrkRun) -> f64| {
-        println!(
-            "{}",
-            row(label, Variant::ALL.map(|v| wrk_mean(v, f)), decimals)
-        );
+    let peak = |v: Variant, slow: bool| {
+        let (parallax, nginx) = rss[usize::from(slow)];
+        match v {
+            Variant::Direct => None,
+            Variant::Parallax => parallax,
+            Variant::Nginx => nginx,
+        }
     };
-    println!(
-        "max throughput (wrk -t1 -c{}, closed loop, {} s):",
-        r.args.wrk_connections, r.args.wrk_secs
-    );
-    wrk_row("  requests/s", 0, &|w| w.wrk.requests_per_sec);
-    let list = |v| {
-        per_run(
-            &r.throughput,
-            v,
-            |w| w.variant,
-            |w| w.wrk.requests_per_sec,
-            0,
-        )
-    };
-    println!(
-        "{:<36} {} | {} | {}",
-        "  requests/s per run (d | px | ngx)",
-        list(Variant::Direct),
-        list(Variant::Parallax),
-        list(Variant::Nginx)
-    );
-    wrk_row("  wrk p50 (µs, closed loop)", 0, &|w| w.wrk.p50_us);
-    wrk_row("  wrk p99 (µs, closed loop)", 0, &|w| w.wrk.p99_us);
-    wrk_row("  proxy CPU µs/request", 1, &|w| {
-        w.cpu.proxy_seconds * 1e6 / w.wrk.requests.max(1) as f64
-    });
-    wrk_row("  all servers' CPU µs/request", 1, &|w| {
-        (w.cpu.proxy_seconds + w.cpu.primary_seconds + w.cpu.shadow_seconds) * 1e6
-            / w.wrk.requests.max(1) as f64
-    });
-    wrk_row("  shadow copies per request", 2, &|w| {
-        w.shadow_copies_per_request
-    });
-    wrk_row("  other processes (cores)", 2, &|w| w.cpu.others_cores);
-
-    let paced_rows = |runs: &[PacedRun], rate: f64, variants: &[Variant]| {
-        let runs: Vec<&PacedRun> = runs
-            .iter()
-            .filter(|p| p.load.target_rate_per_sec == rate)
-            .collect();
-        let value = |v: Variant, f: &dyn Fn(&PacedRun) -> f64| {
-            variants
-                .contains(&v)
-                .then(|| mean(runs.iter().copied().filter(|p| p.variant == v), f))
-        };
-        let line = |label: &str, decimals: usize, f: &dyn Fn(&PacedRun) -> f64| {
-            println!(
-                "{}",
-                row(label, Variant::ALL.map(|v| value(v, f)), decimals)
-            );
-        };
-        line("  achieved rate (req/s)", 0, &|p| {
-            p.load.achieved_rate_per_sec
+    for (i, rate) in r.rates.iter().enumerate() {
+        let added = &s.added[i];
+        let rounds = paced_rounds(&r.latency, rate.per_sec, Variant::Direct, &|v| {
+            peak(v, false)
         });
-        line("  late slots (%)", 2, &|p| p.load.late_ratio * 100.0);
-        line("  measured requests", 0, &|p| p.load.requests as f64);
-        line("  p50 (µs)", 0, &|p| percentile(p, |l| l.p50_us));
-        line("  p99 (µs)", 0, &|p| percentile(p, |l| l.p99_us));
-        line("  p99.9 (µs)", 0, &|p| percentile(p, |l| l.p999_us));
-        line("  max (µs)", 0, &|p| percentile(p, |l| l.max_us));
-        let owned: Vec<&PacedRun> = runs.clone();
-        let list = |v: Variant| {
-            let l: Vec<String> = owned
-                .iter()
-                .filter(|p| p.variant == v)
-                .map(|p| p.load.latency.p99_us.to_string())
-                .collect();
-            if l.is_empty() {
-                "-".into()
-            } else {
-                l.join(" / ")
-            }
-        };
-        println!(
-            "{:<36} {} | {} | {}",
-            "  p99 per run (µs; d | px | ngx)",
-            list(Variant::Direct),
-            list(Variant::Parallax),
-            list(Variant::Nginx)
-        );
-        line("  proxy CPU µs/request", 1, &|p| {
-            p.proxy_cpu_us_per_request
-        });
-        line("  shadow copies per request", 2, &|p| {
-            p.shadow_copies_per_request
-        });
-        line("  other processes (cores)", 2, &|p| p.cpu.others_cores);
-        let direct = value(Variant::Direct, &|p| p.load.latency.p50_us as f64);
-        if direct.is_some() {
-            let added = |f: &dyn Fn(&PacedRun) -> f64| {
-                let d = value(Variant::Direct, f).unwrap_or(f64::NAN);
-                [
-                    None,
-                    value(Variant::Parallax, f).map(|x| x - d),
-                    value(Variant::Nginx, f).map(|x| x - d),
-                ]
+        let mut backends = rounds::fold(&rounds, ACCOUNTING);
+        for b in &mut backends {
+            let v = variant_named(&b.name);
+            b.extra.push(ExtraMetric::new(
+                "max_throughput_per_sec",
+                wrk_max(v),
+                "per_sec",
+                Some(Better::Higher),
+                format!(
+                    "closed loop, wrk -t1 -c{} for {} s: mean over the runs",
+                    r.args.wrk_connections, r.args.wrk_secs
+                ),
+            ));
+            let (p50, p99) = match v {
+                Variant::Direct => continue,
+                Variant::Parallax => (added.parallax_p50_us, added.parallax_p99_us),
+                Variant::Nginx => (added.nginx_p50_us, added.nginx_p99_us),
             };
-            let p50 = added(&|p| percentile(p, |l| l.p50_us));
-            let p99 = added(&|p| percentile(p, |l| l.p99_us));
-            println!("{}", row("  added p50 vs direct (µs)", p50, 0));
-            println!("{}", row("  added p99 vs direct (µs)", p99, 0));
+            for (name, value, what) in [("added_p50_us", p50, "p50"), ("added_p99_us", p99, "p99")]
+            {
+                b.extra.push(ExtraMetric::new(
+                    name,
+                    value,
+                    "us",
+                    Some(Better::Lower),
+                    format!(
+                        "the path's mean {what} minus direct's at this rate: what the hop adds"
+                    ),
+                ));
+            }
         }
-    };
-    for rate in &r.rates {
-        println!(
-            "open model at {:.0} req/s ({}), {} connections, {} s (+{} s warm-up), latency from intended send:",
+        let mut notes = vec![format!("rate: {}", rate.why)];
+        notes.extend(setup.iter().cloned());
+        run.scenarios.push(scenario(
+            format!("bench-proxy-{}", rate.per_sec),
             rate.per_sec,
-            rate.why,
-            r.args.connections,
             r.args.duration_secs,
-            r.args.warmup_secs
-        );
-        paced_rows(&r.latency, rate.per_sec, &Variant::ALL);
+            r.args.warmup_secs,
+            backends,
+            notes,
+        ));
     }
-    for (&rate, ratio) in r.slow_rates_per_sec.iter().zip(&s.slow_shadow) {
-        println!(
-            "shadow answering after {} ms, at {rate:.0} req/s (fast-shadow figures above at the same rate):",
-            r.args.slow_shadow_ms
-        );
-        paced_rows(&r.slow_shadow, rate, &[Variant::Parallax, Variant::Nginx]);
-        let outcomes: BTreeMap<String, u64> = r
-            .slow_shadow
-            .iter()
-            .filter(|p| p.variant == Variant::Parallax && p.load.target_rate_per_sec == rate)
-            .flat_map(|p| p.mirror_outcomes.iter())
-            .fold(BTreeMap::new(), |mut all, (k, v)| {
-                *all.entry(k.clone()).or_default() += v;
-                all
-            });
-        println!("  parallax mirror outcomes (these runs): {outcomes:?}");
-        println!(
-            "{}",
-            row(
-                "  p99 slow / p99 fast shadow",
-                [None, Some(ratio.parallax), Some(ratio.nginx)],
-                2
-            )
-        );
-    }
-    let verdict = |met: bool| if met { "met" } else { "MISSED" };
-    let first = &s.added[0];
-    println!("targets (Parallax; nginx for reference):");
-    println!(
-        "  added p50 <= 100 µs at {}: {:.0} µs ({}); nginx {:.0} µs",
-        r.rates[0].why,
-        first.parallax_p50_us,
-        verdict(s.added_p50_met),
-        first.nginx_p50_us
-    );
-    println!(
-        "  added p99 <= 1 ms at {}: {:.0} µs ({}); nginx {:.0} µs",
-        r.rates[0].why,
-        first.parallax_p99_us,
-        verdict(s.added_p99_met),
-        first.nginx_p99_us
-    );
-    for (rate, added) in r.rates.iter().zip(&s.added).skip(1) {
-        println!(
-            "  at {:.0} req/s ({}): added p50 {:.0} µs, p99 {:.0} µs; nginx {:.0} / {:.0} µs",
-            rate.per_sec,
-            rate.why,
-            added.parallax_p50_us,
-            added.parallax_p99_us,
-            added.nginx_p50_us,
-            added.nginx_p99_us
-        );
-    }
-    println!(
-        "  throughput >= nginx: {:.2}x ({})",
-        s.throughput_parallax_over_nginx,
-        verdict(s.throughput_met)
-    );
-    for ratio in &s.slow_shadow {
-        println!(
-            "  p99 with slow shadow within 5% of fast at {:.0} req/s: {:.2}x; nginx {:.2}x",
-            ratio.rate_per_sec, ratio.parallax, ratio.nginx
-        );
-    }
-    // A ratio well below 1 says the fast-shadow runs were the noisier
-    // ones, not that a slow shadow helps: the 5 % bound is then unresolved.
-    let unresolved = s.slow_shadow.iter().any(|r| r.parallax < 0.95);
-    println!(
-        "  slow-shadow target: {}",
-        match (s.slow_shadow_met, unresolved) {
-            (false, _) => "MISSED",
-            (true, true) => "no degradation seen, but the runs are too noisy to resolve 5%",
-            (true, false) => "met",
+    for (i, &rate) in r.slow_rates_per_sec.iter().enumerate() {
+        let rounds = paced_rounds(&r.slow_shadow, rate, Variant::Nginx, &|v| peak(v, true));
+        let mut backends = rounds::fold(&rounds, ACCOUNTING);
+        for b in &mut backends {
+            let ratio = match variant_named(&b.name) {
+                Variant::Parallax => s.slow_shadow[i].parallax,
+                Variant::Nginx => s.slow_shadow[i].nginx,
+                Variant::Direct => continue,
+            };
+            b.extra.push(ExtraMetric::new(
+                "p99_slow_over_fast_shadow",
+                ratio,
+                "ratio",
+                Some(Better::Lower),
+                format!(
+                    "p99 with a {} ms shadow / p99 with the fast shadow at this rate (target for Parallax: <= 1.05)",
+                    r.args.slow_shadow_ms
+                ),
+            ));
         }
-    );
+        let mut notes = vec![format!(
+            "the shadow answers after {} ms; the primary is unchanged",
+            r.args.slow_shadow_ms
+        )];
+        notes.extend(setup.iter().cloned());
+        run.scenarios.push(scenario(
+            format!("bench-proxy-slow-shadow-{rate}"),
+            rate,
+            r.args.duration_secs,
+            r.args.warmup_secs,
+            backends,
+            notes,
+        ));
+    }
+    run
+}
+
+const ACCOUNTING: &str = "/proc: CPU of the proxy's, the primary's and the shadow's process groups over each run; peak RSS the proxy's (VmHWM of its group)";
+
+fn met(yes: bool) -> &'static str {
+    if yes {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+fn variant_named(name: &str) -> Variant {
+    Variant::ALL
+        .into_iter()
+        .find(|v| v.name() == name)
+        .unwrap_or(Variant::Direct)
+}
+
+/// The open-model runs at `rate` as rounds; `baseline` is the path the
+/// others are judged against.
+fn paced_rounds(
+    runs: &[PacedRun],
+    rate: f64,
+    baseline: Variant,
+    peak: &dyn Fn(Variant) -> Option<u64>,
+) -> Vec<Round> {
+    let mut rounds: Vec<Round> = runs
+        .iter()
+        .filter(|p| p.load.target_rate_per_sec == rate)
+        .map(|p| {
+            let sent = (p.load.requests + p.load.warmup_requests).max(1) as f64;
+            Round {
+                backend: p.variant.name().to_owned(),
+                language: match p.variant {
+                    Variant::Direct => "go",
+                    Variant::Parallax => "rust",
+                    Variant::Nginx => "c",
+                }
+                .to_owned(),
+                role: if p.variant == baseline {
+                    Role::Baseline
+                } else {
+                    Role::Candidate
+                },
+                latency: p.load.histogram.clone().unwrap_or_else(latency_histogram),
+                measured_secs: p.load.measured_secs,
+                errors: p.errors.values().sum(),
+                late: p.load.late_slots,
+                cpu_seconds: Some(
+                    p.cpu.proxy_seconds + p.cpu.primary_seconds + p.cpu.shadow_seconds,
+                ),
+                peak_rss_bytes: peak(p.variant),
+                extra: vec![
+                    ExtraMetric::new(
+                        "proxy_cpu_us_per_request",
+                        p.proxy_cpu_us_per_request,
+                        "us",
+                        Some(Better::Lower),
+                        "the proxy's CPU time per request sent (warm-up included); 0 for direct",
+                    ),
+                    ExtraMetric::new(
+                        "path_cpu_us_per_request",
+                        (p.cpu.proxy_seconds + p.cpu.primary_seconds + p.cpu.shadow_seconds) * 1e6
+                            / sent,
+                        "us",
+                        Some(Better::Lower),
+                        "proxy + primary + shadow CPU time per request sent",
+                    ),
+                    ExtraMetric::new(
+                        "shadow_copies_per_request",
+                        p.shadow_copies_per_request,
+                        "ratio",
+                        None,
+                        "requests the shadow received per request sent (1.0: every one mirrored)",
+                    ),
+                    ExtraMetric::new(
+                        "others_cores",
+                        p.cpu.others_cores,
+                        "ratio",
+                        None,
+                        "cores busy in other processes during the run: noise",
+                    ),
+                ],
+            }
+        })
+        .collect();
+    // The baseline first, so the table reads baseline then candidates.
+    rounds.sort_by_key(|r| r.role != Role::Baseline);
+    rounds
+}
+
+fn scenario(
+    name: String,
+    rate: f64,
+    duration_secs: f64,
+    warmup_secs: f64,
+    backends: Vec<BackendResult>,
+    notes: Vec<String>,
+) -> ScenarioResult {
+    ScenarioResult {
+        scenario: name,
+        unit: "requests".into(),
+        target_rate_per_sec: rate,
+        duration_secs,
+        warmup_secs,
+        backends,
+        comparison: None,
+        notes,
+        routes: Vec::new(),
+        budgets: None,
+        capacity: None,
+        noise: None,
+    }
 }
 
 #[cfg(test)]
@@ -1888,16 +1841,6 @@ mod tests {
     }
 
     #[test]
-    fn ratios_are_blank_when_a_side_is_missing_or_zero() {
-        assert_eq!(ratio(Some(3.0), Some(2.0)), "1.50");
-        assert_eq!(ratio(None, Some(2.0)), "-");
-        assert_eq!(ratio(Some(1.0), Some(0.0)), "-");
-        let line = row("x", [Some(100.0), Some(50.0), Some(25.0)], 0);
-        let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cells, ["x", "100", "50", "25", "0.50", "0.25", "2.00"]);
-    }
-
-    #[test]
     fn reads_throughput_latency_and_errors_from_wrk() {
         let text = "Running 5s test @ http://127.0.0.1:1/v1/sessions/bench
   1 threads and 32 connections
@@ -1954,14 +1897,5 @@ parallax_mirror_total{service="bench",route="b",outcome="dropped_queue_full"} 1
         assert_eq!(cpu_count(Some("0-1")).unwrap(), 2);
         assert_eq!(cpu_count(Some("0,2-3")).unwrap(), 3);
         assert!(cpu_count(Some("x")).is_err());
-    }
-
-    #[test]
-    fn the_listening_line_of_the_proxy_gives_its_address() {
-        let line = "2026-11-27T02:24:56Z  INFO service bench listening on 127.0.0.1:18093 primary=http://127.0.0.1:1";
-        assert_eq!(
-            listening_addr(line),
-            Some("127.0.0.1:18093".parse().unwrap())
-        );
     }
 }

@@ -282,11 +282,13 @@ pub fn extra_rows(s: &ScenarioResult) -> Option<Vec<Vec<String>>> {
 fn extra_value(v: f64, unit: &str) -> String {
     match unit {
         "bytes" => bytes(v.max(0.0).round() as u64),
+        // A difference (`added_p50_us`) may be negative.
+        "us" if v < 0.0 => format!("-{}", extra_value(-v, unit)),
         "us" => {
-            if v.abs() < 1_000.0 {
+            if v < 1_000.0 {
                 format!("{v:.1} µs")
             } else {
-                micros(v.max(0.0).round() as u64)
+                micros(v.round() as u64)
             }
         }
         "seconds" => format!("{v:.2} s"),
@@ -559,6 +561,11 @@ mod tests {
             ["rss_after_churn_bytes", "200.0 MiB", "50.0 MiB", "0.25x"]
         );
         assert_eq!(rows[2], ["only_rust_us", NOT_MEASURED, "12.5 µs", "-"]);
+        assert_eq!(
+            extra_value(-2_572.0, "us"),
+            "-2.572 ms",
+            "a difference keeps its sign"
+        );
         let run = synthetic::run(Mode::Direct, vec![s]);
         let text = render(&run);
         assert!(text.contains("more figures:"), "{text}");
