@@ -82,6 +82,8 @@ pub struct RunOptions {
     /// Account CPU and memory by `/proc` sampling even where cgroups are
     /// writable.
     pub no_cgroups: bool,
+    /// Shadow mode: which copy the proxy sends first (`None`: alternate).
+    pub mirror_order: Option<parallax_proxy::config::MirrorOrder>,
 }
 
 /// Default length of one direct-mode block.
@@ -258,6 +260,15 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
                     .into(),
             );
         }
+    } else if let (Some(_), Some(_)) = (kafka, options.capacity) {
+        // Each backend's probes ran at its own rates: its records are not
+        // the other's, and a join would call them all missing and extra.
+        for s in &mut results {
+            s.notes.push(
+                "capacity search: each backend was sent its own rates; the Kafka join is skipped"
+                    .into(),
+            );
+        }
     } else if let Some(kafka) = kafka {
         let (comparison, note) = kafka_join(kafka, &vars, &options.out)?;
         if let Some(last) = results.last_mut() {
@@ -314,8 +325,16 @@ fn ws_sessions(
         warmup: ctx.warmup,
         out: &ctx.options.out,
         exe: &ctx.options.proxy_exe,
-        mode,
+        // `--aa --direct`: no mirrored session, as for HTTP.
+        mode: if ctx.options.aa_direct {
+            ModeName::Direct
+        } else {
+            mode
+        },
         alive: &alive,
+        block_secs: ctx.options.block_secs.unwrap_or(DEFAULT_BLOCK_SECS),
+        order: ctx.options.order,
+        capacity: ctx.options.capacity,
     };
     crate::wsrun::run(&env, &backends, ws, steps)
 }
@@ -1733,6 +1752,7 @@ impl Proxy {
             &admin,
             running,
             mismatch_log,
+            ctx.options.mirror_order,
         )?;
         let config = out.join("proxy.toml");
         std::fs::write(&config, &text)?;
@@ -1797,6 +1817,7 @@ fn proxy_config(
     admin: &str,
     running: &[Running],
     mismatch_log: &Path,
+    mirror_order: Option<parallax_proxy::config::MirrorOrder>,
 ) -> anyhow::Result<String> {
     let addr = |i: usize| running.get(i).map(|r| r.addr.clone());
     let pid = |i: usize| {
@@ -1808,6 +1829,7 @@ fn proxy_config(
     s.secondary = addr(2);
     s.pids = [pid(0), pid(1), pid(2)];
     s.shadow_timeout_ms = experiment.load.shadow_timeout_ms;
+    s.mirror_order = mirror_order.unwrap_or(s.mirror_order);
     s.mismatch_log = Some(mismatch_log.to_owned());
     s.compare = experiment.compare.clone();
     s.routes = experiment.routes.clone();

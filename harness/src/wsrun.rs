@@ -4,12 +4,21 @@
 //! timed from its `published_at_unix_us`.
 //!
 //! Two halves, as the fan-out comparison needs:
-//! - **performance**, in every mode: each backend alone in turn holds
-//!   `clients` sessions (in worker processes, [`crate::fleet`]) while the
-//!   publish requests go to it at the step's rate, open-model. Each publish
-//!   is a broadcast, expected to reach every session once; its backend's
-//!   latency is the delivery latency of those frames (receive time minus the
-//!   publisher's stamp), and a frame that never arrives is an error.
+//! - **performance**, in every mode: each backend holds `clients` sessions
+//!   (in worker processes, [`crate::fleet`]) for the whole step, and the
+//!   publish requests go to one backend at a time, open-model, in short
+//!   blocks alternating between them as the HTTP runner's direct mode does
+//!   (A B B A, or a seeded order: [`crate::interleave`]); block k of each
+//!   gets the same publishes. The sessions stay open across blocks — a
+//!   backend between its blocks only holds idle sessions — so splitting the
+//!   step costs no reconnects. Each publish is a broadcast, expected to
+//!   reach every session once; its backend's latency is the delivery
+//!   latency of those frames (receive time minus the publisher's stamp),
+//!   and a frame that never arrives is an error.
+//! - **capacity** (`--find-capacity`): the same blocks as probes, each
+//!   backend's search ([`crate::capacity`]) over the publish rate, probes
+//!   interleaved; a rate holds when the delivery latency keeps the SLO and
+//!   late publishes plus lost broadcasts stay under the late share.
 //! - **correctness**, in shadow and A/A mode: `shadow_clients` sessions
 //!   connect through `parallax proxy` (the baseline's frames go to the
 //!   client, the candidate's are paired with them by the proxy's
@@ -31,11 +40,16 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use parallax_loadgen::open::{self, Offset, OpenConfig, OpenReport};
 use parallax_loadgen::pacing::Schedule;
-use parallax_report::{BackendResult, Comparison, Role, ScenarioResult};
+use parallax_report::{
+    BackendCapacity, BackendResult, Capacity, CapacityProbe, Comparison, LatencySummary, Role,
+    ScenarioResult,
+};
 
+use crate::capacity;
 use crate::child::{ChildProcess, ChildSpec, Readiness};
 use crate::experiment::{Experiment, ModeName, Step};
 use crate::fleet::{Fleet, FleetSpec};
+use crate::interleave::{self, Order};
 use crate::prom;
 use crate::proxyconf::{self, ProxyService};
 use crate::runner::WARMUP_FIRST_SLOT;
@@ -71,6 +85,11 @@ pub(crate) struct Env<'a> {
     pub mode: ModeName,
     /// Fails when a backend died during the run.
     pub alive: &'a dyn Fn() -> anyhow::Result<()>,
+    /// The length of one block, and their order.
+    pub block_secs: f64,
+    pub order: Order,
+    /// Look for each backend's capacity instead of one rate.
+    pub capacity: Option<capacity::Plan>,
 }
 
 /// How long sessions may take to receive what was published, after the
@@ -88,6 +107,9 @@ pub(crate) fn run(
     ws: &WebSocketTraffic,
     steps: &[Step],
 ) -> anyhow::Result<Vec<ScenarioResult>> {
+    if let Some(plan) = env.capacity {
+        return capacity_search(env, backends, ws, steps, plan);
+    }
     let mut results = Vec::new();
     for (k, step) in steps.iter().enumerate() {
         let name = if steps.len() > 1 {
@@ -110,7 +132,7 @@ pub(crate) fn run(
             backends: Vec::new(),
             comparison: None,
             notes: vec![format!(
-                "each backend alone in turn: {} WebSocket sessions on {} from {} source addresses, {} publishes/s; latency = receive time − published_at_unix_us, stamped by the publisher",
+                "publishes to each backend alone in turn: {} WebSocket sessions on {} from {} source addresses, {} publishes/s; latency = receive time − published_at_unix_us, stamped by the publisher",
                 ws.clients, ws.path, ws.sources, step.rate
             )],
             routes: Vec::new(),
@@ -119,17 +141,9 @@ pub(crate) fn run(
             noise: None,
         };
         let first = (k as u64) << 36;
-        for (i, b) in backends.iter().take(2).enumerate() {
-            eprintln!(
-                "{name}: {} alone, {} sessions, {} publishes/s for {} s",
-                b.label, ws.clients, step.rate, step.duration_secs
-            );
-            let (result, note) = alone(env, b, ws, step, warmup, first + ((i as u64) << 34))
-                .with_context(|| format!("{name}: {}", b.label))?;
-            (env.alive)()?;
-            scenario.backends.push(result);
-            scenario.notes.push(note);
-        }
+        let (rows, notes) = interleaved(env, backends, ws, step, warmup, first, &name)?;
+        scenario.backends = rows;
+        scenario.notes.extend(notes);
         if env.mode != ModeName::Direct {
             let (comparison, note) = mirrored(env, backends, ws, step, first + (3 << 34))
                 .with_context(|| format!("{name}: the mirrored session"))?;
@@ -185,74 +199,416 @@ fn publish(env: &Env, first: u64, config: OpenConfig) -> anyhow::Result<OpenRepo
     Ok(runtime.block_on(open::run(w, config))?)
 }
 
-/// Sessions on one backend alone; its result and a note.
-fn alone(
+/// One backend's sessions, held for a whole step or search.
+struct Sessions<'a> {
+    backend: &'a Backend<'a>,
+    fleet: Fleet,
+}
+
+impl<'a> Sessions<'a> {
+    fn open(env: &Env, backend: &'a Backend<'a>, ws: &WebSocketTraffic) -> anyhow::Result<Self> {
+        let fleet = Fleet::connect(spec(env, ws, backend.addr)?, &ws.path, ws.clients)?;
+        if fleet.connected() == 0 {
+            bail!(
+                "no WebSocket session opened on {}{} ({} failed; first error: {})",
+                backend.addr,
+                ws.path,
+                fleet.failed(),
+                fleet.first_error().unwrap_or_default()
+            );
+        }
+        Ok(Self { backend, fleet })
+    }
+
+    fn count(&self) -> u64 {
+        self.fleet.connected() as u64
+    }
+
+    fn note(&self) -> String {
+        format!(
+            "{}: {} sessions open ({} failed{})",
+            self.backend.label,
+            self.count(),
+            self.fleet.failed(),
+            self.fleet
+                .first_error()
+                .map(|e| format!(", first: {e}"))
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// What one backend's blocks added up to.
+struct Blocks {
+    latency: Histogram<u64>,
+    /// Failed publishes plus lost frames.
+    errors: u64,
+    /// Lost frames (broadcasts that did not reach every session).
+    missing: u64,
+    late: u64,
+    secs: f64,
+    publishes: u64,
+    /// `None` once a reading failed.
+    cpu: Option<f64>,
+}
+
+impl Default for Blocks {
+    fn default() -> Self {
+        Self {
+            latency: parallax_loadgen::pacing::latency_histogram(),
+            errors: 0,
+            missing: 0,
+            late: 0,
+            secs: 0.0,
+            publishes: 0,
+            cpu: Some(0.0),
+        }
+    }
+}
+
+/// How often the sessions are asked whether the frames arrived.
+const FRAMES_POLL: Duration = Duration::from_millis(100);
+
+/// One block: publishes to `side`'s backend alone at `rate` for `secs`,
+/// then waits for their frames; added to `acc`. The publish report.
+#[allow(clippy::too_many_arguments)]
+fn block(
     env: &Env,
-    b: &Backend,
+    side: &mut Sessions,
+    rate: f64,
+    secs: f64,
+    first: u64,
+    users: usize,
+    late_after: Option<Duration>,
+    acc: &mut Blocks,
+) -> anyhow::Result<OpenReport> {
+    let b = side.backend;
+    side.fleet.reset()?;
+    let cpu_before = (b.cpu)();
+    let mut c = open_config(env, &format!("http://{}", b.addr), rate, secs, users);
+    if let Some(late_after) = late_after {
+        c.late_after = late_after;
+    }
+    let report = publish(env, first, c)?;
+    (env.alive)()?;
+    let expected = report.requests.saturating_sub(report.errors) * side.count();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let latency = loop {
+        let latency = side.fleet.latency()?;
+        if latency.len() >= expected || std::time::Instant::now() >= deadline {
+            break latency;
+        }
+        std::thread::sleep(FRAMES_POLL);
+    };
+    acc.cpu = match (acc.cpu, cpu_before, (b.cpu)()) {
+        (Some(sum), Some(a), Some(z)) => Some(sum + (z - a).max(0.0)),
+        _ => None,
+    };
+    let missing = expected.saturating_sub(latency.len());
+    acc.latency.add(&latency)?;
+    acc.missing += missing;
+    acc.errors += report.errors + missing;
+    acc.late += report.late + report.not_sent;
+    acc.secs += report.measured_secs;
+    acc.publishes += report.requests;
+    Ok(report)
+}
+
+/// Publishes at `rate` for `secs` to `side` on warm-up slots, unmeasured;
+/// its frames land before the next block's reset.
+fn warm(env: &Env, side: &Sessions, rate: f64, secs: f64, first: u64) -> anyhow::Result<()> {
+    let url = format!("http://{}", side.backend.addr);
+    let users = env.experiment.load.connections;
+    publish(
+        env,
+        WARMUP_FIRST_SLOT + first,
+        open_config(env, &url, rate, secs, users),
+    )
+    .context("warm-up")?;
+    (env.alive)()?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(())
+}
+
+/// Both backends' sessions held for the step; publishes in interleaved
+/// blocks. Each backend's result and notes.
+fn interleaved(
+    env: &Env,
+    backends: &[Backend],
     ws: &WebSocketTraffic,
     step: &Step,
     warmup: f64,
     first: u64,
-) -> anyhow::Result<(BackendResult, String)> {
-    let mut fleet = Fleet::connect(spec(env, ws, b.addr)?, &ws.path, ws.clients)?;
-    if fleet.connected() == 0 {
-        bail!(
-            "no WebSocket session opened on {}{} ({} failed; first error: {})",
-            b.addr,
-            ws.path,
-            fleet.failed(),
-            fleet.first_error().unwrap_or_default()
+    name: &str,
+) -> anyhow::Result<(Vec<BackendResult>, Vec<String>)> {
+    let mut sides = Vec::new();
+    for b in backends.iter().take(2) {
+        eprintln!("{name}: {} sessions on {}", ws.clients, b.label);
+        sides.push(Sessions::open(env, b, ws).with_context(|| format!("{name}: {}", b.label))?);
+    }
+    let (pairs, block_secs) = interleave::split(step.duration_secs, env.block_secs);
+    let block_slots = (step.rate * block_secs).ceil() as u64;
+    let schedule = interleave::schedule(pairs, env.order);
+    if warmup > 0.0 {
+        for side in &sides {
+            eprintln!("{name}: warm-up, {} alone", side.backend.label);
+            warm(env, side, step.rate, warmup / 2.0, first)?;
+        }
+    }
+    let users = env.experiment.load.connections;
+    let mut acc = [Blocks::default(), Blocks::default()];
+    for (n, b) in schedule.iter().enumerate() {
+        let side = &mut sides[b.backend];
+        eprintln!(
+            "{name}: block {} of {} ({block_secs:.1} s, {} publishes/s): {} alone",
+            n + 1,
+            schedule.len(),
+            step.rate,
+            side.backend.label
+        );
+        let slot = first + b.index as u64 * block_slots;
+        block(
+            env,
+            side,
+            step.rate,
+            block_secs,
+            slot,
+            users,
+            None,
+            &mut acc[b.backend],
+        )
+        .with_context(|| format!("{name}: {}", side.backend.label))?;
+    }
+    let order: String = schedule
+        .iter()
+        .take(16)
+        .map(|b| if b.backend == 0 { 'A' } else { 'B' })
+        .collect();
+    let mut notes = vec![format!(
+        "interleaved: A = {}, B = {}, each backend's {} sessions open throughout, publishes to one backend at a time in {pairs} blocks of {block_secs:.2} s each, order {order}{} ({}); block k of each gets the same publishes",
+        sides[0].backend.label,
+        sides[1].backend.label,
+        ws.clients,
+        if schedule.len() > 16 { "…" } else { "" },
+        match env.order {
+            Order::Abba => "A B B A repeated".to_owned(),
+            Order::Random(seed) => format!("each pair's order by a coin seeded {seed}"),
+        },
+    )];
+    let mut results = Vec::new();
+    for (side, a) in sides.iter().zip(&acc) {
+        let expected = a.latency.len() + a.missing;
+        notes.push(format!(
+            "{}, {} publishes, {} of {expected} frames arrived",
+            side.note(),
+            a.publishes,
+            a.latency.len()
+        ));
+        results.push(backend_result(
+            side.backend,
+            &a.latency,
+            a.secs,
+            a.errors,
+            a.late,
+            a.cpu,
+        ));
+    }
+    Ok((results, notes))
+}
+
+/// Capacity at an SLO over the publish rate: each backend's search, probes
+/// interleaved (A B, then B A, …), both backends' sessions open throughout.
+/// The rows are both backends at the highest rate both held.
+fn capacity_search(
+    env: &Env,
+    backends: &[Backend],
+    ws: &WebSocketTraffic,
+    steps: &[Step],
+    plan: capacity::Plan,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    let probe_secs = steps.first().map_or(5.0, |s| s.duration_secs);
+    let warm_secs = env.warmup.min(1.0);
+    let mut sides = Vec::new();
+    for b in backends.iter().take(2) {
+        eprintln!("{}: {} sessions on {}", env.name, ws.clients, b.label);
+        sides.push(
+            Sessions::open(env, b, ws).with_context(|| format!("{}: {}", env.name, b.label))?,
         );
     }
-    let url = format!("http://{}", b.addr);
-    let users = env.experiment.load.connections;
-    if warmup > 0.0 {
-        publish(
-            env,
-            WARMUP_FIRST_SLOT + first,
-            open_config(env, &url, step.rate, warmup, users),
-        )
-        .context("warm-up")?;
+    let mut searches = [capacity::Search::new(plan), capacity::Search::new(plan)];
+    let mut probes: [Vec<CapacityProbe>; 2] = Default::default();
+    let mut kept: [Vec<(f64, Blocks)>; 2] = Default::default();
+    let bound_secs = plan.slo.below_us as f64 / 1e6;
+    for round in 0.. {
+        let first = match env.order {
+            Order::Abba => round % 2,
+            order => interleave::schedule(round + 1, order)[2 * round].backend,
+        };
+        let mut any = false;
+        for i in [first, 1 - first] {
+            let Some(rate) = searches[i].next_rate() else {
+                continue;
+            };
+            any = true;
+            let side = &mut sides[i];
+            let slot = (rate.round() as u64) << 24;
+            if warm_secs > 0.0 {
+                warm(env, side, rate, warm_secs, slot)?;
+            }
+            // Publishers enough that Little's law never limits the rate.
+            let users = ((rate * bound_secs * 2.0).ceil() as usize)
+                .clamp(env.experiment.load.connections.max(1), 2000);
+            // As the HTTP search: late once sent half the SLO's bound after
+            // its time (a busy machine's scheduler jitter exceeds 10 ms).
+            let late_after =
+                Duration::from_secs_f64(bound_secs / 2.0).max(Duration::from_millis(10));
+            let mut acc = Blocks::default();
+            let report = block(
+                env,
+                side,
+                rate,
+                probe_secs,
+                slot,
+                users,
+                Some(late_after),
+                &mut acc,
+            )?;
+            let h = &acc.latency;
+            let at_q = if h.is_empty() {
+                u64::MAX
+            } else {
+                h.value_at_quantile(plan.slo.quantile)
+            };
+            let slots = report.requests + report.not_sent;
+            // Lost frames count as failed publishes: a broadcast that did
+            // not reach every session failed.
+            let sessions = side.count().max(1);
+            let failed = report.errors + acc.missing.div_ceil(sessions);
+            let held = plan.holds(slots, acc.late, failed, at_q);
+            searches[i].record(rate, held);
+            let s = LatencySummary::from_histogram(h);
+            eprintln!(
+                "{}: {} at {rate} publishes/s ({:.0} deliveries/s): {} {}, {} late, {} failed of {slots}, {} frames lost: {}",
+                env.name,
+                side.backend.label,
+                rate * sessions as f64,
+                plan.slo,
+                fmt_us(at_q),
+                acc.late,
+                report.errors,
+                acc.missing,
+                if held { "held" } else { "not held" }
+            );
+            probes[i].push(CapacityProbe {
+                rate_per_sec: rate,
+                requests: report.requests,
+                late: acc.late,
+                errors: failed,
+                p50_us: s.p50_us,
+                p99_us: s.p99_us,
+                slo_us: at_q.min(h.max()),
+                cpu_seconds: acc.cpu,
+                held,
+            });
+            kept[i].push((rate, acc));
+        }
+        if !any {
+            break;
+        }
     }
-    // Frames of the warm-up still in flight land before the reset.
-    std::thread::sleep(Duration::from_secs(1));
-    fleet.reset()?;
-    let cpu_before = (b.cpu)();
-    let mut c = open_config(env, &url, step.rate, step.duration_secs, users);
-    c.html_report = Some(env.out.join(format!("goose-{}.html", sanitize(b.label))));
-    c.progress = true;
-    let report = publish(env, first, c)?;
-    let sessions = fleet.connected() as u64;
-    let expected = report.requests.saturating_sub(report.errors) * sessions;
-    let latency = fleet.await_frames(expected, PATIENCE)?;
-    let cpu_after = (b.cpu)();
-    let missing = expected.saturating_sub(latency.len());
-    let note = format!(
-        "{}: {} sessions open ({} failed{}), {} publishes ({} failed), {} of {expected} frames arrived",
-        b.label,
-        sessions,
-        fleet.failed(),
-        fleet
-            .first_error()
-            .map(|e| format!(", first: {e}"))
-            .unwrap_or_default(),
-        report.requests,
-        report.errors,
-        latency.len()
-    );
-    drop(fleet);
-    let result = backend_result(
-        b,
-        &latency,
-        report.measured_secs,
-        report.errors + missing,
-        report.late,
-        match (cpu_before, cpu_after) {
-            (Some(a), Some(z)) => Some((z - a).max(0.0)),
-            _ => None,
-        },
-    );
-    Ok((result, note))
+    let held_by = |i: usize| -> Vec<f64> {
+        probes[i]
+            .iter()
+            .filter(|p| p.held)
+            .map(|p| p.rate_per_sec)
+            .collect()
+    };
+    let (a, b) = (held_by(0), held_by(1));
+    let common = a
+        .iter()
+        .filter(|r| b.contains(r))
+        .fold(None, |m: Option<f64>, r| Some(m.map_or(*r, |m| m.max(*r))));
+    let row_rate = common.unwrap_or_else(|| probes[0].first().map_or(0.0, |p| p.rate_per_sec));
+    let mut rows = Vec::new();
+    for (i, side) in sides.iter().enumerate() {
+        let k = &mut kept[i];
+        let at = k.iter().position(|(r, _)| *r == row_rate).unwrap_or(0);
+        let a = if k.is_empty() {
+            Blocks::default()
+        } else {
+            k.swap_remove(at).1
+        };
+        rows.push(backend_result(
+            side.backend,
+            &a.latency,
+            a.secs,
+            a.errors,
+            a.late,
+            a.cpu,
+        ));
+    }
+    let sessions = sides[0].count();
+    let budgets = env.experiment.budgets;
+    let cap_backends: Vec<BackendCapacity> = (0..2)
+        .map(|i| BackendCapacity {
+            name: sides[i].backend.label.to_owned(),
+            capacity_per_sec: searches[i].capacity(),
+            at_least: searches[i].at_least(),
+            probes: std::mem::take(&mut probes[i]),
+        })
+        .collect();
+    let cap = |i: usize| {
+        cap_backends[i]
+            .capacity_per_sec
+            .map_or("none held".to_owned(), |c| {
+                format!(
+                    "{}{c} publishes/s",
+                    if cap_backends[i].at_least { ">= " } else { "" }
+                )
+            })
+    };
+    let mut notes = vec![format!(
+        "capacity at {} of delivery latency with under {}% late publishes or lost broadcasts ({}, {probe_secs} s probes after {warm_secs} s warm-up, publishes to one backend at a time, probes interleaved, {} sessions per backend open throughout): {} {}, {} {}; the rows are both at {row_rate} publishes/s, {}",
+        plan.slo,
+        plan.max_late_ratio * 100.0,
+        if plan.bisect { "ladder up, then bisection" } else { "ladder" },
+        ws.clients,
+        sides[0].backend.label,
+        cap(0),
+        sides[1].backend.label,
+        cap(1),
+        if common.is_some() { "the highest rate both held" } else { "the first rate tried (no rate was held by both)" }
+    )];
+    notes.extend(sides.iter().map(Sessions::note));
+    Ok(vec![ScenarioResult {
+        scenario: env.name.to_owned(),
+        unit: "deliveries".into(),
+        target_rate_per_sec: row_rate * sessions as f64,
+        duration_secs: probe_secs,
+        warmup_secs: warm_secs,
+        backends: rows,
+        comparison: None,
+        notes,
+        routes: Vec::new(),
+        budgets: (budgets != Default::default()).then_some(budgets),
+        capacity: Some(Capacity {
+            slo: plan.slo.to_string(),
+            max_late_ratio: plan.max_late_ratio,
+            method: if plan.bisect { "search" } else { "ladder" }.into(),
+            backends: cap_backends,
+        }),
+        noise: None,
+    }])
+}
+
+fn fmt_us(us: u64) -> String {
+    if us == u64::MAX {
+        "n/a".into()
+    } else if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
 }
 
 fn backend_result(
@@ -376,16 +732,4 @@ fn mirrored(
         count("reordered"),
     );
     Ok((comparison, note))
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

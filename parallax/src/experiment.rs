@@ -63,7 +63,7 @@ pub fn load(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Experiment>> {
 }
 
 /// The flags that change a file rather than a run: `--clients` replaces
-/// `traffic.websocket.clients`; a capacity search needs request traffic.
+/// `traffic.websocket.clients`.
 pub fn overrides(experiments: &mut [Experiment], args: &RunArgs) -> anyhow::Result<()> {
     for x in experiments {
         match (&mut x.traffic.websocket, args.clients) {
@@ -76,12 +76,6 @@ pub fn overrides(experiments: &mut [Experiment], args: &RunArgs) -> anyhow::Resu
                 x.origin.display()
             ),
             _ => {}
-        }
-        if x.traffic.websocket.is_some() && args.capacity() {
-            bail!(
-                "--find-capacity / --rate START..ENDxFACTOR: {} holds WebSocket sessions, which have no capacity search yet; run it at fixed rates (load.steps)",
-                x.origin.display()
-            );
         }
     }
     Ok(())

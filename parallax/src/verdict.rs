@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use parallax_harness::capacity::{self, Ladder, RateSpec, Slo};
 use parallax_harness::interleave::Order;
 use parallax_harness::runner::RunOptions;
+use parallax_proxy::config::MirrorOrder;
 use parallax_report::{Noise, RunResults};
 
 /// The flags (see `parallax run --help`).
@@ -49,6 +50,17 @@ pub struct VerdictArgs {
     /// run's scenarios and shown beside its ratios as the harness's noise.
     #[arg(long, value_name = "AA.json")]
     pub noise: Vec<PathBuf>,
+    /// Shadow mode: which copy the proxy sends first, `alternate` (by
+    /// turns, the default for a benchmark), `primary-first` or `unordered`
+    /// (the proxy's production default, which sent the shadow's copy first
+    /// nearly every time).
+    #[arg(long, default_value = "alternate", value_name = "alternate|primary-first|unordered", value_parser = mirror_order)]
+    pub mirror_order: MirrorOrder,
+}
+
+fn mirror_order(s: &str) -> Result<MirrorOrder, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}`: give alternate, primary-first or unordered"))
 }
 
 impl VerdictArgs {
@@ -87,6 +99,7 @@ impl VerdictArgs {
         options.order = self.order;
         options.capacity = self.plan(rate, default_rate);
         options.no_cgroups = self.no_cgroups;
+        options.mirror_order = Some(self.mirror_order);
     }
 
     /// Checks that cannot be expressed in clap.
