@@ -43,6 +43,26 @@
 #   PERF=1                    with MAX=1: `perf record -g` of each mirroring
 #                             path's proxy during its first run, into
 #                             target/proxy-floor/perf-PATH.data.
+#   SYSCALLS=1                per request on one connection, each proxy's
+#                             system calls by name (`perf trace -s`) and its
+#                             voluntary / involuntary context switches (all
+#                             threads, from /proc/PID/task/*/status);
+#   OPEN=1                    the added median under an open model: `parallax
+#                             load http --rate OPEN_RATE` (default 5000 req/s,
+#                             CO-corrected, OPEN_SECS measured, default 10)
+#                             to direct, nginx, nginx-mirror, parallax,
+#                             parallax-mirror, A..E then E..A;
+#   INSTRUCTIONS=1            user-space instructions per request, exact
+#                             and blind to the machine's load: the proxy (and
+#                             an nginx with `master_process off`) under
+#                             valgrind's callgrind on ports of their own,
+#                             counters zeroed after a warm-up, `wrk -t1 -c1`
+#                             for 5 s, pass-through and mirrored;
+#   ALLOCATORS=1              the proxy under glibc malloc, jemalloc and
+#                             mimalloc (LD_PRELOAD of Debian's libjemalloc2 and
+#                             libmimalloc2.0), A B C C B A: pass-through p50 on
+#                             one connection, mirrored maximum throughput with
+#                             the proxy's CPU per request, and peak RSS.
 set -euo pipefail
 
 secs=${1:-10}
@@ -163,7 +183,6 @@ if [[ ${COUNT:-0} == 1 ]]; then
   printf '\n| path, per request | mallocs, syscalls, context switches |\n|---|---|\n'
   for path in "${order[@]}"; do [[ -n ${counts[$path]:-} ]] && printf '| %s | %s |\n' "$path" "${counts[$path]}"; done
 fi
-[[ ${MAX:-0} == 1 ]] || exit 0
 # Ticks of user + system CPU of a process and its children (nginx's worker).
 ticks() {
   local total=0 p
@@ -173,6 +192,136 @@ ticks() {
   echo "$total"
 }
 hz=$(getconf CLK_TCK)
+# Voluntary and involuntary context switches of all of a process's threads.
+switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt/{v+=$2} /^nonvoluntary_ctxt/{n+=$2} END{print v+0, n+0}'; }
+if [[ ${SYSCALLS:-0} == 1 ]]; then
+  declare -A calls
+  echo "proxy-floor: system calls by name per request, perf trace -s, wrk -t1 -c1 -d${secs}s, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  for path in "${order[@]}"; do
+    [[ -n ${cpu_pid[$path]:-} ]] || continue
+    url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
+    read -r v0 n0 < <(switches "${cpu_pid[$path]}")
+    # The trace outlasts wrk on both sides (perf trace is slow to attach on
+    # a busy machine), so every request of the run is in it.
+    perf trace -s -p "${cpu_pid[$path]}" -o "$work/trace-$path.txt" -- sleep "$((secs + 4))" 2>/dev/null &
+    trace_pid=$!
+    sleep 2
+    out=$(wrk -t1 -c1 -d"${secs}s" "$url")
+    wait "$trace_pid" || true
+    read -r v1 n1 < <(switches "${cpu_pid[$path]}")
+    requests=$(awk '/requests in/{print $1}' <<<"$out")
+    calls[$path]=$(awk -v n="$requests" -v v=$((v1 - v0)) -v i=$((n1 - n0)) '
+      /^ *[a-z_0-9]+ +[0-9]+ / { if (!($1 in c)) names[++k] = $1; c[$1] += $2; t += $2 }
+      END {
+        line = sprintf("%.2f: ", t / n)
+        for (j = 1; j <= k; j++) if (c[names[j]] / n >= 0.01) line = line sprintf("%s %.2f, ", names[j], c[names[j]] / n)
+        printf "%s| %.2f / %.2f", substr(line, 1, length(line) - 2), v / n, i / n
+      }' "$work/trace-$path.txt")
+    echo "  $path: ${calls[$path]}" >&2
+  done
+  printf '\n| path, per request (wrk -c1) | system calls: total: by name | context switches voluntary / involuntary |\n|---|---|---|\n'
+  for path in "${order[@]}"; do [[ -n ${calls[$path]:-} ]] && printf '| %s | %s |\n' "$path" "${calls[$path]}"; done
+fi
+if [[ ${OPEN:-0} == 1 ]]; then
+  rate=${OPEN_RATE:-5000}; osecs=${OPEN_SECS:-10}
+  declare -A open
+  echo "proxy-floor: open model, parallax load http --rate $rate, ${osecs}s measured, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  open_paths=(direct nginx nginx-mirror parallax parallax-mirror)
+  for path in "${open_paths[@]}" $(printf '%s\n' "${open_paths[@]}" | tac); do
+    "$parallax" load http --target "http://127.0.0.1:${port[$path]}" --path /v1/sessions/bench \
+      --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$work/open-$path" >"$work/open-$path.log" 2>&1 || true
+    got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency"]
+print(f"{l[\"p50_us\"]} µs p50, {l[\"p99_us\"]} µs p99, {d[\"errors\"]} errors, {d[\"late\"]} late")' "$work/open-$path/load.json" 2>/dev/null || echo "failed: see $work/open-$path.log")
+    open[$path]+="${open[$path]:+ / }$got"
+    echo "  $path: $got" >&2
+  done
+  printf '\n| path, open model %s req/s | run 1 / run 2 |\n|---|---|\n' "$rate"
+  for path in "${open_paths[@]}"; do printf '| %s | %s |\n' "$path" "${open[$path]}"; done
+fi
+if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
+  command -v valgrind >/dev/null || { echo "proxy-floor: valgrind is missing: apt-get install -y valgrind" >&2; exit 2; }
+  declare -A instr
+  # instructions PID PORT LABEL: callgrind's Ir per request over 5 s of wrk -c1.
+  instructions() {
+    local url="http://127.0.0.1:$2/v1/sessions/bench" out requests
+    wrk -t1 -c1 -d2s "$url" >/dev/null; sleep 1
+    callgrind_control -z "$1" >/dev/null
+    out=$(wrk -t1 -c1 -d5s "$url"); sleep 1
+    rm -f "$work/cg-$3".*
+    callgrind_control -d "$1" >/dev/null; sleep 1
+    requests=$(awk '/requests in/{print $1}' <<<"$out")
+    cat "$work/cg-$3".* | awk -v n="$requests" '/^totals:/{s += $2} END{printf "%.0f", s / n}'
+  }
+  i0=$(free_port); i100=$(free_port)
+  { echo "admin_listen = \"127.0.0.1:$(free_port)\""
+    service_toml i0 "$i0" "$primary" "$shadow" "mirror_percent = 0"
+    service_toml i100 "$i100" "$primary" "$shadow"; } >"$work/instr.toml"
+  TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} valgrind --tool=callgrind \
+    --callgrind-out-file="$work/cg-parallax.%p" "${proxy_cmd[@]}" --config "$work/instr.toml" >"$work/instr-parallax.log" 2>&1 &
+  vpid=$!
+  for _ in $(seq 200); do curl -fs "127.0.0.1:$i100/v1/sessions/bench" >/dev/null && break; sleep 0.2; done
+  instr[parallax]=$(instructions "$vpid" "$i0" "parallax.$vpid")
+  instr[parallax-mirror]=$(instructions "$vpid" "$i100" "parallax.$vpid")
+  kill "$vpid"; wait "$vpid" 2>/dev/null || true
+  # A port from free_port can be taken again before nginx binds it: new
+  # ports until it starts (three tries).
+  for _ in 1 2 3; do
+    j0=$(free_port); j100=$(free_port)
+    sed -e "s/^worker_processes 1;/master_process off;\ndaemon off;/" -e "s/listen 127.0.0.1:$n0;/listen 127.0.0.1:$j0;/" \
+      -e "s/listen 127.0.0.1:$n100;/listen 127.0.0.1:$j100;/" -e "s|^pid .*|pid $work/nginx/instr.pid;|" \
+      "$work/nginx/nginx.conf" >"$work/nginx/instr.conf"
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg-nginx.%p" \
+      nginx -p "$work/nginx" -c "$work/nginx/instr.conf" >"$work/instr-nginx.log" 2>&1 &
+    vpid=$!
+    for _ in $(seq 200); do
+      curl -fs "127.0.0.1:$j100/v1/sessions/bench" >/dev/null && break 2
+      kill -0 "$vpid" 2>/dev/null || break
+      sleep 0.2
+    done
+  done
+  instr[nginx]=$(instructions "$vpid" "$j0" "nginx.$vpid")
+  instr[nginx-mirror]=$(instructions "$vpid" "$j100" "nginx.$vpid")
+  kill "$vpid"; wait "$vpid" 2>/dev/null || true
+  printf '\n| path, per request (wrk -c1, callgrind) | user-space instructions |\n|---|---|\n'
+  for path in nginx nginx-mirror parallax parallax-mirror; do printf '| %s | %s |\n' "$path" "${instr[$path]}"; done
+fi
+if [[ ${ALLOCATORS:-0} == 1 ]]; then
+  # A second proxy process of the same binary per allocator, started in
+  # turn on fresh ports (the run's own proxies keep running, idle).
+  declare -A alloc_lib=([glibc]="" [jemalloc]=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 [mimalloc]=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2)
+  for a in jemalloc mimalloc; do
+    [[ -e ${alloc_lib[$a]} ]] || { echo "proxy-floor: ${alloc_lib[$a]} is missing: apt-get install -y libjemalloc2 libmimalloc2.0" >&2; exit 2; }
+  done
+  declare -A alloc
+  echo "proxy-floor: allocators, A B C C B A, wrk -t1 -c1 (pass-through) and -c32 (mirrored) -d${secs}s, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  for a in glibc jemalloc mimalloc mimalloc jemalloc glibc; do
+    a0=$(free_port); a100=$(free_port)
+    { echo "admin_listen = \"127.0.0.1:$(free_port)\""
+      service_toml a0 "$a0" "$primary" "$shadow" "mirror_percent = 0"
+      service_toml a100 "$a100" "$primary" "$shadow"; } >"$work/alloc.toml"
+    LD_PRELOAD=${alloc_lib[$a]} TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
+      "${proxy_cmd[@]}" --config "$work/alloc.toml" >"$work/alloc-$a.log" 2>&1 &
+    apid=$!
+    wait_port "$a0"; wait_port "$a100"
+    wrk -t1 -c1 -d1s "http://127.0.0.1:$a0/v1/sessions/bench" >/dev/null
+    out=$(wrk -t1 -c1 -d"${secs}s" --latency "http://127.0.0.1:$a0/v1/sessions/bench")
+    p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+    wrk -t1 -c32 -d1s "http://127.0.0.1:$a100/v1/sessions/bench" >/dev/null
+    before=$(ticks "$apid")
+    out=$(wrk -t1 -c32 -d"${secs}s" "http://127.0.0.1:$a100/v1/sessions/bench")
+    after=$(ticks "$apid")
+    requests=$(awk '/requests in/{print $1}' <<<"$out")
+    rps=$(awk '/Requests\/sec/{printf "%d", $2}' <<<"$out")
+    us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
+    hwm=$(awk '/VmHWM/{printf "%.1f", $2 / 1024}' "/proc/$apid/status")
+    kill "$apid"; wait "$apid" 2>/dev/null || true
+    alloc[$a]+="${alloc[$a]:+ / }$p50 p50; $rps req/s, $us µs CPU/req; $hwm MiB"
+    echo "  $a: pass-through $p50 p50; mirrored $rps req/s, $us µs CPU/req; peak RSS $hwm MiB" >&2
+  done
+  printf '\n| allocator | pass-through p50; mirrored max req/s, proxy CPU/req; peak RSS (run 1 / run 2) |\n|---|---|\n'
+  for a in glibc jemalloc mimalloc; do printf '| %s | %s |\n' "$a" "${alloc[$a]}"; done
+fi
+[[ ${MAX:-0} == 1 ]] || exit 0
 mirrors=(nginx-mirror parallax-mirror); [[ -n ${PARALLAX_BASELINE:-} ]] && mirrors+=(base-mirror)
 declare -A max
 echo "proxy-floor: max throughput, wrk -t1 -c32 -d${secs}s, A..C then C..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
