@@ -72,6 +72,136 @@ fn short_cache_run(out: &Path, candidate_flags: &str) -> PathBuf {
     out.join("results.json")
 }
 
+/// A short `parallax bench` of the cache twins (as the user would run
+/// it, with the twins prebuilt); returns its results.json.
+fn short_bench(out: &Path, bench: &str, args: &[&str]) -> PathBuf {
+    let mut all = vec![
+        "bench",
+        bench,
+        "--quiet-wait-secs",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    all.extend(args);
+    let result = parallax(&all);
+    assert!(
+        result.status.success(),
+        "parallax bench {bench} failed\n{}",
+        text(&result)
+    );
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        stdout.contains("more figures:") && stdout.contains("rust/go"),
+        "the common table with the extra figures\n{stdout}"
+    );
+    let dir = out.join(bench);
+    assert!(dir.join("report.html").exists());
+    dir.join("results.json")
+}
+
+/// `parallax gate` on bench results: its exit code and output.
+fn gate(args: &[&str]) -> (i32, String) {
+    let mut all = vec!["gate"];
+    all.extend(args);
+    let out = parallax(&all);
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
+#[test]
+fn the_benches_write_the_one_results_schema_that_the_gate_judges() {
+    let dir = TempDir::new("bench");
+    let cache = short_bench(
+        &dir.0,
+        "cache",
+        &[
+            "--rate",
+            "300",
+            "--duration-secs",
+            "2",
+            "--warmup-secs",
+            "0.5",
+            "--keys",
+            "500",
+            "--connections",
+            "16",
+            "--capacity-bytes",
+            "16777216",
+        ],
+    );
+    let churn = short_bench(
+        &dir.0,
+        "cache-churn",
+        &[
+            "--capacity-bytes",
+            "4194304",
+            "--max-value-bytes",
+            "4096",
+            "--ops",
+            "600",
+            "--rate",
+            "300",
+            "--connections",
+            "8",
+        ],
+    );
+    for (path, scenario, unit, figure) in [
+        (&cache, "bench-cache", "requests", "hit_ratio"),
+        (&churn, "bench-cache-churn", "puts", "rss_after_churn_bytes"),
+    ] {
+        // The schema the gate reads, with the bench's figures as named
+        // extras of each backend.
+        let run = RunResults::load(path).unwrap();
+        assert_eq!(run.schema, parallax_report::SCHEMA);
+        assert_eq!(run.mode, parallax_report::Mode::Direct);
+        let s = run.scenario(scenario).expect(scenario);
+        assert_eq!(s.unit, unit);
+        let names: Vec<_> = s.backends.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["go", "rust"], "{scenario}");
+        for b in &s.backends {
+            assert!(
+                b.requests >= 300,
+                "{scenario} {}: {} requests",
+                b.name,
+                b.requests
+            );
+            assert_eq!(b.decode_histogram().unwrap().len(), b.requests);
+            assert!(b.cpu_seconds.unwrap() > 0.0 && b.peak_rss_bytes.unwrap() > 0);
+            let m = b
+                .extra(figure)
+                .unwrap_or_else(|| panic!("{scenario}: no {figure}"));
+            assert!(m.value.unwrap() > 0.0, "{m:?}");
+            assert!(b.extra("p99_run_1_us").is_some() && b.extra("p99_run_2_us").is_some());
+        }
+        // Judged: loose budgets pass, an impossible one fails (exit 1,
+        // not 2: the file is valid), and a bench compares with another.
+        let p = path.to_str().unwrap();
+        let loose = [
+            "--max-p99-ratio",
+            "off",
+            "--max-rss-ratio",
+            "off",
+            "--max-error-rate",
+            "0",
+        ];
+        let mut args = vec![p];
+        args.extend(loose);
+        let (code, out) = gate(&args);
+        assert_eq!(code, 0, "{scenario}: {out}");
+        let (code, out) = gate(&[p, "--max-rss-ratio", "0.01", "--max-p99-ratio", "off"]);
+        assert_eq!(
+            code, 1,
+            "{scenario}: an RSS budget of 0.01x must fail\n{out}"
+        );
+        assert!(out.contains("RSS ratio"), "{out}");
+        let mut args = vec![p, "--baseline", p];
+        args.extend(loose);
+        let (code, out) = gate(&args);
+        assert_eq!(code, 0, "{scenario}: a bench against itself\n{out}");
+        assert!(out.contains("regression"), "{out}");
+    }
+}
+
 #[test]
 fn a_shadow_run_measures_both_twins_and_compares_every_request() {
     let dir = TempDir::new("shadow");
