@@ -1514,7 +1514,7 @@ fn results_model(r: &Results, s: &Summary, rss: [(Option<u64>, Option<u64>); 2])
         c.as_deref()
             .map_or("unpinned".to_owned(), |c| format!("CPUs {c}"))
     };
-    let setup = vec![
+    let setup = [
         format!(
             "{}; primary {}, shadow {}; 100% mirrored; paths in A/B/C then C/B/A order ({} round(s))",
             r.request, r.primary, r.shadow, r.args.rounds
