@@ -18,10 +18,12 @@
 //! - [`validate`]: the session id and `X-Session-TTL` rules.
 //! - [`handler`]: routes, the session operations and their errors.
 //! - [`metrics`]: cache counters and gauges.
+//! - [`malloc`]: one glibc arena, set by re-executing at start-up.
 
 pub mod cache;
 pub mod config;
 pub mod handler;
+pub mod malloc;
 pub mod metrics;
 pub mod shard;
 pub mod sweep;

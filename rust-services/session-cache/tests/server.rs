@@ -37,7 +37,12 @@ impl Binary {
     /// Starts the binary with `args` and `env`, and waits for its
     /// `listening on HOST:PORT` line.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = command(args, env).spawn().unwrap();
+        Self::start_command(command(args, env))
+    }
+
+    /// As [`Binary::start`], for a command built by the caller.
+    fn start_command(mut command: Command) -> Self {
+        let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -256,4 +261,39 @@ fn invalid_values_exit_non_zero_naming_the_flag() {
         assert!(!output.status.success(), "{args:?} {env:?} must fail");
         assert!(stderr.contains(flag), "{args:?} {env:?}: {stderr}");
     }
+}
+
+/// The variables of a running process, from `/proc/<pid>/environ`.
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[test]
+fn the_binary_runs_with_one_malloc_arena_unless_told_otherwise() {
+    // Re-executed in place: the same pid, now with MALLOC_ARENA_MAX=1 (see
+    // src/malloc.rs), and still answering.
+    let mut command = command(&["--listen", "127.0.0.1:0"], &[]);
+    command.env_remove("MALLOC_ARENA_MAX");
+    let binary = Binary::start_command(command);
+    let env = environ(binary.child.id());
+    assert!(env.iter().any(|v| v == "MALLOC_ARENA_MAX=1"), "{env:?}");
+    let health = exchange(
+        binary.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(split(&health).1, r#"{"status":"ok"}"#);
+    let (status, log) = binary.terminate();
+    assert!(status.success(), "{status}; it logged:\n{log}");
+
+    // An operator's value wins.
+    let binary = Binary::start(&["--listen", "127.0.0.1:0"], &[("MALLOC_ARENA_MAX", "4")]);
+    let env = environ(binary.child.id());
+    assert!(env.iter().any(|v| v == "MALLOC_ARENA_MAX=4"), "{env:?}");
+    assert!(!env.iter().any(|v| v == "MALLOC_ARENA_MAX=1"), "{env:?}");
+    let (status, log) = binary.terminate();
+    assert!(status.success(), "{status}; it logged:\n{log}");
 }
