@@ -1,25 +1,18 @@
 //! Reading a Prometheus text exposition, and `promtool check metrics`.
+//!
+//! The samples are read by `parallax_process::prom`, the project's one
+//! parser (a crate that links none of the twins' code, so the suite stays
+//! black-box); what is here is what a conformance check asks of them.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// One sample line: `name{labels} value`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
+use parallax_process::prom;
+pub use parallax_process::prom::Sample;
 
 /// Every sample of an exposition (comments and blank lines skipped).
 pub fn samples(exposition: &str) -> Vec<Sample> {
-    exposition
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .filter_map(parse_sample)
-        .collect()
+    prom::parse(exposition)
 }
 
 /// The type a `# TYPE name type` line gives the family `name`.
@@ -37,12 +30,7 @@ pub fn family_type<'a>(exposition: &'a str, name: &str) -> Option<&'a str> {
 pub fn value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     samples(exposition)
         .into_iter()
-        .find(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
+        .find(|s| s.name == name && s.matches(labels))
         .map(|s| s.value)
 }
 
@@ -80,60 +68,6 @@ pub fn assert_values<const N: usize>(
             Some(*expected),
             "{name}{labels:?} in:\n{exposition}"
         );
-    }
-}
-
-fn parse_sample(line: &str) -> Option<Sample> {
-    let (series, rest) = match line.find('{') {
-        Some(_) => {
-            let close = line.rfind('}')?;
-            (&line[..close + 1], &line[close + 1..])
-        }
-        None => line.split_at(line.find(char::is_whitespace)?),
-    };
-    let value = rest.split_whitespace().next()?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().ok()?,
-    };
-    let (name, labels) = match series.split_once('{') {
-        Some((name, labels)) => (name, parse_labels(labels.strip_suffix('}')?)?),
-        None => (series, BTreeMap::new()),
-    };
-    Some(Sample {
-        name: name.to_owned(),
-        labels,
-        value,
-    })
-}
-
-fn parse_labels(text: &str) -> Option<BTreeMap<String, String>> {
-    let mut labels = BTreeMap::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return Some(labels);
-        }
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if chars.next()? != '"' {
-            return None;
-        }
-        let mut value = String::new();
-        loop {
-            match chars.next()? {
-                '"' => break,
-                '\\' => match chars.next()? {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                c => value.push(c),
-            }
-        }
-        labels.insert(name.trim().to_owned(), value);
     }
 }
 

@@ -18,7 +18,8 @@
 //!   proxy use it too and cannot depend on the harness).
 //! - [`procstat`]: CPU-seconds and RSS of a process or a process group from
 //!   `/proc` (`parallax_process::procstat`, re-exported likewise).
-//! - [`prom`]: the Prometheus text format: samples, sums, histograms.
+//! - [`prom`]: the Prometheus text format: samples, sums, histograms
+//!   (`parallax_process::prom`, re-exported likewise).
 //! - [`proxyconf`]: the configuration of a `parallax proxy` the harness
 //!   starts, from the proxy's own types, validated before use.
 //! - [`cgroup`]: each backend's process tree in a cgroup of its own, CPU
@@ -44,11 +45,10 @@ pub mod experiment;
 pub mod fleet;
 pub mod grpc;
 pub mod interleave;
-pub mod prom;
 pub mod proxyconf;
 pub mod rounds;
 pub mod runner;
 pub mod traffic;
 pub mod wsrun;
 
-pub use parallax_process::{child, procstat};
+pub use parallax_process::{child, procstat, prom};

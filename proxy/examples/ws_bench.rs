@@ -30,7 +30,7 @@
 //!
 //! The twins and the proxy are `parallax_process`'s one child-process type
 //! (their logs in `$TMPDIR/ws_bench_<pid>/`), their CPU and RSS its one
-//! `/proc` reader, the proxy's counters `parallax_common::prom`'s parser.
+//! `/proc` reader, the proxy's counters its one Prometheus parser.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -40,9 +40,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
-use parallax_common::prom::{self, PromHistogram};
 use parallax_process::child::{self, ChildProcess, ChildSpec, Readiness};
 use parallax_process::procstat;
+use parallax_process::prom::{self, PromHistogram};
 use parallax_proxy::ws::frame::{Event, Reader};
 
 const TOPIC: &str = "bench";

@@ -29,7 +29,7 @@ async fn spawn(builder: ServiceBuilder) -> Service {
 fn assert_only(exposition: &str, name: &str, label: &str, allowed: &[&str]) {
     for s in parallax_conformance::metrics::samples(exposition) {
         if s.name == name && s.value > 0.0 {
-            let value = s.labels.get(label).map(String::as_str).unwrap_or("");
+            let value = s.label(label).unwrap_or("");
             assert!(
                 allowed.contains(&value),
                 "{name}{:?} = {}",

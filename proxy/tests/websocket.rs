@@ -73,7 +73,7 @@ impl Harness {
         parallax_conformance::metrics::samples(&self.metrics())
             .iter()
             .filter(|s| s.name == name)
-            .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k).map(String::as_str) == Some(v)))
+            .filter(|s| label.is_none_or(|(k, v)| s.label(k) == Some(v)))
             .map(|s| s.value)
             .sum()
     }

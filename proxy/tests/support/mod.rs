@@ -563,7 +563,7 @@ impl TestProxy {
 pub fn sum(exposition: &str, name: &str, label: &str, value: &str) -> f64 {
     parallax_conformance::metrics::samples(exposition)
         .iter()
-        .filter(|s| s.name == name && s.labels.get(label).map(String::as_str) == Some(value))
+        .filter(|s| s.name == name && s.label(label) == Some(value))
         .map(|s| s.value)
         .sum()
 }

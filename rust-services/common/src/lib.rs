@@ -11,8 +11,8 @@
 //! - [`metrics`]: a Prometheus registry with process metrics and HTTP middleware.
 //! - [`health`]: `/healthz` and `/readyz` handlers.
 //! - [`kafka`]: producer configuration shared by every twin that talks to Kafka.
-//! - [`prom`]: the Prometheus text format, read (samples, sums, histograms):
-//!   the one parser, for the harness, the load generator and the CLI.
+//! - [`prom`]: the Prometheus text format, read: `parallax_process::prom`,
+//!   the one parser, re-exported for the load generator.
 //! - [`server`]: serving a router with graceful, bounded shutdown.
 //! - [`telemetry`]: tracing to stderr.
 //! - `http1` (feature `http1-client`): one HTTP/1.1 client connection, for
@@ -29,9 +29,9 @@ pub mod http1;
 pub mod json;
 pub mod kafka;
 pub mod metrics;
-pub mod prom;
 pub mod routing;
 pub mod server;
 pub mod telemetry;
 
 pub use error::ApiError;
+pub use parallax_process::prom;

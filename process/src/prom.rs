@@ -3,12 +3,15 @@
 //! series plus `_sum` and `_count`) with their mean and interpolated
 //! quantiles.
 //!
-//! The one parser of the project. It lives here, below both the load
-//! generator and the harness (which depends on the load generator), so
+//! The one parser of the project: a process's `/metrics` page is how it is
+//! seen from outside, as its `/proc` entries are. It lives here, below
+//! everything (the load generator, the harness, the proxy, and the
+//! black-box conformance suite, which may link nothing of the twins), so
 //! that every reader of a `/metrics` page — the harness scraping the proxy
 //! and a backend's `process_*` metrics, the cache-churn driver reading the
-//! cache's own gauges, the proxy bench — reads it the same way;
-//! `parallax_harness::prom` re-exports it.
+//! cache's own gauges, the proxy's benchmarks, the conformance suite
+//! checking the twins' series — reads it the same way.
+//! `parallax_harness::prom` and `parallax_common::prom` re-export it.
 //!
 //! Enough of the format for those pages: comments and blank lines are
 //! skipped, label values may hold escaped quotes, a timestamp after the
