@@ -10,7 +10,7 @@
 //! So this fills once, then runs [`churn::run`] minute after minute and
 //! prints one CSV line per minute: latency percentiles from the slot's time,
 //! late slots, errors, and the server's RSS and `cache_bytes` at the
-//! minute's end. Each minute draws keys and sizes from its own seed.
+//! minute's end, and its CPU time so far. Each minute draws keys and sizes from its own seed.
 //!
 //! ```text
 //! cargo run --release -p parallax-loadgen --example churn_hour -- \
@@ -60,6 +60,19 @@ struct Args {
     seed: u64,
 }
 
+/// CPU time of `pid` (user + system) in ms: `/proc/<pid>/stat` fields 14
+/// and 15, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+fn cpu_ms(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; count after its ')'.
+    let rest = stat.rsplit_once(')').context("stat has no ')'")?.1;
+    let field = |i: usize| -> anyhow::Result<u64> {
+        Ok(rest.split_whitespace().nth(i).context("short stat")?.parse()?)
+    };
+    // After ')': state is field 3, so utime (14) is index 11, stime index 12.
+    Ok((field(11)? + field(12)?) * 10)
+}
+
 /// Resident set size of `pid` in bytes (statm's second field is pages).
 fn rss_bytes(pid: u32) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm"))?;
@@ -99,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "minute,elapsed_s,requests,achieved_per_s,late,not_sent,errors,\
-         p50_us,p90_us,p99_us,p999_us,max_us,rss_start,rss_end,cache_bytes,cache_entries"
+         p50_us,p90_us,p99_us,p999_us,max_us,rss_start,rss_end,cache_bytes,cache_entries,cpu_ms"
     );
     let probe = || rss_bytes(args.pid);
     for minute in 0..args.minutes {
@@ -117,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("churn minute {minute}"))?;
         let l = &r.load.latency;
         println!(
-            "{minute},{:.1},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{minute},{:.1},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             started.elapsed().as_secs_f64(),
             r.load.requests,
             r.load.achieved_rate_per_sec,
@@ -133,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             r.end.rss_bytes,
             r.end.cache_bytes,
             r.end.cache_entries,
+            cpu_ms(args.pid)?,
         );
     }
     Ok(())
