@@ -67,7 +67,11 @@ fn cpu_ms(pid: u32) -> anyhow::Result<u64> {
     // The command name (field 2) may hold spaces; count after its ')'.
     let rest = stat.rsplit_once(')').context("stat has no ')'")?.1;
     let field = |i: usize| -> anyhow::Result<u64> {
-        Ok(rest.split_whitespace().nth(i).context("short stat")?.parse()?)
+        Ok(rest
+            .split_whitespace()
+            .nth(i)
+            .context("short stat")?
+            .parse()?)
     };
     // After ')': state is field 3, so utime (14) is index 11, stime index 12.
     Ok((field(11)? + field(12)?) * 10)
