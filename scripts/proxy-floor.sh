@@ -230,8 +230,8 @@ if [[ ${OPEN:-0} == 1 ]]; then
   for path in "${open_paths[@]}" $(printf '%s\n' "${open_paths[@]}" | tac); do
     "$parallax" load http --target "http://127.0.0.1:${port[$path]}" --path /v1/sessions/bench \
       --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$work/open-$path" >"$work/open-$path.log" 2>&1 || true
-    got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency"]
-print(f"{l[\"p50_us\"]} µs p50, {l[\"p99_us\"]} µs p99, {d[\"errors\"]} errors, {d[\"late\"]} late")' "$work/open-$path/load.json" 2>/dev/null || echo "failed: see $work/open-$path.log")
+    got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); l = d["latency"]
+print("%s µs p50, %s µs p99, %s errors, %s late" % (l["p50_us"], l["p99_us"], d["errors"], d["late"]))' "$work/open-$path/load.json" 2>/dev/null || echo "failed: see $work/open-$path.log")
     open[$path]+="${open[$path]:+ / }$got"
     echo "  $path: $got" >&2
   done
