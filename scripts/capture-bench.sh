@@ -40,6 +40,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${WORK:-$root/target/capture-bench}
 parallax=${PARALLAX_BIN:-$root/target/release/parallax}
 make=${MAKE_CAPTURE_BIN:-$root/target/release/examples/make_capture}
+# The proxy under test: `parallax proxy`, or PARALLAX_PROXY_BIN (e.g.
+# target/release/examples/bench_proxy: the proxy library alone, same
+# entry point and runtime) when the CLI cannot be built.
+proxy_cmd=("$parallax" proxy)
+[[ -n ${PARALLAX_PROXY_BIN:-} ]] && proxy_cmd=("$PARALLAX_PROXY_BIN")
 for need in "$parallax" "$make"; do
   [[ -x $need ]] || { echo "capture-bench: $need is missing; see the usage at the top" >&2; exit 2; }
 done
@@ -115,8 +120,8 @@ min_compression_ratio = $MIN_RATIO"
     "$admin1" "$plain" "$canned" "$canned" "$mirror" >"$work/plain.toml"
   printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = %s\n[services.record]\npath = "%s/rec/rec.plxcap"\n%s\n' \
     "$admin2" "$rec" "$canned" "$canned" "$mirror" "$work" "$level" >"$work/rec.toml"
-  TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/plain.toml" >"$work/plain.log" 2>&1 & local pid_plain=$!; pids+=($pid_plain)
-  TOKIO_WORKER_THREADS=1 "$parallax" proxy --config "$work/rec.toml" >"$work/rec.log" 2>&1 & local pid_rec=$!; pids+=($pid_rec)
+  TOKIO_WORKER_THREADS=1 "${proxy_cmd[@]}" --config "$work/plain.toml" >"$work/plain.log" 2>&1 & local pid_plain=$!; pids+=($pid_plain)
+  TOKIO_WORKER_THREADS=1 "${proxy_cmd[@]}" --config "$work/rec.toml" >"$work/rec.log" 2>&1 & local pid_rec=$!; pids+=($pid_rec)
   wait_port "$plain"; wait_port "$rec"
   declare -A port=([off]=$plain [on]=$rec) pid=([off]=$pid_plain [on]=$pid_rec)
   local i=0 perf_pid arms=() r
