@@ -43,6 +43,7 @@ use hdrhistogram::Histogram;
 use parallax_process::child::{self, ChildProcess, ChildSpec, Readiness};
 use parallax_process::procstat;
 use parallax_process::prom::{self, PromHistogram};
+use parallax_proxy::config_builder::{self, ProxyService};
 use parallax_proxy::ws::frame::{Event, Reader};
 
 const TOPIC: &str = "bench";
@@ -106,13 +107,17 @@ fn run(args: &[String]) -> Result<()> {
 
     let (listen, admin) = (free_addr()?, free_addr()?);
     let config = logs.join("proxy.toml");
+    let mut service = ProxyService::new(
+        "fanout",
+        &listen.to_string(),
+        &go_addr.to_string(),
+        &rust_addr.to_string(),
+    );
+    service.ws_match_window_ms = Some(10_000);
+    service.mirror_percent = mirror_percent;
     std::fs::write(
         &config,
-        format!(
-            "admin_listen = \"{admin}\"\n[[services]]\nname = \"fanout\"\nlisten = \"{listen}\"\n\
-             primary = \"{go_addr}\"\nshadow = \"{rust_addr}\"\nws_match_window_ms = 10000\n\
-             mirror_percent = {mirror_percent}\n"
-        ),
+        config_builder::render(&admin.to_string(), &[service])?,
     )?;
     let mut spec = ChildSpec::new(
         "the proxy",

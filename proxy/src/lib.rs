@@ -20,6 +20,8 @@
 //! # Layout
 //! Each module has one responsibility, in the order a request meets them:
 //! - [`config`]: the TOML file, its defaults and validation.
+//! - [`config_builder`]: a configuration file from typed values, validated
+//!   (for the harness and the benchmarks that start a proxy).
 //! - [`server`]: accepting client connections (HTTP/1.1, keep-alive,
 //!   graceful shutdown).
 //! - [`service`]: the client path of one request: route, hop headers, mirror
@@ -74,6 +76,7 @@ pub mod body;
 pub mod canary;
 pub mod client;
 pub mod config;
+pub mod config_builder;
 pub mod departure;
 pub mod error;
 pub mod fields;
