@@ -30,6 +30,10 @@ use crate::procstat::{self, ProcError, Usage};
 /// Lines of the log shown with an error.
 pub const TAIL_LINES: usize = 20;
 
+/// How often readiness is checked (an HTTP or TCP probe; how long a wait
+/// for a log line lasts before the exit status is checked again).
+const POLL: Duration = Duration::from_millis(20);
+
 /// Why a child could not be started or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ChildError {
@@ -293,12 +297,21 @@ impl ChildProcess {
                     )
                 }
                 Readiness::Tcp(addr) => tcp_open(addr),
-                Readiness::Log(_) | Readiness::ListeningLine => match rx.try_recv() {
+                // Waiting on the channel, not sleeping: ready the moment
+                // the line is read (a conformance run starts hundreds of
+                // twins, and a fixed poll added up to 50 ms to each).
+                Readiness::Log(_) | Readiness::ListeningLine => match rx.recv_timeout(POLL) {
                     Ok(addr) => {
                         self.addr = addr;
                         true
                     }
-                    Err(_) => false,
+                    Err(mpsc::RecvTimeoutError::Timeout) => false,
+                    // Both streams closed: it is exiting; the next round
+                    // sees its status.
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(POLL);
+                        false
+                    }
                 },
                 Readiness::Started => true,
             };
@@ -314,7 +327,9 @@ impl ChildProcess {
                     tail: self.log_tail(TAIL_LINES),
                 });
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if matches!(spec.ready, Readiness::Http { .. } | Readiness::Tcp(_)) {
+                std::thread::sleep(POLL);
+            }
         }
     }
 
