@@ -499,6 +499,7 @@ impl Experiment {
         for (name, value) in [
             ("max_mismatch_rate", self.budgets.max_mismatch_rate),
             ("max_error_rate", self.budgets.max_error_rate),
+            ("max_late_rate", self.budgets.max_late_rate),
         ] {
             if let Some(Some(v)) = value {
                 if v > 1.0 {

@@ -72,6 +72,10 @@ pub struct GateArgs {
     /// Largest share of failed requests per backend. Default: the experiment file's, else off.
     #[arg(long, value_name = "SHARE")]
     pub max_error_rate: Option<Limit>,
+    /// Largest share of schedule slots sent late per backend (the load did
+    /// not hold its open-model schedule). Default: the experiment file's, else 0.10.
+    #[arg(long, value_name = "SHARE")]
+    pub max_late_rate: Option<Limit>,
     /// Largest growth of p99, CPU per request and RSS against --baseline.
     /// Default: the experiment file's, else 10%.
     #[arg(long, value_name = "PERCENT")]
@@ -147,6 +151,7 @@ fn judge(args: &GateArgs) -> anyhow::Result<gate::GateReport> {
         max_cpu_ratio: args.max_cpu_ratio.map(|l| l.0),
         max_mismatch_rate: args.max_mismatch_rate.map(|l| l.0),
         max_error_rate: args.max_error_rate.map(|l| l.0),
+        max_late_rate: args.max_late_rate.map(|l| l.0),
         max_regression: args.max_regression.map(|p| p.0),
         min_capacity_ratio: args.min_capacity_ratio.map(|l| l.0),
     };

@@ -608,7 +608,7 @@ pub fn timeline(report: &OpenReport, offset_secs: f64) -> Vec<Window> {
         .collect()
 }
 
-pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
+pub fn run(load: &Load) -> anyhow::Result<()> {
     match load {
         Load::Merge(args) => merge_files(args),
         Load::Ingest(args) => {
@@ -627,7 +627,7 @@ pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
                 return Ok(());
             }
             let rate = args.events_per_sec / args.batch_size as f64;
-            http_load(root, &args.common, "ingest", workload, rate)
+            http_load(&args.common, "ingest", workload, rate)
         }
         Load::Cache(args) => {
             let workload = CacheWorkload::new(&CacheConfig {
@@ -638,9 +638,9 @@ pub fn run(root: &Path, load: &Load) -> anyhow::Result<()> {
                 value_size: args.value_size,
                 ..CacheConfig::default()
             })?;
-            http_load(root, &args.common, "cache", workload, args.ops_per_sec)
+            http_load(&args.common, "cache", workload, args.ops_per_sec)
         }
-        Load::Ws(args) => ws_load(root, args),
+        Load::Ws(args) => ws_load(args),
         Load::Http(args) => http(args),
         Load::Grpc(args) => grpc(args),
     }
@@ -855,7 +855,7 @@ pub fn http(args: &HttpArgs) -> anyhow::Result<()> {
     let workload = TemplateWorkload::new(&file.name, &file.traffic, &file.dir, &routes)
         .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))?;
     let rate = args.rate.unwrap_or(file.load.rate);
-    http_load(Path::new("."), &args.common, &file.name, workload, rate)
+    http_load(&args.common, &file.name, workload, rate)
 }
 
 /// The one template of `--path`, `--method`, `--header`, `--body` and
@@ -896,13 +896,13 @@ fn command_line_traffic(
 }
 
 fn http_load<W: Workload>(
-    root: &Path,
     common: &Common,
     scenario: &str,
     workload: W,
     rate: f64,
 ) -> anyhow::Result<()> {
-    let out = root.join(&common.out);
+    // Relative to the current directory, as every other --out.
+    let out = common.out.clone();
     std::fs::create_dir_all(&out)?;
     let runtime = runtime()?;
     let cpu_before = crate::procstat::read(std::process::id())?.cpu_seconds;
@@ -1039,8 +1039,9 @@ pub fn source_count(range: &str) -> anyhow::Result<u8> {
     Ok(h - d + 1)
 }
 
-fn ws_load(root: &Path, args: &WsArgs) -> anyhow::Result<()> {
-    let out = root.join(&args.out);
+fn ws_load(args: &WsArgs) -> anyhow::Result<()> {
+    // Relative to the current directory, as every other --out.
+    let out = args.out.clone();
     std::fs::create_dir_all(&out)?;
     if args.topics.is_empty() {
         bail!("--topics needs at least one topic");

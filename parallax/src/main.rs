@@ -172,16 +172,22 @@ fn main() -> anyhow::Result<()> {
         // Judging a results file needs no checkout either.
         std::process::exit(gate::run(args));
     }
+    if let Command::Load { load } = &cli.command {
+        // A load test aims at a URL: no checkout needed, `--out` is
+        // relative to the current directory.
+        return load::run(load);
+    }
     let root = workspace::root()?;
     match cli.command {
         Command::Kafka { action } => kafka::run(&root, &action),
         Command::Run(args) => run::run(&root, &args),
         Command::Bench { bench } => bench::run(&root, &bench),
-        Command::Load { load } => load::run(&root, &load),
         Command::Proxy(_) | Command::KafkaDiff(_) => unreachable!("served above"),
         Command::Gate(_) | Command::Canary(_) | Command::Report { .. } => {
             unreachable!("served above")
         }
-        Command::Capture { .. } | Command::Replay(_) => unreachable!("served above"),
+        Command::Capture { .. } | Command::Replay(_) | Command::Load { .. } => {
+            unreachable!("served above")
+        }
     }
 }

@@ -93,6 +93,31 @@ fn a_candidate_twice_as_slow_fails_with_exit_code_one() {
 }
 
 #[test]
+fn a_run_whose_load_fell_behind_its_schedule_fails_however_good_its_latency() {
+    let dir = TempDir::new("late");
+    let mut run = run_with(GO, 5);
+    // The baseline's generator sent a fifth of its slots late: its p99 says
+    // more about the load generator's stalls than about the backend.
+    let base = &mut run.scenarios[0].backends[0];
+    base.late = base.requests / 5;
+    let results = dir.save("results.json", &run);
+    let out = gate(&[&results]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("late slots") && l.contains("FAIL") && l.contains("schedule")),
+        "{table}"
+    );
+    // Under the budget it passes, and the budget can be turned off.
+    let out = gate(&[&results, &"--max-late-rate", &"0.25"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let out = gate(&[&results, &"--max-late-rate", &"off"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
+#[test]
 fn a_regression_against_the_previous_run_fails_unless_the_budget_allows_it() {
     let dir = TempDir::new("regression");
     let before = dir.save("before.json", &run_with(GO, 3));

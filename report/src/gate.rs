@@ -35,6 +35,10 @@ pub struct Budgets {
     pub max_mismatch_rate: Option<f64>,
     /// Largest share of a backend's requests that fail.
     pub max_error_rate: Option<f64>,
+    /// Largest share of a backend's schedule slots sent late: past it the
+    /// load generator did not hold the open-model schedule, so the latency
+    /// figures are the generator's stalls as much as the backend's.
+    pub max_late_rate: Option<f64>,
     /// Largest growth against the older file, as a fraction (0.10 = 10 %),
     /// for p99, CPU per request and peak RSS of every backend.
     pub max_regression: Option<f64>,
@@ -68,6 +72,7 @@ impl Default for Budgets {
             max_cpu_ratio: None,
             max_mismatch_rate: Some(0.001),
             max_error_rate: None,
+            max_late_rate: Some(0.10),
             max_regression: Some(0.10),
             stats: Settings::default(),
             p99_noise: std::collections::BTreeMap::new(),
@@ -91,6 +96,7 @@ impl Budgets {
             max_cpu_ratio: pick(self.max_cpu_ratio, spec.max_cpu_ratio),
             max_mismatch_rate: pick(self.max_mismatch_rate, spec.max_mismatch_rate),
             max_error_rate: pick(self.max_error_rate, spec.max_error_rate),
+            max_late_rate: pick(self.max_late_rate, spec.max_late_rate),
             max_regression: pick(self.max_regression, spec.max_regression),
             min_capacity_ratio: pick(self.min_capacity_ratio, spec.min_capacity_ratio),
             ..self.clone()
@@ -449,6 +455,7 @@ fn validate(b: &Budgets) -> Result<(), GateError> {
     let shares = [
         ("--max-mismatch-rate", b.max_mismatch_rate),
         ("--max-error-rate", b.max_error_rate),
+        ("--max-late-rate", b.max_late_rate),
     ];
     for (name, v) in shares {
         if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
@@ -508,6 +515,13 @@ impl Judge<'_> {
         if let Some(budget) = self.budgets.max_error_rate {
             for b in &s.backends {
                 self.error_rate(b, budget);
+            }
+        }
+        // A capacity search is late on purpose at the rates a backend did
+        // not hold; its rows are judged by the capacity check.
+        if let (Some(budget), None) = (self.budgets.max_late_rate, &s.capacity) {
+            for b in &s.backends {
+                self.late_rate(b, budget);
             }
         }
         self.mismatches();
@@ -968,6 +982,40 @@ impl Judge<'_> {
             Measure::Rate,
             verdict,
             format!("{} of {}", b.errors, b.requests),
+        );
+    }
+
+    /// Whether the schedule was held: an open-model run whose generator
+    /// fell behind measured its own stalls, so a "pass" on its latency
+    /// would be a pass on bad data.
+    fn late_rate(&mut self, b: &BackendResult, budget: f64) {
+        if b.requests == 0 {
+            return;
+        }
+        let rate = b.late as f64 / b.requests as f64;
+        let (verdict, note) = if rate > budget {
+            (
+                Verdict::Fail,
+                format!(
+                    "{} of {} slots sent late: the load did not hold its schedule, so the latency figures are not the backend's alone (rerun on a quieter machine or at a lower rate; --max-late-rate off to accept)",
+                    b.late, b.requests
+                ),
+            )
+        } else {
+            (
+                Verdict::Pass,
+                format!("{} of {} slots sent late", b.late, b.requests),
+            )
+        };
+        self.push(
+            "late slots",
+            &b.name,
+            Some(rate),
+            None,
+            Some(budget),
+            Measure::Rate,
+            verdict,
+            note,
         );
     }
 

@@ -290,6 +290,9 @@ pub struct BudgetSpec {
     /// Largest share of failed requests per backend.
     #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
     pub max_error_rate: Option<Option<f64>>,
+    /// Largest share of schedule slots sent late per backend.
+    #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
+    pub max_late_rate: Option<Option<f64>>,
     /// Largest growth against `--baseline`, as a fraction (0.1 = 10 %).
     #[serde(with = "limit", skip_serializing_if = "Option::is_none")]
     pub max_regression: Option<Option<f64>>,
