@@ -315,11 +315,11 @@ async fn sample(metrics: &mut Connection, rss: RssProbe<'_>) -> Result<MemorySam
         return Err(Error::Metrics(format!("GET /metrics answered {status}")));
     }
     let text = std::str::from_utf8(&body).map_err(|e| Error::Metrics(e.to_string()))?;
-    // The one Prometheus parser (`parallax_common::prom`); an unlabelled
+    // The one Prometheus parser (`parallax_process::prom`); an unlabelled
     // gauge is the sum of its one series.
-    let samples = parallax_common::prom::parse(text);
+    let samples = parallax_process::prom::parse(text);
     let gauge = |name: &str| {
-        parallax_common::prom::sum(&samples, name, &[])
+        parallax_process::prom::sum(&samples, name, &[])
             .ok_or_else(|| Error::Metrics(format!("no `{name}` in /metrics")))
     };
     let (cache_bytes, cache_entries) = (gauge("cache_bytes")?, gauge("cache_entries")?);

@@ -201,14 +201,7 @@ struct Shape {
 
 /// The machine and setup a bench ran on, as notes: what skews its figures.
 fn setup_notes(bench: &Bencher, config: &impl Serialize) -> Vec<String> {
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
+    let cpu_model = procstat::cpu_model();
     let go_env: Vec<String> = ["GOGC", "GOMEMLIMIT", "GOMAXPROCS"]
         .into_iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
@@ -239,9 +232,7 @@ fn setup_notes(bench: &Bencher, config: &impl Serialize) -> Vec<String> {
         ),
         format!(
             "A/B/B/A, one twin at a time, each on a fresh process; load average at the end: {}",
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .trim()
+            procstat::load_average()
         ),
     ]
 }
@@ -536,7 +527,7 @@ impl Bencher {
                 "go" => &self.binaries.go,
                 _ => &self.binaries.rust,
             };
-            wait_for_quiet(self.quiet_wait)?;
+            procstat::wait_for_quiet(self.quiet_wait)?;
             let log = self.out.join(format!("{round}-{backend}.log"));
             let twin = Twin::spawn_on(
                 backend,
@@ -662,36 +653,6 @@ impl Bencher {
         }
         Ok(())
     }
-}
-
-/// Waits until the machine, this process aside, is nearly idle for a
-/// second, or `patience` has passed (then warns and goes on).
-fn wait_for_quiet(patience: Duration) -> anyhow::Result<()> {
-    const QUIET_CORES: f64 = 0.2;
-    let started = std::time::Instant::now();
-    let mut busiest = 0.0;
-    while started.elapsed() < patience {
-        let (machine, me) = (
-            procstat::machine_busy_seconds()?,
-            procstat::read(std::process::id())?.cpu_seconds,
-        );
-        std::thread::sleep(Duration::from_secs(1));
-        let others = (procstat::machine_busy_seconds()? - machine)
-            - (procstat::read(std::process::id())?.cpu_seconds - me);
-        if others < QUIET_CORES {
-            return Ok(());
-        }
-        if busiest == 0.0 {
-            eprintln!("  waiting for the machine to go quiet ({others:.2} cores busy elsewhere)");
-        }
-        busiest = f64::max(busiest, others);
-    }
-    if !patience.is_zero() {
-        eprintln!(
-            "  warning: the machine stayed busy ({busiest:.2} cores elsewhere) for {patience:?}; running anyway"
-        );
-    }
-    Ok(())
 }
 
 /// `/proc` readings of the twin and of this process (the driver).

@@ -200,9 +200,7 @@ fn write_results(results: &[TwinResult], args: &FanoutArgs, out: &Path) -> anyho
                 "each twin alone in turn (go, then rust), one process each, every connection held for the whole run".into(),
                 format!(
                     "load average at the end: {}",
-                    std::fs::read_to_string("/proc/loadavg")
-                        .unwrap_or_default()
-                        .trim()
+                    crate::procstat::load_average()
                 ),
             ],
             routes: Vec::new(),

@@ -73,6 +73,8 @@ use parallax_harness::rounds::{self, Round};
 use parallax_loadgen::http::{Connection, TransportError};
 use parallax_loadgen::pacing::{self, latency_histogram, Plan, Schedule};
 use parallax_loadgen::result::{Latency, Load};
+use parallax_proxy::config::{MirrorOrder, RouteConfig};
+use parallax_proxy::config_builder::{self, ProxyService};
 use parallax_report::{BackendResult, Better, ExtraMetric, Mode, Role, RunResults, ScenarioResult};
 
 // nginx cannot report the port it picked, so listeners get free ports up front.
@@ -187,7 +189,7 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let load_at_start = loadavg();
+    let load_at_start = procstat::load_average();
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -247,7 +249,7 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
     );
     let mut throughput = Vec::new();
     for (i, variant) in orders(&Variant::ALL, args.rounds).into_iter().enumerate() {
-        wait_for_quiet(quiet)?;
+        procstat::wait_for_quiet(quiet)?;
         let run = fast.wrk(variant, args, &http)?;
         eprintln!(
             "  {}. {:<8} {:>9.0} req/s  (others {:.2} cores)",
@@ -276,7 +278,7 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
         let rate = rate.per_sec;
         eprintln!("phase 2: open model at {rate} req/s");
         for (i, variant) in orders(&Variant::ALL, args.rounds).into_iter().enumerate() {
-            wait_for_quiet(quiet)?;
+            procstat::wait_for_quiet(quiet)?;
             let run = fast.paced(variant, rate, args, &runtime, &http)?;
             eprintln!(
                 "  {}. {:<8} p50 {:>6} µs  p99 {:>7} µs  late {:.2}%  (others {:.2} cores)",
@@ -341,7 +343,7 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
             .into_iter()
             .enumerate()
         {
-            wait_for_quiet(quiet)?;
+            procstat::wait_for_quiet(quiet)?;
             let run = slow.paced(variant, slow_rate, args, &runtime, &http)?;
             eprintln!(
                 "  {}. {:<8} p50 {:>6} µs  p99 {:>7} µs  late {:.2}%  (others {:.2} cores)",
@@ -370,14 +372,14 @@ pub fn run(root: &Path, args: &ProxyBenchArgs) -> anyhow::Result<()> {
         args: ArgsRecord::from(args),
         machine: MachineRecord {
             cpus: cpu_count(None)?,
-            cpu_model: cpu_model(),
+            cpu_model: procstat::cpu_model(),
             server_cpus: args.server_cpus.clone(),
             driver_cpus: args.driver_cpus.clone(),
             server_threads,
             nginx_version: tool_version("nginx", &["-v"]),
             wrk_version: tool_version("wrk", &["-v"]),
             load_average_start: load_at_start,
-            load_average_end: loadavg(),
+            load_average_end: procstat::load_average(),
         },
         direct_max_per_sec: direct_max,
         rates,
@@ -503,24 +505,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default()
-}
-
 fn tool_version(tool: &str, args: &[&str]) -> String {
     Command::new(tool)
         .args(args)
@@ -552,33 +536,6 @@ fn preload(http: &reqwest::blocking::Client, addr: SocketAddr) -> anyhow::Result
     Ok(())
 }
 
-/// Waits until the machine, this process aside, is nearly idle for a
-/// second, or `patience` has passed (then warns and goes on).
-fn wait_for_quiet(patience: Duration) -> anyhow::Result<()> {
-    const QUIET_CORES: f64 = 0.2;
-    let started = Instant::now();
-    let mut busiest: f64 = 0.0;
-    while started.elapsed() < patience {
-        let (machine, me) = (
-            procstat::machine_busy_seconds()?,
-            procstat::read(std::process::id())?.cpu_seconds,
-        );
-        thread::sleep(Duration::from_secs(1));
-        let others = (procstat::machine_busy_seconds()? - machine)
-            - (procstat::read(std::process::id())?.cpu_seconds - me);
-        if others < QUIET_CORES {
-            return Ok(());
-        }
-        busiest = busiest.max(others);
-    }
-    if !patience.is_zero() {
-        eprintln!(
-            "  machine stayed busy ({busiest:.2} cores elsewhere) for {patience:?}; running anyway"
-        );
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------
 // Configurations.
 
@@ -594,28 +551,22 @@ struct ProxySetup {
 /// Ports 0: the proxy logs where it listens. No pids: the proxy finds the
 /// upstreams from their ports when its `/metrics` is scraped, which this
 /// bench does only between runs.
-fn parallax_toml(s: &ProxySetup) -> String {
-    format!(
-        r#"admin_listen = "127.0.0.1:0"
-
-[[services]]
-name = "bench"
-listen = "127.0.0.1:0"
-primary = "{primary}"
-shadow = "{shadow}"
-mirror_percent = 100.0
-mirror_methods = "all"
-shadow_timeout_ms = {timeout}
-shadow_max_in_flight = {in_flight}
-
-[[services.routes]]
-template = "/v1/sessions/{{id}}"
-"#,
-        primary = s.primary,
-        shadow = s.shadow,
-        timeout = s.timeout_ms,
-        in_flight = s.max_in_flight,
-    )
+fn parallax_toml(s: &ProxySetup) -> anyhow::Result<String> {
+    let mut service = ProxyService::new(
+        "bench",
+        "127.0.0.1:0",
+        &s.primary.to_string(),
+        &s.shadow.to_string(),
+    );
+    service.shadow_timeout_ms = s.timeout_ms;
+    service.shadow_max_in_flight = s.max_in_flight;
+    // Production's order, as nginx's `mirror` is measured in production's.
+    service.mirror_order = MirrorOrder::Unordered;
+    service.routes = vec![RouteConfig {
+        template: "/v1/sessions/{id}".into(),
+        compare: None,
+    }];
+    Ok(config_builder::render("127.0.0.1:0", &[service])?)
 }
 
 /// What an nginx instance fronts, and where it keeps its files.
@@ -731,7 +682,7 @@ impl Server {
         cpus: Option<&str>,
     ) -> anyhow::Result<Self> {
         let config = out.join(format!("{name}.toml"));
-        std::fs::write(&config, parallax_toml(setup))?;
+        std::fs::write(&config, parallax_toml(setup)?)?;
         let mut spec = pinned(name, binary, &out.join(format!("{name}.log")), cpus);
         spec.args.extend([
             "proxy".to_owned(),
@@ -1814,11 +1765,14 @@ mod tests {
             shadow: "127.0.0.1:2".parse().unwrap(),
             max_in_flight: 256,
             timeout_ms: 1000,
-        });
+        })
+        .unwrap();
         let config = parallax_proxy::Config::parse(&text, "bench").unwrap();
         config.validate().unwrap();
         assert_eq!(config.services.len(), 1);
         assert!(text.contains("mirror_percent = 100.0"));
+        assert!(text.contains("shadow_max_in_flight = 256"), "{text}");
+        assert!(text.contains("mirror_order = \"unordered\""), "{text}");
     }
 
     #[test]

@@ -144,6 +144,59 @@ pub fn machine_busy_seconds() -> Result<f64, ProcError> {
     Ok(busy as f64 / clock_ticks_per_second())
 }
 
+/// Waits until the machine, this process aside, is nearly idle (under 0.2
+/// of a core busy elsewhere) for a second, or `patience` has passed; then
+/// says so on stderr and goes on. Benches call it before each measured
+/// phase so that another process's burst lands between phases, not in one.
+pub fn wait_for_quiet(patience: std::time::Duration) -> Result<(), ProcError> {
+    const QUIET_CORES: f64 = 0.2;
+    let started = std::time::Instant::now();
+    let mut busiest: f64 = 0.0;
+    while started.elapsed() < patience {
+        let (machine, me) = (
+            machine_busy_seconds()?,
+            read(std::process::id())?.cpu_seconds,
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let others =
+            (machine_busy_seconds()? - machine) - (read(std::process::id())?.cpu_seconds - me);
+        if others < QUIET_CORES {
+            return Ok(());
+        }
+        if busiest == 0.0 {
+            eprintln!("  waiting for the machine to go quiet ({others:.2} cores busy elsewhere)");
+        }
+        busiest = busiest.max(others);
+    }
+    if !patience.is_zero() {
+        eprintln!(
+            "  warning: the machine stayed busy ({busiest:.2} cores elsewhere) for {patience:?}; running anyway"
+        );
+    }
+    Ok(())
+}
+
+/// `/proc/loadavg` as it reads (`"0.52 0.61 0.70 2/312 4242"`), for the
+/// notes of a measurement; empty where it cannot be read.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The CPU's model name from `/proc/cpuinfo`; empty where there is none.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default()
+}
+
 fn clock_ticks_per_second() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {

@@ -11,7 +11,7 @@
 //! and a backend's `process_*` metrics, the cache-churn driver reading the
 //! cache's own gauges, the proxy's benchmarks, the conformance suite
 //! checking the twins' series — reads it the same way.
-//! `parallax_harness::prom` and `parallax_common::prom` re-export it.
+//! `parallax_harness::prom` re-exports it.
 //!
 //! Enough of the format for those pages: comments and blank lines are
 //! skipped, label values may hold escaped quotes, a timestamp after the

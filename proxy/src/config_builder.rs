@@ -52,6 +52,10 @@ pub struct ProxyService {
     /// How long a WebSocket frame waits for its partner
     /// (`ws_match_window_ms`). Default: the proxy's.
     pub ws_match_window_ms: Option<u64>,
+    /// Mirrored requests in flight at once (`shadow_max_in_flight`).
+    /// Default 1024: a harness run mirrors everything, and a small bound
+    /// would drop copies under load and hide them from the comparison.
+    pub shadow_max_in_flight: usize,
 }
 
 impl ProxyService {
@@ -74,6 +78,7 @@ impl ProxyService {
             mirror_order: MirrorOrder::Alternate,
             mirror_percent: 100.0,
             ws_match_window_ms: None,
+            shadow_max_in_flight: 1024,
         }
     }
 
@@ -102,9 +107,10 @@ impl ProxyService {
             "shadow_timeout_ms".into(),
             Value::Integer(self.shadow_timeout_ms as i64),
         );
-        // A harness run mirrors everything; a bounded queue would drop
-        // copies under load and hide them from the comparison.
-        s.insert("shadow_max_in_flight".into(), Value::Integer(1024));
+        s.insert(
+            "shadow_max_in_flight".into(),
+            Value::Integer(self.shadow_max_in_flight as i64),
+        );
         if let Some(log) = &self.mismatch_log {
             s.insert("mismatch_log".into(), log.display().to_string().into());
         }

@@ -339,10 +339,18 @@ pub async fn resetting() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
-/// An address where nothing listens.
+/// An address where nothing listens: a port bound but never listening
+/// (connects are refused), held for the rest of the test process so that
+/// no other test's server can be given it (a port bound and released here
+/// was once taken by a concurrent test's upstream, and the "down" shadow
+/// answered).
 pub fn down() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    std::mem::forget(socket);
+    addr
 }
 
 // ---------------------------------------------------------------- the proxy

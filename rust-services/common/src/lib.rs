@@ -11,8 +11,6 @@
 //! - [`metrics`]: a Prometheus registry with process metrics and HTTP middleware.
 //! - [`health`]: `/healthz` and `/readyz` handlers.
 //! - [`kafka`]: producer configuration shared by every twin that talks to Kafka.
-//! - [`prom`]: the Prometheus text format, read: `parallax_process::prom`,
-//!   the one parser, re-exported for the load generator.
 //! - [`server`]: serving a router with graceful, bounded shutdown.
 //! - [`telemetry`]: tracing to stderr.
 //! - `http1` (feature `http1-client`): one HTTP/1.1 client connection, for
@@ -34,4 +32,3 @@ pub mod server;
 pub mod telemetry;
 
 pub use error::ApiError;
-pub use parallax_process::prom;
