@@ -7,7 +7,8 @@
 #
 #   scripts/first-run-time.sh [REPO]   # REPO: what to clone, default this checkout's committed HEAD
 #
-# Prints the time to the first table, split into the build (everything
+# Prints the time to the first table (the first scenario's, printed as it
+# ends) and to the whole run, split into the build (everything
 # before `parallax run` starts) and the run, with the load average at the
 # start and the end (the figure means something only on a quiet machine:
 # README "How long the first run takes"). The clone, its target directory
@@ -39,7 +40,16 @@ git clone -q "$repo" "$work/repo"
 cd "$work/repo"
 # xtrace stamps each command as it starts: the build/run split below.
 # (PS4 is set inside: bash does not import it from the environment as root.)
-bash -c "PS4='+ \$(date +%s.%N) '; set -x; $job" 2> >(tee "$work/trace" >&2)
+# stdout through a stamper: the first table is the first line saying what
+# a scenario measured ("ingest: ... measured after ..."), printed as the
+# first scenario ends.
+bash -c "PS4='+ \$(date +%s.%N) '; set -x; $job" 2> >(tee "$work/trace" >&2) |
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    if [[ ! -s "$work/first-table" && "$line" =~ ^[^\ \[][^:]*:\ .*measured\ after ]]; then
+      date +%s.%N >"$work/first-table"
+    fi
+  done
 end=$(date +%s.%N)
 sleep 0.2 # the trace's tee
 
@@ -47,6 +57,10 @@ run_start="$(grep -m1 -E '^\++ [0-9.]+ target/release/parallax run' "$work/trace
 fmt() { awk -v s="$1" 'BEGIN { printf "%d min %02d s", s / 60, s % 60 }'; }
 total=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
 echo "first-run-time: load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -s "$work/first-table" ]]; then
+  first=$(awk -v a="$start" -v b="$(cat "$work/first-table")" 'BEGIN { print b - a }')
+  echo "first-run-time: the first table after $(fmt "$first")"
+fi
 if [[ -n "$run_start" ]]; then
   build=$(awk -v a="$start" -v b="$run_start" 'BEGIN { print b - a }')
   run=$(awk -v a="$run_start" -v b="$end" 'BEGIN { print b - a }')

@@ -139,6 +139,12 @@ pub fn run_all(
             .apply(args.rate, experiment.load.rate, &mut options);
         let scenarios = runner::run(experiment, &options)
             .with_context(|| format!("experiment {}", experiment.origin.display()))?;
+        if experiments.len() > 1 {
+            // Each table as its experiment ends; all of them again at the end.
+            for s in &scenarios {
+                println!("{}", parallax_report::table::render_scenario(s));
+            }
+        }
         results.scenarios.extend(scenarios);
     }
     args.verdict.attach_noise(&mut results)?;

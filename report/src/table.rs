@@ -33,6 +33,15 @@ pub fn render(run: &RunResults) -> String {
     out
 }
 
+/// One scenario's table, as [`render`] shows it: printed the moment a
+/// scenario of a longer run ends, so the first table does not wait for the
+/// last scenario.
+pub fn render_scenario(s: &ScenarioResult) -> String {
+    let mut out = String::new();
+    scenario(&mut out, s);
+    out
+}
+
 /// The mode in words.
 pub fn mode_name(mode: Mode) -> &'static str {
     match mode {
