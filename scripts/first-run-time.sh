@@ -22,7 +22,7 @@ if [[ "${PARALLAX_FIRST_RUN_KEEP:-0}" != 1 ]]; then
   trap 'rm -rf "$work"' EXIT
 fi
 
-job="$(git -C "$repo" show HEAD:README.md | awk '/^# the main job/ { getline; print; exit }')"
+job="$(git -C "$repo" show HEAD:README.md | awk '!done && /^# the main job/ { getline; print; done = 1 }')"
 if [[ -z "$job" ]]; then
   echo "first-run-time: no line after '# the main job' in $repo's README.md" >&2
   exit 2
