@@ -52,6 +52,13 @@ func run(cfg config, log *slog.Logger) error {
 		DefaultTTL: cfg.defaultTTL,
 		Registry:   httpx.NewRegistry(),
 	})
+	if cfg.extraCPU > 0 {
+		var err error
+		if handler, err = cache.ExtraCPU(handler, cfg.extraCPU); err != nil {
+			return err
+		}
+		log.Warn("fault injection: every request burns this much CPU", "cpu", cfg.extraCPU)
+	}
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -79,6 +86,30 @@ type config struct {
 	defaultTTL    time.Duration
 	sweepInterval time.Duration
 	grace         time.Duration
+	// extraCPU is the hidden fault injection (--debug-extra-cpu-us): CPU
+	// time every request burns first, for the gate's sensitivity test; 0
+	// everywhere else.
+	extraCPU time.Duration
+}
+
+// hiddenFlags are parsed like the others but left out of -help: fault
+// injection for the harness's own tests, as the Rust twin hides them.
+var hiddenFlags = map[string]bool{"debug-extra-cpu-us": true}
+
+// usageWithoutHidden prints fs's flags as flag.PrintDefaults does, without
+// the hidden ones.
+func usageWithoutHidden(fs *flag.FlagSet) func() {
+	return func() {
+		visible := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		visible.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if !hiddenFlags[f.Name] {
+				visible.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		visible.PrintDefaults()
+	}
 }
 
 // parseConfig reads flags over environment variables over defaults (the
@@ -94,6 +125,8 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	ttl := fs.String("default-ttl-secs", env("CACHE_DEFAULT_TTL_SECS", "3600"), "TTL in `seconds` of a PUT without X-Session-TTL, 1-604800 (CACHE_DEFAULT_TTL_SECS)")
 	sweepMS := fs.String("sweep-interval-ms", env("CACHE_SWEEP_INTERVAL_MS", "1000"), "period in `ms` of the background expiry sweep (CACHE_SWEEP_INTERVAL_MS)")
 	graceMS := fs.String("shutdown-grace-ms", env("CACHE_SHUTDOWN_GRACE_MS", "10000"), "`ms` in-flight requests may take after SIGTERM (CACHE_SHUTDOWN_GRACE_MS)")
+	extraCPU := fs.String("debug-extra-cpu-us", "0", "hidden: µs of thread CPU every request burns first")
+	fs.Usage = usageWithoutHidden(fs)
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -121,5 +154,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if cfg.grace, err = cmdutil.Millis("shutdown-grace-ms", *graceMS, 0); err != nil {
 		return config{}, err
 	}
+	if n, err = cmdutil.Integer("debug-extra-cpu-us", *extraCPU, 0, 1_000_000_000); err != nil {
+		return config{}, err
+	}
+	cfg.extraCPU = time.Duration(n) * time.Microsecond
 	return cfg, nil
 }

@@ -127,3 +127,21 @@ func TestConfigRejectsBadEnvironmentValuesNamingTheFlag(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestConfigHiddenFaultFlagParsesButStaysOutOfHelp(t *testing.T) {
+	cfg, err := parseConfig([]string{"--debug-extra-cpu-us", "25"}, envOf(nil), io.Discard)
+	if err != nil || cfg.extraCPU != 25*time.Microsecond {
+		t.Fatalf("got %v, %v; want 25µs", cfg.extraCPU, err)
+	}
+	if _, err := parseConfig([]string{"--debug-extra-cpu-us", "-1"}, envOf(nil), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "--debug-extra-cpu-us") {
+		t.Fatalf("a negative value: err %v", err)
+	}
+	var help strings.Builder
+	if _, err := parseConfig([]string{"-help"}, envOf(nil), &help); err == nil {
+		t.Fatal("-help must stop parsing")
+	}
+	if !strings.Contains(help.String(), "-shards") || strings.Contains(help.String(), "debug") {
+		t.Fatalf("help must list the flags without the hidden one:\n%s", help.String())
+	}
+}

@@ -15,5 +15,7 @@
 //   - request.go: id validation, X-Session-TTL parsing, reading the value;
 //   - errors.go: the error answers;
 //   - metrics.go: cache_* metrics, read from the store at scrape time;
-//   - handler.go: routes and the HTTP flow of each method.
+//   - handler.go: routes and the HTTP flow of each method;
+//   - faults.go: the hidden --debug-extra-cpu-us fault (CPU burned per
+//     request) for the harness's gate tests.
 package cache

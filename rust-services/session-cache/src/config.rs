@@ -51,6 +51,11 @@ pub struct Config {
     /// microseconds first. Hidden; 0 everywhere else.
     #[arg(long, hide = true, default_value_t = 0)]
     pub debug_delay_us: u64,
+    /// Fault injection for the gate's sensitivity test: every request
+    /// first burns this many microseconds of its thread's CPU time
+    /// (`crate::faults`). Hidden; 0 everywhere else.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub debug_extra_cpu_us: u64,
 }
 
 /// A config value out of range; the message names the flag and the range.
@@ -72,6 +77,7 @@ impl Default for Config {
             sweep_interval_ms: DEFAULT_SWEEP_INTERVAL_MS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             debug_delay_us: 0,
+            debug_extra_cpu_us: 0,
         }
     }
 }
@@ -180,6 +186,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn fault_flags_parse_but_stay_out_of_help() {
+        let config = parse(&["--debug-extra-cpu-us", "25", "--debug-delay-us", "7"]).unwrap();
+        assert_eq!(config.debug_extra_cpu_us, 25);
+        assert_eq!(config.debug_delay_us, 7);
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        assert!(help.contains("--shards"), "{help}");
+        assert!(!help.contains("debug"), "{help}");
     }
 
     #[test]

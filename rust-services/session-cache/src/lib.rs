@@ -19,9 +19,12 @@
 //! - [`handler`]: routes, the session operations and their errors.
 //! - [`metrics`]: cache counters and gauges.
 //! - [`malloc`]: one glibc arena, set by re-executing at start-up.
+//! - [`faults`]: hidden fault injection for the harness's gate tests (a
+//!   delay, extra CPU per request).
 
 pub mod cache;
 pub mod config;
+pub mod faults;
 pub mod handler;
 pub mod malloc;
 pub mod metrics;
@@ -63,17 +66,7 @@ pub async fn run(
         config.default_ttl(),
         parallax_common::metrics::Metrics::new(),
     );
-    let mut router = handler::router(app);
-    if config.debug_delay_us > 0 {
-        let delay = std::time::Duration::from_micros(config.debug_delay_us);
-        tracing::warn!(?delay, "fault injection: every answer is delayed");
-        router = router.layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-                tokio::time::sleep(delay).await;
-                next.run(request).await
-            },
-        ));
-    }
+    let router = faults::apply(handler::router(app), &config);
     parallax_common::server::serve(listener, router, shutdown, config.shutdown_grace()).await?;
     tracing::info!("stopped");
     Ok(())
