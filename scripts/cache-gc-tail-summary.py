@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Summarise a scripts/cache-gc-tail.sh run: capacity at the SLO and where
+Go's GC shows in the tail.
+
+Reads OUT/steps.csv (one row per probe or tail run), OUT/tail-<twin>.csv
+(every request of the tail runs: slot time, latency), OUT/go.stderr (Go's
+GODEBUG=gctrace=1 lines) and OUT/run.txt. Prints markdown tables; writes
+OUT/bins.csv (100 ms bins; --bins-csv copies it elsewhere) and
+OUT/tail.svg.
+
+Lining the GC up with the tail: gctrace's "@t s" counts from the Go
+runtime's start. The script notes the wall clock at launch, and after every
+step the driver reads go_memstats_last_gc_time_seconds, the wall clock at
+the end of the last cycle; the cycle whose end (launch + t + its phases)
+lies nearest each reading gives the offset, and their median is used
+(printed: typically a few ms from the launch time).
+
+A request is "in a GC cycle" when its interval from its slot time to its
+answer overlaps a cycle (sweep termination + concurrent mark + mark
+termination, the "clock" times); a 100 ms bin is a GC bin when it overlaps
+one. The Rust twin never collects; its tail run is classified by Go's
+cycles at the same offsets from the start of Go's tail run (a placebo:
+if the "GC" requests of Rust are slower too, something other than the GC
+— the driver, the machine — is periodic).
+"""
+
+import argparse
+import csv
+import re
+import statistics
+import sys
+from pathlib import Path
+
+BIN_S = 0.1
+GC_LINE = re.compile(
+    r"^gc (\d+) @([\d.]+)s (\d+)%: ([\d.]+)\+([\d.]+)\+([\d.]+) ms clock, "
+    r"[^,]+ ms cpu, (\d+)->(\d+)->(\d+) MB, (\d+) MB goal"
+)
+
+
+def read_kv(path):
+    kv = {}
+    for line in path.read_text().splitlines():
+        for part in line.split():
+            if "=" in part:
+                k, v = part.split("=", 1)
+                kv.setdefault(k, v)
+    return kv
+
+
+def gc_cycles(path):
+    cycles = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = GC_LINE.match(line)
+        if m:
+            at = float(m.group(2))
+            stw1, mark, stw2 = (float(m.group(i)) for i in (4, 5, 6))
+            cycles.append({
+                "n": int(m.group(1)), "at": at, "stw1_ms": stw1, "mark_ms": mark,
+                "stw2_ms": stw2, "end": at + (stw1 + mark + stw2) / 1000,
+                "live_mb": int(m.group(9)), "goal_mb": int(m.group(10)),
+            })
+    return cycles
+
+
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[i]
+
+
+def ms(us):
+    return f"{us / 1000:.2f}" if us == us else "—"
+
+
+def read_tail(path):
+    rows = []
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            rows.append((int(r["due_us"]) / 1e6, int(r["latency_us"]), r["late"] == "1",
+                         r["status"] not in ("200", "204", "404")))
+    return rows
+
+
+def overlaps(a0, a1, windows):
+    return any(a0 < w1 and w0 < a1 for w0, w1 in windows)
+
+
+def describe(lat):
+    s = sorted(lat)
+    return len(s), pct(s, 0.5), pct(s, 0.99), pct(s, 0.999), (s[-1] if s else float("nan"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--bins-csv", type=Path)
+    args = ap.parse_args()
+    out = args.out
+    run = read_kv(out / "run.txt")
+    steps = list(csv.DictReader((out / "steps.csv").open()))
+    cycles = gc_cycles(out / "go.stderr")
+    launch = float(run["go_launch_unix"])
+
+    # Pin gctrace's clock to the wall clock.
+    offsets = []
+    for s in steps:
+        if s["twin"] != "go" or not s["last_gc_unix_s"]:
+            continue
+        last = float(s["last_gc_unix_s"])
+        best = min(cycles, key=lambda c: abs(launch + c["end"] - last), default=None)
+        if best and abs(launch + best["end"] - last) < 1.0:
+            offsets.append(last - best["end"])
+    start = statistics.median(offsets) if offsets else launch
+    print(f"# Session cache at {int(run['capacity']) / 2**30:.0f} GiB: capacity and Go's GC in the tail\n")
+    print(f"Run {run['date']}, {run['nproc']} cores; load average at start {run['loadavg_start']}, "
+          f"at end {run.get('loadavg_end', '?')}; GET share {run['get_share']}, "
+          f"{run['connections']} connections per twin, GOGC={run['GOGC']}, GOMEMLIMIT={run['GOMEMLIMIT']}.")
+    print(f"gctrace clock pinned by {len(offsets)} readings of go_memstats_last_gc_time_seconds: "
+          f"runtime start = launch + {1000 * (start - launch):.1f} ms"
+          + (f" (readings spread {1000 * (max(offsets) - min(offsets)):.1f} ms)" if offsets else " (no readings: launch time used)")
+          + "\n")
+    machine = []
+    if (out / "machine.txt").exists():
+        for line in (out / "machine.txt").read_text().split("\n"):
+            p = line.split()
+            if len(p) == 3:
+                machine.append((float(p[0]), float(p[1])))
+
+    def load_during(t0, t1):
+        vals = [l for t, l in machine if t0 - 2 <= t <= t1 + 2]
+        return f"{min(vals):.1f}–{max(vals):.1f}" if vals else "?"
+
+    def cycles_in(t0, t1):
+        return [c for c in cycles if start + c["at"] < t1 and t0 < start + c["end"]]
+
+    # --- ladder ---
+    ladder = [s for s in steps if s["phase"] == "ladder"]
+    twins = list(dict.fromkeys(s["twin"] for s in steps))
+    if ladder:
+        print(f"## Capacity at p99 < {run['slo_p99_ms']} ms, < 1 % late/failed/unsent "
+              f"({run['warmup_secs']} s warm-up + {run['probe_secs']} s per probe)\n")
+        print("| rate/s | twin | probe | p99 ms | p99.9 ms | bad % | held | GC cycles in probe | CPU µs/req | load |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for s in ladder:
+            t0 = int(s["start_unix_ms"]) / 1000
+            t1 = t0 + float(s["measured_from_s"]) + float(s["secs"])
+            m0 = t0 + float(s["measured_from_s"])
+            gcs = len(cycles_in(m0, t1)) if s["twin"] == "go" else "—"
+            print(f"| {s['rate']} | {s['twin']} | {s['probe']} | {int(s['p99_us']) / 1000:.2f} | "
+                  f"{int(s['p999_us']) / 1000:.2f} | {float(s['bad_pct']):.2f} | {s['held']} | {gcs} | "
+                  f"{float(s['cpu_us_per_req']):.0f} | {load_during(t0, t1)} |")
+
+        def capacity(twin, which):
+            """Highest rung at which every chosen probe held, all lower rungs too."""
+            cap = None
+            for rate in dict.fromkeys(s["rate"] for s in ladder):
+                probes = [s for s in ladder if s["twin"] == twin and s["rate"] == rate]
+                probes = probes if which is None else probes[which:which + 1]
+                if not probes or not all(p["held"] == "true" for p in probes):
+                    break
+                cap = float(rate)
+            return cap
+
+        caps = {t: capacity(t, None) for t in twins}
+        print()
+        for t in twins:
+            first, second = capacity(t, 0), capacity(t, 1)
+            print(f"- capacity {t}: {caps[t] or 'none held'}/s "
+                  f"(from its first probes alone {first}, its second alone {second})")
+        if caps.get("go") and caps.get("rust"):
+            print(f"- **rust/go = {caps['rust'] / caps['go']:.2f}×**")
+        f0, f1 = capacity("go", 0), capacity("go", 1)
+        if f0 and f1:
+            print(f"- A/A (Go's second probes against its first, same process): {f1 / f0:.2f}×")
+        print()
+
+    # --- tail ---
+    tails = {s["twin"]: s for s in steps if s["phase"] == "tail"}
+    if not tails:
+        return
+    go_tail = tails.get("go")
+    g0 = int(go_tail["start_unix_ms"]) / 1000 if go_tail else None
+    # Go's cycles during its tail run, as offsets from that run's start.
+    windows = []
+    if go_tail:
+        secs = float(go_tail["secs"])
+        for c in cycles_in(g0, g0 + secs + 10):
+            windows.append((start + c["at"] - g0, start + c["end"] - g0, c))
+    rate = float(next(iter(tails.values()))["rate"])
+    print(f"## The tail at {rate:.0f} requests/s, each twin alone\n")
+    if go_tail:
+        secs = float(go_tail["secs"])
+        marks = [w[2]["mark_ms"] for w in windows]
+        stws = [max(w[2]["stw1_ms"], w[2]["stw2_ms"]) for w in windows]
+        print(f"Go: {len(windows)} GC cycles in {secs:.0f} s (one every "
+              f"{secs / len(windows):.0f} s)" if windows else f"Go: no GC cycle in {secs:.0f} s", end="")
+        if windows:
+            print(f"; concurrent mark median {statistics.median(marks):.0f} ms (max {max(marks):.0f}), "
+                  f"longest stop-the-world phase median {statistics.median(stws):.2f} ms (max {max(stws):.2f}); "
+                  f"live heap {windows[0][2]['live_mb']} MB, goal {windows[0][2]['goal_mb']} MB.")
+        else:
+            print(".")
+        print()
+    print("| twin | requests | in GC cycle | p50 ms (GC / other) | p99 ms (GC / other) | p99.9 ms (GC / other) | max ms (GC / other) | late % (GC / other) | bins with p99 > 20 ms (GC / other) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    gc_windows = [(a, b) for a, b, _ in windows]
+    bins_rows = []
+    svg_series = {}
+    for twin, s in tails.items():
+        path = out / f"tail-{twin}.csv"
+        if not path.exists():
+            continue
+        rows = read_tail(path)
+        t0 = int(s["start_unix_ms"]) / 1000
+        secs = float(s["secs"])
+        gc_lat, other_lat, gc_late, other_late = [], [], 0, 0
+        nbins = int(round(secs / BIN_S))
+        bins = [[] for _ in range(nbins + 1)]
+        late_bins = [0] * (nbins + 1)
+        for due, lat, late, _err in rows:
+            if overlaps(due, due + lat / 1e6, gc_windows):
+                gc_lat.append(lat)
+                gc_late += late
+            else:
+                other_lat.append(lat)
+                other_late += late
+            b = min(nbins, int(due / BIN_S))
+            bins[b].append(lat)
+            late_bins[b] += late
+        per_bin = {True: [], False: []}
+        series = []
+        for b, lats in enumerate(bins[:nbins]):
+            lats.sort()
+            is_gc = overlaps(b * BIN_S, (b + 1) * BIN_S, gc_windows)
+            n = len(lats)
+            row = {"twin": twin, "bin_start_s": f"{b * BIN_S:.1f}", "requests": n,
+                   "late": late_bins[b], "gc_cycle": int(is_gc),
+                   "p50_us": pct(lats, 0.5) if n else "", "p99_us": pct(lats, 0.99) if n else "",
+                   "p999_us": pct(lats, 0.999) if n else "", "max_us": lats[-1] if n else ""}
+            bins_rows.append(row)
+            if n:
+                per_bin[is_gc].append(pct(lats, 0.99))
+                series.append((b * BIN_S, pct(lats, 0.99)))
+        svg_series[twin] = series
+        g, o = describe(gc_lat), describe(other_lat)
+
+        def share(k, n):
+            return f"{100 * k / n:.2f}" if n else "—"
+
+        big = lambda xs: f"{sum(1 for x in xs if x > 20_000)}/{len(xs)}"
+        label = twin if twin == "go" else f"{twin} (placebo: Go's cycle times)"
+        print(f"| {label} | {len(rows)} | {g[0]} ({share(g[0], len(rows))} %) | {ms(g[1])} / {ms(o[1])} | "
+              f"{ms(g[2])} / {ms(o[2])} | {ms(g[3])} / {ms(o[3])} | {ms(g[4])} / {ms(o[4])} | "
+              f"{share(gc_late, g[0])} / {share(other_late, o[0])} | "
+              f"{big(per_bin[True])} / {big(per_bin[False])} | {load_during(t0, t0 + secs)} |")
+    print()
+    if bins_rows:
+        fields = list(bins_rows[0].keys())
+        for dest in [out / "bins.csv"] + ([args.bins_csv] if args.bins_csv else []):
+            with dest.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields)
+                w.writeheader()
+                w.writerows(bins_rows)
+        write_svg(out / "tail.svg", svg_series, gc_windows, rate)
+        print(f"Per-bin data: {out / 'bins.csv'}; plot: {out / 'tail.svg'}")
+
+
+def write_svg(path, series, windows, rate):
+    """p99 per 100 ms bin over time, one panel per twin, GC cycles shaded."""
+    width, panel, pad = 900, 160, 40
+    secs = max((t for s in series.values() for t, _ in s), default=1) + BIN_S
+    top = max((v for s in series.values() for _, v in s), default=1)
+    top = max(top, 20_000)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{len(series) * (panel + pad) + pad}" font-family="sans-serif" font-size="11">']
+    for i, (twin, pts) in enumerate(series.items()):
+        y0 = pad + i * (panel + pad)
+        x = lambda t: 50 + (width - 70) * t / secs
+        # log scale from 0.1 ms to the top
+        import math
+        lo, hi = math.log10(100), math.log10(top)
+        y = lambda v: y0 + panel - panel * (math.log10(max(v, 100)) - lo) / (hi - lo)
+        parts.append(f'<text x="50" y="{y0 - 8}">{twin}: p99 per 100 ms bin at {rate:.0f}/s '
+                     f'(log scale, 0.1 ms – {top / 1000:.0f} ms); shaded: Go GC cycles</text>')
+        for a, b in windows:
+            parts.append(f'<rect x="{x(a):.1f}" y="{y0}" width="{max(1.0, x(b) - x(a)):.1f}" '
+                         f'height="{panel}" fill="#f4c2c2"/>')
+        parts.append(f'<rect x="50" y="{y0}" width="{width - 70}" height="{panel}" fill="none" stroke="#999"/>')
+        for v in (1000, 10_000, 20_000):
+            if v <= top:
+                parts.append(f'<line x1="50" x2="{width - 20}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                             f'stroke="#ddd"/><text x="5" y="{y(v) + 4:.1f}">{v // 1000} ms</text>')
+        d = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
+        parts.append(f'<polyline points="{d}" fill="none" stroke="#246" stroke-width="1"/>')
+    parts.append("</svg>")
+    path.write_text("\n".join(parts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
