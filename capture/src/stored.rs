@@ -15,11 +15,9 @@
 //! A stored frame (RFC 8878): the magic, a header with a 128 KiB window and
 //! the content-checksum flag, raw blocks of at most 128 KiB, an empty last
 //! raw block (as zstd itself ends an empty frame), and the low 32 bits of
-//! the XXH64 of the content. Each [`StoredFrame::flush`] writes whole
-//! blocks, so a file cut after a flush decodes up to it, as a compressed
-//! frame does.
-
-use std::io::{self, Write};
+//! the XXH64 of the content. The writer builds a frame whole and writes it
+//! at once, as it does a compressed one, so a file cut anywhere decodes up
+//! to its last whole frame.
 
 /// zstd's frame magic number, little-endian on disk.
 const MAGIC: u32 = 0xFD2F_B528;
@@ -31,79 +29,27 @@ const WINDOW: u8 = 7 << 3;
 /// The largest block: the window, and zstd's 128 KiB block maximum.
 pub const MAX_BLOCK: usize = 128 << 10;
 
-/// One stored frame being written to `W`.
-pub struct StoredFrame<W: Write> {
-    inner: W,
-    /// Content not yet written out as a block (less than [`MAX_BLOCK`]).
-    block: Vec<u8>,
-    hash: Xxh64,
+/// Appends to `out` one stored frame holding `content`.
+pub fn frame(content: &[u8], out: &mut Vec<u8>) {
+    out.reserve(content.len() + 16 + 3 * (content.len() / MAX_BLOCK));
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.push(DESCRIPTOR);
+    out.push(WINDOW);
+    for block in content.chunks(MAX_BLOCK) {
+        block_header(out, block.len(), false);
+        out.extend_from_slice(block);
+    }
+    block_header(out, 0, true);
+    let mut hash = Xxh64::new();
+    hash.update(content);
+    out.extend_from_slice(&(hash.digest() as u32).to_le_bytes());
 }
 
-impl<W: Write> StoredFrame<W> {
-    /// Starts a frame: writes its header.
-    pub fn new(mut inner: W) -> io::Result<Self> {
-        let mut header = [0u8; 6];
-        header[..4].copy_from_slice(&MAGIC.to_le_bytes());
-        header[4] = DESCRIPTOR;
-        header[5] = WINDOW;
-        inner.write_all(&header)?;
-        Ok(Self {
-            inner,
-            block: Vec::with_capacity(MAX_BLOCK),
-            hash: Xxh64::new(),
-        })
-    }
-
-    /// Appends content; full blocks are written out as they fill.
-    pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        self.hash.update(bytes);
-        while !bytes.is_empty() {
-            let take = (MAX_BLOCK - self.block.len()).min(bytes.len());
-            self.block.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if self.block.len() == MAX_BLOCK {
-                self.write_block(false)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes what is buffered as a block and flushes the inner writer:
-    /// everything appended so far decodes from what it holds.
-    pub fn flush(&mut self) -> io::Result<()> {
-        if !self.block.is_empty() {
-            self.write_block(false)?;
-        }
-        self.inner.flush()
-    }
-
-    /// Ends the frame (last block, checksum) and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        if !self.block.is_empty() {
-            self.write_block(false)?;
-        }
-        self.write_block(true)?;
-        let checksum = (self.hash.digest() as u32).to_le_bytes();
-        self.inner.write_all(&checksum)?;
-        Ok(self.inner)
-    }
-
-    /// The inner writer.
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
-    /// Writes the buffered content as one raw block (`last`: the frame's
-    /// final block, possibly empty).
-    fn write_block(&mut self, last: bool) -> io::Result<()> {
-        // Block header, 3 bytes little-endian: bit 0 last, bits 1-2 type
-        // (0 = raw), bits 3-23 size.
-        let header = ((self.block.len() as u32) << 3) | u32::from(last);
-        self.inner.write_all(&header.to_le_bytes()[..3])?;
-        self.inner.write_all(&self.block)?;
-        self.block.clear();
-        Ok(())
-    }
+/// A block header, 3 bytes little-endian: bit 0 last, bits 1-2 type
+/// (0 = raw), bits 3-23 size.
+fn block_header(out: &mut Vec<u8>, len: usize, last: bool) {
+    let header = ((len as u32) << 3) | u32::from(last);
+    out.extend_from_slice(&header.to_le_bytes()[..3]);
 }
 
 /// XXH64 with seed 0, streaming: zstd's content checksum (the low 32 bits
@@ -242,11 +188,10 @@ mod tests {
         let content: Vec<u8> = (0..300_000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        let mut f = StoredFrame::new(Vec::new()).unwrap();
-        f.write_all(&content[..1000]).unwrap();
-        f.flush().unwrap();
-        f.write_all(&content[1000..]).unwrap();
-        let file = f.finish().unwrap();
+        // Two frames back to back, one of several blocks: one stream.
+        let mut file = Vec::new();
+        frame(&content[..1000], &mut file);
+        frame(&content[1000..], &mut file);
         assert_eq!(zstd::stream::decode_all(&file[..]).unwrap(), content);
         // A wrong checksum is refused: zstd really checks it.
         let mut bad = file.clone();
@@ -254,7 +199,8 @@ mod tests {
         bad[last] ^= 1;
         assert!(zstd::stream::decode_all(&bad[..]).is_err());
         // An empty frame is valid too.
-        let empty = StoredFrame::new(Vec::new()).unwrap().finish().unwrap();
+        let mut empty = Vec::new();
+        frame(&[], &mut empty);
         assert!(zstd::stream::decode_all(&empty[..]).unwrap().is_empty());
     }
 }

@@ -1,114 +1,83 @@
 //! Writing captures: [`CaptureWriter`] appends records to one zstd stream,
 //! [`Segments`] rotates files by size.
 //!
-//! Crash safety comes from zstd's flush: [`CaptureWriter::flush`] ends the
-//! current zstd block, so every record appended before it can be decoded
-//! from the file even if the process dies before the frame is finished. A
-//! frame is finished (checksum written) every [`FRAME_BYTES`] of records,
-//! which bounds what a reader must decode past a damaged spot and lets a
-//! frame's checksum vouch for it. Nothing calls `fsync`: a killed process
-//! loses nothing the kernel already has; a power cut may lose the last
-//! seconds.
+//! Every flush writes what was appended since the last one as one whole
+//! zstd frame (content checksum included) with one `write`: crash safety
+//! is a file of whole frames. A writer killed at any moment leaves every
+//! flushed record readable; a kill in the middle of a frame's `write`
+//! leaves a damaged tail that readers report and stop at. Nothing calls
+//! `fsync`: a killed process loses nothing the kernel already has; a power
+//! cut may lose the last seconds.
+//!
+//! Why a frame per flush rather than one long zstd stream flushed now and
+//! then (as before 2026-12-05): the proxy's recorder pays for every byte
+//! it compresses on the proxy's own CPUs, and compressing a gathered batch
+//! at once costs about a quarter less than streaming it — no copy of the
+//! input into zstd's window, match tables sized for the batch (they stay
+//! in cache), and one `write` per frame instead of one per 32 KiB of
+//! output (`capture/examples/writer_cost.rs`, `docs/benchmarks.md`,
+//! "Recording overhead, fourth round"). A frame holds at most
+//! [`FRAME_BYTES`]; the recorder gathers ~256 KiB of records per frame,
+//! which compresses as well as the 4 MiB frames did.
 //!
 //! Frames that do not pay for their compression: with a `min_ratio` set
-//! ([`CaptureWriter::set_min_ratio`], [`Rotation::min_ratio`]), a frame
-//! that compressed less than that is followed by [`STORED_RUN`] frames
-//! stored as zstd raw blocks ([`crate::stored`]: a copy, no match
-//! finder), then one compressed frame probes the traffic again. Records
-//! of random or already-compressed bodies thus cost a copy instead of
-//! zstd's ~1 µs each; JSON (4-7× smaller) keeps being compressed.
+//! ([`CaptureWriter::set_min_ratio`], [`Rotation::min_ratio`]), each
+//! [`PROBE_BYTES`] of compressed records is judged; if it compressed less
+//! than `min_ratio`, the next [`STORED_BYTES`] are written as stored frames
+//! ([`crate::stored`]: zstd raw blocks, a copy, no match finder), then
+//! compression probes the traffic again. Records of random or
+//! already-compressed bodies thus cost a copy instead of zstd's ~1 µs
+//! each; JSON (3-7× smaller) keeps being compressed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::format::{self, Meta, Record};
-use crate::stored::StoredFrame;
 
-/// Records (decompressed bytes) per zstd frame before the frame is finished.
-pub const FRAME_BYTES: u64 = 4 << 20;
+/// The most records (decompressed bytes) in one frame: appends past it
+/// write a frame without waiting for a flush, and a larger batch handed
+/// to [`CaptureWriter::write_frames`] is cut into frames this large (a
+/// record may span two frames: readers see one stream).
+pub const FRAME_BYTES: usize = 1 << 20;
 /// The default zstd level: 1, the fastest regular level — a capture is
 /// written once and read a few times. The proxy's recorder defaults to
 /// [`FAST_LEVEL`] instead ([`CaptureWriter::with_level`]).
 pub const LEVEL: i32 = 1;
-/// zstd's first fast (negative) level, the recorder's default: it shares
-/// the proxy's cores. Measured with `zstd -b` on recorded traffic: 1.7×
-/// level 1's speed on JSON bodies (ratio 4.4 instead of 7.0) and on random
-/// bodies (the same ratio); the format is the same zstd stream.
-pub const FAST_LEVEL: i32 = -1;
-/// Stored frames written after a compressed frame fell short of
-/// `min_ratio`, before the next compressed one probes again: 15 × 4 MiB,
-/// so about 1/16 of incompressible traffic still goes through zstd.
-pub const STORED_RUN: u32 = 15;
-
-/// Counts what reaches the inner writer.
-struct Counting<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The frame being written: compressed by zstd, or stored.
-enum Frame<W: Write> {
-    Compressed(zstd::stream::write::Encoder<'static, Counting<W>>),
-    Stored(StoredFrame<Counting<W>>),
-}
-
-impl<W: Write> Frame<W> {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            Frame::Compressed(e) => e.write_all(bytes),
-            Frame::Stored(f) => f.write_all(bytes),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Frame::Compressed(e) => e.flush(),
-            Frame::Stored(f) => f.flush(),
-        }
-    }
-
-    fn finish(self) -> io::Result<Counting<W>> {
-        match self {
-            Frame::Compressed(e) => e.finish(),
-            Frame::Stored(f) => f.finish(),
-        }
-    }
-
-    fn counting(&self) -> &Counting<W> {
-        match self {
-            Frame::Compressed(e) => e.get_ref(),
-            Frame::Stored(f) => f.get_ref(),
-        }
-    }
-}
+/// The recorder's default level: zstd's fast mode -2. It shares the
+/// proxy's cores. Measured on recorded JSON traffic (613-byte records) in
+/// 256 KiB frames with cold caches, A B B A (`writer_cost`, load 3.9):
+/// level 1 5.6× smaller at 1.33-1.43 µs a record, -1 4.0× at 1.14-1.16,
+/// **-2 3.9× at 0.99-1.02**, -3 3.6× at 0.96-1.0, -5 3.4× and -7 3.1× at
+/// 0.90-0.97: past -2 the files grow faster than the writer speeds up
+/// (`docs/benchmarks.md`, "Recording overhead, fourth round"). The format
+/// is the same zstd stream at every level.
+pub const FAST_LEVEL: i32 = -2;
+/// Compressed records judged at a time against `min_ratio`.
+pub const PROBE_BYTES: u64 = 4 << 20;
+/// Records stored after a probe fell short of `min_ratio`, before the next
+/// probe: 15 × 4 MiB, so about 1/16 of incompressible traffic still goes
+/// through zstd.
+pub const STORED_BYTES: u64 = 15 * PROBE_BYTES;
 
 /// One capture stream (one file).
 pub struct CaptureWriter<W: Write> {
-    frame: Option<Frame<W>>,
-    /// Decompressed bytes in the current frame.
-    in_frame: u64,
-    /// Bytes written to the inner writer before the current frame.
-    frame_start: u64,
-    level: i32,
-    /// A compressed frame smaller than this ratio is followed by stored
-    /// frames; 0 compresses every frame.
+    inner: W,
+    compressor: zstd::bulk::Compressor<'static>,
+    /// Records appended since the last frame was written.
+    pending: Vec<u8>,
+    /// The frame being built, reused.
+    out: Vec<u8>,
+    /// Bytes handed to `inner`.
+    bytes: u64,
+    /// Compressed records below this ratio are followed by stored ones;
+    /// 0 compresses everything.
     min_ratio: f64,
-    /// Stored frames still to write before the next compressed probe.
-    stored_left: u32,
-    /// Reused for encoding records.
-    buf: Vec<u8>,
+    /// Records in, bytes out of the compressed frames not yet judged.
+    probe_in: u64,
+    probe_out: u64,
+    /// Records still to store before compressing again.
+    store_left: u64,
     records: u64,
 }
 
@@ -121,100 +90,123 @@ impl<W: Write> CaptureWriter<W> {
     /// [`CaptureWriter::new`] at zstd level `level` (negative levels are
     /// zstd's fast modes; the stream reads back the same).
     pub fn with_level(inner: W, meta: &Meta, level: i32) -> io::Result<Self> {
+        let mut compressor = zstd::bulk::Compressor::new(level)?;
+        compressor.include_checksum(true)?;
         let mut w = Self {
-            frame: Some(Frame::Compressed(encoder(
-                Counting { inner, bytes: 0 },
-                level,
-            )?)),
-            in_frame: 0,
-            frame_start: 0,
-            level,
+            inner,
+            compressor,
+            pending: Vec::with_capacity(4096),
+            out: Vec::new(),
+            bytes: 0,
             min_ratio: 0.0,
-            stored_left: 0,
-            buf: Vec::with_capacity(4096),
+            probe_in: 0,
+            probe_out: 0,
+            store_left: 0,
             records: 0,
         };
-        w.write_raw(&format::preamble())?;
+        w.pending.extend_from_slice(&format::preamble());
         w.append(&Record::Meta(meta.clone()))?;
         w.flush()?;
         Ok(w)
     }
 
-    /// Frames (after the first) that compress less than `ratio` (input
-    /// bytes over output bytes) are followed by [`STORED_RUN`] stored
-    /// frames; 0 (the default) compresses everything.
+    /// Each [`PROBE_BYTES`] of compressed records that compressed less
+    /// than `ratio` (input bytes over output bytes) is followed by
+    /// [`STORED_BYTES`] stored; 0 (the default) compresses everything.
     pub fn set_min_ratio(&mut self, ratio: f64) {
         self.min_ratio = ratio;
-    }
-
-    fn frame(&mut self) -> &mut Frame<W> {
-        self.frame.as_mut().expect("present until finish")
-    }
-
-    fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.in_frame += bytes.len() as u64;
-        self.frame().write_all(bytes)
     }
 
     /// Appends `record`; it is durable (readable after a crash) once
     /// [`flush`](Self::flush) returns.
     pub fn append(&mut self, record: &Record) -> io::Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        format::encode(record, &mut buf);
-        let result = self.write_raw(&buf);
-        self.buf = buf;
+        format::encode(record, &mut self.pending);
         self.records += 1;
-        result
+        self.write_if_full()
     }
 
     /// Appends `records` records already encoded into `bytes` (length
-    /// prefixes included, as [`format::encode`] writes them), e.g. a
-    /// recorder's batch encoded on the client path.
+    /// prefixes included, as [`format::encode`] writes them).
     pub fn append_encoded(&mut self, bytes: &[u8], records: u64) -> io::Result<()> {
+        self.pending.extend_from_slice(bytes);
         self.records += records;
-        self.write_raw(bytes)
+        self.write_if_full()
     }
 
-    /// Makes every appended record readable from the file; finishes the
-    /// frame when it holds [`FRAME_BYTES`] or more.
-    pub fn flush(&mut self) -> io::Result<()> {
-        if self.in_frame >= FRAME_BYTES {
-            let frame = self.frame.take().expect("present until finish");
-            let was_stored = matches!(frame, Frame::Stored(_));
-            let mut inner = frame.finish()?;
-            inner.flush()?;
-            let out = inner.bytes - self.frame_start;
-            let store = if was_stored {
-                self.stored_left > 0
-            } else {
-                (self.in_frame as f64) < self.min_ratio * out as f64
-            };
-            self.stored_left = match (store, was_stored) {
-                (true, true) => self.stored_left - 1,
-                (true, false) => STORED_RUN - 1,
-                (false, _) => 0,
-            };
-            self.frame_start = inner.bytes;
-            self.frame = Some(if store {
-                Frame::Stored(StoredFrame::new(inner)?)
-            } else {
-                Frame::Compressed(encoder(inner, self.level)?)
-            });
-            self.in_frame = 0;
-            return Ok(());
+    /// Appends `records` encoded records and flushes, without copying
+    /// them first: `bytes` is compressed straight into frames (what the
+    /// recorder does with each batch it gathered).
+    pub fn write_frames(&mut self, bytes: &[u8], records: u64) -> io::Result<()> {
+        self.flush()?;
+        self.records += records;
+        for chunk in bytes.chunks(FRAME_BYTES) {
+            self.frame(chunk)?;
         }
-        self.frame().flush()
+        self.inner.flush()
     }
 
-    /// Whether the current frame is stored rather than compressed.
+    fn write_if_full(&mut self) -> io::Result<()> {
+        if self.pending.len() >= FRAME_BYTES {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        let result = pending.chunks(FRAME_BYTES).try_for_each(|c| self.frame(c));
+        self.pending = pending;
+        self.pending.clear();
+        result
+    }
+
+    /// Writes `content` as one frame, compressed or stored.
+    fn frame(&mut self, content: &[u8]) -> io::Result<()> {
+        self.out.clear();
+        let len = content.len() as u64;
+        if self.store_left > 0 {
+            crate::stored::frame(content, &mut self.out);
+            self.store_left = self.store_left.saturating_sub(len);
+        } else {
+            self.out
+                .reserve(zstd::zstd_safe::compress_bound(content.len()));
+            self.compressor.compress_to_buffer(content, &mut self.out)?;
+            self.probe_in += len;
+            self.probe_out += self.out.len() as u64;
+            if self.probe_in >= PROBE_BYTES {
+                if (self.probe_in as f64) < self.min_ratio * self.probe_out as f64 {
+                    self.store_left = STORED_BYTES;
+                }
+                self.probe_in = 0;
+                self.probe_out = 0;
+            }
+        }
+        self.inner.write_all(&self.out)?;
+        self.bytes += self.out.len() as u64;
+        // A burst's buffer is given back rather than kept for good.
+        if self.out.capacity() > 2 * FRAME_BYTES {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Makes every appended record readable from the file: writes them as
+    /// a frame.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.write_pending()?;
+        }
+        self.inner.flush()
+    }
+
+    /// Whether the next frame will be stored rather than compressed.
     pub fn storing(&self) -> bool {
-        matches!(self.frame, Some(Frame::Stored(_)))
+        self.store_left > 0
     }
 
     /// Bytes handed to the inner writer so far (compressed or stored).
     pub fn bytes_written(&self) -> u64 {
-        self.frame.as_ref().map_or(0, |f| f.counting().bytes)
+        self.bytes
     }
 
     /// Records appended so far (the meta record included).
@@ -222,19 +214,11 @@ impl<W: Write> CaptureWriter<W> {
         self.records
     }
 
-    /// Finishes the last frame and returns the inner writer.
+    /// Writes what is pending and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let frame = self.frame.take().expect("present until finish");
-        let mut inner = frame.finish()?;
-        inner.flush()?;
-        Ok(inner.inner)
+        self.flush()?;
+        Ok(self.inner)
     }
-}
-
-fn encoder<W: Write>(inner: W, level: i32) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
-    let mut e = zstd::stream::write::Encoder::new(inner, level)?;
-    e.include_checksum(true)?;
-    Ok(e)
 }
 
 /// The file of segment `n` of a capture configured as `path`:
@@ -390,13 +374,33 @@ impl Segments {
             .append_encoded(bytes, records)
     }
 
+    /// Appends encoded records and flushes them, compressed straight from
+    /// `bytes` (see [`CaptureWriter::write_frames`]); then rotates if the
+    /// segment is full.
+    pub fn write_frames(&mut self, bytes: &[u8], records: u64) -> io::Result<()> {
+        self.open()?;
+        self.current
+            .as_mut()
+            .expect("just opened")
+            .write_frames(bytes, records)?;
+        self.rotate_if_full()
+    }
+
     /// Flushes the current segment, then rotates if it is full.
     pub fn flush(&mut self) -> io::Result<()> {
         let Some(w) = &mut self.current else {
             return Ok(());
         };
         w.flush()?;
-        if w.bytes_written() >= self.rotation.max_file_bytes {
+        self.rotate_if_full()
+    }
+
+    fn rotate_if_full(&mut self) -> io::Result<()> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|w| w.bytes_written() >= self.rotation.max_file_bytes)
+        {
             self.close()?;
         }
         Ok(())

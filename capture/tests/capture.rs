@@ -85,15 +85,15 @@ fn a_killed_writer_leaves_every_flushed_record_readable() {
             w.flush().unwrap();
         }
     }
-    // Dropped without `finish`: the frame is never closed, records 20-24
-    // were never flushed (as when the process is killed).
+    // Dropped without `finish`: records 20-24 were never flushed (as when
+    // the process is killed). Every flush wrote a whole frame, so the
+    // file ends cleanly after record 19; a kill in the middle of a
+    // frame's write is the cut file below.
     std::mem::forget(w);
     let (records, tail) = read_all(&path);
     assert_eq!(records.len(), 20, "every flushed record");
-    assert!(
-        matches!(tail, Tail::Truncated { records: 20, .. }),
-        "{tail:?}"
-    );
+    assert_eq!(records[19], request(19, 0));
+    assert_eq!(tail, Tail::Complete);
 }
 
 #[test]
@@ -144,15 +144,15 @@ fn random_request(i: u64, n: usize) -> Record {
 #[test]
 fn incompressible_frames_are_stored_and_read_back_and_compressible_ones_are_not() {
     let d = dir("stored");
-    let frame = parallax_capture::writer::FRAME_BYTES as usize;
-    // Random bodies: the first frame is compressed (a probe), the next
-    // ones stored; a min_ratio of 0 never stores.
+    let probe = parallax_capture::writer::PROBE_BYTES as usize;
+    // Random bodies: the first 4 MiB are compressed (a probe), what
+    // follows is stored; a min_ratio of 0 never stores.
     for (min_ratio, stores) in [(1.5, true), (0.0, false)] {
         let path = d.join(format!("random-{min_ratio}.plxcap"));
         let mut w =
             CaptureWriter::new(std::fs::File::create(&path).unwrap(), &Meta::new("t", 1)).unwrap();
         w.set_min_ratio(min_ratio);
-        let n = (3 * frame / 1100) as u64;
+        let n = (3 * probe / 1100) as u64;
         let mut stored_seen = false;
         for i in 0..n {
             w.append(&random_request(i, 1024)).unwrap();
@@ -176,7 +176,7 @@ fn incompressible_frames_are_stored_and_read_back_and_compressible_ones_are_not(
     let mut w =
         CaptureWriter::new(std::fs::File::create(&path).unwrap(), &Meta::new("t", 1)).unwrap();
     w.set_min_ratio(1.5);
-    for i in 0..(3 * frame / 40) as u64 {
+    for i in 0..(3 * probe / 40) as u64 {
         w.append(&request(i, i % 3)).unwrap();
         if i % 500 == 499 {
             w.flush().unwrap();
@@ -210,13 +210,13 @@ fn a_killed_writer_leaves_every_flushed_record_of_a_stored_frame_readable() {
     for j in 0..5 {
         w.append(&random_request(i + j, 4096)).unwrap();
     }
-    // Killed: the stored frame is never ended, 5 records never flushed.
+    // Killed: 5 records never flushed.
     std::mem::forget(w);
     let (records, tail) = read_all(&path);
     assert_eq!(records.len() as u64, flushed, "every flushed record");
     assert_eq!(records.last(), Some(&random_request(flushed - 1, 4096)));
-    assert!(matches!(tail, Tail::Truncated { .. }), "{tail:?}");
-    // Cut anywhere inside the stored frame: whole records up to the cut.
+    assert_eq!(tail, Tail::Complete);
+    // Cut anywhere inside the stored frames: whole records up to the cut.
     let full = std::fs::read(&path).unwrap();
     let p = d.join("cut.plxcap");
     let mut last = 0;
@@ -233,6 +233,65 @@ fn a_killed_writer_leaves_every_flushed_record_of_a_stored_frame_readable() {
         }
         last = records.len();
     }
+}
+
+#[test]
+fn captures_at_every_level_read_back_through_the_reader_the_replay_schedule_and_zstd() {
+    let d = dir("levels");
+    let mut sizes = Vec::new();
+    for level in [-7, -5, -3, -1, 1, 3, 9] {
+        let path = d.join(format!("l{level}.plxcap"));
+        let rotation = Rotation {
+            max_file_bytes: 1 << 30,
+            max_files: 0,
+            level,
+            min_ratio: 1.5,
+        };
+        let mut s = Segments::new(&path, Meta::new("proxy", 1), rotation);
+        // As the recorder writes: encoded batches, each its own frames.
+        let mut batch = Vec::new();
+        for i in 0..600 {
+            parallax_capture::format::encode(&request(i, i % 3), &mut batch);
+            if i % 200 == 199 {
+                s.write_frames(&batch, 200).unwrap();
+                batch.clear();
+            }
+        }
+        s.close().unwrap();
+        let files: Vec<PathBuf> = parallax_capture::writer::existing_segments(&path)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(files.len(), 1, "level {level}");
+        let (records, tail) = read_all(&files[0]);
+        assert_eq!(tail, Tail::Complete, "level {level}");
+        assert_eq!(records.len(), 600, "level {level}");
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(*r, request(i as u64, i as u64 % 3), "level {level}");
+        }
+        // The path `parallax replay` reads.
+        let scheduled = Schedule::open(&files, &ReplayOptions::default())
+            .unwrap()
+            .map(|item| item.unwrap().request.target)
+            .collect::<Vec<_>>();
+        assert_eq!(scheduled.len(), 600, "level {level}");
+        assert_eq!(scheduled[599], "/v1/items/599?q=1");
+        // One plain zstd stream, checksums checked; and the zstd tool's
+        // view of it where the tool is installed.
+        let raw = zstd::stream::decode_all(std::fs::File::open(&files[0]).unwrap()).unwrap();
+        assert!(raw.starts_with(b"PLXCAP\0\x01"), "level {level}");
+        if let Ok(out) = std::process::Command::new("zstd")
+            .arg("-dcq")
+            .arg(&files[0])
+            .output()
+        {
+            assert!(out.status.success(), "zstd -dc at level {level}");
+            assert_eq!(out.stdout, raw, "zstd -dc at level {level}");
+        }
+        sizes.push((level, std::fs::metadata(&files[0]).unwrap().len()));
+    }
+    // The level is honoured: the fastest writes a larger file than 9.
+    assert!(sizes[0].1 > sizes[6].1, "{sizes:?}");
 }
 
 #[test]

@@ -7,12 +7,14 @@
 //! the same [`Redactor`] as mismatch samples), and when the answer's head
 //! is in, appends head, answer and body to a shared buffer of encoded
 //! records; it never waits on the writer. One writer thread per recording
-//! service swaps that buffer out whole, applies the JSON-pointer redaction
-//! rules (when the service has any), compresses and appends to
-//! size-rotated segments, and flushes at least every `flush_interval_ms`,
-//! so a killed proxy leaves files readable up to their last flush. Traffic
-//! that does not compress (`min_compression_ratio`) is stored in zstd raw
-//! blocks instead of being run through the compressor for nothing.
+//! service lets records gather there (~256 KiB, or until
+//! `flush_interval_ms`), swaps the buffer out whole, applies the
+//! JSON-pointer redaction rules (when the service has any), and writes it
+//! as whole zstd frames (compressed at once: cheaper than streaming) to
+//! size-rotated segments, so a killed proxy leaves files readable up to
+//! their last frame. Traffic that does not compress
+//! (`min_compression_ratio`) is stored in zstd raw blocks instead of being
+//! run through the compressor for nothing.
 //!
 //! Why encode on the client path: it is one copy of the head and body
 //! into a buffer that is reused (no allocation per record once warm), and
@@ -92,14 +94,17 @@ pub struct RecordConfig {
     /// The longest a record waits in the writer before it is flushed to
     /// the file (and survives a crash), in ms. Default `1000`.
     pub flush_interval_ms: u64,
-    /// zstd level, -7 to 19: negative levels are zstd's fast modes, higher
-    /// ones compress more for more CPU on the writer thread. Default `-1`
-    /// (1.7× level 1's speed; JSON bodies compress 4.4× instead of 7×).
+    /// zstd level, -7 to -1 or 1 to 19: negative levels are zstd's fast
+    /// modes, higher ones compress more for more CPU on the writer thread
+    /// (which counts as the proxy's). Default `-2`: on recorded JSON
+    /// traffic ~1 µs of writer CPU a 613-byte request, 3.9× smaller; `1`
+    /// 5.6× for ~35 % more CPU; below -2 files grow and the writer is at
+    /// most ~8 % faster (`docs/benchmarks.md`, "Recording overhead, fourth
+    /// round").
     pub compression_level: i32,
-    /// A 4 MiB frame of records that compresses less than this (input
-    /// over output) is followed by 60 MiB stored uncompressed (zstd raw
-    /// blocks: still a zstd stream), then one compressed frame probes the
-    /// traffic again. Random or already-compressed bodies then cost a copy
+    /// When 4 MiB of records compress less than this (input over output),
+    /// the next 60 MiB are stored uncompressed (zstd raw blocks: still a
+    /// zstd stream), then compression probes the traffic again. Random or already-compressed bodies then cost a copy
     /// instead of zstd's ~1 µs a request, for files up to this ratio
     /// larger; JSON (4-7×) stays compressed. `0` compresses everything.
     /// Default `1.5`.
@@ -193,7 +198,7 @@ impl RecordConfig {
             return Err(invalid(
                 "compression_level",
                 format!(
-                    "{} is not a zstd level within -7 to -1 or 1 to 19; e.g. -1 (fast) or 3 (smaller files)",
+                    "{} is not a zstd level within -7 to -1 or 1 to 19; e.g. -2 (fast, the default) or 1 (files ~1.4x smaller for ~35 % more writer CPU)",
                     self.compression_level
                 ),
             ));
@@ -322,9 +327,11 @@ struct Shared {
     /// recorder allocates nothing per record). The client path holds it
     /// for one copy of a record (no `.await`, no I/O), and
     /// — unlike a channel — pays no wake-up of the writer per record: the
-    /// writer polls every [`POLL`] and is woken only when the queue is half
-    /// full. Measured: a channel's per-record wake-up cost more than the
-    /// recording itself at 5,000 req/s (`docs/benchmarks.md`).
+    /// writer looks at the queue every `poll` and is woken (one `unpark`,
+    /// a futex wake) only by the record that fills a frame's worth
+    /// (`gather_bytes`) or half the queue's records. Measured: a channel's
+    /// per-record wake-up cost more than the recording itself at 5,000
+    /// req/s (`docs/benchmarks.md`).
     queue: Mutex<Queue>,
     /// Set at drop: the writer drains the queue, finishes and exits.
     closed: AtomicBool,
@@ -333,8 +340,20 @@ struct Shared {
     dropped_all: AtomicU64,
 }
 
-/// How often the writer looks at the queue when nobody wakes it.
-const POLL: Duration = Duration::from_millis(20);
+/// Encoded records gathered in the queue before the writer takes them as
+/// one frame (or less, when the queue is smaller): compressing 256 KiB at
+/// once costs no more per byte than 4 MiB and compresses as well, while
+/// smaller frames lose ratio and pay a `write` each
+/// (`capture/examples/writer_cost.rs`).
+const GATHER_BYTES: usize = 256 << 10;
+
+/// How often the writer looks at the queue when nobody wakes it: a tenth
+/// of the flush interval, within 1-100 ms (records are written within
+/// `flush_interval` of their arrival; the writer wakes 10 times a second
+/// at the default).
+fn poll_interval(flush_interval: Duration) -> Duration {
+    (flush_interval / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
+}
 
 /// One service's recorder.
 pub struct Recorder {
@@ -350,6 +369,9 @@ pub struct Recorder {
     /// Bounds of the queue: a record that does not fit is a drop.
     queue_records: u64,
     queue_bytes: usize,
+    /// Queued bytes that make a frame: the record that reaches them wakes
+    /// the writer.
+    gather_bytes: usize,
     shared: Arc<Shared>,
 }
 
@@ -420,6 +442,7 @@ impl Recorder {
         });
         let epoch = Instant::now();
         let client_redactor = redactor.clone();
+        let gather_bytes = GATHER_BYTES.min(settings.queue_bytes as usize / 2).max(1);
         let writer = Writer {
             segments,
             redactor,
@@ -427,8 +450,9 @@ impl Recorder {
             json_rules,
             shared: Arc::clone(&shared),
             flush_interval: settings.flush_interval,
+            gather_bytes,
+            half_records: (settings.queue_records as u64).div_ceil(2),
             epoch,
-            pending: 0,
             broken_until: None,
             written_bytes: 0,
             gaps_seen: 0,
@@ -444,6 +468,7 @@ impl Recorder {
             epoch,
             max_body_bytes: settings.max_body_bytes,
             queue_bytes: settings.queue_bytes as usize,
+            gather_bytes,
             shared,
         })
     }
@@ -538,9 +563,11 @@ impl Recorder {
             drop(q);
             return self.drop_record(DropReason::QueueFull);
         }
+        let before = q.buf.len();
         encode(&mut q.buf);
         q.records += 1;
-        let wake = q.records == self.queue_records.div_ceil(2);
+        let wake = (before < self.gather_bytes && q.buf.len() >= self.gather_bytes)
+            || q.records == self.queue_records.div_ceil(2);
         drop(q);
         if wake {
             if let Some(w) = &self.writer {
@@ -578,9 +605,11 @@ struct Writer {
     json_rules: bool,
     shared: Arc<Shared>,
     flush_interval: Duration,
+    /// Take the queue once it holds this many bytes ...
+    gather_bytes: usize,
+    /// ... or this many records (half its bound).
+    half_records: u64,
     epoch: Instant,
-    /// Records appended since the last successful flush.
-    pending: u64,
     /// After a write error: drop until then.
     broken_until: Option<Instant>,
     written_bytes: u64,
@@ -588,56 +617,53 @@ struct Writer {
     gaps_seen: u64,
 }
 
-/// Unflushed bytes that trigger a flush before the interval is over.
-const FLUSH_BYTES: u64 = 256 << 10;
-
 impl Writer {
     fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH_CAPACITY);
         self.shared.queue.lock().buf.reserve(BATCH_CAPACITY);
-        // The oldest record not yet flushed was taken at this time.
-        let mut oldest: Option<Instant> = None;
-        let mut unflushed_bytes = 0u64;
+        let poll = poll_interval(self.flush_interval);
+        // When the writer first saw records waiting; they came at most one
+        // `poll` earlier.
+        let mut waiting_since: Option<Instant> = None;
         loop {
-            // Read before swapping: a record queued before the close is in
-            // this swap or an earlier one.
+            // Read before taking: a record queued before the close is in
+            // this take or an earlier one.
             let closed = self.shared.closed.load(Ordering::Acquire);
             let took = {
                 let mut q = self.shared.queue.lock();
-                std::mem::swap(&mut q.buf, &mut batch);
-                std::mem::take(&mut q.records)
+                let due = q.records > 0 && {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    closed
+                        || q.buf.len() >= self.gather_bytes
+                        || q.records >= self.half_records
+                        || since.elapsed() + poll >= self.flush_interval
+                };
+                if due {
+                    std::mem::swap(&mut q.buf, &mut batch);
+                    std::mem::take(&mut q.records)
+                } else {
+                    0
+                }
             };
             if took > 0 {
-                unflushed_bytes += batch.len() as u64;
-                oldest.get_or_insert_with(Instant::now);
+                waiting_since = None;
                 self.write(&batch, took);
-                if unflushed_bytes >= FLUSH_BYTES {
-                    self.flush();
-                    oldest = None;
-                    unflushed_bytes = 0;
+                if batch.capacity() > BATCH_SHRINK_ABOVE {
+                    batch = Vec::with_capacity(BATCH_CAPACITY);
+                } else {
+                    batch.clear();
                 }
-            }
-            if batch.capacity() > BATCH_SHRINK_ABOVE {
-                batch = Vec::with_capacity(BATCH_CAPACITY);
-            } else {
-                batch.clear();
-            }
-            if oldest.is_some_and(|t| t.elapsed() >= self.flush_interval) || closed {
-                self.flush();
-                oldest = None;
-                unflushed_bytes = 0;
             }
             if closed {
                 let _ = self.segments.close();
                 return;
             }
-            if took < 64 {
-                std::thread::park_timeout(POLL);
-            }
+            std::thread::park_timeout(poll);
         }
     }
 
-    /// Writes a batch of `n` encoded records.
+    /// Writes a batch of `n` encoded records as whole frames: on disk (in
+    /// the page cache) and readable when this returns.
     fn write(&mut self, batch: &[u8], n: u64) {
         if let Some(until) = self.broken_until {
             if Instant::now() < until {
@@ -666,14 +692,22 @@ impl Writer {
                     format::encode(&record, &mut scratch);
                 }
             }
-            let result = self.segments.append_encoded(&scratch, n);
+            let result = self.segments.write_frames(&scratch, n);
             self.scratch = scratch;
             result
         } else {
-            self.segments.append_encoded(batch, n)
+            self.segments.write_frames(batch, n)
         };
         match result {
-            Ok(()) => self.pending += n,
+            Ok(()) => {
+                self.shared.counters.records.inc_by(n);
+                let total = self.segments.bytes_written();
+                self.shared
+                    .counters
+                    .bytes
+                    .inc_by(total.saturating_sub(self.written_bytes));
+                self.written_bytes = total;
+            }
             Err(error) => {
                 self.failed(&error);
                 self.dropped(n);
@@ -691,14 +725,12 @@ impl Writer {
         }
     }
 
-    /// A write or open failed: what was not flushed is lost with the
-    /// segment (its tail may be damaged; readers stop there).
+    /// A write or open failed: the segment is given up (its tail may be
+    /// damaged; readers stop there); the frames written before it stay
+    /// readable.
     fn failed(&mut self, error: &std::io::Error) {
         tracing::warn!(%error, "recording: writing the capture failed; dropping records for {RETRY_AFTER:?}, then a new segment");
-        let lost = self.pending;
-        self.pending = 0;
         self.segments.abandon();
-        self.dropped(lost);
         self.broken_until = Some(Instant::now() + RETRY_AFTER);
     }
 
@@ -709,25 +741,6 @@ impl Writer {
         self.shared.counters.dropped(DropReason::WriteFailed, n);
         // Counted as a gap only once written; this writer knows of them.
         self.shared.dropped_all.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn flush(&mut self) {
-        if self.pending == 0 {
-            return;
-        }
-        match self.segments.flush() {
-            Ok(()) => {
-                self.shared.counters.records.inc_by(self.pending);
-                self.pending = 0;
-                let total = self.segments.bytes_written();
-                self.shared
-                    .counters
-                    .bytes
-                    .inc_by(total.saturating_sub(self.written_bytes));
-                self.written_bytes = total;
-            }
-            Err(error) => self.failed(&error),
-        }
     }
 
     /// The JSON-pointer rules (headers and query parameters were redacted
@@ -870,6 +883,24 @@ mod tests {
             e.starts_with("r.compression_level: 0 is not a zstd level"),
             "{e}"
         );
+        for bad in [-8, 20] {
+            let c = RecordConfig {
+                path: "x.plxcap".into(),
+                compression_level: bad,
+                ..RecordConfig::default()
+            };
+            let e = c.validate("r").unwrap_err().to_string();
+            assert!(e.contains("e.g. -2 (fast, the default)"), "{e}");
+        }
+        for good in [-7, -1, 1, 19] {
+            let c = RecordConfig {
+                path: "x.plxcap".into(),
+                compression_level: good,
+                ..RecordConfig::default()
+            };
+            assert_eq!(c.validate("r").unwrap().rotation.level, good);
+        }
+        assert_eq!(RecordConfig::default().compression_level, -2);
     }
 
     #[test]

@@ -194,7 +194,8 @@ async fn recorded_traffic_is_redacted_and_replays_to_the_same_answers() {
 
 #[tokio::test]
 async fn a_capture_being_written_reads_up_to_its_last_flush() {
-    // As if the proxy were killed now: the frame is not finished.
+    // As if the proxy were killed now: every record the writer took is in
+    // a whole frame already.
     let d = dir("live");
     let path = d.join("svc.plxcap");
     let primary = upstream(echo).start().await;
@@ -217,7 +218,7 @@ async fn a_capture_being_written_reads_up_to_its_last_flush() {
         n += 1;
     }
     assert_eq!(n, 10);
-    assert!(source.truncated(), "the frame was still open");
+    assert!(!source.truncated(), "the file ends at a whole frame");
     drop(proxy);
 }
 
@@ -258,7 +259,8 @@ async fn incompressible_traffic_is_stored_uncompressed_and_reads_back_while_reco
     let file = existing_segments(&path)[0].1.clone();
     let bytes = std::fs::read(&file).unwrap();
     // A stored frame's header: zstd's magic, checksum flag, 128 KiB window
-    // (the compressor's own frames here have a 512 KiB window).
+    // (the compressor's own frames here are single-segment, with their
+    // content size).
     let stored = [0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x38];
     assert!(
         bytes.windows(6).any(|w| w == stored),
