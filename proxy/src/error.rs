@@ -87,11 +87,7 @@ impl ClientPathError {
                 "invalid_body",
                 "request body could not be read",
             ),
-            ClientPathError::PrimaryUnavailable(_) => (
-                StatusCode::BAD_GATEWAY,
-                "primary_unavailable",
-                "the primary upstream did not answer",
-            ),
+            ClientPathError::PrimaryUnavailable(_) => PRIMARY_UNAVAILABLE,
             ClientPathError::CanaryUnavailable(_) => (
                 StatusCode::BAD_GATEWAY,
                 "canary_unavailable",
@@ -102,10 +98,24 @@ impl ClientPathError {
     }
 }
 
-/// `{"code":…,"message":…}` with `status`. Codes and messages are fixed
-/// ASCII without characters needing JSON escapes.
+/// The answer when the primary could not be had (status, code, message):
+/// [`ClientPathError::PrimaryUnavailable`]'s, and the raw HTTP/1.1 path's
+/// ([`crate::h1`]), which writes it without a `Response`.
+pub const PRIMARY_UNAVAILABLE: (StatusCode, &str, &str) = (
+    StatusCode::BAD_GATEWAY,
+    "primary_unavailable",
+    "the primary upstream did not answer",
+);
+
+/// The machine-readable error body, `{"code":…,"message":…}`. Codes and
+/// messages are fixed ASCII without characters needing JSON escapes.
+pub fn error_body(code: &str, message: &str) -> String {
+    format!(r#"{{"code":"{code}","message":"{message}"}}"#)
+}
+
+/// [`error_body`] with `status`, as a response.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
-    let body = Bytes::from(format!(r#"{{"code":"{code}","message":"{message}"}}"#));
+    let body = Bytes::from(error_body(code, message));
     let mut response = Response::new(ResponseBody::local(body));
     *response.status_mut() = status;
     response.headers_mut().insert(

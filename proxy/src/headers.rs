@@ -49,7 +49,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     let proxy: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
+        .filter(|k| is_hop_by_hop(k.as_str().as_bytes()))
         .cloned()
         .collect();
     for name in proxy {
@@ -60,34 +60,60 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a header of this name belongs to one hop: the fixed list above
+/// or any `Proxy-*` (names compared without case). Names listed in
+/// `Connection` are hop-by-hop too; the caller knows those. The one rule
+/// both the `HeaderMap` path ([`strip_hop_by_hop`]) and the raw HTTP/1.1
+/// path ([`crate::h1`]) apply.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+        || (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"proxy-"))
+}
+
+/// Whether `value` reads as header text (`HeaderValue::to_str`'s rule:
+/// visible ASCII, space and tab): only such earlier `X-Forwarded-For`
+/// values are kept.
+fn is_text(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// Writes the `X-Forwarded-For` value after this hop into `out`: the
+/// earlier values that are text, folded into one comma-separated line,
+/// then `client` (an IPv4-mapped address as IPv4).
+pub fn write_forwarded_for<'a>(
+    earlier: impl IntoIterator<Item = &'a [u8]>,
+    client: IpAddr,
+    out: &mut Vec<u8>,
+) {
+    use std::io::Write;
+    for value in earlier {
+        if is_text(value) {
+            out.extend_from_slice(value);
+            out.extend_from_slice(b", ");
+        }
+    }
+    let _ = write!(out, "{}", client.to_canonical());
+}
+
 /// Appends `client` to `X-Forwarded-For`, folding earlier values into one
 /// comma-separated line.
 pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
-    let client = client.to_canonical();
-    if !headers.contains_key(&X_FORWARDED_FOR) {
-        // The common case, on every request: the address formatted on the
-        // stack, so the header value is the only allocation.
-        use std::io::Write;
-        let mut buf = [0u8; 48]; // the longest IPv6 text is 45 bytes
-        let mut cursor = &mut buf[..];
-        if write!(cursor, "{client}").is_ok() {
-            let len = 48 - cursor.len();
-            if let Ok(value) = HeaderValue::from_bytes(&buf[..len]) {
-                headers.insert(X_FORWARDED_FOR.clone(), value);
-            }
-        }
-        return;
-    }
-    let client = client.to_string();
-    let mut joined = String::new();
-    for value in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(v) = value.to_str() {
-            joined.push_str(v);
-            joined.push_str(", ");
-        }
-    }
-    joined.push_str(&client);
-    if let Ok(value) = HeaderValue::from_str(&joined) {
+    // The longest IPv6 text is 45 bytes: the common case (no earlier
+    // value) allocates once, for the header value itself.
+    let mut value = Vec::with_capacity(48);
+    write_forwarded_for(
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.as_bytes()),
+        client,
+        &mut value,
+    );
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
 }
@@ -127,6 +153,32 @@ mod tests {
         let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
         left.sort();
         assert_eq!(left, ["content-type", "host", "x-keep"]);
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_known_without_case() {
+        for name in [
+            "Connection",
+            "keep-alive",
+            "TE",
+            "Trailer",
+            "transfer-encoding",
+            "UPGRADE",
+        ] {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+        assert!(is_hop_by_hop(b"Proxy-Authorization"));
+        assert!(!is_hop_by_hop(b"proxy"));
+        assert!(!is_hop_by_hop(b"content-length"));
+        assert!(!is_hop_by_hop(b"x-forwarded-for"));
+    }
+
+    #[test]
+    fn forwarded_for_keeps_only_earlier_values_that_are_text() {
+        let mut out = Vec::new();
+        let earlier: [&[u8]; 2] = [b"10.0.0.1", b"\xff"];
+        write_forwarded_for(earlier, "127.0.0.1".parse().unwrap(), &mut out);
+        assert_eq!(out, b"10.0.0.1, 127.0.0.1");
     }
 
     #[test]

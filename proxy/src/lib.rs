@@ -24,6 +24,8 @@
 //!   (for the harness and the benchmarks that start a proxy).
 //! - [`server`]: accepting client connections (HTTP/1.1, keep-alive,
 //!   graceful shutdown).
+//! - [`h1`]: the raw HTTP/1.1 path: requests the proxy only forwards,
+//!   served from the bytes without hyper (anything unusual goes to hyper).
 //! - [`service`]: the client path of one request: route, hop headers, mirror
 //!   plan, body buffering, forwarding.
 //! - [`route`]: route templates → bounded `route` labels.
@@ -81,6 +83,7 @@ pub mod departure;
 pub mod error;
 pub mod fields;
 pub mod fleet;
+pub mod h1;
 pub mod headers;
 pub mod heartbeat;
 pub mod latency;
@@ -267,6 +270,17 @@ impl Proxy {
         self.admin_listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Which path plain HTTP/1.1 connections take, for every service
+    /// (default: [`h1::Http1Path::from_env`]); for tests and benchmarks
+    /// that compare the raw path with hyper's in one process.
+    pub fn set_http1_path(&self, path: h1::Http1Path) {
+        for (_, state) in &self.services {
+            if let Some(raw) = &state.raw_h1 {
+                raw.set(path);
+            }
+        }
     }
 
     /// The bound address of the service called `name`.

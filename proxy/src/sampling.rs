@@ -87,6 +87,13 @@ impl Sampler {
         }
     }
 
+    /// Whether no request is ever mirrored (`mirror_percent = 0`): the
+    /// raw HTTP/1.1 path ([`crate::h1`]) may then take every request
+    /// without asking [`Sampler::sample`] (which needs a `Parts`).
+    pub fn never(&self) -> bool {
+        self.threshold == Some(0)
+    }
+
     /// Whether this request is mirrored.
     pub fn sample(&self, request: &Parts) -> bool {
         let Some(threshold) = self.threshold else {

@@ -37,6 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::error::Side;
+use crate::h1;
 use crate::metrics::Backend;
 use crate::service::ServiceState;
 
@@ -60,6 +61,8 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Plain, handed over by the raw HTTP/1.1 path with the bytes it read.
+    Prefixed(h1::Prefixed),
 }
 
 impl AsyncRead for Stream {
@@ -71,6 +74,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Prefixed(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -84,6 +88,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Prefixed(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -91,6 +96,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+            Stream::Prefixed(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -98,6 +104,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Prefixed(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 
@@ -109,6 +116,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Prefixed(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -116,6 +124,7 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Prefixed(s) => s.is_write_vectored(),
         }
     }
 }
@@ -213,6 +222,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        let raw_state = Arc::clone(&state);
         let state = Arc::clone(&state);
         let service = service_fn(move |request| {
             let state = Arc::clone(&state);
@@ -231,7 +241,17 @@ pub async fn serve(
             let (stream, http2) = match acceptor {
                 None => {
                     let h2 = speaks_h2(&stream).await;
-                    (Stream::Plain(stream), h2)
+                    // Plain HTTP/1.1: the raw path first, where it is on;
+                    // it hands hyper any connection it does not finish.
+                    match raw_state.raw_h1() {
+                        Some(raw) if !h2 => {
+                            match h1::serve(stream, client, &raw_state, raw, &mut stop).await {
+                                h1::Served::Done => return,
+                                h1::Served::Hyper(prefixed) => (Stream::Prefixed(prefixed), false),
+                            }
+                        }
+                        _ => (Stream::Plain(stream), h2),
+                    }
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await

@@ -97,6 +97,8 @@ pub struct ServiceState {
     /// Records traffic to a capture (`[services.record]`); set by
     /// [`crate::Proxy::bind`], which can report a path it cannot write.
     pub recorder: Option<Recorder>,
+    /// The raw HTTP/1.1 path ([`crate::h1`]), when this service could use it.
+    pub raw_h1: Option<crate::h1::RawPath>,
 }
 
 /// One route of a service.
@@ -161,13 +163,17 @@ impl ServiceState {
                 now,
             ))
         });
+        let primary = Upstream::new(
+            Backend::Primary,
+            s.primary,
+            s.http2[0],
+            s.upstream_tls.clone(),
+        );
+        let raw_h1 =
+            crate::h1::RawPath::for_service(&primary, &s.sampler, s.methods, canary.is_some());
         Self {
-            primary: Upstream::new(
-                Backend::Primary,
-                s.primary,
-                s.http2[0],
-                s.upstream_tls.clone(),
-            ),
+            primary,
+            raw_h1,
             shadow: Upstream::new(
                 Backend::Shadow,
                 s.shadow,
@@ -203,6 +209,14 @@ impl ServiceState {
             tls: s.tls,
             recorder: None,
         }
+    }
+
+    /// The raw HTTP/1.1 path, when it is on for this service: not while it
+    /// records (the recorder encodes from a `Parts`).
+    pub fn raw_h1(&self) -> Option<&crate::h1::RawPath> {
+        self.raw_h1
+            .as_ref()
+            .filter(|raw| raw.is_on() && self.recorder.is_none())
     }
 
     /// The sliding latency window of `backend`, if it is configured.

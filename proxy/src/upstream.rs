@@ -120,6 +120,12 @@ impl Upstream {
         }
     }
 
+    /// Whether this upstream is plain `http://` spoken to in HTTP/1.1 (the
+    /// only kind the raw path, [`crate::h1`], forwards to).
+    pub fn is_plain_http1(&self) -> bool {
+        matches!(self.transport, Transport::Http1(_))
+    }
+
     /// Sends `head` with `body` to this upstream: the URI becomes this
     /// upstream's, everything else (Host included) is sent as given; a
     /// request without a Host gets the upstream's authority.
@@ -189,6 +195,17 @@ impl Upstream {
         );
         Uri::from_parts(parts).expect("scheme, authority and path make a URI")
     }
+}
+
+/// The host (an IPv6 literal without brackets) and port to connect to for
+/// a plain `http://` upstream.
+pub(crate) fn host_and_port(addr: &UpstreamAddr) -> (String, u16) {
+    let host = addr.authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (host.to_owned(), addr.authority.port_u16().unwrap_or(80))
 }
 
 /// hyper-util's pooled client, for HTTP/2 and https upstreams.
@@ -261,14 +278,10 @@ impl std::fmt::Debug for Http1Pool {
 
 impl Http1Pool {
     fn new(addr: &UpstreamAddr) -> Self {
-        let host = addr.authority.host();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let (host, port) = host_and_port(addr);
         Self {
-            host: host.to_owned(),
-            port: addr.authority.port_u16().unwrap_or(80),
+            host,
+            port,
             host_header: HeaderValue::from_str(addr.authority.as_str())
                 .expect("an authority is a valid header value"),
             idle: Mutex::new(Vec::new()),

@@ -1211,3 +1211,407 @@ async fn a_stream_past_the_mirror_limit_reaches_the_primary_whole_and_is_not_mir
     assert_eq!(calls[0].load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(calls[1].load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+// ------------------------------------------------ the raw HTTP/1.1 path (h1)
+
+use parallax_proxy::h1::Http1Path;
+
+/// A pass-through proxy (nothing mirrored) in front of `primary` on the
+/// raw path or on hyper's.
+async fn pass_through(primary: std::net::SocketAddr, path: Http1Path) -> TestProxy {
+    proxy()
+        .primary(primary)
+        .shadow(down())
+        .set("mirror_percent = 0")
+        .http1(path)
+        .start()
+        .await
+}
+
+/// The raw upstream's answers, by request line: sized, chunked (with an
+/// extension and a trailer), close-framed, HEAD-sized, 204, 304, 103 then
+/// 200, and the default echoing the request line's length.
+fn scripted(line: &str) -> Vec<u8> {
+    let date = "date: Sat, 05 Dec 2026 15:00:00 GMT\r\n";
+    let text = if line.starts_with("GET /chunked ") {
+        format!("HTTP/1.1 200 OK\r\n{date}Transfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\n")
+    } else if line.starts_with("GET /close ") {
+        format!("HTTP/1.1 200 OK\r\n{date}\r\nuntil the end")
+    } else if line.starts_with("HEAD ") {
+        format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 42\r\n\r\n")
+    } else if line.starts_with("GET /204 ") {
+        format!("HTTP/1.1 204 No Content\r\n{date}\r\n")
+    } else if line.starts_with("GET /304 ") {
+        format!("HTTP/1.1 304 Not Modified\r\n{date}ETag: \"x\"\r\n\r\n")
+    } else if line.starts_with("GET /hints ") {
+        format!("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n{date}Content-Length: 2\r\n\r\nok")
+    } else {
+        format!("HTTP/1.1 200 OK\r\n{date}Content-Length: {}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n{line}", line.len())
+    };
+    text.into_bytes()
+}
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_path_forwards_the_clients_bytes_but_for_the_hop_rules() {
+    let primary = raw_upstream(scripted, false).await;
+    let proxy = pass_through(primary.addr, Http1Path::Raw).await;
+    let request = b"POST /a/b?c=d HTTP/1.1\r\nHost: svc.example\r\nX-Mixed-Case: Kept As Sent\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\nX-Forwarded-For: 10.1.1.1\r\nContent-Length: 5\r\n\r\nhello";
+    let answer = talk(proxy.addr, &[request], Duration::ZERO, QUIET).await;
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    // The upstream's hop-by-hop headers stay behind too.
+    assert!(
+        !answer.to_ascii_lowercase().contains("keep-alive"),
+        "{answer}"
+    );
+    assert_eq!(
+        String::from_utf8(primary.requests().concat()).unwrap(),
+        "POST /a/b?c=d HTTP/1.1\r\nHost: svc.example\r\nX-Mixed-Case: Kept As Sent\r\nContent-Length: 5\r\nx-forwarded-for: 10.1.1.1, 127.0.0.1\r\n\r\nhello"
+    );
+    // Counted as the hyper path counts a request it does not mirror.
+    assert_eq!(proxy.outcome("sampled_out").await, 1.0);
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        sum(
+            &metrics,
+            "parallax_upstream_request_duration_seconds_count",
+            "backend",
+            "primary"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_and_pipelined_requests_are_answered_in_order_on_one_connection() {
+    let primary = raw_upstream(scripted, false).await;
+    let proxy = pass_through(primary.addr, Http1Path::Raw).await;
+    // One after another on one connection, then 50 pipelined in one write.
+    let one = |i: usize| format!("GET /n/{i} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes();
+    let each: Vec<Vec<u8>> = (0..20).map(one).collect();
+    let each: Vec<&[u8]> = each.iter().map(Vec::as_slice).collect();
+    let answer = talk(proxy.addr, &each, Duration::from_millis(5), QUIET).await;
+    assert_eq!(status_lines(&answer).len(), 20);
+    let pipelined: Vec<u8> = (20..70).flat_map(one).collect();
+    let answer = talk(proxy.addr, &[&pipelined], Duration::ZERO, QUIET).await;
+    let text = String::from_utf8(answer).unwrap();
+    assert_eq!(status_lines(text.as_bytes()).len(), 50);
+    let mut from = 0;
+    for i in 20..70 {
+        let at = text[from..].find(&format!("GET /n/{i} HTTP/1.1")).unwrap();
+        from += at + 1;
+    }
+    // Two client connections, and the upstream connection reused.
+    assert_eq!(primary.connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_split_across_many_reads_arrives_whole() {
+    let primary = raw_upstream(scripted, false).await;
+    let proxy = pass_through(primary.addr, Http1Path::Raw).await;
+    let request = b"PUT /split HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789";
+    let parts: Vec<&[u8]> = request.chunks(7).collect();
+    let answer = talk(proxy.addr, &parts, Duration::from_millis(10), QUIET).await;
+    assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+    let seen = String::from_utf8(primary.requests().concat()).unwrap();
+    assert!(seen.ends_with("\r\n\r\n0123456789"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_close_framed_head_204_304_and_1xx_answers_are_relayed_as_hyper_would() {
+    let primary = raw_upstream(scripted, false).await;
+    let raw = pass_through(primary.addr, Http1Path::Raw).await;
+    let hyper = pass_through(primary.addr, Http1Path::Hyper).await;
+    let get = |path: &str, method: &str| format!("{method} {path} HTTP/1.1\r\nHost: h\r\n\r\n");
+    // Chunked: the framing goes through as sent, the end found, and the
+    // connection serves the next request.
+    let both = format!("{}{}", get("/chunked", "GET"), get("/after", "GET"));
+    let answer =
+        String::from_utf8(talk(raw.addr, &[both.as_bytes()], Duration::ZERO, QUIET).await).unwrap();
+    assert!(
+        answer.contains("transfer-encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\nHTTP/1.1 200 OK"),
+        "{answer}"
+    );
+    assert!(!answer.contains("Trailer:"), "{answer}");
+    // Framed by close: sent whole, then the client connection closes.
+    let answer = String::from_utf8(
+        talk(
+            raw.addr,
+            &[get("/close", "GET").as_bytes()],
+            Duration::ZERO,
+            Duration::from_secs(5),
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nuntil the end"), "{answer}");
+    // No body for HEAD, 204, 304; 1xx heads go before the answer. Each is
+    // followed by a request on the same connection, so a body that was
+    // wrongly expected would swallow it.
+    for (path, method, lines) in [
+        ("/head", "HEAD", vec!["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"]),
+        (
+            "/204",
+            "GET",
+            vec!["HTTP/1.1 204 No Content", "HTTP/1.1 200 OK"],
+        ),
+        (
+            "/304",
+            "GET",
+            vec!["HTTP/1.1 304 Not Modified", "HTTP/1.1 200 OK"],
+        ),
+    ] {
+        let twice = format!("{}{}", get(path, method), get("/next", "GET"));
+        for proxy in [&raw, &hyper] {
+            let answer = talk(proxy.addr, &[twice.as_bytes()], Duration::ZERO, QUIET).await;
+            assert_eq!(status_lines(&answer), lines, "{path}");
+        }
+        let answer = talk(raw.addr, &[twice.as_bytes()], Duration::ZERO, QUIET).await;
+        if method == "HEAD" {
+            assert!(String::from_utf8_lossy(&answer).contains("Content-Length: 42"));
+        }
+    }
+    let answer = talk(
+        raw.addr,
+        &[get("/hints", "GET").as_bytes()],
+        Duration::ZERO,
+        QUIET,
+    )
+    .await;
+    assert_eq!(
+        status_lines(&answer),
+        ["HTTP/1.1 103 Early Hints", "HTTP/1.1 200 OK"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primary_is_the_same_502_on_the_raw_path() {
+    let proxy = pass_through(down(), Http1Path::Raw).await;
+    let request = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+    let answer = String::from_utf8(
+        talk(
+            proxy.addr,
+            &[request, request],
+            Duration::from_millis(50),
+            QUIET,
+        )
+        .await,
+    )
+    .unwrap();
+    // Twice on one connection: a 502 does not close it.
+    assert_eq!(
+        status_lines(answer.as_bytes()),
+        ["HTTP/1.1 502 Bad Gateway"; 2]
+    );
+    assert!(
+        answer.contains("content-type: application/json\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with(
+        r#"{"code":"primary_unavailable","message":"the primary upstream did not answer"}"#
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_upstream_closed_is_retried_once_on_a_fresh_one() {
+    // Every answer says keep-alive, and every connection is then closed.
+    let primary = raw_upstream(scripted, true).await;
+    let proxy = pass_through(primary.addr, Http1Path::Raw).await;
+    for i in 0..4 {
+        let request = format!("POST /r/{i} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+        let answer = talk(proxy.addr, &[request.as_bytes()], Duration::ZERO, QUIET).await;
+        assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"], "request {i}");
+    }
+    // Each request after the first met a closed pooled connection first:
+    // four answers, four upstream connections, no request sent twice.
+    assert_eq!(primary.connections(), 4);
+    assert_eq!(primary.requests().len(), 4);
+}
+
+/// Inputs hyper must judge: the raw path hands each to hyper, so the
+/// client's answers (status lines, or none) are the same on both paths.
+const HOSTILE: &[&str] = &[
+    // Smuggling shapes.
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 5\r\n\r\nabcde",
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\nabc",
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    // Folding, bad names and values, bad lines.
+    "GET / HTTP/1.1\r\nHost: h\r\nX-Folded: a\r\n b\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: h\r\nX Bad: a\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: h\r\nX-Nul: a\0b\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: h\r\n: empty\r\n\r\n",
+    "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
+    "GET / HTTP/1.1\nHost: h\n\n",
+    "GET / HTTP/9.9\r\nHost: h\r\n\r\n",
+    "GET / HTTP/1.0\r\nHost: h\r\n\r\n",
+    "G@T / HTTP/1.1\r\nHost: h\r\n\r\n",
+    "\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    "GET / HTTP/1.1\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "GET http://h/abs HTTP/1.1\r\nHost: h\r\n\r\n",
+    "GET /frag#x HTTP/1.1\r\nHost: h\r\n\r\n",
+    "GET /caf\u{e9} HTTP/1.1\r\nHost: h\r\n\r\n",
+    "GET /a\\b|c HTTP/1.1\r\nHost: h\r\n\r\n",
+    "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+    "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+    "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n",
+    "garbage\r\n\r\n",
+    "\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03",
+];
+
+/// Bad chunked bodies: hyper streams the body to the upstream, so whether
+/// the client gets the upstream's answer or hyper's 400 is a race on
+/// either path (this upstream answers as soon as it has the head).
+const BAD_CHUNKED: &[&str] = &[
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_and_odd_inputs_are_answered_exactly_as_hyper_answers_them() {
+    let primary = raw_upstream(scripted, false).await;
+    let raw = pass_through(primary.addr, Http1Path::Raw).await;
+    let hyper = pass_through(primary.addr, Http1Path::Hyper).await;
+    let mut cases: Vec<Vec<u8>> = HOSTILE.iter().map(|c| c.as_bytes().to_vec()).collect();
+    // A head past the raw path's limit (hyper's own limit then applies),
+    // and too many headers.
+    cases.push(
+        format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(20_000)
+        )
+        .into_bytes(),
+    );
+    let many: String = (0..120).map(|i| format!("x-{i}: v\r\n")).collect();
+    cases.push(format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n").into_bytes());
+    // Each after a good request on the same connection, so the raw path
+    // has served it before it meets the odd one.
+    let good = b"GET /good HTTP/1.1\r\nHost: h\r\n\r\n";
+    for case in &cases {
+        let mut both = good.to_vec();
+        both.extend_from_slice(case);
+        let parts: [&[u8]; 1] = [&both];
+        let (from_raw, from_hyper) = tokio::join!(
+            talk(raw.addr, &parts, Duration::ZERO, QUIET),
+            talk(hyper.addr, &parts, Duration::ZERO, QUIET)
+        );
+        let shown = String::from_utf8_lossy(&case[..case.len().min(120)]).into_owned();
+        assert_eq!(
+            status_lines(&from_raw),
+            status_lines(&from_hyper),
+            "{shown:?}"
+        );
+        assert!(!status_lines(&from_raw).is_empty(), "{shown:?}");
+    }
+    for case in BAD_CHUNKED {
+        let mut both = good.to_vec();
+        both.extend_from_slice(case.as_bytes());
+        let lines = status_lines(&talk(raw.addr, &[&both], Duration::ZERO, QUIET).await);
+        assert!(
+            lines == ["HTTP/1.1 200 OK"; 2]
+                || lines == ["HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"],
+            "{case:?}: {lines:?}"
+        );
+    }
+    // A head past hyper's limit too: hyper's 431 — unless the client is
+    // still sending when hyper closes, and the reset loses it (on either
+    // path) — and the upstream never sees it.
+    let mut huge = good.to_vec();
+    huge.extend_from_slice(
+        format!(
+            "GET /huge HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(500_000)
+        )
+        .as_bytes(),
+    );
+    let from_raw = talk(raw.addr, &[&huge], Duration::ZERO, QUIET).await;
+    let lines = status_lines(&from_raw);
+    assert!(
+        lines == ["HTTP/1.1 200 OK"]
+            || lines
+                == [
+                    "HTTP/1.1 200 OK",
+                    "HTTP/1.1 431 Request Header Fields Too Large"
+                ],
+        "{lines:?}"
+    );
+    assert!(primary
+        .requests()
+        .iter()
+        .all(|r| !r.starts_with(b"GET /huge")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_head_is_waited_for_and_a_websocket_upgrade_goes_to_hyper() {
+    let primary = raw_upstream(scripted, false).await;
+    let proxy = pass_through(primary.addr, Http1Path::Raw).await;
+    // A head dribbled a few bytes at a time is still served.
+    let head = b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n";
+    let parts: Vec<&[u8]> = head.chunks(3).collect();
+    let answer = talk(proxy.addr, &parts, Duration::from_millis(20), QUIET).await;
+    assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+    // An upgrade after a raw request reaches hyper's WebSocket path: the
+    // raw upstream is no WebSocket server, so the proxy answers for it.
+    let both = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let answer = talk(proxy.addr, &[both], Duration::ZERO, QUIET).await;
+    let lines = status_lines(&answer);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "HTTP/1.1 200 OK");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+    /// However the client's bytes are split into reads, the upstream gets
+    /// the same bytes.
+    #[test]
+    fn random_splits_give_the_same_upstream_bytes(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        cuts in proptest::collection::vec(0usize..4000, 0..6),
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let primary = raw_upstream(scripted, false).await;
+            let proxy = pass_through(primary.addr, Http1Path::Raw).await;
+            let mut request = format!(
+                "POST /p?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(&body);
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (request.len() + 1)).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([request.len()]) {
+                parts.push(&request[from..cut]);
+                from = cut;
+            }
+            let answer = talk(proxy.addr, &parts, Duration::from_millis(2), Duration::from_millis(200)).await;
+            assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+            let mut expected = format!(
+                "POST /p?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nContent-Length: {}\r\nx-forwarded-for: 127.0.0.1\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            expected.extend_from_slice(&body);
+            assert_eq!(primary.requests().concat(), expected);
+        });
+    }
+}

@@ -156,8 +156,16 @@ pub async fn run(
     let stop = state.ws_stop.subscribe();
     // A client on the TLS listener is bridged to a plain socket (see
     // `super::bridge`); the relay below is the same for both.
+    // Bytes a connection handed over by the raw HTTP/1.1 path still held
+    // that hyper did not read (client bytes after the upgrade request).
+    let mut handed_over = Vec::new();
     let client = match parts.io.into_inner() {
         crate::server::Stream::Plain(tcp) => tcp,
+        crate::server::Stream::Prefixed(prefixed) => {
+            let (rest, tcp) = prefixed.into_parts();
+            handed_over = rest;
+            tcp
+        }
         crate::server::Stream::Tls(tls) => match super::bridge::bridge(tls).await {
             Ok(tcp) => tcp,
             Err(error) => {
@@ -202,6 +210,9 @@ pub async fn run(
     drop(upstreams.primary_leftover);
     if !parts.read_buf.is_empty() {
         relay.on_client_bytes(&parts.read_buf);
+    }
+    if !handed_over.is_empty() {
+        relay.on_client_bytes(&handed_over);
     }
     drop(parts.read_buf);
     relay.serve().await;

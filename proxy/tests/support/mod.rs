@@ -27,6 +27,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use parallax_proxy::h1::Http1Path;
 use parallax_proxy::{Config, Proxy};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -357,6 +358,7 @@ pub fn down() -> SocketAddr {
 
 pub fn proxy() -> ProxyBuilder {
     ProxyBuilder {
+        http1: None,
         primary: None,
         shadow: None,
         secondary: None,
@@ -367,6 +369,8 @@ pub fn proxy() -> ProxyBuilder {
 }
 
 pub struct ProxyBuilder {
+    /// The HTTP/1.1 path, when the test picks one (else the proxy's default).
+    http1: Option<Http1Path>,
     primary: Option<SocketAddr>,
     shadow: Option<SocketAddr>,
     secondary: Option<SocketAddr>,
@@ -380,6 +384,12 @@ impl ProxyBuilder {
     pub fn top(mut self, line: &str) -> Self {
         self.top += line;
         self.top.push('\n');
+        self
+    }
+
+    /// Plain HTTP/1.1 clients on the raw path or on hyper's.
+    pub fn http1(mut self, path: Http1Path) -> Self {
+        self.http1 = Some(path);
         self
     }
 
@@ -431,17 +441,24 @@ impl ProxyBuilder {
     }
 
     pub async fn start(self) -> TestProxy {
-        proxy_from_toml(&self.toml()).await
+        proxy_with_path(&self.toml(), self.http1).await
     }
 }
 
 /// A proxy running a whole configuration file's text (its service `svc`).
 pub async fn proxy_from_toml(toml: &str) -> TestProxy {
+    proxy_with_path(toml, None).await
+}
+
+async fn proxy_with_path(toml: &str, http1: Option<Http1Path>) -> TestProxy {
     {
         let config = Config::parse(toml, "test.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let proxy = Proxy::bind(&config)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        if let Some(path) = http1 {
+            proxy.set_http1_path(path);
+        }
         let addr = proxy.service_addr("svc").unwrap();
         let admin = proxy.admin_addr();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -764,4 +781,133 @@ impl TestCert {
     pub fn key(&self) -> rustls::pki_types::PrivateKeyDer<'static> {
         rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into())
     }
+}
+
+// ---------------------------------------------------------------- raw HTTP/1.1
+
+/// An HTTP/1.1 upstream written on bare sockets, for what hyper's server
+/// would not send (close-framed or hand-chunked answers): reads each
+/// request (head and `Content-Length` body), keeps its bytes, and writes
+/// `answer(request line)`; closes after each answer when `close_each`.
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    requests: Arc<parking_lot::Mutex<Vec<Vec<u8>>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl RawUpstream {
+    /// Every request's bytes, in arrival order.
+    pub fn requests(&self) -> Vec<Vec<u8>> {
+        self.requests.lock().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+pub async fn raw_upstream(answer: fn(&str) -> Vec<u8>, close_each: bool) -> RawUpstream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (seen, count) = (Arc::clone(&requests), Arc::clone(&connections));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(len) = whole_request(&buf) else {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let request: Vec<u8> = buf.drain(..len).collect();
+                    let line = String::from_utf8_lossy(&request)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    seen.lock().push(request);
+                    if stream.write_all(&answer(&line)).await.is_err() || close_each {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    RawUpstream {
+        addr,
+        requests,
+        connections,
+    }
+}
+
+/// The length of the whole request (head and `Content-Length` body) at the
+/// start of `buf`, once it is all there.
+fn whole_request(buf: &[u8]) -> Option<usize> {
+    let head = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = String::from_utf8_lossy(&buf[..head]).to_ascii_lowercase();
+    let body = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+    (buf.len() >= head + body).then_some(head + body)
+}
+
+/// Writes `parts` to the proxy with `gap` between them, then reads until
+/// the proxy closes or is quiet for `quiet`: everything it answered.
+pub async fn talk(addr: SocketAddr, parts: &[&[u8]], gap: Duration, quiet: Duration) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        if stream.write_all(part).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        match tokio::time::timeout(quiet, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+            _ => return answer,
+        }
+    }
+}
+
+/// The status lines in `answer`, in order (`HTTP/1.x NNN …` up to its
+/// CRLF, wherever it starts: a body without a final CRLF runs into the
+/// next answer's status line).
+pub fn status_lines(answer: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(answer);
+    let bytes = text.as_bytes();
+    let mut lines = Vec::new();
+    let mut at = 0;
+    while let Some(found) = text[at..].find("HTTP/1.") {
+        let start = at + found;
+        let status = bytes.get(start + 7..start + 13).unwrap_or(b"");
+        let is_status = status.len() == 6
+            && status[0].is_ascii_digit()
+            && status[1] == b' '
+            && status[2..5].iter().all(u8::is_ascii_digit)
+            && matches!(status[5], b' ' | b'\r');
+        if is_status {
+            let end = text[start..].find("\r\n").map_or(text.len(), |e| start + e);
+            lines.push(text[start..end].to_owned());
+            at = end;
+        } else {
+            at = start + 7;
+        }
+    }
+    lines
 }

@@ -1,0 +1,368 @@
+//! The raw path's loop over one plain HTTP/1.1 client connection.
+//!
+//! Per request: read until [`super::head::judge`] decides; a request it
+//! does not take (or one the service would mirror) hands the connection,
+//! with every byte read, to hyper for the rest of its life. A request it
+//! takes: read its body whole (at most [`super::head::MAX_BODY_BYTES`]),
+//! write head and body to a pooled upstream connection in one write, read
+//! the answer's head ([`super::response`]), write it with the body bytes
+//! already read, then relay the rest of the body as its framing says.
+//!
+//! Failures, as the hyper path answers them: no connection, a broken
+//! exchange or an answer that is not HTTP before anything was sent to the
+//! client → the 502 of [`crate::error::PRIMARY_UNAVAILABLE`]; a pooled
+//! connection that fails before any byte of the answer (the upstream
+//! closed it while it was idle) → the request again, once, on a fresh
+//! connection (it is all in hand). A failure after the answer's head went
+//! out, or a client that goes away → the client connection closes.
+//!
+//! The slowloris guard is hyper's: a head must arrive within
+//! [`HEADER_READ_TIMEOUT`] of the connection going back to reading, or the
+//! connection closes. At shutdown an idle connection closes at once, and
+//! one in a request closes after its answer (`Connection: close`).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::chunked::{BadChunk, Chunked};
+use super::head::{self, Judged};
+use super::pool::{ConnectError, RawPool};
+use super::prefixed::Prefixed;
+use super::response::{self, AnswerHead, Ask, BadAnswer, Framing};
+use super::{write_date, RawPath};
+use crate::error::{error_body, Side, PRIMARY_UNAVAILABLE};
+use crate::metrics::{Backend, MirrorOutcome};
+use crate::service::ServiceState;
+
+/// hyper's default header-read timeout.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reads ask for at least this much room.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How a connection left the raw path.
+#[derive(Debug)]
+pub enum Served {
+    /// It is over (closed, timed out, shut down).
+    Done,
+    /// hyper serves the rest, starting with the bytes already read.
+    Hyper(Prefixed),
+}
+
+/// Why the primary gave no answer (the client gets a 502).
+#[derive(Debug, thiserror::Error)]
+enum PrimaryError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the exchange with the primary broke: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("the primary closed the connection before answering")]
+    Closed,
+    #[error(transparent)]
+    Answer(#[from] BadAnswer),
+}
+
+/// An exchange that did not produce an answer head.
+enum Failed {
+    Primary(PrimaryError),
+    /// The client went away (writing it a 1xx failed).
+    Client,
+}
+
+/// The buffers of one connection, reused for every request on it.
+struct Conn {
+    /// What the client sent; unread requests start at `start`.
+    input: Vec<u8>,
+    start: usize,
+    /// The request for the upstream.
+    request: Vec<u8>,
+    /// The answer's head for the client, and the first body bytes.
+    answer: Vec<u8>,
+    /// What the upstream sent.
+    upstream: Vec<u8>,
+}
+
+/// Room for at least [`READ_CHUNK`] more bytes at the end of `buf`, its
+/// first `consumed` bytes dropped if that makes room.
+fn room(buf: &mut Vec<u8>, consumed: &mut usize) {
+    if buf.capacity() - buf.len() >= READ_CHUNK {
+        return;
+    }
+    if *consumed > 0 {
+        buf.drain(..*consumed);
+        *consumed = 0;
+    }
+    buf.reserve(READ_CHUNK);
+}
+
+/// Serves `client_io` on the raw path until it ends or hyper must take it.
+pub async fn serve(
+    mut client_io: TcpStream,
+    client: SocketAddr,
+    state: &ServiceState,
+    raw: &RawPath,
+    stop: &mut watch::Receiver<bool>,
+) -> Served {
+    let mut conn = Conn {
+        input: Vec::with_capacity(READ_CHUNK),
+        start: 0,
+        request: Vec::with_capacity(1024),
+        answer: Vec::with_capacity(1024),
+        upstream: Vec::with_capacity(READ_CHUNK),
+    };
+    let mut stopping = *stop.borrow();
+    let timer = tokio::time::sleep(HEADER_READ_TIMEOUT);
+    tokio::pin!(timer);
+    loop {
+        // A whole head, within the header-read timeout.
+        timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + HEADER_READ_TIMEOUT);
+        let head = loop {
+            if conn.start < conn.input.len() {
+                match head::judge(&conn.input[conn.start..], client.ip(), &mut conn.request) {
+                    Judged::Boring(head) => break head,
+                    Judged::Hyper => return conn.hand_over(client_io),
+                    Judged::Partial => {}
+                }
+            } else if stopping {
+                return Served::Done;
+            }
+            room(&mut conn.input, &mut conn.start);
+            tokio::select! {
+                biased;
+                read = client_io.read_buf(&mut conn.input) => match read {
+                    Ok(0) | Err(_) => return Served::Done,
+                    Ok(_) => {}
+                },
+                () = timer.as_mut() => return Served::Done,
+                _ = stop.changed(), if !stopping => stopping = true,
+            }
+        };
+        if !raw.takes(&head.method) {
+            return conn.hand_over(client_io);
+        }
+        // The body, whole.
+        let whole = head.len + head.body_len;
+        while conn.input.len() - conn.start < whole {
+            room(&mut conn.input, &mut conn.start);
+            match client_io.read_buf(&mut conn.input).await {
+                Ok(0) | Err(_) => return Served::Done,
+                Ok(_) => {}
+            }
+        }
+        let path = std::str::from_utf8(&conn.request[head.path.clone()]).unwrap_or("/");
+        let route = state.routes.find(path);
+        // What the hyper path counts for a request it does not mirror.
+        state.route_states[route]
+            .metrics
+            .outcome(MirrorOutcome::SampledOut);
+        let body = conn.start + head.len..conn.start + whole;
+        conn.request.extend_from_slice(&conn.input[body]);
+        conn.start += whole;
+        if conn.start == conn.input.len() {
+            conn.input.clear();
+            conn.start = 0;
+        }
+        stopping |= stop.has_changed().unwrap_or(true);
+        let ask = Ask {
+            head: head.method == Method::HEAD,
+            close: head.close || stopping,
+        };
+
+        let started = Instant::now();
+        let exchanged = exchange(
+            &raw.pool,
+            &conn.request,
+            &mut conn.answer,
+            &mut conn.upstream,
+            ask,
+            &mut client_io,
+        )
+        .await;
+        let (upstream_io, answer) = match exchanged {
+            Ok(exchanged) => exchanged,
+            Err(Failed::Client) => return Served::Done,
+            Err(Failed::Primary(error)) => {
+                tracing::debug!(service = %state.name, side = Side::Primary.as_str(), %error, "request failed");
+                if client_io.write_all(&bad_gateway(ask.close)).await.is_err() || ask.close {
+                    return Served::Done;
+                }
+                continue;
+            }
+        };
+        state.observe(route, Backend::Primary, started.elapsed());
+        match relay(upstream_io, &answer, &mut conn, &mut client_io).await {
+            Ok(Some(upstream_io)) => raw.pool.checkin(upstream_io),
+            Ok(None) => {}
+            Err(()) => return Served::Done,
+        }
+        if answer.close {
+            let _ = client_io.shutdown().await;
+            return Served::Done;
+        }
+    }
+}
+
+impl Conn {
+    fn hand_over(mut self, stream: TcpStream) -> Served {
+        self.input.drain(..self.start);
+        Served::Hyper(Prefixed::new(self.input, stream))
+    }
+}
+
+/// Sends `request` and reads the final answer's head (1xx heads are
+/// written to the client on the way); the head for the client is left in
+/// `answer`, the upstream's bytes (from its head on) in `upstream`.
+async fn exchange(
+    pool: &RawPool,
+    request: &[u8],
+    answer_head: &mut Vec<u8>,
+    upstream: &mut Vec<u8>,
+    ask: Ask,
+    client_io: &mut TcpStream,
+) -> Result<(TcpStream, AnswerHead), Failed> {
+    let mut retried = false;
+    'attempt: loop {
+        let pooled = if retried { None } else { pool.checkout() };
+        let reused = pooled.is_some();
+        let mut io = match pooled {
+            Some(io) => io,
+            None => pool
+                .connect()
+                .await
+                .map_err(|e| Failed::Primary(e.into()))?,
+        };
+        upstream.clear();
+        if let Err(error) = io.write_all(request).await {
+            if reused && !retried {
+                retried = true;
+                continue;
+            }
+            return Err(Failed::Primary(PrimaryError::Io(error)));
+        }
+        let mut answered = false;
+        let mut consumed = 0;
+        loop {
+            if consumed < upstream.len() {
+                let parsed = response::parse(&upstream[consumed..], ask, write_date, answer_head);
+                match parsed {
+                    Ok(Some(answer)) if (100..200).contains(&answer.status) => {
+                        client_io
+                            .write_all(answer_head)
+                            .await
+                            .map_err(|_| Failed::Client)?;
+                        consumed += answer.len;
+                        continue;
+                    }
+                    Ok(Some(answer)) => {
+                        upstream.drain(..consumed);
+                        return Ok((io, answer));
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Err(Failed::Primary(error.into())),
+                }
+            }
+            room(upstream, &mut consumed);
+            match io.read_buf(upstream).await {
+                Ok(0) | Err(_) if !answered && reused && !retried => {
+                    retried = true;
+                    continue 'attempt;
+                }
+                Ok(0) => return Err(Failed::Primary(PrimaryError::Closed)),
+                Err(error) => return Err(Failed::Primary(PrimaryError::Io(error))),
+                Ok(_) => answered = true,
+            }
+        }
+    }
+}
+
+/// How much of what the upstream sends belongs to the body.
+enum Body {
+    Length(u64),
+    Chunked(Chunked),
+    Close,
+}
+
+impl Body {
+    /// How many of `bytes` belong to the body, and whether it is complete.
+    fn take(&mut self, bytes: &[u8]) -> Result<(usize, bool), BadChunk> {
+        Ok(match self {
+            Body::Length(left) => {
+                let n = (bytes.len() as u64).min(*left);
+                *left -= n;
+                (n as usize, *left == 0)
+            }
+            Body::Chunked(chunked) => {
+                let n = chunked.feed(bytes)?;
+                (n, chunked.is_done())
+            }
+            Body::Close => (bytes.len(), false),
+        })
+    }
+}
+
+/// Writes the answer's head (in `conn.answer`) and body to the client. Gives
+/// the upstream connection back when it can carry another request; `Err`
+/// when the client connection must close (the answer broke off, or the
+/// client left).
+async fn relay(
+    mut upstream_io: TcpStream,
+    answer: &AnswerHead,
+    conn: &mut Conn,
+    client_io: &mut TcpStream,
+) -> Result<Option<TcpStream>, ()> {
+    let mut body = match answer.framing {
+        Framing::Empty => Body::Length(0),
+        Framing::Length(n) => Body::Length(n),
+        Framing::Chunked => Body::Chunked(Chunked::default()),
+        Framing::Close => Body::Close,
+    };
+    let after_head = &conn.upstream[answer.len..];
+    let (n, mut done) = body.take(after_head).map_err(|_| ())?;
+    let mut overrun = n < after_head.len();
+    conn.answer.extend_from_slice(&after_head[..n]);
+    client_io.write_all(&conn.answer).await.map_err(|_| ())?;
+    while !done {
+        conn.upstream.clear();
+        conn.upstream.reserve(READ_CHUNK);
+        match upstream_io.read_buf(&mut conn.upstream).await {
+            Ok(0) if matches!(body, Body::Close) => break,
+            Ok(0) | Err(_) => return Err(()),
+            Ok(_) => {}
+        }
+        let (n, end) = body.take(&conn.upstream).map_err(|_| ())?;
+        overrun |= n < conn.upstream.len();
+        done = end;
+        client_io
+            .write_all(&conn.upstream[..n])
+            .await
+            .map_err(|_| ())?;
+    }
+    Ok((answer.reusable && !overrun).then_some(upstream_io))
+}
+
+/// The hyper path's answer for a primary that did not answer.
+fn bad_gateway(close: bool) -> Vec<u8> {
+    let (status, code, message) = PRIMARY_UNAVAILABLE;
+    let body = error_body(code, message);
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ndate: ",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes();
+    write_date(&mut out);
+    out.extend_from_slice(b"\r\n");
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}

@@ -1,0 +1,326 @@
+//! A client's request head, judged for the raw path: pure logic, no I/O.
+//!
+//! [`judge`] parses a head with `httparse` (the parser hyper itself uses,
+//! with hyper's defaults) and takes it only when everything is boring:
+//! HTTP/1.1; an origin-form target made of bytes `http::Uri` accepts as
+//! they are (no fragment, no bytes it would reject or re-check as UTF-8);
+//! exactly one `Host`; at most one `Content-Length` of plain digits, up to
+//! [`MAX_BODY_BYTES`]; no `Transfer-Encoding`, `TE`, `Upgrade` or `Expect`
+//! at all; `Connection` tokens only `keep-alive` and `close`; not
+//! `CONNECT`. Anything else — every malformed, ambiguous or hostile head
+//! included — is [`Judged::Hyper`]: the connection goes to hyper with the
+//! bytes read, and hyper answers exactly as it would have. The raw path
+//! therefore never decides what a strange request means.
+//!
+//! A head it takes is rewritten for the upstream by the rules of
+//! [`crate::headers`]: hop-by-hop headers (and those `Connection` names)
+//! left out, earlier `X-Forwarded-For` values folded into one line with the
+//! client appended; everything else as the client sent it, in order.
+
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::ops::Range;
+
+use http::Method;
+
+use crate::headers::{is_hop_by_hop, write_forwarded_for};
+
+/// Headers per head: hyper's default (more is hyper's 431).
+pub const MAX_HEADERS: usize = 100;
+/// The longest head the raw path waits for; a longer one goes to hyper,
+/// whose own limit (about 400 KiB) then applies.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The largest body the raw path takes: it is read whole before the
+/// request goes out, so a stale pooled connection can be retried with the
+/// whole request in hand. Longer bodies stream through hyper.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// `http::Uri`'s longest path and query.
+const MAX_TARGET_LEN: usize = u16::MAX as usize - 1;
+
+/// What to do with the bytes read so far.
+#[derive(Debug)]
+pub enum Judged {
+    /// Not a whole head yet: read more.
+    Partial,
+    /// Not for the raw path: hyper takes the connection.
+    Hyper,
+    /// A boring request; its head for the upstream is in `out`.
+    Boring(Head),
+}
+
+/// A request the raw path takes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Bytes of the head in the input.
+    pub len: usize,
+    /// Bytes of body after the head (its `Content-Length`, or 0).
+    pub body_len: usize,
+    pub method: Method,
+    /// The path (without the query) within the rewritten head.
+    pub path: Range<usize>,
+    /// The client sent `Connection: close`.
+    pub close: bool,
+}
+
+/// Judges the head at the start of `input`; for a boring one, writes the
+/// head to send upstream into `out` (cleared first), `client` appended to
+/// `X-Forwarded-For`.
+pub fn judge(input: &[u8], client: IpAddr, out: &mut Vec<u8>) -> Judged {
+    let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut request,
+        input,
+        &mut slots,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if input.len() < MAX_HEAD_BYTES => return Judged::Partial,
+        Ok(httparse::Status::Partial) | Err(_) => return Judged::Hyper,
+    };
+    let (Some(method), Some(target), Some(1)) = (request.method, request.path, request.version)
+    else {
+        return Judged::Hyper;
+    };
+    if len > MAX_HEAD_BYTES || !plain_origin_form(target.as_bytes()) {
+        return Judged::Hyper;
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Judged::Hyper;
+    };
+    if method == Method::CONNECT {
+        return Judged::Hyper;
+    }
+    let mut content_length = None;
+    let mut hosts = 0;
+    let mut close = false;
+    for header in request.headers.iter() {
+        let name = header.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match (content_length, digits(header.value)) {
+                (None, Some(n)) => content_length = Some(n),
+                _ => return Judged::Hyper,
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in header.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                    return Judged::Hyper;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"te")
+            || name.eq_ignore_ascii_case(b"upgrade")
+            || name.eq_ignore_ascii_case(b"expect")
+        {
+            return Judged::Hyper;
+        }
+    }
+    let body_len = content_length.unwrap_or(0);
+    if hosts != 1 || body_len > MAX_BODY_BYTES as u64 {
+        return Judged::Hyper;
+    }
+
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    let path_start = out.len();
+    let path_len = target.find('?').unwrap_or(target.len());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for header in request.headers.iter() {
+        let name = header.name.as_bytes();
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case(b"x-forwarded-for")
+            // `close` is the one other name `Connection` may list here.
+            || (close && name.eq_ignore_ascii_case(b"close"))
+        {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(header.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    let earlier = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .map(|h| h.value);
+    write_forwarded_for(earlier, client, out);
+    out.extend_from_slice(b"\r\n\r\n");
+    Judged::Boring(Head {
+        len,
+        body_len: body_len as usize,
+        method,
+        path: path_start..path_start + path_len,
+        close,
+    })
+}
+
+/// `1*DIGIT`, as a number that fits.
+pub(crate) fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        value
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+    )
+}
+
+/// An origin-form target that `http::uri::PathAndQuery` keeps byte for
+/// byte: `/`, then path bytes it takes as they are, optionally `?` and
+/// query bytes it takes as they are. Rejected here (so hyper decides):
+/// fragments (it drops them), bytes above 0x7F (it checks them as UTF-8),
+/// and every byte it refuses.
+fn plain_origin_form(target: &[u8]) -> bool {
+    if target.first() != Some(&b'/') || target.len() > MAX_TARGET_LEN {
+        return false;
+    }
+    let mut query = false;
+    target.iter().all(|&b| {
+        if query {
+            matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E)
+        } else if b == b'?' {
+            query = true;
+            true
+        } else {
+            matches!(
+                b,
+                0x21 | b'"' | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | b'{' | 0x7C | b'}' | 0x7E
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judged(input: &str) -> (Judged, String) {
+        let mut out = Vec::new();
+        let judged = judge(input.as_bytes(), "192.0.2.9".parse().unwrap(), &mut out);
+        (judged, String::from_utf8(out).unwrap())
+    }
+
+    fn boring(input: &str) -> (Head, String) {
+        match judged(input) {
+            (Judged::Boring(head), out) => (head, out),
+            (other, _) => panic!("{other:?} for {input:?}"),
+        }
+    }
+
+    fn goes_to_hyper(input: &str) {
+        assert!(
+            matches!(judged(input).0, Judged::Hyper),
+            "{input:?} should go to hyper"
+        );
+    }
+
+    #[test]
+    fn a_plain_get_is_rewritten_by_the_hop_rules() {
+        let input = "GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nProxy-Authorization: x\r\nX-Forwarded-For: 10.0.0.1\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.2\r\n\r\n";
+        let (head, out) = boring(input);
+        assert_eq!(head.len, input.len());
+        assert_eq!(head.body_len, 0);
+        assert_eq!(head.method, Method::GET);
+        assert!(!head.close);
+        assert_eq!(&out[head.path.clone()], "/a/b");
+        assert_eq!(
+            out,
+            "GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.1, 10.0.0.2, 192.0.2.9\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn close_is_noted_and_a_header_it_names_left_out() {
+        let (head, out) =
+            boring("POST / HTTP/1.1\r\nhost: h\r\nconnection: Close\r\nclose: x\r\ncontent-length: 3\r\n\r\nabc");
+        assert!(head.close);
+        assert_eq!(head.body_len, 3);
+        assert_eq!(
+            out,
+            "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\nx-forwarded-for: 192.0.2.9\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_head_asks_for_more() {
+        assert!(matches!(
+            judged("GET / HTTP/1.1\r\nHost: h\r\n").0,
+            Judged::Partial
+        ));
+        let long = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
+        goes_to_hyper(&long);
+    }
+
+    #[test]
+    fn everything_that_is_not_boring_goes_to_hyper() {
+        let cases = [
+            "GET / HTTP/1.0\r\nHost: h\r\n\r\n",
+            "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /a|<b> HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /a?\"q\" HTTP/1.1\r\nHost: h\r\n\r\n",
+            "CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, x-hop\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+            "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nX: \x01\r\n\r\n",
+            "\x16\x03\x01\x00",
+        ];
+        for case in cases {
+            goes_to_hyper(case);
+        }
+        let body = format!(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY_BYTES + 1
+        );
+        goes_to_hyper(&body);
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
+        goes_to_hyper(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n"));
+    }
+
+    #[test]
+    fn targets_http_keeps_as_they_are_pass() {
+        for target in [
+            "/",
+            "/a/b;c=d",
+            "/{\"k\":1}",
+            "/a?b=c&d=/e?f",
+            "/%41~!$&'()*+,",
+        ] {
+            assert!(plain_origin_form(target.as_bytes()), "{target}");
+            let uri: http::Uri = target.parse().unwrap();
+            assert_eq!(uri.path_and_query().unwrap().as_str(), target);
+        }
+    }
+
+    #[test]
+    fn digits_are_plain_and_fit() {
+        assert_eq!(digits(b"0"), Some(0));
+        assert_eq!(digits(b"0012"), Some(12));
+        assert_eq!(digits(b"18446744073709551615"), None);
+        assert_eq!(digits(b""), None);
+        assert_eq!(digits(b"1 "), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! The raw HTTP/1.1 path: plain HTTP/1.1 requests the proxy only forwards,
+//! served without hyper.
+//!
+//! # Why
+//! A pass-through request cost the proxy 37.4K user-space instructions
+//! (callgrind, exact and blind to load) against nginx `proxy_pass`'s 18.3K,
+//! and only ~2.7K of them were the proxy's own functions: the rest was
+//! hyper's two HTTP/1.1 state machines (the server towards the client, the
+//! client towards the primary), the `http` types between them (a `Parts`,
+//! a `HeaderMap` built and torn down per request) and the allocations they
+//! make. The kernel side was already at nginx's level (6.05 system calls
+//! per request against 7.00). So a request that needs none of what those
+//! types are for — no mirror copy, no comparison, no canary, no recording —
+//! is forwarded here from the bytes as read: one `httparse` of the head,
+//! the hop-by-hop rules applied while copying it, one write upstream, one
+//! `httparse` of the answer's head, the body relayed by its framing.
+//! `docs/benchmarks.md` (issue 16) has the before and after.
+//!
+//! # What it takes, and what it leaves to hyper
+//! Only boring requests ([`head`] lists the rules); anything else — every
+//! hostile or odd input included — hands the whole connection, with the
+//! bytes already read ([`Prefixed`]), to the hyper path for the rest of its
+//! life. Request smuggling, bad framing and oversized heads are therefore
+//! still judged by hyper alone: the raw path may only answer what hyper
+//! would answer, cheaper. It is used per service when the primary is a
+//! plain `http://` HTTP/1.1 upstream, there is no canary and no recording,
+//! and the service would not mirror the request (`mirror_percent = 0`, or
+//! a method `mirror_methods = "safe"` keeps from the shadow); the client
+//! connection is plain (not TLS, not HTTP/2).
+//!
+//! Recording services stay on the hyper path for now: the recorder encodes
+//! from a `Parts`, and a raw entry point is not written yet.
+//!
+//! # The escape hatch
+//! `PARALLAX_PROXY_H1=hyper` in the proxy's environment keeps every
+//! connection on hyper (and `=raw` turns the raw path on), so that
+//! `scripts/proxy-floor.sh` can run both side by side with nginx; in
+//! process, [`crate::Proxy::set_http1_path`].
+//!
+//! # Layout
+//! - [`head`]: a request head judged and rewritten (pure).
+//! - [`response`]: an answer head parsed and rewritten, its framing (pure).
+//! - [`chunked`]: a chunked body's end found without changing it (pure).
+//! - [`pool`]: idle keep-alive connections to the primary.
+//! - [`prefixed`]: a connection handed to hyper with its bytes read so far.
+//! - [`conn`]: the per-connection loop.
+
+pub mod chunked;
+pub mod conn;
+pub mod head;
+pub mod pool;
+pub mod prefixed;
+pub mod response;
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::Method;
+
+pub use conn::{serve, Served, HEADER_READ_TIMEOUT};
+pub use prefixed::Prefixed;
+
+use crate::sampling::{MirrorMethods, Sampler};
+use crate::upstream::Upstream;
+use pool::RawPool;
+
+/// The environment variable that picks the HTTP/1.1 path.
+pub const ENV: &str = "PARALLAX_PROXY_H1";
+
+/// Which path a service's plain HTTP/1.1 connections take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http1Path {
+    /// The raw path, for the requests it takes.
+    Raw,
+    /// hyper for everything.
+    Hyper,
+}
+
+impl Http1Path {
+    /// The path without [`ENV`].
+    pub const DEFAULT: Http1Path = Http1Path::Hyper;
+
+    /// [`ENV`]'s choice: `hyper` or `raw`; anything else is the default.
+    pub fn from_env() -> Self {
+        match std::env::var(ENV).as_deref() {
+            Ok("hyper") => Http1Path::Hyper,
+            Ok("raw") => Http1Path::Raw,
+            _ => Self::DEFAULT,
+        }
+    }
+}
+
+/// A service's raw path.
+#[derive(Debug)]
+pub struct RawPath {
+    pub(crate) pool: RawPool,
+    /// `mirror_percent = 0`: no request is mirrored.
+    never_mirrors: bool,
+    methods: MirrorMethods,
+    /// Whether it is used ([`Http1Path`]); relaxed: a switch for tests and
+    /// benchmarks, ordering nothing.
+    on: AtomicBool,
+}
+
+impl RawPath {
+    /// The raw path of a service with this primary and mirroring, or `None`
+    /// when it could never take a request (a TLS or HTTP/2 primary, a
+    /// canary, or every request sampled for mirroring).
+    pub(crate) fn for_service(
+        primary: &Upstream,
+        sampler: &Sampler,
+        methods: MirrorMethods,
+        canary: bool,
+    ) -> Option<Self> {
+        let never_mirrors = sampler.never();
+        if canary || !primary.is_plain_http1() || (!never_mirrors && methods == MirrorMethods::All)
+        {
+            return None;
+        }
+        Some(Self {
+            pool: RawPool::new(&primary.addr),
+            never_mirrors,
+            methods,
+            on: AtomicBool::new(Http1Path::from_env() == Http1Path::Raw),
+        })
+    }
+
+    /// Whether a request with `method` is not mirrored, so the raw path may
+    /// forward it (the sampling decision the hyper path would make, without
+    /// a `Parts`).
+    pub fn takes(&self, method: &Method) -> bool {
+        self.never_mirrors || !self.methods.allows(method)
+    }
+
+    pub fn set(&self, path: Http1Path) {
+        self.on.store(path == Http1Path::Raw, Ordering::Relaxed);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections in its pool (tests).
+    pub fn idle(&self) -> usize {
+        self.pool.idle()
+    }
+}
+
+thread_local! {
+    /// The `Date` value of the current second, per thread (hyper caches it
+    /// the same way): formatting a date per answer would cost more than
+    /// the rest of the head.
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Writes the current `Date` value (IMF-fixdate) into `out`.
+pub(crate) fn write_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != second {
+            *date = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(date.1.as_bytes());
+    });
+}
