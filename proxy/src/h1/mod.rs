@@ -32,8 +32,8 @@
 //! from a `Parts`, and a raw entry point is not written yet.
 //!
 //! # The escape hatch
-//! `PARALLAX_PROXY_H1=hyper` in the proxy's environment keeps every
-//! connection on hyper (and `=raw` turns the raw path on), so that
+//! The raw path is the default. `PARALLAX_PROXY_H1=hyper` in the proxy's
+//! environment keeps every connection on hyper, so that
 //! `scripts/proxy-floor.sh` can run both side by side with nginx; in
 //! process, [`crate::Proxy::set_http1_path`].
 //!
@@ -79,7 +79,7 @@ pub enum Http1Path {
 
 impl Http1Path {
     /// The path without [`ENV`].
-    pub const DEFAULT: Http1Path = Http1Path::Hyper;
+    pub const DEFAULT: Http1Path = Http1Path::Raw;
 
     /// [`ENV`]'s choice: `hyper` or `raw`; anything else is the default.
     pub fn from_env() -> Self {
