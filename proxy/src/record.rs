@@ -591,9 +591,11 @@ impl Drop for Recorder {
 
 /// The initial capacity of a request's encoded head.
 const HEAD_CAPACITY: usize = 512;
-/// The queue's buffers start this large; one that grew past
+/// The queue's buffers start this large: room for a frame's worth and the
+/// record that crosses it, so a queue filling to [`GATHER_BYTES`] does not
+/// reallocate (and copy) on the client path. One that grew past
 /// [`BATCH_SHRINK_ABOVE`] (a burst) is given back after use.
-const BATCH_CAPACITY: usize = 256 << 10;
+const BATCH_CAPACITY: usize = GATHER_BYTES + (64 << 10);
 const BATCH_SHRINK_ABOVE: usize = 4 << 20;
 
 /// The writer thread's state.
