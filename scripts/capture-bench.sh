@@ -13,7 +13,13 @@
 #           or 100 (every request mirrored to a shadow and compared, as the
 #           proxy is used); ROUNDS=N repeats A B B A N times; MIN_RATIO
 #           sets the recorder's min_compression_ratio (0: compress every
-#           frame, as before stored frames existed).
+#           frame, as before stored frames existed). Prints the capture's
+#           size and its compression ratio (zstd -dc of what was written).
+#   record-all  the three recording configurations one after another, for
+#           a quiet-window rerun in one command (~5 min with the defaults
+#           SECS=10 ROUNDS=2): pass-through random, pass-through JSON,
+#           mirrored JSON (each A B B A x ROUNDS), then one summary table.
+#           PARALLAX_PROXY_H1 (hyper|raw) is passed to both proxies.
 #   replay  replay accuracy and CPU: a capture of ingest batches (500
 #           events, the loadgen's 83 KB protobuf batch) replayed at 1,000
 #           req/s (500,000 events/s) against the canned responder; then
@@ -21,7 +27,8 @@
 #   rss     the replayer's peak RSS on a large capture (SIZE_GB, default 1,
 #           of incompressible 16 KiB bodies), generated here then deleted.
 #
-# Usage: scripts/capture-bench.sh [record|replay|rss|all] (default all).
+# Usage: scripts/capture-bench.sh [record|record-all|replay|rss|all]
+# (default all).
 # Env: SECS (20), RATE (5000), SIZE_GB (1), LEVEL (record: the recorder's
 # compression_level, default: the recorder's own), BODY, MIRROR, ROUNDS
 # (record; above), PERF=1 (record: a
@@ -48,8 +55,8 @@ proxy_cmd=("$parallax" proxy)
 for need in "$parallax" "$make"; do
   [[ -x $need ]] || { echo "capture-bench: $need is missing; see the usage at the top" >&2; exit 2; }
 done
-for tool in nginx wrk; do
-  command -v "$tool" >/dev/null || { echo "capture-bench: $tool is missing: apt-get install -y nginx-light wrk" >&2; exit 2; }
+for tool in nginx wrk zstd; do
+  command -v "$tool" >/dev/null || { echo "capture-bench: $tool is missing: apt-get install -y nginx-light wrk zstd" >&2; exit 2; }
 done
 rm -rf "$work" && mkdir -p "$work/nginx"
 pids=()
@@ -100,7 +107,7 @@ wait_port "$canned"
 echo "capture-bench: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)" >&2
 
 record() {
-  local body=${BODY:-random} mirror=${MIRROR:-0} rounds=${ROUNDS:-1}
+  local body=${1:-${BODY:-random}} mirror=${2:-${MIRROR:-0}} rounds=${ROUNDS:-1}
   echo "== recording overhead: ${rate} req/s for ${secs}s per phase, A B B A x ${rounds}; BODY=${body} MIRROR=${mirror} LEVEL=${LEVEL:-default} MIN_RATIO=${MIN_RATIO:-default}" >&2
   local n=$((rate * (secs + 2))) body_flag
   case $body in
@@ -109,6 +116,7 @@ record() {
     *) echo "capture-bench: BODY=$body: use random or json" >&2; exit 2 ;;
   esac
   [[ $mirror =~ ^[0-9]+$ && $mirror -le 100 ]] || { echo "capture-bench: MIRROR=$mirror: use 0-100" >&2; exit 2; }
+  rm -rf "$work/rec"
   "$make" --out "$work/load.plxcap" --requests "$n" --rate "$rate" --conns 64 \
     --method POST --path /v1/events/{n} "$body_flag" 512 2>&1
   local plain rec admin1 admin2 level=""
@@ -146,14 +154,20 @@ min_compression_ratio = $MIN_RATIO"
       'BEGIN{ if (n == 0) n = 1; printf "  recording %-3s: proxy CPU %.2f us/request (writer thread %.2f) over %d requests, load %s\n", arm, t / n / 1e3, w / n / 1e3, n, load }' >&2
     grep -E "latency|late" <<<"$out" | sed 's/^/    /' >&2
   done
-  # Each arm's CPU per request over all its phases, and the difference.
-  awk '{ t[$1] += $2; w[$1] += $3; n[$1] += $4 }
-    END { off = t["off"] / n["off"] / 1e3; on = t["on"] / n["on"] / 1e3;
-          printf "  => off %.2f us, on %.2f us (writer %.2f): recording adds %+.2f us/request (%+.1f %%)\n", off, on, w["on"] / n["on"] / 1e3, on - off, (on / off - 1) * 100 }' \
-    "$work/rec-phases.txt" >&2
-  curl -s "127.0.0.1:$admin2/metrics" | grep -E '^parallax_record_(records|bytes|dropped)' | sed 's/^/    /' >&2
-  ls -l "$work/rec" | sed 's/^/    /' >&2
+  curl -s "127.0.0.1:$admin2/metrics" >"$work/rec.metrics" || true
   kill "$pid_plain" "$pid_rec"
+  wait "$pid_rec" 2>/dev/null || true # the recorder finishes its segment
+  # Each arm's CPU per request over all its phases, and the difference.
+  local summary raw packed
+  packed=$(cat "$work"/rec/*.plxcap | wc -c)
+  raw=$(zstd -dcq "$work"/rec/*.plxcap | wc -c)
+  summary=$(awk -v raw="$raw" -v packed="$packed" '{ t[$1] += $2; w[$1] += $3; n[$1] += $4; l = l " " $5 }
+    END { off = t["off"] / n["off"] / 1e3; on = t["on"] / n["on"] / 1e3;
+          printf "off %.2f us, on %.2f us (writer %.2f): recording adds %+.2f us/request (%+.1f %%); file %.1f MB, ratio %.2f; load%s", off, on, w["on"] / n["on"] / 1e3, on - off, (on / off - 1) * 100, packed / 1e6, raw / (packed > 0 ? packed : 1), l }' \
+    "$work/rec-phases.txt")
+  echo "  => $summary" >&2
+  printf '%-7s %-4s %s\n' "$body" "$mirror" "$summary" >>"$work/summary.txt"
+  grep -E '^parallax_record_(records|bytes|dropped)' "$work/rec.metrics" | sed 's/^/    /' >&2 || true
 }
 
 replay_bench() {
@@ -186,10 +200,20 @@ rss_bench() {
   rm -f "$work/big.plxcap"
 }
 
+record_all() {
+  : >"$work/summary.txt"
+  record random 0
+  record json 0
+  record json 100
+  echo "== summary (BODY MIRROR; proxy CPU per request, A B B A x ${ROUNDS:-1}, ${secs}s phases, LEVEL=${LEVEL:-default}, PARALLAX_PROXY_H1=${PARALLAX_PROXY_H1:-default})" >&2
+  cat "$work/summary.txt" >&2
+}
+
 case $what in
   record) record ;;
+  record-all) record_all ;;
   replay) replay_bench ;;
   rss) rss_bench ;;
   all) record; replay_bench; rss_bench ;;
-  *) echo "usage: $0 [record|replay|rss|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [record|record-all|replay|rss|all]" >&2; exit 2 ;;
 esac
