@@ -29,9 +29,9 @@
 #                of the checkout do not touch the running files. BUILD=1
 #                builds and copies them first.
 #   CAPACITY     --capacity-bytes of both twins [4294967296]
-#   LADDER       rates, requests/s [2000,2500,3200,4000,5000,6300,8000]
-#   PROBE_SECS [8]  WARMUP_SECS [2]  SLO_P99_MS [20]
-#   TAIL_SECS    per twin [120]; TAIL_RATE [unset] or TAIL_SHARE [0.8]
+#   LADDER       rates, requests/s [3200,4000,5000,6300,8000,10000]
+#   PROBE_SECS [6]  WARMUP_SECS [2]  SLO_P99_MS [20]
+#   TAIL_SECS    per twin [150]; TAIL_RATE [unset] or TAIL_SHARE [0.8]
 #   GET_SHARE    [0.5]; CONNECTIONS per twin [384]; SHARDS [64]
 #   GOGC [100]; GOMEMLIMIT [unset]
 #   DATA         also write the per-bin CSV here (e.g. docs/data/cache-gc-tail.csv)
@@ -42,11 +42,11 @@ cd "$(dirname "$0")/.."
 OUT=${1:-target/gc-tail/$(date -u +%Y%m%dT%H%M%SZ)}
 BIN=${BIN:-/tmp/gctail}
 CAPACITY=${CAPACITY:-4294967296}
-LADDER=${LADDER:-2000,2500,3200,4000,5000,6300,8000}
-PROBE_SECS=${PROBE_SECS:-8}
+LADDER=${LADDER:-3200,4000,5000,6300,8000,10000}
+PROBE_SECS=${PROBE_SECS:-6}
 WARMUP_SECS=${WARMUP_SECS:-2}
 SLO_P99_MS=${SLO_P99_MS:-20}
-TAIL_SECS=${TAIL_SECS:-120}
+TAIL_SECS=${TAIL_SECS:-150}
 TAIL_SHARE=${TAIL_SHARE:-0.8}
 GET_SHARE=${GET_SHARE:-0.5}
 CONNECTIONS=${CONNECTIONS:-384}

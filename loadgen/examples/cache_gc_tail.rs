@@ -20,7 +20,8 @@
 //!    and under 1 % of its slots were late, failed or never sent. A twin's
 //!    capacity is the highest rung at which every one of its probes held,
 //!    every lower rung held too; a twin stops being probed after a rung
-//!    where none of its probes held;
+//!    where none of its probes held (so each probe position's own ladder
+//!    can be read as an A/A in time);
 //! 3. **tail**: each twin alone for `--tail-secs` at one fixed rate (by
 //!    default `--tail-share` of the lowest capacity found, the same rate for
 //!    every twin), every request written to `tail-<twin>.csv`.
@@ -482,6 +483,7 @@ async fn main() -> anyhow::Result<()> {
     // Ladder: per twin, whether it is still probed and its capacity so far.
     let mut capacity: Vec<Option<f64>> = vec![None; twins.len()];
     let mut climbing = vec![true; twins.len()];
+    let mut capacity_open = vec![true; twins.len()];
     for (rung, &rate) in args.ladder.iter().enumerate() {
         let mut order: Vec<usize> = (0..twins.len()).collect();
         if rung % 2 == 1 {
@@ -534,10 +536,15 @@ async fn main() -> anyhow::Result<()> {
             if of == 0 {
                 continue;
             }
-            if ok == of {
+            // Capacity is the highest rung below the first where any probe
+            // failed; the climb goes on while one still holds, so that each
+            // probe's own ladder (the summary's A/A in time) is complete.
+            if ok == of && capacity_open[t] {
                 capacity[t] = Some(rate);
             } else {
-                // Capacity is the highest rung below the first that failed.
+                capacity_open[t] = false;
+            }
+            if ok == 0 {
                 climbing[t] = false;
             }
         }
