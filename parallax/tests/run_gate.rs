@@ -227,6 +227,17 @@ fn a_shadow_run_measures_both_twins_and_compares_every_request() {
     assert!(dir.0.join("cache/goose.html").exists());
 }
 
+/// CPU-seconds per request of the scenario's candidate and baseline.
+fn cpu_per_request(results: &Path) -> (f64, f64) {
+    let run = RunResults::load(results).unwrap();
+    let s = &run.scenarios[0];
+    let per = |name: &str| {
+        let b = s.backend(name).unwrap();
+        b.cpu_seconds.expect("CPU measured") / b.requests as f64
+    };
+    (per("rust"), per("go"))
+}
+
 #[test]
 fn the_gate_passes_an_honest_build_and_fails_a_deliberately_regressed_one() {
     let dir = TempDir::new("gate");
@@ -235,7 +246,7 @@ fn the_gate_passes_an_honest_build_and_fails_a_deliberately_regressed_one() {
     // against 3x the baseline): a co-located baseline's p99 can itself reach
     // tens of ms on such a machine, so the p99 ratio alone is not a reliable
     // detector here, while a 30 ms shift of the whole distribution is.
-    let budgets = [
+    let mut budgets = vec![
         "--max-p99-ratio",
         "4",
         "--max-p50-ratio",
@@ -246,24 +257,42 @@ fn the_gate_passes_an_honest_build_and_fails_a_deliberately_regressed_one() {
         "0.05",
     ];
     let honest = short_cache_run(&dir.0.join("honest"), "");
+    // The CPU budget: twice the honest run's rust/go CPU per request (the
+    // twins' own ratio, which a debug build of the Rust twin changes).
+    let (rust, go) = cpu_per_request(&honest);
+    let cpu_budget = format!("{:.3}", 2.0 * rust / go);
+    budgets.extend(["--max-cpu-ratio", cpu_budget.as_str()]);
     let mut args = vec!["gate", honest.to_str().unwrap()];
-    args.extend(budgets);
+    args.extend(&budgets);
     let verdict = parallax(&args);
     assert_eq!(verdict.status.code(), Some(0), "{}", text(&verdict));
 
-    let regressed = short_cache_run(&dir.0.join("regressed"), "--debug-delay-us 30000");
+    // Regressed twice over: every answer 30 ms late, and every request
+    // 1 ms more of the serving thread's CPU (burned, not slept).
+    let regressed = short_cache_run(
+        &dir.0.join("regressed"),
+        "--debug-delay-us 30000 --debug-extra-cpu-us 1000",
+    );
     let mut args = vec!["gate", regressed.to_str().unwrap()];
-    args.extend(budgets);
+    args.extend(&budgets);
     let verdict = parallax(&args);
     assert_eq!(verdict.status.code(), Some(1), "{}", text(&verdict));
     let table = text(&verdict);
-    let p50 = table
-        .lines()
-        .find(|l| l.contains("p50 ratio"))
-        .unwrap_or_default();
+    for check in ["p50 ratio", "CPU/request ratio"] {
+        let line = table
+            .lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_default();
+        assert!(line.contains("FAIL"), "{check} must fail:\n{table}");
+    }
+    // The cgroup charged the candidate the burned CPU, request by request.
+    let (slowed, _) = cpu_per_request(&regressed);
     assert!(
-        p50.contains("FAIL"),
-        "the median shift is what fails:\n{table}"
+        slowed - rust > 0.0008,
+        "1 ms of CPU per request added {:.0} µs per request ({:.0} -> {:.0} µs)",
+        (slowed - rust) * 1e6,
+        rust * 1e6,
+        slowed * 1e6
     );
 }
 
