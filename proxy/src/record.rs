@@ -483,36 +483,70 @@ impl Recorder {
         if !self.sampler.sample(head) {
             return None;
         }
+        let target = head.uri.path_and_query().map_or("/", |q| q.as_str());
+        let headers = head
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()));
+        Some(self.encode_head(client, head.method.as_str(), target, headers))
+    }
+
+    /// [`Recorder::begin`] for the raw HTTP/1.1 path ([`crate::h1`]), from
+    /// the head's parts: `headers` as a `HeaderMap` would list them (names
+    /// in lower case, the values of one name together, in the order names
+    /// first appear), hop-by-hop headers already left out. The record is
+    /// the one `begin` encodes for the same request, redaction included.
+    pub fn begin_raw<'a>(
+        &self,
+        client: SocketAddr,
+        method: &str,
+        target: &str,
+        path: &str,
+        headers: &'a [(String, &'a [u8])],
+    ) -> Option<Pending> {
+        let first = |name: &http::HeaderName| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name.as_str())
+                .map(|(_, v)| *v)
+        };
+        if !self.sampler.sample_raw(path, first) {
+            return None;
+        }
+        let headers = headers.iter().map(|(n, v)| (n.as_str(), *v));
+        Some(self.encode_head(client, method, target, headers))
+    }
+
+    /// A request head in the capture's layout, stamped now, secret headers
+    /// and query parameters redacted.
+    fn encode_head<'a>(
+        &self,
+        client: SocketAddr,
+        method: &str,
+        target: &str,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) -> Pending {
         let conn = conn_id(client);
         let at_us = self.epoch.elapsed().as_micros() as u64;
-        let target = head.uri.path_and_query().map_or("/", |q| q.as_str());
         let target = if target.contains('?') {
             Cow::Owned(self.redactor.target(target))
         } else {
             Cow::Borrowed(target)
         };
         let r = &self.redactor;
-        let headers = head.headers.iter().map(|(name, value)| {
-            let name = name.as_str();
+        let headers = headers.map(|(name, value)| {
             if r.header_is_secret(name) {
                 (name, REDACTED.as_bytes())
             } else {
-                (name, value.as_bytes())
+                (name, value)
             }
         });
         let mut encoded = Vec::with_capacity(HEAD_CAPACITY);
-        format::encode_request_head(
-            &mut encoded,
-            at_us,
-            Some(conn),
-            head.method.as_str(),
-            &target,
-            headers,
-        );
-        Some(Pending {
+        format::encode_request_head(&mut encoded, at_us, Some(conn), method, &target, headers);
+        Pending {
             conn,
             head: encoded,
-        })
+        }
     }
 
     /// Counts a record that could not be taken.
@@ -522,14 +556,14 @@ impl Recorder {
     }
 
     /// Queues the request with its body and the primary's answer.
-    pub fn finish(
+    pub fn finish<B: AsRef<[u8]>>(
         &self,
         pending: Pending,
-        body: &[Bytes],
+        body: &[B],
         status: Option<u16>,
         latency: Option<Duration>,
     ) {
-        let len: usize = body.iter().map(Bytes::len).sum();
+        let len: usize = body.iter().map(|b| b.as_ref().len()).sum();
         if len as u64 > self.max_body_bytes {
             return self.drop_record(DropReason::BodyTooLarge);
         }

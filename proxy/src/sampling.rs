@@ -96,13 +96,30 @@ impl Sampler {
 
     /// Whether this request is mirrored.
     pub fn sample(&self, request: &Parts) -> bool {
+        self.sample_raw(request.uri.path(), |name| {
+            request.headers.get(name).map(|v| v.as_bytes())
+        })
+    }
+
+    /// [`Sampler::sample`] for a request known by its path and a lookup of
+    /// a header's first value (the raw HTTP/1.1 path has no `Parts`).
+    pub fn sample_raw<'a>(
+        &self,
+        path: &'a str,
+        header: impl FnOnce(&HeaderName) -> Option<&'a [u8]>,
+    ) -> bool {
         let Some(threshold) = self.threshold else {
             return true;
         };
         if threshold == 0 {
             return false;
         }
-        point(self.sticky.as_ref(), request, &self.counter, 0) < threshold
+        let key = match &self.sticky {
+            Some(StickyKey::Path) => Some(path.as_bytes()),
+            Some(StickyKey::Header(name)) => header(name),
+            None => None,
+        };
+        point_of(key, &self.counter, 0) < threshold
     }
 }
 
@@ -120,6 +137,12 @@ pub(crate) fn point(
         Some(StickyKey::Header(name)) => request.headers.get(name).map(|v| v.as_bytes()),
         None => None,
     };
+    point_of(key, counter, salt)
+}
+
+/// [`point`] from the sticky key's value (`key`; `None` when the request
+/// has none, or there is no sticky key).
+fn point_of(key: Option<&[u8]>, counter: &AtomicU64, salt: u64) -> u64 {
     match key {
         Some(key) => mix(fnv1a(key) ^ salt),
         None => counter

@@ -211,12 +211,9 @@ impl ServiceState {
         }
     }
 
-    /// The raw HTTP/1.1 path, when it is on for this service: not while it
-    /// records (the recorder encodes from a `Parts`).
+    /// The raw HTTP/1.1 path, when it is on for this service.
     pub fn raw_h1(&self) -> Option<&crate::h1::RawPath> {
-        self.raw_h1
-            .as_ref()
-            .filter(|raw| raw.is_on() && self.recorder.is_none())
+        self.raw_h1.as_ref().filter(|raw| raw.is_on())
     }
 
     /// The sliding latency window of `backend`, if it is configured.

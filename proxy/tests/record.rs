@@ -622,3 +622,79 @@ async fn the_cache_corpus_recorded_before_the_twins_replays_to_the_same_answers_
         assert_eq!(report.status_different, 0, "{}", imp.name);
     }
 }
+
+/// What the raw upstream answers: a small JSON body, 404 for `/missing`.
+fn raw_answer(line: &str) -> Vec<u8> {
+    let (status, body) = if line.contains("/missing") {
+        ("404 Not Found", r#"{"code":"not_found"}"#)
+    } else {
+        ("200 OK", r#"{"ok":true}"#)
+    };
+    format!("HTTP/1.1 {status}\r\ndate: Sat, 05 Dec 2026 15:00:00 GMT\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_http1_path_records_what_the_hyper_path_records() {
+    use parallax_proxy::h1::Http1Path;
+    let d = dir("raw-h1");
+    let mut captured = Vec::new();
+    let requests_sent: [&[u8]; 4] = [
+        b"GET /v1/items/7?token=s3cret&page=2 HTTP/1.1\r\nHost: h\r\nX-Mixed-Case: 1\r\nAuthorization: Bearer abc\r\nX-Api-Key: k\r\nX-Forwarded-For: 10.0.0.1\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.2\r\nKeep-Alive: 5\r\n\r\n",
+        b"POST /v1/events HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n{\"id\":\"e1\",\"user\":{\"password\":\"hunter2\"}}",
+        b"GET /missing HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"DELETE /v1/items/7 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nClose: x\r\n\r\n",
+    ];
+    for path in [Http1Path::Raw, Http1Path::Hyper] {
+        let primary = raw_upstream(raw_answer, false).await;
+        let file = d.join(format!("{path:?}.plxcap"));
+        let proxy = proxy()
+            .primary(primary.addr)
+            .shadow(down())
+            .set("mirror_percent = 0")
+            .set("redact = [\"header:x-api-key\", \"/**/password\"]")
+            .tables(&record_table(&file, ""))
+            .http1(path)
+            .start()
+            .await;
+        let answer = talk(
+            proxy.addr,
+            &requests_sent,
+            Duration::from_millis(20),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(status_lines(&answer).len(), 4, "{path:?}");
+        wait_metric(&proxy, "parallax_record_records_total", 4.0).await;
+        // The raw path forwards header names as the client sent them; hyper
+        // in lower case: this proxy took the path it was given.
+        let forwarded = String::from_utf8_lossy(&primary.requests()[0]).into_owned();
+        assert_eq!(
+            forwarded.contains("X-Mixed-Case"),
+            path == Http1Path::Raw,
+            "{forwarded}"
+        );
+        let (recs, _) = records(&file);
+        let seen: Vec<_> = requests(&recs)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.method.clone(),
+                    r.target.clone(),
+                    r.headers.clone(),
+                    r.body.clone(),
+                    r.status,
+                    r.conn.is_some(),
+                    r.latency_us.is_some(),
+                )
+            })
+            .collect();
+        captured.push(seen);
+    }
+    assert_eq!(captured[0].len(), 4);
+    assert_eq!(captured[0], captured[1]);
+    let get = &captured[0][0];
+    assert_eq!(get.1, "/v1/items/7?token=[redacted]&page=2");
+    assert!(get
+        .2
+        .contains(&("x-api-key".to_owned(), "[redacted]".to_owned())));
+}

@@ -161,6 +161,21 @@ pub async fn serve(
         state.route_states[route]
             .metrics
             .outcome(MirrorOutcome::SampledOut);
+        // Recorded as the client sent it (before X-Forwarded-For), as the
+        // hyper path records it.
+        let recording = state.recorder.as_ref().and_then(|recorder| {
+            let headers = head::recorded_headers(&conn.input[conn.start..conn.start + head.len]);
+            let text = |range: std::ops::Range<usize>| {
+                std::str::from_utf8(&conn.request[range]).unwrap_or("/")
+            };
+            recorder.begin_raw(
+                client,
+                head.method.as_str(),
+                text(head.target.clone()),
+                text(head.path.clone()),
+                &headers,
+            )
+        });
         let body = conn.start + head.len..conn.start + whole;
         conn.request.extend_from_slice(&conn.input[body]);
         conn.start += whole;
@@ -184,6 +199,11 @@ pub async fn serve(
             &mut client_io,
         )
         .await;
+        if let (Some(recorder), Some(pending)) = (&state.recorder, recording) {
+            let body = &conn.request[conn.request.len() - head.body_len..];
+            let status = exchanged.as_ref().ok().map(|(_, answer)| answer.status);
+            recorder.finish(pending, &[body], status, status.map(|_| started.elapsed()));
+        }
         let (upstream_io, answer) = match exchanged {
             Ok(exchanged) => exchanged,
             Err(Failed::Client) => return Served::Done,

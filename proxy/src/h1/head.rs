@@ -58,6 +58,8 @@ pub struct Head {
     pub method: Method,
     /// The path (without the query) within the rewritten head.
     pub path: Range<usize>,
+    /// The whole target (path and query) within the rewritten head.
+    pub target: Range<usize>,
     /// The client sent `Connection: close`.
     pub close: bool,
 }
@@ -158,8 +160,56 @@ pub fn judge(input: &[u8], client: IpAddr, out: &mut Vec<u8>) -> Judged {
         body_len: body_len as usize,
         method,
         path: path_start..path_start + path_len,
+        target: path_start..path_start + target.len(),
         close,
     })
+}
+
+/// The headers of a head [`judge`] took, as the hyper path's recorder
+/// sees them (a `HeaderMap` after the hop rules, before
+/// `X-Forwarded-For`): hop-by-hop headers left out, names in lower case,
+/// the values of one name together, in the order names first appear.
+/// Parses the head again: only a recorded request pays for it.
+pub fn recorded_headers(head: &[u8]) -> Vec<(String, &[u8])> {
+    let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    if httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut request, head, &mut slots)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let close = request.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("connection")
+            && h.value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    });
+    let kept: Vec<&httparse::Header<'_>> = request
+        .headers
+        .iter()
+        .filter(|h| {
+            let name = h.name.as_bytes();
+            !(is_hop_by_hop(name) || (close && name.eq_ignore_ascii_case(b"close")))
+        })
+        .collect();
+    let mut listed: Vec<(String, &[u8])> = Vec::with_capacity(kept.len());
+    for (i, header) in kept.iter().enumerate() {
+        let seen_before = kept[..i]
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(header.name));
+        if seen_before {
+            continue;
+        }
+        let name = header.name.to_ascii_lowercase();
+        for same in kept[i..]
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(header.name))
+        {
+            listed.push((name.clone(), same.value));
+        }
+    }
+    listed
 }
 
 /// `1*DIGIT`, as a number that fits.
@@ -313,6 +363,29 @@ mod tests {
             let uri: http::Uri = target.parse().unwrap();
             assert_eq!(uri.path_and_query().unwrap().as_str(), target);
         }
+    }
+
+    #[test]
+    fn recorded_headers_are_listed_as_a_header_map_lists_them() {
+        let head = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: a\r\nAccept: */*\r\nConnection: close\r\nClose: 1\r\nx-forwarded-for: b\r\nKeep-Alive: 5\r\n\r\n";
+        let listed = recorded_headers(head);
+        let mut map = http::HeaderMap::new();
+        for (name, value) in [
+            ("host", "h"),
+            ("x-forwarded-for", "a"),
+            ("accept", "*/*"),
+            ("x-forwarded-for", "b"),
+        ] {
+            map.append(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        let expected: Vec<(String, &[u8])> = map
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes()))
+            .collect();
+        assert_eq!(listed, expected);
     }
 
     #[test]

@@ -23,13 +23,13 @@
 //! life. Request smuggling, bad framing and oversized heads are therefore
 //! still judged by hyper alone: the raw path may only answer what hyper
 //! would answer, cheaper. It is used per service when the primary is a
-//! plain `http://` HTTP/1.1 upstream, there is no canary and no recording,
-//! and the service would not mirror the request (`mirror_percent = 0`, or
-//! a method `mirror_methods = "safe"` keeps from the shadow); the client
-//! connection is plain (not TLS, not HTTP/2).
-//!
-//! Recording services stay on the hyper path for now: the recorder encodes
-//! from a `Parts`, and a raw entry point is not written yet.
+//! plain `http://` HTTP/1.1 upstream, there is no canary, and the service
+//! would not mirror the request (`mirror_percent = 0`, or a method
+//! `mirror_methods = "safe"` keeps from the shadow); the client connection
+//! is plain (not TLS, not HTTP/2). A recording service (`[services.record]`)
+//! takes it too, recording from the head's bytes the same record the hyper
+//! path encodes ([`crate::record::Recorder::begin_raw`]), so a recording
+//! benchmark compares like with like.
 //!
 //! # The escape hatch
 //! The raw path is the default. `PARALLAX_PROXY_H1=hyper` in the proxy's

@@ -294,7 +294,7 @@ pub async fn proxy_upgrade(
                 r.max_body_bytes(),
             ));
         }
-        r.finish(pending, &[], status, status.map(|_| started.elapsed()));
+        r.finish::<&[u8]>(pending, &[], status, status.map(|_| started.elapsed()));
     }
     let answer = match answer {
         Ok(answer) => answer,
