@@ -23,8 +23,9 @@
 //!    where none of its probes held (so each probe position's own ladder
 //!    can be read as an A/A in time);
 //! 3. **tail**: each twin alone for `--tail-secs` at one fixed rate (by
-//!    default `--tail-share` of the lowest capacity found, the same rate for
-//!    every twin), every request written to `tail-<twin>.csv`.
+//!    default `--tail-share` of the lowest capacity found, or of the lowest
+//!    rung when none held; the same rate for every twin), every request
+//!    written to `tail-<twin>.csv`.
 //!
 //! After every step the twin's `/metrics` is read for Go's
 //! `go_memstats_last_gc_time_seconds` (wall clock at the end of the last
@@ -566,10 +567,20 @@ async fn main() -> anyhow::Result<()> {
                     .flatten()
                     .copied()
                     .fold(f64::INFINITY, f64::min);
-                if !lowest.is_finite() {
-                    bail!("no capacity found for --tail-share; give --tail-rate");
+                if lowest.is_finite() {
+                    lowest * args.tail_share
+                } else {
+                    // A busy machine can fail the lowest rung; the tail is
+                    // still worth measuring, at a share of that rung.
+                    let Some(&first) = args.ladder.first() else {
+                        bail!("no ladder and no --tail-rate: give one of them");
+                    };
+                    eprintln!(
+                        "no twin held the lowest rung; the tail runs at {} of it",
+                        args.tail_share
+                    );
+                    first * args.tail_share
                 }
-                lowest * args.tail_share
             }
         };
         for twin in &mut twins {
