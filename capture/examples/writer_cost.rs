@@ -41,6 +41,7 @@ fn main() {
     let mut min_ratio = 0.0;
     let mut out = std::env::temp_dir();
     let mut gather_kib = 256usize;
+    let mut params: Vec<(String, u32)> = Vec::new();
     while let Some(a) = args.next() {
         let mut v = || args.next().expect("a value after the flag");
         match a.as_str() {
@@ -56,6 +57,11 @@ fn main() {
             "--min-ratio" => min_ratio = v().parse().expect("a ratio"),
             "--out" => out = PathBuf::from(v()),
             "--gather-kib" => gather_kib = v().parse().expect("KiB"),
+            "--param" => {
+                let p = v();
+                let (k, x) = p.split_once('=').expect("--param name=value");
+                params.push((k.into(), x.parse().expect("a number")));
+            }
             _ if !a.starts_with("--") => path = Some(PathBuf::from(a)),
             _ => panic!("unknown flag {a}; see the top of writer_cost.rs"),
         }
@@ -99,6 +105,16 @@ fn main() {
             let mut w = CaptureWriter::with_level(f, &Meta::new("writer_cost", 0), level)
                 .expect("a writer");
             w.set_min_ratio(min_ratio);
+            for (k, v) in &params {
+                use zstd::zstd_safe::CParameter as P;
+                let p = match k.as_str() {
+                    "windowlog" => P::WindowLog(*v),
+                    "hashlog" => P::HashLog(*v),
+                    "minmatch" => P::MinMatch(*v),
+                    _ => panic!("--param {k}: windowlog, hashlog or minmatch"),
+                };
+                w.compressor().set_parameter(p).expect("a valid parameter");
+            }
             let mut cpu = Duration::ZERO;
             let mut sink = 0u8;
             for (bytes, records) in &frames {
@@ -113,7 +129,7 @@ fn main() {
             w.finish().expect("finish");
             let size = std::fs::metadata(&file).map_or(1, |m| m.len());
             println!(
-                "round {round} level {level:>4}: {:>6.0} ns/record  ratio {:>5.2}  {:>5.0} MB/s{}",
+                "round {round} level {level:>4} {params:?}: {:>6.0} ns/record  ratio {:>5.2}  {:>5.0} MB/s{}",
                 cpu.as_nanos() as f64 / n as f64,
                 raw as f64 / size as f64,
                 raw as f64 / cpu.as_secs_f64() / 1e6,

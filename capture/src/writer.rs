@@ -53,6 +53,12 @@ pub const LEVEL: i32 = 1;
 /// (`docs/benchmarks.md`, "Recording overhead, fourth round"). The format
 /// is the same zstd stream at every level.
 pub const FAST_LEVEL: i32 = -2;
+/// The match table of the fast (negative) levels: 2^12 entries (16 KiB)
+/// instead of the 2^14 zstd picks for a 256 KiB frame. The recorder's
+/// writer wakes to caches the proxy's worker has filled; the smaller table
+/// costs fewer misses: 6 % less writer CPU at level -2 for the same ratio
+/// (3.93×) on recorded JSON, A B B A (2^10: 10 % less, 3.82×).
+pub const FAST_HASH_LOG: u32 = 12;
 /// Compressed records judged at a time against `min_ratio`.
 pub const PROBE_BYTES: u64 = 4 << 20;
 /// Records stored after a probe fell short of `min_ratio`, before the next
@@ -92,6 +98,9 @@ impl<W: Write> CaptureWriter<W> {
     pub fn with_level(inner: W, meta: &Meta, level: i32) -> io::Result<Self> {
         let mut compressor = zstd::bulk::Compressor::new(level)?;
         compressor.include_checksum(true)?;
+        if level < 0 {
+            compressor.set_parameter(zstd::zstd_safe::CParameter::HashLog(FAST_HASH_LOG))?;
+        }
         let mut w = Self {
             inner,
             compressor,
@@ -115,6 +124,12 @@ impl<W: Write> CaptureWriter<W> {
     /// [`STORED_BYTES`] stored; 0 (the default) compresses everything.
     pub fn set_min_ratio(&mut self, ratio: f64) {
         self.min_ratio = ratio;
+    }
+
+    /// zstd's compressor, for parameters beyond the level (e.g.
+    /// `CParameter::HashLog`); they apply to the frames written after.
+    pub fn compressor(&mut self) -> &mut zstd::bulk::Compressor<'static> {
+        &mut self.compressor
     }
 
     /// Appends `record`; it is durable (readable after a crash) once
