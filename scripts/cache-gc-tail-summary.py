@@ -312,13 +312,16 @@ def write_svg(path, series, windows, rate):
         import math
         lo, hi = math.log10(100), math.log10(top)
         y = lambda v: y0 + panel - panel * (math.log10(max(v, 100)) - lo) / (hi - lo)
+        shaded = "Go's GC cycles" if twin == "go" else "Go's cycle times (placebo)"
         parts.append(f'<text x="50" y="{y0 - 8}">{twin}: p99 per 100 ms bin at {rate:.0f}/s '
-                     f'(log scale, 0.1 ms – {top / 1000:.0f} ms); shaded: Go GC cycles</text>')
+                     f'(log scale, 0.1 ms – {top / 1000:.0f} ms); shaded: {shaded}</text>')
         for a, b in windows:
             parts.append(f'<rect x="{x(a):.1f}" y="{y0}" width="{max(1.0, x(b) - x(a)):.1f}" '
                          f'height="{panel}" fill="#f4c2c2"/>')
         parts.append(f'<rect x="50" y="{y0}" width="{width - 70}" height="{panel}" fill="none" stroke="#999"/>')
-        for v in (1000, 10_000, 20_000):
+        for t in range(0, int(secs) + 1, 30):
+            parts.append(f'<text x="{x(t) - 8:.1f}" y="{y0 + panel + 13}">{t} s</text>')
+        for v in (1000, 10_000, 100_000):
             if v <= top:
                 parts.append(f'<line x1="50" x2="{width - 20}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
                              f'stroke="#ddd"/><text x="5" y="{y(v) + 4:.1f}">{v // 1000} ms</text>')
