@@ -4,13 +4,16 @@
 # the processes awake and only the hop itself is timed — no queueing, no
 # coordinated omission to correct (there is one request in flight).
 #
-# Five paths to the same primary (the Go session cache; a 116-byte JSON hit):
+# Six paths to the same primary (the Go session cache; a 116-byte JSON hit):
 #   direct             the primary itself
 #   nginx              nginx proxy_pass, keep-alive upstream, no mirror
 #   nginx-mirror       the same plus `mirror` to the shadow (Rust cache)
-#   parallax           parallax proxy with mirror_percent = 0
+#   parallax           parallax proxy with mirror_percent = 0 (its raw
+#                      HTTP/1.1 path, proxy/src/h1)
+#   parallax-hyper     the same binary with PARALLAX_PROXY_H1=hyper: the
+#                      pass-through served by hyper, as before issue 16
 #   parallax-mirror    parallax proxy mirroring and comparing every request
-# measured in that order and then reversed (A..E, E..A), each for SECS.
+# measured in that order and then reversed (A..F, F..A), each for SECS.
 # Each proxy gets one worker (nginx worker_processes 1; tokio 1 worker), so
 # neither gets more cores than the other.
 #
@@ -26,9 +29,10 @@
 #                             --example bench_proxy` builds alone);
 #   PARALLAX_BASELINE=path    a second `parallax` binary (an older build),
 #                             measured beside it as `base` and `base-mirror`;
-#   MAX=1                     also the maximum throughput of the mirroring
-#                             paths (`wrk -t1 -c32`) with each proxy's own CPU
-#                             per request (user + system from /proc);
+#   MAX=1                     also the maximum throughput of the pass-through
+#                             and mirroring paths (`wrk -t1 -c32`) with each
+#                             proxy's own CPU per request (user + system from
+#                             /proc);
 #   PROXY_RUNTIME=current-thread   passed on as PARALLAX_PROXY_RUNTIME;
 #   COUNT=1                   also, per request on one connection (`wrk
 #                             -t1 -c1`), each proxy's heap allocations
@@ -97,6 +101,12 @@ fi
 TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
   "${proxy_cmd[@]}" --config "$work/parallax.toml" >"$work/parallax.log" 2>&1 & pids+=($!)
 declare -A cpu_pid=([parallax]=$! [parallax-mirror]=$!)
+# The same binary on hyper's HTTP/1.1 path (issue 16's escape hatch).
+ph=$(free_port)
+{ echo "admin_listen = \"127.0.0.1:$(free_port)\""; service_toml h0 "$ph" "$primary" "$shadow" "mirror_percent = 0"; } >"$work/hyper.toml"
+PARALLAX_PROXY_H1=hyper TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
+  "${proxy_cmd[@]}" --config "$work/hyper.toml" >"$work/hyper.log" 2>&1 & pids+=($!)
+cpu_pid[parallax-hyper]=$!
 if [[ -n ${PARALLAX_BASELINE:-} ]]; then
   b0=$(free_port); b100=$(free_port); badmin=$(free_port)
   {
@@ -138,10 +148,10 @@ http {
 EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/out.log" 2>&1 & pids+=($!)
 nginx_master=$!
-wait_port "$p0"; wait_port "$p100"; wait_port "$n0"; wait_port "$n100"
+wait_port "$p0"; wait_port "$p100"; wait_port "$n0"; wait_port "$n100"; wait_port "$ph"
 
-declare -A port=([direct]=$primary [nginx]=$n0 [nginx-mirror]=$n100 [parallax]=$p0 [parallax-mirror]=$p100)
-order=(direct nginx nginx-mirror parallax parallax-mirror)
+declare -A port=([direct]=$primary [nginx]=$n0 [nginx-mirror]=$n100 [parallax]=$p0 [parallax-hyper]=$ph [parallax-mirror]=$p100)
+order=(direct nginx nginx-mirror parallax parallax-hyper parallax-mirror)
 if [[ -n ${PARALLAX_BASELINE:-} ]]; then
   wait_port "$b0"; wait_port "$b100"
   port[base]=$b0; port[base-mirror]=$b100
@@ -149,7 +159,7 @@ if [[ -n ${PARALLAX_BASELINE:-} ]]; then
 fi
 reverse=(); for ((i=${#order[@]}-1; i>=0; i--)); do reverse+=("${order[i]}"); done
 declare -A results
-echo "proxy-floor: wrk -t1 -c1 -d${secs}s --latency, A..E then E..A, $(nproc) CPUs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "proxy-floor: wrk -t1 -c1 -d${secs}s --latency, A..F then F..A, $(nproc) CPUs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for path in "${order[@]}" "${reverse[@]}"; do
   url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
   wrk -t1 -c1 -d1s "$url" >/dev/null           # warm the pools
@@ -226,7 +236,7 @@ if [[ ${OPEN:-0} == 1 ]]; then
   rate=${OPEN_RATE:-5000}; osecs=${OPEN_SECS:-10}
   declare -A open
   echo "proxy-floor: open model, parallax load http --rate $rate, ${osecs}s measured, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  open_paths=(direct nginx nginx-mirror parallax parallax-mirror)
+  open_paths=(direct nginx nginx-mirror parallax parallax-hyper parallax-mirror)
   for path in "${open_paths[@]}" $(printf '%s\n' "${open_paths[@]}" | tac); do
     "$parallax" load http --target "http://127.0.0.1:${port[$path]}" --path /v1/sessions/bench \
       --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$work/open-$path" >"$work/open-$path.log" 2>&1 || true
@@ -263,6 +273,15 @@ if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
   instr[parallax]=$(instructions "$vpid" "$i0" "parallax.$vpid")
   instr[parallax-mirror]=$(instructions "$vpid" "$i100" "parallax.$vpid")
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
+  # The pass-through again on hyper's HTTP/1.1 path.
+  ih=$(free_port)
+  { echo "admin_listen = \"127.0.0.1:$(free_port)\""; service_toml ih "$ih" "$primary" "$shadow" "mirror_percent = 0"; } >"$work/instr-hyper.toml"
+  PARALLAX_PROXY_H1=hyper TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} valgrind --tool=callgrind \
+    --callgrind-out-file="$work/cg-hyper.%p" "${proxy_cmd[@]}" --config "$work/instr-hyper.toml" >"$work/instr-hyper.log" 2>&1 &
+  vpid=$!
+  for _ in $(seq 200); do curl -fs "127.0.0.1:$ih/v1/sessions/bench" >/dev/null && break; sleep 0.2; done
+  instr[parallax-hyper]=$(instructions "$vpid" "$ih" "hyper.$vpid")
+  kill "$vpid"; wait "$vpid" 2>/dev/null || true
   # A port from free_port can be taken again before nginx binds it: new
   # ports until it starts (three tries).
   for _ in 1 2 3; do
@@ -283,7 +302,7 @@ if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
   instr[nginx-mirror]=$(instructions "$vpid" "$j100" "nginx.$vpid")
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
   printf '\n| path, per request (wrk -c1, callgrind) | user-space instructions |\n|---|---|\n'
-  for path in nginx nginx-mirror parallax parallax-mirror; do printf '| %s | %s |\n' "$path" "${instr[$path]}"; done
+  for path in nginx nginx-mirror parallax parallax-hyper parallax-mirror; do printf '| %s | %s |\n' "$path" "${instr[$path]}"; done
 fi
 if [[ ${ALLOCATORS:-0} == 1 ]]; then
   # A second proxy process of the same binary per allocator, started in
@@ -322,9 +341,9 @@ if [[ ${ALLOCATORS:-0} == 1 ]]; then
   for a in glibc jemalloc mimalloc; do printf '| %s | %s |\n' "$a" "${alloc[$a]}"; done
 fi
 [[ ${MAX:-0} == 1 ]] || exit 0
-mirrors=(nginx-mirror parallax-mirror); [[ -n ${PARALLAX_BASELINE:-} ]] && mirrors+=(base-mirror)
+mirrors=(nginx parallax parallax-hyper nginx-mirror parallax-mirror); [[ -n ${PARALLAX_BASELINE:-} ]] && mirrors+=(base-mirror)
 declare -A max
-echo "proxy-floor: max throughput, wrk -t1 -c32 -d${secs}s, A..C then C..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "proxy-floor: max throughput, wrk -t1 -c32 -d${secs}s, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
   url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
   wrk -t1 -c32 -d1s "$url" >/dev/null
@@ -343,7 +362,7 @@ for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
   max[$path]+="${max[$path]:+ / }$rps req/s, $us µs CPU/req"
   echo "  $path: $rps req/s, proxy CPU $us µs/req" >&2
 done
-printf '\n| mirroring path, wrk -c32 | run 1 / run 2 |\n|---|---|\n'
+printf '\n| path, wrk -c32 | run 1 / run 2 |\n|---|---|\n'
 for path in "${mirrors[@]}"; do printf '| %s | %s |\n' "$path" "${max[$path]}"; done
 
 [[ ${SHAPES:-0} == 1 && -n ${PARALLAX_PROXY_BIN:-} ]] || exit 0
