@@ -5,8 +5,8 @@ Go's GC shows in the tail.
 Reads OUT/steps.csv (one row per probe or tail run), OUT/tail-<twin>.csv
 (every request of the tail runs: slot time, latency), OUT/go.stderr (Go's
 GODEBUG=gctrace=1 lines) and OUT/run.txt. Prints markdown tables; writes
-OUT/bins.csv (100 ms bins; --bins-csv copies it elsewhere) and
-OUT/tail.svg.
+OUT/bins.csv (100 ms bins) and OUT/tail.svg; --data PREFIX copies them
+and steps.csv to PREFIX.csv, PREFIX.svg and PREFIX-steps.csv.
 
 Lining the GC up with the tail: gctrace's "@t s" counts from the Go
 runtime's start. The script notes the wall clock at launch, and after every
@@ -120,7 +120,8 @@ def describe(lat):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
-    ap.add_argument("--bins-csv", type=Path)
+    ap.add_argument("--data", type=Path,
+                    help="also write PREFIX.csv (bins), PREFIX-steps.csv and PREFIX.svg")
     args = ap.parse_args()
     out = args.out
     run = read_kv(out / "run.txt")
@@ -288,13 +289,19 @@ def main():
     print()
     if bins_rows:
         fields = list(bins_rows[0].keys())
-        for dest in [out / "bins.csv"] + ([args.bins_csv] if args.bins_csv else []):
-            with dest.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=fields)
-                w.writeheader()
-                w.writerows(bins_rows)
+        with (out / "bins.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(bins_rows)
         write_svg(out / "tail.svg", svg_series, gc_windows, rate)
         print(f"Per-bin data: {out / 'bins.csv'}; plot: {out / 'tail.svg'}")
+        if args.data:
+            args.data.parent.mkdir(parents=True, exist_ok=True)
+            stem = args.data.name
+            for src, name in (("bins.csv", f"{stem}.csv"), ("steps.csv", f"{stem}-steps.csv"),
+                              ("tail.svg", f"{stem}.svg")):
+                (args.data.parent / name).write_bytes((out / src).read_bytes())
+            print(f"Copied to {args.data}.csv, {args.data}-steps.csv, {args.data}.svg")
 
 
 def write_svg(path, series, windows, rate):

@@ -34,7 +34,8 @@
 #   TAIL_SECS    per twin [150]; TAIL_RATE [unset] or TAIL_SHARE [0.8]
 #   GET_SHARE    [0.5]; CONNECTIONS per twin [384]; SHARDS [64]
 #   GOGC [100]; GOMEMLIMIT [unset]
-#   DATA         also write the per-bin CSV here (e.g. docs/data/cache-gc-tail.csv)
+#   DATA         also copy the results to DATA.csv (100 ms bins), DATA-steps.csv
+#                and DATA.svg (e.g. DATA=docs/data/cache-gc-tail)
 #   MIN_AVAILABLE_MIB  kill the twins when MemAvailable falls below [1536]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -131,4 +132,4 @@ status=${PIPESTATUS[0]}
   done
 } >> "$OUT/run.txt"
 (( status == 0 )) || { echo "driver failed ($status); results so far in $OUT" >&2; exit "$status"; }
-scripts/cache-gc-tail-summary.py "$OUT" ${DATA:+--bins-csv "$DATA"} | tee "$OUT/summary.md"
+scripts/cache-gc-tail-summary.py "$OUT" ${DATA:+--data "$DATA"} | tee "$OUT/summary.md"
