@@ -1615,3 +1615,36 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_idle_raw_connections_close_and_one_in_flight_finishes_with_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let primary = upstream(echo)
+        .delay(Duration::from_millis(400))
+        .start()
+        .await;
+    let proxy = pass_through(primary.addr, Http1Path::Raw).await;
+    let request = b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n";
+    // One connection served once and then idle, one with a request in flight.
+    let mut idle = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    idle.write_all(request).await.unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let mut busy = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    busy.write_all(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(proxy); // its shutdown signal
+    let read_to_end = |mut stream: tokio::net::TcpStream| async move {
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all))
+            .await
+            .expect("the proxy closes the connection")
+            .unwrap();
+        String::from_utf8(all).unwrap()
+    };
+    assert_eq!(read_to_end(idle).await, "");
+    let answer = read_to_end(busy).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+}

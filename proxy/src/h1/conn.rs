@@ -204,7 +204,7 @@ pub async fn serve(
             let status = exchanged.as_ref().ok().map(|(_, answer)| answer.status);
             recorder.finish(pending, &[body], status, status.map(|_| started.elapsed()));
         }
-        let (upstream_io, answer) = match exchanged {
+        let (upstream_io, mut answer) = match exchanged {
             Ok(exchanged) => exchanged,
             Err(Failed::Client) => return Served::Done,
             Err(Failed::Primary(error)) => {
@@ -216,6 +216,12 @@ pub async fn serve(
             }
         };
         state.observe(route, Backend::Primary, started.elapsed());
+        // Shutdown began while the answer was on its way: it is the last,
+        // as hyper makes it.
+        if !stopping && stop.has_changed().unwrap_or(true) {
+            stopping = true;
+            response::close_after(&mut conn.answer, &mut answer);
+        }
         match relay(upstream_io, &answer, &mut conn, &mut client_io).await {
             Ok(Some(upstream_io)) => raw.pool.checkin(upstream_io),
             Ok(None) => {}

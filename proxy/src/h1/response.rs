@@ -198,6 +198,18 @@ pub fn parse(
     }))
 }
 
+/// Makes `head` (a final answer's head for the client, as [`parse`] wrote
+/// it) the connection's last: `Connection: close` added (the proxy began
+/// shutting down while the answer was on its way).
+pub fn close_after(head: &mut Vec<u8>, answer: &mut AnswerHead) {
+    if answer.close || !head.ends_with(b"\r\n\r\n") {
+        return;
+    }
+    head.truncate(head.len() - 2);
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    answer.close = true;
+}
+
 /// Whether the answer's `Connection` lists `name`.
 fn named_by_connection(headers: &[httparse::Header<'_>], name: &[u8]) -> bool {
     headers
@@ -306,6 +318,23 @@ mod tests {
             out,
             "HTTP/1.1 200 OK\r\ndate: d\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn an_answer_can_be_made_the_last_after_the_fact() {
+        let (mut head, out) = parsed(
+            "HTTP/1.1 200 OK\r\ndate: d\r\ncontent-length: 0\r\n\r\n",
+            GET,
+        );
+        let mut out = out.into_bytes();
+        close_after(&mut out, &mut head);
+        assert!(head.close);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\ndate: d\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        close_after(&mut out, &mut head);
+        assert!(out.ends_with(b"content-length: 0\r\nconnection: close\r\n\r\n"));
     }
 
     #[test]
