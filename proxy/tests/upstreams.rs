@@ -1648,3 +1648,47 @@ async fn at_shutdown_idle_raw_connections_close_and_one_in_flight_finishes_with_
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("connection: close\r\n"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_head_is_cut_off_after_hypers_header_read_timeout_on_both_paths() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let primary = raw_upstream(scripted, false).await;
+    let raw = pass_through(primary.addr, Http1Path::Raw).await;
+    let hyper = pass_through(primary.addr, Http1Path::Hyper).await;
+    // A head that never ends: one more header line every 2 s.
+    let trickle = |addr| async move {
+        let started = Instant::now();
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: h\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut i = 0;
+        loop {
+            let mut chunk = [0u8; 1024];
+            match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return (started.elapsed(), answer),
+                Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+                Err(_) => {
+                    i += 1;
+                    let line = format!("x-{i}: v\r\n");
+                    if stream.write_all(line.as_bytes()).await.is_err() {
+                        return (started.elapsed(), answer);
+                    }
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "never cut off");
+        }
+    };
+    let ((raw_after, raw_answer), (hyper_after, hyper_answer)) =
+        tokio::join!(trickle(raw.addr), trickle(hyper.addr));
+    assert_eq!(status_lines(&raw_answer), status_lines(&hyper_answer));
+    for after in [raw_after, hyper_after] {
+        assert!(
+            after >= Duration::from_secs(29) && after < Duration::from_secs(40),
+            "{after:?}"
+        );
+    }
+    assert!(primary.requests().is_empty());
+}
