@@ -41,8 +41,12 @@ use crate::service::ServiceState;
 
 /// hyper's default header-read timeout.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Reads ask for at least this much room.
-const READ_CHUNK: usize = 16 * 1024;
+/// Room asked for before a read from the client: heads are small, and an
+/// idle keep-alive connection holds its buffers (hyper's starts at 8 KiB).
+const CLIENT_READ: usize = 4 * 1024;
+/// Room asked for before a read from the upstream: answers are larger.
+/// Allocated at a connection's first request.
+const UPSTREAM_READ: usize = 16 * 1024;
 
 /// How a connection left the raw path.
 #[derive(Debug)]
@@ -86,17 +90,17 @@ struct Conn {
     upstream: Vec<u8>,
 }
 
-/// Room for at least [`READ_CHUNK`] more bytes at the end of `buf`, its
-/// first `consumed` bytes dropped if that makes room.
-fn room(buf: &mut Vec<u8>, consumed: &mut usize) {
-    if buf.capacity() - buf.len() >= READ_CHUNK {
+/// Room for at least `chunk` more bytes at the end of `buf`, its first
+/// `consumed` bytes dropped if that makes room.
+fn room(buf: &mut Vec<u8>, consumed: &mut usize, chunk: usize) {
+    if buf.capacity() - buf.len() >= chunk {
         return;
     }
     if *consumed > 0 {
         buf.drain(..*consumed);
         *consumed = 0;
     }
-    buf.reserve(READ_CHUNK);
+    buf.reserve(chunk);
 }
 
 /// Serves `client_io` on the raw path until it ends or hyper must take it.
@@ -108,11 +112,11 @@ pub async fn serve(
     stop: &mut watch::Receiver<bool>,
 ) -> Served {
     let mut conn = Conn {
-        input: Vec::with_capacity(READ_CHUNK),
+        input: Vec::with_capacity(CLIENT_READ),
         start: 0,
         request: Vec::with_capacity(1024),
         answer: Vec::with_capacity(1024),
-        upstream: Vec::with_capacity(READ_CHUNK),
+        upstream: Vec::new(),
     };
     let mut stopping = *stop.borrow();
     let timer = tokio::time::sleep(HEADER_READ_TIMEOUT);
@@ -132,7 +136,7 @@ pub async fn serve(
             } else if stopping {
                 return Served::Done;
             }
-            room(&mut conn.input, &mut conn.start);
+            room(&mut conn.input, &mut conn.start, CLIENT_READ);
             tokio::select! {
                 biased;
                 read = client_io.read_buf(&mut conn.input) => match read {
@@ -149,7 +153,7 @@ pub async fn serve(
         // The body, whole.
         let whole = head.len + head.body_len;
         while conn.input.len() - conn.start < whole {
-            room(&mut conn.input, &mut conn.start);
+            room(&mut conn.input, &mut conn.start, CLIENT_READ);
             match client_io.read_buf(&mut conn.input).await {
                 Ok(0) | Err(_) => return Served::Done,
                 Ok(_) => {}
@@ -293,7 +297,7 @@ async fn exchange(
                     Err(error) => return Err(Failed::Primary(error.into())),
                 }
             }
-            room(upstream, &mut consumed);
+            room(upstream, &mut consumed, UPSTREAM_READ);
             match io.read_buf(upstream).await {
                 Ok(0) | Err(_) if !answered && reused && !retried => {
                     retried = true;
@@ -355,7 +359,7 @@ async fn relay(
     client_io.write_all(&conn.answer).await.map_err(|_| ())?;
     while !done {
         conn.upstream.clear();
-        conn.upstream.reserve(READ_CHUNK);
+        conn.upstream.reserve(UPSTREAM_READ);
         match upstream_io.read_buf(&mut conn.upstream).await {
             Ok(0) if matches!(body, Body::Close) => break,
             Ok(0) | Err(_) => return Err(()),
