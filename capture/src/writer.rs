@@ -17,7 +17,7 @@
 //! in cache), and one `write` per frame instead of one per 32 KiB of
 //! output (`capture/examples/writer_cost.rs`, `docs/benchmarks.md`,
 //! "Recording overhead, fourth round"). A frame holds at most
-//! [`FRAME_BYTES`]; the recorder gathers ~256 KiB of records per frame,
+//! [`FRAME_BYTES`]; the recorder gathers that much (1 MiB) per frame,
 //! which compresses as well as the 4 MiB frames did.
 //!
 //! Frames that do not pay for their compression: with a `min_ratio` set
@@ -54,10 +54,11 @@ pub const LEVEL: i32 = 1;
 /// is the same zstd stream at every level.
 pub const FAST_LEVEL: i32 = -2;
 /// The match table of the fast (negative) levels: 2^12 entries (16 KiB)
-/// instead of the 2^14 zstd picks for a 256 KiB frame. The recorder's
-/// writer wakes to caches the proxy's worker has filled; the smaller table
-/// costs fewer misses: 6 % less writer CPU at level -2 for the same ratio
-/// (3.93×) on recorded JSON, A B B A (2^10: 10 % less, 3.82×).
+/// instead of the 2^13-2^14 zstd picks for 256 KiB-1 MiB frames. The
+/// recorder's writer wakes to caches the proxy's worker has filled; the
+/// smaller table costs fewer misses: in 256 KiB frames 6 % less writer
+/// CPU at level -2 for the same ratio (3.93×) on recorded JSON, A B B A
+/// (2^10: 10 % less, 3.82×).
 pub const FAST_HASH_LOG: u32 = 12;
 /// Compressed records judged at a time against `min_ratio`.
 pub const PROBE_BYTES: u64 = 4 << 20;

@@ -7,7 +7,7 @@
 //! the same [`Redactor`] as mismatch samples), and when the answer's head
 //! is in, appends head, answer and body to a shared buffer of encoded
 //! records; it never waits on the writer. One writer thread per recording
-//! service lets records gather there (~256 KiB, or until
+//! service lets records gather there (1 MiB, or until
 //! `flush_interval_ms`), swaps the buffer out whole, applies the
 //! JSON-pointer redaction rules (when the service has any), and writes it
 //! as whole zstd frames (compressed at once: cheaper than streaming) to
@@ -341,11 +341,13 @@ struct Shared {
 }
 
 /// Encoded records gathered in the queue before the writer takes them as
-/// one frame (or less, when the queue is smaller): compressing 256 KiB at
-/// once costs no more per byte than 4 MiB and compresses as well, while
-/// smaller frames lose ratio and pay a `write` each
-/// (`capture/examples/writer_cost.rs`).
-const GATHER_BYTES: usize = 256 << 10;
+/// one frame (or less, when the queue is smaller). Each frame starts with
+/// cold caches and a fresh zstd context: in the proxy 1 MiB frames cost
+/// the writer 0.93-0.97 µs a JSON record against 1.17-1.23 µs for 256 KiB
+/// (A B B A, `docs/benchmarks.md`, "Recording overhead, fourth round"),
+/// for the same ratio; at 5,000 req/s that is a frame every ~0.3 s,
+/// inside the flush interval anyway. Memory: the queue's two buffers.
+const GATHER_BYTES: usize = 1 << 20;
 
 /// How often the writer looks at the queue when nobody wakes it: a tenth
 /// of the flush interval, within 1-100 ms (records are written within
