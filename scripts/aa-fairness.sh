@@ -108,7 +108,7 @@ for d in sorted(glob.glob(os.path.join(out, "*.load")), key=lambda p: (int(p[:-5
     tally[part][2] += ok(r99)
     mark = lambda r: "ok " if ok(r) else "OUT"
     print(f"{name:30} {load[0]:>6} -> {load[1]:<6}  {a['p50_us']:>8} / {b['p50_us']:<8} {r50:5.2f} {mark(r50)} "
-          f"{a['p99_us']:>9} / {b['p99_us']:<9} {r99:5.2f} {mark(r99)}")
+          f"{a['p99_us']:>9} / {b['p99_us']:<9} {r99:5.2f} {mark(r99)}".rstrip())
 met = True
 print()
 for part, (n, p50, p99) in tally.items():
