@@ -1,7 +1,7 @@
 //! What the proxy's recorder thread pays per record, by zstd level: the
 //! records of a capture (e.g. one the proxy recorded in
 //! `scripts/capture-bench.sh record`) written to a file the way the
-//! recorder's writer does — `--gather-kib` (256) of encoded records at a
+//! recorder's writer does — `--gather-kib` (1024, as the recorder) of encoded records at a
 //! time handed to `CaptureWriter::write_frames` — with the thread's CPU
 //! time (`CLOCK_THREAD_CPUTIME_ID`) summed over those calls only (the
 //! gathering is the client path's copy, not timed here).
@@ -40,7 +40,7 @@ fn main() {
     let mut rounds = 2;
     let mut min_ratio = 0.0;
     let mut out = std::env::temp_dir();
-    let mut gather_kib = 256usize;
+    let mut gather_kib = 1024usize;
     let mut params: Vec<(String, u32)> = Vec::new();
     while let Some(a) = args.next() {
         let mut v = || args.next().expect("a value after the flag");
