@@ -1416,7 +1416,7 @@ async fn a_dead_primary_is_the_same_502_on_the_raw_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pooled_connection_the_upstream_closed_is_retried_once_on_a_fresh_one() {
+async fn a_pooled_connection_the_upstream_closed_is_left_out_and_a_fresh_one_used() {
     // Every answer says keep-alive, and every connection is then closed.
     let primary = raw_upstream(scripted, true).await;
     let proxy = pass_through(primary.addr, Http1Path::Raw).await;
@@ -1424,11 +1424,90 @@ async fn a_pooled_connection_the_upstream_closed_is_retried_once_on_a_fresh_one(
         let request = format!("POST /r/{i} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
         let answer = talk(proxy.addr, &[request.as_bytes()], Duration::ZERO, QUIET).await;
         assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"], "request {i}");
+        // Time for the upstream's close to reach the proxy's reactor.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Each request after the first met a closed pooled connection first:
-    // four answers, four upstream connections, no request sent twice.
+    // Four answers, four upstream connections, no request sent twice.
     assert_eq!(primary.connections(), 4);
     assert_eq!(primary.requests().len(), 4);
+}
+
+/// An upstream that answers the first request on each connection (keep-alive)
+/// and reads the second, then closes without answering it: the request
+/// reached it, and what it did with it is unknown.
+async fn answers_once_then_swallows() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = std::sync::Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for n in 0.. {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&buf)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    buf.clear();
+                    log.lock().push(line);
+                    if n > 0 {
+                        return;
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_upstream_took_and_dropped_is_resent_only_when_idempotent() {
+    let (primary, seen) = answers_once_then_swallows().await;
+    let proxy = pass_through(primary, Http1Path::Raw).await;
+    let get = b"GET /idem HTTP/1.1\r\nHost: h\r\n\r\n";
+    let post = b"POST /write HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n";
+    // First: answered, and its upstream connection pooled.
+    let answer = talk(proxy.addr, &[get], Duration::ZERO, QUIET).await;
+    assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+    // A GET on the pooled connection is swallowed, then sent again on a
+    // fresh one, which answers it.
+    let answer = talk(proxy.addr, &[get], Duration::ZERO, QUIET).await;
+    assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+    // A POST on the pooled connection is swallowed: the upstream may have
+    // acted on it, so the client gets the 502 and it is not sent twice.
+    let answer = talk(proxy.addr, &[post], Duration::ZERO, QUIET).await;
+    assert_eq!(status_lines(&answer), ["HTTP/1.1 502 Bad Gateway"]);
+    let seen = seen.lock().clone();
+    assert_eq!(
+        seen.iter()
+            .filter(|l| l.starts_with("POST /write "))
+            .count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|l| l.starts_with("GET /idem ")).count(),
+        3,
+        "{seen:?}"
+    );
 }
 
 /// Inputs hyper must judge: the raw path hands each to hyper, so the

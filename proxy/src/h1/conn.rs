@@ -10,11 +10,16 @@
 //!
 //! Failures, as the hyper path answers them: no connection, a broken
 //! exchange or an answer that is not HTTP before anything was sent to the
-//! client → the 502 of [`crate::error::PRIMARY_UNAVAILABLE`]; a pooled
-//! connection that fails before any byte of the answer (the upstream
-//! closed it while it was idle) → the request again, once, on a fresh
-//! connection (it is all in hand). A failure after the answer's head went
-//! out, or a client that goes away → the client connection closes.
+//! client → the 502 of [`crate::error::PRIMARY_UNAVAILABLE`]. A pooled
+//! connection the upstream closed while it was idle is mostly caught at
+//! checkout ([`RawPool::checkout`]); one that fails anyway is retried once
+//! on a fresh connection (the request is all in hand) when the write
+//! itself failed, or, for an idempotent method only, when it closed before
+//! any byte of the answer — a `POST` the upstream may have received and
+//! acted on is never sent twice (a duplicated write would be a side effect
+//! the comparison then blames on the twins); it gets the 502, as hyper's
+//! client gives it. A failure after the answer's head went out, or a
+//! client that goes away → the client connection closes.
 //!
 //! The slowloris guard is hyper's: a head must arrive within
 //! [`HEADER_READ_TIMEOUT`] of the connection going back to reading, or the
@@ -35,6 +40,7 @@ use super::pool::{ConnectError, RawPool};
 use super::prefixed::Prefixed;
 use super::response::{self, AnswerHead, Ask, BadAnswer, Framing};
 use super::{write_date, RawPath};
+use crate::canary::idempotent;
 use crate::error::{error_body, Side, PRIMARY_UNAVAILABLE};
 use crate::metrics::{Backend, MirrorOutcome};
 use crate::service::ServiceState;
@@ -200,6 +206,7 @@ pub async fn serve(
             &mut conn.answer,
             &mut conn.upstream,
             ask,
+            idempotent(&head.method),
             &mut client_io,
         )
         .await;
@@ -254,6 +261,7 @@ async fn exchange(
     answer_head: &mut Vec<u8>,
     upstream: &mut Vec<u8>,
     ask: Ask,
+    idempotent: bool,
     client_io: &mut TcpStream,
 ) -> Result<(TcpStream, AnswerHead), Failed> {
     let mut retried = false;
@@ -299,7 +307,7 @@ async fn exchange(
             }
             room(upstream, &mut consumed, UPSTREAM_READ);
             match io.read_buf(upstream).await {
-                Ok(0) | Err(_) if !answered && reused && !retried => {
+                Ok(0) | Err(_) if !answered && reused && !retried && idempotent => {
                     retried = true;
                     continue 'attempt;
                 }

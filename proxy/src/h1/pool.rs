@@ -4,9 +4,10 @@
 //! [`MAX_IDLE`] idle connections, none kept past [`POOL_IDLE_TIMEOUT`],
 //! connects bounded by [`CONNECT_TIMEOUT`].
 //!
-//! A pooled connection the upstream closed while it sat idle is found out
-//! only when it is used; the caller retries such a request once on a fresh
-//! connection ([`super::conn`]).
+//! A pooled connection the upstream closed while it sat idle is left out at
+//! checkout when the reactor has already seen its end (a read that would
+//! not block costs no system call otherwise); one closed a moment before
+//! use is found out when it is used ([`super::conn`] says what is retried).
 
 use std::time::Instant;
 
@@ -45,12 +46,13 @@ impl RawPool {
         }
     }
 
-    /// The most recently used idle connection that is not too old.
+    /// The most recently used idle connection that is not too old and not
+    /// closed (or sending unasked bytes) as far as the reactor knows.
     pub fn checkout(&self) -> Option<TcpStream> {
         let now = Instant::now();
         let mut idle = self.idle.lock();
         while let Some((stream, since)) = idle.pop() {
-            if now.duration_since(since) <= POOL_IDLE_TIMEOUT {
+            if now.duration_since(since) <= POOL_IDLE_TIMEOUT && still_open(&stream) {
                 return Some(stream);
             }
         }
@@ -89,4 +91,13 @@ impl RawPool {
     pub fn idle(&self) -> usize {
         self.idle.lock().len()
     }
+}
+
+/// Whether an idle connection has neither ended nor sent anything: tokio
+/// answers `WouldBlock` from its cached readiness without a system call
+/// unless the reactor saw the socket become readable, and then the read
+/// tells end (0), unasked bytes, or an error — each a connection not to use.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
