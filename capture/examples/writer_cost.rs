@@ -1,10 +1,11 @@
 //! What the proxy's recorder thread pays per record, by zstd level: the
 //! records of a capture (e.g. one the proxy recorded in
 //! `scripts/capture-bench.sh record`) written to a file the way the
-//! recorder's writer does — `--gather-kib` (1024, as the recorder) of encoded records at a
-//! time handed to `CaptureWriter::write_frames` — with the thread's CPU
-//! time (`CLOCK_THREAD_CPUTIME_ID`) summed over those calls only (the
-//! gathering is the client path's copy, not timed here).
+//! recorder's writer does — `--gather-kib` (1024, as the recorder) of
+//! encoded records at a time handed to `CaptureWriter::write_frames` —
+//! with the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) summed over
+//! those calls only (the gathering is the client path's copy, not timed
+//! here).
 //!
 //! Between frames the thread walks a `--pollute-kib` buffer (default 8 MiB,
 //! twice the L2 here), not timed: in the proxy the writer wakes every 20 ms
@@ -128,6 +129,7 @@ fn main() {
             }
             w.finish().expect("finish");
             let size = std::fs::metadata(&file).map_or(1, |m| m.len());
+            let _ = std::fs::remove_file(&file);
             println!(
                 "round {round} level {level:>4} {params:?}: {:>6.0} ns/record  ratio {:>5.2}  {:>5.0} MB/s{}",
                 cpu.as_nanos() as f64 / n as f64,
@@ -137,5 +139,4 @@ fn main() {
             );
         }
     }
-    let _ = std::fs::remove_file(&file);
 }
