@@ -36,7 +36,9 @@
 //! machine has at least 4 CPUs ([`core_sets`]); with fewer, the backends
 //! and the load generator share every core, and the results say so.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Where the cgroup hierarchies are mounted.
 pub const ROOT: &str = "/sys/fs/cgroup";
@@ -269,10 +271,27 @@ fn remove(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Removes the empty `parallax-<pid>-*` groups of harnesses that are no
-/// longer running (killed before they could clean up). Returns how many.
-pub fn sweep_stale(layout: &Layout) -> usize {
-    let mut removed = 0;
+/// What [`sweep_stale`] cleaned up.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Group directories removed (one per hierarchy).
+    pub groups: usize,
+    /// Processes killed: backends a killed harness left running, which
+    /// would otherwise hold their ports, CPU and memory for ever.
+    pub processes: usize,
+}
+
+/// How long a swept group's killed processes get to be reaped.
+const SWEEP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Cleans up after harnesses that are no longer running (killed before
+/// they could stop their backends): every `parallax-<pid>-*` group whose
+/// harness pid is gone has its remaining processes killed (SIGKILL: they
+/// belong to no one now) and is removed.
+pub fn sweep_stale(layout: &Layout) -> Swept {
+    let mut swept = Swept::default();
+    // A process is in one group per hierarchy: count it once.
+    let mut killed = HashSet::new();
     for parent in layout.dirs() {
         let Ok(entries) = std::fs::read_dir(&parent) else {
             continue;
@@ -286,17 +305,40 @@ pub fn sweep_stale(layout: &Layout) -> usize {
             else {
                 continue;
             };
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-                let empty = std::fs::read_to_string(e.path().join("cgroup.procs"))
-                    .map(|p| p.trim().is_empty())
-                    .unwrap_or(false);
-                if empty && std::fs::remove_dir(e.path()).is_ok() {
-                    removed += 1;
+            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let dir = e.path();
+            let left = pids_in(&dir);
+            if !left.is_empty() {
+                // `kill` the program: the workspace forbids `unsafe`.
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .args(left.iter().map(u32::to_string))
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                killed.extend(left);
+                let deadline = std::time::Instant::now() + SWEEP_WAIT;
+                while !pids_in(&dir).is_empty() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+            }
+            if std::fs::remove_dir(&dir).is_ok() {
+                swept.groups += 1;
             }
         }
     }
-    removed
+    swept.processes = killed.len();
+    swept
+}
+
+/// The processes in the group at `dir`.
+fn pids_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 /// Disjoint CPU lists for `backends` backends, leaving the first CPUs to
@@ -407,6 +449,53 @@ mod tests {
         for d in dirs {
             assert!(!d.exists(), "{} removed", d.display());
         }
+    }
+
+    /// A harness killed with SIGKILL leaves its backends running in their
+    /// groups; the next run kills them and removes the groups.
+    #[test]
+    fn a_killed_harnesss_groups_and_the_backends_left_in_them_are_swept() {
+        let Ok(layout) = Layout::detect(Path::new(ROOT)) else {
+            eprintln!("skipped: no cgroup hierarchy here");
+            return;
+        };
+        // A pid no process has now: a child that has exited and been reaped.
+        let dead = Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        let _ = { dead }.wait();
+        let name = format!("parallax-{dead_pid}-sweep-test");
+        let dirs: Vec<PathBuf> = layout.dirs().iter().map(|d| d.join(&name)).collect();
+        for d in &dirs {
+            if let Err(e) = std::fs::create_dir(d) {
+                eprintln!("skipped: cgroups are not writable here: {e}");
+                return;
+            }
+        }
+        // A "backend" orphaned as a killed harness's would be.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("sleep 60 >/dev/null 2>&1 & echo $!")
+            .output()
+            .unwrap();
+        let orphan: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        for d in &dirs {
+            std::fs::write(d.join("cgroup.procs"), orphan.to_string()).unwrap();
+        }
+        let swept = sweep_stale(&layout);
+        assert!(swept.processes >= 1, "{swept:?}");
+        assert!(swept.groups >= dirs.len(), "{swept:?}");
+        for d in &dirs {
+            assert!(!d.exists(), "{} removed", d.display());
+        }
+        let deadline = std::time::Instant::now() + SWEEP_WAIT;
+        while Path::new(&format!("/proc/{orphan}")).exists() && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            !Path::new(&format!("/proc/{orphan}")).exists(),
+            "the orphan was killed"
+        );
     }
 
     /// The memory figure is the members' resident set, so two copies of

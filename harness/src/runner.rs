@@ -657,9 +657,15 @@ impl Accounting {
         } else {
             match cgroup::Layout::detect(Path::new(cgroup::ROOT)) {
                 Ok(l) => {
-                    let stale = cgroup::sweep_stale(&l);
-                    if stale > 0 {
-                        eprintln!("removed {stale} cgroups left by an earlier run");
+                    let swept = cgroup::sweep_stale(&l);
+                    if swept.processes > 0 {
+                        eprintln!(
+                            "killed {} processes an earlier, killed run left in its cgroups",
+                            swept.processes
+                        );
+                    }
+                    if swept.groups > 0 {
+                        eprintln!("removed {} cgroups left by an earlier run", swept.groups);
                     }
                     (Some(l), None)
                 }
