@@ -70,7 +70,7 @@ pub struct ServiceState {
     pub(crate) sampler: Sampler,
     methods: MirrorMethods,
     /// Which copy leaves first (`mirror_order`).
-    departures: Departures,
+    pub(crate) departures: Departures,
     max_mirror_body_bytes: u64,
     pub max_compare_body_bytes: usize,
     pub shadow_timeout: Duration,
@@ -115,7 +115,7 @@ pub struct RouteState {
 }
 
 /// What to do with a request's mirror copy.
-enum Plan {
+pub(crate) enum Plan {
     Mirror(OwnedSemaphorePermit),
     Skip(MirrorOutcome),
 }
@@ -357,8 +357,9 @@ impl ServiceState {
         Response::from_parts(parts, ResponseBody::Tee(tee))
     }
 
-    /// Decides the mirror copy's fate before anything is read.
-    fn plan(&self, head: &Parts) -> Plan {
+    /// Decides the mirror copy's fate before anything is read (the raw
+    /// HTTP/1.1 path asks it too, with the head it built).
+    pub(crate) fn plan(&self, head: &Parts) -> Plan {
         if !self.methods.allows(&head.method) || !self.sampler.sample(head) {
             return Plan::Skip(MirrorOutcome::SampledOut);
         }

@@ -38,6 +38,12 @@ pub struct PrimaryCapture {
     pub trailers: Vec<(String, String)>,
 }
 
+/// A capture being filled: the one place that says what the comparison
+/// gets of the primary's body (kept up to `limit`, `TooLarge` past it,
+/// `Aborted` when dropped before its end). [`TeeBody`] feeds it frames;
+/// the raw HTTP/1.1 path ([`crate::h1`]) feeds it the body it relays.
+pub(crate) struct Capture(Option<Pending>);
+
 struct Pending {
     status: u16,
     headers: HeaderMap,
@@ -46,6 +52,68 @@ struct Pending {
     len: usize,
     limit: usize,
     tx: oneshot::Sender<PrimaryCapture>,
+}
+
+impl Capture {
+    /// A capture of an answer with `status` and `headers` (hop-by-hop
+    /// headers removed), keeping up to `limit` bytes, sent to `tx`.
+    pub(crate) fn new(
+        status: u16,
+        headers: HeaderMap,
+        limit: usize,
+        tx: oneshot::Sender<PrimaryCapture>,
+    ) -> Self {
+        Self(Some(Pending {
+            status,
+            headers,
+            trailers: Vec::new(),
+            chunks: Vec::new(),
+            len: 0,
+            limit,
+            tx,
+        }))
+    }
+
+    /// The next bytes of the body: kept, or, past the limit, the capture
+    /// is sent as too large and the rest ignored.
+    pub(crate) fn data(&mut self, data: impl FnOnce() -> Bytes, len: usize) {
+        if let Some(p) = self.0.as_mut() {
+            p.len += len;
+            if p.len > p.limit {
+                if let Some(p) = self.0.take() {
+                    p.finish(Captured::TooLarge);
+                }
+            } else {
+                p.chunks.push(data());
+            }
+        }
+    }
+
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        if let Some(p) = self.0.as_mut() {
+            p.trailers = crate::service::header_list(trailers);
+        }
+    }
+
+    /// The body ended: the capture is sent (unless it already was).
+    pub(crate) fn end(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.complete();
+        }
+    }
+
+    /// The body failed before its end.
+    fn abort(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.finish(Captured::Aborted);
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.abort();
+    }
 }
 
 impl Pending {
@@ -78,13 +146,13 @@ impl Pending {
 /// A body that passes `inner` through and captures it.
 pub struct TeeBody<B> {
     inner: B,
-    pending: Option<Pending>,
+    capture: Capture,
 }
 
 impl<B> std::fmt::Debug for TeeBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TeeBody")
-            .field("capturing", &self.pending.is_some())
+            .field("capturing", &self.capture.0.is_some())
             .finish()
     }
 }
@@ -99,24 +167,13 @@ impl<B: Body<Data = Bytes> + Unpin> TeeBody<B> {
         limit: usize,
         tx: oneshot::Sender<PrimaryCapture>,
     ) -> Self {
-        let pending = Pending {
-            status,
-            headers,
-            trailers: Vec::new(),
-            chunks: Vec::new(),
-            len: 0,
-            limit,
-            tx,
-        };
         let mut tee = Self {
             inner,
-            pending: Some(pending),
+            capture: Capture::new(status, headers, limit, tx),
         };
         // hyper never polls a body that is empty from the start (HEAD, 204).
         if tee.inner.is_end_stream() {
-            if let Some(p) = tee.pending.take() {
-                p.complete();
-            }
+            tee.capture.end();
         }
         tee
     }
@@ -134,36 +191,19 @@ impl<B: Body<Data = Bytes> + Unpin> Body for TeeBody<B> {
         let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &polled {
             Some(Ok(frame)) => {
-                if let (Some(trailers), Some(p)) = (frame.trailers_ref(), this.pending.as_mut()) {
-                    p.trailers = crate::service::header_list(trailers);
+                if let Some(trailers) = frame.trailers_ref() {
+                    this.capture.trailers(trailers);
                 }
-                if let (Some(data), Some(p)) = (frame.data_ref(), this.pending.as_mut()) {
-                    p.len += data.len();
-                    if p.len > p.limit {
-                        if let Some(p) = this.pending.take() {
-                            p.finish(Captured::TooLarge);
-                        }
-                    } else {
-                        p.chunks.push(data.clone());
-                    }
+                if let Some(data) = frame.data_ref() {
+                    this.capture.data(|| data.clone(), data.len());
                 }
                 // hyper stops polling once the body says it has ended.
                 if this.inner.is_end_stream() {
-                    if let Some(p) = this.pending.take() {
-                        p.complete();
-                    }
+                    this.capture.end();
                 }
             }
-            Some(Err(_)) => {
-                if let Some(p) = this.pending.take() {
-                    p.finish(Captured::Aborted);
-                }
-            }
-            None => {
-                if let Some(p) = this.pending.take() {
-                    p.complete();
-                }
-            }
+            Some(Err(_)) => this.capture.abort(),
+            None => this.capture.end(),
         }
         Poll::Ready(polled)
     }
@@ -174,14 +214,6 @@ impl<B: Body<Data = Bytes> + Unpin> Body for TeeBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-impl<B> Drop for TeeBody<B> {
-    fn drop(&mut self) {
-        if let Some(p) = self.pending.take() {
-            p.finish(Captured::Aborted);
-        }
     }
 }
 

@@ -59,10 +59,22 @@ impl Chunked {
     /// Walks `bytes`; returns how many of them belong to the body (all of
     /// them, unless the body ended inside them).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, BadChunk> {
+        self.feed_data(bytes, |_| {})
+    }
+
+    /// [`Chunked::feed`], handing `data` each run of chunk data on the way:
+    /// the body decoded (the mirrored raw path's capture for the
+    /// comparison, which compares bodies, not their framing).
+    pub fn feed_data(
+        &mut self,
+        bytes: &[u8],
+        mut data: impl FnMut(&[u8]),
+    ) -> Result<usize, BadChunk> {
         let mut i = 0;
         while i < bytes.len() && self.state != State::Done {
             if self.state == State::Data {
                 let take = (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                data(&bytes[i..i + take]);
                 i += take;
                 self.size -= take as u64;
                 if self.size == 0 {
@@ -112,6 +124,20 @@ mod tests {
         let n = c.feed(body)?;
         assert!(c.is_done(), "not done after {n} bytes");
         Ok(n)
+    }
+
+    #[test]
+    fn the_data_is_handed_out_decoded_across_splits() {
+        let body = b"5;ext=1\r\nhello\r\n3\r\n, w\r\n0\r\nx-sum: 1\r\n\r\n";
+        for split in 0..body.len() {
+            let mut c = Chunked::default();
+            let mut out = Vec::new();
+            let (a, b) = body.split_at(split);
+            c.feed_data(a, |d| out.extend_from_slice(d)).unwrap();
+            c.feed_data(b, |d| out.extend_from_slice(d)).unwrap();
+            assert!(c.is_done());
+            assert_eq!(out, b"hello, w", "split at {split}");
+        }
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! The raw path's loop over one plain HTTP/1.1 client connection.
 //!
 //! Per request: read until [`super::head::judge`] decides; a request it
-//! does not take (or one the service would mirror) hands the connection,
-//! with every byte read, to hyper for the rest of its life. A request it
+//! does not take (or one the service would mirror, unless the path is
+//! [`super::Http1Path::RawMirrored`]) hands the connection, with every
+//! byte read, to hyper for the rest of its life. A mirrored request
+//! ([`super::mirrored`]) is forwarded the same way, in the primary's
+//! departure turn, its copy handed to a [`MirrorJob`] and the answer
+//! captured for the comparison while it is relayed ([`Capture`]); when the
+//! exchange fails the capture's sender is dropped, as on the hyper path. A request it
 //! takes: read its body whole (at most [`super::head::MAX_BODY_BYTES`]),
 //! write head and body to a pooled upstream connection in one write, read
 //! the answer's head ([`super::response`]), write it with the body bytes
@@ -27,23 +32,29 @@
 //! one in a request closes after its answer (`Connection: close`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::chunked::{BadChunk, Chunked};
 use super::head::{self, Judged};
+use super::mirrored::{self, Mirrored};
 use super::pool::{ConnectError, RawPool};
 use super::prefixed::Prefixed;
 use super::response::{self, AnswerHead, Ask, BadAnswer, Framing};
 use super::{write_date, RawPath};
 use crate::canary::idempotent;
+use crate::departure::{take_turn, Turn};
 use crate::error::{error_body, Side, PRIMARY_UNAVAILABLE};
 use crate::metrics::{Backend, MirrorOutcome};
+use crate::mirror::MirrorJob;
 use crate::service::ServiceState;
+use crate::tee::Capture;
 
 /// hyper's default header-read timeout.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,7 +124,7 @@ fn room(buf: &mut Vec<u8>, consumed: &mut usize, chunk: usize) {
 pub async fn serve(
     mut client_io: TcpStream,
     client: SocketAddr,
-    state: &ServiceState,
+    state: &Arc<ServiceState>,
     raw: &RawPath,
     stop: &mut watch::Receiver<bool>,
 ) -> Served {
@@ -153,7 +164,8 @@ pub async fn serve(
                 _ = stop.changed(), if !stopping => stopping = true,
             }
         };
-        if !raw.takes(&head.method) {
+        let forwards_only = raw.takes(&head.method);
+        if !forwards_only && !raw.mirrors() {
             return conn.hand_over(client_io);
         }
         // The body, whole.
@@ -167,10 +179,21 @@ pub async fn serve(
         }
         let path = std::str::from_utf8(&conn.request[head.path.clone()]).unwrap_or("/");
         let route = state.routes.find(path);
-        // What the hyper path counts for a request it does not mirror.
-        state.route_states[route]
-            .metrics
-            .outcome(MirrorOutcome::SampledOut);
+        let planned = if forwards_only {
+            Mirrored::Skip(MirrorOutcome::SampledOut)
+        } else {
+            let body = &conn.input[conn.start + head.len..conn.start + whole];
+            mirrored::plan(state, &conn.request, body)
+        };
+        let copy = match planned {
+            Mirrored::Hyper => return conn.hand_over(client_io),
+            Mirrored::Skip(outcome) => {
+                // What the hyper path counts for a request it does not mirror.
+                state.route_states[route].metrics.outcome(outcome);
+                None
+            }
+            Mirrored::Copy { head, body, permit } => Some((head, body, permit)),
+        };
         // Recorded as the client sent it (before X-Forwarded-For), as the
         // hyper path records it.
         let recording = state.recorder.as_ref().and_then(|recorder| {
@@ -199,15 +222,37 @@ pub async fn serve(
             close: head.close || stopping,
         };
 
+        // The shadow's copy leaves in its turn, as `ServiceState::handle`
+        // sends it; `capture_tx` carries the primary's answer to it.
+        let (turn, capture_tx) = match copy {
+            None => (Turn::Any, None),
+            Some((copy, body, permit)) => {
+                let (capture_tx, capture_rx) = oneshot::channel();
+                let (primary_turn, shadow_turn) = state.departures.next();
+                MirrorJob {
+                    state: Arc::clone(state),
+                    route,
+                    head: copy,
+                    body,
+                    turn: shadow_turn,
+                }
+                .spawn(permit, capture_rx);
+                (primary_turn, Some(capture_tx))
+            }
+        };
+
         let started = Instant::now();
-        let exchanged = exchange(
-            &raw.pool,
-            &conn.request,
-            &mut conn.answer,
-            &mut conn.upstream,
-            ask,
-            idempotent(&head.method),
-            &mut client_io,
+        let exchanged = take_turn(
+            turn,
+            exchange(
+                &raw.pool,
+                &conn.request,
+                &mut conn.answer,
+                &mut conn.upstream,
+                ask,
+                idempotent(&head.method),
+                &mut client_io,
+            ),
         )
         .await;
         if let (Some(recorder), Some(pending)) = (&state.recorder, recording) {
@@ -227,13 +272,27 @@ pub async fn serve(
             }
         };
         state.observe(route, Backend::Primary, started.elapsed());
+        // Dropped with `capture_tx` unused when the exchange failed above:
+        // the mirror task then counts the primary's error.
+        let mut capture = capture_tx.map(|tx| {
+            let headers = response::header_map(&conn.answer[answer.headers.clone()]);
+            Capture::new(answer.status, headers, state.max_compare_body_bytes, tx)
+        });
         // Shutdown began while the answer was on its way: it is the last,
         // as hyper makes it.
         if !stopping && stop.has_changed().unwrap_or(true) {
             stopping = true;
             response::close_after(&mut conn.answer, &mut answer);
         }
-        match relay(upstream_io, &answer, &mut conn, &mut client_io).await {
+        match relay(
+            upstream_io,
+            &answer,
+            &mut conn,
+            &mut client_io,
+            capture.as_mut(),
+        )
+        .await
+        {
             Ok(Some(upstream_io)) => raw.pool.checkin(upstream_io),
             Ok(None) => {}
             Err(()) => return Served::Done,
@@ -327,19 +386,36 @@ enum Body {
 }
 
 impl Body {
-    /// How many of `bytes` belong to the body, and whether it is complete.
-    fn take(&mut self, bytes: &[u8]) -> Result<(usize, bool), BadChunk> {
+    /// How many of `bytes` belong to the body, and whether it is complete;
+    /// `data` gets the body's content among them (chunked: decoded).
+    fn take(
+        &mut self,
+        bytes: &[u8],
+        mut data: impl FnMut(&[u8]),
+    ) -> Result<(usize, bool), BadChunk> {
         Ok(match self {
             Body::Length(left) => {
                 let n = (bytes.len() as u64).min(*left);
                 *left -= n;
+                if n > 0 {
+                    data(&bytes[..n as usize]);
+                }
                 (n as usize, *left == 0)
             }
             Body::Chunked(chunked) => {
-                let n = chunked.feed(bytes)?;
+                let n = chunked.feed_data(bytes, |d| {
+                    if !d.is_empty() {
+                        data(d);
+                    }
+                })?;
                 (n, chunked.is_done())
             }
-            Body::Close => (bytes.len(), false),
+            Body::Close => {
+                if !bytes.is_empty() {
+                    data(bytes);
+                }
+                (bytes.len(), false)
+            }
         })
     }
 }
@@ -347,13 +423,20 @@ impl Body {
 /// Writes the answer's head (in `conn.answer`) and body to the client. Gives
 /// the upstream connection back when it can carry another request; `Err`
 /// when the client connection must close (the answer broke off, or the
-/// client left).
+/// client left). A mirrored request's `capture` gets the body as it goes,
+/// and is ended with it (dropped unended on `Err`: aborted).
 async fn relay(
     mut upstream_io: TcpStream,
     answer: &AnswerHead,
     conn: &mut Conn,
     client_io: &mut TcpStream,
+    mut capture: Option<&mut Capture>,
 ) -> Result<Option<TcpStream>, ()> {
+    let mut keep = |bytes: &[u8]| {
+        if let Some(capture) = capture.as_deref_mut() {
+            capture.data(|| Bytes::copy_from_slice(bytes), bytes.len());
+        }
+    };
     let mut body = match answer.framing {
         Framing::Empty => Body::Length(0),
         Framing::Length(n) => Body::Length(n),
@@ -361,7 +444,7 @@ async fn relay(
         Framing::Close => Body::Close,
     };
     let after_head = &conn.upstream[answer.len..];
-    let (n, mut done) = body.take(after_head).map_err(|_| ())?;
+    let (n, mut done) = body.take(after_head, &mut keep).map_err(|_| ())?;
     let mut overrun = n < after_head.len();
     conn.answer.extend_from_slice(&after_head[..n]);
     client_io.write_all(&conn.answer).await.map_err(|_| ())?;
@@ -373,13 +456,16 @@ async fn relay(
             Ok(0) | Err(_) => return Err(()),
             Ok(_) => {}
         }
-        let (n, end) = body.take(&conn.upstream).map_err(|_| ())?;
+        let (n, end) = body.take(&conn.upstream, &mut keep).map_err(|_| ())?;
         overrun |= n < conn.upstream.len();
         done = end;
         client_io
             .write_all(&conn.upstream[..n])
             .await
             .map_err(|_| ())?;
+    }
+    if let Some(capture) = capture {
+        capture.end();
     }
     Ok((answer.reusable && !overrun).then_some(upstream_io))
 }

@@ -25,7 +25,10 @@
 //! would answer, cheaper. It is used per service when the primary is a
 //! plain `http://` HTTP/1.1 upstream, there is no canary, and the service
 //! would not mirror the request (`mirror_percent = 0`, or a method
-//! `mirror_methods = "safe"` keeps from the shadow); the client connection
+//! `mirror_methods = "safe"` keeps from the shadow) — or, on
+//! [`Http1Path::RawMirrored`], one it mirrors too ([`mirrored`]: the
+//! shadow's copy built once from the head the primary gets, the primary's
+//! answer captured for the comparison as it is relayed); the client connection
 //! is plain (not TLS, not HTTP/2). A recording service (`[services.record]`)
 //! takes it too, recording from the head's bytes the same record the hyper
 //! path encodes ([`crate::record::Recorder::begin_raw`]), so a recording
@@ -41,6 +44,7 @@
 //! - [`head`]: a request head judged and rewritten (pure).
 //! - [`response`]: an answer head parsed and rewritten, its framing (pure).
 //! - [`chunked`]: a chunked body's end found without changing it (pure).
+//! - [`mirrored`]: a mirrored request's copy and plan.
 //! - [`pool`]: idle keep-alive connections to the primary.
 //! - [`prefixed`]: a connection handed to hyper with its bytes read so far.
 //! - [`conn`]: the per-connection loop.
@@ -48,12 +52,13 @@
 pub mod chunked;
 pub mod conn;
 pub mod head;
+pub mod mirrored;
 pub mod pool;
 pub mod prefixed;
 pub mod response;
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::Method;
@@ -70,23 +75,37 @@ pub const ENV: &str = "PARALLAX_PROXY_H1";
 
 /// Which path a service's plain HTTP/1.1 connections take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Http1Path {
-    /// The raw path, for the requests it takes.
+    /// The raw path for the requests it only forwards; hyper for any it
+    /// mirrors.
     Raw,
     /// hyper for everything.
     Hyper,
+    /// The raw path for mirrored requests too ([`mirrored`]).
+    RawMirrored,
 }
 
 impl Http1Path {
     /// The path without [`ENV`].
     pub const DEFAULT: Http1Path = Http1Path::Raw;
 
-    /// [`ENV`]'s choice: `hyper` or `raw`; anything else is the default.
+    /// [`ENV`]'s choice: `hyper`, `raw` or `raw-mirrored`; anything else
+    /// is the default.
     pub fn from_env() -> Self {
         match std::env::var(ENV).as_deref() {
             Ok("hyper") => Http1Path::Hyper,
             Ok("raw") => Http1Path::Raw,
+            Ok("raw-mirrored") => Http1Path::RawMirrored,
             _ => Self::DEFAULT,
+        }
+    }
+
+    fn from_u8(n: u8) -> Self {
+        match n {
+            0 => Http1Path::Raw,
+            2 => Http1Path::RawMirrored,
+            _ => Http1Path::Hyper,
         }
     }
 }
@@ -98,32 +117,39 @@ pub struct RawPath {
     /// `mirror_percent = 0`: no request is mirrored.
     never_mirrors: bool,
     methods: MirrorMethods,
-    /// Whether it is used ([`Http1Path`]); relaxed: a switch for tests and
+    /// Which [`Http1Path`] is used; relaxed: a switch for tests and
     /// benchmarks, ordering nothing.
-    on: AtomicBool,
+    path: AtomicU8,
 }
 
 impl RawPath {
     /// The raw path of a service with this primary and mirroring, or `None`
-    /// when it could never take a request (a TLS or HTTP/2 primary, a
-    /// canary, or every request sampled for mirroring).
+    /// when it could never take a request (a TLS or HTTP/2 primary, or a
+    /// canary).
     pub(crate) fn for_service(
         primary: &Upstream,
         sampler: &Sampler,
         methods: MirrorMethods,
         canary: bool,
     ) -> Option<Self> {
-        let never_mirrors = sampler.never();
-        if canary || !primary.is_plain_http1() || (!never_mirrors && methods == MirrorMethods::All)
-        {
+        if canary || !primary.is_plain_http1() {
             return None;
         }
         Some(Self {
             pool: RawPool::new(&primary.addr),
-            never_mirrors,
+            never_mirrors: sampler.never(),
             methods,
-            on: AtomicBool::new(Http1Path::from_env() == Http1Path::Raw),
+            path: AtomicU8::new(Http1Path::from_env() as u8),
         })
+    }
+
+    /// Whether it takes requests the service would mirror.
+    pub fn mirrors(&self) -> bool {
+        self.path() == Http1Path::RawMirrored
+    }
+
+    fn path(&self) -> Http1Path {
+        Http1Path::from_u8(self.path.load(Ordering::Relaxed))
     }
 
     /// Whether a request with `method` is not mirrored, so the raw path may
@@ -134,11 +160,18 @@ impl RawPath {
     }
 
     pub fn set(&self, path: Http1Path) {
-        self.on.store(path == Http1Path::Raw, Ordering::Relaxed);
+        self.path.store(path as u8, Ordering::Relaxed);
     }
 
+    /// Whether connections start on it: it is not switched off, and it
+    /// could take some request (on [`Http1Path::Raw`], a service that
+    /// mirrors every request leaves its connections to hyper at once).
     pub fn is_on(&self) -> bool {
-        self.on.load(Ordering::Relaxed)
+        match self.path() {
+            Http1Path::Hyper => false,
+            Http1Path::RawMirrored => true,
+            Http1Path::Raw => self.never_mirrors || self.methods != MirrorMethods::All,
+        }
     }
 
     /// Idle connections in its pool (tests).

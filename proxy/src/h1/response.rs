@@ -44,6 +44,10 @@ pub struct AnswerHead {
     pub reusable: bool,
     /// The client's connection ends after this answer.
     pub close: bool,
+    /// The upstream's headers kept for the client (hop rules applied), as
+    /// `name: value\r\n` lines within the head written to `out`: what the
+    /// hyper path's capture for the comparison holds ([`header_map`]).
+    pub headers: std::ops::Range<usize>,
 }
 
 /// Why an answer could not be relayed; the client gets the 502 of a
@@ -154,6 +158,7 @@ pub fn parse(
     out.push(b' ');
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let kept = out.len();
     for header in headers {
         let name = header.name.as_bytes();
         if is_hop_by_hop(name)
@@ -167,6 +172,7 @@ pub fn parse(
         out.extend_from_slice(header.value);
         out.extend_from_slice(b"\r\n");
     }
+    let kept = kept..out.len();
     if informational {
         out.extend_from_slice(b"\r\n");
         return Ok(Some(AnswerHead {
@@ -175,6 +181,7 @@ pub fn parse(
             framing,
             reusable: true,
             close: false,
+            headers: kept,
         }));
     }
     if framing == Framing::Chunked {
@@ -195,6 +202,7 @@ pub fn parse(
         framing,
         reusable: !upstream_close && framing != Framing::Close,
         close,
+        headers: kept,
     }))
 }
 
@@ -208,6 +216,28 @@ pub fn close_after(head: &mut Vec<u8>, answer: &mut AnswerHead) {
     head.truncate(head.len() - 2);
     head.extend_from_slice(b"connection: close\r\n\r\n");
     answer.close = true;
+}
+
+/// The `name: value\r\n` lines [`parse`] wrote (`AnswerHead::headers`) as
+/// a map, in order; a value `http` would refuse is left out.
+pub fn header_map(lines: &[u8]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for line in lines.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let value = line[colon + 1..]
+            .strip_prefix(b" ")
+            .unwrap_or(&line[colon + 1..]);
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(&line[..colon]),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
 }
 
 /// Whether the answer's `Connection` lists `name`.
@@ -252,6 +282,32 @@ mod tests {
             out,
             "HTTP/1.1 200 Fine\r\nDate: d\r\nContent-Length: 2\r\nX-Keep: y\r\n\r\n"
         );
+        let map = header_map(&out.as_bytes()[head.headers.clone()]);
+        let pairs: Vec<_> = map
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("date", "d"), ("content-length", "2"), ("x-keep", "y")]
+        );
+    }
+
+    #[test]
+    fn the_kept_headers_leave_out_what_the_proxy_adds() {
+        let (head, out) = parsed(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
+            Ask {
+                head: false,
+                close: true,
+            },
+        );
+        let map = header_map(&out.as_bytes()[head.headers.clone()]);
+        let pairs: Vec<_> = map
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(pairs, [("x-a", "1"), ("x-a", "2")]);
     }
 
     #[test]
