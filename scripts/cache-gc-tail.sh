@@ -29,7 +29,7 @@
 #                of the checkout do not touch the running files. BUILD=1
 #                builds and copies them first.
 #   CAPACITY     --capacity-bytes of both twins [4294967296]
-#   LADDER       rates, requests/s [3200,4000,5000,6300,8000,10000]
+#   LADDER       rates, requests/s [5000,6300,8000,10000,12500,16000,20000]
 #   PROBE_SECS [6]  WARMUP_SECS [2]  SLO_P99_MS [20]
 #   TAIL_SECS    per twin [150]; TAIL_RATE [unset] or TAIL_SHARE [0.8]
 #   GET_SHARE    [0.5]; CONNECTIONS per twin [384]; SHARDS [64]
@@ -43,7 +43,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-target/gc-tail/$(date -u +%Y%m%dT%H%M%SZ)}
 BIN=${BIN:-/tmp/gctail}
 CAPACITY=${CAPACITY:-4294967296}
-LADDER=${LADDER:-3200,4000,5000,6300,8000,10000}
+LADDER=${LADDER:-5000,6300,8000,10000,12500,16000,20000}
 PROBE_SECS=${PROBE_SECS:-6}
 WARMUP_SECS=${WARMUP_SECS:-2}
 SLO_P99_MS=${SLO_P99_MS:-20}
