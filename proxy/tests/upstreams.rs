@@ -1771,3 +1771,238 @@ async fn a_slowloris_head_is_cut_off_after_hypers_header_read_timeout_on_both_pa
     }
     assert!(primary.requests().is_empty());
 }
+
+// ------------------------------- mirrored requests on the raw HTTP/1.1 path
+
+/// The primary of the mirrored comparisons: a sized JSON answer, a chunked
+/// one (two chunks, an extension) with a trailer and without, one framed by
+/// close, one over the compare limit, by path.
+fn mirrored_primary(line: &str) -> Vec<u8> {
+    let date = "date: Sat, 05 Dec 2026 15:00:00 GMT\r\n";
+    let text = if line.starts_with("GET /chunked ") {
+        format!("HTTP/1.1 200 OK\r\n{date}content-type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n6;x=1\r\n{{\"n\":[\r\n5\r\n1,2]}}\r\n0\r\nx-sum: 11\r\n\r\n")
+    } else if line.starts_with("GET /plain-chunked ") {
+        format!("HTTP/1.1 200 OK\r\n{date}content-type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n{{\"n\":[\r\n5\r\n1,2]}}\r\n0\r\n\r\n")
+    } else if line.starts_with("GET /close ") {
+        format!("HTTP/1.1 200 OK\r\n{date}content-type: text/plain\r\n\r\nuntil the end")
+    } else if line.starts_with("GET /big ") {
+        let big = "y".repeat(3000);
+        format!(
+            "HTTP/1.1 200 OK\r\n{date}content-type: text/plain\r\nContent-Length: {}\r\n\r\n{big}",
+            big.len()
+        )
+    } else {
+        let body = r#"{"a":1,"b":"x"}"#;
+        format!("HTTP/1.1 200 OK\r\n{date}content-type: application/json\r\nx-version: 1\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+    };
+    text.into_bytes()
+}
+
+/// The shadow: the same bodies, sized, except `/sized`'s, which differs.
+fn mirrored_shadow(line: &str) -> Vec<u8> {
+    let date = "date: Sat, 05 Dec 2026 15:00:00 GMT\r\n";
+    let (kind, body) = if line.contains("chunked ") {
+        ("application/json", r#"{"n":[1,2]}"#.to_owned())
+    } else if line.starts_with("GET /close ") {
+        ("text/plain", "until the end".to_owned())
+    } else if line.starts_with("GET /big ") {
+        ("text/plain", "y".repeat(3000))
+    } else {
+        ("application/json", r#"{"a":2,"b":"x"}"#.to_owned())
+    };
+    format!(
+        "HTTP/1.1 200 OK\r\n{date}content-type: {kind}\r\nx-version: 1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// What a proxy's mirroring produced: outcomes, comparison results, the
+/// primary's timings counted, and the samples (their time left out).
+async fn mirroring_seen(proxy: &TestProxy) -> Vec<String> {
+    let metrics = proxy.metrics().await;
+    let mut seen: Vec<String> = [
+        "compared",
+        "body_too_large",
+        "primary_error",
+        "shadow_error",
+        "shadow_timeout",
+        "sampled_out",
+        "dropped_queue_full",
+    ]
+    .iter()
+    .map(|o| {
+        format!(
+            "outcome {o} {}",
+            sum(&metrics, "parallax_mirror_total", "outcome", o)
+        )
+    })
+    .collect();
+    for result in ["match", "mismatch", "noise"] {
+        let n = sum(&metrics, "parallax_comparisons_total", "result", result);
+        seen.push(format!("result {result} {n}"));
+    }
+    for backend in ["primary", "shadow"] {
+        let n = sum(
+            &metrics,
+            "parallax_upstream_request_duration_seconds_count",
+            "backend",
+            backend,
+        );
+        seen.push(format!("timed {backend} {n}"));
+    }
+    let mut samples = proxy.admin_json("/admin/mismatches").await;
+    for route in samples["services"]["svc"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        for sample in route.as_array_mut().unwrap() {
+            sample.as_object_mut().unwrap().remove("at_unix_ms");
+        }
+    }
+    seen.push(samples.to_string());
+    seen
+}
+
+/// Sends each of `paths` (a GET with a mixed-case `Host`, one connection
+/// each) through a proxy on `path` and returns the answers, what the
+/// proxy's mirroring produced, and what the primary and the shadow got.
+async fn mirrored_run(
+    path: Http1Path,
+    primary_down: bool,
+    paths: &[&str],
+) -> (Vec<String>, Vec<String>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    // Closing after each answer: an answer framed by close ends there.
+    let primary = raw_upstream(mirrored_primary, true).await;
+    let shadow = raw_upstream(mirrored_shadow, false).await;
+    let proxy = proxy()
+        .primary(if primary_down { down() } else { primary.addr })
+        .shadow(shadow.addr)
+        .set("max_compare_body_bytes = 1024")
+        .http1(path)
+        .start()
+        .await;
+    let mut answers = Vec::new();
+    for p in paths {
+        let request = format!("GET {p} HTTP/1.1\r\nHost: svc.example\r\nX-Case: Kept\r\n\r\n");
+        let answer = talk(proxy.addr, &[request.as_bytes()], Duration::ZERO, QUIET).await;
+        let mut answer = String::from_utf8(answer).unwrap();
+        // The proxies date a 502 (and the answers) with the current second.
+        if let Some(at) = answer.find("\r\ndate: ") {
+            let at = at + 2;
+            answer.replace_range(at + 6..at + 35, "<now>");
+        }
+        answers.push(answer);
+    }
+    proxy.settle(paths.len() as f64).await;
+    (
+        answers,
+        mirroring_seen(&proxy).await,
+        primary.requests(),
+        shadow.requests(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirrored_request_on_the_raw_path_is_compared_as_on_hypers() {
+    let paths = ["/sized", "/plain-chunked", "/chunked", "/close", "/big"];
+    let (raw_answers, raw, raw_primary, raw_shadow) =
+        mirrored_run(Http1Path::RawMirrored, false, &paths).await;
+    let (hyper_answers, hyper, hyper_primary, hyper_shadow) =
+        mirrored_run(Http1Path::Hyper, false, &paths).await;
+    // The raw path forwarded them (the client's header case kept), hyper
+    // did not; the shadow got the same copies from both.
+    let first = |requests: &[Vec<u8>]| String::from_utf8(requests[0].clone()).unwrap();
+    assert!(
+        first(&raw_primary).contains("\r\nHost: svc.example\r\n"),
+        "{}",
+        first(&raw_primary)
+    );
+    assert!(
+        first(&hyper_primary).contains("\r\nhost: svc.example\r\n"),
+        "{}",
+        first(&hyper_primary)
+    );
+    assert_eq!(raw_shadow, hyper_shadow);
+    assert_eq!(raw_shadow.len(), paths.len());
+    // The client got the same answers (each path frames a chunked or
+    // close-framed body its own way: the pass-through tests above).
+    let statuses = |answers: &[String]| -> Vec<Vec<String>> {
+        answers.iter().map(|a| status_lines(a.as_bytes())).collect()
+    };
+    assert_eq!(statuses(&raw_answers), statuses(&hyper_answers));
+    assert!(raw_answers[2].ends_with("6;x=1\r\n{\"n\":[\r\n5\r\n1,2]}\r\n0\r\nx-sum: 11\r\n\r\n"));
+    // Outcomes, results, timings and samples: the same.
+    assert_eq!(raw, hyper);
+    assert!(raw.contains(&"outcome compared 3".to_owned()), "{raw:?}");
+    assert!(
+        raw.contains(&"outcome body_too_large 1".to_owned()),
+        "{raw:?}"
+    );
+    assert!(raw.contains(&"result mismatch 1".to_owned()), "{raw:?}");
+    assert!(raw.contains(&"result match 2".to_owned()), "{raw:?}");
+    assert!(
+        raw.last().unwrap().contains(r#""target":"/sized""#),
+        "{raw:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primary_on_the_mirrored_raw_path_is_hypers_502_and_primary_error() {
+    let (raw_answers, raw, _, raw_shadow) =
+        mirrored_run(Http1Path::RawMirrored, true, &["/sized"]).await;
+    let (hyper_answers, hyper, _, hyper_shadow) =
+        mirrored_run(Http1Path::Hyper, true, &["/sized"]).await;
+    assert!(
+        raw_answers[0].starts_with("HTTP/1.1 502 "),
+        "{raw_answers:?}"
+    );
+    assert_eq!(raw_answers, hyper_answers);
+    assert_eq!(raw, hyper);
+    assert!(
+        raw.contains(&"outcome primary_error 1".to_owned()),
+        "{raw:?}"
+    );
+    // The copy still went to the shadow on both.
+    assert_eq!(raw_shadow, hyper_shadow);
+    assert_eq!(raw_shadow.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_or_slow_shadow_never_slows_the_mirrored_raw_path() {
+    let primary = raw_upstream(mirrored_primary, false).await;
+    let slow = upstream(|_| json(200, r#"{"a":1,"b":"x"}"#))
+        .delay(Duration::from_secs(2))
+        .start()
+        .await;
+    for (shadow, outcome) in [(down(), "shadow_error"), (slow.addr, "shadow_timeout")] {
+        let proxy = proxy()
+            .primary(primary.addr)
+            .shadow(shadow)
+            .set("shadow_timeout_ms = 1500")
+            .http1(Http1Path::RawMirrored)
+            .start()
+            .await;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let answer = talk(
+                proxy.addr,
+                &[b"GET /sized HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"],
+                Duration::ZERO,
+                QUIET,
+            )
+            .await;
+            assert!(status_lines(&answer) == ["HTTP/1.1 200 OK"], "{answer:?}");
+            // `talk` waits for the close: the answer itself was not held.
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "the client waited {:?}",
+                started.elapsed()
+            );
+        }
+        proxy.wait_outcome(outcome, 3.0).await;
+    }
+    let requests = primary.requests();
+    assert!(String::from_utf8_lossy(&requests[0]).contains("\r\nHost: h\r\n"));
+}

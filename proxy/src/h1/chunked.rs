@@ -39,6 +39,8 @@ pub struct Chunked {
     state: State,
     /// The chunk size being read, then the data bytes left of it.
     size: u64,
+    /// A trailer field was seen.
+    trailers: bool,
 }
 
 impl Default for Chunked {
@@ -46,6 +48,7 @@ impl Default for Chunked {
         Self {
             state: State::Size { digits: 0 },
             size: 0,
+            trailers: false,
         }
     }
 }
@@ -54,6 +57,11 @@ impl Chunked {
     /// Whether the last chunk and the trailers have been seen.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Whether the body ended with trailer fields.
+    pub fn has_trailers(&self) -> bool {
+        self.trailers
     }
 
     /// Walks `bytes`; returns how many of them belong to the body (all of
@@ -105,7 +113,10 @@ impl Chunked {
                 (State::TrailerStart, b'\r') => State::EndLf,
                 (State::TrailerStart | State::Trailer, b'\n') => return Err(BadChunk),
                 (State::Trailer, b'\r') => State::TrailerLf,
-                (State::TrailerStart | State::Trailer, _) => State::Trailer,
+                (State::TrailerStart | State::Trailer, _) => {
+                    self.trailers = true;
+                    State::Trailer
+                }
                 (State::TrailerLf, b'\n') => State::TrailerStart,
                 (State::EndLf, b'\n') => State::Done,
                 _ => return Err(BadChunk),
@@ -135,7 +146,7 @@ mod tests {
             let (a, b) = body.split_at(split);
             c.feed_data(a, |d| out.extend_from_slice(d)).unwrap();
             c.feed_data(b, |d| out.extend_from_slice(d)).unwrap();
-            assert!(c.is_done());
+            assert!(c.is_done() && c.has_trailers());
             assert_eq!(out, b"hello, w", "split at {split}");
         }
     }

@@ -464,7 +464,12 @@ async fn relay(
             .await
             .map_err(|_| ())?;
     }
-    if let Some(capture) = capture {
+    // Trailers end the capture unsent (aborted), as on the hyper path:
+    // hyper's server stops reading an answer at trailers its client did
+    // not ask for (the raw path takes no request with `TE`), and the
+    // `TeeBody` it drops counts the primary's error.
+    let trailers = matches!(&body, Body::Chunked(c) if c.has_trailers());
+    if let (Some(capture), false) = (capture, trailers) {
         capture.end();
     }
     Ok((answer.reusable && !overrun).then_some(upstream_io))

@@ -35,10 +35,12 @@
 //! benchmark compares like with like.
 //!
 //! # The escape hatch
-//! The raw path is the default. `PARALLAX_PROXY_H1=hyper` in the proxy's
-//! environment keeps every connection on hyper, so that
-//! `scripts/proxy-floor.sh` can run both side by side with nginx; in
-//! process, [`crate::Proxy::set_http1_path`].
+//! The raw path, mirrored requests included, is the default.
+//! `PARALLAX_PROXY_H1=hyper` in the proxy's environment keeps every
+//! connection on hyper, so that `scripts/proxy-floor.sh` can run both side
+//! by side with nginx; `PARALLAX_PROXY_H1=raw` keeps mirrored requests on
+//! hyper (the raw path only forwards); in process,
+//! [`crate::Proxy::set_http1_path`].
 //!
 //! # Layout
 //! - [`head`]: a request head judged and rewritten (pure).
@@ -88,7 +90,7 @@ pub enum Http1Path {
 
 impl Http1Path {
     /// The path without [`ENV`].
-    pub const DEFAULT: Http1Path = Http1Path::Raw;
+    pub const DEFAULT: Http1Path = Http1Path::RawMirrored;
 
     /// [`ENV`]'s choice: `hyper`, `raw` or `raw-mirrored`; anything else
     /// is the default.
