@@ -644,13 +644,19 @@ async fn the_raw_http1_path_records_what_the_hyper_path_records() {
         b"GET /missing HTTP/1.1\r\nHost: h\r\n\r\n",
         b"DELETE /v1/items/7 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nClose: x\r\n\r\n",
     ];
-    for path in [Http1Path::Raw, Http1Path::Hyper] {
+    // Forwarded only on the raw path, then mirrored on the raw path and on
+    // hyper's (mirrored requests are recorded as any other).
+    for (path, percent) in [
+        (Http1Path::Raw, 0),
+        (Http1Path::RawMirrored, 100),
+        (Http1Path::Hyper, 100),
+    ] {
         let primary = raw_upstream(raw_answer, false).await;
         let file = d.join(format!("{path:?}.plxcap"));
         let proxy = proxy()
             .primary(primary.addr)
             .shadow(down())
-            .set("mirror_percent = 0")
+            .set(&format!("mirror_percent = {percent}"))
             .set("redact = [\"header:x-api-key\", \"/**/password\"]")
             .tables(&record_table(&file, ""))
             .http1(path)
@@ -670,7 +676,7 @@ async fn the_raw_http1_path_records_what_the_hyper_path_records() {
         let forwarded = String::from_utf8_lossy(&primary.requests()[0]).into_owned();
         assert_eq!(
             forwarded.contains("X-Mixed-Case"),
-            path == Http1Path::Raw,
+            path != Http1Path::Hyper,
             "{forwarded}"
         );
         let (recs, _) = records(&file);
@@ -692,6 +698,7 @@ async fn the_raw_http1_path_records_what_the_hyper_path_records() {
     }
     assert_eq!(captured[0].len(), 4);
     assert_eq!(captured[0], captured[1]);
+    assert_eq!(captured[0], captured[2]);
     let get = &captured[0][0];
     assert_eq!(get.1, "/v1/items/7?token=[redacted]&page=2");
     assert!(get
