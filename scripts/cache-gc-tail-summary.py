@@ -169,23 +169,34 @@ def main():
     if ladder:
         print(f"## Capacity at p99 < {run['slo_p99_ms']} ms, < 1 % late/failed/unsent "
               f"({run['warmup_secs']} s warm-up + {run['probe_secs']} s per probe)\n")
-        print("| rate/s | twin | probe | p99 ms | p99.9 ms | bad % | held | GC cycles in probe | CPU µs/req | load |")
+        def cycles_near(probe):
+            """Go's cycles overlapping a probe's measured part or the second before it."""
+            m0 = int(probe["start_unix_ms"]) / 1000 + float(probe["measured_from_s"])
+            return len(cycles_in(m0 - AFTER_S, m0 + float(probe["secs"])))
+
+        print("| rate/s | twin | probe | p99 ms | p99.9 ms | bad % | held | GC cycles in probe or the 1 s before | CPU µs/req | load |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for s in ladder:
             t0 = int(s["start_unix_ms"]) / 1000
             t1 = t0 + float(s["measured_from_s"]) + float(s["secs"])
             m0 = t0 + float(s["measured_from_s"])
-            gcs = len(cycles_in(m0, t1)) if s["twin"] == "go" else "—"
+            gcs = cycles_near(s) if s["twin"] == "go" else "—"
             print(f"| {s['rate']} | {s['twin']} | {s['probe']} | {int(s['p99_us']) / 1000:.2f} | "
                   f"{int(s['p999_us']) / 1000:.2f} | {float(s['bad_pct']):.2f} | {s['held']} | {gcs} | "
                   f"{float(s['cpu_us_per_req']):.0f} | {load_during(t0, t1)} |")
 
-        def capacity(twin, which):
-            """Highest rung at which every chosen probe held, all lower rungs too."""
+        def capacity(twin, which, between_cycles=False):
+            """Highest rung at which every chosen probe held, all lower rungs too.
+            between_cycles: leave out probes that hold a GC cycle (a rung
+            left with none is skipped), i.e. the capacity between cycles."""
             cap = None
             for rate in dict.fromkeys(s["rate"] for s in ladder):
                 probes = [s for s in ladder if s["twin"] == twin and s["rate"] == rate]
                 probes = probes if which is None else probes[which:which + 1]
+                if between_cycles and probes:
+                    probes = [p for p in probes if cycles_near(p) == 0]
+                    if not probes:
+                        continue
                 if not probes or not all(p["held"] == "true" for p in probes):
                     break
                 cap = float(rate)
@@ -197,6 +208,11 @@ def main():
             first, second = capacity(t, 0), capacity(t, 1)
             print(f"- capacity {t}: {caps[t] or 'none held'}/s "
                   f"(from its first probes alone {first}, its second alone {second})")
+        if "go" in twins:
+            with_gc = sum(1 for s in ladder if s["twin"] == "go" and cycles_near(s))
+            failed = sum(1 for s in ladder if s["twin"] == "go" and cycles_near(s) and s["held"] != "true")
+            print(f"- go between GC cycles (its {with_gc} probes near a cycle left out, "
+                  f"{failed} of them failed): {capacity('go', None, True) or 'none held'}/s")
         if caps.get("go") and caps.get("rust"):
             print(f"- **rust/go = {caps['rust'] / caps['go']:.2f}×**")
         f0, f1 = capacity("go", 0), capacity("go", 1)
