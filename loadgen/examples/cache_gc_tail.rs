@@ -24,7 +24,7 @@
 //!    can be read as an A/A in time);
 //! 3. **tail**: each twin alone for `--tail-secs` at one fixed rate (by
 //!    default `--tail-share` of the lowest capacity found, or of the lowest
-//!    rung when none held; the same rate for every twin), every request
+//!    rung when a twin held none; the same rate for every twin), every request
 //!    written to `tail-<twin>.csv`.
 //!
 //! After every step the twin's `/metrics` is read for Go's
@@ -562,12 +562,12 @@ async fn main() -> anyhow::Result<()> {
         let rate = match args.tail_rate {
             Some(r) => r,
             None => {
+                // A twin that held no rung has a capacity below the lowest
+                // one, so the lowest capacity is only known when all held.
                 let lowest = capacity
                     .iter()
-                    .flatten()
-                    .copied()
-                    .fold(f64::INFINITY, f64::min);
-                if lowest.is_finite() {
+                    .try_fold(f64::INFINITY, |low, c| c.map(|c| low.min(c)));
+                if let Some(lowest) = lowest.filter(|l| l.is_finite()) {
                     lowest * args.tail_share
                 } else {
                     // A busy machine can fail the lowest rung; the tail is
@@ -576,7 +576,7 @@ async fn main() -> anyhow::Result<()> {
                         bail!("no ladder and no --tail-rate: give one of them");
                     };
                     eprintln!(
-                        "no twin held the lowest rung; the tail runs at {} of it",
+                        "a twin held no rung; the tail runs at {} of the lowest",
                         args.tail_share
                     );
                     first * args.tail_share
