@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Method, Request, Version};
+use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body_util::Full;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -72,18 +72,23 @@ pub(crate) fn plan(state: &ServiceState, upstream_head: &[u8], body: &[u8]) -> M
 
 /// The `Parts` of a head [`super::head::judge`] wrote; `None` for one
 /// `http` would not build (hyper would have refused it, so hyper answers).
+/// The head is copied once; the target and the header values share that
+/// copy, as hyper's parsed heads share its read buffer (an allocation per
+/// value would cost more than the rest of the copy).
 pub(crate) fn parts(upstream_head: &[u8]) -> Option<Parts> {
+    let head = Bytes::copy_from_slice(upstream_head);
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
     httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut request, upstream_head, &mut slots)
+        .parse_request_with_uninit_headers(&mut request, &head, &mut slots)
         .ok()?
         .is_complete()
         .then_some(())?;
     let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
+    let uri = Uri::from_maybe_shared(head.slice_ref(request.path?.as_bytes())).ok()?;
     let (mut parts, ()) = Request::builder()
         .method(method)
-        .uri(request.path?)
+        .uri(uri)
         .version(Version::HTTP_11)
         .body(())
         .ok()?
@@ -92,7 +97,7 @@ pub(crate) fn parts(upstream_head: &[u8]) -> Option<Parts> {
     for header in request.headers.iter() {
         parts.headers.append(
             HeaderName::from_bytes(header.name.as_bytes()).ok()?,
-            HeaderValue::from_bytes(header.value).ok()?,
+            HeaderValue::from_maybe_shared(head.slice_ref(header.value)).ok()?,
         );
     }
     Some(parts)

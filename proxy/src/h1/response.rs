@@ -219,8 +219,11 @@ pub fn close_after(head: &mut Vec<u8>, answer: &mut AnswerHead) {
 }
 
 /// The `name: value\r\n` lines [`parse`] wrote (`AnswerHead::headers`) as
-/// a map, in order; a value `http` would refuse is left out.
+/// a map, in order; a value `http` would refuse is left out. The lines are
+/// copied once and the values share the copy (as hyper's client shares its
+/// read buffer).
 pub fn header_map(lines: &[u8]) -> http::HeaderMap {
+    let lines = bytes::Bytes::copy_from_slice(lines);
     let mut map = http::HeaderMap::new();
     for line in lines.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -232,7 +235,7 @@ pub fn header_map(lines: &[u8]) -> http::HeaderMap {
             .unwrap_or(&line[colon + 1..]);
         if let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(&line[..colon]),
-            http::HeaderValue::from_bytes(value),
+            http::HeaderValue::from_maybe_shared(lines.slice_ref(value)),
         ) {
             map.append(name, value);
         }
