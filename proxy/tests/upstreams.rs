@@ -1924,7 +1924,13 @@ async fn a_mirrored_request_on_the_raw_path_is_compared_as_on_hypers() {
         "{}",
         first(&hyper_primary)
     );
-    assert_eq!(raw_shadow, hyper_shadow);
+    // (In any order: a copy may reach the shadow after the next request's,
+    // when the client's connection closed as soon as the answer ended.)
+    let sorted = |mut requests: Vec<Vec<u8>>| {
+        requests.sort();
+        requests
+    };
+    assert_eq!(sorted(raw_shadow.clone()), sorted(hyper_shadow));
     assert_eq!(raw_shadow.len(), paths.len());
     // The client got the same answers (each path frames a chunked or
     // close-framed body its own way: the pass-through tests above).
