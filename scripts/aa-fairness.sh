@@ -33,14 +33,8 @@ SECS=${SECS:-12}
 PARTS=${PARTS:-"cache ingest fanout"}
 INGEST_RATE=${INGEST_RATE:-100}
 export PARALLAX_KAFKA_BROKERS=${PARALLAX_KAFKA_BROKERS:-127.0.0.1:9092}
-for svc in ingest:ingest cache:session-cache fanout:fanout; do
-  name=${svc%%:*} bin=${svc#*:}
-  up=$(echo "$name" | tr a-z A-Z)
-  go="PARALLAX_${up}_GO_BIN" rust="PARALLAX_${up}_RUST_BIN"
-  export "$go=${!go:-$ROOT/target/parallax-bin/$bin}"
-  export "$rust=${!rust:-$ROOT/target/release/parallax-$bin}"
-  [ -x "${!go}" ] || { echo "aa-fairness: ${!go} is missing: (cd go-reference && go build -o ../target/parallax-bin/ ./cmd/...)" >&2; exit 2; }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib/twins.sh"
+twin_bins aa-fairness "$ROOT" go
 [ -x "$PARALLAX" ] || { echo "aa-fairness: $PARALLAX is missing: cargo build --release -p parallax" >&2; exit 2; }
 case " $PARTS " in *" ingest "*) scripts/kafka.sh status >/dev/null 2>&1 || scripts/kafka.sh up ;; esac
 rm -rf "$OUT"

@@ -83,13 +83,8 @@ in_cgroup rust "$BIN/parallax-session-cache" --listen 127.0.0.1:$RUST_PORT \
   --capacity-bytes "$CAPACITY" --shards "$SHARDS" > "$OUT/rust.stdout" 2> "$OUT/rust.stderr" &
 rust_pid=$!; pids+=("$rust_pid")
 
-for port in $GO_PORT $RUST_PORT; do
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
-    sleep 0.1
-  done
-  curl -sf "http://127.0.0.1:$port/healthz" > /dev/null || { echo "twin on :$port not up" >&2; exit 1; }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib/twins.sh"
+wait_healthz $GO_PORT $RUST_PORT
 
 gauge() { curl -sf --max-time 5 "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { printf "%.0f", $2 }' || true; }
 rss() { awk '/^VmRSS/ { printf "%.0f", $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }

@@ -101,13 +101,8 @@ go_pid=$!; pids+=("$go_pid")
   --capacity-bytes "$CAPACITY" --shards "$SHARDS" > "$OUT/rust.stdout" 2> "$OUT/rust.stderr" &
 rust_pid=$!; pids+=("$rust_pid")
 
-for port in $GO_PORT $RUST_PORT; do
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
-    sleep 0.1
-  done
-  curl -sf "http://127.0.0.1:$port/healthz" > /dev/null || { echo "twin on :$port not up" >&2; exit 1; }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib/twins.sh"
+wait_healthz $GO_PORT $RUST_PORT
 # The Rust twin re-executes itself with one malloc arena: same pid.
 
 # The box is shared: stop before it runs out of memory.

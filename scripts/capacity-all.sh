@@ -31,16 +31,8 @@ PAIRS=${PAIRS:-"cache ingest fanout"}
 AA_RUNS=${AA_RUNS:-2}
 PROBE_SECS=${PROBE_SECS:-3}
 export PARALLAX_KAFKA_BROKERS=${PARALLAX_KAFKA_BROKERS:-127.0.0.1:9092}
-for svc in ingest:ingest cache:session-cache fanout:fanout; do
-  name=${svc%%:*} bin=${svc#*:}
-  up=$(echo "$name" | tr a-z A-Z)
-  go="PARALLAX_${up}_GO_BIN" rust="PARALLAX_${up}_RUST_BIN"
-  export "$go=${!go:-$ROOT/target/parallax-bin/$bin}"
-  export "$rust=${!rust:-$ROOT/target/release/parallax-$bin}"
-  for b in "${!go}" "${!rust}"; do
-    [ -x "$b" ] || { echo "capacity-all: $b is missing: build the twins first (see the header)" >&2; exit 2; }
-  done
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib/twins.sh"
+twin_bins capacity-all "$ROOT"
 [ -x "$PARALLAX" ] || { echo "capacity-all: $PARALLAX is missing: cargo build --release -p parallax" >&2; exit 2; }
 case " $PAIRS " in *" ingest "*) scripts/kafka.sh status >/dev/null 2>&1 || scripts/kafka.sh up ;; esac
 mkdir -p "$OUT"
