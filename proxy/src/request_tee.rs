@@ -29,9 +29,12 @@ use tokio::sync::oneshot;
 /// to buffer: gRPC (whose calls may be bidirectional), or any body of no
 /// declared length (HTTP/2 without `Content-Length`, HTTP/1.1 chunked).
 pub fn is_stream(head: &Parts, body: &impl Body) -> bool {
-    if body.is_end_stream() {
-        return false;
-    }
+    !body.is_end_stream() && streams_a_body(head)
+}
+
+/// Whether a request with a body, by its head, sends that body as a
+/// stream: gRPC, or no declared length.
+pub fn streams_a_body(head: &Parts) -> bool {
     let grpc = head
         .headers
         .get(CONTENT_TYPE)

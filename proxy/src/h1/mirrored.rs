@@ -6,7 +6,7 @@
 //! become the shadow's copy — built once, from the head the primary gets
 //! (the hop rules and `X-Forwarded-For` already applied, as
 //! `Upstream::copy_head` gives the hyper path), the body as `Bytes`. A
-//! request the hyper path would tee as a stream ([`request_tee::is_stream`]:
+//! request the hyper path would tee as a stream ([`request_tee::streams_a_body`]:
 //! a gRPC body) or a head `http` would not take goes to hyper before the
 //! plan is asked, so no sampling step or permit is spent twice.
 //!
@@ -20,7 +20,6 @@ use std::mem::MaybeUninit;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
-use http_body_util::Full;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::head::MAX_HEADERS;
@@ -51,8 +50,7 @@ pub(crate) fn plan(state: &ServiceState, upstream_head: &[u8], body: &[u8]) -> M
     let Some(head) = parts(upstream_head) else {
         return Mirrored::Hyper;
     };
-    let body = Bytes::copy_from_slice(body);
-    if request_tee::is_stream(&head, &Full::new(body.clone())) {
+    if !body.is_empty() && request_tee::streams_a_body(&head) {
         return Mirrored::Hyper;
     }
     match state.plan(&head) {
@@ -63,7 +61,7 @@ pub(crate) fn plan(state: &ServiceState, upstream_head: &[u8], body: &[u8]) -> M
             body: if body.is_empty() {
                 Vec::new()
             } else {
-                vec![body]
+                vec![Bytes::copy_from_slice(body)]
             },
             permit,
         },
