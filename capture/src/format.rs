@@ -239,8 +239,9 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
 }
 
 /// Offsets within an encoded request record (length prefix included) of
-/// the fields [`finish_request`] fills in.
-const REQ_FLAGS_AT: usize = 4 + 1 + 8;
+/// the fields [`finish_request`] and [`set_request_at_us`] fill in.
+const REQ_AT_US_AT: usize = 4 + 1;
+const REQ_FLAGS_AT: usize = REQ_AT_US_AT + 8;
 const REQ_STATUS_AT: usize = REQ_FLAGS_AT + 1 + 8;
 const REQ_LATENCY_AT: usize = REQ_STATUS_AT + 2;
 
@@ -258,30 +259,96 @@ pub fn encode_request_head<'a>(
     target: &str,
     headers: impl Iterator<Item = (&'a str, &'a [u8])>,
 ) {
-    out.clear();
-    out.extend_from_slice(&[0; 4]);
-    out.push(KIND_REQUEST);
-    out.extend_from_slice(&at_us.to_le_bytes());
-    out.push(if conn.is_some() { HAS_CONN } else { 0 });
-    out.extend_from_slice(&conn.unwrap_or(0).to_le_bytes());
-    out.extend_from_slice(&[0; 2 + 8]);
-    put_str16(out, method);
-    put_bytes32(out, target.as_bytes());
-    let count_at = out.len();
-    out.extend_from_slice(&[0; 2]);
-    let mut n = 0u16;
+    let mut head = HeadWriter::new(out, at_us, conn, method, |out| {
+        out.extend_from_slice(target.as_bytes())
+    });
     for (name, value) in headers {
-        if n == u16::MAX {
+        if !head.header(name, value) {
             break;
         }
-        put_str16(out, name);
-        match std::str::from_utf8(value) {
-            Ok(_) => put_bytes32(out, value),
-            Err(_) => put_bytes32(out, String::from_utf8_lossy(value).as_bytes()),
-        }
-        n += 1;
     }
-    out[count_at..count_at + 2].copy_from_slice(&n.to_le_bytes());
+    head.finish();
+}
+
+/// [`encode_request_head`] field by field, for a recorder that has the
+/// request's bytes rather than its parts (the proxy's raw HTTP/1.1 path):
+/// the target is written by a closure (a redactor can write it straight
+/// into the record), header names are lower-cased as they are copied, and
+/// nothing is allocated once `out` has room. The same bytes as
+/// [`encode_request_head`] for the same fields.
+pub struct HeadWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Where the header count goes.
+    count_at: usize,
+    n: u16,
+}
+
+impl<'a> HeadWriter<'a> {
+    /// Starts a head in `out` (cleared first); `target` appends the
+    /// target's bytes (path and query, UTF-8) to the buffer it is given.
+    pub fn new(
+        out: &'a mut Vec<u8>,
+        at_us: u64,
+        conn: Option<u64>,
+        method: &str,
+        target: impl FnOnce(&mut Vec<u8>),
+    ) -> Self {
+        out.clear();
+        out.extend_from_slice(&[0; 4]);
+        out.push(KIND_REQUEST);
+        out.extend_from_slice(&at_us.to_le_bytes());
+        out.push(if conn.is_some() { HAS_CONN } else { 0 });
+        out.extend_from_slice(&conn.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&[0; 2 + 8]);
+        put_str16(out, method);
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        target(out);
+        let len = (out.len() - len_at - 4) as u32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        let count_at = out.len();
+        out.extend_from_slice(&[0; 2]);
+        Self {
+            out,
+            count_at,
+            n: 0,
+        }
+    }
+
+    /// Appends a header, its name in ASCII lower case (what a `HeaderMap`
+    /// holds); a value that is not UTF-8 is stored lossily. `false` when
+    /// the record holds as many headers as it can (65535): this one was
+    /// left out.
+    pub fn header(&mut self, name: &str, value: &[u8]) -> bool {
+        if self.n == u16::MAX {
+            return false;
+        }
+        let start = self.out.len() + 2;
+        put_str16(self.out, name);
+        self.out[start..].make_ascii_lowercase();
+        if value.is_ascii() {
+            put_bytes32(self.out, value);
+        } else {
+            match std::str::from_utf8(value) {
+                Ok(_) => put_bytes32(self.out, value),
+                Err(_) => put_bytes32(self.out, String::from_utf8_lossy(value).as_bytes()),
+            }
+        }
+        self.n += 1;
+        true
+    }
+
+    /// Writes the header count: the head is complete.
+    pub fn finish(self) {
+        self.out[self.count_at..self.count_at + 2].copy_from_slice(&self.n.to_le_bytes());
+    }
+}
+
+/// Sets the arrival time of the request record whose head
+/// [`encode_request_head`] or [`HeadWriter`] wrote into `head` (for a
+/// recorder that stamps it when the request leaves for the primary).
+pub fn set_request_at_us(head: &mut [u8], at_us: u64) {
+    head[REQ_AT_US_AT..REQ_AT_US_AT + 8].copy_from_slice(&at_us.to_le_bytes());
 }
 
 /// Appends to `out` the request record whose head [`encode_request_head`]
@@ -562,6 +629,28 @@ mod tests {
             (None, None, true)
         );
         assert_eq!(r.headers, whole.headers);
+        // Field by field from the bytes as read (names lower-cased on the
+        // way in, the target written by a closure), stamped later: the
+        // same record.
+        let mut raw = vec![1u8; 3];
+        let mut head = HeadWriter::new(&mut raw, 0, Some(9), "POST", |out| {
+            out.extend_from_slice(b"/v1/events");
+            out.extend_from_slice(b"?id=3");
+        });
+        assert!(head.header("Content-Type", b"application/json"));
+        assert!(head.header("X-ODD", b"a\xffb"));
+        head.finish();
+        set_request_at_us(&mut raw, 1234);
+        let mut out = vec![7u8];
+        finish_request(
+            &mut out,
+            &raw,
+            Some(201),
+            Some(77),
+            &[&b"{\"a\":1}"[..]],
+            false,
+        );
+        assert_eq!(out, expected);
     }
 
     #[test]

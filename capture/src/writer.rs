@@ -2,7 +2,8 @@
 //! [`Segments`] rotates files by size.
 //!
 //! Every flush writes what was appended since the last one as one whole
-//! zstd frame (content checksum included) with one `write`: crash safety
+//! zstd frame (content checksum included) with one `write` (a stored
+//! frame: one `writev`): crash safety
 //! is a file of whole frames. A writer killed at any moment leaves every
 //! flushed record readable; a kill in the middle of a frame's `write`
 //! leaves a damaged tail that readers report and stop at. Nothing calls
@@ -21,13 +22,15 @@
 //! which compresses as well as the 4 MiB frames did.
 //!
 //! Frames that do not pay for their compression: with a `min_ratio` set
-//! ([`CaptureWriter::set_min_ratio`], [`Rotation::min_ratio`]), each
-//! [`PROBE_BYTES`] of compressed records is judged; if it compressed less
-//! than `min_ratio`, the next [`STORED_BYTES`] are written as stored frames
-//! ([`crate::stored`]: zstd raw blocks, a copy, no match finder), then
-//! compression probes the traffic again. Records of random or
-//! already-compressed bodies thus cost a copy instead of zstd's ~1 µs
-//! each; JSON (3-7× smaller) keeps being compressed.
+//! ([`CaptureWriter::set_min_ratio`], [`Rotation::min_ratio`]), the first
+//! [`PROBE_BYTES`] of records are compressed as a frame of their own and
+//! judged, and then each [`JUDGE_BYTES`] of compressed records; if they
+//! compressed less than `min_ratio`, the next [`STORED_BYTES`] are written
+//! as stored frames ([`crate::stored`]: zstd raw blocks written from the
+//! records themselves, no match finder, no copy), then a probe judges the
+//! traffic again. Records of random or already-compressed bodies thus cost
+//! the `write` instead of zstd's ~1 µs each; JSON (3-7× smaller) keeps
+//! being compressed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -60,12 +63,21 @@ pub const FAST_LEVEL: i32 = -2;
 /// CPU at level -2 for the same ratio (3.93×) on recorded JSON, A B B A
 /// (2^10: 10 % less, 3.82×).
 pub const FAST_HASH_LOG: u32 = 12;
-/// Compressed records judged at a time against `min_ratio`.
-pub const PROBE_BYTES: u64 = 4 << 20;
-/// Records stored after a probe fell short of `min_ratio`, before the next
-/// probe: 15 × 4 MiB, so about 1/16 of incompressible traffic still goes
+/// Compressed records judged at a time against `min_ratio` while they
+/// keep compressing well.
+pub const JUDGE_BYTES: u64 = 4 << 20;
+/// The probe: at a segment's start and after each stored run, this many
+/// records are compressed as a frame of their own and judged before the
+/// next frame is written. Small, because on incompressible traffic every
+/// probe is zstd's match finder run for nothing: with a 4 MiB probe per
+/// 60 MiB stored, the probes were three quarters of the writer's
+/// user-space instructions on random bodies (`scripts/capture-bench.sh`
+/// `INSTRUCTIONS=1`); 256 KiB (~400 requests) still judges the traffic.
+pub const PROBE_BYTES: u64 = 256 << 10;
+/// Records stored after a judgement fell short of `min_ratio`, before the
+/// next probe: 60 MiB, so about 0.4 % of incompressible traffic still goes
 /// through zstd.
-pub const STORED_BYTES: u64 = 15 * PROBE_BYTES;
+pub const STORED_BYTES: u64 = 60 << 20;
 
 /// One capture stream (one file).
 pub struct CaptureWriter<W: Write> {
@@ -85,6 +97,8 @@ pub struct CaptureWriter<W: Write> {
     probe_out: u64,
     /// Records still to store before compressing again.
     store_left: u64,
+    /// The next compressed records are a probe ([`PROBE_BYTES`]).
+    probing: bool,
     records: u64,
 }
 
@@ -112,6 +126,7 @@ impl<W: Write> CaptureWriter<W> {
             probe_in: 0,
             probe_out: 0,
             store_left: 0,
+            probing: true,
             records: 0,
         };
         w.pending.extend_from_slice(&format::preamble());
@@ -120,9 +135,10 @@ impl<W: Write> CaptureWriter<W> {
         Ok(w)
     }
 
-    /// Each [`PROBE_BYTES`] of compressed records that compressed less
-    /// than `ratio` (input bytes over output bytes) is followed by
-    /// [`STORED_BYTES`] stored; 0 (the default) compresses everything.
+    /// Compressed records that compressed less than `ratio` (input bytes
+    /// over output bytes; judged per [`JUDGE_BYTES`], and per
+    /// [`PROBE_BYTES`] at the start and after a stored run) are followed
+    /// by [`STORED_BYTES`] stored; 0 (the default) compresses everything.
     pub fn set_min_ratio(&mut self, ratio: f64) {
         self.min_ratio = ratio;
     }
@@ -155,9 +171,7 @@ impl<W: Write> CaptureWriter<W> {
     pub fn write_frames(&mut self, bytes: &[u8], records: u64) -> io::Result<()> {
         self.flush()?;
         self.records += records;
-        for chunk in bytes.chunks(FRAME_BYTES) {
-            self.frame(chunk)?;
-        }
+        self.frames(bytes)?;
         self.inner.flush()
     }
 
@@ -170,32 +184,58 @@ impl<W: Write> CaptureWriter<W> {
 
     fn write_pending(&mut self) -> io::Result<()> {
         let pending = std::mem::take(&mut self.pending);
-        let result = pending.chunks(FRAME_BYTES).try_for_each(|c| self.frame(c));
+        let result = self.frames(&pending);
         self.pending = pending;
         self.pending.clear();
         result
     }
 
+    /// Writes `content` as frames of at most [`FRAME_BYTES`], compressed or
+    /// stored; a probe ends a compressed frame early, so that what follows
+    /// it is written as its judgement says.
+    fn frames(&mut self, mut content: &[u8]) -> io::Result<()> {
+        while !content.is_empty() {
+            let judging = self.min_ratio > 0.0 && self.store_left == 0;
+            let mut n = content.len().min(FRAME_BYTES);
+            if judging && self.probing {
+                n = n.min(PROBE_BYTES.saturating_sub(self.probe_in).max(1) as usize);
+            }
+            let (frame, rest) = content.split_at(n);
+            self.frame(frame)?;
+            content = rest;
+        }
+        Ok(())
+    }
+
     /// Writes `content` as one frame, compressed or stored.
     fn frame(&mut self, content: &[u8]) -> io::Result<()> {
-        self.out.clear();
         let len = content.len() as u64;
         if self.store_left > 0 {
-            crate::stored::frame(content, &mut self.out);
+            self.bytes += crate::stored::write_frame(&mut self.inner, content)?;
             self.store_left = self.store_left.saturating_sub(len);
-        } else {
-            self.out
-                .reserve(zstd::zstd_safe::compress_bound(content.len()));
-            self.compressor.compress_to_buffer(content, &mut self.out)?;
-            self.probe_in += len;
-            self.probe_out += self.out.len() as u64;
-            if self.probe_in >= PROBE_BYTES {
-                if (self.probe_in as f64) < self.min_ratio * self.probe_out as f64 {
-                    self.store_left = STORED_BYTES;
-                }
-                self.probe_in = 0;
-                self.probe_out = 0;
+            if self.store_left == 0 {
+                self.probing = true;
             }
+            return Ok(());
+        }
+        self.out.clear();
+        self.out
+            .reserve(zstd::zstd_safe::compress_bound(content.len()));
+        self.compressor.compress_to_buffer(content, &mut self.out)?;
+        self.probe_in += len;
+        self.probe_out += self.out.len() as u64;
+        let judge_at = if self.probing {
+            PROBE_BYTES
+        } else {
+            JUDGE_BYTES
+        };
+        if self.probe_in >= judge_at {
+            if (self.probe_in as f64) < self.min_ratio * self.probe_out as f64 {
+                self.store_left = STORED_BYTES;
+            }
+            self.probing = false;
+            self.probe_in = 0;
+            self.probe_out = 0;
         }
         self.inner.write_all(&self.out)?;
         self.bytes += self.out.len() as u64;

@@ -145,7 +145,7 @@ fn random_request(i: u64, n: usize) -> Record {
 fn incompressible_frames_are_stored_and_read_back_and_compressible_ones_are_not() {
     let d = dir("stored");
     let probe = parallax_capture::writer::PROBE_BYTES as usize;
-    // Random bodies: the first 4 MiB are compressed (a probe), what
+    // Random bodies: the first PROBE_BYTES are compressed (a probe), what
     // follows is stored; a min_ratio of 0 never stores.
     for (min_ratio, stores) in [(1.5, true), (0.0, false)] {
         let path = d.join(format!("random-{min_ratio}.plxcap"));
@@ -158,6 +158,14 @@ fn incompressible_frames_are_stored_and_read_back_and_compressible_ones_are_not(
             w.append(&random_request(i, 1024)).unwrap();
             if i % 50 == 49 {
                 w.flush().unwrap();
+                if w.storing() && !stored_seen {
+                    // Judged on the probe alone: at most one flush
+                    // (50 records) past it went through zstd.
+                    assert!(
+                        i * 1100 < probe as u64 + 50 * 1100,
+                        "stored from record {i}"
+                    );
+                }
                 stored_seen |= w.storing();
             }
         }
