@@ -20,6 +20,14 @@
 #           SECS=10 ROUNDS=2): pass-through random, pass-through JSON,
 #           mirrored JSON (each A B B A x ROUNDS), then one summary table.
 #           PARALLAX_PROXY_H1 (hyper|raw) is passed to both proxies.
+#           INSTRUCTIONS=1 adds load-blind counts: each proxy in turn
+#           under valgrind's callgrind (one worker), a warm-up of
+#           INSTR_RATE req/s (default 500) for 2 s, counters zeroed, then
+#           INSTR_SECS (default 6) of the same replay: user-space
+#           instructions per request, the recorder's writer thread
+#           included (callgrind counts every thread), recording off and on;
+#           TIMINGS=0 skips the timed phases (counts only: a busy box
+#           cannot move them).
 #   replay  replay accuracy and CPU: a capture of ingest batches (500
 #           events, the loadgen's 83 KB protobuf batch) replayed at 1,000
 #           req/s (500,000 events/s) against the canned responder; then
@@ -133,7 +141,7 @@ min_compression_ratio = $MIN_RATIO"
   wait_port "$plain"; wait_port "$rec"
   declare -A port=([off]=$plain [on]=$rec) pid=([off]=$pid_plain [on]=$pid_rec)
   local i=0 perf_pid arms=() r
-  for ((r = 0; r < rounds; r++)); do arms+=(off on on off); done
+  [[ ${TIMINGS:-1} == 0 ]] || for ((r = 0; r < rounds; r++)); do arms+=(off on on off); done
   : >"$work/rec-phases.txt"
   for arm in "${arms[@]}"; do
     local before after wbefore wafter out sent load
@@ -157,17 +165,55 @@ min_compression_ratio = $MIN_RATIO"
   curl -s "127.0.0.1:$admin2/metrics" >"$work/rec.metrics" || true
   kill "$pid_plain" "$pid_rec"
   wait "$pid_rec" 2>/dev/null || true # the recorder finishes its segment
-  # Each arm's CPU per request over all its phases, and the difference.
-  local summary raw packed
-  packed=$(cat "$work"/rec/*.plxcap | wc -c)
-  raw=$(zstd -dcq "$work"/rec/*.plxcap | wc -c)
-  summary=$(awk -v raw="$raw" -v packed="$packed" '{ t[$1] += $2; w[$1] += $3; n[$1] += $4; l = l " " $5 }
-    END { off = t["off"] / n["off"] / 1e3; on = t["on"] / n["on"] / 1e3;
-          printf "off %.2f us, on %.2f us (writer %.2f): recording adds %+.2f us/request (%+.1f %%); file %.1f MB, ratio %.2f; load%s", off, on, w["on"] / n["on"] / 1e3, on - off, (on / off - 1) * 100, packed / 1e6, raw / (packed > 0 ? packed : 1), l }' \
-    "$work/rec-phases.txt")
-  echo "  => $summary" >&2
-  printf '%-7s %-4s %s\n' "$body" "$mirror" "$summary" >>"$work/summary.txt"
-  grep -E '^parallax_record_(records|bytes|dropped)' "$work/rec.metrics" | sed 's/^/    /' >&2 || true
+  if [[ ${TIMINGS:-1} != 0 ]]; then
+    # Each arm's CPU per request over all its phases, and the difference.
+    local summary raw packed
+    packed=$(cat "$work"/rec/*.plxcap | wc -c)
+    raw=$(zstd -dcq "$work"/rec/*.plxcap | wc -c)
+    summary=$(awk -v raw="$raw" -v packed="$packed" '{ t[$1] += $2; w[$1] += $3; n[$1] += $4; l = l " " $5 }
+      END { off = t["off"] / n["off"] / 1e3; on = t["on"] / n["on"] / 1e3;
+            printf "off %.2f us, on %.2f us (writer %.2f): recording adds %+.2f us/request (%+.1f %%); file %.1f MB, ratio %.2f; load%s", off, on, w["on"] / n["on"] / 1e3, on - off, (on / off - 1) * 100, packed / 1e6, raw / (packed > 0 ? packed : 1), l }' \
+      "$work/rec-phases.txt")
+    echo "  => $summary" >&2
+    printf '%-7s %-4s %s\n' "$body" "$mirror" "$summary" >>"$work/summary.txt"
+    grep -E '^parallax_record_(records|bytes|dropped)' "$work/rec.metrics" | sed 's/^/    /' >&2 || true
+  fi
+  if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
+    local instr_off instr_on
+    instr_off=$(instructions "$work/plain.toml" "$plain" off)
+    instr_on=$(instructions "$work/rec.toml" "$rec" on)
+    awk -v off="$instr_off" -v on="$instr_on" -v body="$body" -v mirror="$mirror" 'BEGIN {
+      printf "%-7s %-4s instructions per request (callgrind, all threads): off %.0f, on %.0f, recording adds %+.0f (%+.1f %%)\n",
+        body, mirror, off, on, on - off, (on / off - 1) * 100 }' | tee -a "$work/instructions.txt" >&2
+  fi
+}
+
+# instructions CONFIG PORT LABEL: callgrind's user-space instructions per
+# request of a proxy started on CONFIG (listening on PORT), over
+# INSTR_SECS of the load capture at INSTR_RATE req/s after a warm-up.
+instructions() {
+  command -v valgrind >/dev/null || { echo "capture-bench: valgrind is missing: apt-get install -y valgrind" >&2; exit 2; }
+  local config=$1 port=$2 label=$3 irate=${INSTR_RATE:-500} isecs=${INSTR_SECS:-6} vpid out sent
+  rm -f "$work/cg-$label".*
+  TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$work/cg-$label.%p" \
+    "${proxy_cmd[@]}" --config "$config" >"$work/instr-$label.log" 2>&1 &
+  vpid=$!; pids+=($vpid)
+  for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+  "$parallax" replay "$work/load.plxcap" --target "w=http://127.0.0.1:$port" --rate "$irate" \
+    --duration-secs 2 --no-sessions --quiet --max-late-percent 100 --results "$work/instr-warm.json" >/dev/null 2>&1 || true
+  sleep 1
+  callgrind_control -z "$vpid" >/dev/null
+  out=$("$parallax" replay "$work/load.plxcap" --target "i=http://127.0.0.1:$port" --rate "$irate" \
+    --duration-secs "$isecs" --no-sessions --quiet --max-late-percent 100 --results "$work/instr-$label.json" 2>&1 || true)
+  # The writer takes what is queued within its poll (flush_interval / 10).
+  sleep 1.5
+  rm -f "$work/cg-$label".*
+  callgrind_control -d "$vpid" >/dev/null; sleep 1
+  kill "$vpid"; wait "$vpid" 2>/dev/null || true
+  sent=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' <<<"$out" | head -1)
+  # The dump after zeroing (the file without a part suffix is the final
+  # dump at exit, which holds the shutdown too).
+  cat "$work/cg-$label".*.1 2>/dev/null | awk -v n="${sent:-0}" '/^totals:/{s += $2} END{ if (n == 0) n = 1; printf "%.0f", s / n }'
 }
 
 replay_bench() {
@@ -201,12 +247,14 @@ rss_bench() {
 }
 
 record_all() {
-  : >"$work/summary.txt"
+  : >"$work/summary.txt"; : >"$work/instructions.txt"
   record random 0
   record json 0
   record json 100
   echo "== summary (BODY MIRROR; proxy CPU per request, A B B A x ${ROUNDS:-1}, ${secs}s phases, LEVEL=${LEVEL:-default}, PARALLAX_PROXY_H1=${PARALLAX_PROXY_H1:-default})" >&2
   cat "$work/summary.txt" >&2
+  [[ -s $work/instructions.txt ]] && cat "$work/instructions.txt" >&2
+  return 0
 }
 
 case $what in

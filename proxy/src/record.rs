@@ -36,7 +36,6 @@
 //! and every message, both directions, a message record on the same
 //! connection id ([`WsTap`]).
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -490,65 +489,83 @@ impl Recorder {
             .headers
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes()));
-        Some(self.encode_head(client, head.method.as_str(), target, headers))
+        let at_us = self.epoch.elapsed().as_micros() as u64;
+        let mut encoded = Vec::with_capacity(HEAD_CAPACITY);
+        self.encode_head(
+            &mut encoded,
+            at_us,
+            client,
+            head.method.as_str(),
+            target,
+            headers,
+        );
+        Some(Pending {
+            conn: conn_id(client),
+            head: encoded,
+        })
     }
 
     /// [`Recorder::begin`] for the raw HTTP/1.1 path ([`crate::h1`]), from
-    /// the head's parts: `headers` as a `HeaderMap` would list them (names
-    /// in lower case, the values of one name together, in the order names
-    /// first appear), hop-by-hop headers already left out. The record is
-    /// the one `begin` encodes for the same request, redaction included.
-    pub fn begin_raw<'a>(
+    /// the bytes as read: whether to record this request; if so, its head
+    /// is encoded into `head`, a buffer of the connection's reused for each
+    /// of its requests (nothing allocated once warm). `headers` as a
+    /// `HeaderMap` would list them ([`crate::h1::head::recorded_headers`]:
+    /// hop-by-hop headers left out, the values of one name together, in
+    /// the order names first appear; names in any case). The record is the
+    /// one `begin` encodes for the same request, redaction included; its
+    /// arrival time is stamped by [`Recorder::finish_raw`] from the clock
+    /// read the raw path makes anyway when the request leaves.
+    pub fn begin_raw<'a, H>(
         &self,
+        head: &mut Vec<u8>,
         client: SocketAddr,
         method: &str,
         target: &str,
         path: &str,
-        headers: &'a [(String, &'a [u8])],
-    ) -> Option<Pending> {
+        headers: H,
+    ) -> bool
+    where
+        H: Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    {
         let first = |name: &http::HeaderName| {
             headers
-                .iter()
-                .find(|(n, _)| n == name.as_str())
-                .map(|(_, v)| *v)
+                .clone()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_str()))
+                .map(|(_, v)| v)
         };
         if !self.sampler.sample_raw(path, first) {
-            return None;
+            return false;
         }
-        let headers = headers.iter().map(|(n, v)| (n.as_str(), *v));
-        Some(self.encode_head(client, method, target, headers))
+        self.encode_head(head, 0, client, method, target, headers);
+        true
     }
 
-    /// A request head in the capture's layout, stamped now, secret headers
-    /// and query parameters redacted.
+    /// A request head in the capture's layout into `out`, secret headers
+    /// and query parameters redacted (written straight into the record).
     fn encode_head<'a>(
         &self,
+        out: &mut Vec<u8>,
+        at_us: u64,
         client: SocketAddr,
         method: &str,
         target: &str,
         headers: impl Iterator<Item = (&'a str, &'a [u8])>,
-    ) -> Pending {
-        let conn = conn_id(client);
-        let at_us = self.epoch.elapsed().as_micros() as u64;
-        let target = if target.contains('?') {
-            Cow::Owned(self.redactor.target(target))
-        } else {
-            Cow::Borrowed(target)
-        };
+    ) {
         let r = &self.redactor;
-        let headers = headers.map(|(name, value)| {
-            if r.header_is_secret(name) {
-                (name, REDACTED.as_bytes())
-            } else {
-                (name, value)
-            }
+        let mut head = format::HeadWriter::new(out, at_us, Some(conn_id(client)), method, |out| {
+            r.write_target(target, out)
         });
-        let mut encoded = Vec::with_capacity(HEAD_CAPACITY);
-        format::encode_request_head(&mut encoded, at_us, Some(conn), method, &target, headers);
-        Pending {
-            conn,
-            head: encoded,
+        for (name, value) in headers {
+            let value = if r.header_is_secret(name) {
+                REDACTED.as_bytes()
+            } else {
+                value
+            };
+            if !head.header(name, value) {
+                break;
+            }
         }
+        head.finish();
     }
 
     /// Counts a record that could not be taken.
@@ -572,6 +589,28 @@ impl Recorder {
         let latency_us = latency.map(|d| d.as_micros() as u64);
         self.push(pending.head.len() + 4 + len, |buf| {
             format::finish_request(buf, &pending.head, status, latency_us, body, false)
+        });
+    }
+
+    /// Queues the request whose head [`Recorder::begin_raw`] encoded into
+    /// `head`, stamped `sent` (when it left for the primary), with its body
+    /// and the primary's answer.
+    pub fn finish_raw(
+        &self,
+        head: &mut [u8],
+        sent: Instant,
+        body: &[u8],
+        status: Option<u16>,
+        latency: Option<Duration>,
+    ) {
+        if body.len() as u64 > self.max_body_bytes {
+            return self.drop_record(DropReason::BodyTooLarge);
+        }
+        let at_us = sent.saturating_duration_since(self.epoch).as_micros() as u64;
+        format::set_request_at_us(head, at_us);
+        let latency_us = latency.map(|d| d.as_micros() as u64);
+        self.push(head.len() + 4 + body.len(), |buf| {
+            format::finish_request(buf, head, status, latency_us, &[body], false)
         });
     }
 

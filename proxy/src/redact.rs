@@ -80,26 +80,45 @@ impl Redactor {
     /// `target` (path and query) with the value of every secret query
     /// parameter replaced by [`REDACTED`].
     pub fn target(&self, target: &str) -> String {
+        let mut out = Vec::with_capacity(target.len() + REDACTED.len());
+        self.write_target(target, &mut out);
+        String::from_utf8(out).expect("pieces of a str joined by ASCII")
+    }
+
+    /// [`Redactor::target`] appended to `out`, allocating nothing unless a
+    /// parameter's name is percent-encoded: the recorder writes a target
+    /// straight into its record.
+    pub fn write_target(&self, target: &str, out: &mut Vec<u8>) {
         let Some((path, query)) = target.split_once('?') else {
-            return target.to_owned();
+            out.extend_from_slice(target.as_bytes());
+            return;
         };
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| {
-                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-                let decoded = percent_decode(name);
-                if self
-                    .queries
-                    .iter()
-                    .any(|q| q.eq_ignore_ascii_case(&decoded))
-                {
-                    format!("{name}={REDACTED}")
-                } else {
-                    pair.to_owned()
-                }
-            })
-            .collect();
-        format!("{path}?{}", pairs.join("&"))
+        out.extend_from_slice(path.as_bytes());
+        out.push(b'?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push(b'&');
+            }
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+            if self.query_is_secret(name) {
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'=');
+                out.extend_from_slice(REDACTED.as_bytes());
+            } else {
+                out.extend_from_slice(pair.as_bytes());
+            }
+        }
+    }
+
+    /// Whether the query parameter `name` (as written in the target) is
+    /// secret, compared after percent-decoding.
+    fn query_is_secret(&self, name: &str) -> bool {
+        let secret = |decoded: &str| self.queries.iter().any(|q| q.eq_ignore_ascii_case(decoded));
+        if name.bytes().any(|b| b == b'%' || b == b'+') {
+            secret(&percent_decode(name))
+        } else {
+            secret(name)
+        }
     }
 
     /// Replaces every value of the engine's JSON tree at a configured path.

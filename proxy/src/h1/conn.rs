@@ -105,6 +105,10 @@ struct Conn {
     answer: Vec<u8>,
     /// What the upstream sent.
     upstream: Vec<u8>,
+    /// A recording service's: where each header of the head lies (noted by
+    /// `judge`), and the record's head, encoded from them.
+    spans: Vec<head::Span>,
+    record: Vec<u8>,
 }
 
 /// Room for at least `chunk` more bytes at the end of `buf`, its first
@@ -134,7 +138,10 @@ pub async fn serve(
         request: Vec::with_capacity(1024),
         answer: Vec::with_capacity(1024),
         upstream: Vec::new(),
+        spans: Vec::new(),
+        record: Vec::new(),
     };
+    let recording_service = state.recorder.is_some();
     let mut stopping = *stop.borrow();
     let timer = tokio::time::sleep(HEADER_READ_TIMEOUT);
     tokio::pin!(timer);
@@ -145,7 +152,13 @@ pub async fn serve(
             .reset(tokio::time::Instant::now() + HEADER_READ_TIMEOUT);
         let head = loop {
             if conn.start < conn.input.len() {
-                match head::judge(&conn.input[conn.start..], client.ip(), &mut conn.request) {
+                let spans = recording_service.then_some(&mut conn.spans);
+                match head::judge(
+                    &conn.input[conn.start..],
+                    client.ip(),
+                    &mut conn.request,
+                    spans,
+                ) {
                     Judged::Boring(head) => break head,
                     Judged::Hyper => return conn.hand_over(client_io),
                     Judged::Partial => {}
@@ -196,17 +209,18 @@ pub async fn serve(
         };
         // Recorded as the client sent it (before X-Forwarded-For), as the
         // hyper path records it.
-        let recording = state.recorder.as_ref().and_then(|recorder| {
-            let headers = head::recorded_headers(&conn.input[conn.start..conn.start + head.len]);
+        let recording = state.recorder.as_ref().is_some_and(|recorder| {
+            let input = &conn.input[conn.start..conn.start + head.len];
             let text = |range: std::ops::Range<usize>| {
                 std::str::from_utf8(&conn.request[range]).unwrap_or("/")
             };
             recorder.begin_raw(
+                &mut conn.record,
                 client,
                 head.method.as_str(),
                 text(head.target.clone()),
                 text(head.path.clone()),
-                &headers,
+                head::recorded_headers(input, &conn.spans, head.close),
             )
         });
         let body = conn.start + head.len..conn.start + whole;
@@ -255,10 +269,13 @@ pub async fn serve(
             ),
         )
         .await;
-        if let (Some(recorder), Some(pending)) = (&state.recorder, recording) {
+        // One clock read for the metrics and the record.
+        let latency = started.elapsed();
+        if let (Some(recorder), true) = (&state.recorder, recording) {
             let body = &conn.request[conn.request.len() - head.body_len..];
             let status = exchanged.as_ref().ok().map(|(_, answer)| answer.status);
-            recorder.finish(pending, &[body], status, status.map(|_| started.elapsed()));
+            let latency = status.map(|_| latency);
+            recorder.finish_raw(&mut conn.record, started, body, status, latency);
         }
         let (upstream_io, mut answer) = match exchanged {
             Ok(exchanged) => exchanged,
@@ -271,7 +288,7 @@ pub async fn serve(
                 continue;
             }
         };
-        state.observe(route, Backend::Primary, started.elapsed());
+        state.observe(route, Backend::Primary, latency);
         // Dropped with `capture_tx` unused when the exchange failed above:
         // the mirror task then counts the primary's error.
         let mut capture = capture_tx.map(|tx| {

@@ -64,10 +64,25 @@ pub struct Head {
     pub close: bool,
 }
 
+/// Where one header of a judged head lies in its input (byte offsets;
+/// heads are at most [`MAX_HEAD_BYTES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
 /// Judges the head at the start of `input`; for a boring one, writes the
 /// head to send upstream into `out` (cleared first), `client` appended to
-/// `X-Forwarded-For`.
-pub fn judge(input: &[u8], client: IpAddr, out: &mut Vec<u8>) -> Judged {
+/// `X-Forwarded-For`. With `spans`, also notes where each header lies
+/// (cleared first), for [`recorded_headers`]: a recording service lists
+/// the headers from this one parse.
+pub fn judge(
+    input: &[u8],
+    client: IpAddr,
+    out: &mut Vec<u8>,
+    mut spans: Option<&mut Vec<Span>>,
+) -> Judged {
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -95,8 +110,21 @@ pub fn judge(input: &[u8], client: IpAddr, out: &mut Vec<u8>) -> Judged {
     let mut content_length = None;
     let mut hosts = 0;
     let mut close = false;
+    if let Some(spans) = spans.as_deref_mut() {
+        spans.clear();
+    }
     for header in request.headers.iter() {
         let name = header.name.as_bytes();
+        if let Some(spans) = spans.as_deref_mut() {
+            let at = |b: &[u8]| {
+                let start = (b.as_ptr() as usize - input.as_ptr() as usize) as u32;
+                (start, start + b.len() as u32)
+            };
+            spans.push(Span {
+                name: at(name),
+                value: at(header.value),
+            });
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             match (content_length, digits(header.value)) {
                 (None, Some(n)) => content_length = Some(n),
@@ -165,51 +193,85 @@ pub fn judge(input: &[u8], client: IpAddr, out: &mut Vec<u8>) -> Judged {
     })
 }
 
-/// The headers of a head [`judge`] took, as the hyper path's recorder
-/// sees them (a `HeaderMap` after the hop rules, before
-/// `X-Forwarded-For`): hop-by-hop headers left out, names in lower case,
-/// the values of one name together, in the order names first appear.
-/// Parses the head again: only a recorded request pays for it.
-pub fn recorded_headers(head: &[u8]) -> Vec<(String, &[u8])> {
-    let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut []);
-    if httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut request, head, &mut slots)
-        .is_err()
-    {
-        return Vec::new();
+/// The headers of a head [`judge`] took (`input`, with the `spans` it
+/// noted and its `close`), as the hyper path's recorder sees them (a
+/// `HeaderMap` after the hop rules, before `X-Forwarded-For`): hop-by-hop
+/// headers left out, the values of one name together, in the order names
+/// first appear. Names as the client wrote them (the recorder lower-cases
+/// them as it copies them). No second parse and no allocation: a recorded
+/// request on the raw path used to parse its head again and build a
+/// `String` per name here.
+pub fn recorded_headers<'a>(
+    input: &'a [u8],
+    spans: &'a [Span],
+    close: bool,
+) -> RecordedHeaders<'a> {
+    RecordedHeaders {
+        input,
+        spans,
+        close,
+        group: 0,
+        next: 0,
     }
-    let close = request.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("connection")
-            && h.value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    });
-    let kept: Vec<&httparse::Header<'_>> = request
-        .headers
-        .iter()
-        .filter(|h| {
-            let name = h.name.as_bytes();
-            !(is_hop_by_hop(name) || (close && name.eq_ignore_ascii_case(b"close")))
-        })
-        .collect();
-    let mut listed: Vec<(String, &[u8])> = Vec::with_capacity(kept.len());
-    for (i, header) in kept.iter().enumerate() {
-        let seen_before = kept[..i]
-            .iter()
-            .any(|h| h.name.eq_ignore_ascii_case(header.name));
-        if seen_before {
-            continue;
-        }
-        let name = header.name.to_ascii_lowercase();
-        for same in kept[i..]
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(header.name))
-        {
-            listed.push((name.clone(), same.value));
-        }
+}
+
+/// The iterator of [`recorded_headers`].
+#[derive(Debug, Clone)]
+pub struct RecordedHeaders<'a> {
+    input: &'a [u8],
+    spans: &'a [Span],
+    close: bool,
+    /// The header whose name is being listed ...
+    group: usize,
+    /// ... and where its next value is looked for; `== group` while that
+    /// name is not yet known to be listed here.
+    next: usize,
+}
+
+impl<'a> RecordedHeaders<'a> {
+    fn name(&self, i: usize) -> &'a [u8] {
+        let (a, b) = self.spans[i].name;
+        &self.input[a as usize..b as usize]
     }
-    listed
+
+    fn pair(&self, i: usize) -> (&'a str, &'a [u8]) {
+        let (a, b) = self.spans[i].value;
+        // httparse takes only token characters (ASCII) in a name.
+        let name = std::str::from_utf8(self.name(i)).unwrap_or("");
+        (name, &self.input[a as usize..b as usize])
+    }
+}
+
+impl<'a> Iterator for RecordedHeaders<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let len = self.spans.len();
+        while self.group < len {
+            let g = self.group;
+            let name = self.name(g);
+            if self.next == g {
+                let left_out = is_hop_by_hop(name)
+                    || (self.close && name.eq_ignore_ascii_case(b"close"))
+                    || (0..g).any(|k| self.name(k).eq_ignore_ascii_case(name));
+                if !left_out {
+                    self.next = g + 1;
+                    return Some(self.pair(g));
+                }
+            } else {
+                while self.next < len {
+                    let j = self.next;
+                    self.next += 1;
+                    if self.name(j).eq_ignore_ascii_case(name) {
+                        return Some(self.pair(j));
+                    }
+                }
+            }
+            self.group += 1;
+            self.next = self.group;
+        }
+        None
+    }
 }
 
 /// `1*DIGIT`, as a number that fits.
@@ -255,7 +317,12 @@ mod tests {
 
     fn judged(input: &str) -> (Judged, String) {
         let mut out = Vec::new();
-        let judged = judge(input.as_bytes(), "192.0.2.9".parse().unwrap(), &mut out);
+        let judged = judge(
+            input.as_bytes(),
+            "192.0.2.9".parse().unwrap(),
+            &mut out,
+            None,
+        );
         (judged, String::from_utf8(out).unwrap())
     }
 
@@ -367,25 +434,49 @@ mod tests {
 
     #[test]
     fn recorded_headers_are_listed_as_a_header_map_lists_them() {
-        let head = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: a\r\nAccept: */*\r\nConnection: close\r\nClose: 1\r\nx-forwarded-for: b\r\nKeep-Alive: 5\r\n\r\n";
-        let listed = recorded_headers(head);
+        let head = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: a\r\nX-A: 1\r\nAccept: */*\r\nConnection: close\r\nClose: 1\r\nx-a: 2\r\nx-forwarded-for: b\r\nKeep-Alive: 5\r\nX-B: 0\r\nX-a: 3\r\nProxy-Foo: p\r\n\r\n";
+        let mut out = Vec::new();
+        let mut spans = Vec::new();
+        let Judged::Boring(judged) = judge(
+            head.as_bytes(),
+            "192.0.2.9".parse().unwrap(),
+            &mut out,
+            Some(&mut spans),
+        ) else {
+            panic!("a boring head")
+        };
+        let listed: Vec<(String, &[u8])> = recorded_headers(head.as_bytes(), &spans, judged.close)
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect();
+        // What the hyper path records: the client's headers in a HeaderMap,
+        // the hop rules applied.
         let mut map = http::HeaderMap::new();
-        for (name, value) in [
-            ("host", "h"),
-            ("x-forwarded-for", "a"),
-            ("accept", "*/*"),
-            ("x-forwarded-for", "b"),
-        ] {
+        for line in head.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(": ").unwrap();
             map.append(
-                http::HeaderName::from_static(name),
-                http::HeaderValue::from_static(value),
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
             );
         }
+        crate::headers::strip_hop_by_hop(&mut map);
         let expected: Vec<(String, &[u8])> = map
             .iter()
             .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes()))
             .collect();
         assert_eq!(listed, expected);
+        assert_eq!(
+            listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            [
+                "host",
+                "x-forwarded-for",
+                "x-forwarded-for",
+                "x-a",
+                "x-a",
+                "x-a",
+                "accept",
+                "x-b"
+            ]
+        );
     }
 
     #[test]
