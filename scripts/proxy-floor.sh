@@ -32,7 +32,12 @@
 #   MAX=1                     also the maximum throughput of the pass-through
 #                             and mirroring paths (`wrk -t1 -c32`) with each
 #                             proxy's own CPU per request (user + system from
-#                             /proc);
+#                             /proc), and where the two CPUs went per
+#                             request (scripts/cpu-account.py: idle share,
+#                             CPU and run-queue wait of wrk, primary, shadow
+#                             and proxy, softirq, steal, the rest), and what
+#                             the proxy's CPU would have to be for 2.5×
+#                             nginx mirror's throughput;
 #   PROXY_RUNTIME=current-thread   passed on as PARALLAX_PROXY_RUNTIME;
 #   COUNT=1                   also, per request on one connection (`wrk
 #                             -t1 -c1`), each proxy's heap allocations
@@ -51,11 +56,23 @@
 #                             system calls by name (`perf trace -s`) and its
 #                             voluntary / involuntary context switches (all
 #                             threads, from /proc/PID/task/*/status);
-#   OPEN=1                    the added median under an open model: `parallax
-#                             load http --rate OPEN_RATE` (default 5000 req/s,
-#                             CO-corrected, OPEN_SECS measured, default 10)
-#                             to direct, nginx, nginx-mirror, parallax,
-#                             parallax-mirror, A..E then E..A;
+#   OPEN=1                    the added median under an open model at
+#                             OPEN_RATE (default 5000 req/s, CO-corrected,
+#                             OPEN_SECS measured, default 10), A..E then E..A,
+#                             from each generator in OPEN_GEN (default "goose
+#                             lean"): goose is `parallax load http` (every
+#                             path); lean is loadgen/examples/lean_open (cargo
+#                             build --release -p parallax-loadgen --example
+#                             lean_open; direct, nginx, nginx-mirror,
+#                             parallax, parallax-mirror), evenly spaced sends
+#                             from plain threads, no millisecond timer bursts;
+#                             lean-ticked (the same slots sent on whole
+#                             milliseconds, as goose's timer sends them) and
+#                             lean-poisson (Poisson arrivals) on request;
+#                             per run the CPU and run-queue wait per request
+#                             of generator, primary, shadow and proxy, the
+#                             machine's idle share and the proxy's own
+#                             upstream latency (scripts/cpu-account.py);
 #   INSTRUCTIONS=1            user-space instructions per request, exact
 #                             and blind to the machine's load: the proxy (and
 #                             an nginx with `master_process off`) under
@@ -71,7 +88,8 @@ set -euo pipefail
 
 secs=${1:-10}
 name=proxy-floor
-work="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/proxy-floor"
+# PROXY_FLOOR_WORK: another output folder (two runs at once must not share one).
+work=${PROXY_FLOOR_WORK:-"$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/proxy-floor"}
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "proxy-floor: $tool is missing: apt-get install -y nginx-light wrk" >&2; exit 2; }
@@ -103,7 +121,8 @@ TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
 declare -A cpu_pid=([parallax]=$! [parallax-mirror]=$!)
 # The same binary on hyper's HTTP/1.1 path (issue 16's escape hatch).
 ph=$(free_port)
-{ echo "admin_listen = \"127.0.0.1:$(free_port)\""; service_toml h0 "$ph" "$primary" "$shadow" "mirror_percent = 0"; } >"$work/hyper.toml"
+hadmin=$(free_port)
+{ echo "admin_listen = \"127.0.0.1:$hadmin\""; service_toml h0 "$ph" "$primary" "$shadow" "mirror_percent = 0"; } >"$work/hyper.toml"
 PARALLAX_PROXY_H1=hyper TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
   "${proxy_cmd[@]}" --config "$work/hyper.toml" >"$work/hyper.log" 2>&1 & pids+=($!)
 cpu_pid[parallax-hyper]=$!
@@ -232,21 +251,71 @@ if [[ ${SYSCALLS:-0} == 1 ]]; then
   printf '\n| path, per request (wrk -c1) | system calls: total: by name | context switches voluntary / involuntary |\n|---|---|---|\n'
   for path in "${order[@]}"; do [[ -n ${calls[$path]:-} ]] && printf '| %s | %s |\n' "$path" "${calls[$path]}"; done
 fi
+# Which admin port serves each parallax path's /metrics.
+declare -A admin_of=([parallax]=$admin [parallax-mirror]=$admin [parallax-hyper]=$hadmin)
+# account OUT SKIP SPAN PATH RUN GEN ARGS... -- COMMAND...: the load
+# generator COMMAND under scripts/cpu-account.py: the machine's idle share
+# and the CPU and run-queue wait of the generator, the primary, the shadow
+# and the path's proxy (none for direct) between SKIP and SKIP + SPAN
+# seconds into the run, and a parallax proxy's own upstream latencies.
+account() {
+  local out=$1 skip=$2 span=$3 path=$4 run=$5 gen=$6; shift 6
+  local named=(--pid "primary=${pids[0]}" --pid "shadow=${pids[1]}")
+  [[ -n ${cpu_pid[$path]:-} ]] && named+=(--pid "proxy=${cpu_pid[$path]}")
+  [[ -n ${admin_of[$path]:-} ]] && named+=(--metrics "proxy=http://127.0.0.1:${admin_of[$path]}/metrics")
+  "$root/scripts/cpu-account.py" run --out "$out" --skip "$skip" --span "$span" "${named[@]}" \
+    --tag "label=$path ($gen, run $run)" --tag "path=$path" --tag "gen=$gen" --tag "run=$run" "$@"
+}
+# acct_table PHASE PATH...: the table of PHASE's accounts, path by path.
+acct_table() {
+  local phase=$1 files=() f; shift
+  for path in "$@"; do for f in "$work/acct-$phase-$path"-[12].json; do [[ -e $f ]] && files+=("$f"); done; done
+  "$root/scripts/cpu-account.py" table "${files[@]}"
+}
 if [[ ${OPEN:-0} == 1 ]]; then
   rate=${OPEN_RATE:-5000}; osecs=${OPEN_SECS:-10}
+  # goose: `parallax load http`; lean: loadgen/examples/lean_open.rs, evenly
+  # spaced sends from plain threads (no millisecond timer bursts);
+  # lean-ticked: the same slots sent on whole milliseconds as goose's
+  # tokio timer sends them; lean-poisson: Poisson arrivals.
+  read -ra gens <<<"${OPEN_GEN:-goose lean}"
+  lean="$root/target/release/examples/lean_open"
+  if [[ " ${gens[*]} " == *" lean"* && ! -x $lean ]]; then
+    echo "proxy-floor: $lean is missing: cargo build --release -p parallax-loadgen --example lean_open (or OPEN_GEN=goose)" >&2; exit 2
+  fi
   declare -A open
-  echo "proxy-floor: open model, parallax load http --rate $rate, ${osecs}s measured, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  echo "proxy-floor: open model, ${gens[*]} at $rate req/s, ${osecs}s measured, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   open_paths=(direct nginx nginx-mirror parallax parallax-hyper parallax-mirror)
-  for path in "${open_paths[@]}" $(printf '%s\n' "${open_paths[@]}" | tac); do
-    "$parallax" load http --target "http://127.0.0.1:${port[$path]}" --path /v1/sessions/bench \
-      --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$work/open-$path" >"$work/open-$path.log" 2>&1 || true
-    got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); l = d["latency"]
-print("%s µs p50, %s µs p99, %s errors, %s late" % (l["p50_us"], l["p99_us"], d["errors"], d["late"]))' "$work/open-$path/load.json" 2>/dev/null || echo "failed: see $work/open-$path.log")
-    open[$path]+="${open[$path]:+ / }$got"
-    echo "  $path: $got" >&2
+  lean_paths=(direct nginx nginx-mirror parallax parallax-mirror)
+  for gen in "${gens[@]}"; do
+    if [[ $gen == goose ]]; then these=("${open_paths[@]}"); else these=("${lean_paths[@]}"); fi
+    declare -A open_runs=()
+    for path in "${these[@]}" $(printf '%s\n' "${these[@]}" | tac); do
+      run_no=$((${open_runs[$path]:-0} + 1)); open_runs[$path]=$run_no
+      dir="$work/open-$gen-$path-$run_no"; mkdir -p "$dir"
+      if [[ $gen == goose ]]; then
+        # goose starts its schedule 1.5 s after its users, then 2 s of warm-up.
+        account "$work/acct-open-$gen-$path-$run_no.json" 4 "$(awk -v s="$osecs" 'BEGIN{print s - 1.5}')" "$path" "$run_no" "$gen" \
+          --result "json:$dir/load.json" -- "$parallax" load http --target "http://127.0.0.1:${port[$path]}" \
+          --path /v1/sessions/bench --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$dir" >"$dir.log" 2>&1 || true
+      else
+        arrivals=uniform; [[ $gen == lean-* ]] && arrivals=${gen#lean-}
+        account "$work/acct-open-$gen-$path-$run_no.json" 2.5 "$(awk -v s="$osecs" 'BEGIN{print s - 1}')" "$path" "$run_no" "$gen" \
+          --result "json:$dir/load.json" -- "$lean" --target "127.0.0.1:${port[$path]}" --path /v1/sessions/bench \
+          --arrivals "$arrivals" --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$dir/load.json" >"$dir.log" 2>&1 || true
+      fi
+      got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); l = d["latency"]
+print("%s µs p50, %s µs p99, %s errors, %s late" % (l["p50_us"], l["p99_us"], d["errors"], d["late"]))' "$dir/load.json" 2>/dev/null || echo "failed: see $dir.log")
+      open[$gen-$path]+="${open[$gen-$path]:+ / }$got"
+      echo "  $gen $path: $got" >&2
+    done
+    printf '\n| path, open model %s req/s, %s | run 1 / run 2 |\n|---|---|\n' "$rate" "$gen"
+    for path in "${these[@]}"; do printf '| %s | %s |\n' "$path" "${open[$gen-$path]}"; done
   done
-  printf '\n| path, open model %s req/s | run 1 / run 2 |\n|---|---|\n' "$rate"
-  for path in "${open_paths[@]}"; do printf '| %s | %s |\n' "$path" "${open[$path]}"; done
+  printf '\nOpen model at %s req/s: added p50 against direct in the same run, and per request the CPU / run-queue wait of every process (µs, middle of each run):\n\n' "$rate"
+  open_files=()
+  for gen in "${gens[@]}"; do for path in "${open_paths[@]}"; do open_files+=("$gen-$path"); done; done
+  acct_table open "${open_files[@]}"
 fi
 if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
   command -v valgrind >/dev/null || { echo "proxy-floor: valgrind is missing: apt-get install -y valgrind" >&2; exit 2; }
@@ -341,6 +410,7 @@ if [[ ${ALLOCATORS:-0} == 1 ]]; then
   for a in glibc jemalloc mimalloc; do printf '| %s | %s |\n' "$a" "${alloc[$a]}"; done
 fi
 [[ ${MAX:-0} == 1 ]] || exit 0
+declare -A max_runs
 mirrors=(nginx parallax parallax-hyper nginx-mirror parallax-mirror); [[ -n ${PARALLAX_BASELINE:-} ]] && mirrors+=(base-mirror)
 declare -A max
 echo "proxy-floor: max throughput, wrk -t1 -c32 -d${secs}s, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -348,12 +418,15 @@ for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
   url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
   wrk -t1 -c32 -d1s "$url" >/dev/null
   before=$(ticks "${cpu_pid[$path]}")
+  run_no=$((${max_runs[$path]:-0} + 1)); max_runs[$path]=$run_no
   if [[ ${PERF:-0} == 1 && ! -e $work/perf-$path.data ]]; then
     # The proxy's own profile under this load, once per path.
     perf record -F 999 -g -p "${cpu_pid[$path]}" -o "$work/perf-$path.data" -- sleep "$secs" 2>/dev/null &
     perf_pid=$!
   fi
-  out=$(wrk -t1 -c32 -d"${secs}s" "$url")
+  # Who had the CPUs in the middle of the run (scripts/cpu-account.py).
+  out=$(account "$work/acct-max-$path-$run_no.json" 0.5 "$((secs - 1))" "$path" "$run_no" wrk --result wrk \
+    -- wrk -t1 -c32 -d"${secs}s" --latency "$url")
   if [[ -n ${perf_pid:-} ]]; then wait "$perf_pid" || true; perf_pid=; fi
   after=$(ticks "${cpu_pid[$path]}")
   requests=$(awk '/requests in/{print $1}' <<<"$out")
@@ -364,6 +437,12 @@ for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
 done
 printf '\n| path, wrk -c32 | run 1 / run 2 |\n|---|---|\n'
 for path in "${mirrors[@]}"; do printf '| %s | %s |\n' "$path" "${max[$path]}"; done
+printf '\nWhere the CPUs went at maximum throughput (µs per request over the middle %ss of each run; CPU / run-queue wait per process from schedstat):\n\n' "$((secs - 1))"
+acct_table max "${mirrors[@]}"
+for r in 1 2; do
+  printf '\nRun %s: ' "$r"
+  "$root/scripts/cpu-account.py" budget "$work/acct-max-parallax-mirror-$r.json" --against "$work/acct-max-nginx-mirror-$r.json" --ratio 2.5 --proxy proxy
+done
 
 [[ ${SHAPES:-0} == 1 && -n ${PARALLAX_PROXY_BIN:-} ]] || exit 0
 ncpu=$(nproc)
