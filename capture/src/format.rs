@@ -263,7 +263,7 @@ pub fn encode_request_head<'a>(
         out.extend_from_slice(target.as_bytes())
     });
     for (name, value) in headers {
-        if !head.header(name, value) {
+        if !head.header(name.as_bytes(), value) {
             break;
         }
     }
@@ -316,15 +316,19 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// Appends a header, its name in ASCII lower case (what a `HeaderMap`
-    /// holds); a value that is not UTF-8 is stored lossily. `false` when
-    /// the record holds as many headers as it can (65535): this one was
-    /// left out.
-    pub fn header(&mut self, name: &str, value: &[u8]) -> bool {
+    /// holds; an HTTP name is ASCII, anything else is stored lossily), its
+    /// value likewise when it is not UTF-8. `false` when the record holds
+    /// as many headers as it can (65535): this one was left out.
+    pub fn header(&mut self, name: &[u8], value: &[u8]) -> bool {
         if self.n == u16::MAX {
             return false;
         }
         let start = self.out.len() + 2;
-        put_str16(self.out, name);
+        if name.is_ascii() {
+            put_bytes16(self.out, name);
+        } else {
+            put_str16(self.out, &String::from_utf8_lossy(name));
+        }
         self.out[start..].make_ascii_lowercase();
         if value.is_ascii() {
             put_bytes32(self.out, value);
@@ -401,7 +405,11 @@ pub fn split_encoded(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 fn put_str16(out: &mut Vec<u8>, s: &str) {
-    let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    put_bytes16(out, s.as_bytes());
+}
+
+fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
+    let b = &b[..b.len().min(u16::MAX as usize)];
     out.extend_from_slice(&(b.len() as u16).to_le_bytes());
     out.extend_from_slice(b);
 }
@@ -637,8 +645,8 @@ mod tests {
             out.extend_from_slice(b"/v1/events");
             out.extend_from_slice(b"?id=3");
         });
-        assert!(head.header("Content-Type", b"application/json"));
-        assert!(head.header("X-ODD", b"a\xffb"));
+        assert!(head.header(b"Content-Type", b"application/json"));
+        assert!(head.header(b"X-ODD", b"a\xffb"));
         head.finish();
         set_request_at_us(&mut raw, 1234);
         let mut out = vec![7u8];

@@ -488,7 +488,7 @@ impl Recorder {
         let headers = head
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str(), value.as_bytes()));
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
         let at_us = self.epoch.elapsed().as_micros() as u64;
         let mut encoded = Vec::with_capacity(HEAD_CAPACITY);
         self.encode_head(
@@ -525,12 +525,12 @@ impl Recorder {
         headers: H,
     ) -> bool
     where
-        H: Iterator<Item = (&'a str, &'a [u8])> + Clone,
+        H: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
         let first = |name: &http::HeaderName| {
             headers
                 .clone()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_str()))
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_str().as_bytes()))
                 .map(|(_, v)| v)
         };
         if !self.sampler.sample_raw(path, first) {
@@ -549,7 +549,7 @@ impl Recorder {
         client: SocketAddr,
         method: &str,
         target: &str,
-        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     ) {
         let r = &self.redactor;
         let mut head = format::HeadWriter::new(out, at_us, Some(conn_id(client)), method, |out| {

@@ -153,8 +153,11 @@ impl Redactor {
         }
     }
 
-    pub fn header_is_secret(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    pub fn header_is_secret(&self, name: impl AsRef<[u8]>) -> bool {
+        let name = name.as_ref();
+        self.headers
+            .iter()
+            .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
     }
 
     /// `value`, or [`REDACTED`] for a secret header.

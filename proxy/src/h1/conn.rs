@@ -220,7 +220,7 @@ pub async fn serve(
                 head.method.as_str(),
                 text(head.target.clone()),
                 text(head.path.clone()),
-                head::recorded_headers(input, &conn.spans, head.close),
+                head::recorded_headers(input, &conn.spans),
             )
         });
         let body = conn.start + head.len..conn.start + whole;

@@ -70,6 +70,9 @@ pub struct Head {
 pub struct Span {
     name: (u32, u32),
     value: (u32, u32),
+    /// Not hop-by-hop (judged once, as the head for the upstream is
+    /// written).
+    kept: bool,
 }
 
 /// Judges the head at the start of `input`; for a boring one, writes the
@@ -123,6 +126,7 @@ pub fn judge(
             spans.push(Span {
                 name: at(name),
                 value: at(header.value),
+                kept: false,
             });
         }
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -161,13 +165,14 @@ pub fn judge(
     let path_len = target.find('?').unwrap_or(target.len());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for header in request.headers.iter() {
+    for (i, header) in request.headers.iter().enumerate() {
         let name = header.name.as_bytes();
-        if is_hop_by_hop(name)
-            || name.eq_ignore_ascii_case(b"x-forwarded-for")
-            // `close` is the one other name `Connection` may list here.
-            || (close && name.eq_ignore_ascii_case(b"close"))
-        {
+        // `close` is the one other name `Connection` may list here.
+        let hop = is_hop_by_hop(name) || (close && name.eq_ignore_ascii_case(b"close"));
+        if let Some(span) = spans.as_deref_mut().and_then(|s| s.get_mut(i)) {
+            span.kept = !hop;
+        }
+        if hop || name.eq_ignore_ascii_case(b"x-forwarded-for") {
             continue;
         }
         out.extend_from_slice(name);
@@ -194,22 +199,17 @@ pub fn judge(
 }
 
 /// The headers of a head [`judge`] took (`input`, with the `spans` it
-/// noted and its `close`), as the hyper path's recorder sees them (a
-/// `HeaderMap` after the hop rules, before `X-Forwarded-For`): hop-by-hop
-/// headers left out, the values of one name together, in the order names
-/// first appear. Names as the client wrote them (the recorder lower-cases
-/// them as it copies them). No second parse and no allocation: a recorded
-/// request on the raw path used to parse its head again and build a
-/// `String` per name here.
-pub fn recorded_headers<'a>(
-    input: &'a [u8],
-    spans: &'a [Span],
-    close: bool,
-) -> RecordedHeaders<'a> {
+/// noted), as the hyper path's recorder sees them (a `HeaderMap` after the
+/// hop rules, before `X-Forwarded-For`): hop-by-hop headers left out, the
+/// values of one name together, in the order names first appear. Names as
+/// the client wrote them (ASCII: httparse takes only token characters; the
+/// recorder lower-cases them as it copies them). No second parse and no
+/// allocation: a recorded request on the raw path used to parse its head
+/// again and build a `String` per name here.
+pub fn recorded_headers<'a>(input: &'a [u8], spans: &'a [Span]) -> RecordedHeaders<'a> {
     RecordedHeaders {
         input,
         spans,
-        close,
         group: 0,
         next: 0,
     }
@@ -220,7 +220,6 @@ pub fn recorded_headers<'a>(
 pub struct RecordedHeaders<'a> {
     input: &'a [u8],
     spans: &'a [Span],
-    close: bool,
     /// The header whose name is being listed ...
     group: usize,
     /// ... and where its next value is looked for; `== group` while that
@@ -234,16 +233,14 @@ impl<'a> RecordedHeaders<'a> {
         &self.input[a as usize..b as usize]
     }
 
-    fn pair(&self, i: usize) -> (&'a str, &'a [u8]) {
+    fn pair(&self, i: usize) -> (&'a [u8], &'a [u8]) {
         let (a, b) = self.spans[i].value;
-        // httparse takes only token characters (ASCII) in a name.
-        let name = std::str::from_utf8(self.name(i)).unwrap_or("");
-        (name, &self.input[a as usize..b as usize])
+        (self.name(i), &self.input[a as usize..b as usize])
     }
 }
 
 impl<'a> Iterator for RecordedHeaders<'a> {
-    type Item = (&'a str, &'a [u8]);
+    type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
         let len = self.spans.len();
@@ -251,10 +248,11 @@ impl<'a> Iterator for RecordedHeaders<'a> {
             let g = self.group;
             let name = self.name(g);
             if self.next == g {
-                let left_out = is_hop_by_hop(name)
-                    || (self.close && name.eq_ignore_ascii_case(b"close"))
-                    || (0..g).any(|k| self.name(k).eq_ignore_ascii_case(name));
-                if !left_out {
+                // Hop-by-hop-ness goes by name: the later headers of a
+                // name listed here are kept too.
+                let listed =
+                    self.spans[g].kept && !(0..g).any(|k| self.name(k).eq_ignore_ascii_case(name));
+                if listed {
                     self.next = g + 1;
                     return Some(self.pair(g));
                 }
@@ -437,7 +435,7 @@ mod tests {
         let head = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: a\r\nX-A: 1\r\nAccept: */*\r\nConnection: close\r\nClose: 1\r\nx-a: 2\r\nx-forwarded-for: b\r\nKeep-Alive: 5\r\nX-B: 0\r\nX-a: 3\r\nProxy-Foo: p\r\n\r\n";
         let mut out = Vec::new();
         let mut spans = Vec::new();
-        let Judged::Boring(judged) = judge(
+        let Judged::Boring(_) = judge(
             head.as_bytes(),
             "192.0.2.9".parse().unwrap(),
             &mut out,
@@ -445,8 +443,8 @@ mod tests {
         ) else {
             panic!("a boring head")
         };
-        let listed: Vec<(String, &[u8])> = recorded_headers(head.as_bytes(), &spans, judged.close)
-            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+        let listed: Vec<(String, &[u8])> = recorded_headers(head.as_bytes(), &spans)
+            .map(|(n, v)| (String::from_utf8(n.to_ascii_lowercase()).unwrap(), v))
             .collect();
         // What the hyper path records: the client's headers in a HeaderMap,
         // the hop rules applied.
