@@ -98,12 +98,47 @@ impl Fleet {
         let mut left = n;
         while left > 0 {
             let k = self.spec.per_worker.max(1).min(left);
-            self.workers
-                .push(Worker::spawn(&self.spec, path, k, self.total)?);
+            let started = Worker::start(&self.spec, path, k, self.total)?;
+            self.workers.push(started.greet()?);
             self.total += k;
             left -= k;
         }
         Ok(())
+    }
+
+    /// One fleet per `(spec, path, clients)`, their workers all started
+    /// before any is waited for, so every fleet's sessions open at the same
+    /// time. An A/B comparison wants this: fleets opened one after another
+    /// leave the first backend's sessions older, its heap grown earlier and
+    /// its connect work done while the second still idled — a difference of
+    /// position that a fair comparison must not carry.
+    pub fn connect_together(fleets: Vec<(FleetSpec, String, usize)>) -> anyhow::Result<Vec<Self>> {
+        let mut started = Vec::new();
+        for (spec, path, clients) in fleets {
+            let mut pending = Vec::new();
+            let (mut left, mut total) = (clients, 0);
+            while left > 0 {
+                let k = spec.per_worker.max(1).min(left);
+                pending.push(Worker::start(&spec, &path, k, total)?);
+                total += k;
+                left -= k;
+            }
+            started.push((spec, total, pending));
+        }
+        started
+            .into_iter()
+            .map(|(spec, total, pending)| {
+                let workers = pending
+                    .into_iter()
+                    .map(Worker::greet)
+                    .collect::<anyhow::Result<_>>()?;
+                Ok(Self {
+                    spec,
+                    workers,
+                    total,
+                })
+            })
+            .collect()
     }
 
     /// Sessions open.
@@ -178,7 +213,7 @@ impl Drop for Fleet {
 }
 
 /// A worker's first line: how its connections went.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Hello {
     pub connected: usize,
     pub failed: usize,
@@ -203,7 +238,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(
+    fn start(
         spec: &FleetSpec,
         path: &str,
         connections: usize,
@@ -225,15 +260,21 @@ impl Worker {
                 )
             })?;
         let stdin = child.stdin.take().expect("piped");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let hello = serde_json::from_str(&read_line(&mut stdout)?)?;
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
         Ok(Self {
             path: path.to_owned(),
-            hello,
+            hello: Hello::default(),
             child,
             stdin,
             stdout,
         })
+    }
+
+    /// Waits for the worker's connections: its [`Hello`] line. A worker
+    /// from [`Worker::start`] is not counted until greeted.
+    fn greet(mut self) -> anyhow::Result<Self> {
+        self.hello = serde_json::from_str(&read_line(&mut self.stdout)?)?;
+        Ok(self)
     }
 
     fn command(&mut self, command: &str) -> anyhow::Result<Report> {

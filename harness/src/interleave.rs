@@ -78,6 +78,47 @@ pub fn schedule(pairs: usize, order: Order) -> Vec<Block> {
     blocks
 }
 
+/// The order in which the two backends warm up before `schedule`.
+///
+/// What runs just before a block shapes it (caches, the scheduler's view,
+/// the other side's leftovers), so each backend's blocks should follow a
+/// block of their own backend as often as the other's do. In the schedule
+/// itself that holds but for the ends; the first block follows the last
+/// warm-up, which decides the balance. Warming A then B before `A B B A A B
+/// B A …` gave B's blocks one more turn after themselves than A's (and A's
+/// first block B's leftovers): the order here is the one whose counts are
+/// equal, or nearest equal for a random order; on a tie, the backend of the
+/// first measured block warms last.
+pub fn warm_up_order(schedule: &[Block]) -> [usize; 2] {
+    let first = schedule.first().map_or(0, |b| b.backend);
+    let imbalance = |warm: [usize; 2]| {
+        let [a, b] = after_own(warm, schedule);
+        a.abs_diff(b)
+    };
+    let last = [1 - first, first];
+    let other = [first, 1 - first];
+    if imbalance(other) < imbalance(last) {
+        other
+    } else {
+        last
+    }
+}
+
+/// For each backend, how many of its blocks follow a block of its own
+/// backend, the last warm-up (`warm[1]`) counting as the block before the
+/// first.
+pub fn after_own(warm: [usize; 2], schedule: &[Block]) -> [usize; 2] {
+    let mut own = [0, 0];
+    let mut before = warm[1];
+    for b in schedule {
+        if b.backend == before {
+            own[b.backend] += 1;
+        }
+        before = b.backend;
+    }
+    own
+}
+
 /// How many block pairs a measured `duration_secs` splits into with blocks
 /// of about `block_secs` (at least 2 pairs: one `A B B A`), and the length
 /// of each block.
@@ -132,6 +173,35 @@ mod tests {
         assert_eq!("random:42".parse(), Ok(Order::Random(42)));
         let e = "random:x".parse::<Order>().unwrap_err();
         assert!(e.contains("random:SEED"), "{e}");
+    }
+
+    #[test]
+    fn the_warm_up_order_makes_both_backends_follow_themselves_equally_often() {
+        for pairs in 2..=9 {
+            let s = schedule(pairs, Order::Abba);
+            let warm = warm_up_order(&s);
+            let [a, b] = after_own(warm, &s);
+            assert_eq!(a, b, "{pairs} pairs, warm-up {warm:?}");
+        }
+        // The run's default, 6 pairs (12 s in 2 s blocks): A's first block
+        // after A's own warm-up; A first then B, as before, gave B one more.
+        let s = schedule(6, Order::Abba);
+        assert_eq!(warm_up_order(&s), [1, 0]);
+        assert_eq!(after_own([1, 0], &s), [3, 3]);
+        assert_eq!(after_own([0, 1], &s), [2, 3]);
+        for seed in 0..50 {
+            let s = schedule(6, Order::Random(seed));
+            let [a, b] = after_own(warm_up_order(&s), &s);
+            let best = [[0, 1], [1, 0]]
+                .map(|w| {
+                    let [a, b] = after_own(w, &s);
+                    a.abs_diff(b)
+                })
+                .into_iter()
+                .min()
+                .unwrap();
+            assert_eq!(a.abs_diff(b), best, "seed {seed}");
+        }
     }
 
     #[test]

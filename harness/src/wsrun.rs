@@ -11,7 +11,12 @@
 //!   (A B B A, or a seeded order: [`crate::interleave`]); block k of each
 //!   gets the same publishes. The sessions stay open across blocks — a
 //!   backend between its blocks only holds idle sessions — so splitting the
-//!   step costs no reconnects. Each publish is a broadcast, expected to
+//!   step costs no reconnects. Nothing but the schedule tells the two
+//!   backends apart: their sessions open at the same time, each warm-up's
+//!   frames are awaited as a block's are, and the warm-ups run in the order
+//!   that makes each backend's blocks follow their own as often as the
+//!   other's ([`interleave::warm_up_order`]); each block's p50/p99 is kept
+//!   in the backend's timeline. Each publish is a broadcast, expected to
 //!   reach every session once; its backend's latency is the delivery
 //!   latency of those frames (receive time minus the publisher's stamp),
 //!   and a frame that never arrives is an error.
@@ -42,7 +47,7 @@ use parallax_loadgen::open::{self, Offset, OpenConfig, OpenReport};
 use parallax_loadgen::pacing::Schedule;
 use parallax_report::{
     BackendCapacity, BackendResult, Capacity, CapacityProbe, Comparison, LatencySummary, Role,
-    ScenarioResult,
+    ScenarioResult, Window,
 };
 
 use crate::capacity;
@@ -206,18 +211,40 @@ struct Sessions<'a> {
 }
 
 impl<'a> Sessions<'a> {
-    fn open(env: &Env, backend: &'a Backend<'a>, ws: &WebSocketTraffic) -> anyhow::Result<Self> {
-        let fleet = Fleet::connect(spec(env, ws, backend.addr)?, &ws.path, ws.clients)?;
-        if fleet.connected() == 0 {
-            bail!(
-                "no WebSocket session opened on {}{} ({} failed; first error: {})",
-                backend.addr,
-                ws.path,
-                fleet.failed(),
-                fleet.first_error().unwrap_or_default()
-            );
+    /// Each backend's `clients` sessions, all opened at the same time
+    /// ([`Fleet::connect_together`]): opened one backend after the other,
+    /// the first backend's would be older and its connect work done while
+    /// the second idled.
+    fn open_all(
+        env: &Env,
+        backends: &'a [Backend<'a>],
+        ws: &WebSocketTraffic,
+        name: &str,
+    ) -> anyhow::Result<Vec<Self>> {
+        let backends = &backends[..backends.len().min(2)];
+        let mut specs = Vec::new();
+        for b in backends {
+            eprintln!("{name}: {} sessions on {}", ws.clients, b.label);
+            specs.push((spec(env, ws, b.addr)?, ws.path.clone(), ws.clients));
         }
-        Ok(Self { backend, fleet })
+        let fleets = Fleet::connect_together(specs).with_context(|| format!("{name}: sessions"))?;
+        backends
+            .iter()
+            .zip(fleets)
+            .map(|(backend, fleet)| {
+                if fleet.connected() == 0 {
+                    bail!(
+                        "{name}: {}: no WebSocket session opened on {}{} ({} failed; first error: {})",
+                        backend.label,
+                        backend.addr,
+                        ws.path,
+                        fleet.failed(),
+                        fleet.first_error().unwrap_or_default()
+                    );
+                }
+                Ok(Self { backend, fleet })
+            })
+            .collect()
     }
 
     fn count(&self) -> u64 {
@@ -270,7 +297,8 @@ impl Default for Blocks {
 const FRAMES_POLL: Duration = Duration::from_millis(100);
 
 /// One block: publishes to `side`'s backend alone at `rate` for `secs`,
-/// then waits for their frames; added to `acc`. The publish report.
+/// then waits for their frames; added to `acc`. The publish report and the
+/// block's own window (`t_secs` 0: the caller places it).
 #[allow(clippy::too_many_arguments)]
 fn block(
     env: &Env,
@@ -281,7 +309,7 @@ fn block(
     users: usize,
     late_after: Option<Duration>,
     acc: &mut Blocks,
-) -> anyhow::Result<OpenReport> {
+) -> anyhow::Result<(OpenReport, Window)> {
     let b = side.backend;
     side.fleet.reset()?;
     let cpu_before = (b.cpu)();
@@ -305,28 +333,34 @@ fn block(
         _ => None,
     };
     let missing = expected.saturating_sub(latency.len());
+    let window = Window::from_histogram(0.0, &latency, report.errors + missing);
     acc.latency.add(&latency)?;
     acc.missing += missing;
     acc.errors += report.errors + missing;
     acc.late += report.late + report.not_sent;
     acc.secs += report.measured_secs;
     acc.publishes += report.requests;
-    Ok(report)
+    Ok((report, window))
 }
 
-/// Publishes at `rate` for `secs` to `side` on warm-up slots, unmeasured;
-/// its frames land before the next block's reset.
-fn warm(env: &Env, side: &Sessions, rate: f64, secs: f64, first: u64) -> anyhow::Result<()> {
-    let url = format!("http://{}", side.backend.addr);
+/// Publishes at `rate` for `secs` to `side` on warm-up slots, unmeasured,
+/// as a block is run: its frames have all arrived (or [`PATIENCE`] ran
+/// out) when it returns, so no warm-up is still being delivered while the
+/// next backend's block is measured.
+fn warm(env: &Env, side: &mut Sessions, rate: f64, secs: f64, first: u64) -> anyhow::Result<()> {
     let users = env.experiment.load.connections;
-    publish(
+    let mut unmeasured = Blocks::default();
+    block(
         env,
+        side,
+        rate,
+        secs,
         WARMUP_FIRST_SLOT + first,
-        open_config(env, &url, rate, secs, users),
+        users,
+        None,
+        &mut unmeasured,
     )
     .context("warm-up")?;
-    (env.alive)()?;
-    std::thread::sleep(Duration::from_millis(500));
     Ok(())
 }
 
@@ -341,22 +375,24 @@ fn interleaved(
     first: u64,
     name: &str,
 ) -> anyhow::Result<(Vec<BackendResult>, Vec<String>)> {
-    let mut sides = Vec::new();
-    for b in backends.iter().take(2) {
-        eprintln!("{name}: {} sessions on {}", ws.clients, b.label);
-        sides.push(Sessions::open(env, b, ws).with_context(|| format!("{name}: {}", b.label))?);
-    }
+    let mut sides = Sessions::open_all(env, backends, ws, name)?;
     let (pairs, block_secs) = interleave::split(step.duration_secs, env.block_secs);
     let block_slots = (step.rate * block_secs).ceil() as u64;
     let schedule = interleave::schedule(pairs, env.order);
+    let warm_order = interleave::warm_up_order(&schedule);
     if warmup > 0.0 {
-        for side in &sides {
+        for i in warm_order {
+            let side = &mut sides[i];
             eprintln!("{name}: warm-up, {} alone", side.backend.label);
             warm(env, side, step.rate, warmup / 2.0, first)?;
         }
     }
     let users = env.experiment.load.connections;
     let mut acc = [Blocks::default(), Blocks::default()];
+    // Each block's own latency, for the timeline: a whole-run percentile
+    // hides which block a tail came from.
+    let mut timelines: [Vec<Window>; 2] = Default::default();
+    let start = std::time::Instant::now();
     for (n, b) in schedule.iter().enumerate() {
         let side = &mut sides[b.backend];
         eprintln!(
@@ -367,7 +403,8 @@ fn interleaved(
             side.backend.label
         );
         let slot = first + b.index as u64 * block_slots;
-        block(
+        let t_secs = start.elapsed().as_secs_f64();
+        let (_, window) = block(
             env,
             side,
             step.rate,
@@ -378,6 +415,14 @@ fn interleaved(
             &mut acc[b.backend],
         )
         .with_context(|| format!("{name}: {}", side.backend.label))?;
+        eprintln!(
+            "{name}: block {}: {} deliveries, p50 {}, p99 {}",
+            n + 1,
+            window.requests,
+            fmt_us(window.p50_us),
+            fmt_us(window.p99_us)
+        );
+        timelines[b.backend].push(Window { t_secs, ..window });
     }
     let order: String = schedule
         .iter()
@@ -385,7 +430,7 @@ fn interleaved(
         .map(|b| if b.backend == 0 { 'A' } else { 'B' })
         .collect();
     let mut notes = vec![format!(
-        "interleaved: A = {}, B = {}, each backend's {} sessions open throughout, publishes to one backend at a time in {pairs} blocks of {block_secs:.2} s each, order {order}{} ({}); block k of each gets the same publishes",
+        "interleaved: A = {}, B = {}, each backend's {} sessions opened together and open throughout, publishes to one backend at a time in {pairs} blocks of {block_secs:.2} s each, order {order}{} ({}){}; block k of each gets the same publishes; each block's p50/p99 in the timeline (t = the block's start)",
         sides[0].backend.label,
         sides[1].backend.label,
         ws.clients,
@@ -394,9 +439,19 @@ fn interleaved(
             Order::Abba => "A B B A repeated".to_owned(),
             Order::Random(seed) => format!("each pair's order by a coin seeded {seed}"),
         },
+        if warmup > 0.0 {
+            format!(
+                ", after warm-ups of {:.1} s, {} then {} (each backend's blocks follow their own as often as the other's)",
+                warmup / 2.0,
+                sides[warm_order[0]].backend.label,
+                sides[warm_order[1]].backend.label
+            )
+        } else {
+            String::new()
+        },
     )];
     let mut results = Vec::new();
-    for (side, a) in sides.iter().zip(&acc) {
+    for ((side, a), timeline) in sides.iter().zip(&acc).zip(timelines) {
         let expected = a.latency.len() + a.missing;
         notes.push(format!(
             "{}, {} publishes, {} of {expected} frames arrived",
@@ -404,14 +459,10 @@ fn interleaved(
             a.publishes,
             a.latency.len()
         ));
-        results.push(backend_result(
-            side.backend,
-            &a.latency,
-            a.secs,
-            a.errors,
-            a.late,
-            a.cpu,
-        ));
+        results.push(BackendResult {
+            timeline,
+            ..backend_result(side.backend, &a.latency, a.secs, a.errors, a.late, a.cpu)
+        });
     }
     Ok((results, notes))
 }
@@ -428,13 +479,7 @@ fn capacity_search(
 ) -> anyhow::Result<Vec<ScenarioResult>> {
     let probe_secs = steps.first().map_or(5.0, |s| s.duration_secs);
     let warm_secs = env.warmup.min(1.0);
-    let mut sides = Vec::new();
-    for b in backends.iter().take(2) {
-        eprintln!("{}: {} sessions on {}", env.name, ws.clients, b.label);
-        sides.push(
-            Sessions::open(env, b, ws).with_context(|| format!("{}: {}", env.name, b.label))?,
-        );
-    }
+    let mut sides = Sessions::open_all(env, backends, ws, env.name)?;
     let mut searches = [capacity::Search::new(plan), capacity::Search::new(plan)];
     let mut probes: [Vec<CapacityProbe>; 2] = Default::default();
     let mut kept: [Vec<(f64, Blocks)>; 2] = Default::default();
@@ -463,7 +508,7 @@ fn capacity_search(
             let late_after =
                 Duration::from_secs_f64(bound_secs / 2.0).max(Duration::from_millis(10));
             let mut acc = Blocks::default();
-            let report = block(
+            let (report, _) = block(
                 env,
                 side,
                 rate,
