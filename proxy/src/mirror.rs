@@ -15,6 +15,17 @@
 //! Which copy leaves first is the service's `mirror_order`
 //! ([`crate::departure`]): the job's [`Turn`] says whether its shadow copy
 //! waits for the primary's, goes first, or neither.
+//!
+//! The copy ([`MirrorCopy`]) is a `Parts` and a body for hyper's client, or,
+//! from the raw HTTP/1.1 path, the request's bytes, which go to a plain
+//! HTTP/1.1 shadow by the raw client ([`crate::h1::shadow`]). Either way
+//! the answer becomes the same [`Observed`], within the same timeout, and
+//! ends in the same outcomes.
+//!
+//! The spawned future is kept small: tokio moves it into its task on spawn
+//! (a `memcpy` of its whole size, whatever state it starts in), so the
+//! hyper client's large futures are boxed where they are used, and the
+//! raw client's exchange is what a mirrored request's task mostly holds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +41,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use crate::body::UpstreamBody;
 use crate::departure::{take_turn, Turn};
 use crate::error::Side;
+use crate::h1::mirrored::RawCopy;
 use crate::headers::strip_hop_by_hop;
 use crate::metrics::MirrorOutcome;
 use crate::request_tee::RequestCopy;
@@ -60,13 +72,19 @@ pub enum MirrorError {
         #[source]
         source: hyper::Error,
     },
+    /// A raw path's copy for an upstream only hyper's client speaks to (the
+    /// plan gives such copies only to plain HTTP/1.1 upstreams).
+    #[error("{}: the raw copy cannot go to a TLS or HTTP/2 upstream", side.as_str())]
+    RawCopyToPooled { side: Side },
 }
 
 impl MirrorError {
     fn outcome(&self) -> MirrorOutcome {
         match self {
             MirrorError::Timeout { .. } => MirrorOutcome::ShadowTimeout,
-            MirrorError::Transport { .. } | MirrorError::Body { .. } => MirrorOutcome::ShadowError,
+            MirrorError::Transport { .. }
+            | MirrorError::Body { .. }
+            | MirrorError::RawCopyToPooled { .. } => MirrorOutcome::ShadowError,
         }
     }
 }
@@ -74,14 +92,20 @@ impl MirrorError {
 /// A backend answer read for comparison: `None` when longer than the limit.
 type Answer = Option<Observed>;
 
+/// The request a [`MirrorJob`] sends: as sent to the primary (hop-by-hop
+/// headers removed, `X-Forwarded-For` appended).
+pub enum MirrorCopy {
+    /// A head and its body, for hyper's client.
+    Parts { head: Parts, body: Vec<Bytes> },
+    /// The raw HTTP/1.1 path's bytes, for plain HTTP/1.1 upstreams.
+    Raw(RawCopy),
+}
+
 /// One mirrored request.
 pub struct MirrorJob {
     pub state: Arc<ServiceState>,
     pub route: usize,
-    /// The request head as sent to the primary (hop-by-hop headers removed,
-    /// `X-Forwarded-For` appended).
-    pub head: Parts,
-    pub body: Vec<Bytes>,
+    pub copy: MirrorCopy,
     /// When the shadow's copy leaves, against the primary's.
     pub turn: Turn,
 }
@@ -110,7 +134,9 @@ impl MirrorJob {
         tokio::spawn(async move {
             let outcome = match tokio::time::timeout(PRIMARY_CAPTURE_DEADLINE, copy).await {
                 Ok(Ok(RequestCopy::Complete(body))) => {
-                    self.body = body;
+                    if let MirrorCopy::Parts { body: copy, .. } = &mut self.copy {
+                        *copy = body;
+                    }
                     return self.run(permit, primary).await;
                 }
                 Ok(Ok(RequestCopy::TooLarge)) => MirrorOutcome::BodyTooLarge,
@@ -131,7 +157,9 @@ impl MirrorJob {
         let shadow = take_turn(turn, self.call(&state.shadow, Side::Shadow));
         let secondary = async {
             match &state.secondary {
-                Some(upstream) => Some(self.call(upstream, Side::Secondary).await),
+                // Boxed: most services have no secondary, and its call
+                // would double the task's size.
+                Some(upstream) => Some(Box::pin(self.call(upstream, Side::Secondary)).await),
                 None => None,
             }
         };
@@ -153,7 +181,7 @@ impl MirrorJob {
         let primary = match primary.body {
             Captured::Complete(body) => Observed {
                 status: primary.status,
-                headers: header_list(&primary.headers),
+                headers: primary.headers.list(),
                 body,
                 trailers: primary.trailers,
             },
@@ -204,40 +232,93 @@ impl MirrorJob {
     /// Sends the copy to `upstream` and reads its answer, all within the
     /// shadow timeout.
     async fn call(&self, upstream: &Upstream, side: Side) -> Result<Answer, MirrorError> {
+        let exchange = async {
+            match (&self.copy, upstream.raw_pool()) {
+                (MirrorCopy::Raw(copy), Some(pool)) => {
+                    self.call_raw(copy, pool, upstream, side).await
+                }
+                (MirrorCopy::Raw(_), None) => Err(MirrorError::RawCopyToPooled { side }),
+                // Boxed: hyper's futures are large, and would make every
+                // job's task as large.
+                (MirrorCopy::Parts { head, body }, _) => {
+                    Box::pin(self.call_hyper(head, body, upstream, side)).await
+                }
+            }
+        };
+        tokio::time::timeout(self.state.shadow_timeout, exchange)
+            .await
+            .map_err(|_| MirrorError::Timeout { side })?
+    }
+
+    /// [`MirrorJob::call`] by the raw client.
+    async fn call_raw(
+        &self,
+        copy: &RawCopy,
+        pool: &crate::h1::pool::RawPool,
+        upstream: &Upstream,
+        side: Side,
+    ) -> Result<Answer, MirrorError> {
         let state = &self.state;
-        let mut head = Upstream::copy_head(&self.head);
+        let marked;
+        let request = match &state.marker {
+            None => copy.request(),
+            Some(marker) => {
+                marked = copy.with_marker(marker);
+                &marked
+            }
+        };
+        let started = Instant::now();
+        crate::h1::shadow::call(
+            pool,
+            request,
+            copy.method(),
+            state.max_compare_body_bytes,
+            || state.observe(self.route, upstream.backend, started.elapsed()),
+        )
+        .await
+        .map_err(|source| MirrorError::Transport {
+            side,
+            source: CallError::Raw(source),
+        })
+    }
+
+    /// [`MirrorJob::call`] by hyper's client.
+    async fn call_hyper(
+        &self,
+        head: &Parts,
+        body: &[Bytes],
+        upstream: &Upstream,
+        side: Side,
+    ) -> Result<Answer, MirrorError> {
+        let state = &self.state;
+        let mut head = Upstream::copy_head(head);
         if let Some(marker) = &state.marker {
             head.headers
                 .insert(marker.clone(), HeaderValue::from_static("1"));
         }
-        let body = UpstreamBody::buffered(self.body.iter().cloned());
-        let exchange = async {
-            let started = Instant::now();
-            let response = upstream
-                .send(head, body)
-                .await
-                .map_err(|source| MirrorError::Transport { side, source })?;
-            state.observe(self.route, upstream.backend, started.elapsed());
-            let (mut parts, body) = response.into_parts();
-            // As for the primary's answer: compare and show end-to-end
-            // headers only.
-            strip_hop_by_hop(&mut parts.headers);
-            let Some((body, trailers)) = read_limited(body, state.max_compare_body_bytes)
-                .await
-                .map_err(|source| MirrorError::Body { side, source })?
-            else {
-                return Ok(None);
-            };
-            Ok(Some(Observed {
-                status: parts.status.as_u16(),
-                headers: header_list(&parts.headers),
-                body,
-                trailers,
-            }))
-        };
-        tokio::time::timeout(state.shadow_timeout, exchange)
+        let body = UpstreamBody::buffered(body.iter().cloned());
+        let started = Instant::now();
+        let response = upstream
+            .send(head, body)
             .await
-            .map_err(|_| MirrorError::Timeout { side })?
+            .map_err(|source| MirrorError::Transport { side, source })?;
+        state.observe(self.route, upstream.backend, started.elapsed());
+        let (mut parts, body) = response.into_parts();
+        // As for the primary's answer: compare and show end-to-end
+        // headers only.
+        strip_hop_by_hop(&mut parts.headers);
+        let Some((body, trailers)) = read_limited(body, state.max_compare_body_bytes)
+            .await
+            .map_err(|source| MirrorError::Body { side, source })?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Observed {
+            status: parts.status.as_u16(),
+            headers: header_list(&parts.headers),
+            body,
+            trailers,
+        }))
     }
 
     fn sample(
@@ -261,10 +342,25 @@ impl MirrorJob {
             );
             Message::new(Some(o.status), &fields, &o.body, Some(rules), r)
         };
-        let request_body: BytesMut = self.body.iter().fold(BytesMut::new(), |mut all, c| {
-            all.extend_from_slice(c);
-            all
-        });
+        let (method, target, request_headers, request_body) = match &self.copy {
+            MirrorCopy::Parts { head, body } => (
+                head.method.to_string(),
+                head.uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_owned(), |p| p.to_string()),
+                header_list(&head.headers),
+                body.iter()
+                    .fold(BytesMut::new(), |mut all, c| {
+                        all.extend_from_slice(c);
+                        all
+                    })
+                    .freeze(),
+            ),
+            MirrorCopy::Raw(copy) => {
+                let (method, target, headers) = copy.fields();
+                (method, target, headers, copy.body())
+            }
+        };
         let mut mismatches = verdict.mismatches;
         let mut noise = verdict.noise;
         for d in mismatches.iter_mut().chain(noise.iter_mut()) {
@@ -276,23 +372,11 @@ impl MirrorJob {
                 .map_or(0, |d| d.as_millis() as u64),
             service: state.name.clone(),
             route: route.label.clone(),
-            method: self.head.method.to_string(),
-            target: r.target(
-                &self
-                    .head
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| "/".to_owned(), |p| p.to_string()),
-            ),
+            method,
+            target: r.target(&target),
             outcome: verdict.outcome,
             // The request body is shown as the request's content type says.
-            request: Message::new(
-                None,
-                &header_list(&self.head.headers),
-                &request_body,
-                None,
-                r,
-            ),
+            request: Message::new(None, &request_headers, &request_body, None, r),
             primary: answer(primary),
             shadow: answer(shadow),
             secondary: secondary.map(answer),
@@ -332,4 +416,41 @@ where
         }
     }
     Ok(Some((all.freeze(), trailers)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn size_of_output<F, A, B, C, R>(_: &F) -> usize
+    where
+        F: FnOnce(A, B, C) -> R,
+    {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn the_spawned_future_is_small() {
+        let run = size_of_output(&MirrorJob::run);
+        let raw = size_of_output(
+            &|job: &MirrorJob, copy: &RawCopy, pool: &crate::h1::pool::RawPool| {
+                let upstream: &Upstream = &job.state.shadow;
+                job.call_raw(copy, pool, upstream, Side::Shadow)
+            },
+        );
+        let hyper = size_of_output(&|job: &MirrorJob, upstream: &Upstream, side: Side| {
+            let MirrorCopy::Parts { head, body } = &job.copy else {
+                unreachable!()
+            };
+            job.call_hyper(head, body, upstream, side)
+        });
+        eprintln!("run {run} B, raw call {raw} B, hyper call {hyper} B (boxed)");
+        // 2.8 KB with the secondary's call inline, ~5 KB with hyper's too.
+        assert!(run < 2048, "MirrorJob::run's future is {run} bytes");
+        assert!(
+            hyper > run,
+            "hyper's call ({hyper} B) is boxed, not inlined"
+        );
+    }
 }

@@ -47,7 +47,7 @@ use crate::fields::FieldStats;
 use crate::headers::{append_forwarded_for, strip_hop_by_hop};
 use crate::latency::SlidingLatency;
 use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics, WsMetrics};
-use crate::mirror::MirrorJob;
+use crate::mirror::{MirrorCopy, MirrorJob};
 use crate::record::{DropReason, Pending, Recorder};
 use crate::redact::Redactor;
 use crate::request_tee::{self, RequestTee};
@@ -290,8 +290,10 @@ impl ServiceState {
         MirrorJob {
             state: Arc::clone(&self),
             route,
-            head: Upstream::copy_head(&head),
-            body: chunks.clone(),
+            copy: MirrorCopy::Parts {
+                head: Upstream::copy_head(&head),
+                body: chunks.clone(),
+            },
             turn: shadow_turn,
         }
         .spawn(permit, capture_rx);
@@ -323,8 +325,10 @@ impl ServiceState {
         MirrorJob {
             state: Arc::clone(self),
             route,
-            head: Upstream::copy_head(&head),
-            body: Vec::new(),
+            copy: MirrorCopy::Parts {
+                head: Upstream::copy_head(&head),
+                body: Vec::new(),
+            },
             turn: Turn::Any,
         }
         .spawn_after_body(permit, copy_rx, capture_rx);
@@ -358,16 +362,35 @@ impl ServiceState {
     }
 
     /// Decides the mirror copy's fate before anything is read (the raw
-    /// HTTP/1.1 path asks it too, with the head it built).
+    /// HTTP/1.1 path asks [`ServiceState::plan_request`] with what its head
+    /// says).
     pub(crate) fn plan(&self, head: &Parts) -> Plan {
-        if !self.methods.allows(&head.method) || !self.sampler.sample(head) {
-            return Plan::Skip(MirrorOutcome::SampledOut);
-        }
         let declared = head
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        self.plan_request(
+            &head.method,
+            head.uri.path(),
+            |name| head.headers.get(name).map(|v| v.as_bytes()),
+            declared,
+        )
+    }
+
+    /// [`ServiceState::plan`] for a request known by its method, path, a
+    /// lookup of a header's first value and its declared body size (the
+    /// raw HTTP/1.1 path decides without building a `Parts`).
+    pub(crate) fn plan_request<'a>(
+        &self,
+        method: &http::Method,
+        path: &'a str,
+        header: impl FnOnce(&HeaderName) -> Option<&'a [u8]>,
+        declared: Option<u64>,
+    ) -> Plan {
+        if !self.methods.allows(method) || !self.sampler.sample_raw(path, header) {
+            return Plan::Skip(MirrorOutcome::SampledOut);
+        }
         if declared.is_some_and(|n| n > self.max_mirror_body_bytes) {
             return Plan::Skip(MirrorOutcome::BodyTooLarge);
         }

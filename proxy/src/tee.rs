@@ -25,14 +25,34 @@ pub enum Captured {
     Aborted,
 }
 
+/// The primary's answer headers (hop-by-hop headers removed) as its path
+/// had them: made into the comparison's text pairs ([`AnswerHeaders::list`])
+/// by the mirror task, off the client's path.
+#[derive(Debug)]
+pub enum AnswerHeaders {
+    /// A copy of hyper's map.
+    Map(HeaderMap),
+    /// The raw HTTP/1.1 path's `name: value\r\n` lines
+    /// ([`crate::h1::response::AnswerHead::headers`]), copied once: no map
+    /// is built for a list.
+    Lines(Bytes),
+}
+
+impl AnswerHeaders {
+    /// The headers as the comparison lists them.
+    pub fn list(&self) -> Vec<(String, String)> {
+        match self {
+            AnswerHeaders::Map(map) => crate::service::header_list(map),
+            AnswerHeaders::Lines(lines) => crate::h1::response::header_list(lines),
+        }
+    }
+}
+
 /// The primary's answer as the comparison needs it.
 #[derive(Debug)]
 pub struct PrimaryCapture {
     pub status: u16,
-    /// As the primary sent them (hop-by-hop headers removed): a copy of
-    /// the map, made into the comparison's text pairs by the mirror task,
-    /// off the client's path.
-    pub headers: HeaderMap,
+    pub headers: AnswerHeaders,
     pub body: Captured,
     /// Trailer fields, when the body ended with some (gRPC).
     pub trailers: Vec<(String, String)>,
@@ -46,7 +66,7 @@ pub(crate) struct Capture(Option<Pending>);
 
 struct Pending {
     status: u16,
-    headers: HeaderMap,
+    headers: AnswerHeaders,
     trailers: Vec<(String, String)>,
     chunks: Vec<Bytes>,
     len: usize,
@@ -59,7 +79,7 @@ impl Capture {
     /// headers removed), keeping up to `limit` bytes, sent to `tx`.
     pub(crate) fn new(
         status: u16,
-        headers: HeaderMap,
+        headers: AnswerHeaders,
         limit: usize,
         tx: oneshot::Sender<PrimaryCapture>,
     ) -> Self {
@@ -169,7 +189,7 @@ impl<B: Body<Data = Bytes> + Unpin> TeeBody<B> {
     ) -> Self {
         let mut tee = Self {
             inner,
-            capture: Capture::new(status, headers, limit, tx),
+            capture: Capture::new(status, AnswerHeaders::Map(headers), limit, tx),
         };
         // hyper never polls a body that is empty from the start (HEAD, 204).
         if tee.inner.is_end_stream() {

@@ -6,12 +6,17 @@
 //! [`parallax_common::http1::connect`] (the load generator's connections
 //! are made by the same function). A connection goes back to the stack
 //! the moment its answer's body has been read to the end (by the
-//! [`AnswerBody`](crate::body::AnswerBody) that carries it), so nothing is
+//! [`AnswerBody`] that carries it), so nothing is
 //! spawned per request to return it. This replaced hyper-util's pooled
 //! `Client` for HTTP/1.1, whose checkout moved its (unused) connect future
 //! and parsed the URI on every request (half of the proxy's `memmove` in
 //! `perf`), and which spawned a task to put back a connection whose body
 //! was still streaming; `docs/benchmarks.md` has the before and after.
+//!
+//! The raw HTTP/1.1 path ([`crate::h1`]) speaks HTTP/1.1 itself over a
+//! pool of bare connections to the same address ([`Upstream::raw_pool`]):
+//! the primary's for the requests it forwards, the shadow's for the copies
+//! it mirrors.
 //!
 //! HTTP/2 (prior knowledge on `http://`, ALPN on `https://`) and every
 //! `https://` upstream ([`crate::tls`]) keep hyper-util's client, which
@@ -38,6 +43,7 @@ use parking_lot::Mutex;
 
 use crate::body::{AnswerBody, UpstreamBody};
 use crate::config::UpstreamAddr;
+use crate::h1::pool::RawPool;
 use crate::metrics::Backend;
 
 /// How long an idle pooled connection is kept.
@@ -61,6 +67,9 @@ pub enum CallError {
     /// The exchange with an HTTP/2 or https upstream failed.
     #[error(transparent)]
     Pooled(#[from] hyper_util::client::legacy::Error),
+    /// The raw HTTP/1.1 client's exchange failed ([`crate::h1::client`]).
+    #[error(transparent)]
+    Raw(#[from] crate::h1::client::ExchangeError),
 }
 
 impl CallError {
@@ -70,6 +79,7 @@ impl CallError {
             CallError::Connect(_) => true,
             CallError::Http(_) => false,
             CallError::Pooled(e) => e.is_connect(),
+            CallError::Raw(e) => matches!(e, crate::h1::client::ExchangeError::Connect(_)),
         }
     }
 }
@@ -84,8 +94,11 @@ pub struct Upstream {
 
 #[derive(Clone, Debug)]
 enum Transport {
-    /// `http://` in HTTP/1.1.
-    Http1(Arc<Http1Pool>),
+    /// `http://` in HTTP/1.1: hyper's pool, and the raw path's.
+    Http1 {
+        hyper: Arc<Http1Pool>,
+        raw: Arc<RawPool>,
+    },
     /// HTTP/2, or TLS: hyper-util's client.
     Pooled {
         /// HTTP/2 by prior knowledge (an `http://` backend with `http2`).
@@ -106,7 +119,10 @@ impl Upstream {
     ) -> Self {
         let https = addr.scheme == http::uri::Scheme::HTTPS;
         let transport = if !https && !http2 {
-            Transport::Http1(Arc::new(Http1Pool::new(&addr)))
+            Transport::Http1 {
+                hyper: Arc::new(Http1Pool::new(&addr)),
+                raw: Arc::new(RawPool::new(&addr)),
+            }
         } else {
             Transport::Pooled {
                 h2c: http2 && !https,
@@ -123,7 +139,16 @@ impl Upstream {
     /// Whether this upstream is plain `http://` spoken to in HTTP/1.1 (the
     /// only kind the raw path, [`crate::h1`], forwards to).
     pub fn is_plain_http1(&self) -> bool {
-        matches!(self.transport, Transport::Http1(_))
+        matches!(self.transport, Transport::Http1 { .. })
+    }
+
+    /// The raw path's connections to this upstream, when it is plain
+    /// `http://` spoken to in HTTP/1.1.
+    pub fn raw_pool(&self) -> Option<&Arc<RawPool>> {
+        match &self.transport {
+            Transport::Http1 { raw, .. } => Some(raw),
+            Transport::Pooled { .. } => None,
+        }
     }
 
     /// Sends `head` with `body` to this upstream: the URI becomes this
@@ -135,7 +160,7 @@ impl Upstream {
         body: UpstreamBody,
     ) -> Result<Response<AnswerBody>, CallError> {
         match &self.transport {
-            Transport::Http1(pool) => {
+            Transport::Http1 { hyper: pool, .. } => {
                 // Origin form on the request line; the authority travels in
                 // Host (the client's, or the upstream's when it sent none,
                 // as an HTTP/2 client does).

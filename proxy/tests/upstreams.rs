@@ -1798,9 +1798,30 @@ fn mirrored_primary(line: &str) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// The shadow: the same bodies, sized, except `/sized`'s, which differs.
+/// The shadow: the same bodies, sized, except `/sized`'s, which differs;
+/// for the `/shadow-*` paths (the primary's answer is `/sized`'s) the
+/// shadow's own framings: chunked with a trailer field and a differing
+/// body, framed by close, chunked over the compare limit, after a 103.
 fn mirrored_shadow(line: &str) -> Vec<u8> {
     let date = "date: Sat, 05 Dec 2026 15:00:00 GMT\r\n";
+    let json = "content-type: application/json\r\nx-version: 1\r\n";
+    let special = if line.starts_with("GET /shadow-trailers ") {
+        Some(format!("HTTP/1.1 200 OK\r\n{date}{json}Transfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n7\r\n{{\"a\":1,\r\n8;e=1\r\n\"b\":\"y\"}}\r\n0\r\nx-sum: 11\r\nX-Sum: 12\r\n\r\n"))
+    } else if line.starts_with("GET /shadow-close ") {
+        Some(format!(
+            "HTTP/1.1 200 OK\r\n{date}{json}\r\n{{\"a\":1,\"b\":\"x\"}}"
+        ))
+    } else if line.starts_with("GET /shadow-big ") {
+        let chunk = "z".repeat(700);
+        Some(format!("HTTP/1.1 200 OK\r\n{date}{json}Transfer-Encoding: chunked\r\n\r\n2bc\r\n{chunk}\r\n2bc\r\n{chunk}\r\n0\r\n\r\n"))
+    } else if line.starts_with("GET /shadow-hints ") {
+        Some(format!("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n{date}{json}Content-Length: 15\r\n\r\n{{\"a\":1,\"b\":\"x\"}}"))
+    } else {
+        None
+    };
+    if let Some(text) = special {
+        return text.into_bytes();
+    }
     let (kind, body) = if line.contains("chunked ") {
         ("application/json", r#"{"n":[1,2]}"#.to_owned())
     } else if line.starts_with("GET /close ") {
@@ -1875,7 +1896,7 @@ async fn mirrored_run(
 ) -> (Vec<String>, Vec<String>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
     // Closing after each answer: an answer framed by close ends there.
     let primary = raw_upstream(mirrored_primary, true).await;
-    let shadow = raw_upstream(mirrored_shadow, false).await;
+    let shadow = raw_upstream(mirrored_shadow, true).await;
     let proxy = proxy()
         .primary(if primary_down { down() } else { primary.addr })
         .shadow(shadow.addr)
@@ -1904,13 +1925,51 @@ async fn mirrored_run(
     )
 }
 
+/// `requests` sorted (a copy may reach the shadow after the next
+/// request's, when the client's connection closed as soon as the answer
+/// ended), with header names in lower case when `lower`.
+fn sorted_requests(requests: &[Vec<u8>], lower: bool) -> Vec<Vec<u8>> {
+    let mut requests: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|r| {
+            if !lower {
+                return r.clone();
+            }
+            let text = String::from_utf8(r.clone()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let mut lines = head.split("\r\n");
+            let mut out = lines.next().unwrap().to_owned();
+            for line in lines {
+                let (name, value) = line.split_once(':').unwrap();
+                out += &format!("\r\n{}:{value}", name.to_ascii_lowercase());
+            }
+            format!("{out}\r\n\r\n{body}").into_bytes()
+        })
+        .collect();
+    requests.sort();
+    requests
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirrored_request_on_the_raw_path_is_compared_as_on_hypers() {
-    let paths = ["/sized", "/plain-chunked", "/chunked", "/close", "/big"];
+    let paths = [
+        "/sized",
+        "/plain-chunked",
+        "/chunked",
+        "/close",
+        "/big",
+        "/shadow-trailers",
+        "/shadow-close",
+        "/shadow-big",
+        "/shadow-hints",
+    ];
     let (raw_answers, raw, raw_primary, raw_shadow) =
         mirrored_run(Http1Path::RawMirrored, false, &paths).await;
     let (hyper_answers, hyper, hyper_primary, hyper_shadow) =
         mirrored_run(Http1Path::Hyper, false, &paths).await;
+    // The raw path with the copy sent by hyper's client: as before the raw
+    // shadow client.
+    let (hs_answers, hs, _, hs_shadow) = mirrored_run(Http1Path::HyperShadow, false, &paths).await;
     // The raw path forwarded them (the client's header case kept), hyper
     // did not; the shadow got the same copies from both.
     let first = |requests: &[Vec<u8>]| String::from_utf8(requests[0].clone()).unwrap();
@@ -1924,14 +1983,22 @@ async fn a_mirrored_request_on_the_raw_path_is_compared_as_on_hypers() {
         "{}",
         first(&hyper_primary)
     );
-    // (In any order: a copy may reach the shadow after the next request's,
-    // when the client's connection closed as soon as the answer ended.)
-    let sorted = |mut requests: Vec<Vec<u8>>| {
-        requests.sort();
-        requests
-    };
-    assert_eq!(sorted(raw_shadow.clone()), sorted(hyper_shadow));
+    // The raw shadow client sends the shadow the very bytes the primary
+    // got; hyper's client sends the same fields, its names in lower case.
     assert_eq!(raw_shadow.len(), paths.len());
+    assert_eq!(
+        sorted_requests(&raw_shadow, false),
+        sorted_requests(&raw_primary, false)
+    );
+    assert_eq!(
+        sorted_requests(&raw_shadow, true),
+        sorted_requests(&hyper_shadow, false)
+    );
+    assert_eq!(
+        sorted_requests(&hs_shadow, false),
+        sorted_requests(&hyper_shadow, false)
+    );
+    assert_eq!(hs_answers, raw_answers);
     // The client got the same answers (each path frames a chunked or
     // close-framed body its own way: the pass-through tests above).
     let statuses = |answers: &[String]| -> Vec<Vec<String>> {
@@ -1939,19 +2006,23 @@ async fn a_mirrored_request_on_the_raw_path_is_compared_as_on_hypers() {
     };
     assert_eq!(statuses(&raw_answers), statuses(&hyper_answers));
     assert!(raw_answers[2].ends_with("6;x=1\r\n{\"n\":[\r\n5\r\n1,2]}\r\n0\r\nx-sum: 11\r\n\r\n"));
-    // Outcomes, results, timings and samples: the same.
+    // Outcomes, results, timings and samples (the shadow's trailer fields
+    // among them): the same.
     assert_eq!(raw, hyper);
-    assert!(raw.contains(&"outcome compared 3".to_owned()), "{raw:?}");
-    assert!(
-        raw.contains(&"outcome body_too_large 1".to_owned()),
-        "{raw:?}"
-    );
-    assert!(raw.contains(&"result mismatch 1".to_owned()), "{raw:?}");
-    assert!(raw.contains(&"result match 2".to_owned()), "{raw:?}");
-    assert!(
-        raw.last().unwrap().contains(r#""target":"/sized""#),
-        "{raw:?}"
-    );
+    assert_eq!(hs, hyper);
+    for seen in [
+        "outcome compared 6",
+        "outcome body_too_large 2",
+        "outcome primary_error 1",
+        "result mismatch 2",
+        "result match 4",
+        "timed shadow 9",
+    ] {
+        assert!(raw.contains(&seen.to_owned()), "{seen}: {raw:?}");
+    }
+    let samples = raw.last().unwrap();
+    assert!(samples.contains(r#""target":"/sized""#), "{samples}");
+    assert!(samples.contains("trailer:x-sum"), "{samples}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1970,8 +2041,12 @@ async fn a_dead_primary_on_the_mirrored_raw_path_is_hypers_502_and_primary_error
         raw.contains(&"outcome primary_error 1".to_owned()),
         "{raw:?}"
     );
-    // The copy still went to the shadow on both.
-    assert_eq!(raw_shadow, hyper_shadow);
+    // The copy still went to the shadow on both (by the raw client as the
+    // client sent its header names).
+    assert_eq!(
+        sorted_requests(&raw_shadow, true),
+        sorted_requests(&hyper_shadow, false)
+    );
     assert_eq!(raw_shadow.len(), 1);
 }
 
@@ -2011,4 +2086,130 @@ async fn a_dead_or_slow_shadow_never_slows_the_mirrored_raw_path() {
     }
     let requests = primary.requests();
     assert!(String::from_utf8_lossy(&requests[0]).contains("\r\nHost: h\r\n"));
+}
+
+/// Long enough for an answer to arrive: `talk` returns when the proxy
+/// closes the connection (these requests ask it to).
+const CLOSED: Duration = Duration::from_secs(5);
+
+/// A shadow that reads each request, writes `prefix` (maybe nothing, maybe
+/// a head and part of a body) and then never another byte, holding the
+/// connection open: frozen.
+async fn frozen(prefix: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut chunk = [0u8; 4096];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                let _ = stream.write_all(prefix).await;
+                // Frozen until the proxy gives up on it.
+                let _ = stream.read(&mut [0u8; 1]).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_shadow_is_cut_at_its_timeout_and_frees_its_in_flight_slot_on_the_raw_path() {
+    let primary = raw_upstream(mirrored_primary, false).await;
+    let get = b"GET /sized HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    for prefix in [
+        &b""[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"a\":",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a",
+    ] {
+        let proxy = proxy()
+            .primary(primary.addr)
+            .shadow(frozen(prefix).await)
+            .set("shadow_timeout_ms = 400\nshadow_max_in_flight = 1")
+            .http1(Http1Path::RawMirrored)
+            .start()
+            .await;
+        // The first copy holds the only slot; the second finds none.
+        for _ in 0..2 {
+            let started = Instant::now();
+            let answer = talk(proxy.addr, &[get], Duration::ZERO, CLOSED).await;
+            assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"], "{prefix:?}");
+            assert!(
+                started.elapsed() < Duration::from_millis(300),
+                "the client waited {:?} on a frozen shadow",
+                started.elapsed()
+            );
+        }
+        assert_eq!(proxy.outcome("dropped_queue_full").await, 1.0);
+        // Cut at the deadline: counted, and the slot is free again.
+        proxy.wait_outcome("shadow_timeout", 1.0).await;
+        let answer = talk(proxy.addr, &[get], Duration::ZERO, CLOSED).await;
+        assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+        proxy.wait_outcome("shadow_timeout", 2.0).await;
+        assert_eq!(proxy.outcome("dropped_queue_full").await, 1.0, "{prefix:?}");
+        assert_eq!(proxy.outcome("compared").await, 0.0, "{prefix:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_shadow_client_resends_only_idempotent_copies_the_shadow_swallowed() {
+    let primary = raw_upstream(
+        |_| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        false,
+    )
+    .await;
+    let (shadow, seen) = answers_once_then_swallows().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow)
+        .http1(Http1Path::RawMirrored)
+        .start()
+        .await;
+    let get = b"GET /idem HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    let post = b"POST /write HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    // Answered; the shadow's connection goes back to its pool.
+    talk(proxy.addr, &[get], Duration::ZERO, CLOSED).await;
+    proxy.wait_outcome("compared", 1.0).await;
+    // A GET copy on the pooled connection is swallowed, then sent again on
+    // a fresh one, which answers it.
+    talk(proxy.addr, &[get], Duration::ZERO, CLOSED).await;
+    proxy.wait_outcome("compared", 2.0).await;
+    // A POST copy swallowed on the pooled connection is not sent again:
+    // the shadow may have acted on it.
+    talk(proxy.addr, &[post], Duration::ZERO, CLOSED).await;
+    proxy.wait_outcome("shadow_error", 1.0).await;
+    let seen = seen.lock().clone();
+    let count = |prefix: &str| seen.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("POST /write "), 1, "{seen:?}");
+    assert_eq!(count("GET /idem "), 3, "{seen:?}");
+    assert_eq!(proxy.outcome("compared").await, 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_shadow_client_keeps_its_connection_alive() {
+    let primary = raw_upstream(mirrored_primary, false).await;
+    let shadow = raw_upstream(mirrored_shadow, false).await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .http1(Http1Path::RawMirrored)
+        .start()
+        .await;
+    for n in 1..=10 {
+        let request: &[u8] = if n % 2 == 0 {
+            b"GET /plain-chunked HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        } else {
+            b"GET /sized HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        };
+        talk(proxy.addr, &[request], Duration::ZERO, CLOSED).await;
+        proxy.wait_outcome("compared", f64::from(n)).await;
+    }
+    assert_eq!(shadow.requests().len(), 10);
+    assert_eq!(shadow.connections(), 1);
 }

@@ -73,10 +73,19 @@ impl Chunked {
     /// [`Chunked::feed`], handing `data` each run of chunk data on the way:
     /// the body decoded (the mirrored raw path's capture for the
     /// comparison, which compares bodies, not their framing).
-    pub fn feed_data(
+    pub fn feed_data(&mut self, bytes: &[u8], data: impl FnMut(&[u8])) -> Result<usize, BadChunk> {
+        self.feed_parts(bytes, data, |_| {})
+    }
+
+    /// [`Chunked::feed_data`], handing `trailer` each byte of the trailer
+    /// section too (its field lines with their CRLFs, without the final
+    /// CRLF): the shadow's answer keeps its trailers for the comparison,
+    /// as hyper's client gives them.
+    pub fn feed_parts(
         &mut self,
         bytes: &[u8],
         mut data: impl FnMut(&[u8]),
+        mut trailer: impl FnMut(u8),
     ) -> Result<usize, BadChunk> {
         let mut i = 0;
         while i < bytes.len() && self.state != State::Done {
@@ -92,6 +101,11 @@ impl Chunked {
             }
             let b = bytes[i];
             i += 1;
+            if matches!(self.state, State::Trailer | State::TrailerLf)
+                || (self.state == State::TrailerStart && b != b'\r')
+            {
+                trailer(b);
+            }
             self.state = match (self.state, b) {
                 (State::Size { digits }, b) if b.is_ascii_hexdigit() => {
                     if digits == 16 {
@@ -149,6 +163,26 @@ mod tests {
             assert!(c.is_done() && c.has_trailers());
             assert_eq!(out, b"hello, w", "split at {split}");
         }
+    }
+
+    #[test]
+    fn the_trailer_section_is_handed_out_across_splits() {
+        let body = b"3\r\nabc\r\n0\r\nx-sum: 1\r\nx-b: 2\r\n\r\n";
+        for split in 0..body.len() {
+            let mut c = Chunked::default();
+            let mut trailers = Vec::new();
+            let (a, b) = body.split_at(split);
+            for part in [a, b] {
+                c.feed_parts(part, |_| {}, |t| trailers.push(t)).unwrap();
+            }
+            assert!(c.is_done());
+            assert_eq!(trailers, b"x-sum: 1\r\nx-b: 2\r\n", "split at {split}");
+        }
+        let mut c = Chunked::default();
+        let mut trailers = Vec::new();
+        c.feed_parts(b"0\r\n\r\n", |_| {}, |t| trailers.push(t))
+            .unwrap();
+        assert!(c.is_done() && trailers.is_empty());
     }
 
     #[test]

@@ -6,25 +6,23 @@
 //! byte read, to hyper for the rest of its life. A mirrored request
 //! ([`super::mirrored`]) is forwarded the same way, in the primary's
 //! departure turn, its copy handed to a [`MirrorJob`] and the answer
-//! captured for the comparison while it is relayed ([`Capture`]); when the
+//! captured for the comparison while it is relayed (`Capture`); when the
 //! exchange fails the capture's sender is dropped, as on the hyper path. A request it
 //! takes: read its body whole (at most [`super::head::MAX_BODY_BYTES`]),
 //! write head and body to a pooled upstream connection in one write, read
 //! the answer's head ([`super::response`]), write it with the body bytes
-//! already read, then relay the rest of the body as its framing says.
+//! already read, then relay the rest of the body as its framing says
+//! (the exchange and the framing: [`super::client`]).
 //!
 //! Failures, as the hyper path answers them: no connection, a broken
 //! exchange or an answer that is not HTTP before anything was sent to the
 //! client → the 502 of [`crate::error::PRIMARY_UNAVAILABLE`]. A pooled
 //! connection the upstream closed while it was idle is mostly caught at
-//! checkout ([`RawPool::checkout`]); one that fails anyway is retried once
-//! on a fresh connection (the request is all in hand) when the write
-//! itself failed, or, for an idempotent method only, when it closed before
-//! any byte of the answer — a `POST` the upstream may have received and
-//! acted on is never sent twice (a duplicated write would be a side effect
-//! the comparison then blames on the twins); it gets the 502, as hyper's
-//! client gives it. A failure after the answer's head went out, or a
-//! client that goes away → the client connection closes.
+//! checkout ([`super::pool::RawPool::checkout`]); one that fails anyway is
+//! retried as [`super::client`] says — a `POST` the upstream may have
+//! received is never sent twice; it gets the 502, as hyper's client gives
+//! it. A failure after the answer's head went out, or a client that goes
+//! away → the client connection closes.
 //!
 //! The slowloris guard is hyper's: a head must arrive within
 //! [`HEADER_READ_TIMEOUT`] of the connection going back to reading, or the
@@ -41,12 +39,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 
-use super::chunked::{BadChunk, Chunked};
+use super::client::{exchange, room, Body, Failed, UPSTREAM_READ};
 use super::head::{self, Judged};
 use super::mirrored::{self, Mirrored};
-use super::pool::{ConnectError, RawPool};
 use super::prefixed::Prefixed;
-use super::response::{self, AnswerHead, Ask, BadAnswer, Framing};
+use super::response::{self, AnswerHead, Ask};
 use super::{write_date, RawPath};
 use crate::canary::idempotent;
 use crate::departure::{take_turn, Turn};
@@ -54,16 +51,13 @@ use crate::error::{error_body, Side, PRIMARY_UNAVAILABLE};
 use crate::metrics::{Backend, MirrorOutcome};
 use crate::mirror::MirrorJob;
 use crate::service::ServiceState;
-use crate::tee::Capture;
+use crate::tee::{AnswerHeaders, Capture};
 
 /// hyper's default header-read timeout.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Room asked for before a read from the client: heads are small, and an
 /// idle keep-alive connection holds its buffers (hyper's starts at 8 KiB).
 const CLIENT_READ: usize = 4 * 1024;
-/// Room asked for before a read from the upstream: answers are larger.
-/// Allocated at a connection's first request.
-const UPSTREAM_READ: usize = 16 * 1024;
 
 /// How a connection left the raw path.
 #[derive(Debug)]
@@ -72,26 +66,6 @@ pub enum Served {
     Done,
     /// hyper serves the rest, starting with the bytes already read.
     Hyper(Prefixed),
-}
-
-/// Why the primary gave no answer (the client gets a 502).
-#[derive(Debug, thiserror::Error)]
-enum PrimaryError {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("the exchange with the primary broke: {0}")]
-    Io(#[source] std::io::Error),
-    #[error("the primary closed the connection before answering")]
-    Closed,
-    #[error(transparent)]
-    Answer(#[from] BadAnswer),
-}
-
-/// An exchange that did not produce an answer head.
-enum Failed {
-    Primary(PrimaryError),
-    /// The client went away (writing it a 1xx failed).
-    Client,
 }
 
 /// The buffers of one connection, reused for every request on it.
@@ -109,19 +83,6 @@ struct Conn {
     /// `judge`), and the record's head, encoded from them.
     spans: Vec<head::Span>,
     record: Vec<u8>,
-}
-
-/// Room for at least `chunk` more bytes at the end of `buf`, its first
-/// `consumed` bytes dropped if that makes room.
-fn room(buf: &mut Vec<u8>, consumed: &mut usize, chunk: usize) {
-    if buf.capacity() - buf.len() >= chunk {
-        return;
-    }
-    if *consumed > 0 {
-        buf.drain(..*consumed);
-        *consumed = 0;
-    }
-    buf.reserve(chunk);
 }
 
 /// Serves `client_io` on the raw path until it ends or hyper must take it.
@@ -196,7 +157,14 @@ pub async fn serve(
             Mirrored::Skip(MirrorOutcome::SampledOut)
         } else {
             let body = &conn.input[conn.start + head.len..conn.start + whole];
-            mirrored::plan(state, &conn.request, body)
+            mirrored::plan(
+                state,
+                raw.raw_shadow(),
+                &head.method,
+                &conn.request,
+                path,
+                body,
+            )
         };
         let copy = match planned {
             Mirrored::Hyper => return conn.hand_over(client_io),
@@ -205,7 +173,7 @@ pub async fn serve(
                 state.route_states[route].metrics.outcome(outcome);
                 None
             }
-            Mirrored::Copy { head, body, permit } => Some((head, body, permit)),
+            Mirrored::Copy { copy, permit } => Some((copy, permit)),
         };
         // Recorded as the client sent it (before X-Forwarded-For), as the
         // hyper path records it.
@@ -240,14 +208,13 @@ pub async fn serve(
         // sends it; `capture_tx` carries the primary's answer to it.
         let (turn, capture_tx) = match copy {
             None => (Turn::Any, None),
-            Some((copy, body, permit)) => {
+            Some((copy, permit)) => {
                 let (capture_tx, capture_rx) = oneshot::channel();
                 let (primary_turn, shadow_turn) = state.departures.next();
                 MirrorJob {
                     state: Arc::clone(state),
                     route,
-                    head: copy,
-                    body,
+                    copy,
                     turn: shadow_turn,
                 }
                 .spawn(permit, capture_rx);
@@ -265,7 +232,7 @@ pub async fn serve(
                 &mut conn.upstream,
                 ask,
                 idempotent(&head.method),
-                &mut client_io,
+                Some(&mut client_io),
             ),
         )
         .await;
@@ -280,7 +247,7 @@ pub async fn serve(
         let (upstream_io, mut answer) = match exchanged {
             Ok(exchanged) => exchanged,
             Err(Failed::Client) => return Served::Done,
-            Err(Failed::Primary(error)) => {
+            Err(Failed::Upstream(error)) => {
                 tracing::debug!(service = %state.name, side = Side::Primary.as_str(), %error, "request failed");
                 if client_io.write_all(&bad_gateway(ask.close)).await.is_err() || ask.close {
                     return Served::Done;
@@ -292,7 +259,8 @@ pub async fn serve(
         // Dropped with `capture_tx` unused when the exchange failed above:
         // the mirror task then counts the primary's error.
         let mut capture = capture_tx.map(|tx| {
-            let headers = response::header_map(&conn.answer[answer.headers.clone()]);
+            let headers = Bytes::copy_from_slice(&conn.answer[answer.headers.clone()]);
+            let headers = AnswerHeaders::Lines(headers);
             Capture::new(answer.status, headers, state.max_compare_body_bytes, tx)
         });
         // Shutdown began while the answer was on its way: it is the last,
@@ -328,115 +296,6 @@ impl Conn {
     }
 }
 
-/// Sends `request` and reads the final answer's head (1xx heads are
-/// written to the client on the way); the head for the client is left in
-/// `answer`, the upstream's bytes (from its head on) in `upstream`.
-async fn exchange(
-    pool: &RawPool,
-    request: &[u8],
-    answer_head: &mut Vec<u8>,
-    upstream: &mut Vec<u8>,
-    ask: Ask,
-    idempotent: bool,
-    client_io: &mut TcpStream,
-) -> Result<(TcpStream, AnswerHead), Failed> {
-    let mut retried = false;
-    'attempt: loop {
-        let pooled = if retried { None } else { pool.checkout() };
-        let reused = pooled.is_some();
-        let mut io = match pooled {
-            Some(io) => io,
-            None => pool
-                .connect()
-                .await
-                .map_err(|e| Failed::Primary(e.into()))?,
-        };
-        upstream.clear();
-        if let Err(error) = io.write_all(request).await {
-            if reused && !retried {
-                retried = true;
-                continue;
-            }
-            return Err(Failed::Primary(PrimaryError::Io(error)));
-        }
-        let mut answered = false;
-        let mut consumed = 0;
-        loop {
-            if consumed < upstream.len() {
-                let parsed = response::parse(&upstream[consumed..], ask, write_date, answer_head);
-                match parsed {
-                    Ok(Some(answer)) if (100..200).contains(&answer.status) => {
-                        client_io
-                            .write_all(answer_head)
-                            .await
-                            .map_err(|_| Failed::Client)?;
-                        consumed += answer.len;
-                        continue;
-                    }
-                    Ok(Some(answer)) => {
-                        upstream.drain(..consumed);
-                        return Ok((io, answer));
-                    }
-                    Ok(None) => {}
-                    Err(error) => return Err(Failed::Primary(error.into())),
-                }
-            }
-            room(upstream, &mut consumed, UPSTREAM_READ);
-            match io.read_buf(upstream).await {
-                Ok(0) | Err(_) if !answered && reused && !retried && idempotent => {
-                    retried = true;
-                    continue 'attempt;
-                }
-                Ok(0) => return Err(Failed::Primary(PrimaryError::Closed)),
-                Err(error) => return Err(Failed::Primary(PrimaryError::Io(error))),
-                Ok(_) => answered = true,
-            }
-        }
-    }
-}
-
-/// How much of what the upstream sends belongs to the body.
-enum Body {
-    Length(u64),
-    Chunked(Chunked),
-    Close,
-}
-
-impl Body {
-    /// How many of `bytes` belong to the body, and whether it is complete;
-    /// `data` gets the body's content among them (chunked: decoded).
-    fn take(
-        &mut self,
-        bytes: &[u8],
-        mut data: impl FnMut(&[u8]),
-    ) -> Result<(usize, bool), BadChunk> {
-        Ok(match self {
-            Body::Length(left) => {
-                let n = (bytes.len() as u64).min(*left);
-                *left -= n;
-                if n > 0 {
-                    data(&bytes[..n as usize]);
-                }
-                (n as usize, *left == 0)
-            }
-            Body::Chunked(chunked) => {
-                let n = chunked.feed_data(bytes, |d| {
-                    if !d.is_empty() {
-                        data(d);
-                    }
-                })?;
-                (n, chunked.is_done())
-            }
-            Body::Close => {
-                if !bytes.is_empty() {
-                    data(bytes);
-                }
-                (bytes.len(), false)
-            }
-        })
-    }
-}
-
 /// Writes the answer's head (in `conn.answer`) and body to the client. Gives
 /// the upstream connection back when it can carry another request; `Err`
 /// when the client connection must close (the answer broke off, or the
@@ -454,14 +313,9 @@ async fn relay(
             capture.data(|| Bytes::copy_from_slice(bytes), bytes.len());
         }
     };
-    let mut body = match answer.framing {
-        Framing::Empty => Body::Length(0),
-        Framing::Length(n) => Body::Length(n),
-        Framing::Chunked => Body::Chunked(Chunked::default()),
-        Framing::Close => Body::Close,
-    };
+    let mut body = Body::of(answer.framing);
     let after_head = &conn.upstream[answer.len..];
-    let (n, mut done) = body.take(after_head, &mut keep).map_err(|_| ())?;
+    let (n, mut done) = body.take(after_head, &mut keep, |_| {}).map_err(|_| ())?;
     let mut overrun = n < after_head.len();
     conn.answer.extend_from_slice(&after_head[..n]);
     client_io.write_all(&conn.answer).await.map_err(|_| ())?;
@@ -473,7 +327,9 @@ async fn relay(
             Ok(0) | Err(_) => return Err(()),
             Ok(_) => {}
         }
-        let (n, end) = body.take(&conn.upstream, &mut keep).map_err(|_| ())?;
+        let (n, end) = body
+            .take(&conn.upstream, &mut keep, |_| {})
+            .map_err(|_| ())?;
         overrun |= n < conn.upstream.len();
         done = end;
         client_io
@@ -485,7 +341,7 @@ async fn relay(
     // hyper's server stops reading an answer at trailers its client did
     // not ask for (the raw path takes no request with `TE`), and the
     // `TeeBody` it drops counts the primary's error.
-    let trailers = matches!(&body, Body::Chunked(c) if c.has_trailers());
+    let trailers = body.has_trailers();
     if let (Some(capture), false) = (capture, trailers) {
         capture.end();
     }

@@ -27,40 +27,49 @@
 //! would not mirror the request (`mirror_percent = 0`, or a method
 //! `mirror_methods = "safe"` keeps from the shadow) — or, on
 //! [`Http1Path::RawMirrored`], one it mirrors too ([`mirrored`]: the
-//! shadow's copy built once from the head the primary gets, the primary's
-//! answer captured for the comparison as it is relayed); the client connection
+//! shadow's copy is the bytes the primary gets, sent by [`shadow`]; the
+//! primary's answer captured for the comparison as it is relayed); the client connection
 //! is plain (not TLS, not HTTP/2). A recording service (`[services.record]`)
 //! takes it too, recording from the head's bytes the same record the hyper
 //! path encodes ([`crate::record::Recorder::begin_raw`]), so a recording
 //! benchmark compares like with like.
 //!
 //! # The escape hatch
-//! The raw path, mirrored requests included, is the default.
-//! `PARALLAX_PROXY_H1=hyper` in the proxy's environment keeps every
-//! connection on hyper, so that `scripts/proxy-floor.sh` can run both side
-//! by side with nginx; `PARALLAX_PROXY_H1=raw` keeps mirrored requests on
-//! hyper (the raw path only forwards); in process,
-//! [`crate::Proxy::set_http1_path`].
+//! The raw path, mirrored requests and their shadow copies included, is
+//! the default. `PARALLAX_PROXY_H1=hyper` in the proxy's environment keeps
+//! every connection on hyper, so that `scripts/proxy-floor.sh` can run both
+//! side by side with nginx; `PARALLAX_PROXY_H1=raw` keeps mirrored requests
+//! on hyper (the raw path only forwards); `PARALLAX_PROXY_H1=hyper-shadow`
+//! keeps mirrored requests on the raw path but sends the shadow's copy with
+//! hyper's client, as before [`shadow`] (a benchmark's before and after in
+//! one binary); in process, [`crate::Proxy::set_http1_path`].
 //!
 //! # Layout
 //! - [`head`]: a request head judged and rewritten (pure).
 //! - [`response`]: an answer head parsed and rewritten, its framing (pure).
 //! - [`chunked`]: a chunked body's end found without changing it (pure).
 //! - [`mirrored`]: a mirrored request's copy and plan.
-//! - [`pool`]: idle keep-alive connections to the primary.
+//! - [`client`]: one exchange with an upstream over a pooled connection,
+//!   and an answer body's framing (the primary's and the shadow's).
+//! - [`shadow`]: the shadow's copy sent, its answer read for the
+//!   comparison.
+//! - [`pool`]: idle keep-alive connections to an upstream.
 //! - [`prefixed`]: a connection handed to hyper with its bytes read so far.
 //! - [`conn`]: the per-connection loop.
 
 pub mod chunked;
+pub mod client;
 pub mod conn;
 pub mod head;
 pub mod mirrored;
 pub mod pool;
 pub mod prefixed;
 pub mod response;
+pub mod shadow;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::Method;
@@ -84,21 +93,28 @@ pub enum Http1Path {
     Raw,
     /// hyper for everything.
     Hyper,
-    /// The raw path for mirrored requests too ([`mirrored`]).
+    /// The raw path for mirrored requests too ([`mirrored`]), the
+    /// shadow's copy sent by the raw client ([`shadow`]) when the shadow
+    /// is plain HTTP/1.1.
     RawMirrored,
+    /// As [`Http1Path::RawMirrored`], but the shadow's copy built as a
+    /// `Parts` and sent by hyper's client (the mirrored raw path before the
+    /// raw shadow client: the benchmark's before).
+    HyperShadow,
 }
 
 impl Http1Path {
     /// The path without [`ENV`].
     pub const DEFAULT: Http1Path = Http1Path::RawMirrored;
 
-    /// [`ENV`]'s choice: `hyper`, `raw` or `raw-mirrored`; anything else
-    /// is the default.
+    /// [`ENV`]'s choice: `hyper`, `raw`, `raw-mirrored` or
+    /// `hyper-shadow`; anything else is the default.
     pub fn from_env() -> Self {
         match std::env::var(ENV).as_deref() {
             Ok("hyper") => Http1Path::Hyper,
             Ok("raw") => Http1Path::Raw,
             Ok("raw-mirrored") => Http1Path::RawMirrored,
+            Ok("hyper-shadow") => Http1Path::HyperShadow,
             _ => Self::DEFAULT,
         }
     }
@@ -107,6 +123,7 @@ impl Http1Path {
         match n {
             0 => Http1Path::Raw,
             2 => Http1Path::RawMirrored,
+            3 => Http1Path::HyperShadow,
             _ => Http1Path::Hyper,
         }
     }
@@ -115,7 +132,8 @@ impl Http1Path {
 /// A service's raw path.
 #[derive(Debug)]
 pub struct RawPath {
-    pub(crate) pool: RawPool,
+    /// The primary's raw connections ([`Upstream::raw_pool`]).
+    pub(crate) pool: Arc<RawPool>,
     /// `mirror_percent = 0`: no request is mirrored.
     never_mirrors: bool,
     methods: MirrorMethods,
@@ -134,11 +152,11 @@ impl RawPath {
         methods: MirrorMethods,
         canary: bool,
     ) -> Option<Self> {
-        if canary || !primary.is_plain_http1() {
+        if canary {
             return None;
         }
         Some(Self {
-            pool: RawPool::new(&primary.addr),
+            pool: Arc::clone(primary.raw_pool()?),
             never_mirrors: sampler.never(),
             methods,
             path: AtomicU8::new(Http1Path::from_env() as u8),
@@ -147,6 +165,12 @@ impl RawPath {
 
     /// Whether it takes requests the service would mirror.
     pub fn mirrors(&self) -> bool {
+        matches!(self.path(), Http1Path::RawMirrored | Http1Path::HyperShadow)
+    }
+
+    /// Whether a mirrored request's copy may go to a plain HTTP/1.1 shadow
+    /// by the raw client ([`shadow`]) rather than hyper's.
+    pub fn raw_shadow(&self) -> bool {
         self.path() == Http1Path::RawMirrored
     }
 
@@ -171,7 +195,7 @@ impl RawPath {
     pub fn is_on(&self) -> bool {
         match self.path() {
             Http1Path::Hyper => false,
-            Http1Path::RawMirrored => true,
+            Http1Path::RawMirrored | Http1Path::HyperShadow => true,
             Http1Path::Raw => self.never_mirrors || self.methods != MirrorMethods::All,
         }
     }

@@ -1,5 +1,8 @@
 //! The raw path's idle keep-alive connections to one plain HTTP/1.1
-//! upstream: bare `TcpStream`s, since the raw path speaks HTTP/1.1 itself.
+//! upstream (the primary, or the shadow a mirrored copy goes to): bare
+//! `TcpStream`s, since the raw path speaks HTTP/1.1 itself. Each upstream
+//! owns one ([`crate::upstream::Upstream::raw_pool`]), apart from hyper's
+//! pool for the same address.
 //! The same bounds as the hyper path's pool ([`crate::upstream`]): at most
 //! [`MAX_IDLE`] idle connections, none kept past [`POOL_IDLE_TIMEOUT`],
 //! connects bounded by [`CONNECT_TIMEOUT`].
@@ -20,9 +23,9 @@ use crate::upstream::{host_and_port, CONNECT_TIMEOUT, MAX_IDLE, POOL_IDLE_TIMEOU
 /// Why no connection came up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("cannot connect to the primary: {0}")]
+    #[error("cannot connect to the upstream: {0}")]
     Tcp(#[source] std::io::Error),
-    #[error("no connection to the primary within {CONNECT_TIMEOUT:?}")]
+    #[error("no connection to the upstream within {CONNECT_TIMEOUT:?}")]
     Timeout,
 }
 

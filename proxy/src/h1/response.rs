@@ -46,7 +46,7 @@ pub struct AnswerHead {
     pub close: bool,
     /// The upstream's headers kept for the client (hop rules applied), as
     /// `name: value\r\n` lines within the head written to `out`: what the
-    /// hyper path's capture for the comparison holds ([`header_map`]).
+    /// hyper path's capture for the comparison holds ([`header_list`]).
     pub headers: std::ops::Range<usize>,
 }
 
@@ -218,13 +218,12 @@ pub fn close_after(head: &mut Vec<u8>, answer: &mut AnswerHead) {
     answer.close = true;
 }
 
-/// The `name: value\r\n` lines [`parse`] wrote (`AnswerHead::headers`) as
-/// a map, in order; a value `http` would refuse is left out. The lines are
-/// copied once and the values share the copy (as hyper's client shares its
-/// read buffer).
-pub fn header_map(lines: &[u8]) -> http::HeaderMap {
-    let lines = bytes::Bytes::copy_from_slice(lines);
-    let mut map = http::HeaderMap::new();
+/// The `name: value\r\n` lines [`parse`] wrote (`AnswerHead::headers`)
+/// as the comparison's field list ([`field_list`]): what a `HeaderMap` of
+/// them gives `crate::service::header_list`, without building the map.
+pub fn header_list(lines: &[u8]) -> Vec<(String, String)> {
+    let mut fields: [(&[u8], &[u8]); MAX_HEADERS] = [(&[], &[]); MAX_HEADERS];
+    let mut n = 0;
     for line in lines.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -233,14 +232,37 @@ pub fn header_map(lines: &[u8]) -> http::HeaderMap {
         let value = line[colon + 1..]
             .strip_prefix(b" ")
             .unwrap_or(&line[colon + 1..]);
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(&line[..colon]),
-            http::HeaderValue::from_maybe_shared(lines.slice_ref(value)),
-        ) {
-            map.append(name, value);
+        if n < MAX_HEADERS {
+            fields[n] = (&line[..colon], value);
+            n += 1;
         }
     }
-    map
+    field_list(&fields[..n])
+}
+
+/// Header fields as the comparison lists them (`crate::service::header_list`
+/// of a `HeaderMap`): names in lower case, the values of one name
+/// together, in the order names first appear; values as text (invalid
+/// UTF-8 replaced). The fields come from `httparse`, whose names and
+/// values are exactly those `http` takes, so none is left out.
+pub fn field_list(fields: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(fields.len());
+    for (i, &(name, _)) in fields.iter().enumerate() {
+        if fields[..i]
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        for (_, value) in fields[i..]
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            out.push((lower.clone(), String::from_utf8_lossy(value).into_owned()));
+        }
+    }
+    out
 }
 
 /// Whether the answer's `Connection` lists `name`.
@@ -255,6 +277,28 @@ fn named_by_connection(headers: &[httparse::Header<'_>], name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lines [`parse`] wrote as the map hyper's client would build.
+    fn header_map(lines: &[u8]) -> http::HeaderMap {
+        let lines = bytes::Bytes::copy_from_slice(lines);
+        let mut map = http::HeaderMap::new();
+        for line in lines.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let value = line[colon + 1..]
+                .strip_prefix(b" ")
+                .unwrap_or(&line[colon + 1..]);
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(&line[..colon]),
+                http::HeaderValue::from_maybe_shared(lines.slice_ref(value)),
+            ) {
+                map.append(name, value);
+            }
+        }
+        map
+    }
 
     const GET: Ask = Ask {
         head: false,
@@ -293,6 +337,21 @@ mod tests {
         assert_eq!(
             pairs,
             [("date", "d"), ("content-length", "2"), ("x-keep", "y")]
+        );
+    }
+
+    #[test]
+    fn the_field_list_is_the_maps_list() {
+        let lines = b"Set-Cookie: a\r\nX-B: 1\r\nset-cookie: b\r\nDate: d\r\nx-b: \xff2\r\n";
+        let map = header_map(lines);
+        assert_eq!(header_list(lines), crate::service::header_list(&map));
+        assert_eq!(
+            header_list(lines)[..3],
+            [
+                ("set-cookie".to_owned(), "a".to_owned()),
+                ("set-cookie".to_owned(), "b".to_owned()),
+                ("x-b".to_owned(), "1".to_owned())
+            ]
         );
     }
 
