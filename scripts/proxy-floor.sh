@@ -22,6 +22,8 @@
 # parallax-session-cache; cd go-reference && go build -o ../target/parallax-bin/ ./cmd/...).
 #
 # Optional, for before/after in one run:
+#   HOP=0                     leave out the one-connection table (for a run
+#                             of only the phases below);
 #   PARALLAX_PROXY_BIN=path   the proxy to measure instead of this tree's
 #                             `parallax proxy`: another `parallax*` binary, or
 #                             target/release/examples/bench_proxy, which
@@ -179,7 +181,9 @@ fi
 reverse=(); for ((i=${#order[@]}-1; i>=0; i--)); do reverse+=("${order[i]}"); done
 declare -A results
 echo "proxy-floor: wrk -t1 -c1 -d${secs}s --latency, A..F then F..A, $(nproc) CPUs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+[[ ${HOP:-1} == 0 ]] && echo "proxy-floor: HOP=0, the one-connection table left out" >&2
 for path in "${order[@]}" "${reverse[@]}"; do
+  [[ ${HOP:-1} == 0 ]] && break
   url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
   wrk -t1 -c1 -d1s "$url" >/dev/null           # warm the pools
   out=$(wrk -t1 -c1 -d"${secs}s" --latency "$url")
@@ -188,8 +192,10 @@ for path in "${order[@]}" "${reverse[@]}"; do
   results[$path]+="${results[$path]:+ / }$p50 p50, $p99 p99, $rps req/s"
   echo "  $path: $p50 p50, $p99 p99, $rps req/s" >&2
 done
-printf '\n| path | run 1 / run 2 |\n|---|---|\n'
-for path in "${order[@]}"; do printf '| %s | %s |\n' "$path" "${results[$path]}"; done
+if [[ ${HOP:-1} != 0 ]]; then
+  printf '\n| path | run 1 / run 2 |\n|---|---|\n'
+  for path in "${order[@]}"; do printf '| %s | %s |\n' "$path" "${results[$path]}"; done
+fi
 
 # nginx's worker does the work; its master only watches.
 cpu_pid[nginx]=$(pgrep -P "$nginx_master" | head -1); cpu_pid[nginx-mirror]=${cpu_pid[nginx]}
@@ -441,7 +447,8 @@ printf '\nWhere the CPUs went at maximum throughput (µs per request over the mi
 acct_table max "${mirrors[@]}"
 for r in 1 2; do
   printf '\nRun %s: ' "$r"
-  "$root/scripts/cpu-account.py" budget "$work/acct-max-parallax-mirror-$r.json" --against "$work/acct-max-nginx-mirror-$r.json" --ratio 2.5 --proxy proxy
+  "$root/scripts/cpu-account.py" budget "$work/acct-max-parallax-mirror-$r.json" --against "$work/acct-max-nginx-mirror-$r.json" --ratio 2.5 --proxy proxy \
+    --optimistic "$work/acct-max-parallax-$r.json" || true
 done
 
 [[ ${SHAPES:-0} == 1 && -n ${PARALLAX_PROXY_BIN:-} ]] || exit 0
