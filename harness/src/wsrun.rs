@@ -389,10 +389,11 @@ fn interleaved(
     }
     let users = env.experiment.load.connections;
     let mut acc = [Blocks::default(), Blocks::default()];
-    // Each block's own latency, for the timeline: a whole-run percentile
-    // hides which block a tail came from.
+    // Each block's own latency, for the timeline (as the HTTP runner's,
+    // on the backend's own measured seconds, so block k of both backends
+    // sits at the same t): a whole-run percentile hides which block a tail
+    // came from.
     let mut timelines: [Vec<Window>; 2] = Default::default();
-    let start = std::time::Instant::now();
     for (n, b) in schedule.iter().enumerate() {
         let side = &mut sides[b.backend];
         eprintln!(
@@ -403,7 +404,7 @@ fn interleaved(
             side.backend.label
         );
         let slot = first + b.index as u64 * block_slots;
-        let t_secs = start.elapsed().as_secs_f64();
+        let t_secs = acc[b.backend].secs;
         let (_, window) = block(
             env,
             side,
@@ -430,7 +431,7 @@ fn interleaved(
         .map(|b| if b.backend == 0 { 'A' } else { 'B' })
         .collect();
     let mut notes = vec![format!(
-        "interleaved: A = {}, B = {}, each backend's {} sessions opened together and open throughout, publishes to one backend at a time in {pairs} blocks of {block_secs:.2} s each, order {order}{} ({}){}; block k of each gets the same publishes; each block's p50/p99 in the timeline (t = the block's start)",
+        "interleaved: A = {}, B = {}, each backend's {} sessions opened together and open throughout, publishes to one backend at a time in {pairs} blocks of {block_secs:.2} s each, order {order}{} ({}){}; block k of each gets the same publishes; each block's p50/p99 in the timeline (t = the backend's measured seconds before it)",
         sides[0].backend.label,
         sides[1].backend.label,
         ws.clients,
