@@ -26,7 +26,9 @@
 //!   time from the kernel's counter, peak memory as its processes' peak
 //!   RSS (else `/proc`).
 //! - [`interleave`]: the A B B A (or seeded random) order of direct-mode
-//!   blocks.
+//!   blocks, and the warm-up order that keeps them fair.
+//! - [`kafka_topics`]: removes the Kafka topics a run created when no join
+//!   reads them.
 //! - [`capacity`]: rate ladders, SLOs and the capacity search.
 //! - [`fleet`]: the worker-process fleet: many WebSocket sessions in worker
 //!   processes, timing the frames they receive.
@@ -45,6 +47,7 @@ pub mod experiment;
 pub mod fleet;
 pub mod grpc;
 pub mod interleave;
+pub mod kafka_topics;
 pub mod proxyconf;
 pub mod rounds;
 pub mod runner;

@@ -278,6 +278,9 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
             last.notes.push(note);
         }
     }
+    // A/A and capacity searches join nothing: the topics their backends
+    // wrote (named after this run) go once the backends have stopped.
+    let drop_topics = kafka.is_some() && (mode == ModeName::Aa || options.capacity.is_some());
     for r in running {
         if let Some(c) = r.child {
             let label = r.label.clone();
@@ -288,6 +291,23 @@ pub fn run(experiment: &Experiment, options: &RunOptions) -> anyhow::Result<Vec<
                     ));
                 }
             }
+        }
+    }
+    if drop_topics {
+        let note = match crate::kafka_topics::delete_run_topics(
+            &vars.brokers,
+            &vars.run,
+            Duration::from_secs(10),
+        ) {
+            Ok(gone) if gone.is_empty() => {
+                format!("Kafka: no topic named with {} to remove", vars.run)
+            }
+            Ok(gone) => format!("Kafka: this run's topics removed: {}", gone.join(", ")),
+            Err(e) => format!("Kafka: {e}"),
+        };
+        eprintln!("{name}: {note}");
+        for s in &mut results {
+            s.notes.push(note.clone());
         }
     }
     Ok(results)

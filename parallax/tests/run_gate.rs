@@ -597,6 +597,58 @@ fn the_ingest_experiment_joins_both_sides_kafka_records() {
     assert_eq!(kafka.bad(), 0, "{kafka:?}");
 }
 
+#[test]
+fn an_ingest_aa_run_removes_the_kafka_topics_it_wrote() {
+    // A/A joins nothing: the topic both copies wrote (named after the run)
+    // is removed at the end, not left in the broker (it was, for every
+    // ingest A/A run of scripts/aa-fairness.sh).
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let dir = TempDir::new("ingest-aa");
+    let file = repo().join("experiments/ingest.toml");
+    let (out, results) = run_experiment(&file, &dir.0, &["--aa", "--direct", "--rate", "4"]);
+    assert!(out.status.success(), "parallax run failed\n{}", text(&out));
+    let run = RunResults::load(&results).unwrap();
+    let ingest = run.scenario("ingest").expect("an ingest scenario");
+    let removed = ingest
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("Kafka: this run's topics removed: "))
+        .unwrap_or_else(|| panic!("no removal note: {:?}", ingest.notes));
+    let removed: Vec<&str> = removed.split(", ").collect();
+    assert!(
+        removed.iter().all(|t| t.starts_with("parallax-px")),
+        "{removed:?}"
+    );
+    assert!(ingest.backends.iter().all(|b| b.requests > 0), "{ingest:?}");
+    let brokers =
+        std::env::var("PARALLAX_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    // Deletion is the controller's; a broker's metadata follows shortly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metadata = consumer
+            .fetch_metadata(None, std::time::Duration::from_secs(10))
+            .unwrap();
+        let left: Vec<&str> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name())
+            .filter(|t| removed.contains(t))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still in Kafka: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// `parallax-<pid>-…` cgroups left behind by a `parallax` that has exited.
 fn leftover_cgroups() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup/cpuacct") else {
