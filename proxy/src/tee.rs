@@ -147,10 +147,12 @@ impl Pending {
         });
     }
 
-    fn complete(self) {
+    fn complete(mut self) {
         let body = match self.chunks.len() {
             0 => Bytes::new(),
-            1 => self.chunks[0].clone(),
+            // Taken, not cloned: a clone of a `Bytes` made from a `Vec`
+            // allocates its shared header.
+            1 => self.chunks.pop().unwrap_or_default(),
             _ => {
                 let mut all = BytesMut::with_capacity(self.len);
                 for c in &self.chunks {

@@ -254,12 +254,20 @@ pub fn field_list(fields: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
         {
             continue;
         }
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        for (_, value) in fields[i..]
+        let mut lower = Some(String::from_utf8_lossy(name).to_ascii_lowercase());
+        let mut same = fields[i..]
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            out.push((lower.clone(), String::from_utf8_lossy(value).into_owned()));
+            .peekable();
+        while let Some((_, value)) = same.next() {
+            // The name moves into its last value's pair: one String per
+            // name when it has one value (most do).
+            let name = match same.peek() {
+                Some(_) => lower.clone(),
+                None => lower.take(),
+            };
+            let value = String::from_utf8_lossy(value).into_owned();
+            out.push((name.unwrap_or_default(), value));
         }
     }
     out
