@@ -61,17 +61,19 @@
 #   OPEN=1                    the added median under an open model at
 #                             OPEN_RATE (default 5000 req/s, CO-corrected,
 #                             OPEN_SECS measured, default 10), A..E then E..A,
-#                             from each generator in OPEN_GEN (default "goose
-#                             lean"): goose is `parallax load http` (every
+#                             from each generator in OPEN_GEN (default
+#                             "goose"): goose is `parallax load http` (every
 #                             path); lean is loadgen/examples/lean_open (cargo
 #                             build --release -p parallax-loadgen --example
 #                             lean_open; direct, nginx, nginx-mirror,
 #                             parallax, parallax-mirror), evenly spaced sends
 #                             from plain threads, no millisecond timer bursts;
 #                             lean-ticked (the same slots sent on whole
-#                             milliseconds, as goose's timer sends them) and
-#                             lean-poisson (Poisson arrivals) on request;
-#                             per run the CPU and run-queue wait per request
+#                             milliseconds, as goose's timer sends them),
+#                             lean-poisson (Poisson arrivals), lean-awake
+#                             (lean with a SCHED_IDLE busy loop per CPU, so
+#                             no vCPU halts: the idle wake-up left out); per
+#                             run the CPU and run-queue wait per request
 #                             of generator, primary, shadow and proxy, the
 #                             machine's idle share and the proxy's own
 #                             upstream latency (scripts/cpu-account.py);
@@ -283,8 +285,9 @@ if [[ ${OPEN:-0} == 1 ]]; then
   # goose: `parallax load http`; lean: loadgen/examples/lean_open.rs, evenly
   # spaced sends from plain threads (no millisecond timer bursts);
   # lean-ticked: the same slots sent on whole milliseconds as goose's
-  # tokio timer sends them; lean-poisson: Poisson arrivals.
-  read -ra gens <<<"${OPEN_GEN:-goose lean}"
+  # tokio timer sends them; lean-poisson: Poisson arrivals; lean-awake:
+  # lean with the CPUs kept from halting (the VM's idle wake-up left out).
+  read -ra gens <<<"${OPEN_GEN:-goose}"
   lean="$root/target/release/examples/lean_open"
   if [[ " ${gens[*]} " == *" lean"* && ! -x $lean ]]; then
     echo "proxy-floor: $lean is missing: cargo build --release -p parallax-loadgen --example lean_open (or OPEN_GEN=goose)" >&2; exit 2
@@ -305,10 +308,18 @@ if [[ ${OPEN:-0} == 1 ]]; then
           --result "json:$dir/load.json" -- "$parallax" load http --target "http://127.0.0.1:${port[$path]}" \
           --path /v1/sessions/bench --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$dir" >"$dir.log" 2>&1 || true
       else
-        arrivals=uniform; [[ $gen == lean-* ]] && arrivals=${gen#lean-}
+        arrivals=uniform; [[ $gen == lean-ticked || $gen == lean-poisson ]] && arrivals=${gen#lean-}
+        spinners=()
+        if [[ $gen == lean-awake ]]; then
+          # One busy loop per CPU at SCHED_IDLE: any other task preempts it
+          # at once, but no vCPU ever halts, so nothing pays the wake-up of
+          # an idle virtual CPU (a VM exit and the host's scheduler).
+          for ((i = 0; i < $(nproc); i++)); do chrt -i 0 bash -c 'while :; do :; done' & spinners+=($!); pids+=($!); done
+        fi
         account "$work/acct-open-$gen-$path-$run_no.json" 2.5 "$(awk -v s="$osecs" 'BEGIN{print s - 1}')" "$path" "$run_no" "$gen" \
           --result "json:$dir/load.json" -- "$lean" --target "127.0.0.1:${port[$path]}" --path /v1/sessions/bench \
           --arrivals "$arrivals" --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$dir/load.json" >"$dir.log" 2>&1 || true
+        for sp in "${spinners[@]}"; do kill "$sp"; wait "$sp" 2>/dev/null || true; done
       fi
       got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); l = d["latency"]
 print("%s µs p50, %s µs p99, %s errors, %s late" % (l["p50_us"], l["p99_us"], d["errors"], d["late"]))' "$dir/load.json" 2>/dev/null || echo "failed: see $dir.log")
