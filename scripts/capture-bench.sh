@@ -22,7 +22,8 @@
 #           PARALLAX_PROXY_H1 (hyper|raw) is passed to both proxies.
 #           INSTRUCTIONS=1 adds load-blind counts: each proxy in turn
 #           under valgrind's callgrind (one worker), a warm-up of
-#           INSTR_RATE req/s (default 500) for 2 s, counters zeroed, then
+#           INSTR_RATE req/s (default 500) for INSTR_WARM_SECS (default 2;
+#           past a stored run's probe), counters zeroed, then
 #           INSTR_SECS (default 6) of the same replay: user-space
 #           instructions per request, the recorder's writer thread
 #           included (callgrind counts every thread), recording off and on;
@@ -199,11 +200,14 @@ instructions() {
     "${proxy_cmd[@]}" --config "$config" >"$work/instr-$label.log" 2>&1 &
   vpid=$!; pids+=($vpid)
   for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
-  "$parallax" replay "$work/load.plxcap" --target "w=http://127.0.0.1:$port" --rate "$irate" \
-    --duration-secs 2 --no-sessions --quiet --max-late-percent 100 --results "$work/instr-warm.json" >/dev/null 2>&1 || true
+  # A few connections only: under valgrind the proxy's threads take turns,
+  # and a replay that opened a connection per late request would count
+  # connection set-ups as per-request work.
+  "$parallax" replay "$work/load.plxcap" --target "w=http://127.0.0.1:$port" --rate "$irate" --max-connections 8 \
+    --duration-secs "${INSTR_WARM_SECS:-2}" --no-sessions --quiet --max-late-percent 100 --results "$work/instr-warm.json" >/dev/null 2>&1 || true
   sleep 1
   callgrind_control -z "$vpid" >/dev/null
-  out=$("$parallax" replay "$work/load.plxcap" --target "i=http://127.0.0.1:$port" --rate "$irate" \
+  out=$("$parallax" replay "$work/load.plxcap" --target "i=http://127.0.0.1:$port" --rate "$irate" --max-connections 8 \
     --duration-secs "$isecs" --no-sessions --quiet --max-late-percent 100 --results "$work/instr-$label.json" 2>&1 || true)
   # The writer takes what is queued within its poll (flush_interval / 10).
   sleep 1.5
