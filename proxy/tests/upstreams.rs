@@ -2216,3 +2216,31 @@ async fn the_raw_shadow_client_keeps_its_connection_alive() {
     assert_eq!(shadow.requests().len(), 10);
     assert_eq!(shadow.connections(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_shadow_copy_carries_the_marker_once_and_the_primary_none() {
+    let primary = raw_upstream(mirrored_primary, false).await;
+    let shadow = raw_upstream(mirrored_shadow, false).await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(shadow.addr)
+        .set("shadow_marker_header = \"x-parallax-shadow\"")
+        .http1(Http1Path::RawMirrored)
+        .start()
+        .await;
+    let request = b"POST /x HTTP/1.1\r\nHost: h\r\nX-Parallax-Shadow: spoofed\r\nX-A: 1\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
+    talk(proxy.addr, &[request], Duration::ZERO, CLOSED).await;
+    proxy.wait_outcome("compared", 1.0).await;
+    let text = |requests: Vec<Vec<u8>>| String::from_utf8(requests.concat()).unwrap();
+    // The primary gets what the client sent (but the hop rules); the
+    // shadow the same with the marker instead of any the client sent, as
+    // `HeaderMap::insert` makes it on hyper's path.
+    assert_eq!(
+        text(primary.requests()),
+        "POST /x HTTP/1.1\r\nHost: h\r\nX-Parallax-Shadow: spoofed\r\nX-A: 1\r\nContent-Length: 5\r\nx-forwarded-for: 127.0.0.1\r\n\r\nhello"
+    );
+    assert_eq!(
+        text(shadow.requests()),
+        "POST /x HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nContent-Length: 5\r\nx-forwarded-for: 127.0.0.1\r\nx-parallax-shadow: 1\r\n\r\nhello"
+    );
+}
