@@ -222,22 +222,34 @@ pub fn close_after(head: &mut Vec<u8>, answer: &mut AnswerHead) {
 /// as the comparison's field list ([`field_list`]): what a `HeaderMap` of
 /// them gives `crate::service::header_list`, without building the map.
 pub fn header_list(lines: &[u8]) -> Vec<(String, String)> {
-    let mut fields: [(&[u8], &[u8]); MAX_HEADERS] = [(&[], &[]); MAX_HEADERS];
-    let mut n = 0;
-    for line in lines.split(|&b| b == b'\n') {
+    let fields = lines.split(|&b| b == b'\n').filter_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let value = line[colon + 1..]
-            .strip_prefix(b" ")
-            .unwrap_or(&line[colon + 1..]);
-        if n < MAX_HEADERS {
-            fields[n] = (&line[..colon], value);
-            n += 1;
+        let colon = line.iter().position(|&b| b == b':')?;
+        let value = &line[colon + 1..];
+        Some((&line[..colon], value.strip_prefix(b" ").unwrap_or(value)))
+    });
+    // Most answers have a few headers: a small array on the stack (a full
+    // `MAX_HEADERS` one would be 3 KiB to clear per list), a `Vec` past it.
+    const FEW: usize = 16;
+    let mut few: [(&[u8], &[u8]); FEW] = [(&[], &[]); FEW];
+    let mut n = 0;
+    let mut more = Vec::new();
+    for field in fields.take(MAX_HEADERS) {
+        if n < FEW {
+            few[n] = field;
+        } else {
+            if more.is_empty() {
+                more.extend_from_slice(&few);
+            }
+            more.push(field);
         }
+        n += 1;
     }
-    field_list(&fields[..n])
+    if n <= FEW {
+        field_list(&few[..n])
+    } else {
+        field_list(&more)
+    }
 }
 
 /// Header fields as the comparison lists them (`crate::service::header_list`
@@ -346,6 +358,17 @@ mod tests {
             pairs,
             [("date", "d"), ("content-length", "2"), ("x-keep", "y")]
         );
+    }
+
+    #[test]
+    fn a_long_field_list_is_the_maps_list_too() {
+        let lines: String = (0..40).map(|i| format!("x-{}: {i}\r\n", i % 7)).collect();
+        let map = header_map(lines.as_bytes());
+        assert_eq!(
+            header_list(lines.as_bytes()),
+            crate::service::header_list(&map)
+        );
+        assert_eq!(header_list(lines.as_bytes()).len(), 40);
     }
 
     #[test]
