@@ -27,6 +27,8 @@
 # per-block ratios: the median over k of B's block k / A's block k, which
 # one burst in one block cannot move (a whole-run p99 is the worst ~1 % of
 # deliveries, i.e. the 2-3 slowest of 240 broadcasts: one stall decides it).
+# The last column of each run is the copies' CPU ratio (B / A, cgroup CPU
+# over the measured blocks): a position bias shows there too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -87,7 +89,7 @@ python3 - "$OUT" "$RUNS" <<'PY' | tee "$OUT/summary.txt"
 import json, sys, os, glob, collections
 out, runs = sys.argv[1], int(sys.argv[2])
 ok = lambda r: 0.9 <= r <= 1.1
-print(f"{'run':30} {'load start->end':>15}  {'p50 a / b (us)':>17} {'ratio':>5}     {'p99 a / b (us)':>19} {'ratio':>5}")
+print(f"{'run':30} {'load start->end':>15}  {'p50 a / b (us)':>17} {'ratio':>5}     {'p99 a / b (us)':>19} {'ratio':>5}     cpu b/a")
 tally = collections.defaultdict(lambda: [0, 0, 0])  # runs, p50 ok, p99 ok
 paired_tally = collections.defaultdict(lambda: [0, 0, 0])
 
@@ -119,6 +121,8 @@ for d in sorted(glob.glob(os.path.join(out, "*.load")), key=lambda p: (int(p[:-5
     tally[part][2] += ok(r99)
     mark = lambda r: "ok " if ok(r) else "OUT"
     b50, b99 = paired(s, "p50_us"), paired(s, "p99_us")
+    ca, cb = s["backends"][0].get("cpu_seconds"), s["backends"][1].get("cpu_seconds")
+    cpu = f"  {cb / ca:5.3f}" if ca and cb else "    n/a"
     blocks = ""
     if b50 is not None and b99 is not None:
         blocks = f"   blocks p50 {b50:4.2f} {mark(b50)} p99 {b99:4.2f} {mark(b99)}"
@@ -127,7 +131,7 @@ for d in sorted(glob.glob(os.path.join(out, "*.load")), key=lambda p: (int(p[:-5
         t[1] += ok(b50)
         t[2] += ok(b99)
     print(f"{name:30} {load[0]:>6} -> {load[1]:<6}  {a['p50_us']:>8} / {b['p50_us']:<8} {r50:5.2f} {mark(r50)} "
-          f"{a['p99_us']:>9} / {b['p99_us']:<9} {r99:5.2f} {mark(r99)}{blocks}".rstrip())
+          f"{a['p99_us']:>9} / {b['p99_us']:<9} {r99:5.2f} {mark(r99)}{cpu}{blocks}".rstrip())
 met = True
 print()
 for part, (n, p50, p99) in tally.items():

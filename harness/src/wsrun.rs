@@ -405,6 +405,7 @@ fn interleaved(
         );
         let slot = first + b.index as u64 * block_slots;
         let t_secs = acc[b.backend].secs;
+        let cpu_before = acc[b.backend].cpu;
         let (_, window) = block(
             env,
             side,
@@ -417,11 +418,18 @@ fn interleaved(
         )
         .with_context(|| format!("{name}: {}", side.backend.label))?;
         eprintln!(
-            "{name}: block {}: {} deliveries, p50 {}, p99 {}",
+            "{name}: block {}: {} deliveries, p50 {}, p99 {}, {}",
             n + 1,
             window.requests,
             fmt_us(window.p50_us),
-            fmt_us(window.p99_us)
+            fmt_us(window.p99_us),
+            match (cpu_before, acc[b.backend].cpu) {
+                (Some(a), Some(z)) if window.requests > 0 => format!(
+                    "{:.2} µs of CPU per delivery",
+                    (z - a) * 1e6 / window.requests as f64
+                ),
+                _ => "CPU not measured".to_owned(),
+            }
         );
         timelines[b.backend].push(Window { t_secs, ..window });
     }
