@@ -48,6 +48,10 @@ async fn ingest_batches_through_the_proxy_all_match() {
     let proxy = proxy()
         .primary(primary.addr())
         .shadow(shadow.addr())
+        // The Kafka-backed shadow's first answers can pass the default 1 s
+        // on a loaded box: a `shadow_timeout` that says nothing about the
+        // comparison tested here.
+        .set("shadow_timeout_ms = 10000")
         .tables(
             r#"
             [[services.routes]]
@@ -669,7 +673,7 @@ async fn grpcio_through_the_proxy_over_h2c_matches_with_descriptors_by_reflectio
     let shadow = spawn(service(&Implementation::rust()).grpc()).await;
     let route = "/parallax.ingest.v1.IngestService/Publish";
     let toml = format!(
-        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{}\"\nshadow = \"http://{}\"\nprimary_http2 = true\nshadow_http2 = true\n[services.compare]\ndescriptors = \"reflection\"\nprotobuf_message = \"parallax.ingest.v1.IngestResponse\"\n[[services.routes]]\ntemplate = \"{route}\"\n",
+        "admin_listen = \"127.0.0.1:0\"\n[[services]]\nname = \"svc\"\nlisten = \"127.0.0.1:0\"\nprimary = \"http://{}\"\nshadow = \"http://{}\"\nprimary_http2 = true\nshadow_http2 = true\nshadow_timeout_ms = 10000\n[services.compare]\ndescriptors = \"reflection\"\nprotobuf_message = \"parallax.ingest.v1.IngestResponse\"\n[[services.routes]]\ntemplate = \"{route}\"\n",
         primary.grpc_addr(),
         shadow.grpc_addr(),
     );
