@@ -101,9 +101,10 @@ pub struct RecordConfig {
     /// most ~8 % faster (`docs/benchmarks.md`, "Recording overhead, fourth
     /// round").
     pub compression_level: i32,
-    /// When 4 MiB of records compress less than this (input over output),
-    /// the next 60 MiB are stored uncompressed (zstd raw blocks: still a
-    /// zstd stream), then compression probes the traffic again. Random or already-compressed bodies then cost a copy
+    /// When 4 MiB of records (256 KiB at first and after a stored run)
+    /// compress less than this (input over output), the next 60 MiB are
+    /// stored uncompressed (zstd raw blocks: still a zstd stream), then
+    /// compression probes the traffic again. Random or already-compressed bodies then cost a copy
     /// instead of zstd's ~1 µs a request, for files up to this ratio
     /// larger; JSON (4-7×) stays compressed. `0` compresses everything.
     /// Default `1.5`.
