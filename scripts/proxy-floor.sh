@@ -32,7 +32,8 @@
 #   PARALLAX_BASELINE=path    a second `parallax` binary (an older build),
 #                             measured beside it as `base` and `base-mirror`;
 #   MAX=1                     also the maximum throughput of the pass-through
-#                             and mirroring paths (`wrk -t1 -c32`) with each
+#                             and mirroring paths (`wrk -t1 -c32`; MAX_CONNS=N
+#                             for another number of connections) with each
 #                             proxy's own CPU per request (user + system from
 #                             /proc), and where the two CPUs went per
 #                             request (scripts/cpu-account.py: idle share,
@@ -430,10 +431,11 @@ fi
 declare -A max_runs
 mirrors=(nginx parallax parallax-hyper nginx-mirror parallax-mirror); [[ -n ${PARALLAX_BASELINE:-} ]] && mirrors+=(base-mirror)
 declare -A max
-echo "proxy-floor: max throughput, wrk -t1 -c32 -d${secs}s, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+conns=${MAX_CONNS:-32}
+echo "proxy-floor: max throughput, wrk -t1 -c$conns -d${secs}s, A..E then E..A, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
   url="http://127.0.0.1:${port[$path]}/v1/sessions/bench"
-  wrk -t1 -c32 -d1s "$url" >/dev/null
+  wrk -t1 -c$conns -d1s "$url" >/dev/null
   before=$(ticks "${cpu_pid[$path]}")
   run_no=$((${max_runs[$path]:-0} + 1)); max_runs[$path]=$run_no
   if [[ ${PERF:-0} == 1 && ! -e $work/perf-$path.data ]]; then
@@ -443,7 +445,7 @@ for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
   fi
   # Who had the CPUs in the middle of the run (scripts/cpu-account.py).
   out=$(account "$work/acct-max-$path-$run_no.json" 0.5 "$((secs - 1))" "$path" "$run_no" wrk --result wrk \
-    -- wrk -t1 -c32 -d"${secs}s" --latency "$url")
+    -- wrk -t1 -c$conns -d"${secs}s" --latency "$url")
   if [[ -n ${perf_pid:-} ]]; then wait "$perf_pid" || true; perf_pid=; fi
   after=$(ticks "${cpu_pid[$path]}")
   requests=$(awk '/requests in/{print $1}' <<<"$out")
@@ -452,7 +454,7 @@ for path in "${mirrors[@]}" $(printf '%s\n' "${mirrors[@]}" | tac); do
   max[$path]+="${max[$path]:+ / }$rps req/s, $us µs CPU/req"
   echo "  $path: $rps req/s, proxy CPU $us µs/req" >&2
 done
-printf '\n| path, wrk -c32 | run 1 / run 2 |\n|---|---|\n'
+printf '\n| path, wrk -c%s | run 1 / run 2 |\n|---|---|\n' "$conns"
 for path in "${mirrors[@]}"; do printf '| %s | %s |\n' "$path" "${max[$path]}"; done
 printf '\nWhere the CPUs went at maximum throughput (µs per request over the middle %ss of each run; CPU / run-queue wait per process from schedstat):\n\n' "$((secs - 1))"
 acct_table max "${mirrors[@]}"
