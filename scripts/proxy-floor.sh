@@ -42,6 +42,9 @@
 #                             the proxy's CPU would have to be for 2.5×
 #                             nginx mirror's throughput;
 #   PROXY_RUNTIME=current-thread   passed on as PARALLAX_PROXY_RUNTIME;
+#   WORKERS=N                 N workers for each proxy instead of one (nginx
+#                             worker_processes N, tokio N workers): both
+#                             proxies as deployed on an N-core machine;
 #   COUNT=1                   also, per request on one connection (`wrk
 #                             -t1 -c1`), each proxy's heap allocations
 #                             (glibc `malloc` calls, by a perf uprobe),
@@ -121,14 +124,15 @@ if [[ -n ${PARALLAX_PROXY_BIN:-} ]]; then
   proxy_cmd=("$PARALLAX_PROXY_BIN")
   [[ $(basename "$PARALLAX_PROXY_BIN") == parallax* ]] && proxy_cmd+=(proxy)
 fi
-TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
+workers=${WORKERS:-1}
+TOKIO_WORKER_THREADS=$workers PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
   "${proxy_cmd[@]}" --config "$work/parallax.toml" >"$work/parallax.log" 2>&1 & pids+=($!)
 declare -A cpu_pid=([parallax]=$! [parallax-mirror]=$!)
 # The same binary on hyper's HTTP/1.1 path (issue 16's escape hatch).
 ph=$(free_port)
 hadmin=$(free_port)
 { echo "admin_listen = \"127.0.0.1:$hadmin\""; service_toml h0 "$ph" "$primary" "$shadow" "mirror_percent = 0"; } >"$work/hyper.toml"
-PARALLAX_PROXY_H1=hyper TOKIO_WORKER_THREADS=1 PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
+PARALLAX_PROXY_H1=hyper TOKIO_WORKER_THREADS=$workers PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
   "${proxy_cmd[@]}" --config "$work/hyper.toml" >"$work/hyper.log" 2>&1 & pids+=($!)
 cpu_pid[parallax-hyper]=$!
 if [[ -n ${PARALLAX_BASELINE:-} ]]; then
@@ -144,7 +148,7 @@ fi
 
 n0=$(free_port); n100=$(free_port)
 cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 1;
+worker_processes $workers;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
 events { worker_connections 1024; }
@@ -200,8 +204,13 @@ if [[ ${HOP:-1} != 0 ]]; then
   for path in "${order[@]}"; do printf '| %s | %s |\n' "$path" "${results[$path]}"; done
 fi
 
-# nginx's worker does the work; its master only watches.
-cpu_pid[nginx]=$(pgrep -P "$nginx_master" | head -1); cpu_pid[nginx-mirror]=${cpu_pid[nginx]}
+# nginx's worker does the work; its master only watches. With WORKERS > 1
+# the master stands for all of them: `ticks` adds its children (the
+# cpu-account tables then count the master's threads alone: read the
+# per-path CPU column instead).
+cpu_pid[nginx]=$(pgrep -P "$nginx_master" | head -1)
+((workers > 1)) && cpu_pid[nginx]=$nginx_master
+cpu_pid[nginx-mirror]=${cpu_pid[nginx]}
 if [[ ${COUNT:-0} == 1 ]]; then
   perf probe -q -x "$(ldd /bin/true | awk '/libc.so/{print $3}')" malloc 2>/dev/null || true
   declare -A counts
@@ -373,7 +382,7 @@ if [[ ${INSTRUCTIONS:-0} == 1 ]]; then
   # ports until it starts (three tries).
   for _ in 1 2 3; do
     j0=$(free_port); j100=$(free_port)
-    sed -e "s/^worker_processes 1;/master_process off;\ndaemon off;/" -e "s/listen 127.0.0.1:$n0;/listen 127.0.0.1:$j0;/" \
+    sed -e "s/^worker_processes [0-9]*;/master_process off;\ndaemon off;/" -e "s/listen 127.0.0.1:$n0;/listen 127.0.0.1:$j0;/" \
       -e "s/listen 127.0.0.1:$n100;/listen 127.0.0.1:$j100;/" -e "s|^pid .*|pid $work/nginx/instr.pid;|" \
       "$work/nginx/nginx.conf" >"$work/nginx/instr.conf"
     valgrind --tool=callgrind --callgrind-out-file="$work/cg-nginx.%p" \
