@@ -5,6 +5,7 @@
 //! after normalisation, anything else as bytes.
 
 use crate::encoding::{self, DecodeError};
+use crate::observed::media_type_of;
 use crate::value::{self, Json, ParseError};
 use crate::{grpc, json, protobuf, Difference, Kind, Observed, Rules};
 
@@ -12,10 +13,11 @@ use crate::{grpc, json, protobuf, Difference, Kind, Observed, Rules};
 const TEXT_PREVIEW: usize = 256;
 
 pub fn compare(primary: &Observed, shadow: &Observed, rules: &Rules, out: &mut Vec<Difference>) {
+    // Asked of every answer: without lower-casing a copy.
     let grpc_media = primary
-        .media_type()
-        .or_else(|| shadow.media_type())
-        .is_some_and(|m| grpc::is_grpc(&m));
+        .header("content-type")
+        .or_else(|| shadow.header("content-type"))
+        .is_some_and(|v| grpc::is_grpc_ignoring_case(media_type_of(v)));
     if grpc_media {
         return grpc::compare(primary, shadow, rules, out);
     }

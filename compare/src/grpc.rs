@@ -32,6 +32,15 @@ pub fn is_grpc(media: &str) -> bool {
     media == "application/grpc" || media.starts_with("application/grpc+")
 }
 
+/// [`is_grpc`] of `media` lower-cased, without lower-casing it.
+pub fn is_grpc_ignoring_case(media: &str) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    let media = media.as_bytes();
+    media.len() >= GRPC.len()
+        && media[..GRPC.len()].eq_ignore_ascii_case(GRPC)
+        && (media.len() == GRPC.len() || media[GRPC.len()] == b'+')
+}
+
 /// The messages of a gRPC body, decompressed with `encoding` when flagged.
 pub fn messages(body: &[u8], encoding: Option<&str>, limit: usize) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();

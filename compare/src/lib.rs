@@ -36,10 +36,12 @@ pub mod reflection;
 pub mod rules;
 pub mod value;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 pub use noise::{NoiseModel, Outcome, Verdict};
-pub use observed::Observed;
+pub use observed::{Fields, Observed};
 pub use rules::Rules;
 
 /// What kind of difference was found at a path.
@@ -116,15 +118,16 @@ pub fn compare(primary: &Observed, shadow: &Observed, rules: &Rules) -> Vec<Diff
         });
     }
     // Allow-listed fields are looked for in the headers, then the trailers.
+    // Compared borrowed: a value is copied only into a difference.
     for name in &rules.headers {
-        let a = primary.field(name).map(|v| rules.normalise(v).into_owned());
-        let b = shadow.field(name).map(|v| rules.normalise(v).into_owned());
+        let a = primary.field(name).map(|v| rules.normalise(v));
+        let b = shadow.field(name).map(|v| rules.normalise(v));
         if a != b {
             out.push(Difference {
                 path: format!("header:{name}"),
                 kind: Kind::Header,
-                primary: a,
-                shadow: b,
+                primary: a.map(Cow::into_owned),
+                shadow: b.map(Cow::into_owned),
             });
         }
     }

@@ -35,7 +35,7 @@ use http::request::Parts;
 use http::HeaderValue;
 use http_body::Body;
 use http_body_util::BodyExt;
-use parallax_compare::{compare, Kind, Observed, Outcome, Verdict};
+use parallax_compare::{compare, Fields, Kind, Observed, Outcome, Verdict};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::body::UpstreamBody;
@@ -46,7 +46,7 @@ use crate::headers::strip_hop_by_hop;
 use crate::metrics::MirrorOutcome;
 use crate::request_tee::RequestCopy;
 use crate::samples::{Message, Sample};
-use crate::service::{header_list, ServiceState};
+use crate::service::{header_fields, header_list, ServiceState};
 use crate::tee::{Captured, PrimaryCapture};
 use crate::upstream::{CallError, Upstream};
 
@@ -181,9 +181,9 @@ impl MirrorJob {
         let primary = match primary.body {
             Captured::Complete(body) => Observed {
                 status: primary.status,
-                headers: primary.headers.list(),
+                headers: primary.headers.fields(),
                 body,
-                trailers: primary.trailers,
+                trailers: Fields::from_pairs(primary.trailers),
             },
             Captured::TooLarge => return route.metrics.outcome(MirrorOutcome::BodyTooLarge),
             Captured::Aborted => return route.metrics.outcome(MirrorOutcome::PrimaryError),
@@ -315,7 +315,7 @@ impl MirrorJob {
         };
         Ok(Some(Observed {
             status: parts.status.as_u16(),
-            headers: header_list(&parts.headers),
+            headers: header_fields(&parts.headers),
             body,
             trailers,
         }))
@@ -334,11 +334,12 @@ impl MirrorJob {
         let r = &state.redactor;
         // Trailers (gRPC's status) are shown after the headers, marked.
         let answer = |o: &Observed| {
-            let mut fields = o.headers.clone();
+            let mut fields = o.headers.to_list();
             fields.extend(
                 o.trailers
-                    .iter()
-                    .map(|(k, v)| (format!("trailer:{k}"), v.clone())),
+                    .to_list()
+                    .into_iter()
+                    .map(|(k, v)| (format!("trailer:{k}"), v)),
             );
             Message::new(Some(o.status), &fields, &o.body, Some(rules), r)
         };
@@ -388,15 +389,12 @@ impl MirrorJob {
 
 /// The whole body and its trailers, or `None` once the body exceeds
 /// `limit` bytes.
-async fn read_limited<B>(
-    mut body: B,
-    limit: usize,
-) -> Result<Option<(Bytes, Vec<(String, String)>)>, B::Error>
+async fn read_limited<B>(mut body: B, limit: usize) -> Result<Option<(Bytes, Fields)>, B::Error>
 where
     B: Body<Data = Bytes> + Unpin,
 {
     let mut all = BytesMut::new();
-    let mut trailers = Vec::new();
+    let mut trailers = Fields::default();
     while !body.is_end_stream() {
         let Some(frame) = body.frame().await else {
             break;
@@ -410,7 +408,7 @@ where
             }
             Err(frame) => {
                 if let Some(t) = frame.trailers_ref() {
-                    trailers = header_list(t);
+                    trailers = header_fields(t);
                 }
             }
         }

@@ -572,6 +572,12 @@ async fn read_body(mut body: Incoming, limit: u64) -> Result<Buffered, hyper::Er
     Ok(Buffered::Complete(chunks))
 }
 
+/// Headers as the comparison reads them ([`parallax_compare::Fields`]):
+/// the list [`header_list`] gives, in one buffer.
+pub fn header_fields(headers: &HeaderMap) -> parallax_compare::Fields {
+    parallax_compare::Fields::from_pairs(headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())))
+}
+
 /// Headers as `(lower-case name, value)` pairs, in order; values that are
 /// not UTF-8 are shown lossily.
 pub fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {

@@ -12,6 +12,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use parallax_compare::Fields;
 use tokio::sync::oneshot;
 
 /// What became of the primary's body.
@@ -26,24 +27,24 @@ pub enum Captured {
 }
 
 /// The primary's answer headers (hop-by-hop headers removed) as its path
-/// had them: made into the comparison's text pairs ([`AnswerHeaders::list`])
+/// had them: made into the comparison's fields ([`AnswerHeaders::fields`])
 /// by the mirror task, off the client's path.
 #[derive(Debug)]
 pub enum AnswerHeaders {
     /// A copy of hyper's map.
     Map(HeaderMap),
     /// The raw HTTP/1.1 path's `name: value\r\n` lines
-    /// ([`crate::h1::response::AnswerHead::headers`]), copied once: no map
-    /// is built for a list.
+    /// ([`crate::h1::response::AnswerHead::headers`]), copied once: the
+    /// comparison's fields point into them (no map, no text per field).
     Lines(Bytes),
 }
 
 impl AnswerHeaders {
-    /// The headers as the comparison lists them.
-    pub fn list(&self) -> Vec<(String, String)> {
+    /// The headers as the comparison reads them.
+    pub fn fields(self) -> Fields {
         match self {
-            AnswerHeaders::Map(map) => crate::service::header_list(map),
-            AnswerHeaders::Lines(lines) => crate::h1::response::header_list(lines),
+            AnswerHeaders::Map(map) => crate::service::header_fields(&map),
+            AnswerHeaders::Lines(lines) => Fields::from_lines(lines),
         }
     }
 }

@@ -16,6 +16,8 @@
 
 use std::mem::MaybeUninit;
 
+use parallax_compare::Fields;
+
 use super::head::{digits, MAX_HEADERS};
 use crate::headers::is_hop_by_hop;
 
@@ -46,7 +48,8 @@ pub struct AnswerHead {
     pub close: bool,
     /// The upstream's headers kept for the client (hop rules applied), as
     /// `name: value\r\n` lines within the head written to `out`: what the
-    /// hyper path's capture for the comparison holds ([`header_list`]).
+    /// hyper path's capture for the comparison holds
+    /// ([`Fields::from_lines`] of them).
     pub headers: std::ops::Range<usize>,
 }
 
@@ -218,71 +221,17 @@ pub fn close_after(head: &mut Vec<u8>, answer: &mut AnswerHead) {
     answer.close = true;
 }
 
-/// The `name: value\r\n` lines [`parse`] wrote (`AnswerHead::headers`)
-/// as the comparison's field list ([`field_list`]): what a `HeaderMap` of
-/// them gives `crate::service::header_list`, without building the map.
-pub fn header_list(lines: &[u8]) -> Vec<(String, String)> {
-    let fields = lines.split(|&b| b == b'\n').filter_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
-        let value = &line[colon + 1..];
-        Some((&line[..colon], value.strip_prefix(b" ").unwrap_or(value)))
-    });
-    // Most answers have a few headers: a small array on the stack (a full
-    // `MAX_HEADERS` one would be 3 KiB to clear per list), a `Vec` past it.
-    const FEW: usize = 16;
-    let mut few: [(&[u8], &[u8]); FEW] = [(&[], &[]); FEW];
-    let mut n = 0;
-    let mut more = Vec::new();
-    for field in fields.take(MAX_HEADERS) {
-        if n < FEW {
-            few[n] = field;
-        } else {
-            if more.is_empty() {
-                more.extend_from_slice(&few);
-            }
-            more.push(field);
-        }
-        n += 1;
-    }
-    if n <= FEW {
-        field_list(&few[..n])
-    } else {
-        field_list(&more)
-    }
-}
-
 /// Header fields as the comparison lists them (`crate::service::header_list`
 /// of a `HeaderMap`): names in lower case, the values of one name
 /// together, in the order names first appear; values as text (invalid
 /// UTF-8 replaced). The fields come from `httparse`, whose names and
-/// values are exactly those `http` takes, so none is left out.
+/// values are exactly those `http` takes, so none is left out. For what
+/// shows fields (samples); the comparison reads [`Fields::from_lines`] of
+/// the lines [`parse`] wrote (`AnswerHead::headers`), the same list.
 pub fn field_list(fields: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(fields.len());
-    for (i, &(name, _)) in fields.iter().enumerate() {
-        if fields[..i]
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            continue;
-        }
-        let mut lower = Some(String::from_utf8_lossy(name).to_ascii_lowercase());
-        let mut same = fields[i..]
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .peekable();
-        while let Some((_, value)) = same.next() {
-            // The name moves into its last value's pair: one String per
-            // name when it has one value (most do).
-            let name = match same.peek() {
-                Some(_) => lower.clone(),
-                None => lower.take(),
-            };
-            let value = String::from_utf8_lossy(value).into_owned();
-            out.push((name.unwrap_or_default(), value));
-        }
-    }
-    out
+    Fields::from_pairs(fields.iter().copied())
+        .grouped()
+        .to_list()
 }
 
 /// Whether the answer's `Connection` lists `name`.
@@ -360,6 +309,11 @@ mod tests {
         );
     }
 
+    /// The comparison's fields of the lines [`parse`] wrote, as a list.
+    fn header_list(lines: &[u8]) -> Vec<(String, String)> {
+        Fields::from_lines(bytes::Bytes::copy_from_slice(lines)).to_list()
+    }
+
     #[test]
     fn a_long_field_list_is_the_maps_list_too() {
         let lines: String = (0..40).map(|i| format!("x-{}: {i}\r\n", i % 7)).collect();
@@ -369,6 +323,10 @@ mod tests {
             crate::service::header_list(&map)
         );
         assert_eq!(header_list(lines.as_bytes()).len(), 40);
+        assert_eq!(
+            crate::service::header_fields(&map),
+            Fields::from_lines(bytes::Bytes::from(lines))
+        );
     }
 
     #[test]
@@ -376,6 +334,11 @@ mod tests {
         let lines = b"Set-Cookie: a\r\nX-B: 1\r\nset-cookie: b\r\nDate: d\r\nx-b: \xff2\r\n";
         let map = header_map(lines);
         assert_eq!(header_list(lines), crate::service::header_list(&map));
+        let pairs: Vec<(&[u8], &[u8])> = map
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_bytes()))
+            .collect();
+        assert_eq!(field_list(&pairs), crate::service::header_list(&map));
         assert_eq!(
             header_list(lines)[..3],
             [

@@ -28,12 +28,12 @@
 
 use bytes::Bytes;
 use http::Method;
-use parallax_compare::Observed;
+use parallax_compare::{Fields, Observed};
 
 use super::client::{exchange, Body, ExchangeError, Failed, UPSTREAM_READ};
 use super::head::MAX_HEADERS;
 use super::pool::RawPool;
-use super::response::{field_list, header_list, Ask, Framing};
+use super::response::{Ask, Framing};
 use crate::canary::idempotent;
 
 /// hyper's limit on a chunked body's trailer section.
@@ -123,34 +123,36 @@ pub async fn call(
         }
     }
     let trailers = if body.has_trailers() {
-        trailer_list(&mut trailers)?
+        trailer_fields(&mut trailers)?
     } else {
-        Vec::new()
+        Fields::default()
     };
     if answer.reusable && !overrun {
         pool.checkin(io);
     }
+    // The kept lines are the fields, as the primary's are: the comparison
+    // reads them in place (one buffer, no text per field).
+    head.truncate(answer.headers.end);
+    let mut lines = Bytes::from(head);
     Ok(Some(Observed {
         status: answer.status,
-        headers: header_list(&head[answer.headers.clone()]),
+        headers: Fields::from_lines(lines.split_off(answer.headers.start)),
         body: Bytes::from(kept),
         trailers,
     }))
 }
 
 /// A trailer section's field lines (as [`super::chunked::Chunked`] hands
-/// them out) as the comparison's field list; `Err` where hyper's client
-/// refuses them (a malformed line, more than [`MAX_HEADERS`] fields).
-fn trailer_list(section: &mut Vec<u8>) -> Result<Vec<(String, String)>, ExchangeError> {
+/// them out) as the comparison's fields, as a `HeaderMap` of them lists
+/// them; `Err` where hyper's client refuses them (a malformed line, more
+/// than [`MAX_HEADERS`] fields).
+fn trailer_fields(section: &mut Vec<u8>) -> Result<Fields, ExchangeError> {
     section.extend_from_slice(b"\r\n");
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     match httparse::parse_headers(section, &mut headers) {
         Ok(httparse::Status::Complete((_, fields))) => {
-            let fields: Vec<(&[u8], &[u8])> = fields
-                .iter()
-                .map(|h| (h.name.as_bytes(), h.value))
-                .collect();
-            Ok(field_list(&fields))
+            let fields = fields.iter().map(|h| (h.name.as_bytes(), h.value));
+            Ok(Fields::from_pairs(fields).grouped())
         }
         _ => Err(ExchangeError::Trailers),
     }
