@@ -499,7 +499,8 @@ impl Recorder {
             head.method.as_str(),
             target,
             headers,
-        );
+        )
+        .finish();
         Some(Pending {
             conn: conn_id(client),
             head: encoded,
@@ -507,24 +508,10 @@ impl Recorder {
     }
 
     /// [`Recorder::begin`] for the raw HTTP/1.1 path ([`crate::h1`]), from
-    /// the bytes as read: whether to record this request; if so, its head
-    /// is encoded into `head`, a buffer of the connection's reused for each
-    /// of its requests (nothing allocated once warm). `headers` as a
-    /// `HeaderMap` would list them ([`crate::h1::head::recorded_headers`]:
-    /// hop-by-hop headers left out, the values of one name together, in
-    /// the order names first appear; names in any case). The record is the
-    /// one `begin` encodes for the same request, redaction included; its
-    /// arrival time is stamped by [`Recorder::finish_raw`] from the clock
-    /// read the raw path makes anyway when the request leaves.
-    pub fn begin_raw<'a, H>(
-        &self,
-        head: &mut Vec<u8>,
-        client: SocketAddr,
-        method: &str,
-        target: &str,
-        path: &str,
-        headers: H,
-    ) -> bool
+    /// the bytes as read: whether to record this request (sticky sampling
+    /// by `path` and `headers`). Nothing is encoded yet: the record is
+    /// encoded once, by [`Recorder::finish_raw`], straight into the queue.
+    pub fn begin_raw<'a, H>(&self, path: &str, headers: H) -> bool
     where
         H: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
@@ -534,28 +521,26 @@ impl Recorder {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name.as_str().as_bytes()))
                 .map(|(_, v)| v)
         };
-        if !self.sampler.sample_raw(path, first) {
-            return false;
-        }
-        self.encode_head(head, 0, client, method, target, headers);
-        true
+        self.sampler.sample_raw(path, first)
     }
 
-    /// A request head in the capture's layout into `out`, secret headers
-    /// and query parameters redacted (written straight into the record).
-    fn encode_head<'a>(
+    /// A request head in the capture's layout appended to `out`, secret
+    /// headers and query parameters redacted (written straight into the
+    /// record); the caller completes it.
+    fn encode_head<'a, 'o>(
         &self,
-        out: &mut Vec<u8>,
+        out: &'o mut Vec<u8>,
         at_us: u64,
         client: SocketAddr,
         method: &str,
         target: &str,
         headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    ) {
+    ) -> format::HeadWriter<'o> {
         let r = &self.redactor;
-        let mut head = format::HeadWriter::new(out, at_us, Some(conn_id(client)), method, |out| {
-            r.write_target(target, out)
-        });
+        let mut head =
+            format::HeadWriter::append(out, at_us, Some(conn_id(client)), method, |out| {
+                r.write_target(target, out)
+            });
         for (name, value) in headers {
             let value = if r.header_is_secret(name) {
                 REDACTED.as_bytes()
@@ -566,7 +551,7 @@ impl Recorder {
                 break;
             }
         }
-        head.finish();
+        head
     }
 
     /// Counts a record that could not be taken.
@@ -593,12 +578,29 @@ impl Recorder {
         });
     }
 
-    /// Queues the request whose head [`Recorder::begin_raw`] encoded into
-    /// `head`, stamped `sent` (when it left for the primary), with its body
-    /// and the primary's answer.
-    pub fn finish_raw(
+    /// Queues a request [`Recorder::begin_raw`] chose, stamped `sent` (when
+    /// it left for the primary: the clock read the raw path makes anyway),
+    /// with its body and the primary's answer. `headers` as a `HeaderMap`
+    /// would list them ([`crate::h1::head::recorded_headers`]: hop-by-hop
+    /// headers left out, the values of one name together, in the order
+    /// names first appear; names in any case); the record is the one
+    /// [`Recorder::begin`] and [`Recorder::finish`] give for the same
+    /// request, redaction included. `head_len` (the head's length as read)
+    /// bounds the encoded head for the queue's byte limit.
+    ///
+    /// Encoded once, field by field, straight into the queue under its
+    /// lock: no buffer of the connection's and no second copy of the head
+    /// (the lock is held for that encoding, ~1K instructions, instead of a
+    /// copy; the writer takes it only to swap the queue out, a few times a
+    /// second).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_raw<'a>(
         &self,
-        head: &mut [u8],
+        client: SocketAddr,
+        method: &str,
+        target: &str,
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        head_len: usize,
         sent: Instant,
         body: &[u8],
         status: Option<u16>,
@@ -608,10 +610,15 @@ impl Recorder {
             return self.drop_record(DropReason::BodyTooLarge);
         }
         let at_us = sent.saturating_duration_since(self.epoch).as_micros() as u64;
-        format::set_request_at_us(head, at_us);
         let latency_us = latency.map(|d| d.as_micros() as u64);
-        self.push(head.len() + 4 + body.len(), |buf| {
-            format::finish_request(buf, head, status, latency_us, &[body], false)
+        // The encoded head is the head as read less its request line's and
+        // each header's separators, plus 2 bytes a header and the fixed
+        // fields; a redacted value may be longer than the secret was.
+        let about = head_len + 64 + body.len();
+        self.push(about, |buf| {
+            buf.reserve(about);
+            self.encode_head(buf, at_us, client, method, target, headers)
+                .finish_request(status, latency_us, body, false)
         });
     }
 

@@ -80,9 +80,8 @@ struct Conn {
     /// What the upstream sent.
     upstream: Vec<u8>,
     /// A recording service's: where each header of the head lies (noted by
-    /// `judge`), and the record's head, encoded from them.
+    /// `judge`), for the record encoded from them after the exchange.
     spans: Vec<head::Span>,
-    record: Vec<u8>,
 }
 
 /// Serves `client_io` on the raw path until it ends or hyper must take it.
@@ -100,7 +99,6 @@ pub async fn serve(
         answer: Vec::with_capacity(1024),
         upstream: Vec::new(),
         spans: Vec::new(),
-        record: Vec::new(),
     };
     let recording_service = state.recorder.is_some();
     let mut stopping = *stop.borrow();
@@ -176,28 +174,14 @@ pub async fn serve(
             Mirrored::Copy { copy, permit } => Some((copy, permit)),
         };
         // Recorded as the client sent it (before X-Forwarded-For), as the
-        // hyper path records it.
+        // hyper path records it: the head's bytes stay in `input` (consumed
+        // after the exchange) for the record encoded then.
         let recording = state.recorder.as_ref().is_some_and(|recorder| {
             let input = &conn.input[conn.start..conn.start + head.len];
-            let text = |range: std::ops::Range<usize>| {
-                std::str::from_utf8(&conn.request[range]).unwrap_or("/")
-            };
-            recorder.begin_raw(
-                &mut conn.record,
-                client,
-                head.method.as_str(),
-                text(head.target.clone()),
-                text(head.path.clone()),
-                head::recorded_headers(input, &conn.spans),
-            )
+            recorder.begin_raw(path, head::recorded_headers(input, &conn.spans))
         });
         let body = conn.start + head.len..conn.start + whole;
         conn.request.extend_from_slice(&conn.input[body]);
-        conn.start += whole;
-        if conn.start == conn.input.len() {
-            conn.input.clear();
-            conn.start = 0;
-        }
         stopping |= stop.has_changed().unwrap_or(true);
         let ask = Ask {
             head: head.method == Method::HEAD,
@@ -239,10 +223,27 @@ pub async fn serve(
         // One clock read for the metrics and the record.
         let latency = started.elapsed();
         if let (Some(recorder), true) = (&state.recorder, recording) {
+            let input = &conn.input[conn.start..conn.start + head.len];
             let body = &conn.request[conn.request.len() - head.body_len..];
+            let target = std::str::from_utf8(&conn.request[head.target.clone()]).unwrap_or("/");
             let status = exchanged.as_ref().ok().map(|(_, answer)| answer.status);
             let latency = status.map(|_| latency);
-            recorder.finish_raw(&mut conn.record, started, body, status, latency);
+            recorder.finish_raw(
+                client,
+                head.method.as_str(),
+                target,
+                head::recorded_headers(input, &conn.spans),
+                head.len,
+                started,
+                body,
+                status,
+                latency,
+            );
+        }
+        conn.start += whole;
+        if conn.start == conn.input.len() {
+            conn.input.clear();
+            conn.start = 0;
         }
         let (upstream_io, mut answer) = match exchanged {
             Ok(exchanged) => exchanged,
