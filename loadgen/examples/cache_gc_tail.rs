@@ -343,7 +343,7 @@ async fn step(
         schedule,
         warmup: Duration::from_secs_f64(warmup),
         late_after,
-        early_by: Duration::from_millis(1),
+        early_by: pacing::EARLY_BY,
         // An overloaded twin is not waited for: what it could not take in
         // two seconds past the schedule counts as never sent.
         overrun: Duration::from_secs(2),

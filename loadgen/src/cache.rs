@@ -49,7 +49,8 @@ pub struct CacheConfig {
     pub connections: usize,
     /// A slot taken this much after its time counts as late.
     pub late_after_ms: f64,
-    /// Senders may send this much before their slot (timer granularity).
+    /// A slot is released to a sender this much before its time (room
+    /// for the sender's wake-up; [`pacing::EARLY_BY`] by default).
     pub early_by_ms: f64,
     /// A request without a complete answer after this long is a timeout.
     pub request_timeout_ms: u64,
@@ -70,7 +71,7 @@ impl Default for CacheConfig {
             value_size: 1024,
             connections: 128,
             late_after_ms: 1.0,
-            early_by_ms: 1.0,
+            early_by_ms: pacing::EARLY_BY.as_secs_f64() * 1000.0,
             request_timeout_ms: 10_000,
             seed: 1,
         }

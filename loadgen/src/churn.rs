@@ -56,7 +56,8 @@ pub struct ChurnConfig {
     pub connections: usize,
     /// A slot taken this much after its time counts as late.
     pub late_after_ms: f64,
-    /// Senders may send this much before their slot (timer granularity).
+    /// A slot is released to a sender this much before its time (room
+    /// for the sender's wake-up; [`pacing::EARLY_BY`] by default).
     pub early_by_ms: f64,
     /// A request without a complete answer after this long is a timeout.
     pub request_timeout_ms: u64,
@@ -76,7 +77,7 @@ impl Default for ChurnConfig {
             max_value_bytes: 64 * 1024,
             connections: 32,
             late_after_ms: 1.0,
-            early_by_ms: 1.0,
+            early_by_ms: pacing::EARLY_BY.as_secs_f64() * 1000.0,
             request_timeout_ms: 10_000,
             seed: 1,
         }

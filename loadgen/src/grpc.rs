@@ -600,7 +600,7 @@ pub async fn run<C: Calls>(calls: Arc<C>, config: &GrpcConfig) -> Result<GrpcRep
         warmup: config.warmup,
         late_after: config.late_after,
         // See `pacing`: tokio's timer rounds up to the millisecond.
-        early_by: Duration::from_millis(1),
+        early_by: pacing::EARLY_BY,
         overrun: Duration::from_secs(5),
     };
     let (report, senders) = pacing::run_from(start, plan, senders).await;

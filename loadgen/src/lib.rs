@@ -11,6 +11,8 @@
 //! # Layout
 //! - [`pacing`]: the open-model schedule, slots, late-slot counting and
 //!   coordinated-omission-corrected latency histograms.
+//! - [`metronome`]: the thread that releases slots on time below a
+//!   millisecond (tokio's timer ticks in whole ones) to async senders.
 //! - [`http`]: a dedicated keep-alive HTTP/1.1 connection per sender, on
 //!   hyper's low-level client.
 //! - [`grpc`]: unary gRPC calls over HTTP/2 (h2c or TLS) on the same
@@ -33,6 +35,7 @@ pub mod churn;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
+pub mod metronome;
 pub mod open;
 pub mod pacing;
 pub mod result;
@@ -53,6 +56,9 @@ pub enum Error {
     /// goose refused the configuration or the attack failed.
     #[error("goose: {0}")]
     Goose(String),
+    /// The thread that releases the slots could not be started.
+    #[error("cannot start the pacing thread: {0}")]
+    Pacing(#[from] std::io::Error),
     /// The caller's process probe failed.
     #[error("cannot measure the server process: {0}")]
     Probe(String),

@@ -6,10 +6,10 @@
 //! only caps that loop. This module turns goose users into senders on a
 //! schedule, the same one [`crate::pacing`] uses: request `n` is due at
 //! `start + n / rate` (after a linear ramp), whatever became of earlier
-//! requests. Each goose user takes the next unclaimed slot, sleeps until
-//! it, sends with goose's own client (so goose's request metrics and HTML
-//! report see every request), and records the latency **from the slot's
-//! time** into HDR histograms. The same corrected latency is also handed to
+//! requests. Each goose user waits for the next slot, sends with goose's
+//! own client (so goose's request metrics and HTML report see every
+//! request), and records the latency **from the slot's time** into HDR
+//! histograms. The same corrected latency is also handed to
 //! goose as a custom request named `slot:<name>`, so its report shows both
 //! the raw request times and the corrected ones side by side.
 //!
@@ -19,6 +19,20 @@
 //! or no. Users are many (`rate × latency` with room for stalls): an idle
 //! user costs a sleeping task and, with the shared client goose builds for
 //! a `without_cookies` builder, no connection of its own.
+//!
+//! # Sub-millisecond arrivals
+//! The users do not sleep on tokio's timer: it ticks in whole
+//! milliseconds, so at 5,000 requests/s every millisecond's five requests
+//! would leave together and queue behind each other in the service. A
+//! [`Metronome`] thread sleeps to each slot with a 1 ns timer slack and
+//! releases it to one waiting user, which sends at once: arrivals keep the
+//! schedule's spacing to within a wake-up (µs), and a user that is free
+//! costs nothing while it waits. goose has no target-rate scheduler to use
+//! instead (its throttle caps a closed loop), so the pacing stays in front
+//! of goose, and goose keeps the client, the request metrics and the report.
+//! A slot is released [`OpenConfig::early_by`] before its time, room for
+//! the hand-off to the user; a request sent before its slot's time is
+//! measured from its send, one sent after from its slot.
 //!
 //! goose's stop switch is process-wide: the run pulls it once the schedule
 //! is complete and nothing is in flight, and goose resets it when the next
@@ -42,6 +56,7 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::metronome::Metronome;
 use crate::pacing::{latency_histogram, Schedule};
 use crate::Error;
 
@@ -131,6 +146,9 @@ pub struct OpenConfig {
     pub users: usize,
     /// A slot taken more than this after its time counts as late.
     pub late_after: Duration,
+    /// A slot is released to a user this long before its time: room for
+    /// the wake-up of the user's task (module docs).
+    pub early_by: Duration,
     /// Per-request timeout (a timeout is an error, measured at its length).
     pub timeout: Duration,
     /// How long after the schedule's end slots may still be taken.
@@ -150,6 +168,7 @@ impl OpenConfig {
             warmup: Duration::ZERO,
             users: 64,
             late_after: Duration::from_millis(10),
+            early_by: EARLY_BY,
             timeout: Duration::from_secs(10),
             overrun: Duration::from_secs(5),
             html_report: None,
@@ -239,6 +258,10 @@ fn per_sec(count: u64, secs: f64) -> f64 {
     }
 }
 
+/// The default [`OpenConfig::early_by`]: about one wake-up of a parked
+/// tokio worker on an idle VM, so a typical slot leaves on its time.
+pub const EARLY_BY: Duration = Duration::from_micros(20);
+
 /// Keep only this many error messages.
 const ERROR_SAMPLES: usize = 5;
 /// Users are started at once; the schedule begins this long after that so
@@ -256,6 +279,8 @@ struct Shared<W> {
     workload: W,
     config: OpenConfig,
     start: Instant,
+    /// Releases the slots; a user waits on it before taking one.
+    metronome: Metronome,
     next: AtomicU64,
     /// Slots taken and not yet recorded.
     in_flight: AtomicU64,
@@ -296,8 +321,15 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
         return Err(Error::Interrupted);
     }
     let total = config.worker.share_of(config.schedule.len());
+    let start = Instant::now() + START_GRACE;
+    // This worker's k-th slot is the schedule's `worker.slot(k)`.
+    let (schedule, worker) = (config.schedule, config.worker);
+    let metronome = Metronome::start(start.into_std(), config.early_by, move |k| {
+        schedule.offset(worker.slot(k))
+    })?;
     let shared = Arc::new(Shared {
-        start: Instant::now() + START_GRACE,
+        start,
+        metronome,
         next: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         completed: AtomicBool::new(false),
@@ -418,6 +450,7 @@ impl<W: Workload> Shared<W> {
         // Counted in flight before taking a slot, so a user that finds the
         // schedule empty never sees zero while another holds a slot.
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.metronome.tick().await;
         let n = config
             .worker
             .slot(self.next.fetch_add(1, Ordering::Relaxed));
@@ -439,11 +472,11 @@ impl<W: Workload> Shared<W> {
         result
     }
 
-    /// Sends slot `n` and records its answer.
+    /// Sends slot `n` (released by the metronome: due now, or at most
+    /// `early_by` from now) and records its answer.
     async fn send(&self, user: &mut GooseUser, n: u64, offset: Duration) -> TransactionResult {
         let config = &self.config;
         let due = self.start + offset;
-        tokio::time::sleep_until(due).await;
         let sent = Instant::now();
         let measured = offset >= config.warmup;
         let late = measured && sent > due + config.late_after;

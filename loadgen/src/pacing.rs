@@ -16,14 +16,14 @@
 //! to keep the schedule, and the rate it reports is then not the rate asked
 //! for.
 //!
-//! tokio's timer ticks in whole milliseconds and rounds deadlines up, so a
-//! sender that slept exactly until its slot would wake up to a millisecond
-//! late and charge that to the service. Senders therefore wake
-//! [`Plan::early_by`] ahead and send at once; latency is measured from the
-//! earlier of the slot's time and the actual send, i.e. from the real send
-//! when early (the true service time) and from the slot when late (corrected
-//! for coordinated omission). At high rates this sends requests in
-//! per-millisecond bursts, as any millisecond timer does.
+//! Senders do not sleep on tokio's timer: it ticks in whole milliseconds
+//! and rounds deadlines up, so at high rates every millisecond's slots
+//! would leave together, a burst the schedule never asked for. A
+//! [`Metronome`] thread releases each slot [`Plan::early_by`] before its
+//! time, to within a wake-up, and a waiting sender sends at once; latency
+//! is measured from the earlier of the slot's time and the actual send,
+//! i.e. from the real send when early (the true service time) and from the
+//! slot when late (corrected for coordinated omission).
 //!
 //! A run is bounded by [`Schedule::duration`] and [`Schedule::max_requests`],
 //! and stops by itself: once [`Plan::overrun`] has passed after the
@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
+
+use crate::metronome::Metronome;
 
 /// Latencies are kept in microseconds from 1 µs to 60 s at 3 significant
 /// digits; slower answers are recorded as 60 s.
@@ -107,8 +109,8 @@ pub struct Plan {
     pub warmup: Duration,
     /// A slot taken more than this after its time is counted as late.
     pub late_after: Duration,
-    /// A sender may send up to this much before its slot instead of
-    /// sleeping past it (see the module docs); zero in exact-timing tests.
+    /// A slot is released to a sender this long before its time: room for
+    /// the wake-up of the sender's task (see the module docs).
     pub early_by: Duration,
     /// How long after the schedule's end senders may still take slots.
     pub overrun: Duration,
@@ -157,6 +159,10 @@ impl<O> Report<O> {
     }
 }
 
+/// A [`Plan::early_by`] for most runs: about one wake-up of a parked
+/// tokio worker on an idle VM, so a typical slot leaves on its time.
+pub const EARLY_BY: Duration = Duration::from_micros(20);
+
 /// A new, empty latency histogram with the bounds every report uses.
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("constant bounds are valid")
@@ -174,18 +180,67 @@ pub async fn run<S: Sender>(plan: Plan, senders: Vec<S>) -> (Report<S::Outcome>,
 
 /// [`run`] with the schedule starting at `start` (now or soon), for
 /// senders that time something of their own from their slots' times.
+///
+/// # Panics
+/// When the metronome's thread cannot be started (the process is out of
+/// threads).
 pub async fn run_from<S: Sender>(
     start: Instant,
     plan: Plan,
     senders: Vec<S>,
+) -> (Report<S::Outcome>, Vec<S>) {
+    let schedule = plan.schedule;
+    let metronome = Metronome::start(start.into_std(), plan.early_by, move |k| schedule.offset(k))
+        .expect("cannot start the pacing thread");
+    run_released(
+        start,
+        plan,
+        senders,
+        Release::Metronome(Arc::new(metronome)),
+    )
+    .await
+}
+
+/// How senders learn that their next slot is due.
+#[derive(Clone)]
+enum Release {
+    /// Released by a [`Metronome`] (µs).
+    Metronome(Arc<Metronome>),
+    /// Each sender sleeps on tokio's timer (whole ms): under a paused
+    /// clock, where the tests check the schedule's arithmetic exactly.
+    #[cfg(test)]
+    Timer,
+}
+
+impl Release {
+    /// Waits for the next slot's release (the timer sleeps later, to the
+    /// slot's own time).
+    async fn tick(&self) {
+        match self {
+            Release::Metronome(metronome) => metronome.tick().await,
+            #[cfg(test)]
+            Release::Timer => {}
+        }
+    }
+}
+
+async fn run_released<S: Sender>(
+    start: Instant,
+    plan: Plan,
+    senders: Vec<S>,
+    release: Release,
 ) -> (Report<S::Outcome>, Vec<S>) {
     // The only shared state: which slot is next. Relaxed is enough — each
     // slot number is handed out once, and nothing else is published by it.
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = senders
         .into_iter()
-        .map(|sender| tokio::spawn(drive(sender, plan, start, Arc::clone(&next))))
+        .map(|sender| {
+            let (next, release) = (Arc::clone(&next), release.clone());
+            tokio::spawn(drive(sender, plan, start, next, release))
+        })
         .collect();
+    drop(release);
 
     let mut report = Report {
         latency_us: latency_histogram(),
@@ -243,6 +298,7 @@ async fn drive<S: Sender>(
     plan: Plan,
     start: Instant,
     next: Arc<AtomicU64>,
+    release: Release,
 ) -> (S, Part<S::Outcome>) {
     let stop_taking = start + plan.schedule.duration + plan.overrun;
     let mut part = Part {
@@ -255,6 +311,9 @@ async fn drive<S: Sender>(
         last_done: None,
     };
     loop {
+        // A released slot is one this sender may take; the number is
+        // still the next unclaimed one, which is due by now.
+        release.tick().await;
         let n = next.fetch_add(1, Ordering::Relaxed);
         let Some(offset) = plan.schedule.offset(n) else {
             break;
@@ -268,7 +327,8 @@ async fn drive<S: Sender>(
         if measured && taken > due + plan.late_after {
             part.late += 1;
         }
-        if due > taken + plan.early_by {
+        #[cfg(test)]
+        if matches!(release, Release::Timer) && due > taken + plan.early_by {
             tokio::time::sleep_until(due - plan.early_by).await;
         }
         let sent = Instant::now();
@@ -296,6 +356,14 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// [`super::run`] with senders sleeping on tokio's (paused) clock, so
+    /// the schedule's arithmetic is checked to the microsecond; the
+    /// metronome's own timing is tested in its module and, over a real
+    /// server, in tests/scenarios.rs.
+    async fn run<S: Sender>(plan: Plan, senders: Vec<S>) -> (Report<S::Outcome>, Vec<S>) {
+        run_released(Instant::now(), plan, senders, Release::Timer).await
+    }
 
     fn schedule(rate_per_sec: f64, duration: Duration) -> Schedule {
         Schedule {

@@ -1,6 +1,9 @@
 //! The scenarios end to end against small in-process servers on
 //! `127.0.0.1:0`: a fake session cache, a failing one, one that closes every
-//! connection.
+//! connection; and the pacing itself against a server that notes when each
+//! request arrived.
+
+mod arrivals;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,6 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use parallax_loadgen::cache::{self, CacheConfig};
 use parallax_loadgen::http::Connection;
+use parallax_loadgen::pacing::{self, Plan, Schedule};
 
 /// How the fake server behaves.
 #[derive(Clone, Copy)]
@@ -158,4 +162,57 @@ async fn a_connection_the_server_closed_is_replaced_transparently() {
             .unwrap();
         assert_eq!(answer.status, StatusCode::OK);
     }
+}
+
+/// GETs `/?n=SLOT` on its own keep-alive connection.
+struct Get(Connection);
+
+impl pacing::Sender for Get {
+    type Outcome = bool;
+
+    async fn send(&mut self, n: u64) -> bool {
+        let path = format!("/?n={n}");
+        let answer = self.0.send(Method::GET, &path, Bytes::new()).await;
+        matches!(answer, Ok(a) if a.status == StatusCode::OK)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_requests_arrive_spaced_as_their_slots_at_5000_per_second() {
+    let (addr, log) = arrivals::serve();
+    let plan = Plan {
+        schedule: Schedule {
+            rate_per_sec: 5000.0,
+            ramp: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            max_requests: u64::MAX,
+        },
+        warmup: Duration::ZERO,
+        late_after: Duration::from_millis(10),
+        early_by: pacing::EARLY_BY,
+        overrun: Duration::from_secs(1),
+    };
+    let senders = (0..32)
+        .map(|_| Get(Connection::new(addr, Duration::from_secs(5))))
+        .collect();
+    let (report, _) = pacing::run(plan, senders).await;
+    assert_eq!(
+        report.outcomes.get(&true),
+        Some(&5000),
+        "{:?}",
+        report.outcomes
+    );
+
+    // 200 µs apart, not five at once each millisecond (then four of five
+    // gaps are under 20 µs, and arrivals stray 200 µs from their slots).
+    let s = arrivals::spacing(&log, 5000.0);
+    assert_eq!(s.arrivals, 5000);
+    let gap = s.median_gap.as_micros();
+    assert!((150..=250).contains(&gap), "median gap {gap} µs: {s:?}");
+    assert!(
+        s.together <= 0.1,
+        "{:.1} % arrived together: {s:?}",
+        s.together * 100.0
+    );
+    assert!(s.median_off_slot <= Duration::from_micros(100), "{s:?}");
 }

@@ -1071,7 +1071,7 @@ impl Stack<'_> {
             },
             warmup: Duration::from_secs_f64(args.warmup_secs),
             late_after: ms(args.late_threshold_ms),
-            early_by: ms(1.0),
+            early_by: pacing::EARLY_BY,
             overrun: duration / 4 + Duration::from_secs(5),
         };
         let senders = (0..args.connections)
