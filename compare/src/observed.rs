@@ -7,9 +7,10 @@
 //! allow-listed ones, `Content-Type`, `Content-Encoding` and, for gRPC,
 //! `grpc-*`. A `String` per name and per value was most of a mirrored
 //! request's allocations. [`Fields`] keeps the text the fields arrived in —
-//! an HTTP/1.1 answer's `name: value\r\n` lines are already one `Bytes`,
-//! shared, not copied ([`Fields::from_lines`]) — and a list of where each
-//! name and value lies in it: one allocation per answer, none per field.
+//! an HTTP/1.1 answer's `name: value\r\n` lines are taken as the buffer
+//! they are in, checked as UTF-8 once, not copied ([`Fields::from_lines`])
+//! — and a list of where each name and value lies in it: one allocation
+//! per answer (that list), none per field, no check per lookup.
 //!
 //! # The same fields a list of pairs gives
 //! The engine used to hold `Vec<(String, String)>` with names lower-cased
@@ -96,9 +97,9 @@ struct Span {
 /// case-insensitively; values as UTF-8. See the module doc for why.
 #[derive(Clone, Default)]
 pub struct Fields {
-    /// UTF-8 throughout (checked, or rebuilt, at construction), so every
-    /// span, cut at ASCII bytes or between whole strings, is UTF-8 too.
-    text: Bytes,
+    /// Every span is cut at an ASCII byte or between whole strings, so
+    /// slicing it is a `str` again without a check of its bytes.
+    text: String,
     spans: Vec<Span>,
 }
 
@@ -119,56 +120,32 @@ impl Fields {
             let value = append(&mut text, value.as_ref());
             spans.push(Span { name, value });
         }
-        Self {
-            text: Bytes::from(text),
-            spans,
-        }
+        Self { text, spans }
     }
 
     /// The fields of HTTP/1.1 `name: value\r\n` lines (a parsed head's
     /// header lines, as the proxy rewrites them: one space after the
-    /// colon, no folding), without copying them: a line without a colon
-    /// is not a field; one space after the colon and the line's `\r` are
-    /// not part of the value. Listed as an `http::HeaderMap` lists them
-    /// (the values of one name together, names in the order they first
-    /// appear), so both of the proxy's paths show fields alike.
-    pub fn from_lines(lines: Bytes) -> Self {
-        let mut spans = Vec::with_capacity(count(&lines, b'\n'));
-        let mut start = 0;
-        while start < lines.len() {
-            let end = lines[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(lines.len(), |i| start + i);
-            let line_end = if end > start && lines[end - 1] == b'\r' {
-                end - 1
-            } else {
-                end
-            };
-            if let Some(colon) = lines[start..line_end].iter().position(|&b| b == b':') {
-                let colon = start + colon;
-                let mut value = colon + 1;
-                if value < line_end && lines[value] == b' ' {
-                    value += 1;
-                }
-                spans.push(Span {
-                    name: start..colon,
-                    value: value..line_end,
-                });
-            }
-            start = end + 1;
-        }
-        let fields = if std::str::from_utf8(&lines).is_ok() {
-            Self { text: lines, spans }
-        } else {
+    /// colon, no folding), kept in the buffer they came in (no copy): a
+    /// line without a colon is not a field; one space after the colon and
+    /// the line's `\r` are not part of the value. Listed as an
+    /// `http::HeaderMap` lists them (the values of one name together,
+    /// names in the order they first appear), so both of the proxy's paths
+    /// show fields alike.
+    pub fn from_lines(lines: Vec<u8>) -> Self {
+        let text = match String::from_utf8(lines) {
+            Ok(text) => text,
             // Rare (obs-text that is not UTF-8): rebuilt with replacements.
-            let text = Self { text: lines, spans };
-            Self::from_pairs(text.spans.iter().map(|s| {
-                let (name, value) = (&text.text[s.name.clone()], &text.text[s.value.clone()]);
-                (name, value)
-            }))
+            Err(e) => {
+                let lines = e.into_bytes();
+                let spans = line_spans(&lines);
+                let pairs = spans
+                    .iter()
+                    .map(|s| (&lines[s.name.clone()], &lines[s.value.clone()]));
+                return Self::from_pairs(pairs).grouped();
+            }
         };
-        fields.grouped()
+        let spans = line_spans(text.as_bytes());
+        Self { text, spans }.grouped()
     }
 
     /// The same fields with the values of one name together, names in the
@@ -222,11 +199,11 @@ impl Fields {
     }
 
     fn name_bytes(&self, i: usize) -> &[u8] {
-        &self.text[self.spans[i].name.clone()]
+        self.text[self.spans[i].name.clone()].as_bytes()
     }
 
     fn str(&self, range: Range<usize>) -> &str {
-        std::str::from_utf8(&self.text[range]).expect("fields are UTF-8 by construction")
+        &self.text[range]
     }
 }
 
@@ -238,8 +215,42 @@ fn append(text: &mut String, bytes: &[u8]) -> Range<usize> {
     start..text.len()
 }
 
-fn count(bytes: &[u8], byte: u8) -> usize {
-    bytes.iter().filter(|&&b| b == byte).count()
+/// Where the fields of `name: value\r\n` lines lie (see
+/// [`Fields::from_lines`]): one pass, a line's colon or end found by
+/// `memchr`.
+fn line_spans(lines: &[u8]) -> Vec<Span> {
+    // Most lines are longer than 16 bytes: rarely grown, little unused.
+    let mut spans = Vec::with_capacity(lines.len() / 16 + 1);
+    let mut start = 0;
+    while start < lines.len() {
+        let rest = &lines[start..];
+        let (colon, end) = match memchr::memchr2(b':', b'\n', rest) {
+            Some(i) if rest[i] == b':' => {
+                let end = memchr::memchr(b'\n', &rest[i..]).map_or(rest.len(), |j| i + j);
+                (Some(i), end)
+            }
+            Some(i) => (None, i),
+            None => (None, rest.len()),
+        };
+        if let Some(colon) = colon {
+            let line_end = if rest[..end].ends_with(b"\r") {
+                end - 1
+            } else {
+                end
+            };
+            let value = if rest.get(colon + 1) == Some(&b' ') && colon + 1 < line_end {
+                colon + 2
+            } else {
+                colon + 1
+            };
+            spans.push(Span {
+                name: start..start + colon,
+                value: start + value..start + line_end.max(value),
+            });
+        }
+        start += end + 1;
+    }
+    spans
 }
 
 /// Equal when the lists are: the same names (ASCII case aside) with the
@@ -268,21 +279,22 @@ mod tests {
 
     #[test]
     fn lines_are_fields_without_a_copy() {
-        let lines = Bytes::from_static(b"Content-Type: text/plain\r\nX-A:1\r\nbroken\r\nX-B: \r\n");
-        let fields = Fields::from_lines(lines.clone());
+        let lines = b"Content-Type: text/plain\r\nX-A:1\r\nbroken\r\nX-B: \r\n".to_vec();
+        let at = lines.as_ptr();
+        let fields = Fields::from_lines(lines);
         assert_eq!(
             fields.iter().collect::<Vec<_>>(),
             [("Content-Type", "text/plain"), ("X-A", "1"), ("X-B", "")]
         );
         assert_eq!(fields.get("content-type"), Some("text/plain"));
-        assert_eq!(fields.text.as_ptr(), lines.as_ptr());
+        assert_eq!(fields.text.as_ptr(), at);
     }
 
     #[test]
     fn the_values_of_one_name_are_listed_together() {
-        let fields = Fields::from_lines(Bytes::from_static(
-            b"Set-Cookie: a\r\nX-B: 1\r\nset-cookie: b\r\nDate: d\r\nx-b: 2\r\n",
-        ));
+        let fields = Fields::from_lines(
+            b"Set-Cookie: a\r\nX-B: 1\r\nset-cookie: b\r\nDate: d\r\nx-b: 2\r\n".to_vec(),
+        );
         assert_eq!(
             fields.to_list(),
             [
@@ -298,7 +310,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_utf8_are_replaced() {
-        let fields = Fields::from_lines(Bytes::from_static(b"X-A: \xff1\r\nX-B: 2\r\n"));
+        let fields = Fields::from_lines(b"X-A: \xff1\r\nX-B: 2\r\n".to_vec());
         assert_eq!(fields.get("x-a"), Some("\u{fffd}1"));
         assert_eq!(fields.get("x-b"), Some("2"));
     }

@@ -36,7 +36,7 @@ pub enum AnswerHeaders {
     /// The raw HTTP/1.1 path's `name: value\r\n` lines
     /// ([`crate::h1::response::AnswerHead::headers`]), copied once: the
     /// comparison's fields point into them (no map, no text per field).
-    Lines(Bytes),
+    Lines(Vec<u8>),
 }
 
 impl AnswerHeaders {

@@ -260,8 +260,7 @@ pub async fn serve(
         // Dropped with `capture_tx` unused when the exchange failed above:
         // the mirror task then counts the primary's error.
         let mut capture = capture_tx.map(|tx| {
-            let headers = Bytes::copy_from_slice(&conn.answer[answer.headers.clone()]);
-            let headers = AnswerHeaders::Lines(headers);
+            let headers = AnswerHeaders::Lines(conn.answer[answer.headers.clone()].to_vec());
             Capture::new(answer.status, headers, state.max_compare_body_bytes, tx)
         });
         // Shutdown began while the answer was on its way: it is the last,

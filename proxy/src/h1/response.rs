@@ -311,7 +311,7 @@ mod tests {
 
     /// The comparison's fields of the lines [`parse`] wrote, as a list.
     fn header_list(lines: &[u8]) -> Vec<(String, String)> {
-        Fields::from_lines(bytes::Bytes::copy_from_slice(lines)).to_list()
+        Fields::from_lines(lines.to_vec()).to_list()
     }
 
     #[test]
@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(header_list(lines.as_bytes()).len(), 40);
         assert_eq!(
             crate::service::header_fields(&map),
-            Fields::from_lines(bytes::Bytes::from(lines))
+            Fields::from_lines(lines.into_bytes())
         );
     }
 
