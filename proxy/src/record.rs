@@ -392,6 +392,25 @@ impl Pending {
     }
 }
 
+/// A request on the raw HTTP/1.1 path, as read, for
+/// [`Recorder::finish_raw`].
+pub struct RawRequest<'p, H> {
+    pub client: SocketAddr,
+    pub method: &'p str,
+    /// The target's path, and its query without the `?` (ASCII: the raw
+    /// path takes no other target).
+    pub path: &'p [u8],
+    pub query: Option<&'p [u8]>,
+    /// As a `HeaderMap` would list them
+    /// ([`crate::h1::head::recorded_headers`]: hop-by-hop headers left
+    /// out, the values of one name together, in the order names first
+    /// appear; names in any case).
+    pub headers: H,
+    /// The head's length as read: it bounds the encoded head for the
+    /// queue's byte limit.
+    pub head_len: usize,
+}
+
 /// A connection id from the client's address: IPv4 address and port
 /// packed, IPv6 hashed. A port reused later by a new connection of the
 /// same client gets the same id; its requests then replay after the
@@ -485,7 +504,8 @@ impl Recorder {
         if !self.sampler.sample(head) {
             return None;
         }
-        let target = head.uri.path_and_query().map_or("/", |q| q.as_str());
+        let path = head.uri.path();
+        let query = head.uri.query().map(str::as_bytes);
         let headers = head
             .headers
             .iter()
@@ -497,7 +517,7 @@ impl Recorder {
             at_us,
             client,
             head.method.as_str(),
-            target,
+            (path.as_bytes(), query),
             headers,
         )
         .finish();
@@ -533,13 +553,13 @@ impl Recorder {
         at_us: u64,
         client: SocketAddr,
         method: &str,
-        target: &str,
+        (path, query): (&[u8], Option<&[u8]>),
         headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     ) -> format::HeadWriter<'o> {
         let r = &self.redactor;
         let mut head =
             format::HeadWriter::append(out, at_us, Some(conn_id(client)), method, |out| {
-                r.write_target(target, out)
+                r.write_target_parts(path, query, out)
             });
         for (name, value) in headers {
             let value = if r.header_is_secret(name) {
@@ -580,32 +600,25 @@ impl Recorder {
 
     /// Queues a request [`Recorder::begin_raw`] chose, stamped `sent` (when
     /// it left for the primary: the clock read the raw path makes anyway),
-    /// with its body and the primary's answer. `headers` as a `HeaderMap`
-    /// would list them ([`crate::h1::head::recorded_headers`]: hop-by-hop
-    /// headers left out, the values of one name together, in the order
-    /// names first appear; names in any case); the record is the one
+    /// with its body and the primary's answer. The record is the one
     /// [`Recorder::begin`] and [`Recorder::finish`] give for the same
-    /// request, redaction included. `head_len` (the head's length as read)
-    /// bounds the encoded head for the queue's byte limit.
+    /// request, redaction included.
     ///
     /// Encoded once, field by field, straight into the queue under its
     /// lock: no buffer of the connection's and no second copy of the head
     /// (the lock is held for that encoding, ~1K instructions, instead of a
     /// copy; the writer takes it only to swap the queue out, a few times a
     /// second).
-    #[allow(clippy::too_many_arguments)]
-    pub fn finish_raw<'a>(
+    pub fn finish_raw<'a, H>(
         &self,
-        client: SocketAddr,
-        method: &str,
-        target: &str,
-        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-        head_len: usize,
+        request: RawRequest<'_, H>,
         sent: Instant,
         body: &[u8],
         status: Option<u16>,
         latency: Option<Duration>,
-    ) {
+    ) where
+        H: Iterator<Item = (&'a [u8], &'a [u8])>,
+    {
         if body.len() as u64 > self.max_body_bytes {
             return self.drop_record(DropReason::BodyTooLarge);
         }
@@ -614,10 +627,18 @@ impl Recorder {
         // The encoded head is the head as read less its request line's and
         // each header's separators, plus 2 bytes a header and the fixed
         // fields; a redacted value may be longer than the secret was.
-        let about = head_len + 64 + body.len();
+        let about = request.head_len + 64 + body.len();
+        let RawRequest {
+            client,
+            method,
+            path,
+            query,
+            headers,
+            ..
+        } = request;
         self.push(about, |buf| {
             buf.reserve(about);
-            self.encode_head(buf, at_us, client, method, target, headers)
+            self.encode_head(buf, at_us, client, method, (path, query), headers)
                 .finish_request(status, latency_us, body, false)
         });
     }

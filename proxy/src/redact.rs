@@ -89,33 +89,46 @@ impl Redactor {
     /// parameter's name is percent-encoded: the recorder writes a target
     /// straight into its record.
     pub fn write_target(&self, target: &str, out: &mut Vec<u8>) {
-        let Some((path, query)) = target.split_once('?') else {
-            out.extend_from_slice(target.as_bytes());
-            return;
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
         };
-        out.extend_from_slice(path.as_bytes());
+        self.write_target_parts(path.as_bytes(), query.map(str::as_bytes), out);
+    }
+
+    /// [`Redactor::write_target`] of a target already split at its `?`
+    /// (`query` without it), as bytes: the raw HTTP/1.1 path knows where
+    /// its target's query starts and that the target is ASCII, so it
+    /// neither searches nor checks UTF-8 again.
+    pub fn write_target_parts(&self, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) {
+        out.extend_from_slice(path);
+        let Some(query) = query else { return };
         out.push(b'?');
-        for (i, pair) in query.split('&').enumerate() {
+        for (i, pair) in query.split(|&b| b == b'&').enumerate() {
             if i > 0 {
                 out.push(b'&');
             }
-            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+            let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
             if self.query_is_secret(name) {
-                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(name);
                 out.push(b'=');
                 out.extend_from_slice(REDACTED.as_bytes());
             } else {
-                out.extend_from_slice(pair.as_bytes());
+                out.extend_from_slice(pair);
             }
         }
     }
 
     /// Whether the query parameter `name` (as written in the target) is
     /// secret, compared after percent-decoding.
-    fn query_is_secret(&self, name: &str) -> bool {
-        let secret = |decoded: &str| self.queries.iter().any(|q| q.eq_ignore_ascii_case(decoded));
-        if name.bytes().any(|b| b == b'%' || b == b'+') {
-            secret(&percent_decode(name))
+    fn query_is_secret(&self, name: &[u8]) -> bool {
+        let secret = |decoded: &[u8]| {
+            self.queries
+                .iter()
+                .any(|q| q.as_bytes().eq_ignore_ascii_case(decoded))
+        };
+        if name.iter().any(|&b| b == b'%' || b == b'+') {
+            secret(percent_decode(&String::from_utf8_lossy(name)).as_bytes())
         } else {
             secret(name)
         }

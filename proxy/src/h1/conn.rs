@@ -50,6 +50,7 @@ use crate::departure::{take_turn, Turn};
 use crate::error::{error_body, Side, PRIMARY_UNAVAILABLE};
 use crate::metrics::{Backend, MirrorOutcome};
 use crate::mirror::MirrorJob;
+use crate::record::RawRequest;
 use crate::service::ServiceState;
 use crate::tee::{AnswerHeaders, Capture};
 
@@ -225,20 +226,17 @@ pub async fn serve(
         if let (Some(recorder), true) = (&state.recorder, recording) {
             let input = &conn.input[conn.start..conn.start + head.len];
             let body = &conn.request[conn.request.len() - head.body_len..];
-            let target = std::str::from_utf8(&conn.request[head.target.clone()]).unwrap_or("/");
             let status = exchanged.as_ref().ok().map(|(_, answer)| answer.status);
-            let latency = status.map(|_| latency);
-            recorder.finish_raw(
+            let request = RawRequest {
                 client,
-                head.method.as_str(),
-                target,
-                head::recorded_headers(input, &conn.spans),
-                head.len,
-                started,
-                body,
-                status,
-                latency,
-            );
+                method: head.method.as_str(),
+                path: &conn.request[head.path.clone()],
+                query: (head.target.end > head.path.end)
+                    .then(|| &conn.request[head.path.end + 1..head.target.end]),
+                headers: head::recorded_headers(input, &conn.spans),
+                head_len: head.len,
+            };
+            recorder.finish_raw(request, started, body, status, status.map(|_| latency));
         }
         conn.start += whole;
         if conn.start == conn.input.len() {

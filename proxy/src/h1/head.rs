@@ -233,6 +233,13 @@ impl<'a> RecordedHeaders<'a> {
         &self.input[a as usize..b as usize]
     }
 
+    /// Headers `i` and `j` have the same name (lengths first: from the
+    /// spans, without touching the bytes).
+    fn same_name(&self, i: usize, j: usize) -> bool {
+        let ((a, b), (c, d)) = (self.spans[i].name, self.spans[j].name);
+        b - a == d - c && self.name(i).eq_ignore_ascii_case(self.name(j))
+    }
+
     fn pair(&self, i: usize) -> (&'a [u8], &'a [u8]) {
         let (a, b) = self.spans[i].value;
         (self.name(i), &self.input[a as usize..b as usize])
@@ -246,12 +253,10 @@ impl<'a> Iterator for RecordedHeaders<'a> {
         let len = self.spans.len();
         while self.group < len {
             let g = self.group;
-            let name = self.name(g);
             if self.next == g {
                 // Hop-by-hop-ness goes by name: the later headers of a
                 // name listed here are kept too.
-                let listed =
-                    self.spans[g].kept && !(0..g).any(|k| self.name(k).eq_ignore_ascii_case(name));
+                let listed = self.spans[g].kept && !(0..g).any(|k| self.same_name(k, g));
                 if listed {
                     self.next = g + 1;
                     return Some(self.pair(g));
@@ -260,7 +265,7 @@ impl<'a> Iterator for RecordedHeaders<'a> {
                 while self.next < len {
                     let j = self.next;
                     self.next += 1;
-                    if self.name(j).eq_ignore_ascii_case(name) {
+                    if self.same_name(j, g) {
                         return Some(self.pair(j));
                     }
                 }
