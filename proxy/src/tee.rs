@@ -69,7 +69,10 @@ struct Pending {
     status: u16,
     headers: AnswerHeaders,
     trailers: Vec<(String, String)>,
-    chunks: Vec<Bytes>,
+    /// The body's first chunk, and any after it: most bodies come in one
+    /// chunk, kept without a list (no allocation per mirrored request).
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
     len: usize,
     limit: usize,
     tx: oneshot::Sender<PrimaryCapture>,
@@ -88,7 +91,8 @@ impl Capture {
             status,
             headers,
             trailers: Vec::new(),
-            chunks: Vec::new(),
+            first: None,
+            more: Vec::new(),
             len: 0,
             limit,
             tx,
@@ -105,7 +109,10 @@ impl Capture {
                     p.finish(Captured::TooLarge);
                 }
             } else {
-                p.chunks.push(data());
+                match p.first {
+                    None => p.first = Some(data()),
+                    Some(_) => p.more.push(data()),
+                }
             }
         }
     }
@@ -149,14 +156,15 @@ impl Pending {
     }
 
     fn complete(mut self) {
-        let body = match self.chunks.len() {
-            0 => Bytes::new(),
+        let body = match (self.first.take(), self.more.is_empty()) {
+            (None, _) => Bytes::new(),
             // Taken, not cloned: a clone of a `Bytes` made from a `Vec`
             // allocates its shared header.
-            1 => self.chunks.pop().unwrap_or_default(),
-            _ => {
+            (Some(first), true) => first,
+            (Some(first), false) => {
                 let mut all = BytesMut::with_capacity(self.len);
-                for c in &self.chunks {
+                all.extend_from_slice(&first);
+                for c in &self.more {
                     all.extend_from_slice(c);
                 }
                 all.freeze()
