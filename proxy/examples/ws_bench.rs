@@ -28,6 +28,22 @@
 //!    latency through the proxy (exact, HDR) next to `--direct` clients on
 //!    the primary without the proxy.
 //!
+//! 3. CPU per relayed frame: the proxy's user + system CPU over the
+//!    broadcasts divided by the frames the clients got. `--via nginx` puts
+//!    nginx (`proxy_pass` with the upgrade headers; it cannot shadow) in the
+//!    proxy's place, so the figure reads as a ratio to nginx;
+//!    `$PARALLAX_PROXY_BIN` runs another proxy binary (`bench_proxy
+//!    --config FILE`, or a `parallax*` binary as `proxy --config FILE`) for
+//!    before/after; `--workers N` gives either N workers (tokio, nginx
+//!    `worker_processes`).
+//! 4. `--callgrind`: the proxy (or nginx) under valgrind's callgrind,
+//!    counters zeroed once the connections settled and dumped once every
+//!    frame arrived: user-space instructions and `malloc`/`calloc`/`realloc`
+//!    calls per relayed frame, exact and blind to the machine's load (use a
+//!    few hundred connections: callgrind is ~50× slower).
+//!
+//! `scripts/ws-relay-cost.sh` runs these side by side (A B B A).
+//!
 //! The twins and the proxy are `parallax_process`'s one child-process type
 //! (their logs in `$TMPDIR/ws_bench_<pid>/`), their CPU and RSS its one
 //! `/proc` reader, the proxy's counters its one Prometheus parser.
@@ -41,7 +57,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use parallax_process::child::{self, ChildProcess, ChildSpec, Readiness};
-use parallax_process::procstat;
 use parallax_process::prom::{self, PromHistogram};
 use parallax_proxy::config_builder::{self, ProxyService};
 use parallax_proxy::ws::frame::{Event, Reader};
@@ -54,7 +69,7 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("proxy") => proxy(&args[1]),
         Some("clients") => clients(&args[1..]),
-        _ => Err("usage: ws_bench run [--checkpoints 2000,5000] [--notifications 30] [--rate 2] [--per-worker 2500] [--direct 500] [--settle-secs 5] [--mirror-percent 100]".into()),
+        _ => Err("usage: ws_bench run [--checkpoints 2000,5000] [--notifications 30] [--rate 2] [--per-worker 2500] [--direct 500] [--settle-secs 5] [--mirror-percent 100] [--via parallax|nginx] [--workers N] [--callgrind]".into()),
     };
     if let Err(e) = result {
         eprintln!("ws_bench: {e}");
@@ -105,34 +120,27 @@ fn run(args: &[String]) -> Result<()> {
     let (_go, go_addr) = twin("go", &go_bin)?;
     let (_rust, rust_addr) = twin("rust", &rust_bin)?;
 
-    let (listen, admin) = (free_addr()?, free_addr()?);
-    let config = logs.join("proxy.toml");
-    let mut service = ProxyService::new(
-        "fanout",
-        &listen.to_string(),
-        &go_addr.to_string(),
-        &rust_addr.to_string(),
-    );
-    service.ws_match_window_ms = Some(10_000);
-    service.mirror_percent = mirror_percent;
-    std::fs::write(
-        &config,
-        config_builder::render(&admin.to_string(), &[service])?,
-    )?;
-    let mut spec = ChildSpec::new(
-        "the proxy",
-        std::env::current_exe()?,
-        logs.join("proxy.log"),
-    );
-    spec.args = vec!["proxy".into(), config.display().to_string()];
-    spec.ready = Readiness::Http {
-        addr: admin.to_string(),
-        path: "/healthz".into(),
+    let via = flag(args, "--via", "parallax");
+    let workers_flag: usize = flag(args, "--workers", "0").parse()?;
+    let callgrind = args.iter().any(|a| a == "--callgrind");
+    let listen = free_addr()?;
+    let front = match via {
+        "parallax" => Front::parallax(
+            &logs,
+            listen,
+            go_addr,
+            rust_addr,
+            mirror_percent,
+            workers_flag,
+            callgrind,
+        )?,
+        "nginx" => Front::nginx(&logs, listen, go_addr, workers_flag, callgrind)?,
+        other => return Err(format!("--via {other}: parallax or nginx").into()),
     };
-    let proxy = ChildProcess::spawn(&spec)?;
-    let proxy_pid = proxy.pid();
+    let admin = front.admin;
+    let proxy = &front.process;
     std::thread::sleep(Duration::from_secs(1));
-    let baseline = rss_bytes(proxy_pid)?;
+    let baseline = proxy.usage()?.rss_bytes;
     println!("proxy baseline RSS {:.1} MiB", baseline as f64 / 1048576.0);
 
     let mut workers = Vec::new();
@@ -151,7 +159,7 @@ fn run(args: &[String]) -> Result<()> {
             "parallax_ws_connections",
             &[("backend", "shadow")],
         );
-        let rss = rss_bytes(proxy_pid)?;
+        let rss = proxy.usage()?.rss_bytes;
         println!(
             "{connected} connections ({shadows} shadowed): proxy RSS {:.1} MiB, {:.2} KiB per proxied connection",
             rss as f64 / 1048576.0,
@@ -167,7 +175,10 @@ fn run(args: &[String]) -> Result<()> {
         w.command("reset")?;
     }
     let before = scrape(admin)?;
-    let cpu_before = cpu_seconds(proxy_pid)?;
+    if callgrind {
+        callgrind_control("-z", proxy.pid())?;
+    }
+    let cpu_before = proxy.usage()?.cpu_seconds;
     let started = Instant::now();
     let base_us = now_us();
     for i in 0..notifications {
@@ -194,29 +205,48 @@ fn run(args: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     std::thread::sleep(Duration::from_secs(5));
-    let cpu = cpu_seconds(proxy_pid)? - cpu_before;
+    // A slow proxy (callgrind's) may still be relaying, or pairing: wait
+    // until every frame arrived and, when compared, was decided.
+    let expected = (workers.iter().map(|w| w.connected).sum::<usize>() as u64) * notifications;
+    let patience = Instant::now() + Duration::from_secs(180);
+    let comparing = admin.is_some() && mirror_percent > 0.0;
+    let mut counts = Counts::default();
+    let mut through = merged(&mut workers)?;
+    loop {
+        let delivered = through.len() >= expected;
+        if delivered || Instant::now() >= patience {
+            // Under callgrind, what the proxy did up to now is dumped
+            // before the scrape and counted; the scrape's own work is
+            // zeroed away (it is no frame's).
+            if callgrind {
+                counts.add_dump(&front)?;
+            }
+            let decided = decided(&scrape(admin)?) - decided(&before);
+            if callgrind {
+                callgrind_control("-z", proxy.pid())?;
+            }
+            if Instant::now() >= patience || (!comparing || decided >= expected as f64) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        through = merged(&mut workers)?;
+    }
+    let cpu = proxy.usage()?.cpu_seconds - cpu_before;
+    let counts = callgrind.then_some(counts);
     let after = scrape(admin)?;
-    let through = merged(&mut workers)?;
     let plain = merged(&mut direct_workers)?;
-    let results: Vec<String> = [
-        "matched",
-        "missing",
-        "extra",
-        "different",
-        "reordered",
-        "overflow",
-        "unresolved",
-    ]
-    .iter()
-    .map(|r| {
-        let label = [("result", *r)];
-        format!(
-            "{r} {}",
-            sum(&after, "parallax_ws_frames_total", &label)
-                - sum(&before, "parallax_ws_frames_total", &label)
-        )
-    })
-    .collect();
+    let results: Vec<String> = RESULTS
+        .iter()
+        .map(|r| {
+            let label = [("result", *r)];
+            format!(
+                "{r} {}",
+                sum(&after, "parallax_ws_frames_total", &label)
+                    - sum(&before, "parallax_ws_frames_total", &label)
+            )
+        })
+        .collect();
     println!("frames: {}", results.join(", "));
     let skew = |samples: &[prom::Sample]| -> PromHistogram {
         prom::histogram(samples, "parallax_ws_delivery_skew_seconds", &[])
@@ -248,12 +278,21 @@ fn run(args: &[String]) -> Result<()> {
     println!(
         "proxy CPU during the broadcasts {cpu:.2} s ({:.1} µs per frame the clients got); RSS at the end {:.1} MiB",
         cpu * 1e6 / through.len().max(1) as f64,
-        rss_bytes(proxy_pid)? as f64 / 1048576.0
+        proxy.usage()?.rss_bytes as f64 / 1048576.0
     );
+    if let Some(c) = counts {
+        let frames = through.len().max(1) as f64;
+        println!(
+            "callgrind per frame the clients got: {:.0} instructions, {:.2} mallocs ({} frames)",
+            c.instructions as f64 / frames,
+            c.mallocs as f64 / frames,
+            through.len()
+        );
+    }
     for w in workers.iter_mut().chain(direct_workers.iter_mut()) {
         let _ = w.command("exit");
     }
-    drop(proxy);
+    drop(front);
     let _ = std::fs::remove_dir_all(&logs);
     Ok(())
 }
@@ -262,9 +301,31 @@ fn free_addr() -> Result<SocketAddr> {
     Ok((Ipv4Addr::LOCALHOST, child::free_port()?).into())
 }
 
-/// The proxy's `/metrics`, parsed.
-fn scrape(admin: SocketAddr) -> Result<Vec<prom::Sample>> {
-    Ok(prom::parse(&http(admin, "GET", "/metrics", "")?))
+/// The proxy's `/metrics`, parsed (none for nginx).
+fn scrape(admin: Option<SocketAddr>) -> Result<Vec<prom::Sample>> {
+    match admin {
+        Some(admin) => Ok(prom::parse(&http(admin, "GET", "/metrics", "")?)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// How a compared frame can end.
+const RESULTS: [&str; 7] = [
+    "matched",
+    "missing",
+    "extra",
+    "different",
+    "reordered",
+    "overflow",
+    "unresolved",
+];
+
+/// Compared frames decided so far, of every result.
+fn decided(samples: &[prom::Sample]) -> f64 {
+    RESULTS
+        .iter()
+        .map(|r| sum(samples, "parallax_ws_frames_total", &[("result", r)]))
+        .sum()
 }
 
 /// The sum of `name`'s samples with these labels, 0 when there is none.
@@ -288,15 +349,6 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<String
         return Err(format!("{method} {path}: {}", answer.lines().next().unwrap_or("")).into());
     }
     Ok(answer.split_once("\r\n\r\n").map_or("", |x| x.1).to_owned())
-}
-
-fn rss_bytes(pid: u32) -> Result<u64> {
-    Ok(procstat::read(pid)?.rss_bytes)
-}
-
-/// User + system CPU of a process, seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    Ok(procstat::read(pid)?.cpu_seconds)
 }
 
 fn now_us() -> u64 {
@@ -382,6 +434,267 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 // ------------------------------------------------------------- the proxy
+
+/// What the clients connect to: parallax (this binary's `proxy`, or
+/// `$PARALLAX_PROXY_BIN`) or nginx; its process group's CPU and RSS are
+/// the figures.
+struct Front {
+    process: ChildProcess,
+    /// Parallax's admin listener (its metrics); none for nginx.
+    admin: Option<SocketAddr>,
+    /// Where callgrind writes, when under it.
+    callgrind: Option<std::path::PathBuf>,
+}
+
+impl Front {
+    #[allow(clippy::too_many_arguments)]
+    fn parallax(
+        logs: &std::path::Path,
+        listen: SocketAddr,
+        primary: SocketAddr,
+        shadow: SocketAddr,
+        mirror_percent: f64,
+        workers: usize,
+        callgrind: bool,
+    ) -> Result<Front> {
+        let admin = free_addr()?;
+        let config = logs.join("proxy.toml");
+        let mut service = ProxyService::new(
+            "fanout",
+            &listen.to_string(),
+            &primary.to_string(),
+            &shadow.to_string(),
+        );
+        service.ws_match_window_ms = Some(10_000);
+        service.mirror_percent = mirror_percent;
+        std::fs::write(
+            &config,
+            config_builder::render(&admin.to_string(), &[service])?,
+        )?;
+        let config = config.display().to_string();
+        let (program, args) = match std::env::var("PARALLAX_PROXY_BIN") {
+            Ok(bin) => {
+                let mut args = Vec::new();
+                if std::path::Path::new(&bin)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("parallax"))
+                {
+                    args.push("proxy".to_owned());
+                }
+                args.extend(["--config".to_owned(), config]);
+                (bin, args)
+            }
+            Err(_) => (
+                std::env::current_exe()?.display().to_string(),
+                vec!["proxy".to_owned(), config],
+            ),
+        };
+        let mut spec = ChildSpec::new("the proxy", program, logs.join("proxy.log"));
+        spec.args = args;
+        if workers > 0 {
+            spec.env
+                .push(("TOKIO_WORKER_THREADS".into(), workers.to_string()));
+        }
+        spec.ready = Readiness::Http {
+            addr: admin.to_string(),
+            path: "/healthz".into(),
+        };
+        let callgrind = callgrind.then(|| logs.join("callgrind"));
+        Ok(Front {
+            process: spawn_maybe_under_callgrind(spec, callgrind.as_deref())?,
+            admin: Some(admin),
+            callgrind,
+        })
+    }
+
+    /// nginx as a WebSocket proxy in front of `primary`: `proxy_pass` over
+    /// HTTP/1.1 with the upgrade headers, as its documentation gives it;
+    /// no access log (parallax keeps none either). One worker is `master_process
+    /// off` (a single process, as under callgrind).
+    fn nginx(
+        logs: &std::path::Path,
+        listen: SocketAddr,
+        primary: SocketAddr,
+        workers: usize,
+        callgrind: bool,
+    ) -> Result<Front> {
+        let prefix = logs.join("nginx");
+        std::fs::create_dir_all(&prefix)?;
+        let processes = if workers <= 1 || callgrind {
+            "master_process off;".to_owned()
+        } else {
+            format!("worker_processes {workers};")
+        };
+        let p = prefix.display();
+        let conf = format!(
+            r#"{processes}
+daemon off;
+pid {p}/nginx.pid;
+error_log {p}/error.log warn;
+worker_rlimit_nofile 20000;
+events {{ worker_connections 19000; }}
+http {{
+  access_log off;
+  client_body_temp_path {p}/body;
+  proxy_temp_path {p}/proxy;
+  fastcgi_temp_path {p}/fastcgi;
+  uwsgi_temp_path {p}/uwsgi;
+  scgi_temp_path {p}/scgi;
+  server {{
+    listen {listen};
+    location / {{
+      proxy_pass http://{primary};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+    }}
+  }}
+}}
+"#
+        );
+        let file = prefix.join("nginx.conf");
+        std::fs::write(&file, conf)?;
+        let mut spec = ChildSpec::new("nginx", "nginx", logs.join("nginx.log"));
+        spec.args = vec![
+            "-p".into(),
+            prefix.display().to_string(),
+            "-c".into(),
+            file.display().to_string(),
+        ];
+        spec.ready = Readiness::Tcp(listen.to_string());
+        let callgrind = callgrind.then(|| logs.join("callgrind"));
+        Ok(Front {
+            process: spawn_maybe_under_callgrind(spec, callgrind.as_deref())?,
+            admin: None,
+            callgrind,
+        })
+    }
+
+    /// Dumps callgrind's counters (since they were last zeroed or dumped)
+    /// into a folder of their own (`$PARALLAX_WS_BENCH_KEEP`/dump-N, kept
+    /// for `callgrind_annotate`, when that is set) and returns them.
+    fn callgrind_dump(&self) -> Result<Counts> {
+        let dir = self.callgrind.as_ref().ok_or("not under callgrind")?;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_file() {
+                std::fs::remove_file(path)?;
+            }
+        }
+        callgrind_control("-d", self.process.pid())?;
+        std::thread::sleep(Duration::from_secs(1));
+        let mut counts = Counts::default();
+        let keep = std::env::var_os("PARALLAX_WS_BENCH_KEEP").map(std::path::PathBuf::from);
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if !path.is_file() {
+                continue;
+            }
+            counts.add(&std::fs::read_to_string(&path)?);
+            if let (Some(keep), Some(name)) = (&keep, path.file_name()) {
+                std::fs::create_dir_all(keep)?;
+                std::fs::copy(&path, keep.join(name))?;
+            }
+        }
+        if counts.instructions == 0 {
+            return Err(format!("callgrind wrote no counters into {}", dir.display()).into());
+        }
+        Ok(counts)
+    }
+}
+
+/// `spec` as it is, or under `valgrind --tool=callgrind` writing into `dir`.
+fn spawn_maybe_under_callgrind(
+    mut spec: ChildSpec,
+    dir: Option<&std::path::Path>,
+) -> Result<ChildProcess> {
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)?;
+        let mut args = vec![
+            "--tool=callgrind".to_owned(),
+            format!("--callgrind-out-file={}/cg.%p", dir.display()),
+            spec.program.display().to_string(),
+        ];
+        args.append(&mut spec.args);
+        spec.args = args;
+        spec.program = "valgrind".into();
+        spec.ready_timeout = Duration::from_secs(180);
+    }
+    Ok(ChildProcess::spawn(&spec)?)
+}
+
+fn callgrind_control(what: &str, pid: u32) -> Result<()> {
+    let status = Command::new("callgrind_control")
+        .args([what, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("callgrind_control {what} {pid}: {status}").into());
+    }
+    Ok(())
+}
+
+/// Callgrind's counters over one interval.
+#[derive(Default)]
+struct Counts {
+    instructions: u64,
+    mallocs: u64,
+}
+
+impl Counts {
+    /// Adds what `front`'s callgrind counted since its last zero or dump.
+    fn add_dump(&mut self, front: &Front) -> Result<()> {
+        let dump = front.callgrind_dump()?;
+        self.instructions += dump.instructions;
+        self.mallocs += dump.mallocs;
+        Ok(())
+    }
+
+    /// Adds one callgrind output file: its `totals:` line, and the `calls=`
+    /// lines under a `cfn=` naming `malloc`, `calloc` or `realloc` (names
+    /// are given once as `(id) name`, then as `(id)`).
+    fn add(&mut self, text: &str) {
+        let mut names = std::collections::HashMap::<&str, &str>::new();
+        let mut callee_allocates = false;
+        for line in text.lines() {
+            if let Some(total) = line.strip_prefix("totals:") {
+                self.instructions += total
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            } else if let Some(callee) = line.strip_prefix("cfn=") {
+                let name = match callee.split_once(") ") {
+                    Some((id, name)) => {
+                        names.insert(id, name);
+                        name
+                    }
+                    None => names
+                        .get(callee.trim_end_matches(')'))
+                        .copied()
+                        .unwrap_or(callee),
+                };
+                callee_allocates = matches!(name, "malloc" | "calloc" | "realloc");
+            } else if let Some(calls) = line.strip_prefix("calls=") {
+                if callee_allocates {
+                    self.mallocs += calls
+                        .split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+                callee_allocates = false;
+            } else if let Some(function) = line.strip_prefix("fn=") {
+                // `fn=` names share the id space with `cfn=`.
+                if let Some((id, name)) = function.split_once(") ") {
+                    names.insert(id, name);
+                }
+            }
+        }
+    }
+}
 
 fn proxy(config: &str) -> Result<()> {
     let config = parallax_proxy::Config::load(config.as_ref())?;
