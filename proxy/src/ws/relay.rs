@@ -2,7 +2,7 @@
 //! the client, the primary and (when shadowed) the shadow.
 //!
 //! The task waits on socket readiness (`poll_read_ready`, one waker per
-//! socket) and reads with `try_read` into a buffer on its stack, so an idle
+//! socket) and reads into a buffer on its stack ([`read_now`]), so an idle
 //! connection holds no buffer at all. Bytes
 //! stay on the heap only while a peer does not take them:
 //! - primary → client: while the client is slow, the primary is not read
@@ -26,15 +26,17 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use parallax_compare::{compare, Difference, Kind, Observed, Outcome, Verdict};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -50,7 +52,8 @@ use crate::service::ServiceState;
 
 /// How long the other side may take to finish closing once one side ended.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
-/// Bytes read per `try_read`, on the stack.
+/// Bytes read per read, on the stack (left uninitialised: a read fills
+/// what it returns).
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads per wake-up from one socket before the others get a turn.
 const READS_PER_TURN: usize = 4;
@@ -220,6 +223,56 @@ pub async fn run(
     state.ws_metrics.connections(Backend::Primary).dec();
 }
 
+/// The timer of the comparison's windows, kept for the connection's life
+/// rather than made per event: a compared connection has a deadline after
+/// nearly every frame (the primary's message waits for the shadow's), and
+/// registering a fresh timer in tokio's wheel and removing it again on
+/// each turn cost more than the frame's comparison.
+///
+/// It is armed at the earliest deadline and moved only when a deadline
+/// comes earlier than the armed one. A later deadline (the next frame's)
+/// leaves it where it is, and when a pair completes the armed timer stays
+/// too: it may then fire early, which expires nothing (`Matcher::expire`
+/// takes only what waited a whole window) and re-arms it at the deadline
+/// of the moment — at most one spare wake-up per window, instead of two
+/// timer-wheel updates per frame. Boxed and made on the first deadline, so
+/// a connection that is not compared holds none.
+#[derive(Default)]
+struct WindowTimer {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: Option<Instant>,
+}
+
+impl WindowTimer {
+    fn arm(&mut self, deadline: Option<Instant>) {
+        let Some(deadline) = deadline else { return };
+        if self.armed.is_some_and(|armed| armed <= deadline) {
+            return;
+        }
+        self.armed = Some(deadline);
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().reset(deadline.into()),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline.into()))),
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.armed.is_some()
+    }
+
+    /// Completes when the armed deadline passed (pending while not armed),
+    /// and disarms.
+    async fn fired(&mut self) {
+        match &mut self.sleep {
+            Some(sleep) if self.armed.is_some() => {
+                sleep.as_mut().await;
+                self.armed = None;
+            }
+            _ => std::future::pending().await,
+        }
+    }
+}
+
 async fn at(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -245,6 +298,7 @@ impl Relay {
         let mut stop = std::pin::pin!(async move {
             let _ = stop.wait_for(|stop| *stop).await;
         });
+        let mut window = WindowTimer::default();
         while !self.finished() {
             // Windows run only once the shadow is connected.
             let deadline = self
@@ -252,12 +306,13 @@ impl Relay {
                 .as_ref()
                 .filter(|_| self.shadow.is_some())
                 .and_then(Matcher::deadline);
+            window.arm(deadline);
             let linger = self.closing_since.map(|t| t + CLOSE_LINGER);
             let wake = tokio::select! {
                 biased;
                 () = &mut stop => Wake::Stop,
                 wake = std::future::poll_fn(|cx| self.poll_sockets(cx)) => wake,
-                () = at(deadline), if deadline.is_some() => Wake::Expire,
+                () = window.fired(), if window.is_armed() => Wake::Expire,
                 () = at(linger), if linger.is_some() => Wake::Linger,
             };
             match wake {
@@ -353,18 +408,19 @@ impl Relay {
     // ------------------------------------------------------------ primary
 
     fn read_primary(&mut self) {
-        let mut buf = [0u8; READ_CHUNK];
+        let mut buf = [MaybeUninit::uninit(); READ_CHUNK];
         for _ in 0..READS_PER_TURN {
-            match self.primary.try_read(&mut buf) {
-                Ok(0) => return self.primary_ended(),
-                Ok(n) => {
-                    self.on_primary_bytes(&buf[..n]);
+            let mut read = ReadBuf::uninit(&mut buf);
+            match read_now(&mut self.primary, &mut read) {
+                Some(Ok(())) if read.filled().is_empty() => return self.primary_ended(),
+                Some(Ok(())) => {
+                    self.on_primary_bytes(read.filled());
                     if !self.to_client.is_empty() {
                         return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => return self.primary_ended(),
+                None => return,
+                Some(Err(_)) => return self.primary_ended(),
             }
         }
     }
@@ -440,18 +496,19 @@ impl Relay {
     // ------------------------------------------------------------- client
 
     fn read_client(&mut self) {
-        let mut buf = [0u8; READ_CHUNK];
+        let mut buf = [MaybeUninit::uninit(); READ_CHUNK];
         for _ in 0..READS_PER_TURN {
-            match self.client.try_read(&mut buf) {
-                Ok(0) => return self.client_ended(),
-                Ok(n) => {
-                    self.on_client_bytes(&buf[..n]);
+            let mut read = ReadBuf::uninit(&mut buf);
+            match read_now(&mut self.client, &mut read) {
+                Some(Ok(())) if read.filled().is_empty() => return self.client_ended(),
+                Some(Ok(())) => {
+                    self.on_client_bytes(read.filled());
                     if !self.to_primary.is_empty() {
                         return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => return self.client_ended(),
+                None => return,
+                Some(Err(_)) => return self.client_ended(),
             }
         }
     }
@@ -558,14 +615,17 @@ impl Relay {
     }
 
     fn read_shadow(&mut self) {
-        let mut buf = [0u8; READ_CHUNK];
+        let mut buf = [MaybeUninit::uninit(); READ_CHUNK];
         for _ in 0..READS_PER_TURN {
-            let Some(s) = &self.shadow else { return };
-            match s.stream.try_read(&mut buf) {
-                Ok(0) => return self.drop_shadow(Some(ShadowEnd::Closed)),
-                Ok(n) => self.on_shadow_bytes(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => return self.drop_shadow(Some(ShadowEnd::Error)),
+            let Some(s) = &mut self.shadow else { return };
+            let mut read = ReadBuf::uninit(&mut buf);
+            match read_now(&mut s.stream, &mut read) {
+                Some(Ok(())) if read.filled().is_empty() => {
+                    return self.drop_shadow(Some(ShadowEnd::Closed))
+                }
+                Some(Ok(())) => self.on_shadow_bytes(read.filled()),
+                None => return,
+                Some(Err(_)) => return self.drop_shadow(Some(ShadowEnd::Error)),
             }
         }
     }
@@ -848,6 +908,30 @@ fn observed(frame: &Frame) -> Observed {
         [("content-type", media(frame.opcode))],
         frame.payload.clone(),
     )
+}
+
+/// Reads what `stream` holds now into `buf`, without waiting: `None` when
+/// it holds nothing; an empty `buf` at the end of its stream.
+///
+/// This is tokio's `poll_read` rather than `try_read` for two savings per
+/// relayed frame: the buffer may be uninitialised (no 16 KiB of zeroes
+/// written before each read), and a read shorter than the buffer clears
+/// the socket's readiness (tokio does so on Unix, where a short read means
+/// the socket was drained), so the read that would only have said
+/// `WouldBlock` is not made. Bytes arriving after that read raise a new
+/// readiness event: nothing is missed.
+///
+/// The read is polled with a no-op waker: where it finds nothing it leaves
+/// that waker in the socket's read slot, and [`Relay::poll_sockets`] puts
+/// the task's own back before the task waits on that socket again (it
+/// polls every socket it waits on each turn; readiness is state, kept
+/// whatever waker is registered).
+fn read_now(stream: &mut TcpStream, buf: &mut ReadBuf<'_>) -> Option<io::Result<()>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(stream).poll_read(&mut cx, buf) {
+        Poll::Ready(result) => Some(result),
+        Poll::Pending => None,
+    }
 }
 
 /// Writes `bytes` now as far as the socket takes them and queues the rest
