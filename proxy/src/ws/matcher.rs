@@ -102,7 +102,19 @@ struct Pending {
     since: Instant,
     /// `None`: an overflowed message; only its key is kept.
     frame: Option<Frame>,
-    key: Key,
+    /// An overflowed message's key (a kept frame holds its own: one copy
+    /// of the key per message, not two).
+    key: Option<Key>,
+}
+
+impl Pending {
+    fn key(&self) -> &Key {
+        match (&self.frame, &self.key) {
+            (Some(frame), _) => &frame.key,
+            (None, Some(key)) => key,
+            (None, None) => unreachable!("a pending message has a frame or a key"),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -281,7 +293,11 @@ impl Matcher {
             Which::Primary => Which::Shadow,
             Which::Shadow => Which::Primary,
         };
-        let found = self.side(other).pending.iter().position(|p| p.key == key);
+        let found = self
+            .side(other)
+            .pending
+            .iter()
+            .position(|p| *p.key() == key);
         if let Some(at) = found {
             let waiting = self.side(other).pending.remove(at).expect("found");
             let (payload, theirs) = match (payload, waiting.frame) {
@@ -331,19 +347,20 @@ impl Matcher {
         let fits = payload
             .as_ref()
             .is_some_and(|p| self.bytes + p.len() <= self.max_bytes);
-        let frame = match payload {
+        let (frame, key) = match payload {
             Some(payload) if fits && !full => {
                 self.bytes += payload.len();
-                Some(Frame {
+                let frame = Frame {
                     opcode,
                     payload,
-                    key: key.clone(),
+                    key,
                     index,
-                })
+                };
+                (Some(frame), None)
             }
             _ => {
                 out.push(Decision::Overflow);
-                None
+                (None, Some(key))
             }
         };
         if !full {
@@ -400,14 +417,40 @@ impl<'de> serde::de::Visitor<'de> for Field<'_> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if found.is_none() && key == self.0 {
+        while let Some(is_it) = map.next_key_seed(IsKey(self.0))? {
+            if found.is_none() && is_it {
                 found = Some(map.next_value::<Value>()?);
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
         Ok(found)
+    }
+}
+
+/// Reads an object key as whether it is this one, without keeping it: a
+/// `Cow<str>` key is always deserialised owned (a `String` per key of
+/// every compared message), where this compares the text the
+/// deserialiser holds (escapes already resolved).
+struct IsKey<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for IsKey<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IsKey<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
     }
 }
 
