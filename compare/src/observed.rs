@@ -158,7 +158,9 @@ impl Fields {
             // spans[i..end] have spans[i]'s name.
             let mut end = i + 1;
             for k in i + 1..n {
-                if self.name_bytes(k).eq_ignore_ascii_case(self.name_bytes(i)) {
+                let (a, b) = (&self.spans[k].name, &self.spans[i].name);
+                if a.len() == b.len() && self.name_bytes(k).eq_ignore_ascii_case(self.name_bytes(i))
+                {
                     self.spans[end..=k].rotate_right(1);
                     end += 1;
                 }
@@ -171,9 +173,11 @@ impl Fields {
     /// The first value of `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
         let name = name.as_bytes();
-        (0..self.spans.len())
-            .find(|&i| self.name_bytes(i).eq_ignore_ascii_case(name))
-            .map(|i| self.str(self.spans[i].value.clone()))
+        let text = self.text.as_bytes();
+        self.spans
+            .iter()
+            .find(|s| text[s.name.clone()].eq_ignore_ascii_case(name))
+            .map(|s| self.str(s.value.clone()))
     }
 
     /// The fields in order, names as sent.
@@ -198,8 +202,10 @@ impl Fields {
         self.spans.is_empty()
     }
 
+    /// A name as bytes: sliced without `str`'s char-boundary checks (this
+    /// runs for every field on every lookup).
     fn name_bytes(&self, i: usize) -> &[u8] {
-        self.text[self.spans[i].name.clone()].as_bytes()
+        &self.text.as_bytes()[self.spans[i].name.clone()]
     }
 
     fn str(&self, range: Range<usize>) -> &str {
