@@ -274,6 +274,24 @@ impl Matcher {
         }
     }
 
+    /// The key of a message of `other`'s, waiting, with exactly these
+    /// bytes, when it was keyed by its id: an id is read from the bytes
+    /// alone, so this message's is the same, and the second half of a pair
+    /// that matches (nearly every pair) is not parsed again. Position keys
+    /// depend on what each side sent before and are never taken over.
+    fn waiting_twin_key(&mut self, other: Which, payload: Option<&[u8]>) -> Option<Key> {
+        let (MatchBy::Pointer(_), Some(bytes)) = (&self.by, payload) else {
+            return None;
+        };
+        self.side(other)
+            .pending
+            .iter()
+            .find_map(|p| match &p.frame {
+                Some(f) if matches!(f.key, Key::Id(_)) && f.payload == bytes => Some(f.key.clone()),
+                _ => None,
+            })
+    }
+
     fn arrive(
         &mut self,
         which: Which,
@@ -283,15 +301,18 @@ impl Matcher {
         out: &mut Vec<Decision>,
     ) {
         self.expire(now, out);
-        let key = self.key(which, payload.as_deref());
+        let other = match which {
+            Which::Primary => Which::Shadow,
+            Which::Shadow => Which::Primary,
+        };
+        let key = match self.waiting_twin_key(other, payload.as_deref()) {
+            Some(key) => key,
+            None => self.key(which, payload.as_deref()),
+        };
         let index = {
             let side = self.side(which);
             side.count += 1;
             side.count - 1
-        };
-        let other = match which {
-            Which::Primary => Which::Shadow,
-            Which::Shadow => Which::Primary,
         };
         let found = self
             .side(other)
@@ -627,6 +648,31 @@ mod tests {
         m.finish(&mut out);
         assert_eq!(names(&out), ["missing a", "unresolved"]);
         assert!(m.is_idle());
+    }
+
+    #[test]
+    fn a_message_identical_to_a_waiting_one_is_keyed_as_before() {
+        let t = Instant::now();
+        let mut m = matcher();
+        let mut out = Vec::new();
+        // Keyed by id: the shadow's identical bytes pair with it.
+        m.primary(t, 1, msg("a", "1"), &mut out);
+        m.shadow(t, 1, msg("a", "1"), &mut out);
+        // Unkeyed messages pair by position even when the shadow's first
+        // message is byte-identical to the primary's second: taking that
+        // waiting message's key would pair #1 with #0's counterpart.
+        m.primary(t, 1, br#"{"n":1}"#.to_vec(), &mut out);
+        m.primary(t, 1, br#"{"n":2}"#.to_vec(), &mut out);
+        m.shadow(t, 1, br#"{"n":2}"#.to_vec(), &mut out);
+        m.shadow(t, 1, br#"{"n":1}"#.to_vec(), &mut out);
+        // The same id with other bytes still pairs by id.
+        m.primary(t, 1, msg("b", "1"), &mut out);
+        m.shadow(t, 1, msg("b", "2"), &mut out);
+        assert_eq!(
+            names(&out),
+            ["pair a", "pair #0!", "pair #1!", "pair b!"],
+            "{out:?}"
+        );
     }
 
     #[test]
