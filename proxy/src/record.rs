@@ -2,11 +2,14 @@
 //! format of `parallax-capture` (`docs/capture-format.md`).
 //!
 //! The client path decides (sampling, sticky by the service's `sticky_key`
-//! when it has one), encodes the request's head in the capture's layout
-//! as it arrives (secret headers and query parameters already redacted:
-//! the same [`Redactor`] as mismatch samples), and when the answer's head
-//! is in, appends head, answer and body to a shared buffer of encoded
-//! records; it never waits on the writer. One writer thread per recording
+//! when it has one) and encodes the record in the capture's layout (secret
+//! headers and query parameters already redacted: the same [`Redactor`] as
+//! mismatch samples) into a shared buffer of encoded records once the
+//! answer's head is in; it never waits on the writer. The raw HTTP/1.1
+//! path ([`Recorder::finish_raw`]) encodes each record once, straight into
+//! that buffer, from the request's bytes as read; hyper's path
+//! ([`Recorder::begin`]) encodes the head as the request arrives (hyper
+//! keeps no request bytes) and copies it in with the answer and body. One writer thread per recording
 //! service lets records gather there (1 MiB, or until
 //! `flush_interval_ms`), swaps the buffer out whole, applies the
 //! JSON-pointer redaction rules (when the service has any), and writes it
