@@ -59,6 +59,17 @@ pub struct PrimaryCapture {
     pub trailers: Vec<(String, String)>,
 }
 
+/// The body's chunks kept so far: most bodies come in one chunk, kept
+/// without a list (no allocation per mirrored request). As small as the
+/// list it replaced, so a teed body is no larger.
+#[derive(Default)]
+enum Kept {
+    #[default]
+    Nothing,
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
 /// A capture being filled: the one place that says what the comparison
 /// gets of the primary's body (kept up to `limit`, `TooLarge` past it,
 /// `Aborted` when dropped before its end). [`TeeBody`] feeds it frames;
@@ -69,10 +80,7 @@ struct Pending {
     status: u16,
     headers: AnswerHeaders,
     trailers: Vec<(String, String)>,
-    /// The body's first chunk, and any after it: most bodies come in one
-    /// chunk, kept without a list (no allocation per mirrored request).
-    first: Option<Bytes>,
-    more: Vec<Bytes>,
+    kept: Kept,
     len: usize,
     limit: usize,
     tx: oneshot::Sender<PrimaryCapture>,
@@ -91,8 +99,7 @@ impl Capture {
             status,
             headers,
             trailers: Vec::new(),
-            first: None,
-            more: Vec::new(),
+            kept: Kept::Nothing,
             len: 0,
             limit,
             tx,
@@ -109,10 +116,14 @@ impl Capture {
                     p.finish(Captured::TooLarge);
                 }
             } else {
-                match p.first {
-                    None => p.first = Some(data()),
-                    Some(_) => p.more.push(data()),
-                }
+                p.kept = match std::mem::take(&mut p.kept) {
+                    Kept::Nothing => Kept::One(data()),
+                    Kept::One(first) => Kept::Many(vec![first, data()]),
+                    Kept::Many(mut all) => {
+                        all.push(data());
+                        Kept::Many(all)
+                    }
+                };
             }
         }
     }
@@ -156,15 +167,14 @@ impl Pending {
     }
 
     fn complete(mut self) {
-        let body = match (self.first.take(), self.more.is_empty()) {
-            (None, _) => Bytes::new(),
+        let body = match std::mem::take(&mut self.kept) {
+            Kept::Nothing => Bytes::new(),
             // Taken, not cloned: a clone of a `Bytes` made from a `Vec`
             // allocates its shared header.
-            (Some(first), true) => first,
-            (Some(first), false) => {
+            Kept::One(body) => body,
+            Kept::Many(chunks) => {
                 let mut all = BytesMut::with_capacity(self.len);
-                all.extend_from_slice(&first);
-                for c in &self.more {
+                for c in &chunks {
                     all.extend_from_slice(c);
                 }
                 all.freeze()
