@@ -98,6 +98,10 @@ fn replay_sends_a_capture_to_two_targets_and_writes_results() {
         .args(["--target", &format!("rust=http://{b}")])
         .args(["--speed", "4", "--quiet", "--results"])
         .arg(&results)
+        // Three requests: one 10 ms late on a loaded machine is a third of
+        // them and an exit 1 for the schedule, which is not this test's
+        // subject (what is sent, to both targets, and the results file).
+        .args(["--max-late-percent", "100"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
