@@ -67,7 +67,10 @@
 #                             OPEN_SECS measured, default 10), A..E then E..A,
 #                             from each generator in OPEN_GEN (default
 #                             "goose"): goose is `parallax load http` (every
-#                             path); lean is loadgen/examples/lean_open (cargo
+#                             path; goose-base the same from the `parallax`
+#                             binary in PARALLAX_LOAD_BASELINE, an older
+#                             build, for its generator before and after in
+#                             one run); lean is loadgen/examples/lean_open (cargo
 #                             build --release -p parallax-loadgen --example
 #                             lean_open; direct, nginx, nginx-mirror,
 #                             parallax, parallax-mirror), evenly spaced sends
@@ -298,6 +301,9 @@ if [[ ${OPEN:-0} == 1 ]]; then
   # tokio timer sends them; lean-poisson: Poisson arrivals; lean-awake:
   # lean with the CPUs kept from halting (the VM's idle wake-up left out).
   read -ra gens <<<"${OPEN_GEN:-goose}"
+  if [[ " ${gens[*]} " == *" goose-base "* && ! -x ${PARALLAX_LOAD_BASELINE:-} ]]; then
+    echo "proxy-floor: OPEN_GEN goose-base needs PARALLAX_LOAD_BASELINE=<an older parallax binary>" >&2; exit 2
+  fi
   lean="$root/target/release/examples/lean_open"
   if [[ " ${gens[*]} " == *" lean"* && ! -x $lean ]]; then
     echo "proxy-floor: $lean is missing: cargo build --release -p parallax-loadgen --example lean_open (or OPEN_GEN=goose)" >&2; exit 2
@@ -307,15 +313,16 @@ if [[ ${OPEN:-0} == 1 ]]; then
   open_paths=(direct nginx nginx-mirror parallax parallax-hyper parallax-mirror)
   lean_paths=(direct nginx nginx-mirror parallax parallax-mirror)
   for gen in "${gens[@]}"; do
-    if [[ $gen == goose ]]; then these=("${open_paths[@]}"); else these=("${lean_paths[@]}"); fi
+    if [[ $gen == goose* ]]; then these=("${open_paths[@]}"); else these=("${lean_paths[@]}"); fi
     declare -A open_runs=()
     for path in "${these[@]}" $(printf '%s\n' "${these[@]}" | tac); do
       run_no=$((${open_runs[$path]:-0} + 1)); open_runs[$path]=$run_no
       dir="$work/open-$gen-$path-$run_no"; mkdir -p "$dir"
-      if [[ $gen == goose ]]; then
+      if [[ $gen == goose* ]]; then
+        load_bin=$parallax; [[ $gen == goose-base ]] && load_bin=$PARALLAX_LOAD_BASELINE
         # goose starts its schedule 1.5 s after its users, then 2 s of warm-up.
         account "$work/acct-open-$gen-$path-$run_no.json" 4 "$(awk -v s="$osecs" 'BEGIN{print s - 1.5}')" "$path" "$run_no" "$gen" \
-          --result "json:$dir/load.json" -- "$parallax" load http --target "http://127.0.0.1:${port[$path]}" \
+          --result "json:$dir/load.json" -- "$load_bin" load http --target "http://127.0.0.1:${port[$path]}" \
           --path /v1/sessions/bench --rate "$rate" --duration-secs "$osecs" --warmup-secs 2 --out "$dir" >"$dir.log" 2>&1 || true
       else
         arrivals=uniform; [[ $gen == lean-ticked || $gen == lean-poisson ]] && arrivals=${gen#lean-}

@@ -292,6 +292,9 @@ struct Shared<W> {
 
 struct Stats {
     latency_us: Histogram<u64>,
+    /// From each measured slot's release (`early_by` before its time) to
+    /// its send: the hand-off to a user, plus any wait for a free one.
+    release_to_send_us: Histogram<u64>,
     requests: u64,
     units: u64,
     errors: u64,
@@ -336,6 +339,7 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
         done: AtomicBool::new(false),
         stats: Mutex::new(Stats {
             latency_us: latency_histogram(),
+            release_to_send_us: latency_histogram(),
             requests: 0,
             units: 0,
             errors: 0,
@@ -369,6 +373,16 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
 
     let config = &shared.config;
     let stats = shared.stats.lock();
+    if config.progress {
+        let h = &stats.release_to_send_us;
+        let _ = writeln!(
+            std::io::stderr(),
+            "  pacing: sent {} µs (p50) / {} µs (p99) after each slot's release, {} µs before its time",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            config.early_by.as_micros(),
+        );
+    }
     let measured_start = shared.start + config.warmup;
     let measured_secs = stats
         .last_done
@@ -519,7 +533,11 @@ impl<W: Workload> Shared<W> {
         let latency = done.saturating_duration_since(due.min(sent));
         let ok = verdict == Verdict::Ok;
         self.workload.observe(n, latency, ok, measured);
-        self.record(offset, measured, late, units, ok, latency, done, error);
+        let handed =
+            sent.saturating_duration_since(due.checked_sub(config.early_by).unwrap_or(due));
+        self.record(
+            offset, measured, late, units, ok, latency, handed, done, error,
+        );
         user.record_custom_request_duration(
             "SLOT",
             &format!("slot:{name}"),
@@ -541,6 +559,7 @@ impl<W: Workload> Shared<W> {
         units: u64,
         ok: bool,
         latency: Duration,
+        handed: Duration,
         done: Instant,
         error: Option<String>,
     ) {
@@ -551,6 +570,8 @@ impl<W: Workload> Shared<W> {
         }
         let us = (latency.as_micros() as u64).clamp(1, stats.latency_us.high());
         stats.latency_us.saturating_record(us);
+        let handed_us = (handed.as_micros() as u64).max(1);
+        stats.release_to_send_us.saturating_record(handed_us);
         stats.requests += 1;
         stats.units += units;
         stats.late += u64::from(late);

@@ -154,30 +154,30 @@ async fn a_run_with_nothing_to_measure_is_refused() {
     assert!(open::run(Ping, config).await.is_err());
 }
 
-/// At 2,000 requests/s rather than the 5,000 of the issue: tests build
+/// At 1,500 requests/s rather than the 5,000 of the issue: tests build
 /// without optimisation, and unoptimised goose and reqwest cannot send
-/// 5,000 a second on a 2-CPU machine (the release build's figures are in
+/// 5,000 a second on a busy 2-CPU machine (the release build's figures are in
 /// docs/benchmarks.md); scenarios.rs holds the pacing itself to 5,000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_arrive_spaced_as_their_slots_not_in_millisecond_batches() {
     let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let (addr, log) = arrivals::serve();
-    let mut config = config(addr, 2000.0, 2);
+    let mut config = config(addr, 1500.0, 2);
     config.users = 64;
     let report = open::run(Ping, config).await.unwrap();
     assert_eq!(report.errors, 0);
 
-    // Slots are 500 µs apart. A millisecond timer sends each
-    // millisecond's two together: half the gaps under 20 µs, arrivals
-    // 0 or 500 µs after their slots.
-    let s = arrivals::spacing(&log, 2000.0);
-    assert!(s.arrivals >= 4000, "{s:?}");
+    // Slots are 667 µs apart. A millisecond timer sends them on whole
+    // milliseconds: two of every three together, the median gap near
+    // zero, gaps 0 or 1,000 µs where the schedule says 667.
+    let s = arrivals::spacing(&log, 1500.0);
+    assert!(s.arrivals >= 3000, "{s:?}");
     let gap = s.median_gap.as_micros();
-    assert!((400..=600).contains(&gap), "median gap {gap} µs: {s:?}");
+    assert!((550..=780).contains(&gap), "median gap {gap} µs: {s:?}");
     assert!(
         s.together <= 0.1,
         "{:.1} % arrived together: {s:?}",
         s.together * 100.0
     );
-    assert!(s.median_off_slot <= Duration::from_micros(100), "{s:?}");
+    assert!(s.median_jitter <= Duration::from_micros(100), "{s:?}");
 }
