@@ -29,8 +29,11 @@
 #                             target/release/examples/bench_proxy, which
 #                             `cargo build --release -p parallax-proxy
 #                             --example bench_proxy` builds alone);
-#   PARALLAX_BASELINE=path    a second `parallax` binary (an older build),
-#                             measured beside it as `base` and `base-mirror`;
+#   PARALLAX_BASELINE=path    a second proxy binary (an older build: a
+#                             `parallax*` binary or a bench_proxy copy), run
+#                             as the proxy under test is (WORKERS,
+#                             PROXY_RUNTIME) and measured beside it as
+#                             `base` and `base-mirror`;
 #   MAX=1                     also the maximum throughput of the pass-through
 #                             and mirroring paths (`wrk -t1 -c32`; MAX_CONNS=N
 #                             for another number of connections) with each
@@ -145,7 +148,13 @@ if [[ -n ${PARALLAX_BASELINE:-} ]]; then
     service_toml b0 "$b0" "$primary" "$shadow" "mirror_percent = 0"
     service_toml b100 "$b100" "$primary" "$shadow"
   } >"$work/base.toml"
-  TOKIO_WORKER_THREADS=1 "$PARALLAX_BASELINE" proxy --config "$work/base.toml" >"$work/base.log" 2>&1 & pids+=($!)
+  # Run as the proxy under test is: the same workers and runtime (a
+  # WORKERS=2 before/after is otherwise two workers against one), and a
+  # bench_proxy baseline takes no `proxy` subcommand.
+  base_cmd=("$PARALLAX_BASELINE")
+  [[ $(basename "$PARALLAX_BASELINE") == parallax* ]] && base_cmd+=(proxy)
+  TOKIO_WORKER_THREADS=$workers PARALLAX_PROXY_RUNTIME=${PROXY_RUNTIME:-multi-thread} \
+    "${base_cmd[@]}" --config "$work/base.toml" >"$work/base.log" 2>&1 & pids+=($!)
   cpu_pid[base]=$!; cpu_pid[base-mirror]=$!
 fi
 
