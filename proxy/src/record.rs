@@ -56,6 +56,7 @@ use serde::Deserialize;
 use crate::config::ConfigError;
 use crate::metrics::ProxyMetrics;
 use crate::redact::{Redactor, REDACTED};
+use crate::request_tee::RequestCopy;
 use crate::sampling::{Sampler, StickyKey};
 use crate::ws::frame::{Event, Reader};
 
@@ -83,9 +84,12 @@ pub struct RecordConfig {
     /// Default `0`.
     pub max_files: u32,
     /// A request body (or WebSocket message) longer than this is not
-    /// recorded (`body_too_large`); a mirrored request's body is also bound
-    /// by the service's `max_mirror_body_bytes`. Requests served by a canary
-    /// are not recorded. Default `1048576`.
+    /// recorded (`body_too_large`); a mirrored request's body of declared
+    /// length is also bound by the service's `max_mirror_body_bytes`. A
+    /// streamed body (gRPC, chunked, HTTP/2 without a length) is forwarded
+    /// as it comes and recorded from a copy kept up to this limit, so an
+    /// open stream holds up to this much until it ends. Requests served by
+    /// a canary are not recorded. Default `1048576`.
     pub max_body_bytes: u64,
     /// Records waiting for the writer; more are dropped (`queue_full`).
     /// Default `8192`.
@@ -599,6 +603,25 @@ impl Recorder {
         self.push(pending.head.len() + 4 + len, |buf| {
             format::finish_request(buf, &pending.head, status, latency_us, body, false)
         });
+    }
+
+    /// Queues a request whose body was teed as it streamed to the primary
+    /// ([`crate::request_tee`]), with the primary's answer: the whole body;
+    /// past `max_body_bytes`, a drop (`body_too_large`); a body that broke
+    /// off is no whole request and is not recorded (as a body that failed
+    /// while being read first).
+    pub fn finish_copied(
+        &self,
+        pending: Pending,
+        copy: RequestCopy,
+        status: Option<u16>,
+        latency: Option<Duration>,
+    ) {
+        match copy {
+            RequestCopy::Complete(chunks) => self.finish(pending, &chunks, status, latency),
+            RequestCopy::TooLarge => self.drop_record(DropReason::BodyTooLarge),
+            RequestCopy::Aborted => {}
+        }
     }
 
     /// Queues a request [`Recorder::begin_raw`] chose, stamped `sent` (when

@@ -1,6 +1,8 @@
 //! Teeing a streamed request body: it goes to the primary frame by frame as
 //! the client sends it, while the data (reference-counted `Bytes`, no copy)
-//! is kept, up to `max_mirror_body_bytes`, for the shadow's copy.
+//! is kept for up to two readers of the copy, each with its own limit: the
+//! shadow's copy (up to `max_mirror_body_bytes`) and the recorder's (up to
+//! `[services.record] max_body_bytes`).
 //!
 //! Why not buffer it first, as a request with a `Content-Length` is: a
 //! bidirectional or client-streaming call (gRPC server reflection, say)
@@ -13,7 +15,9 @@
 //! the client's side. Past the limit the copy is given up (the primary's
 //! stream goes on untouched), and a copy nobody waits for any more (the
 //! mirror task gave up) is let go at once, so the memory kept stays bounded
-//! by the in-flight slots.
+//! by the in-flight slots. The recorder's copy ([`crate::record`]) is the
+//! same `Bytes` handed over a second oneshot: one tee feeds both, and what
+//! is kept is bounded by the larger limit while either still wants it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -53,18 +57,79 @@ pub enum RequestCopy {
     Aborted,
 }
 
-/// The copy being kept, and where it goes.
-struct Keeping {
-    chunks: Vec<Bytes>,
-    len: u64,
+/// One reader of the copy: where it goes, and the most it takes.
+#[derive(Debug)]
+pub struct CopyFor {
     limit: u64,
     tx: oneshot::Sender<RequestCopy>,
 }
 
-impl Keeping {
-    fn finish(self, copy: RequestCopy) {
-        // The mirror task may have given up: fine.
+impl CopyFor {
+    /// A copy of up to `limit` bytes, sent to `tx`.
+    pub fn new(limit: u64, tx: oneshot::Sender<RequestCopy>) -> Self {
+        Self { limit, tx }
+    }
+
+    fn send(self, copy: RequestCopy) {
+        // The reader may have given up: fine.
         let _ = self.tx.send(copy);
+    }
+}
+
+/// The copy being kept, and its readers (the mirror task, the recorder):
+/// two at most, so an array (no allocation per request).
+struct Keeping {
+    chunks: Vec<Bytes>,
+    len: u64,
+    readers: [Option<CopyFor>; 2],
+}
+
+/// What becomes of a reader as the body goes on.
+enum Verdict {
+    Keep,
+    /// It stopped waiting: nothing to send.
+    LetGo,
+    /// Told now, and let go.
+    Send(RequestCopy),
+}
+
+impl Keeping {
+    /// Applies `verdict` to every reader; whether any reader is left.
+    fn judge(&mut self, mut verdict: impl FnMut(&mut CopyFor) -> Verdict) -> bool {
+        for slot in &mut self.readers {
+            let Some(reader) = slot.as_mut() else {
+                continue;
+            };
+            match verdict(reader) {
+                Verdict::Keep => {}
+                Verdict::LetGo => *slot = None,
+                Verdict::Send(copy) => {
+                    if let Some(reader) = slot.take() {
+                        reader.send(copy);
+                    }
+                }
+            }
+        }
+        self.readers.iter().any(Option::is_some)
+    }
+
+    /// The body ended: every reader left gets the chunks kept.
+    fn complete(self) {
+        match self.readers {
+            [Some(a), Some(b)] => {
+                a.send(RequestCopy::Complete(self.chunks.clone()));
+                b.send(RequestCopy::Complete(self.chunks));
+            }
+            [Some(one), None] | [None, Some(one)] => one.send(RequestCopy::Complete(self.chunks)),
+            [None, None] => {}
+        }
+    }
+
+    /// The body failed or was dropped before its end.
+    fn abort(self) {
+        for reader in self.readers.into_iter().flatten() {
+            reader.send(RequestCopy::Aborted);
+        }
     }
 }
 
@@ -84,28 +149,25 @@ impl<B> std::fmt::Debug for RequestTee<B> {
 }
 
 impl<B: Body<Data = Bytes> + Unpin> RequestTee<B> {
-    /// Tees `inner`, keeping up to `limit` bytes; the copy goes to `tx`.
-    pub fn new(inner: B, limit: u64, tx: oneshot::Sender<RequestCopy>) -> Self {
-        let mut tee = Self {
-            inner,
-            keeping: Some(Keeping {
-                chunks: Vec::new(),
-                len: 0,
-                limit,
-                tx,
-            }),
-        };
+    /// Tees `inner` for `readers` (the mirror task's copy, the recorder's:
+    /// either may be absent), each kept up to its own limit.
+    pub fn new(inner: B, readers: [Option<CopyFor>; 2]) -> Self {
+        let keeping = readers.iter().any(Option::is_some).then_some(Keeping {
+            chunks: Vec::new(),
+            len: 0,
+            readers,
+        });
+        let mut tee = Self { inner, keeping };
         // hyper never polls a body that is empty from the start.
         if tee.inner.is_end_stream() {
-            tee.finish_complete();
+            tee.complete();
         }
         tee
     }
 
-    fn finish_complete(&mut self) {
-        if let Some(mut k) = self.keeping.take() {
-            let chunks = std::mem::take(&mut k.chunks);
-            k.finish(RequestCopy::Complete(chunks));
+    fn complete(&mut self) {
+        if let Some(k) = self.keeping.take() {
+            k.complete();
         }
     }
 }
@@ -125,7 +187,11 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RequestTee<B> {
                 // While the client is quiet, notice a mirror task that gave
                 // up, so its copy is not held until the next frame.
                 if let Some(k) = this.keeping.as_mut() {
-                    if k.tx.poll_closed(cx).is_ready() {
+                    let left = k.judge(|r| match r.tx.poll_closed(cx) {
+                        Poll::Ready(()) => Verdict::LetGo,
+                        Poll::Pending => Verdict::Keep,
+                    });
+                    if !left {
                         this.keeping = None;
                     }
                 }
@@ -136,11 +202,19 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RequestTee<B> {
             Some(Ok(frame)) => {
                 if let (Some(data), Some(k)) = (frame.data_ref(), this.keeping.as_mut()) {
                     k.len += data.len() as u64;
-                    if k.len > k.limit {
-                        if let Some(k) = this.keeping.take() {
-                            k.finish(RequestCopy::TooLarge);
+                    let len = k.len;
+                    // Past a reader's limit it is told at once; one that
+                    // stopped waiting is let go.
+                    let left = k.judge(|r| {
+                        if len > r.limit {
+                            Verdict::Send(RequestCopy::TooLarge)
+                        } else if r.tx.is_closed() {
+                            Verdict::LetGo
+                        } else {
+                            Verdict::Keep
                         }
-                    } else if k.tx.is_closed() {
+                    });
+                    if !left {
                         this.keeping = None;
                     } else if !data.is_empty() {
                         k.chunks.push(data.clone());
@@ -148,15 +222,15 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RequestTee<B> {
                 }
                 // hyper stops polling once the body says it has ended.
                 if this.inner.is_end_stream() {
-                    this.finish_complete();
+                    this.complete();
                 }
             }
             Some(Err(_)) => {
                 if let Some(k) = this.keeping.take() {
-                    k.finish(RequestCopy::Aborted);
+                    k.abort();
                 }
             }
-            None => this.finish_complete(),
+            None => this.complete(),
         }
         Poll::Ready(polled)
     }
@@ -173,7 +247,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RequestTee<B> {
 impl<B> Drop for RequestTee<B> {
     fn drop(&mut self) {
         if let Some(k) = self.keeping.take() {
-            k.finish(RequestCopy::Aborted);
+            k.abort();
         }
     }
 }
@@ -229,7 +303,7 @@ mod tests {
     async fn each_frame_passes_on_as_it_arrives_and_the_copy_comes_at_the_end() {
         let (frames, body) = channel();
         let (tx, mut rx) = oneshot::channel();
-        let mut tee = RequestTee::new(body, 10, tx);
+        let mut tee = RequestTee::new(body, [Some(CopyFor::new(10, tx)), None]);
         frames.send(data("ab")).unwrap();
         let first = tee.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "ab");
@@ -253,7 +327,7 @@ mod tests {
     async fn past_the_limit_the_copy_is_given_up_and_the_body_streams_whole() {
         let (frames, body) = channel();
         let (tx, mut rx) = oneshot::channel();
-        let mut tee = RequestTee::new(body, 4, tx);
+        let mut tee = RequestTee::new(body, [Some(CopyFor::new(4, tx)), None]);
         frames.send(data("abc")).unwrap();
         tee.frame().await.unwrap().unwrap();
         frames.send(data("def")).unwrap();
@@ -269,7 +343,7 @@ mod tests {
     async fn a_body_dropped_before_its_end_is_aborted() {
         let (frames, body) = channel();
         let (tx, rx) = oneshot::channel();
-        let mut tee = RequestTee::new(body, 10, tx);
+        let mut tee = RequestTee::new(body, [Some(CopyFor::new(10, tx)), None]);
         frames.send(data("ab")).unwrap();
         tee.frame().await.unwrap().unwrap();
         drop(tee);
@@ -280,7 +354,7 @@ mod tests {
     async fn a_copy_nobody_waits_for_is_let_go_while_the_client_is_quiet() {
         let (frames, body) = channel();
         let (tx, rx) = oneshot::channel();
-        let mut tee = RequestTee::new(body, 10, tx);
+        let mut tee = RequestTee::new(body, [Some(CopyFor::new(10, tx)), None]);
         frames.send(data("ab")).unwrap();
         tee.frame().await.unwrap().unwrap();
         assert!(tee.keeping.as_ref().is_some_and(|k| k.chunks.len() == 1));
@@ -293,9 +367,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn two_readers_each_get_the_copy_within_their_own_limit() {
+        let (frames, body) = channel();
+        let (mirror_tx, mut mirror) = oneshot::channel();
+        let (record_tx, record) = oneshot::channel();
+        let mut tee = RequestTee::new(
+            body,
+            [
+                Some(CopyFor::new(4, mirror_tx)),
+                Some(CopyFor::new(10, record_tx)),
+            ],
+        );
+        frames.send(data("abc")).unwrap();
+        tee.frame().await.unwrap().unwrap();
+        frames.send(data("def")).unwrap();
+        tee.frame().await.unwrap().unwrap();
+        // Past the mirror's limit only: the mirror is told at once.
+        assert!(matches!(mirror.try_recv(), Ok(RequestCopy::TooLarge)));
+        frames.send(data("gh")).unwrap();
+        drop(frames);
+        assert_eq!(tee.collect().await.unwrap().to_bytes(), "gh");
+        match record.await.unwrap() {
+            RequestCopy::Complete(chunks) => assert_eq!(chunks.concat(), b"abcdefgh"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_waiting_leaves_the_other_its_copy() {
+        let (frames, body) = channel();
+        let (mirror_tx, mirror) = oneshot::channel();
+        let (record_tx, record) = oneshot::channel();
+        let mut tee = RequestTee::new(
+            body,
+            [
+                Some(CopyFor::new(10, mirror_tx)),
+                Some(CopyFor::new(10, record_tx)),
+            ],
+        );
+        frames.send(data("ab")).unwrap();
+        tee.frame().await.unwrap().unwrap();
+        drop(mirror);
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert!(Pin::new(&mut tee).poll_frame(&mut cx).is_pending());
+        assert!(tee.keeping.is_some(), "the recorder still wants it");
+        drop(record);
+        assert!(Pin::new(&mut tee).poll_frame(&mut cx).is_pending());
+        assert!(tee.keeping.is_none(), "nobody wants it: let go");
+        drop(frames);
+    }
+
+    #[tokio::test]
     async fn an_empty_body_is_complete_without_being_polled() {
         let (tx, rx) = oneshot::channel();
-        let _tee = RequestTee::new(Empty::<Bytes>::new(), 10, tx);
+        let _tee = RequestTee::new(Empty::<Bytes>::new(), [None, Some(CopyFor::new(10, tx))]);
         assert!(matches!(rx.await.unwrap(), RequestCopy::Complete(c) if c.is_empty()));
     }
 }

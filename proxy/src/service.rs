@@ -9,7 +9,8 @@
 //!    `max_mirror_body_bytes`; past it, give up mirroring and stream on.
 //!    A body that is a stream (gRPC, or no declared length) is not
 //!    buffered but teed on its way to the primary ([`crate::request_tee`]),
-//!    so a bidirectional call gets through;
+//!    so a bidirectional call gets through; so is a recorded one, mirrored
+//!    or not (one tee feeds both copies, each within its own limit);
 //! 5. mirror: hand a copy to a spawned task ([`crate::mirror`]) — it is
 //!    never awaited here;
 //! 6. forward: send to the primary and return its answer, streamed, teed
@@ -50,7 +51,7 @@ use crate::metrics::{Backend, MirrorOutcome, ProxyMetrics, RouteMetrics, WsMetri
 use crate::mirror::{MirrorCopy, MirrorJob};
 use crate::record::{DropReason, Pending, Recorder};
 use crate::redact::Redactor;
-use crate::request_tee::{self, RequestTee};
+use crate::request_tee::{self, CopyFor, RequestCopy, RequestTee};
 use crate::route::RouteTable;
 use crate::samples::{JsonlLog, SampleRing};
 use crate::sampling::{MirrorMethods, Sampler};
@@ -257,16 +258,23 @@ impl ServiceState {
         let permit = match self.plan(&head) {
             Plan::Skip(outcome) => {
                 metrics.outcome(outcome);
-                if let Some(pending) = recording {
-                    return self.forward_recorded(route, head, body, pending).await;
-                }
-                return self.forward_streaming(route, head, Vec::new(), body).await;
+                return match recording {
+                    // Teed, never read first: the client may wait for an
+                    // answer before it ends its stream.
+                    Some(pending) if request_tee::is_stream(&head, &body) => {
+                        self.forward_teed(route, head, body, None, Some(pending))
+                            .await
+                    }
+                    Some(pending) => self.forward_recorded(route, head, body, pending).await,
+                    None => self.forward_streaming(route, head, Vec::new(), body).await,
+                };
             }
             Plan::Mirror(permit) => permit,
         };
-        // A recorded stream is still read first: the record wants it whole.
-        if recording.is_none() && request_tee::is_stream(&head, &body) {
-            return self.forward_teed(route, head, body, permit).await;
+        if request_tee::is_stream(&head, &body) {
+            return self
+                .forward_teed(route, head, body, Some(permit), recording)
+                .await;
         }
         let chunks = match read_body(body, self.max_mirror_body_bytes).await {
             Err(e) => {
@@ -310,37 +318,95 @@ impl ServiceState {
         }
     }
 
-    /// Mirrors a request whose body is a stream: the primary gets it frame
-    /// by frame as the client sends it, and the mirror task gets the copy
-    /// once it has ended (or learns it went past the limit).
+    /// Forwards a request whose body is a stream, mirrored (`mirror`: its
+    /// in-flight slot) or recorded or both: the primary gets it frame by
+    /// frame as the client sends it, and the mirror task and the recorder
+    /// get their copies from one tee once it has ended (or learn it went
+    /// past their limit).
     async fn forward_teed(
         self: &Arc<Self>,
         route: usize,
         head: Parts,
         body: Incoming,
-        permit: OwnedSemaphorePermit,
+        mirror: Option<OwnedSemaphorePermit>,
+        recording: Option<Pending>,
     ) -> Response<ResponseBody> {
-        let (copy_tx, copy_rx) = oneshot::channel();
-        let (capture_tx, capture_rx) = oneshot::channel();
-        MirrorJob {
-            state: Arc::clone(self),
-            route,
-            copy: MirrorCopy::Parts {
-                head: Upstream::copy_head(&head),
-                body: Vec::new(),
-            },
-            turn: Turn::Any,
-        }
-        .spawn_after_body(permit, copy_rx, capture_rx);
+        let mut capture_tx = None;
+        let mirror_copy = mirror.map(|permit| {
+            let (copy_tx, copy_rx) = oneshot::channel();
+            let (tx, capture_rx) = oneshot::channel();
+            capture_tx = Some(tx);
+            MirrorJob {
+                state: Arc::clone(self),
+                route,
+                copy: MirrorCopy::Parts {
+                    head: Upstream::copy_head(&head),
+                    body: Vec::new(),
+                },
+                turn: Turn::Any,
+            }
+            .spawn_after_body(permit, copy_rx, capture_rx);
+            CopyFor::new(self.max_mirror_body_bytes, copy_tx)
+        });
+        let mut record = None;
+        let record_copy = match (&self.recorder, recording) {
+            (Some(recorder), Some(pending)) => {
+                let (tx, rx) = oneshot::channel();
+                record = Some((pending, rx));
+                Some(CopyFor::new(recorder.max_body_bytes(), tx))
+            }
+            _ => None,
+        };
         let downstream_failed = Arc::new(AtomicBool::new(false));
-        let tee = RequestTee::new(body, self.max_mirror_body_bytes, copy_tx);
+        let tee = RequestTee::new(body, [mirror_copy, record_copy]);
         let body = UpstreamBody::teed(tee, Arc::clone(&downstream_failed));
-        match self.primary_call(route, head, body).await {
-            Ok(response) => self.tee_answer(response, capture_tx),
+        let started = Instant::now();
+        let answer = self.primary_call(route, head, body).await;
+        if let Some((pending, copy)) = record {
+            let status = answer.as_ref().ok().map(|a| a.status().as_u16());
+            self.record_when_copied(pending, copy, status, status.map(|_| started.elapsed()));
+        }
+        match answer {
+            Ok(response) => match capture_tx {
+                Some(capture_tx) => self.tee_answer(response, capture_tx),
+                None => response.map(ResponseBody::Answer),
+            },
             Err(_) if downstream_failed.load(Ordering::Relaxed) => {
                 self.client_error(ClientPathError::DownstreamAborted)
             }
             Err(error) => self.client_error(error),
+        }
+    }
+
+    /// Records a teed request once its copy is in: at once when the
+    /// client's stream has already ended (or passed the limit), else by a
+    /// task that waits for it, so the answer goes to the client now. The
+    /// task holds no more than the tee keeps (the recorder's
+    /// `max_body_bytes`) and ends with the client's stream.
+    fn record_when_copied(
+        self: &Arc<Self>,
+        pending: Pending,
+        mut copy: oneshot::Receiver<RequestCopy>,
+        status: Option<u16>,
+        latency: Option<Duration>,
+    ) {
+        let finish = move |state: &Self, copy: RequestCopy| {
+            if let Some(recorder) = &state.recorder {
+                recorder.finish_copied(pending, copy, status, latency);
+            }
+        };
+        match copy.try_recv() {
+            Ok(copy) => finish(self, copy),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                let state = Arc::clone(self);
+                tokio::spawn(async move {
+                    // A closed sender is a tee dropped without a word: not
+                    // a whole request.
+                    let copy = copy.await.unwrap_or(RequestCopy::Aborted);
+                    finish(&state, copy);
+                });
+            }
+            Err(oneshot::error::TryRecvError::Closed) => {}
         }
     }
 
@@ -400,9 +466,10 @@ impl ServiceState {
         }
     }
 
-    /// Forwards without mirroring a request that is recorded: its body is
-    /// read first (up to the recorder's limit; a longer one streams on and
-    /// is not recorded).
+    /// Forwards without mirroring a recorded request whose body is not a
+    /// stream (a declared length: it is all coming now): its body is read
+    /// first (up to the recorder's limit; a longer one streams on and is
+    /// not recorded). A stream is teed instead ([`Self::forward_teed`]).
     async fn forward_recorded(
         &self,
         route: usize,

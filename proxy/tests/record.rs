@@ -4,6 +4,8 @@
 //! answer, that sampling is sticky, and that WebSocket sessions are
 //! recorded message by message and replay with their frames paired.
 
+#[path = "support/grpc.rs"]
+mod grpc;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -704,4 +706,137 @@ async fn the_raw_http1_path_records_what_the_hyper_path_records() {
     assert!(get
         .2
         .contains(&("x-api-key".to_owned(), "[redacted]".to_owned())));
+}
+
+/// A bidirectional gRPC call in lockstep (each message sent only once the
+/// previous one came back) through a recording proxy over h2c, with
+/// `extra` service settings: the call completes, and the capture reads back
+/// with the request stream's bytes, the primary's status and its latency.
+/// Returns the proxy (for its metrics) and the shadow's call count.
+async fn a_recorded_chat(name: &str, extra: &str) -> (TestProxy, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let d = dir(name);
+    let path = d.join("svc.plxcap");
+    let calls = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
+    let primary = grpc::echo_stream_server(Arc::clone(&calls[0])).await;
+    let shadow = grpc::echo_stream_server(Arc::clone(&calls[1])).await;
+    let proxy = proxy()
+        .primary(primary)
+        .shadow(shadow)
+        .set("primary_http2 = true\nshadow_http2 = true")
+        .set(extra)
+        .tables(&record_table(&path, ""))
+        .start()
+        .await;
+    let messages: [&[u8]; 3] = [b"one", b"two", b"three"];
+    let (back, trailers) = grpc::chat(proxy.addr, &messages).await;
+    let sent: Vec<Bytes> = messages.iter().map(|m| grpc::grpc_frame(m)).collect();
+    assert_eq!(back, sent);
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-sent"], "3", "the request's trailers went on");
+    wait_metric(&proxy, "parallax_record_records_total", 1.0).await;
+    assert_eq!(metric(&proxy, "parallax_record_dropped_total").await, 0.0);
+    let (recs, _) = records(&path);
+    let reqs = requests(&recs);
+    assert_eq!(reqs.len(), 1);
+    let call = reqs[0];
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.target, "/echo.v1.Echo/Chat");
+    assert_eq!(call.header("content-type"), Some("application/grpc"));
+    assert_eq!(
+        &call.body[..],
+        &sent.concat()[..],
+        "every message, in order"
+    );
+    assert_eq!(call.status, Some(200));
+    assert!(call.latency_us.is_some());
+    assert_eq!(calls[0].load(Ordering::SeqCst), 1);
+    let shadow_calls = calls[1].load(Ordering::SeqCst);
+    (proxy, shadow_calls)
+}
+
+/// Recording never makes the client wait for its own stream's end: a
+/// bidirectional call whose client waits for each answer before sending on
+/// gets through a recording, unmirrored route (read whole first, it would
+/// deadlock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_bidirectional_call_in_lockstep_gets_through_and_is_recorded_whole() {
+    let (_proxy, shadow_calls) = a_recorded_chat("bidi", "mirror_percent = 0").await;
+    assert_eq!(shadow_calls, 0);
+}
+
+/// A recorded and mirrored stream is teed once for both: the call gets
+/// through, the shadow gets its copy and is compared, and the record has
+/// the whole stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_and_mirrored_bidirectional_call_is_recorded_and_compared() {
+    let (proxy, shadow_calls) = a_recorded_chat("bidi-mirrored", "mirror_percent = 100").await;
+    proxy.wait_outcome("compared", 1.0).await;
+    assert_eq!(proxy.result("match").await, 1.0);
+    assert_eq!(shadow_calls, 1);
+}
+
+/// A chunked HTTP/1.1 request longer than `max_body_bytes` reaches the
+/// primary intact while its record is dropped and counted
+/// (`body_too_large`); a short chunked request after it is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_request_past_the_record_limit_is_forwarded_whole_and_its_record_dropped() {
+    let d = dir("chunked");
+    let path = d.join("svc.plxcap");
+    let primary = upstream(echo).start().await;
+    let proxy = proxy()
+        .primary(primary.addr)
+        .shadow(down())
+        .set("mirror_percent = 0")
+        .tables(&record_table(&path, "max_body_bytes = 100"))
+        .start()
+        .await;
+    let chunk = |c: u8| {
+        let mut part = format!("{:x}\r\n", 60).into_bytes();
+        part.extend(std::iter::repeat_n(c, 60));
+        part.extend_from_slice(b"\r\n");
+        part
+    };
+    let head = b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let (a, b, c) = (chunk(b'a'), chunk(b'b'), chunk(b'c'));
+    let answer = talk(
+        proxy.addr,
+        &[head, &a, &b, &c, b"0\r\n\r\n"],
+        Duration::from_millis(20),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+    let whole = [[b'a'; 60], [b'b'; 60], [b'c'; 60]].concat();
+    assert_eq!(&primary.seen()[0].body[..], &whole[..], "forwarded intact");
+    wait_metric(&proxy, "parallax_record_dropped_total", 1.0).await;
+    let metrics = proxy.metrics().await;
+    let too_large = sum(
+        &metrics,
+        "parallax_record_dropped_total",
+        "reason",
+        "body_too_large",
+    );
+    assert_eq!(too_large, 1.0);
+
+    let short = b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let answer = talk(
+        proxy.addr,
+        &[short],
+        Duration::ZERO,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"]);
+    wait_metric(&proxy, "parallax_record_records_total", 1.0).await;
+    let (recs, _) = records(&path);
+    let reqs = requests(&recs);
+    assert_eq!(reqs.len(), 1, "only the short one");
+    assert_eq!(&reqs[0].body[..], b"hello");
+    assert!(
+        recs.iter()
+            .any(|r| matches!(r, Record::Gap { dropped: 1, .. })),
+        "the dropped record leaves a gap"
+    );
 }
