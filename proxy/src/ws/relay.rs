@@ -293,11 +293,26 @@ impl Relay {
 
     async fn serve(&mut self) {
         // The stop signal's future lives across iterations (it owns its
-        // receiver), so waiting for it costs nothing per event.
+        // receiver), so waiting for it costs nothing per event. It is
+        // polled on the first turn only: that registers this task with
+        // the signal, and the registration stays while the future lives.
+        // Later turns read the signal's value instead (an atomic load and
+        // a read lock), which is what a wake-up by the signal comes to —
+        // polling the future on every turn cost ~400 instructions per
+        // relayed frame (tokio's cooperative budget, the waiter list).
         let mut stop = self.stop.clone();
         let mut stop = std::pin::pin!(async move {
             let _ = stop.wait_for(|stop| *stop).await;
         });
+        let signal = self.stop.clone();
+        let stopped = || {
+            if signal.has_changed().is_err() || *signal.borrow() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        };
+        let mut stop_registered = false;
         let mut window = WindowTimer::default();
         while !self.finished() {
             // Windows run only once the shadow is connected.
@@ -310,11 +325,13 @@ impl Relay {
             let linger = self.closing_since.map(|t| t + CLOSE_LINGER);
             let wake = tokio::select! {
                 biased;
-                () = &mut stop => Wake::Stop,
+                () = &mut stop, if !stop_registered => Wake::Stop,
+                () = std::future::poll_fn(|_| stopped()), if stop_registered => Wake::Stop,
                 wake = std::future::poll_fn(|cx| self.poll_sockets(cx)) => wake,
                 () = window.fired(), if window.is_armed() => Wake::Expire,
                 () = at(linger), if linger.is_some() => Wake::Linger,
             };
+            stop_registered = true;
             match wake {
                 Wake::Stop => {
                     self.going_away();
@@ -414,8 +431,10 @@ impl Relay {
             match read_now(&mut self.primary, &mut read) {
                 Some(Ok(())) if read.filled().is_empty() => return self.primary_ended(),
                 Some(Ok(())) => {
+                    // A short read drained the socket (see `read_now`).
+                    let drained = read.filled().len() < READ_CHUNK;
                     self.on_primary_bytes(read.filled());
-                    if !self.to_client.is_empty() {
+                    if drained || !self.to_client.is_empty() {
                         return;
                     }
                 }
@@ -502,8 +521,9 @@ impl Relay {
             match read_now(&mut self.client, &mut read) {
                 Some(Ok(())) if read.filled().is_empty() => return self.client_ended(),
                 Some(Ok(())) => {
+                    let drained = read.filled().len() < READ_CHUNK;
                     self.on_client_bytes(read.filled());
-                    if !self.to_primary.is_empty() {
+                    if drained || !self.to_primary.is_empty() {
                         return;
                     }
                 }
@@ -623,7 +643,13 @@ impl Relay {
                 Some(Ok(())) if read.filled().is_empty() => {
                     return self.drop_shadow(Some(ShadowEnd::Closed))
                 }
-                Some(Ok(())) => self.on_shadow_bytes(read.filled()),
+                Some(Ok(())) => {
+                    let drained = read.filled().len() < READ_CHUNK;
+                    self.on_shadow_bytes(read.filled());
+                    if drained {
+                        return;
+                    }
+                }
                 None => return,
                 Some(Err(_)) => return self.drop_shadow(Some(ShadowEnd::Error)),
             }
@@ -920,6 +946,9 @@ fn observed(frame: &Frame) -> Observed {
 /// the socket was drained), so the read that would only have said
 /// `WouldBlock` is not made. Bytes arriving after that read raise a new
 /// readiness event: nothing is missed.
+///
+/// The callers stop reading a socket after a short read, so the no-op
+/// waker below is only registered when a read finds nothing at all.
 ///
 /// The read is polled with a no-op waker: where it finds nothing it leaves
 /// that waker in the socket's read slot, and [`Relay::poll_sockets`] puts
