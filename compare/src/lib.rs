@@ -41,7 +41,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 pub use noise::{NoiseModel, Outcome, Verdict};
-pub use observed::{Fields, Observed};
+pub use observed::{FieldSpan, Fields, Observed};
 pub use rules::Rules;
 
 /// What kind of difference was found at a path.

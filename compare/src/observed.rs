@@ -10,7 +10,10 @@
 //! an HTTP/1.1 answer's `name: value\r\n` lines are taken as the buffer
 //! they are in, checked as UTF-8 once, not copied ([`Fields::from_lines`])
 //! — and a list of where each name and value lies in it: one allocation
-//! per answer (that list), none per field, no check per lookup.
+//! per answer (that list), none per field, no check per lookup. Where the
+//! lines were just written by a parser that knows where each name and
+//! value went (the proxy's answer-head parser), that list is handed over
+//! ([`Fields::from_spans`]) and the lines are not scanned again.
 //!
 //! # The same fields a list of pairs gives
 //! The engine used to hold `Vec<(String, String)>` with names lower-cased
@@ -86,11 +89,12 @@ pub fn media_type_of(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 
-/// Where one field's name and value lie in [`Fields`]'s text.
+/// Where one field's name and value lie in a buffer of field lines (and
+/// then in [`Fields`]'s text).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Span {
-    name: Range<usize>,
-    value: Range<usize>,
+pub struct FieldSpan {
+    pub name: Range<usize>,
+    pub value: Range<usize>,
 }
 
 /// Header or trailer fields: names with their case as sent, matched
@@ -100,7 +104,7 @@ pub struct Fields {
     /// Every span is cut at an ASCII byte or between whole strings, so
     /// slicing it is a `str` again without a check of its bytes.
     text: String,
-    spans: Vec<Span>,
+    spans: Vec<FieldSpan>,
 }
 
 impl Fields {
@@ -118,7 +122,7 @@ impl Fields {
         for (name, value) in pairs {
             let name = append(&mut text, name.as_ref());
             let value = append(&mut text, value.as_ref());
-            spans.push(Span { name, value });
+            spans.push(FieldSpan { name, value });
         }
         Self { text, spans }
     }
@@ -132,19 +136,42 @@ impl Fields {
     /// names in the order they first appear), so both of the proxy's paths
     /// show fields alike.
     pub fn from_lines(lines: Vec<u8>) -> Self {
+        let spans = line_spans(&lines);
+        Self::from_spans(lines, spans)
+    }
+
+    /// The fields at `spans` of `lines`, in that order, kept in the buffer
+    /// they came in (no copy, no scan of the lines): for a parser that
+    /// wrote or found the lines and knows where each name and value lies.
+    /// Listed as [`Fields::from_lines`] lists them (the values of one name
+    /// together); a buffer that is not UTF-8 is rebuilt with replacements.
+    ///
+    /// # Panics
+    /// When a span is not within `lines`, or, in UTF-8 lines, cuts a
+    /// character: a parser's bug, never the answer's bytes.
+    pub fn from_spans(lines: Vec<u8>, spans: Vec<FieldSpan>) -> Self {
         let text = match String::from_utf8(lines) {
             Ok(text) => text,
             // Rare (obs-text that is not UTF-8): rebuilt with replacements.
             Err(e) => {
                 let lines = e.into_bytes();
-                let spans = line_spans(&lines);
                 let pairs = spans
                     .iter()
                     .map(|s| (&lines[s.name.clone()], &lines[s.value.clone()]));
                 return Self::from_pairs(pairs).grouped();
             }
         };
-        let spans = line_spans(text.as_bytes());
+        // Checked once here, so that a lookup may slice without a check.
+        let cut = |at: usize| text.is_char_boundary(at);
+        assert!(
+            spans.iter().all(|s| s.name.start <= s.name.end
+                && s.value.start <= s.value.end
+                && cut(s.name.start)
+                && cut(s.name.end)
+                && cut(s.value.start)
+                && cut(s.value.end)),
+            "Fields::from_spans: a span outside the lines or within a character"
+        );
         Self { text, spans }.grouped()
     }
 
@@ -224,7 +251,7 @@ fn append(text: &mut String, bytes: &[u8]) -> Range<usize> {
 /// Where the fields of `name: value\r\n` lines lie (see
 /// [`Fields::from_lines`]): one pass, a line's colon or end found by
 /// `memchr`.
-fn line_spans(lines: &[u8]) -> Vec<Span> {
+fn line_spans(lines: &[u8]) -> Vec<FieldSpan> {
     // Most lines are longer than 16 bytes: rarely grown, little unused.
     let mut spans = Vec::with_capacity(lines.len() / 16 + 1);
     let mut start = 0;
@@ -249,7 +276,7 @@ fn line_spans(lines: &[u8]) -> Vec<Span> {
             } else {
                 colon + 1
             };
-            spans.push(Span {
+            spans.push(FieldSpan {
                 name: start..start + colon,
                 value: start + value..start + line_end.max(value),
             });

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use parallax_compare::json::{diff, equal};
 use parallax_compare::rules::{Limits, Normalisers};
 use parallax_compare::value::{parse, Json};
-use parallax_compare::{compare, Difference, Fields, Kind, Observed, Rules};
+use parallax_compare::{compare, Difference, FieldSpan, Fields, Kind, Observed, Rules};
 use proptest::prelude::*;
 
 fn number() -> impl Strategy<Value = String> {
@@ -614,6 +614,27 @@ proptest! {
         assert_agrees(&new, &model, &asked(&list, &rules))?;
         // Equal to the same fields given as the old list's pairs.
         prop_assert_eq!(&new, &observed(200, &list, b"", &[]));
+    }
+
+    #[test]
+    fn fields_from_a_parsers_spans_are_the_fields_from_a_scan(lines in raw_lines()) {
+        // Where the old line list finds each name and value, as a parser
+        // would hand them over.
+        let mut spans = Vec::new();
+        let mut start = 0;
+        for line in lines.split(|&b| b == b'\n') {
+            let end = start + line.strip_suffix(b"\r").map_or(line.len(), <[u8]>::len);
+            if let Some(colon) = line[..end - start].iter().position(|&b| b == b':') {
+                let value = start + colon + 1;
+                let value = if lines.get(value) == Some(&b' ') { value + 1 } else { value };
+                spans.push(FieldSpan { name: start..start + colon, value: value..end.max(value) });
+            }
+            start += line.len() + 1;
+        }
+        let spanned = Fields::from_spans(lines.clone(), spans);
+        let scanned = Fields::from_lines(lines.clone());
+        prop_assert_eq!(spanned.iter().collect::<Vec<_>>(), scanned.iter().collect::<Vec<_>>());
+        prop_assert_eq!(spanned.to_list(), old_line_list(&lines));
     }
 
     #[test]

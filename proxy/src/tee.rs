@@ -12,7 +12,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use parallax_compare::Fields;
+use parallax_compare::{FieldSpan, Fields};
 use tokio::sync::oneshot;
 
 /// What became of the primary's body.
@@ -34,9 +34,11 @@ pub enum AnswerHeaders {
     /// A copy of hyper's map.
     Map(HeaderMap),
     /// The raw HTTP/1.1 path's `name: value\r\n` lines
-    /// ([`crate::h1::response::AnswerHead::headers`]), copied once: the
-    /// comparison's fields point into them (no map, no text per field).
-    Lines(Vec<u8>),
+    /// ([`crate::h1::response::AnswerHead::headers`]), copied once, and
+    /// where the parse wrote each name and value in them
+    /// ([`crate::h1::response::AnswerHead::fields`]): the comparison's
+    /// fields point into them (no map, no text per field, no second scan).
+    Lines(Vec<u8>, Vec<FieldSpan>),
 }
 
 impl AnswerHeaders {
@@ -44,7 +46,7 @@ impl AnswerHeaders {
     pub fn fields(self) -> Fields {
         match self {
             AnswerHeaders::Map(map) => crate::service::header_fields(&map),
-            AnswerHeaders::Lines(lines) => Fields::from_lines(lines),
+            AnswerHeaders::Lines(lines, spans) => Fields::from_spans(lines, spans),
         }
     }
 }

@@ -187,6 +187,7 @@ pub async fn serve(
         let ask = Ask {
             head: head.method == Method::HEAD,
             close: head.close || stopping,
+            fields: copy.is_some(),
         };
 
         // The shadow's copy leaves in its turn, as `ServiceState::handle`
@@ -258,7 +259,8 @@ pub async fn serve(
         // Dropped with `capture_tx` unused when the exchange failed above:
         // the mirror task then counts the primary's error.
         let mut capture = capture_tx.map(|tx| {
-            let headers = AnswerHeaders::Lines(conn.answer[answer.headers.clone()].to_vec());
+            let lines = conn.answer[answer.headers.clone()].to_vec();
+            let headers = AnswerHeaders::Lines(lines, std::mem::take(&mut answer.fields));
             Capture::new(answer.status, headers, state.max_compare_body_bytes, tx)
         });
         // Shutdown began while the answer was on its way: it is the last,

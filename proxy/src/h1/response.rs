@@ -16,7 +16,7 @@
 
 use std::mem::MaybeUninit;
 
-use parallax_compare::Fields;
+use parallax_compare::{FieldSpan, Fields};
 
 use super::head::{digits, MAX_HEADERS};
 use crate::headers::is_hop_by_hop;
@@ -48,9 +48,14 @@ pub struct AnswerHead {
     pub close: bool,
     /// The upstream's headers kept for the client (hop rules applied), as
     /// `name: value\r\n` lines within the head written to `out`: what the
-    /// hyper path's capture for the comparison holds
-    /// ([`Fields::from_lines`] of them).
+    /// hyper path's capture for the comparison holds.
     pub headers: std::ops::Range<usize>,
+    /// Where each kept header's name and value lie in those lines
+    /// (offsets from `headers.start`), noted as they were written when
+    /// [`Ask::fields`] asked (empty, unallocated, otherwise): the
+    /// comparison's fields are [`Fields::from_spans`] of the lines and
+    /// these, without a second scan of the head.
+    pub fields: Vec<FieldSpan>,
 }
 
 /// Why an answer could not be relayed; the client gets the 502 of a
@@ -75,6 +80,9 @@ pub struct Ask {
     /// The client's connection ends after this answer (it asked, or the
     /// proxy is shutting down).
     pub close: bool,
+    /// The answer is compared (a mirrored request): note where its kept
+    /// headers' names and values are written ([`AnswerHead::fields`]).
+    pub fields: bool,
 }
 
 /// Parses the answer head at the start of `input`; `Ok(None)` means read
@@ -162,6 +170,8 @@ pub fn parse(
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let kept = out.len();
+    // One allocation, of its final size, for a compared answer's spans.
+    let mut fields = Vec::with_capacity(if ask.fields { headers.len() } else { 0 });
     for header in headers {
         let name = header.name.as_bytes();
         if is_hop_by_hop(name)
@@ -170,10 +180,18 @@ pub fn parse(
         {
             continue;
         }
+        let at = out.len() - kept;
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(header.value);
         out.extend_from_slice(b"\r\n");
+        if ask.fields {
+            let value = at + name.len() + 2;
+            fields.push(FieldSpan {
+                name: at..at + name.len(),
+                value: value..value + header.value.len(),
+            });
+        }
     }
     let kept = kept..out.len();
     if informational {
@@ -185,6 +203,7 @@ pub fn parse(
             reusable: true,
             close: false,
             headers: kept,
+            fields,
         }));
     }
     if framing == Framing::Chunked {
@@ -206,6 +225,7 @@ pub fn parse(
         reusable: !upstream_close && framing != Framing::Close,
         close,
         headers: kept,
+        fields,
     }))
 }
 
@@ -226,8 +246,9 @@ pub fn close_after(head: &mut Vec<u8>, answer: &mut AnswerHead) {
 /// together, in the order names first appear; values as text (invalid
 /// UTF-8 replaced). The fields come from `httparse`, whose names and
 /// values are exactly those `http` takes, so none is left out. For what
-/// shows fields (samples); the comparison reads [`Fields::from_lines`] of
-/// the lines [`parse`] wrote (`AnswerHead::headers`), the same list.
+/// shows fields (samples); the comparison reads [`Fields::from_spans`] of
+/// the lines [`parse`] wrote (`AnswerHead::headers`, `AnswerHead::fields`),
+/// the same list.
 pub fn field_list(fields: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
     Fields::from_pairs(fields.iter().copied())
         .grouped()
@@ -272,6 +293,7 @@ mod tests {
     const GET: Ask = Ask {
         head: false,
         close: false,
+        fields: false,
     };
 
     fn parsed(input: &str, ask: Ask) -> (AnswerHead, String) {
@@ -353,10 +375,7 @@ mod tests {
     fn the_kept_headers_leave_out_what_the_proxy_adds() {
         let (head, out) = parsed(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
-            Ask {
-                head: false,
-                close: true,
-            },
+            Ask { close: true, ..GET },
         );
         let map = header_map(&out.as_bytes()[head.headers.clone()]);
         let pairs: Vec<_> = map
@@ -394,10 +413,7 @@ mod tests {
 
     #[test]
     fn head_204_304_and_1xx_have_no_body() {
-        let head_request = Ask {
-            head: true,
-            close: false,
-        };
+        let head_request = Ask { head: true, ..GET };
         let (head, out) = parsed(
             "HTTP/1.1 200 OK\r\ndate: d\r\ncontent-length: 5\r\n\r\n",
             head_request,
@@ -420,10 +436,7 @@ mod tests {
         assert!(!head.reusable);
         let (head, out) = parsed(
             "HTTP/1.1 200 OK\r\ndate: d\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-            Ask {
-                head: false,
-                close: true,
-            },
+            Ask { close: true, ..GET },
         );
         assert!(!head.reusable && head.close);
         assert_eq!(
@@ -447,6 +460,72 @@ mod tests {
         );
         close_after(&mut out, &mut head);
         assert!(out.ends_with(b"content-length: 0\r\nconnection: close\r\n\r\n"));
+    }
+
+    /// One generated header line of an answer head: names in mixed case
+    /// (duplicates, hop-by-hop ones, ones `Connection` names), values of
+    /// any bytes a field value may hold (empty, obs-text, not UTF-8).
+    fn head_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let name = prop_oneof![
+            3 => prop::sample::select(
+                &["Content-Type", "content-type", "X-A", "x-a", "X-a", "Set-Cookie", "Date",
+                  "Keep-Alive", "X-Hop", "Trailer", "X-Empty"][..]
+            )
+            .prop_map(str::to_owned),
+            1 => "[a-zA-Z][a-zA-Z0-9-]{0,6}",
+        ];
+        let value_byte = prop_oneof![Just(b'\t'), 0x20u8..=0x7e, 0x80u8..=0xff];
+        prop_oneof![
+            6 => (name, prop::collection::vec(value_byte, 0..10)).prop_map(|(n, v)| {
+                [n.as_bytes(), b": ", &v, b"\r\n"].concat()
+            }),
+            1 => prop::sample::select(
+                &["Connection: keep-alive, X-Hop\r\n", "Transfer-Encoding: chunked\r\n",
+                  "Content-Length: 0\r\n", "x-a:no-space\r\n", "X-Empty:\r\n"][..]
+            )
+            .prop_map(|l| l.as_bytes().to_vec()),
+            // obs-fold: a continuation of the line before.
+            1 => "[ \t][a-z]{1,4}".prop_map(|l| format!("{l}\r\n").into_bytes()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// The spans [`parse`] notes as it writes the kept lines give the
+        /// fields a scan of those lines gives (names as sent, in order,
+        /// values of one name together); a folded line is refused before
+        /// there are any.
+        #[test]
+        fn the_written_spans_are_the_fields_of_the_written_lines(
+            lines in proptest::collection::vec(head_line(), 0..10),
+            status in proptest::sample::select(&[200u16, 204, 404, 103][..]),
+        ) {
+            let head = [format!("HTTP/1.1 {status} X\r\n").as_bytes(), &lines.concat(), b"\r\n"].concat();
+            let folded = lines.iter().any(|l| l[0] == b' ' || l[0] == b'\t');
+            let mut out = Vec::new();
+            let ask = Ask { fields: true, ..GET };
+            match parse(&head, ask, |o| o.extend_from_slice(b"D"), &mut out) {
+                Ok(Some(answer)) => {
+                    proptest::prop_assert!(!folded, "a folded head was taken");
+                    let kept = out[answer.headers.clone()].to_vec();
+                    let scanned = Fields::from_lines(kept.clone());
+                    proptest::prop_assert_eq!(answer.fields.len(), scanned.len());
+                    let spanned = Fields::from_spans(kept, answer.fields);
+                    proptest::prop_assert_eq!(
+                        spanned.iter().collect::<Vec<_>>(),
+                        scanned.iter().collect::<Vec<_>>()
+                    );
+                    // Not asked: nothing noted, nothing allocated.
+                    let answer = parse(&head, GET, |_| {}, &mut out).unwrap().unwrap();
+                    proptest::prop_assert_eq!(answer.fields.capacity(), 0);
+                }
+                Ok(None) => proptest::prop_assert!(false, "a whole head read as partial"),
+                Err(BadAnswer::Parse(_)) if folded => {}
+                Err(e) => proptest::prop_assert!(false, "{e} for {:?}", String::from_utf8_lossy(&head)),
+            }
+        }
     }
 
     #[test]

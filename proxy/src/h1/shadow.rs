@@ -57,6 +57,7 @@ pub async fn call(
     let ask = Ask {
         head: method == Method::HEAD,
         close: false,
+        fields: true,
     };
     let (mut io, answer) = match exchange(
         pool,
@@ -131,12 +132,13 @@ pub async fn call(
         pool.checkin(io);
     }
     // The kept lines are the fields, as the primary's are: the comparison
-    // reads them in place (this buffer, no text per field).
+    // reads them in place (this buffer, no text per field) where the parse
+    // noted them (no second scan).
     head.truncate(answer.headers.end);
     head.drain(..answer.headers.start);
     Ok(Some(Observed {
         status: answer.status,
-        headers: Fields::from_lines(head),
+        headers: Fields::from_spans(head, answer.fields),
         body: Bytes::from(kept),
         trailers,
     }))
