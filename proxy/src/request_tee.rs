@@ -17,7 +17,9 @@
 //! mirror task gave up) is let go at once, so the memory kept stays bounded
 //! by the in-flight slots. The recorder's copy ([`crate::record`]) is the
 //! same `Bytes` handed over a second oneshot: one tee feeds both, and what
-//! is kept is bounded by the larger limit while either still wants it.
+//! is kept is bounded by the larger limit while either still wants it (a
+//! recorded stream holds up to the recorder's `max_body_bytes` until the
+//! client ends it or goes away).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -134,7 +136,7 @@ impl Keeping {
 }
 
 /// A request body that passes `inner` through to the primary and keeps a
-/// bounded copy for the shadow.
+/// bounded copy for the shadow, the recorder, or both.
 pub struct RequestTee<B = Incoming> {
     inner: B,
     keeping: Option<Keeping>,
@@ -184,8 +186,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RequestTee<B> {
         let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(polled) => polled,
             Poll::Pending => {
-                // While the client is quiet, notice a mirror task that gave
-                // up, so its copy is not held until the next frame.
+                // While the client is quiet, notice a reader that gave up
+                // (a mirror task past its deadline), so its copy is not held
+                // until the next frame.
                 if let Some(k) = this.keeping.as_mut() {
                     let left = k.judge(|r| match r.tx.poll_closed(cx) {
                         Poll::Ready(()) => Verdict::LetGo,
