@@ -777,6 +777,45 @@ async fn a_recorded_and_mirrored_bidirectional_call_is_recorded_and_compared() {
     assert_eq!(shadow_calls, 1);
 }
 
+/// A recorded stream past `max_body_bytes` keeps flowing both ways (the
+/// lockstep chat completes, every message through) while its record is
+/// dropped and counted (`body_too_large`); the shadow still gets its copy,
+/// within its own, larger limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_stream_past_the_record_limit_flows_on_and_its_record_is_dropped() {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    let d = dir("bidi-too-large");
+    let path = d.join("svc.plxcap");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let primary = grpc::echo_stream_server(Arc::clone(&calls)).await;
+    let shadow = grpc::echo_stream_server(Arc::clone(&calls)).await;
+    let proxy = proxy()
+        .primary(primary)
+        .shadow(shadow)
+        .set("primary_http2 = true\nshadow_http2 = true")
+        .tables(&record_table(&path, "max_body_bytes = 16"))
+        .start()
+        .await;
+    // 15 bytes each on the wire: the second is past the record's limit.
+    let messages: [&[u8]; 3] = [b"0123456789", b"abcdefghij", b"ABCDEFGHIJ"];
+    let (back, _) = grpc::chat(proxy.addr, &messages).await;
+    let sent: Vec<Bytes> = messages.iter().map(|m| grpc::grpc_frame(m)).collect();
+    assert_eq!(back, sent);
+    wait_metric(&proxy, "parallax_record_dropped_total", 1.0).await;
+    let metrics = proxy.metrics().await;
+    let too_large = sum(
+        &metrics,
+        "parallax_record_dropped_total",
+        "reason",
+        "body_too_large",
+    );
+    assert_eq!(too_large, 1.0);
+    proxy.wait_outcome("compared", 1.0).await;
+    assert_eq!(proxy.result("match").await, 1.0);
+    assert_eq!(metric(&proxy, "parallax_record_records_total").await, 0.0);
+}
+
 /// A chunked HTTP/1.1 request longer than `max_body_bytes` reaches the
 /// primary intact while its record is dropped and counted
 /// (`body_too_large`); a short chunked request after it is recorded.
