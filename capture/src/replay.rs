@@ -303,6 +303,10 @@ impl Schedule {
                 }
                 Pace::Rate(r) => Duration::from_secs_f64(self.seq as f64 / r),
             };
+            // Records are written when their exchange ends, so a long one
+            // (a streamed body) follows requests that arrived after it: it
+            // is due now, not in the past, and is not counted late.
+            let due = due.max(self.last_due);
             if self.duration.is_some_and(|d| due >= d) {
                 self.done = true;
                 break;

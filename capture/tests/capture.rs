@@ -668,6 +668,26 @@ fn the_schedule_spaces_items_by_speed_or_rate() {
     );
 }
 
+#[test]
+fn a_record_written_after_later_arrivals_is_due_at_once_not_in_the_past() {
+    // The recorder writes a request when its exchange ends: a streamed
+    // request that arrived at 1 ms and ended at 40 ms follows the ones
+    // that arrived at 2 and 3 ms.
+    let d = dir("out-of-order");
+    let path = d.join("c.plxcap");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = CaptureWriter::new(file, &Meta::new("test", 1)).unwrap();
+    for i in [0, 2, 3, 1, 4] {
+        w.append(&request(i, i)).unwrap();
+    }
+    w.finish().unwrap();
+    let dues: Vec<_> = Schedule::open(std::slice::from_ref(&path), &ReplayOptions::default())
+        .unwrap()
+        .map(|i| i.unwrap().due.as_micros())
+        .collect();
+    assert_eq!(dues, [0, 2000, 3000, 3000, 4000]);
+}
+
 /// A WebSocket server that answers each text message `m` with `echo:m`,
 /// and first greets with `hello`.
 async fn ws_echo() -> SocketAddr {
