@@ -96,7 +96,30 @@ pub fn write_forwarded_for<'a>(
             out.extend_from_slice(b", ");
         }
     }
-    let _ = write!(out, "{}", client.to_canonical());
+    match client.to_canonical() {
+        IpAddr::V4(v4) => write_ipv4(v4, out),
+        v6 => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// `address` as `Ipv4Addr`'s `Display` writes it (dotted decimal), without
+/// the formatting machinery: this runs on every proxied request, where
+/// `write!` cost about 1K instructions (callgrind, issue 16).
+fn write_ipv4(address: std::net::Ipv4Addr, out: &mut Vec<u8>) {
+    for (i, octet) in address.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        if octet >= 100 {
+            out.push(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            out.push(b'0' + octet / 10 % 10);
+        }
+        out.push(b'0' + octet % 10);
+    }
 }
 
 /// Appends `client` to `X-Forwarded-For`, folding earlier values into one
@@ -179,6 +202,21 @@ mod tests {
         let earlier: [&[u8]; 2] = [b"10.0.0.1", b"\xff"];
         write_forwarded_for(earlier, "127.0.0.1".parse().unwrap(), &mut out);
         assert_eq!(out, b"10.0.0.1, 127.0.0.1");
+    }
+
+    #[test]
+    fn an_ipv4_client_is_written_as_display_writes_it() {
+        // Every octet value in every position, and edges.
+        let octets =
+            (0..=255u8).flat_map(|o| [[o, 0, 0, 1], [10, o, 1, 0], [1, 2, o, 3], [9, 99, 100, o]]);
+        for address in octets
+            .map(std::net::Ipv4Addr::from)
+            .chain([std::net::Ipv4Addr::BROADCAST])
+        {
+            let mut out = Vec::new();
+            write_forwarded_for([], IpAddr::V4(address), &mut out);
+            assert_eq!(out, address.to_string().into_bytes());
+        }
     }
 
     #[test]
