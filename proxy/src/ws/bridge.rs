@@ -1,7 +1,7 @@
 //! WebSockets over TLS: a TLS stream handed to the relay as a plain socket.
 //!
-//! The relay ([`super::relay`]) waits on socket readiness and reads with
-//! `try_read` into a buffer on its stack, which is what keeps an idle
+//! The relay ([`super::relay`]) waits on socket readiness and reads
+//! into a buffer on its stack, which is what keeps an idle
 //! proxied connection at a few KiB; a TLS stream has no such readiness (a
 //! record may be half received, decrypted bytes may sit in rustls's
 //! buffers). Rather than give the relay a second, buffered engine, a TLS
