@@ -12,6 +12,7 @@ import sys
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -33,7 +34,24 @@ for arg in [
 ]:
     options.add_argument(arg)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 60)
+# The page re-renders when its data arrives: an element found a moment
+# before may be replaced (stale) by the time it is used, so every use is
+# retried until it lands on the element as rendered.
+wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def act(locator, action):
+    """Finds the element at `locator` and applies `action` to it, again
+    with a fresh element if the page replaced it in between."""
+
+    def attempt(d):
+        element = d.find_element(*locator)
+        if not element.is_displayed():
+            return False
+        action(element)
+        return element
+
+    return wait.until(attempt)
 
 
 def check(ok, message):
@@ -47,14 +65,15 @@ def check(ok, message):
 try:
     driver.get(base + "/ui")
     # Click 1: the service.
-    wait.until(EC.element_to_be_clickable((By.LINK_TEXT, "svc"))).click()
+    act((By.LINK_TEXT, "svc"), lambda e: e.click())
     # Click 2: the route.
-    wait.until(EC.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "/v1/orders/"))).click()
-    first = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#fields tbody tr td a")))
-    check(first.text == field, f"the first field is {first.text!r}, not {field!r}")
+    act((By.PARTIAL_LINK_TEXT, "/v1/orders/"), lambda e: e.click())
+    first = (By.CSS_SELECTOR, "#fields tbody tr td a")
+    text = wait.until(lambda d: d.find_element(*first).text)
+    check(text == field, f"the first field is {text!r}, not {field!r}")
     driver.save_screenshot(shot.replace(".png", "-fields.png"))
     # Click 3: the field opens its latest sample, side by side.
-    first.click()
+    act(first, lambda e: e.click())
     shadow_focus = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".answer.shadow .focus")))
     primary_focus = driver.find_element(By.CSS_SELECTOR, ".answer.primary .focus")
     check(shadow_value in shadow_focus.text, f"shadow highlight {shadow_focus.text!r}")
@@ -64,8 +83,7 @@ try:
 
     # Keyboard: back to the route, sort by the keyboard alone.
     driver.back()
-    button = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "button[data-focus='sort-path']")))
-    button.send_keys(Keys.ENTER)
+    act((By.CSS_SELECTOR, "button[data-focus='sort-path']"), lambda e: e.send_keys(Keys.ENTER))
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "button[data-focus='sort-path']").get_attribute("aria-sort") == "ascending")
     paths = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#fields tbody tr td:first-child a")]
     check(paths == sorted(paths), f"sorted by path: {paths}")
