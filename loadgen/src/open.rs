@@ -30,6 +30,9 @@
 //! costs nothing while it waits. goose has no target-rate scheduler to use
 //! instead (its throttle caps a closed loop), so the pacing stays in front
 //! of goose, and goose keeps the client, the request metrics and the report.
+//! On a current-thread runtime (`parallax load`'s) the metronome is a
+//! timerfd on the runtime's own reactor instead of a thread: one wake-up
+//! per slot ([`Metronome::start_on_reactor`]).
 //! A slot is released [`OpenConfig::early_by`] before its time, room for
 //! the hand-off to the user; a request sent before its slot's time is
 //! measured from its send, one sent after from its slot.
@@ -327,7 +330,7 @@ pub async fn run<W: Workload>(workload: W, config: OpenConfig) -> Result<OpenRep
     let start = Instant::now() + START_GRACE;
     // This worker's k-th slot is the schedule's `worker.slot(k)`.
     let (schedule, worker) = (config.schedule, config.worker);
-    let metronome = Metronome::start(start.into_std(), config.early_by, move |k| {
+    let metronome = Metronome::start_on_reactor(start.into_std(), config.early_by, move |k| {
         schedule.offset(worker.slot(k))
     })?;
     let shared = Arc::new(Shared {

@@ -158,8 +158,20 @@ async fn a_run_with_nothing_to_measure_is_refused() {
 /// without optimisation, and unoptimised goose and reqwest cannot send
 /// 5,000 a second on a busy 2-CPU machine (the release build's figures are in
 /// docs/benchmarks.md); scenarios.rs holds the pacing itself to 5,000.
+/// On a multi-thread runtime the metronome is a thread of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_arrive_spaced_as_their_slots_not_in_millisecond_batches() {
+    arrive_spaced_at_1500_per_second().await;
+}
+
+/// The runtime `parallax load` runs goose on: one thread, the metronome a
+/// timerfd on its reactor.
+#[tokio::test(flavor = "current_thread")]
+async fn requests_arrive_spaced_as_their_slots_on_a_current_thread_runtime() {
+    arrive_spaced_at_1500_per_second().await;
+}
+
+async fn arrive_spaced_at_1500_per_second() {
     let _turn = ONE_RUN_AT_A_TIME.lock().await;
     let (addr, log) = arrivals::serve();
     let mut config = config(addr, 1500.0, 2);

@@ -1205,8 +1205,17 @@ fn print_ws(
     );
 }
 
+/// The runtime goose runs on: one thread. On a multi-thread runtime each
+/// slot's release woke a parked worker from the metronome's thread, and
+/// that worker woke the other to steal (about five context switches per
+/// request); on one thread the open model releases slots from a timerfd on
+/// this thread's own reactor (`Metronome::start_on_reactor`), one wake-up
+/// per slot (docs/benchmarks.md: 89–95 against 114–124 µs of CPU per
+/// request at 5,000/s on the 2-vCPU VM). One process then sends from one
+/// CPU: past what that carries, `--worker i/n` splits one schedule over
+/// several processes.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
