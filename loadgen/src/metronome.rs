@@ -336,7 +336,14 @@ mod reactor {
                 match guard.try_io(|fd| {
                     rustix::io::read(fd.get_ref(), &mut count).map_err(io::Error::from)
                 }) {
-                    Ok(result) => return result.map(drop),
+                    Ok(result) => {
+                        // The read took every expiry and the timer is
+                        // one-shot: nothing is left to read until it is
+                        // armed again, so the next wait need not try a
+                        // read that can only fail (one syscall per slot).
+                        guard.clear_ready();
+                        return result.map(drop);
+                    }
                     // Not expired yet: the readiness was stale.
                     Err(_would_block) => continue,
                 }
