@@ -307,6 +307,13 @@ pub struct Common {
     /// together); `parallax load merge` joins their load.json files.
     #[arg(long, value_name = "I/N", value_parser = parse_worker, default_value = "0/1")]
     pub worker: Worker,
+    /// Threads sending. 1: one thread, each slot released by a timerfd on
+    /// its own event loop (the least CPU per request); N: N threads (for
+    /// rates one CPU cannot carry). 0 picks: one thread while this
+    /// process's share of the rate is at most 10,000 requests/s, every
+    /// CPU above.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// `I/N` with I < N.
@@ -904,7 +911,8 @@ fn http_load<W: Workload>(
     // Relative to the current directory, as every other --out.
     let out = common.out.clone();
     std::fs::create_dir_all(&out)?;
-    let runtime = runtime()?;
+    let share = rate / common.worker.of as f64;
+    let runtime = runtime(sending_threads(common.threads, share))?;
     let cpu_before = crate::procstat::read(std::process::id())?.cpu_seconds;
     let phase = Phase {
         url: common.target.trim_end_matches('/').to_owned(),
@@ -1080,7 +1088,7 @@ fn ws_load(args: &WsArgs) -> anyhow::Result<()> {
         eprintln!("  first connect error: {e}");
     }
     fleet.reset()?;
-    let runtime = runtime()?;
+    let runtime = runtime(sending_threads(0, args.notify_rate))?;
     let phase = Phase {
         html: Some(out.join("goose.html")),
         progress: true,
@@ -1205,19 +1213,43 @@ fn print_ws(
     );
 }
 
-/// The runtime goose runs on: one thread. On a multi-thread runtime each
-/// slot's release woke a parked worker from the metronome's thread, and
-/// that worker woke the other to steal (about five context switches per
-/// request); on one thread the open model releases slots from a timerfd on
-/// this thread's own reactor (`Metronome::start_on_reactor`), one wake-up
-/// per slot (docs/benchmarks.md: 89–95 against 114–124 µs of CPU per
-/// request at 5,000/s on the 2-vCPU VM). One process then sends from one
-/// CPU: past what that carries, `--worker i/n` splits one schedule over
-/// several processes.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
+/// The rate one sending thread carries comfortably (about 0.6 of a CPU
+/// on the 2-vCPU VM of docs/benchmarks.md); above it `--threads 0` uses
+/// every CPU.
+pub const ONE_THREAD_MAX_RATE: f64 = 10_000.0;
+
+/// How many threads send for a process whose share of the run is `rate`
+/// requests/s: `threads` when given, else one up to
+/// [`ONE_THREAD_MAX_RATE`] and every CPU above it.
+pub fn sending_threads(threads: usize, rate: f64) -> usize {
+    match threads {
+        0 if rate <= ONE_THREAD_MAX_RATE => 1,
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// The runtime goose runs on. With one thread it is tokio's current-thread
+/// runtime, and the open model releases slots from a timerfd on this
+/// thread's own reactor (`Metronome::start_on_reactor`): one wake-up per
+/// slot, none across threads (docs/benchmarks.md: 89–95 against 114–124 µs
+/// of CPU per request at 5,000/s on the 2-vCPU VM). With more, tokio's
+/// multi-thread runtime, whose slots come from the metronome's own thread
+/// (each release wakes a parked worker, which may wake another to steal:
+/// more CPU per request, but the rate is no longer bounded by one CPU).
+/// `--worker i/n` splits one schedule over several processes either way.
+pub fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    Ok(runtime)
 }
 
 pub fn secs(value: f64) -> anyhow::Result<Duration> {
@@ -1235,6 +1267,16 @@ pub fn unix_millis() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_thread_sends_up_to_its_rate_and_every_cpu_above_unless_told() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(sending_threads(0, 5_000.0), 1);
+        assert_eq!(sending_threads(0, ONE_THREAD_MAX_RATE), 1);
+        assert_eq!(sending_threads(0, 50_000.0), cpus);
+        assert_eq!(sending_threads(3, 5_000.0), 3);
+        assert_eq!(sending_threads(1, 50_000.0), 1);
+    }
 
     #[test]
     fn source_ranges_start_at_127_0_0_2() {
