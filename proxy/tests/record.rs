@@ -68,6 +68,11 @@ async fn metric(proxy: &TestProxy, name: &str) -> f64 {
         .sum()
 }
 
+/// Records dropped for `reason`, from a scrape of the proxy's metrics.
+fn dropped(metrics: &str, reason: &str) -> f64 {
+    sum(metrics, "parallax_record_dropped_total", "reason", reason)
+}
+
 async fn wait_metric(proxy: &TestProxy, name: &str, at_least: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -394,18 +399,8 @@ async fn a_full_disk_drops_records_and_clients_never_notice() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = proxy.metrics().await;
     let written = metric(&proxy, "parallax_record_records_total").await;
-    let failed = sum(
-        &text,
-        "parallax_record_dropped_total",
-        "reason",
-        "write_failed",
-    );
-    let full = sum(
-        &text,
-        "parallax_record_dropped_total",
-        "reason",
-        "queue_full",
-    );
+    let failed = dropped(&text, "write_failed");
+    let full = dropped(&text, "queue_full");
     assert!(
         written > 0.0,
         "something was recorded before the disk filled"
@@ -804,12 +799,7 @@ async fn a_recorded_stream_past_the_record_limit_flows_on_and_its_record_is_drop
     assert_eq!(back, sent);
     wait_metric(&proxy, "parallax_record_dropped_total", 1.0).await;
     let metrics = proxy.metrics().await;
-    let too_large = sum(
-        &metrics,
-        "parallax_record_dropped_total",
-        "reason",
-        "body_too_large",
-    );
+    let too_large = dropped(&metrics, "body_too_large");
     assert_eq!(too_large, 1.0);
     proxy.wait_outcome("compared", 1.0).await;
     assert_eq!(proxy.result("match").await, 1.0);
@@ -851,12 +841,7 @@ async fn a_chunked_request_past_the_record_limit_is_forwarded_whole_and_its_reco
     assert_eq!(&primary.seen()[0].body[..], &whole[..], "forwarded intact");
     wait_metric(&proxy, "parallax_record_dropped_total", 1.0).await;
     let metrics = proxy.metrics().await;
-    let too_large = sum(
-        &metrics,
-        "parallax_record_dropped_total",
-        "reason",
-        "body_too_large",
-    );
+    let too_large = dropped(&metrics, "body_too_large");
     assert_eq!(too_large, 1.0);
 
     let short = b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
