@@ -20,6 +20,15 @@
 #           SECS=10 ROUNDS=2): pass-through random, pass-through JSON,
 #           mirrored JSON (each A B B A x ROUNDS), then one summary table.
 #           PARALLAX_PROXY_H1 (hyper|raw) is passed to both proxies.
+#           PAIRED=1 drives both proxies at once instead of A B B A
+#           (ROUNDS windows of SECS, one replay each): each window's
+#           difference is what recording adds with the box the same for
+#           both; prints the mean and its 95 % interval. CONTROL=1 (with
+#           PAIRED=1) leaves [services.record] out of the second proxy:
+#           the method's own bias and spread. BASE_BIN runs the first
+#           ("off") proxy from another binary and BASE_RECORDS=1 makes it
+#           record too: two recorder builds side by side (e.g. a change
+#           against the build before it).
 #           INSTRUCTIONS=1 adds load-blind counts: each proxy in turn
 #           under valgrind's callgrind (one worker), a warm-up of
 #           INSTR_RATE req/s (default 500) for INSTR_WARM_SECS (default 2;
@@ -137,13 +146,25 @@ min_compression_ratio = $MIN_RATIO"
     "$admin1" "$plain" "$canned" "$canned" "$mirror" >"$work/plain.toml"
   printf 'admin_listen = "127.0.0.1:%s"\n[[services]]\nname = "rec"\nlisten = "127.0.0.1:%s"\nprimary = "127.0.0.1:%s"\nshadow = "127.0.0.1:%s"\nmirror_percent = %s\n[services.record]\npath = "%s/rec/rec.plxcap"\n%s\n' \
     "$admin2" "$rec" "$canned" "$canned" "$mirror" "$work" "$level" >"$work/rec.toml"
-  TOKIO_WORKER_THREADS=1 "${proxy_cmd[@]}" --config "$work/plain.toml" >"$work/plain.log" 2>&1 & local pid_plain=$!; pids+=($pid_plain)
+  if [[ ${CONTROL:-0} == 1 ]]; then
+    sed -i '/^\[services.record\]/,$d' "$work/rec.toml"
+  fi
+  if [[ ${BASE_RECORDS:-0} == 1 ]]; then
+    printf '[services.record]\npath = "%s/rec-base/rec.plxcap"\n%s\n' "$work" "$level" >>"$work/plain.toml"
+  fi
+  local base_cmd=("${proxy_cmd[@]}")
+  [[ -n ${BASE_BIN:-} ]] && base_cmd=("$BASE_BIN")
+  TOKIO_WORKER_THREADS=1 "${base_cmd[@]}" --config "$work/plain.toml" >"$work/plain.log" 2>&1 & local pid_plain=$!; pids+=($pid_plain)
   TOKIO_WORKER_THREADS=1 "${proxy_cmd[@]}" --config "$work/rec.toml" >"$work/rec.log" 2>&1 & local pid_rec=$!; pids+=($pid_rec)
   wait_port "$plain"; wait_port "$rec"
   declare -A port=([off]=$plain [on]=$rec) pid=([off]=$pid_plain [on]=$pid_rec)
   local i=0 perf_pid arms=() r
   [[ ${TIMINGS:-1} == 0 ]] || for ((r = 0; r < rounds; r++)); do arms+=(off on on off); done
   : >"$work/rec-phases.txt"
+  if [[ ${PAIRED:-0} == 1 && ${TIMINGS:-1} != 0 ]]; then
+    paired "$pid_plain" "$plain" "$pid_rec" "$rec" "$rounds"
+    arms=()
+  fi
   for arm in "${arms[@]}"; do
     local before after wbefore wafter out sent load
     i=$((i + 1))
@@ -166,7 +187,7 @@ min_compression_ratio = $MIN_RATIO"
   curl -s "127.0.0.1:$admin2/metrics" >"$work/rec.metrics" || true
   kill "$pid_plain" "$pid_rec"
   wait "$pid_rec" 2>/dev/null || true # the recorder finishes its segment
-  if [[ ${TIMINGS:-1} != 0 ]]; then
+  if [[ ${TIMINGS:-1} != 0 && ${PAIRED:-0} != 1 ]]; then
     # Each arm's CPU per request over all its phases, and the difference.
     local summary raw packed
     packed=$(cat "$work"/rec/*.plxcap | wc -c)
@@ -187,6 +208,46 @@ min_compression_ratio = $MIN_RATIO"
       printf "%-7s %-4s instructions per request (callgrind, all threads): off %.0f, on %.0f, recording adds %+.0f (%+.1f %%)\n",
         body, mirror, off, on, on - off, (on / off - 1) * 100 }' | tee -a "$work/instructions.txt" >&2
   fi
+}
+
+# paired PID_OFF PORT_OFF PID_ON PORT_ON WINDOWS: both proxies driven at
+# once (one replay each, RATE req/s, SECS) for WINDOWS windows, each
+# proxy's CPU per request over the same window. Sequential phases of
+# one arm spread ±2 µs a request on this box (the CPU a request costs
+# depends on how the box's other work batches the proxy's wake-ups), more
+# than recording adds; side by side, both arms see the same box, and the
+# per-window difference is what recording adds. CONTROL=1 gives the
+# second proxy no [services.record]: the method's own bias and spread.
+paired() {
+  local pid_off=$1 port_off=$2 pid_on=$3 port_on=$4 windows=$5 w
+  echo "  side by side: ${windows} windows of ${secs}s, both proxies at ${rate} req/s each$([[ ${CONTROL:-0} == 1 ]] && echo ', CONTROL: neither records')" >&2
+  : >"$work/paired.txt"
+  for ((w = 1; w <= windows; w++)); do
+    local off0 on0 won0 off1 on1 won1 load sent_off sent_on
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    off0=$(cpu_ns "$pid_off"); on0=$(cpu_ns "$pid_on"); won0=$(cpu_ns "$pid_on" record-)
+    "$parallax" replay "$work/load.plxcap" --target "off=http://127.0.0.1:$port_off" --rate "$rate" \
+      --duration-secs "$secs" --no-sessions --quiet --results "$work/pair-off.json" >"$work/pair-off.out" 2>&1 &
+    local r1=$!
+    "$parallax" replay "$work/load.plxcap" --target "on=http://127.0.0.1:$port_on" --rate "$rate" \
+      --duration-secs "$secs" --no-sessions --quiet --results "$work/pair-on.json" >"$work/pair-on.out" 2>&1 &
+    local r2=$!
+    wait "$r1" || true; wait "$r2" || true
+    off1=$(cpu_ns "$pid_off"); on1=$(cpu_ns "$pid_on"); won1=$(cpu_ns "$pid_on" record-)
+    sent_off=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' "$work/pair-off.out" | head -1)
+    sent_on=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' "$work/pair-on.out" | head -1)
+    echo "$((off1 - off0)) ${sent_off:-0} $((on1 - on0)) $((won1 - won0)) ${sent_on:-0} $load" >>"$work/paired.txt"
+    awk -v a=$((off1 - off0)) -v na="${sent_off:-1}" -v b=$((on1 - on0)) -v wb=$((won1 - won0)) -v nb="${sent_on:-1}" -v w="$w" -v load="$load" \
+      'BEGIN { printf "  window %d: off %.2f us/request, on %.2f (writer %.2f): %+.2f us; load %s\n", w, a / na / 1e3, b / nb / 1e3, wb / nb / 1e3, b / nb / 1e3 - a / na / 1e3, load }' >&2
+    grep -h "late" "$work/pair-off.out" "$work/pair-on.out" | sed 's/^/    /' >&2
+  done
+  local summary
+  summary=$(awk '{ off = $1 / $2 / 1e3; on = $3 / $5 / 1e3; d[NR] = on - off; so += off; sn += on; sw += $4 / $5 / 1e3; sd += on - off }
+    END { n = NR; m = sd / n; v = 0; for (i = 1; i <= n; i++) v += (d[i] - m) ^ 2; s = n > 1 ? sqrt(v / (n - 1)) : 0;
+          printf "side by side, %d windows: off %.2f us, on %.2f us (writer %.2f): recording adds %+.2f us/request (%+.1f %%), 95%% CI %+.2f..%+.2f us (sd of a window %.2f)",
+            n, so / n, sn / n, sw / n, m, m / (so / n) * 100, m - 2 * s / sqrt(n), m + 2 * s / sqrt(n), s }' "$work/paired.txt")
+  echo "  => $summary" >&2
+  printf '%-7s %-4s %s\n' "$body" "$mirror" "$summary" >>"$work/summary.txt"
 }
 
 # instructions CONFIG PORT LABEL: callgrind's user-space instructions per

@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 /// The first seven decompressed bytes of every capture.
 pub const MAGIC: &[u8; 7] = b"PLXCAP\0";
-/// The version written here (the eighth byte).
-pub const VERSION: u8 = 1;
+/// The version written here (the eighth byte). Version 2 added the
+/// HTTP/1 request record (kind 4); readers read versions 1 and 2.
+pub const VERSION: u8 = 2;
+/// The oldest version this build reads.
+pub const OLDEST_VERSION: u8 = 1;
 /// The largest record a reader accepts; a length beyond it is corruption.
 pub const MAX_RECORD_BYTES: u32 = 256 << 20;
 /// The file name extension used for captures.
@@ -31,6 +34,7 @@ const KIND_META: u8 = 0;
 const KIND_REQUEST: u8 = 1;
 const KIND_WS: u8 = 2;
 const KIND_GAP: u8 = 3;
+const KIND_HTTP1_REQUEST: u8 = 4;
 
 const HAS_CONN: u8 = 1;
 const HAS_STATUS: u8 = 2;
@@ -489,6 +493,101 @@ pub fn finish_request<B: AsRef<[u8]>>(
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
+/// Appends an HTTP/1 request record (kind 4) to `out`: the method, the
+/// target (written by `target`), then the request's header lines as the
+/// client sent them, written by `lines` (each line with its line end,
+/// then the empty line; a recorder leaves hop-by-hop headers out and
+/// redacts secrets as it copies), then the body. Readers decode it into
+/// the same [`Request`] as a kind-1 record of the same request
+/// ([`decode`]): the proxy's raw HTTP/1.1 path copies the header lines in
+/// runs instead of encoding them field by field, which was most of what
+/// recording cost its client path (`docs/benchmarks.md`, "Recording
+/// overhead, seventh round").
+#[allow(clippy::too_many_arguments)]
+pub fn append_http1_request(
+    out: &mut Vec<u8>,
+    at_us: u64,
+    conn: Option<u64>,
+    method: &str,
+    target: impl FnOnce(&mut Vec<u8>),
+    status: Option<u16>,
+    latency_us: Option<u64>,
+    lines: impl FnOnce(&mut Vec<u8>),
+    body: &[u8],
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.push(KIND_HTTP1_REQUEST);
+    out.extend_from_slice(&at_us.to_le_bytes());
+    let mut flags = 0;
+    if conn.is_some() {
+        flags |= HAS_CONN;
+    }
+    if status.is_some() {
+        flags |= HAS_STATUS;
+    }
+    if latency_us.is_some() {
+        flags |= HAS_LATENCY;
+    }
+    out.push(flags);
+    out.extend_from_slice(&conn.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&status.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&latency_us.unwrap_or(0).to_le_bytes());
+    put_str16(out, method);
+    put_written32(out, target);
+    put_written32(out, lines);
+    put_bytes32(out, body);
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// The most header lines an HTTP/1 request record may hold (the proxy
+/// takes at most 100 on its raw path); more is corruption. Bounds the
+/// reader's work on a hostile capture.
+const MAX_HTTP1_LINES: usize = 256;
+
+/// The headers of an HTTP/1 request record's lines, as a kind-1 record
+/// holds them: names in lower case, the values of one name together in
+/// the order names first appear (as a `HeaderMap` lists them), values
+/// that are not UTF-8 lossily.
+fn parse_http1_lines(lines: &[u8]) -> Result<Vec<(String, String)>, Malformed> {
+    let n = lines.iter().filter(|&&b| b == b'\n').count();
+    if n > MAX_HTTP1_LINES + 1 {
+        return Err(Malformed(
+            "an HTTP/1 request record has too many header lines",
+        ));
+    }
+    let mut slots = vec![httparse::EMPTY_HEADER; n];
+    let parsed = match httparse::parse_headers(lines, &mut slots) {
+        Ok(httparse::Status::Complete((len, parsed))) if len == lines.len() => parsed,
+        _ => {
+            return Err(Malformed(
+                "an HTTP/1 request record's header lines do not parse",
+            ))
+        }
+    };
+    let mut headers = Vec::with_capacity(parsed.len());
+    for (i, h) in parsed.iter().enumerate() {
+        if parsed[..i]
+            .iter()
+            .any(|e| e.name.eq_ignore_ascii_case(h.name))
+        {
+            continue;
+        }
+        let name = h.name.to_ascii_lowercase();
+        for same in parsed[i..]
+            .iter()
+            .filter(|e| e.name.eq_ignore_ascii_case(h.name))
+        {
+            headers.push((
+                name.clone(),
+                String::from_utf8_lossy(same.value).into_owned(),
+            ));
+        }
+    }
+    Ok(headers)
+}
+
 /// Splits a buffer of encoded records (length prefixes included, as
 /// [`encode`] writes them) into each record's bytes without its prefix.
 pub fn split_encoded(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -512,6 +611,15 @@ fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
     let b = &b[..b.len().min(u16::MAX as usize)];
     out.extend_from_slice(&(b.len() as u16).to_le_bytes());
     out.extend_from_slice(b);
+}
+
+/// A `u32` length and the bytes `write` appends.
+fn put_written32(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write(out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 fn put_bytes32(out: &mut Vec<u8>, b: &[u8]) {
@@ -550,6 +658,29 @@ pub fn decode(bytes: Bytes) -> Result<Option<Record>, Malformed> {
                 let value = c.str32()?;
                 headers.push((name, value));
             }
+            let body = c.bytes32()?;
+            Record::Request(Request {
+                at_us,
+                conn: (flags & HAS_CONN != 0).then_some(conn),
+                method,
+                target,
+                headers,
+                body,
+                body_truncated: flags & BODY_TRUNCATED != 0,
+                status: (flags & HAS_STATUS != 0).then_some(status),
+                latency_us: (flags & HAS_LATENCY != 0).then_some(latency),
+            })
+        }
+        KIND_HTTP1_REQUEST => {
+            let at_us = c.u64()?;
+            let flags = c.u8()?;
+            let conn = c.u64()?;
+            let status = c.u16()?;
+            let latency = c.u64()?;
+            let method = c.str16()?;
+            let target = c.str32()?;
+            let lines = c.bytes32()?;
+            let headers = parse_http1_lines(&lines)?;
             let body = c.bytes32()?;
             Record::Request(Request {
                 at_us,
@@ -803,5 +934,77 @@ mod tests {
     fn unknown_kinds_are_skipped_and_short_records_refused() {
         assert_eq!(decode(Bytes::from_static(&[200, 1, 2])), Ok(None));
         assert!(decode(Bytes::from_static(&[KIND_REQUEST, 1, 2])).is_err());
+    }
+
+    fn http1_record(lines: &[u8]) -> Result<Option<Record>, Malformed> {
+        let mut out = Vec::new();
+        append_http1_request(
+            &mut out,
+            7,
+            Some(9),
+            "POST",
+            |o| o.extend_from_slice(b"/v1/e?x=1"),
+            Some(201),
+            None,
+            |o| o.extend_from_slice(lines),
+            b"{}",
+        );
+        decode(Bytes::from(out[4..].to_vec()))
+    }
+
+    #[test]
+    fn an_http1_record_reads_as_the_request_record_of_its_fields() {
+        let lines = b"Host: h\r\nX-A: 1\r\nAccept: */*\nx-a: 2\r\nX-Bin: \xff\r\n\r\n";
+        let expected = Record::Request(Request {
+            at_us: 7,
+            conn: Some(9),
+            method: "POST".into(),
+            target: "/v1/e?x=1".into(),
+            headers: [
+                ("host", "h"),
+                ("x-a", "1"),
+                ("x-a", "2"),
+                ("accept", "*/*"),
+                ("x-bin", "\u{fffd}"),
+            ]
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .to_vec(),
+            body: Bytes::from_static(b"{}"),
+            body_truncated: false,
+            status: Some(201),
+            latency_us: None,
+        });
+        assert_eq!(http1_record(lines), Ok(Some(expected.clone())));
+        // And it survives the kind-1 encoding (what a reader re-encodes).
+        let mut out = Vec::new();
+        encode(&expected, &mut out);
+        assert_eq!(decode(Bytes::from(out[4..].to_vec())), Ok(Some(expected)));
+    }
+
+    #[test]
+    fn hostile_http1_records_are_refused_not_guessed() {
+        // No closing empty line, a bad name, bytes after the end, a lone
+        // CR, too many lines (each whole).
+        let many = format!("{}\r\n", "X: 1\r\n".repeat(MAX_HTTP1_LINES + 1));
+        for lines in [
+            &b"Host: h\r\n"[..],
+            b"Bad Name: x\r\n\r\n",
+            b"Host: h\r\n\r\nextra",
+            b"Host: h\r\r\n\r\n",
+            many.as_bytes(),
+        ] {
+            assert!(
+                http1_record(lines).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(lines)
+            );
+        }
+        let enough = format!("{}\r\n", "X: 1\r\n".repeat(MAX_HTTP1_LINES));
+        assert!(http1_record(enough.as_bytes()).is_ok());
+        // Just the empty line: no headers.
+        match http1_record(b"\r\n") {
+            Ok(Some(Record::Request(r))) => assert!(r.headers.is_empty()),
+            other => panic!("{other:?}"),
+        }
     }
 }

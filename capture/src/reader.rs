@@ -68,10 +68,11 @@ impl<R: Read> CaptureReader<R> {
                 "not a Parallax capture (no PLXCAP preamble)".into(),
             ));
         }
-        if preamble[7] != format::VERSION {
+        if !(format::OLDEST_VERSION..=format::VERSION).contains(&preamble[7]) {
             return Err(Error::Format(format!(
-                "capture format version {} is not supported (this build reads {})",
+                "capture format version {} is not supported (this build reads {} to {}): a newer Parallax wrote it",
                 preamble[7],
+                format::OLDEST_VERSION,
                 format::VERSION
             )));
         }

@@ -70,7 +70,30 @@ fn a_capture_reads_back_record_for_record() {
     assert_eq!(records[7], request(7, 1));
     // It is a plain zstd stream.
     let raw = zstd::stream::decode_all(std::fs::File::open(&path).unwrap()).unwrap();
-    assert!(raw.starts_with(b"PLXCAP\0\x01"));
+    assert!(raw.starts_with(b"PLXCAP\0\x02"));
+}
+
+#[test]
+fn a_version_1_capture_still_reads_and_a_future_version_is_refused_by_name() {
+    let d = dir("versions");
+    let path = d.join("c.plxcap");
+    write_capture(&path, 20);
+    let mut raw = zstd::stream::decode_all(std::fs::File::open(&path).unwrap()).unwrap();
+    // Version 1 wrote these records (kind 1) the same way.
+    raw[7] = 1;
+    std::fs::write(&path, zstd::bulk::compress(&raw, 1).unwrap()).unwrap();
+    let (records, tail) = read_all(&path);
+    assert_eq!(tail, Tail::Complete);
+    assert_eq!(records.len(), 20);
+    assert_eq!(records[7], request(7, 1));
+    raw[7] = 3;
+    std::fs::write(&path, zstd::bulk::compress(&raw, 1).unwrap()).unwrap();
+    let error = CaptureReader::open(&path)
+        .err()
+        .expect("version 3 refused")
+        .to_string();
+    assert!(error.contains("version 3"), "{error}");
+    assert!(error.contains("reads 1 to 2"), "{error}");
 }
 
 #[test]
@@ -177,7 +200,7 @@ fn incompressible_frames_are_stored_and_read_back_and_compressible_ones_are_not(
         assert_eq!(records[n as usize - 1], random_request(n - 1, 1024));
         // Still one plain zstd stream, with its checksums checked.
         let raw = zstd::stream::decode_all(std::fs::File::open(&path).unwrap()).unwrap();
-        assert!(raw.starts_with(b"PLXCAP\0\x01"));
+        assert!(raw.starts_with(b"PLXCAP\0\x02"));
     }
     // JSON-like bodies compress far beyond 1.5x: never stored.
     let path = d.join("json.plxcap");
@@ -287,7 +310,7 @@ fn captures_at_every_level_read_back_through_the_reader_the_replay_schedule_and_
         // One plain zstd stream, checksums checked; and the zstd tool's
         // view of it where the tool is installed.
         let raw = zstd::stream::decode_all(std::fs::File::open(&files[0]).unwrap()).unwrap();
-        assert!(raw.starts_with(b"PLXCAP\0\x01"), "level {level}");
+        assert!(raw.starts_with(b"PLXCAP\0\x02"), "level {level}");
         if let Ok(out) = std::process::Command::new("zstd")
             .arg("-dcq")
             .arg(&files[0])

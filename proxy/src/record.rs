@@ -7,7 +7,8 @@
 //! mismatch samples) into a shared buffer of encoded records once the
 //! answer's head is in; it never waits on the writer. The raw HTTP/1.1
 //! path ([`Recorder::finish_raw`]) encodes each record once, straight into
-//! that buffer, from the request's bytes as read; hyper's path
+//! that buffer, from the request's bytes as read (the capture's HTTP/1
+//! request record: the header lines copied as the client sent them); hyper's path
 //! ([`Recorder::begin`]) encodes the head as the request arrives (hyper
 //! keeps no request bytes) and copies it in with the answer and body. One writer thread per recording
 //! service lets records gather there (1 MiB, or until
@@ -54,6 +55,7 @@ use prometheus::{IntCounter, IntCounterVec, Opts};
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use crate::h1::head::{self, Span};
 use crate::metrics::ProxyMetrics;
 use crate::redact::{Redactor, REDACTED};
 use crate::request_tee::RequestCopy;
@@ -401,20 +403,18 @@ impl Pending {
 
 /// A request on the raw HTTP/1.1 path, as read, for
 /// [`Recorder::finish_raw`].
-pub struct RawRequest<'p, H> {
+pub struct RawRequest<'p> {
     pub client: SocketAddr,
     pub method: &'p str,
     /// The target's path, and its query without the `?` (ASCII: the raw
     /// path takes no other target).
     pub path: &'p [u8],
     pub query: Option<&'p [u8]>,
-    /// As a `HeaderMap` would list them
-    /// ([`crate::h1::head::recorded_headers`]: hop-by-hop headers left
-    /// out, the values of one name together, in the order names first
-    /// appear; names in any case).
-    pub headers: H,
-    /// The head's length as read: it bounds the encoded head for the
-    /// queue's byte limit.
+    /// The head as read (`head_len` bytes) and where [`head::judge`] found
+    /// its headers: their lines are copied into the record
+    /// ([`head::copy_recorded_lines`]).
+    pub input: &'p [u8],
+    pub spans: &'p [Span],
     pub head_len: usize,
 }
 
@@ -630,42 +630,62 @@ impl Recorder {
     /// [`Recorder::begin`] and [`Recorder::finish`] give for the same
     /// request, redaction included.
     ///
-    /// Encoded once, field by field, straight into the queue under its
-    /// lock: no buffer of the connection's and no second copy of the head
-    /// (the lock is held for that encoding, ~1K instructions, instead of a
-    /// copy; the writer takes it only to swap the queue out, a few times a
-    /// second).
-    pub fn finish_raw<'a, H>(
+    /// Encoded once, straight into the queue under its lock, as the
+    /// capture's HTTP/1 request record: the target through the redactor,
+    /// then the head's header lines copied as read in one or a few runs
+    /// (hop-by-hop lines left out, secret values redacted), then the body.
+    /// Readers decode it into the same request as [`Recorder::finish`]'s
+    /// record; encoding each name and value on the client path cost more
+    /// than the rest of recording together (`docs/benchmarks.md`,
+    /// "Recording overhead, seventh round").
+    pub fn finish_raw(
         &self,
-        request: RawRequest<'_, H>,
+        request: RawRequest<'_>,
         sent: Instant,
         body: &[u8],
         status: Option<u16>,
         latency: Option<Duration>,
-    ) where
-        H: Iterator<Item = (&'a [u8], &'a [u8])>,
-    {
+    ) {
         if body.len() as u64 > self.max_body_bytes {
             return self.drop_record(DropReason::BodyTooLarge);
         }
         let at_us = sent.saturating_duration_since(self.epoch).as_micros() as u64;
         let latency_us = latency.map(|d| d.as_micros() as u64);
-        // The encoded head is the head as read less its request line's and
-        // each header's separators, plus 2 bytes a header and the fixed
-        // fields; a redacted value may be longer than the secret was.
+        // The head as read, the fixed fields and the body; a redacted
+        // value may be longer than the secret was.
         let about = request.head_len + 64 + body.len();
         let RawRequest {
             client,
             method,
             path,
             query,
-            headers,
-            ..
+            input,
+            spans,
+            head_len,
         } = request;
+        let r = &self.redactor;
         self.push(about, |buf| {
             buf.reserve(about);
-            self.encode_head(buf, at_us, client, method, (path, query), headers)
-                .finish_request(status, latency_us, body, false)
+            format::append_http1_request(
+                buf,
+                at_us,
+                Some(conn_id(client)),
+                method,
+                |out| r.write_target_parts(path, query, out),
+                status,
+                latency_us,
+                |out| {
+                    head::copy_recorded_lines(
+                        input,
+                        spans,
+                        head_len,
+                        |name| r.header_is_secret(name),
+                        REDACTED.as_bytes(),
+                        out,
+                    )
+                },
+                body,
+            )
         });
     }
 

@@ -234,7 +234,8 @@ pub async fn serve(
                 path: &conn.request[head.path.clone()],
                 query: (head.target.end > head.path.end)
                     .then(|| &conn.request[head.path.end + 1..head.target.end]),
-                headers: head::recorded_headers(input, &conn.spans),
+                input,
+                spans: &conn.spans,
                 head_len: head.len,
             };
             recorder.finish_raw(request, started, body, status, status.map(|_| latency));

@@ -218,6 +218,44 @@ pub fn recorded_headers<'a>(input: &'a [u8], spans: &'a [Span]) -> RecordedHeade
     headers
 }
 
+/// The header lines of a head [`judge`] took, for the capture's HTTP/1
+/// request record: `input`'s header lines and its closing empty line
+/// copied as the client sent them, in runs, less the hop-by-hop lines,
+/// with the value of each header `secret` names replaced by `redacted`.
+/// A reader parsing the copy lists the same headers as
+/// [`recorded_headers`] (same parser, same lines): one or two copies a
+/// request instead of a length-prefixed copy per name and value.
+pub fn copy_recorded_lines(
+    input: &[u8],
+    spans: &[Span],
+    head_len: usize,
+    secret: impl Fn(&[u8]) -> bool,
+    redacted: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let head = &input[..head_len];
+    // Where the closing empty line starts (httparse takes CRLF or LF).
+    let end = head_len - if head.ends_with(b"\r\n") { 2 } else { 1 };
+    let Some(first) = spans.first() else {
+        out.extend_from_slice(&head[end..]);
+        return;
+    };
+    let mut from = first.name.0 as usize;
+    for (i, span) in spans.iter().enumerate() {
+        let (name_at, name_end) = (span.name.0 as usize, span.name.1 as usize);
+        if !span.kept {
+            out.extend_from_slice(&head[from..name_at]);
+            from = spans.get(i + 1).map_or(end, |next| next.name.0 as usize);
+        } else if secret(&head[name_at..name_end]) {
+            let (value_at, value_end) = (span.value.0 as usize, span.value.1 as usize);
+            out.extend_from_slice(&head[from..value_at]);
+            out.extend_from_slice(redacted);
+            from = value_end;
+        }
+    }
+    out.extend_from_slice(&head[from..]);
+}
+
 /// The iterator of [`recorded_headers`].
 #[derive(Debug, Clone)]
 pub struct RecordedHeaders<'a> {
@@ -518,6 +556,129 @@ mod tests {
             .collect();
         assert_eq!(listed, expected);
         listed
+    }
+
+    /// The headers a capture reader decodes from the lines
+    /// [`copy_recorded_lines`] copied out of `head`, with the
+    /// `secret` names redacted.
+    fn decoded_from_copied_lines(head: &[u8], spans: &[Span], len: usize) -> Vec<(String, String)> {
+        let secret = |name: &[u8]| {
+            name.eq_ignore_ascii_case(b"authorization") || name.eq_ignore_ascii_case(b"x-key")
+        };
+        let mut record = Vec::new();
+        parallax_capture::format::append_http1_request(
+            &mut record,
+            1,
+            Some(2),
+            "GET",
+            |out| out.extend_from_slice(b"/p"),
+            Some(200),
+            Some(3),
+            |out| copy_recorded_lines(head, spans, len, secret, b"[redacted]", out),
+            b"",
+        );
+        let decoded = parallax_capture::format::decode(bytes::Bytes::from(record[4..].to_vec()));
+        match decoded {
+            Ok(Some(parallax_capture::Record::Request(r))) => r.headers,
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(head)),
+        }
+    }
+
+    /// What the recorder listed before the HTTP/1 record: `recorded_headers`,
+    /// names lower-cased, values lossily UTF-8, secrets redacted.
+    fn listed_and_redacted(head: &[u8], spans: &[Span]) -> Vec<(String, String)> {
+        recorded_headers(head, spans)
+            .map(|(n, v)| {
+                let name = String::from_utf8_lossy(n).to_ascii_lowercase();
+                let value = if name == "authorization" || name == "x-key" {
+                    "[redacted]".to_owned()
+                } else {
+                    String::from_utf8_lossy(v).into_owned()
+                };
+                (name, value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn copied_lines_decode_to_the_listed_headers_with_secrets_redacted() {
+        let heads: [&[u8]; 5] = [
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: a\r\nX-A: 1\r\nAuthorization: Bearer t\r\nConnection: close\r\nClose: 1\r\nx-a: 2\r\nKeep-Alive: 5\r\nX-Key:\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: h\nKeep-Alive: 5\nX-B: \t v \x80\xff\n\n",
+            b"GET / HTTP/1.1\r\nKeep-Alive: 5\r\nHost: h\r\nauthorization: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nProxy-Foo: p\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: a\r\nAuthorization: b\r\nx-key: c\n\r\n",
+        ];
+        for head in heads {
+            let mut out = Vec::new();
+            let mut spans = Vec::new();
+            let Judged::Boring(h) = judge(
+                head,
+                "192.0.2.9".parse().unwrap(),
+                &mut out,
+                Some(&mut spans),
+            ) else {
+                panic!("a boring head: {:?}", String::from_utf8_lossy(head))
+            };
+            assert_eq!(
+                decoded_from_copied_lines(head, &spans, h.len),
+                listed_and_redacted(head, &spans),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Any head the raw path takes: the HTTP/1 record's copied lines
+        /// decode to the headers the field-by-field record held.
+        #[test]
+        fn copied_lines_decode_as_the_headers_were_listed(
+            headers in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "X-A", "x-a", "X-B", "Accept", "Keep-Alive", "Proxy-Auth", "Authorization",
+                        "AUTHORIZATION", "X-Key", "X-Forwarded-For", "Close", "Cookie", "Content-Type",
+                    ]),
+                    proptest::collection::vec(
+                        proptest::sample::select(vec![b'a', b'Z', b' ', b'\t', b',', b'=', 0x80u8, 0xffu8]),
+                        0..6,
+                    ),
+                    proptest::bool::ANY,
+                ),
+                0..12,
+            ),
+            host_at in 0usize..12,
+            close in proptest::bool::ANY,
+            tail_lf in proptest::bool::ANY,
+        ) {
+            let mut head = b"POST /p HTTP/1.1\r\n".to_vec();
+            let mut lines: Vec<Vec<u8>> = headers
+                .iter()
+                .map(|(name, value, lf)| {
+                    let mut line = format!("{name}: ").into_bytes();
+                    line.extend_from_slice(value);
+                    line.extend_from_slice(if *lf { b"\n" } else { b"\r\n" });
+                    line
+                })
+                .collect();
+            lines.insert(host_at.min(lines.len()), b"Host: h\r\n".to_vec());
+            if close {
+                lines.push(b"Connection: close\r\n".to_vec());
+            }
+            for line in lines {
+                head.extend_from_slice(&line);
+            }
+            head.extend_from_slice(if tail_lf { b"\n" } else { b"\r\n" });
+            let mut out = Vec::new();
+            let mut spans = Vec::new();
+            if let Judged::Boring(h) = judge(&head, "192.0.2.9".parse().unwrap(), &mut out, Some(&mut spans)) {
+                proptest::prop_assert_eq!(
+                    decoded_from_copied_lines(&head, &spans, h.len),
+                    listed_and_redacted(&head, &spans)
+                );
+            }
+        }
     }
 
     #[test]
