@@ -162,7 +162,7 @@ min_compression_ratio = $MIN_RATIO"
   [[ ${TIMINGS:-1} == 0 ]] || for ((r = 0; r < rounds; r++)); do arms+=(off on on off); done
   : >"$work/rec-phases.txt"
   if [[ ${PAIRED:-0} == 1 && ${TIMINGS:-1} != 0 ]]; then
-    paired "$pid_plain" "$plain" "$pid_rec" "$rec" "$rounds"
+    paired "$plain" "$rec" "$rounds"
     arms=()
   fi
   for arm in "${arms[@]}"; do
@@ -210,29 +210,54 @@ min_compression_ratio = $MIN_RATIO"
   fi
 }
 
-# paired PID_OFF PORT_OFF PID_ON PORT_ON WINDOWS: both proxies driven at
-# once (one replay each, RATE req/s, SECS) for WINDOWS windows, each
-# proxy's CPU per request over the same window. Sequential phases of
-# one arm spread ±2 µs a request on this box (the CPU a request costs
-# depends on how the box's other work batches the proxy's wake-ups), more
-# than recording adds; side by side, both arms see the same box, and the
-# per-window difference is what recording adds. CONTROL=1 gives the
-# second proxy no [services.record]: the method's own bias and spread.
+# paired PORT_OFF PORT_ON WINDOWS: both proxies driven at once (one
+# replay each, RATE req/s, SECS) for WINDOWS windows, each proxy's CPU per
+# request over the same window. Sequential phases of one arm spread ±2 µs
+# a request on this box (the CPU a request costs depends on how the box's
+# other work batches the proxy's wake-ups), more than recording adds; side
+# by side, both arms see the same box, and the per-window difference is
+# what recording adds. A process keeps a bias of its own (where its
+# threads land, ±0.1-0.2 µs, measured with CONTROL=1), so both proxies
+# are restarted before every window, in turn first, and warmed up for 2 s.
+# CONTROL=1 gives the second proxy no [services.record]: the method's own
+# bias and spread. Uses record's pid_plain / pid_rec and configs.
 paired() {
-  local pid_off=$1 port_off=$2 pid_on=$3 port_on=$4 windows=$5 w
-  echo "  side by side: ${windows} windows of ${secs}s, both proxies at ${rate} req/s each$([[ ${CONTROL:-0} == 1 ]] && echo ', CONTROL: neither records')" >&2
+  local port_off=$1 port_on=$2 windows=$3 w
+  echo "  side by side: ${windows} windows of ${secs}s, both proxies at ${rate} req/s each, restarted before each window$([[ ${CONTROL:-0} == 1 ]] && echo ', CONTROL: neither records')" >&2
   : >"$work/paired.txt"
   for ((w = 1; w <= windows; w++)); do
-    local off0 on0 won0 off1 on1 won1 load sent_off sent_on
+    kill "$pid_plain" "$pid_rec" 2>/dev/null || true
+    wait "$pid_plain" "$pid_rec" 2>/dev/null || true
+    if ((w % 2)); then
+      TOKIO_WORKER_THREADS=1 "${base_cmd[@]}" --config "$work/plain.toml" >>"$work/plain.log" 2>&1 & pid_plain=$!
+      TOKIO_WORKER_THREADS=1 "${proxy_cmd[@]}" --config "$work/rec.toml" >>"$work/rec.log" 2>&1 & pid_rec=$!
+    else
+      TOKIO_WORKER_THREADS=1 "${proxy_cmd[@]}" --config "$work/rec.toml" >>"$work/rec.log" 2>&1 & pid_rec=$!
+      TOKIO_WORKER_THREADS=1 "${base_cmd[@]}" --config "$work/plain.toml" >>"$work/plain.log" 2>&1 & pid_plain=$!
+    fi
+    pids+=("$pid_plain" "$pid_rec")
+    wait_port "$port_off"; wait_port "$port_on"
+    local port
+    local warm=()
+    for port in "$port_off" "$port_on"; do
+      "$parallax" replay "$work/load.plxcap" --target "warm=http://127.0.0.1:$port" --rate "$rate" \
+        --duration-secs 2 --no-sessions --quiet --max-late-percent 100 --results "$work/warm-$port.json" >/dev/null 2>&1 &
+      warm+=($!)
+    done
+    wait "${warm[@]}" || true
+    local off0 on0 won0 off1 on1 won1 load sent_off sent_on pid_off=$pid_plain pid_on=$pid_rec
     load=$(cut -d' ' -f1 /proc/loadavg)
     off0=$(cpu_ns "$pid_off"); on0=$(cpu_ns "$pid_on"); won0=$(cpu_ns "$pid_on" record-)
-    "$parallax" replay "$work/load.plxcap" --target "off=http://127.0.0.1:$port_off" --rate "$rate" \
-      --duration-secs "$secs" --no-sessions --quiet --results "$work/pair-off.json" >"$work/pair-off.out" 2>&1 &
-    local r1=$!
-    "$parallax" replay "$work/load.plxcap" --target "on=http://127.0.0.1:$port_on" --rate "$rate" \
-      --duration-secs "$secs" --no-sessions --quiet --results "$work/pair-on.json" >"$work/pair-on.out" 2>&1 &
-    local r2=$!
-    wait "$r1" || true; wait "$r2" || true
+    # The two replays start in turn first, as the proxies did.
+    local arm drive=()
+    for arm in $( ((w % 2)) && echo "off on" || echo "on off"); do
+      local port=$port_off
+      [[ $arm == on ]] && port=$port_on
+      "$parallax" replay "$work/load.plxcap" --target "$arm=http://127.0.0.1:$port" --rate "$rate" \
+        --duration-secs "$secs" --no-sessions --quiet --results "$work/pair-$arm.json" >"$work/pair-$arm.out" 2>&1 &
+      drive+=($!)
+    done
+    wait "${drive[@]}" || true
     off1=$(cpu_ns "$pid_off"); on1=$(cpu_ns "$pid_on"); won1=$(cpu_ns "$pid_on" record-)
     sent_off=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' "$work/pair-off.out" | head -1)
     sent_on=$(sed -n 's/.*sent \([0-9]*\) in.*/\1/p' "$work/pair-on.out" | head -1)
