@@ -2,6 +2,7 @@
 //! capture (all segments of a rotated one may be given), a GoReplay `.gor`
 //! file or a HAR file, the format detected — in one streaming pass.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -27,8 +28,11 @@ pub fn run(capture: &Capture) -> anyhow::Result<()> {
         Capture::Info(args) => {
             let mut source = Source::open(&args.files)?;
             let summary = Summary::of(&mut source)?;
-            print!("{}", summary.render(&source));
-            Ok(())
+            // A reader that stops early (`| head`) is not an error.
+            match std::io::stdout().lock().write_all(summary.render(&source).as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => Ok(other?),
+            }
         }
     }
 }
