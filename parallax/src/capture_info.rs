@@ -29,7 +29,10 @@ pub fn run(capture: &Capture) -> anyhow::Result<()> {
             let mut source = Source::open(&args.files)?;
             let summary = Summary::of(&mut source)?;
             // A reader that stops early (`| head`) is not an error.
-            match std::io::stdout().lock().write_all(summary.render(&source).as_bytes()) {
+            match std::io::stdout()
+                .lock()
+                .write_all(summary.render(&source).as_bytes())
+            {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 other => Ok(other?),
             }
