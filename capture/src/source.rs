@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 
 use crate::format::{self, Meta, Record};
-use crate::gor::GorReader;
+use crate::gor::{self, GorReader};
 use crate::reader::{CaptureReader, Tail};
 use crate::Error;
 
@@ -181,6 +181,8 @@ pub struct Source {
     current_path: Option<PathBuf>,
     first_meta: Option<Meta>,
     formats: Vec<Format>,
+    /// GoReplay payloads the files read so far could not use.
+    gor_skipped: gor::Skipped,
 }
 
 impl Source {
@@ -227,6 +229,7 @@ impl Source {
             current_path: None,
             first_meta,
             formats,
+            gor_skipped: gor::Skipped::default(),
         })
     }
 
@@ -244,6 +247,18 @@ impl Source {
     /// formats are read leniently, a malformed entry skipped).
     pub fn tails(&self) -> &[(PathBuf, Tail)] {
         &self.tails
+    }
+
+    /// GoReplay payloads left out so far (malformed ones, responses whose
+    /// request never came: GoReplay writes the response of a request it
+    /// could not reassemble, e.g. one sent with `Expect: 100-continue`).
+    pub fn gor_skipped(&self) -> gor::Skipped {
+        let mut skipped = self.gor_skipped.clone();
+        if let Some(Open::Gor(r)) = &self.current {
+            skipped.malformed += r.skipped.malformed;
+            skipped.responses_without_request += r.skipped.responses_without_request;
+        }
+        skipped
     }
 
     /// Whether any file read so far was truncated.
@@ -331,13 +346,18 @@ impl Source {
                     self.last_us = self.last_us.max(record.at_us());
                     return Ok(Some(record));
                 }
-                None => {
-                    if let Some(Open::Parallax(r)) = self.current.take() {
+                None => match self.current.take() {
+                    Some(Open::Parallax(r)) => {
                         let path = self.current_path.take().unwrap_or_default();
                         self.tails.push((path, r.tail().clone()));
                     }
-                    self.current = None;
-                }
+                    Some(Open::Gor(r)) => {
+                        self.gor_skipped.malformed += r.skipped.malformed;
+                        self.gor_skipped.responses_without_request +=
+                            r.skipped.responses_without_request;
+                    }
+                    _ => {}
+                },
             }
         }
     }

@@ -158,6 +158,14 @@ impl Summary {
                 self.gaps, self.dropped
             );
         }
+        let skipped = source.gor_skipped();
+        if skipped.malformed + skipped.responses_without_request > 0 {
+            let _ = writeln!(
+                o,
+                "skipped:     {} GoReplay payloads that do not parse, {} responses whose request is not in the file (GoReplay writes those of requests it could not reassemble, e.g. sent with Expect: 100-continue)",
+                skipped.malformed, skipped.responses_without_request
+            );
+        }
         for (path, tail) in source.tails() {
             if let Tail::Truncated { records, reason } = tail {
                 let _ = writeln!(

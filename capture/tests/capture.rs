@@ -834,3 +834,27 @@ async fn a_websocket_session_replays_with_its_frames_paired() {
     assert_eq!(report.websocket.sessions, 0);
     assert_eq!(report.skipped.websocket, 9);
 }
+
+#[test]
+fn capture_info_counts_goreplay_responses_whose_request_never_came() {
+    let d = dir("gor-orphans");
+    let path = d.join("x.gor");
+    // A response with no request (GoReplay writes one for a request it
+    // could not reassemble), then a request of its own.
+    std::fs::write(
+        &path,
+        "2 abcdef0123456789abcdef01 1764900000000000000 0\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\n🐵🙈🙉\n\
+         1 1111111111111111111111111111111111111111 1764900000100000000 0\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n\n🐵🙈🙉\n",
+    )
+    .unwrap();
+    let mut source = Source::open(&[path]).unwrap();
+    let summary = Summary::of(&mut source).unwrap();
+    assert_eq!(summary.requests, 1);
+    let text = summary.render(&source);
+    assert!(
+        text.contains(
+            "0 GoReplay payloads that do not parse, 1 responses whose request is not in the file"
+        ),
+        "{text}"
+    );
+}
