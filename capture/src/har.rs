@@ -212,6 +212,7 @@ pub fn read(text: &[u8]) -> Result<Vec<Request>, Error> {
             })?,
             None => Bytes::new(),
         };
+        let body = encoded_as_sent(body, &headers);
         let latency_ms = e.time.filter(|t| *t >= 0.0).map(|t| {
             let receive = e.timings.as_ref().and_then(|t| t.receive).unwrap_or(0.0);
             if receive > 0.0 && receive <= t {
@@ -248,6 +249,39 @@ pub fn read(text: &[u8]) -> Result<Vec<Request>, Error> {
 }
 
 /// The body of `postData`; `Err` names the field that cannot be read.
+/// The body as the client sent it, when its headers say `Content-Encoding:
+/// gzip` or `deflate` and the exporter wrote it decoded (mitmproxy does):
+/// encoded again, so the target is not sent plain bytes labelled gzip. A
+/// body already in that coding (gzip's magic; zlib's header) is kept.
+fn encoded_as_sent(body: Bytes, headers: &[(String, String)]) -> Bytes {
+    use std::io::Write;
+    let coding = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+        .map(|(_, v)| v.trim().to_ascii_lowercase());
+    let already = |b: &[u8]| match coding.as_deref() {
+        Some("gzip" | "x-gzip") => b.starts_with(&[0x1f, 0x8b]),
+        Some("deflate") => {
+            b.len() >= 2 && b[0] & 0x0f == 8 && u16::from_be_bytes([b[0], b[1]]) % 31 == 0
+        }
+        _ => true,
+    };
+    if body.is_empty() || already(&body) {
+        return body;
+    }
+    let encoded = match coding.as_deref() {
+        Some("deflate") => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&body).and_then(|_| e.finish())
+        }
+        _ => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&body).and_then(|_| e.finish())
+        }
+    };
+    encoded.map(Bytes::from).unwrap_or(body)
+}
+
 fn body_of(
     pd: PostData,
     headers: &[(String, String)],
@@ -444,6 +478,37 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_the_exporter_decoded_is_sent_in_its_declared_coding() {
+        use std::io::Read;
+        let har = br#"{"log":{"version":"1.2","creator":{"name":"t","version":"1"},"entries":[
+          {"startedDateTime":"2026-12-05T10:00:00.000Z","time":1,
+           "request":{"method":"POST","url":"http://h/gz","headers":[{"name":"Content-Encoding","value":"gzip"}],
+             "postData":{"mimeType":"application/json","text":"{\"a\":1}"}},"response":{"status":200}},
+          {"startedDateTime":"2026-12-05T10:00:01.000Z","time":1,
+           "request":{"method":"POST","url":"http://h/zz","headers":[{"name":"content-encoding","value":"deflate"}],
+             "postData":{"mimeType":"application/json","text":"{\"b\":2}"}},"response":{"status":200}},
+          {"startedDateTime":"2026-12-05T10:00:02.000Z","time":1,
+           "request":{"method":"POST","url":"http://h/plain","headers":[],
+             "postData":{"mimeType":"text/plain","text":"hi"}},"response":{"status":200}}]}}"#;
+        let reqs = read(har).unwrap();
+        let mut gz = flate2::read::GzDecoder::new(&reqs[0].body[..]);
+        let mut text = String::new();
+        gz.read_to_string(&mut text).unwrap();
+        assert_eq!(text, r#"{"a":1}"#);
+        let mut z = flate2::read::ZlibDecoder::new(&reqs[1].body[..]);
+        let mut text = String::new();
+        z.read_to_string(&mut text).unwrap();
+        assert_eq!(text, r#"{"b":2}"#);
+        assert_eq!(&reqs[2].body[..], b"hi");
+        // Already gzip (base64 in the file): kept as it is.
+        let already = encoded_as_sent(
+            reqs[0].body.clone(),
+            &[("Content-Encoding".into(), "gzip".into())],
+        );
+        assert_eq!(already, reqs[0].body);
+    }
 
     #[test]
     fn dates_parse_with_offsets_and_fractions() {
