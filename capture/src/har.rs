@@ -262,7 +262,7 @@ fn encoded_as_sent(body: Bytes, headers: &[(String, String)]) -> Bytes {
     let already = |b: &[u8]| match coding.as_deref() {
         Some("gzip" | "x-gzip") => b.starts_with(&[0x1f, 0x8b]),
         Some("deflate") => {
-            b.len() >= 2 && b[0] & 0x0f == 8 && u16::from_be_bytes([b[0], b[1]]) % 31 == 0
+            b.len() >= 2 && b[0] & 0x0f == 8 && u16::from_be_bytes([b[0], b[1]]).is_multiple_of(31)
         }
         _ => true,
     };
