@@ -643,7 +643,7 @@ pub fn decode(bytes: Bytes) -> Result<Option<Record>, Malformed> {
                 .map_err(|_| Malformed("the meta record is not valid JSON"))?;
             Record::Meta(meta)
         }
-        KIND_REQUEST => {
+        KIND_REQUEST | KIND_HTTP1_REQUEST => {
             let at_us = c.u64()?;
             let flags = c.u8()?;
             let conn = c.u64()?;
@@ -651,36 +651,19 @@ pub fn decode(bytes: Bytes) -> Result<Option<Record>, Malformed> {
             let latency = c.u64()?;
             let method = c.str16()?;
             let target = c.str32()?;
-            let n = c.u16()? as usize;
-            let mut headers = Vec::with_capacity(n);
-            for _ in 0..n {
-                let name = c.str16()?;
-                let value = c.str32()?;
-                headers.push((name, value));
-            }
-            let body = c.bytes32()?;
-            Record::Request(Request {
-                at_us,
-                conn: (flags & HAS_CONN != 0).then_some(conn),
-                method,
-                target,
-                headers,
-                body,
-                body_truncated: flags & BODY_TRUNCATED != 0,
-                status: (flags & HAS_STATUS != 0).then_some(status),
-                latency_us: (flags & HAS_LATENCY != 0).then_some(latency),
-            })
-        }
-        KIND_HTTP1_REQUEST => {
-            let at_us = c.u64()?;
-            let flags = c.u8()?;
-            let conn = c.u64()?;
-            let status = c.u16()?;
-            let latency = c.u64()?;
-            let method = c.str16()?;
-            let target = c.str32()?;
-            let lines = c.bytes32()?;
-            let headers = parse_http1_lines(&lines)?;
+            // The two kinds differ only in how the headers are held.
+            let headers = if kind == KIND_REQUEST {
+                let n = c.u16()? as usize;
+                let mut headers = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = c.str16()?;
+                    let value = c.str32()?;
+                    headers.push((name, value));
+                }
+                headers
+            } else {
+                parse_http1_lines(&c.bytes32()?)?
+            };
             let body = c.bytes32()?;
             Record::Request(Request {
                 at_us,
